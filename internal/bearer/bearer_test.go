@@ -1,0 +1,219 @@
+package bearer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+var tokenCases = []struct {
+	header string
+	want   string
+	err    error
+}{
+	{"Bearer abc", "abc", nil},
+	{"bearer abc", "abc", nil},
+	{"BEARER   mF_9.B5f-4.1JqM", "mF_9.B5f-4.1JqM", nil},
+	{"Bearer a+b/c~d==", "a+b/c~d==", nil},
+	{"", "", ErrNoToken},
+	{"Basic dXNlcjpwYXNz", "", ErrNoToken},
+	{"Bearerabc", "", ErrNoToken},
+	{"Bear", "", ErrNoToken},
+	{"Bearer", "", ErrMalformed},
+	{"Bearer ", "", ErrMalformed},
+	{"Bearer\tabc", "", ErrNoToken},
+	{"Bearer a b", "", ErrMalformed},
+	{"Bearer a=b", "", ErrMalformed},
+	{"Bearer =", "", ErrMalformed},
+	{"Bearer abc ", "", ErrMalformed},
+	{"Bearer ab\"c", "", ErrMalformed},
+}
+
+func TestToken(t *testing.T) {
+	for _, tc := range tokenCases {
+		got, err := Token(tc.header)
+		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+			t.Errorf("Token(%q) = %q, %v; want %q, %v", tc.header, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestErrorsHideTheHeader(t *testing.T) {
+	const secret = "s3cr3t-token-value"
+	for _, h := range []string{"Bearer " + secret + " x", "Bearer " + secret + "\"", "Basic " + secret} {
+		if _, err := Token(h); err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("Token error %v reveals the header", err)
+		}
+	}
+	if _, err := ParseChallenges(`Bearer error="` + secret); err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("ParseChallenges error %v reveals the header", err)
+	}
+}
+
+func TestTokenAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { _, _ = Token("Bearer abcdef") }); n != 0 {
+		t.Errorf("Token allocates %v times", n)
+	}
+}
+
+var challengeCases = []struct {
+	header string
+	want   string // schemes and params, rendered by render
+	bad    bool
+}{
+	{`Bearer`, `Bearer{}`, false},
+	{`Bearer realm="api"`, `Bearer{realm=api}`, false},
+	{`Bearer realm="api", error="invalid_token", error_description="The access token expired"`,
+		`Bearer{error=invalid_token error_description=The access token expired realm=api}`, false},
+	{`Basic realm="x", Bearer realm="api", error="insufficient_scope", scope="a b"`,
+		`Basic{realm=x} Bearer{error=insufficient_scope realm=api scope=a b}`, false},
+	{`Bearer error=invalid_token`, `Bearer{error=invalid_token}`, false},
+	{`Bearer ERROR = "x"`, `Bearer{error=x}`, false},
+	{`Bearer realm="a \"quoted\" \\ value, with comma"`, `Bearer{realm=a "quoted" \ value, with comma}`, false},
+	{`Negotiate abc123==, Bearer`, `Negotiate{=abc123==} Bearer{}`, false},
+	{`, Bearer realm="x",, ,Basic`, `Bearer{realm=x} Basic{}`, false},
+	{`Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple"`,
+		`Newauth{realm=apps title=Login to "apps" type=1} Basic{realm=simple}`, false},
+	{``, ``, false},
+	{`Bearer realm="unterminated`, ``, true},
+	{`Bearer realm=`, `Bearer{=realm=}`, false}, // a token68 with padding
+	{`Bearer realm`, `Bearer{=realm}`, false},
+	{`Bearer a b`, ``, true},
+	{`Bearer realm="x" error="y"`, ``, true},
+	{`"quoted"`, ``, true},
+	{`Bearer realm="ctl` + "\x01" + `"`, ``, true},
+	{`Bearer=x`, ``, true},
+}
+
+func render(cs []Challenge) string {
+	var parts []string
+	for _, c := range cs {
+		var ps []string
+		for _, k := range sortedKeys(c.Params) {
+			ps = append(ps, k+"="+c.Params[k])
+		}
+		parts = append(parts, c.Scheme+"{"+strings.Join(ps, " ")+"}")
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+func TestParseChallenges(t *testing.T) {
+	for _, tc := range challengeCases {
+		cs, err := ParseChallenges(tc.header)
+		if tc.bad {
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("ParseChallenges(%q) = %v, %v; want ErrMalformed", tc.header, render(cs), err)
+			}
+			continue
+		}
+		if err != nil || render(cs) != tc.want {
+			t.Errorf("ParseChallenges(%q) = %q, %v; want %q", tc.header, render(cs), err, tc.want)
+		}
+	}
+}
+
+func TestParseChallengesLimits(t *testing.T) {
+	if _, err := ParseChallenges(strings.Repeat("Basic, ", 33)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("33 challenges: %v", err)
+	}
+	var params []string
+	for i := range 33 {
+		params = append(params, fmt.Sprintf("p%d=v", i))
+	}
+	if _, err := ParseChallenges("Bearer " + strings.Join(params, ", ")); !errors.Is(err, ErrMalformed) {
+		t.Errorf("33 params: %v", err)
+	}
+}
+
+func TestBearerError(t *testing.T) {
+	cases := []struct {
+		values []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{`Basic realm="x"`}, ""},
+		{[]string{`Basic realm="x"`, `Bearer error="insufficient_scope"`}, "insufficient_scope"},
+		{[]string{`"broken`, `bearer error=invalid_token`}, "invalid_token"},
+		{[]string{`Bearer realm="api"`}, ""},
+	}
+	for _, tc := range cases {
+		if got := BearerError(tc.values); got != tc.want {
+			t.Errorf("BearerError(%q) = %q, want %q", tc.values, got, tc.want)
+		}
+	}
+}
+
+func FuzzToken(f *testing.F) {
+	for _, tc := range tokenCases {
+		f.Add(tc.header)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		tok, err := Token(h)
+		if err != nil {
+			if tok != "" {
+				t.Fatalf("token %q with error %v", tok, err)
+			}
+			return
+		}
+		if !strings.HasSuffix(h, tok) || !isB64Token(tok) {
+			t.Fatalf("Token(%q) = %q", h, tok)
+		}
+	})
+}
+
+func FuzzParseChallenges(f *testing.F) {
+	for _, tc := range challengeCases {
+		f.Add(tc.header)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		cs, err := ParseChallenges(h)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if len(cs) > maxChallenges {
+			t.Fatalf("%d challenges", len(cs))
+		}
+		for _, c := range cs {
+			if c.Scheme == "" || len(c.Params) > maxParams {
+				t.Fatalf("bad challenge %+v", c)
+			}
+		}
+	})
+}
+
+func BenchmarkToken(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Token("Bearer mF_9.B5f-4.1JqM"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseChallenges(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseChallenges(`Bearer realm="api", error="invalid_token", error_description="expired"`); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+// Package refresh keeps an OAuth 2.0 access token fresh on the client side.
+//
+// A [Source] holds the current token and refreshes it in the background
+// before it expires, so callers of [Source.Token] get a cached token without
+// waiting on the network, taking a lock or allocating. However many goroutines
+// need a token at once, at most one fetch is in flight; failed fetches are
+// retried with capped exponential backoff and full jitter while the
+// still-valid token keeps being served. A fetch that fails terminally (the
+// token endpoint answers invalid_grant or invalid_client) stops the retries
+// and is reported as [ErrReauthRequired].
+//
+// A [Transport] puts the token on outgoing requests and, when the server
+// answers 401, reports the token with [Source.Invalidate], waits for the one
+// shared refresh and replays the request once.
+//
+// Sources are built from a fetch function ([New], [NewRotating]) or from
+// golang.org/x/oauth2 pieces ([FromTokenSource], [FromConfig],
+// [FromClientCredentials]). A Source is itself an [oauth2.TokenSource].
+//
+// # Time
+//
+// Token lifetimes are measured on the local clock from the moment a token is
+// received (expires_in), so the server's clock does not matter. Expiry is
+// judged on the wall clock, not the monotonic clock: monotonic time stands
+// still while a machine is suspended, so a timer alone would keep serving a
+// token that expired during the suspend. [Source.Token] never reads the clock
+// (a clock read costs ten times more than the whole cached read); instead the
+// background goroutine compares the wall clock with the expiry at least every
+// [Options.WallClockCheck] (default 1s) while it holds a token, and withdraws
+// the token when it is due. After a resume, [Source.Token] can therefore
+// return a token that expired during the suspend for at most one check
+// interval. [Source.FreshToken] and the [Transport] close that gap: they read
+// the wall clock on every call (about 50 ns, beside a network round trip) and
+// never hand out a token the wall clock says has expired.
+package refresh

@@ -1,0 +1,251 @@
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// loop is the schedule owned by the Source's goroutine.
+type loop struct {
+	plan     plan      // of the current token
+	failures int       // consecutive failed attempts
+	nextTry  time.Time // earliest retry after a failure
+	terminal error     // set after a terminal failure, until Reset
+}
+
+// run is the Source's goroutine. It makes every fetch, so at most one is
+// ever in flight, and it withdraws tokens when the wall clock passes their
+// deadline.
+func (s *Source) run(first plan) {
+	defer close(s.done)
+	l := loop{plan: first}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		now := s.o.Now().Round(0)
+		s.mu.Lock()
+		if tok := s.reset; tok != nil {
+			s.reset = nil
+			l = loop{plan: s.installLocked(tok, now)}
+		}
+		st := s.cur.Load()
+		if st.ok && !l.plan.deadline.IsZero() && !now.Before(l.plan.deadline) {
+			s.withdrawLocked(st, "expired")
+			st = s.cur.Load()
+		}
+		wanted, reason := s.wanted, s.reason
+		s.mu.Unlock()
+
+		due := false
+		if l.terminal == nil && !now.Before(l.nextTry) {
+			switch {
+			case !st.ok && wanted:
+				due = true
+			case st.ok && !l.plan.refreshAt.IsZero() && !now.Before(l.plan.refreshAt):
+				due, reason = true, "proactive"
+			}
+		}
+		if due {
+			if l.failures > 0 {
+				reason = "retry"
+			}
+			s.attempt(&l, reason)
+			continue
+		}
+
+		var wake time.Time
+		earliest := func(t time.Time) {
+			if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+				wake = t
+			}
+		}
+		if st.ok && !l.plan.deadline.IsZero() {
+			earliest(l.plan.deadline)
+			earliest(now.Add(s.o.WallClockCheck))
+			if l.terminal == nil {
+				earliest(later(l.plan.refreshAt, l.nextTry))
+			}
+		}
+		if !st.ok && wanted && l.terminal == nil {
+			earliest(l.nextTry)
+		}
+		if !wake.IsZero() {
+			timer.Reset(max(wake.Sub(now), 0))
+		}
+		select {
+		case <-s.quit:
+			return
+		case <-s.kick:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// installLocked makes tok, handed to Options.Initial or Reset, the current
+// token, served if it is still valid at now. It returns tok's plan.
+func (s *Source) installLocked(tok *oauth2.Token, now time.Time) plan {
+	var p plan
+	st := &state{tok: tok}
+	if tok.AccessToken != "" {
+		life, known := lifetime(tok, now, false)
+		switch {
+		case !known:
+			st.ok = true
+		case life > 0:
+			p = makePlan(now, life, &s.o, s.o.jitter)
+			cp := *tok
+			cp.Expiry = p.expiry
+			st = &state{tok: &cp, ok: true, deadline: nanos(p.deadline)}
+		}
+	}
+	s.cur.Store(st)
+	s.expiry.Store(nanos(p.expiry))
+	s.lastErr = nil
+	s.wanted, s.reason = false, ""
+	if a := s.next; a != nil {
+		if st.ok {
+			s.next = nil
+			a.tok = st.tok
+			close(a.done)
+		} else {
+			s.wanted, s.reason = true, "initial"
+		}
+	}
+	return p
+}
+
+// attempt makes one fetch and publishes its outcome: to the callers waiting
+// for it, and to everyone through cur.
+func (s *Source) attempt(l *loop, reason string) {
+	s.mu.Lock()
+	a := s.next
+	if a == nil {
+		a = &attempt{done: make(chan struct{})}
+		s.next = a
+	}
+	prev := s.cur.Load()
+	if !prev.ok && prev.err != nil {
+		// A retry is due: new callers wait for it instead of being
+		// answered with the failure it may repair.
+		s.cur.Store(&state{tok: prev.tok})
+	}
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.WithValue(s.ctx, fetchKey{}, s), s.o.FetchTimeout)
+	defer cancel()
+	if s.o.HTTPClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.o.HTTPClient)
+	}
+	start := time.Now()
+	tok, err := s.fetch(ctx, prev.tok)
+	latency := time.Since(start)
+	got := s.o.Now().Round(0)
+	var p plan
+	if err == nil {
+		tok, p, err = s.accept(prev.tok, tok, got)
+	}
+	if s.ctx.Err() != nil {
+		return // closed: Close answers the waiters
+	}
+	if err == nil && s.o.OnRefresh != nil {
+		if herr := s.o.OnRefresh(ctx, tok); herr != nil {
+			s.o.Logger.Error("refresh: OnRefresh hook failed; the new token is installed anyway", "err", herr)
+		}
+	}
+	s.fetches.Add(1)
+	s.latency.Store(int64(latency))
+
+	s.mu.Lock()
+	if err == nil {
+		s.cur.Store(&state{tok: tok, ok: true, deadline: nanos(p.deadline)})
+		s.expiry.Store(nanos(p.expiry))
+		s.wanted, s.lastErr = false, nil
+		l.plan, l.failures, l.nextTry = p, 0, time.Time{}
+	} else {
+		s.failures.Add(1)
+		l.failures++
+		if terminal(err) {
+			if errors.Is(err, ErrReauthRequired) {
+				err = fmt.Errorf("refresh: %w", err)
+			} else {
+				err = fmt.Errorf("refresh: %w: %w", ErrReauthRequired, err)
+			}
+			l.terminal = err
+		} else {
+			err = fmt.Errorf("refresh: fetch token: %w", err)
+			l.nextTry = got.Add(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter))
+		}
+		s.lastErr = err
+		if cur := s.cur.Load(); !cur.ok {
+			s.cur.Store(&state{tok: cur.tok, err: err})
+		}
+		tok = nil
+	}
+	s.next = nil
+	a.tok, a.err = tok, err
+	close(a.done)
+	s.mu.Unlock()
+
+	if err != nil {
+		s.o.Logger.Warn("refresh: fetch failed", "reason", reason, "failures", l.failures, "err", err)
+		if l.terminal != nil && s.o.OnReauthRequired != nil {
+			s.o.OnReauthRequired(err)
+		}
+	}
+	if s.o.OnFetch != nil {
+		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures}
+		if err == nil && !p.expiry.IsZero() {
+			info.Lifetime = p.expiry.Sub(got)
+		}
+		s.o.OnFetch(info)
+	}
+}
+
+// nanos returns t in Unix nanoseconds, or 0 for the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// accept checks a fetched token and plans its refresh. It returns a copy
+// whose Expiry is the local-clock expiry and which keeps prev's refresh
+// token when the answer carried none.
+func (s *Source) accept(prev, tok *oauth2.Token, got time.Time) (*oauth2.Token, plan, error) {
+	if tok == nil || tok.AccessToken == "" {
+		return nil, plan{}, fmt.Errorf("%w: no access token", ErrMalformedToken)
+	}
+	cp := *tok
+	if cp.RefreshToken == "" && prev != nil {
+		cp.RefreshToken = prev.RefreshToken
+	}
+	life, known := lifetime(&cp, got, true)
+	if !known {
+		cp.Expiry = time.Time{}
+		return &cp, plan{}, nil
+	}
+	if life <= 0 {
+		return nil, plan{}, fmt.Errorf("%w: expired on arrival", ErrMalformedToken)
+	}
+	p := makePlan(got, life, &s.o, s.o.jitter)
+	cp.Expiry = p.expiry
+	return &cp, p, nil
+}

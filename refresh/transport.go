@@ -1,0 +1,134 @@
+package refresh
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/tokend/tokend/internal/bearer"
+	"golang.org/x/oauth2"
+)
+
+// Transport is an http.RoundTripper that authorizes requests with the
+// Source's token. When the server answers 401 (and, with RetryForbidden,
+// 403 other than insufficient_scope), it reports the token it sent with
+// Source.Invalidate, waits for the one shared refresh and replays the
+// request once with the new token, if the body can be replayed
+// (Request.GetBody); otherwise it returns the response as it is. It never
+// replays twice. Requests to the token endpoint, and those a fetch makes,
+// pass through untouched.
+//
+// The zero values of the fields other than Source are the documented
+// defaults. A Transport is safe for concurrent use.
+type Transport struct {
+	// Source supplies the tokens. Required.
+	Source *Source
+	// Base sends the requests. Default http.DefaultTransport.
+	Base http.RoundTripper
+	// Header is the request header that carries the token. Default
+	// "Authorization".
+	Header string
+	// Scheme precedes the token in Header. Default "Bearer".
+	Scheme string
+	// Query, if set, sends the token in this URL query parameter instead of
+	// a header (RFC 6750 §2.3; avoid it where URLs are logged).
+	Query string
+	// RetryForbidden also refreshes and replays on 403, unless the
+	// WWW-Authenticate challenge says insufficient_scope (a new token would
+	// not have more scope).
+	RetryForbidden bool
+}
+
+// maxDrain bounds how much of a replaced response body is read so that the
+// connection can be reused.
+const maxDrain = 64 << 10
+
+// RoundTrip implements http.RoundTripper. It closes the request body on
+// every path, as the interface requires.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if t.Source == nil {
+		closeBody(req)
+		return nil, errors.New("refresh: Transport has no Source")
+	}
+	if t.Source.bypass(req) {
+		return base.RoundTrip(req)
+	}
+	tok, err := t.Source.FreshToken(req.Context())
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	resp, err := base.RoundTrip(t.authorize(req, tok))
+	if err != nil || !t.shouldReplay(resp) {
+		return resp, err
+	}
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if !replayable {
+		return resp, nil
+	}
+	t.Source.Invalidate(tok)
+	fresh, err := t.Source.FreshToken(req.Context())
+	if err != nil {
+		drain(resp)
+		return nil, fmt.Errorf("refresh: replay after %d: %w", resp.StatusCode, err)
+	}
+	req2 := t.authorize(req, fresh)
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			drain(resp)
+			return nil, fmt.Errorf("refresh: replay: get body: %w", err)
+		}
+		req2.Body = body
+	}
+	drain(resp)
+	return base.RoundTrip(req2)
+}
+
+// authorize returns a clone of req that carries tok; req is not modified.
+func (t *Transport) authorize(req *http.Request, tok *oauth2.Token) *http.Request {
+	r := req.Clone(req.Context())
+	if t.Query != "" {
+		u := *r.URL
+		q := u.Query()
+		q.Set(t.Query, tok.AccessToken)
+		u.RawQuery = q.Encode()
+		r.URL = &u
+		return r
+	}
+	header, scheme := t.Header, t.Scheme
+	if header == "" {
+		header = "Authorization"
+	}
+	if scheme == "" {
+		scheme = "Bearer"
+	}
+	r.Header.Set(header, scheme+" "+tok.AccessToken)
+	return r
+}
+
+func (t *Transport) shouldReplay(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusForbidden:
+		return t.RetryForbidden && bearer.BearerError(resp.Header.Values("WWW-Authenticate")) != "insufficient_scope"
+	}
+	return false
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	_ = resp.Body.Close()
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}

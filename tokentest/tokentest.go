@@ -1,0 +1,383 @@
+// Package tokentest provides an OAuth 2.0 token endpoint for tests (RFC 6749 §4.4 client
+// credentials and §6 refresh), in the style of net/http/httptest.
+//
+// A Server issues opaque random access and refresh tokens, remembers them in memory and
+// can answer whether an access token is still valid, so a test can exercise token
+// fetching, refresh-token rotation, revocation and endpoint failures against a real HTTP
+// server on loopback. Tokens are never logged.
+package tokentest
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults used when the corresponding Options field is zero.
+const (
+	DefaultClientID     = "client"
+	DefaultClientSecret = "secret"
+	DefaultTTL          = time.Hour
+)
+
+// maxBodyBytes limits the size of a token request body.
+const maxBodyBytes = 64 << 10
+
+// Server is a fake token endpoint running on loopback. All methods are safe for concurrent use.
+type Server struct {
+	URL string // base URL, e.g. http://127.0.0.1:1234 (no trailing slash)
+
+	ts   *httptest.Server
+	opts Options // defaults applied; never modified after NewServer
+
+	mu        sync.Mutex
+	access    map[string]time.Time // access token -> expiry (zero: never expires)
+	refresh   map[string]struct{}  // refresh tokens currently accepted
+	failN     int                  // remaining one-shot failures (Fail)
+	failNext  failure              // answer for one-shot failures
+	failing   failure              // persistent failure (SetFailing); zero: off
+	delay     func(*http.Request)
+	requests  int
+	refreshes int
+	failures  int
+}
+
+type failure struct {
+	status int
+	code   string
+}
+
+// Options configures a Server. The zero value is usable.
+type Options struct {
+	// ClientID and ClientSecret are the only accepted client credentials (default "client"
+	// and "secret"). They are accepted with client_secret_basic (HTTP Basic, form-encoded
+	// per RFC 6749 §2.3.1) or client_secret_post, and compared in constant time.
+	ClientID, ClientSecret string
+	// TTL is the access token lifetime, sent as expires_in in whole seconds rounded up.
+	// Zero means one hour; negative means expires_in is omitted and tokens never expire.
+	// Valid uses the exact TTL, not the rounded value.
+	TTL time.Duration
+	// Rotate makes the refresh grant return a new refresh token and invalidate the old
+	// one. Without it the response carries no refresh_token and the old one stays valid.
+	Rotate bool
+	// Now is the clock used for issuing and validating tokens; default time.Now. It is
+	// called from handler goroutines, so it must be safe for concurrent use.
+	Now func() time.Time
+}
+
+// NewServer starts and returns a new Server. opts may be nil. The caller should call
+// Close when finished, to shut it down.
+func NewServer(opts *Options) *Server {
+	s := &Server{
+		access:  make(map[string]time.Time),
+		refresh: make(map[string]struct{}),
+	}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.ClientID == "" {
+		s.opts.ClientID = DefaultClientID
+	}
+	if s.opts.ClientSecret == "" {
+		s.opts.ClientSecret = DefaultClientSecret
+	}
+	if s.opts.TTL == 0 {
+		s.opts.TTL = DefaultTTL
+	}
+	if s.opts.Now == nil {
+		s.opts.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", s.serveToken)
+	s.ts = httptest.NewServer(mux)
+	s.URL = s.ts.URL
+	return s
+}
+
+// Close shuts down the server and blocks until all outstanding requests on it have
+// completed. A SetDelay function that never returns makes Close block forever.
+func (s *Server) Close() { s.ts.Close() }
+
+// TokenURL returns the URL of the token endpoint, URL + "/token".
+func (s *Server) TokenURL() string { return s.URL + "/token" }
+
+// Client returns an HTTP client configured for making requests to the server. It is
+// closed together with the server.
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// IssueRefreshToken creates a refresh token the server will accept (as if the user had
+// logged in), so tests can start a refresh-token flow without an authorization-code grant.
+func (s *Server) IssueRefreshToken() string {
+	rt := newToken("rt_")
+	s.mu.Lock()
+	s.refresh[rt] = struct{}{}
+	s.mu.Unlock()
+	return rt
+}
+
+// Valid reports whether accessToken was issued by this server and has not expired (per
+// Options.Now) or been revoked.
+func (s *Server) Valid(accessToken string) bool {
+	s.mu.Lock()
+	exp, ok := s.access[accessToken]
+	s.mu.Unlock()
+	return ok && (exp.IsZero() || s.opts.Now().Before(exp))
+}
+
+// Handler returns an http.Handler that accepts only tokens for which Valid is true
+// (Authorization: Bearer) and answers 401 with `WWW-Authenticate: Bearer
+// error="invalid_token"` otherwise, and 200 "ok" on success. It is a stand-in resource
+// server for transport tests.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || !s.Valid(strings.TrimSpace(tok)) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("invalid token\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+}
+
+// RevokeAccessToken makes a previously issued access token invalid (simulates
+// server-side revocation). Unknown tokens are ignored.
+func (s *Server) RevokeAccessToken(accessToken string) {
+	s.mu.Lock()
+	delete(s.access, accessToken)
+	s.mu.Unlock()
+}
+
+// Fail makes the next n token requests fail with the given HTTP status and OAuth error
+// code (e.g. 503, "temporarily_unavailable" or 400, "invalid_grant"); an empty code means
+// "server_error". Answers are RFC 6749 §5.2 JSON bodies. Injected failures are answered
+// before the request is examined, so they consume no refresh token. n <= 0 cancels
+// pending failures. Note that a client probing auth styles (oauth2.AuthStyleAutoDetect)
+// sends a second request when the first fails. Fail panics if status is not 4xx or 5xx.
+func (s *Server) Fail(n int, status int, code string) {
+	checkStatus(status)
+	s.mu.Lock()
+	s.failN, s.failNext = max(n, 0), failure{status, code}
+	s.mu.Unlock()
+}
+
+// SetFailing makes every token request fail like Fail until called again with status 0.
+// Pending failures from Fail are answered first.
+func (s *Server) SetFailing(status int, code string) {
+	if status != 0 {
+		checkStatus(status)
+	}
+	s.mu.Lock()
+	s.failing = failure{status, code}
+	s.mu.Unlock()
+}
+
+// SetDelay sets a function called at the start of each token request (in the handler
+// goroutine) before it is answered: tests use it to block on a channel or count calls.
+// f may be nil to remove it.
+func (s *Server) SetDelay(f func(r *http.Request)) {
+	s.mu.Lock()
+	s.delay = f
+	s.mu.Unlock()
+}
+
+// Requests returns the total number of token endpoint requests received.
+func (s *Server) Requests() int { return s.stat(&s.requests) }
+
+// Refreshes returns the number of successful refresh_token grants.
+func (s *Server) Refreshes() int { return s.stat(&s.refreshes) }
+
+// Failures returns the number of token requests answered with an error.
+func (s *Server) Failures() int { return s.stat(&s.failures) }
+
+func (s *Server) stat(p *int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *p
+}
+
+func checkStatus(status int) {
+	if status < 400 || status > 599 {
+		panic("tokentest: failure status must be 4xx or 5xx")
+	}
+}
+
+func newToken(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never returns an error; crashes the program on failure
+	return prefix + hex.EncodeToString(b)
+}
+
+// injectedFailure returns the injected failure to answer with, if any.
+func (s *Server) injectedFailure() failure {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failN > 0 {
+		s.failN--
+		return s.failNext
+	}
+	return s.failing
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests++
+	delay := s.delay
+	s.mu.Unlock()
+	if delay != nil {
+		delay(r)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+
+	if f := s.injectedFailure(); f.status != 0 {
+		if f.code == "" {
+			f.code = "server_error"
+		}
+		s.fail(w, f.status, f.code, "failure injected by tokentest")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.fail(w, http.StatusMethodNotAllowed, "invalid_request", "token requests must use POST")
+		return
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" {
+		s.fail(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.fail(w, http.StatusRequestEntityTooLarge, "invalid_request", "request body too large")
+			return
+		}
+		s.fail(w, http.StatusBadRequest, "invalid_request", "malformed form body")
+		return
+	}
+	form := r.PostForm // parameters in the URL query are ignored
+	for k, v := range form {
+		if len(v) > 1 {
+			s.fail(w, http.StatusBadRequest, "invalid_request", "parameter "+k+" repeated")
+			return
+		}
+	}
+	grant := form.Get("grant_type")
+	if grant == "" {
+		s.fail(w, http.StatusBadRequest, "invalid_request", "missing grant_type")
+		return
+	}
+	if status, code, desc := s.authenticate(r, form); status != 0 {
+		s.fail(w, status, code, desc)
+		return
+	}
+
+	resp := map[string]any{"token_type": "Bearer"}
+	if scope := form.Get("scope"); scope != "" {
+		resp["scope"] = scope
+	}
+	switch grant {
+	case "client_credentials":
+		s.mu.Lock()
+		s.issueAccess(resp)
+		s.mu.Unlock()
+	case "refresh_token":
+		old := form.Get("refresh_token")
+		if old == "" {
+			s.fail(w, http.StatusBadRequest, "invalid_request", "missing refresh_token")
+			return
+		}
+		s.mu.Lock()
+		_, ok := s.refresh[old]
+		if ok {
+			s.refreshes++
+			s.issueAccess(resp)
+			if s.opts.Rotate {
+				delete(s.refresh, old)
+				rt := newToken("rt_")
+				s.refresh[rt] = struct{}{}
+				resp["refresh_token"] = rt
+			}
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.fail(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired, revoked or already used")
+			return
+		}
+	default:
+		s.fail(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials or refresh_token")
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// issueAccess records a new access token and adds it to resp. s.mu must be held.
+func (s *Server) issueAccess(resp map[string]any) {
+	at := newToken("at_")
+	var exp time.Time
+	if ttl := s.opts.TTL; ttl > 0 {
+		exp = s.opts.Now().Add(ttl)
+		secs := ttl / time.Second
+		if ttl%time.Second != 0 {
+			secs++
+		}
+		resp["expires_in"] = int64(secs)
+	}
+	s.access[at] = exp
+	resp["access_token"] = at
+}
+
+// authenticate checks client credentials (RFC 6749 §2.3.1) and returns a non-zero status
+// with an error code and description if they are missing or wrong.
+func (s *Server) authenticate(r *http.Request, form url.Values) (int, string, string) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		if form.Has("client_secret") {
+			return http.StatusBadRequest, "invalid_request", "more than one client authentication method used"
+		}
+		var errID, errSecret error
+		id, errID = url.QueryUnescape(id)
+		secret, errSecret = url.QueryUnescape(secret)
+		if errID != nil || errSecret != nil {
+			return http.StatusUnauthorized, "invalid_client", "malformed client credentials"
+		}
+	} else if r.Header.Get("Authorization") != "" {
+		return http.StatusUnauthorized, "invalid_client", "unsupported authentication scheme"
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID))
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret))
+	if idOK&secretOK != 1 {
+		return http.StatusUnauthorized, "invalid_client", "client authentication failed"
+	}
+	return 0, "", ""
+}
+
+// fail writes an RFC 6749 §5.2 error response, with a Basic challenge if status is 401.
+func (s *Server) fail(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tokentest"`)
+	}
+	s.mu.Lock()
+	s.failures++
+	s.mu.Unlock()
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
