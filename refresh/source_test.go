@@ -573,3 +573,28 @@ func TestTokenAllocatesNothing(t *testing.T) {
 		t.Errorf("Token allocates %v times per call", n)
 	}
 }
+
+// A fetch that hangs is cut off by FetchTimeout and retried, whatever the
+// callers' contexts say.
+func TestFetchTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		s := New(func(ctx context.Context) (*oauth2.Token, error) {
+			if calls.Add(1) == 1 {
+				<-ctx.Done() // hangs until the fetch's own deadline
+				return nil, ctx.Err()
+			}
+			return &oauth2.Token{AccessToken: "second"}, nil
+		}, &Options{FetchTimeout: 5 * time.Second, jitter: noJitter})
+		defer s.Close()
+		start := time.Now()
+		_, err := s.Token()
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 5*time.Second {
+			t.Fatalf("after %v: %v, want the fetch's deadline after 5s", time.Since(start), err)
+		}
+		synctest.Wait()
+		if tok := mustToken(t, s); tok.AccessToken != "second" {
+			t.Fatalf("retry got %q", tok.AccessToken)
+		}
+	})
+}
