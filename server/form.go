@@ -1,0 +1,66 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+)
+
+// maxFormBytes bounds request bodies of the OAuth endpoints.
+const maxFormBytes = 16 << 10
+
+// readForm reads an application/x-www-form-urlencoded POST body strictly: the
+// content type must match, the body must fit maxFormBytes, it must parse, and
+// no parameter may repeat (RFC 6749 §3.1, §3.2). Query parameters are
+// ignored: credentials never travel in URLs.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: codeInvalidRequest, Description: "method must be POST"}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, errInvalidRequest("content type must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: codeInvalidRequest, Description: "request body too large"}
+		}
+		return nil, errInvalidRequest("cannot read request body")
+	}
+	return parseForm(string(body))
+}
+
+// parseForm parses a urlencoded body and rejects repeated parameters.
+func parseForm(body string) (url.Values, error) {
+	v, err := url.ParseQuery(body)
+	if err != nil {
+		return nil, errInvalidRequest("malformed form body")
+	}
+	for k, vs := range v {
+		if len(vs) > 1 {
+			return nil, errInvalidRequest("parameter " + quoteParam(k) + " repeated")
+		}
+	}
+	return v, nil
+}
+
+// quoteParam names a parameter in an error description, safely: a name is
+// never a secret, but it may be junk, so only a short printable prefix is
+// shown.
+func quoteParam(k string) string {
+	const max = 32
+	out := make([]byte, 0, len(k)+2)
+	out = append(out, '"')
+	for i := 0; i < len(k) && i < max; i++ {
+		c := k[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			c = '?'
+		}
+		out = append(out, c)
+	}
+	return string(append(out, '"'))
+}

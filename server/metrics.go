@@ -1,0 +1,81 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own.
+type metrics struct {
+	reg       *prometheus.Registry
+	issued    *prometheus.CounterVec   // by grant
+	rotations *prometheus.CounterVec   // by outcome
+	revoked   *prometheus.CounterVec   // by reason
+	failures  *prometheus.CounterVec   // by endpoint and OAuth error code
+	latency   *prometheus.HistogramVec // by endpoint
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_tokens_issued_total", Help: "Access tokens issued, by grant.",
+		}, []string{"grant"}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_refresh_rotations_total", Help: "Refresh-token presentations, by outcome (rotated, repeated, reuse_detected).",
+		}, []string{"outcome"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_families_revoked_total", Help: "Refresh-token families revoked, by reason.",
+		}, []string{"reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_request_failures_total", Help: "Failed requests, by endpoint and error code.",
+		}, []string{"endpoint", "error"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tokend_request_duration_seconds", Help: "Request latency, by endpoint.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"endpoint"}),
+	}
+	m.reg.MustRegister(m.issued, m.rotations, m.revoked, m.failures, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// statusWriter records the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	code   string // OAuth error code, set by writeError
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// instrument wraps an endpoint with its latency and failure metrics.
+func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFunc {
+	obs := s.metrics.latency.WithLabelValues(endpoint)
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h(sw, r)
+		obs.Observe(time.Since(start).Seconds())
+		if sw.status >= 400 {
+			code := sw.code
+			if code == "" {
+				code = http.StatusText(sw.status)
+			}
+			s.metrics.failures.WithLabelValues(endpoint, code).Inc()
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// mintRequest is the body of POST /v1/tokens.
+type mintRequest struct {
+	Subject string          `json:"subject"`
+	Scope   string          `json:"scope"`
+	TTL     int64           `json:"ttl"` // access-token lifetime in seconds; 0: the server's
+	Claims  json.RawMessage `json:"claims"`
+	Force   bool            `json:"force"`
+}
+
+// mintResponse is a token pair plus the session (family) it starts.
+type mintResponse struct {
+	tokenResponse
+	SessionID string `json:"session_id"`
+}
+
+// registered claims cannot be set through mint: they are the server's.
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "sid"}
+
+const maxTTL = 24 * time.Hour
+
+// authenticateMinter checks Basic client authentication for the /v1 API
+// and that the client may mint.
+func (s *Server) authenticateMinter(ctx context.Context, r *http.Request) (store.Client, error) {
+	if _, _, ok := r.BasicAuth(); !ok {
+		return store.Client{}, errInvalidClient(true)
+	}
+	c, confidential, err := s.authenticateClient(ctx, r, nil)
+	if err != nil {
+		return store.Client{}, err
+	}
+	if !confidential || !c.Mint {
+		return store.Client{}, &Error{Status: http.StatusForbidden, Code: codeUnauthorizedClient, Description: "client may not mint tokens"}
+	}
+	return c, nil
+}
+
+// handleMint lets a trusted backend issue a token pair for one of its
+// users. Without force, a still-valid, never-refreshed pair minted by this
+// instance for the same subject, scope, TTL and claims is returned again.
+func (s *Server) handleMint(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.mint(r.Context(), w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Request) (*mintResponse, error) {
+	c, err := s.authenticateMinter(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lim.allow(c.ID); err != nil {
+		return nil, err
+	}
+	req, err := readMintRequest(w, r)
+	if err != nil {
+		return nil, err
+	}
+	scope := req.Scope
+	if scope != "" {
+		parts, ok := parseScope(scope)
+		if !ok {
+			return nil, &Error{Status: 400, Code: codeInvalidScope, Description: "malformed scope"}
+		}
+		for _, p := range parts {
+			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p) {
+				return nil, &Error{Status: 400, Code: codeInvalidScope, Description: "scope not allowed for this client"}
+			}
+		}
+		scope = strings.Join(dedupe(parts), " ")
+	}
+	ttl := time.Duration(req.TTL) * time.Second
+	key := mintKey(c.ID, req.Subject, scope, ttl, req.Claims)
+	now := s.now()
+	if !req.Force {
+		if hit, ok := s.minted.get(key, now); ok {
+			f, err := s.store.GetFamily(ctx, hit.resp.SessionID)
+			if err == nil && f.Active(now) && f.Generation == 0 {
+				out := *hit.resp
+				out.ExpiresIn = int64(hit.accessExpiry.Sub(now) / time.Second)
+				return &out, nil
+			}
+		}
+	}
+	resp, fam, err := s.login(ctx, issueRequest{client: c, subject: req.Subject, scope: scope, grant: "mint", claims: req.Claims, ttl: ttl})
+	if err != nil {
+		return nil, err
+	}
+	out := &mintResponse{tokenResponse: *resp, SessionID: fam}
+	life := time.Duration(resp.ExpiresIn) * time.Second
+	// Reuse a pair only during the first half of its access token's life.
+	s.minted.put(key, mintEntry{resp: out, until: now.Add(life / 2), accessExpiry: now.Add(life)}, now)
+	return out, nil
+}
+
+func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error) {
+	var req mintRequest
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return req, errInvalidRequest("content type must be application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: codeInvalidRequest, Description: "request body too large"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		return req, errInvalidRequest("malformed JSON body")
+	}
+	switch {
+	case req.Subject == "" || len(req.Subject) > 256:
+		return req, errInvalidRequest("subject must have 1 to 256 characters")
+	case req.TTL < 0 || time.Duration(req.TTL)*time.Second > maxTTL:
+		return req, errInvalidRequest("ttl must be between 0 and 86400 seconds")
+	}
+	if len(req.Claims) > 0 && !bytes.Equal(bytes.TrimSpace(req.Claims), []byte("null")) {
+		var m map[string]any
+		if err := json.Unmarshal(req.Claims, &m); err != nil {
+			return req, errInvalidRequest("claims must be a JSON object")
+		}
+		for _, k := range registered {
+			if _, ok := m[k]; ok {
+				return req, errInvalidRequest("claims may not set " + k)
+			}
+		}
+		canon, _ := json.Marshal(m) // sorted keys: a canonical form
+		req.Claims = canon
+	} else {
+		req.Claims = nil
+	}
+	return req, nil
+}
+
+func mintKey(client, subject, scope string, ttl time.Duration, claims []byte) string {
+	return strings.Join([]string{client, subject, scope, ttl.String(), string(claims)}, "\x00")
+}
+
+// mintCache remembers minted pairs in this process's memory (never in the
+// store) during the first half of their access token's life.
+type mintCache struct {
+	mu      sync.Mutex
+	entries map[string]mintEntry
+}
+
+type mintEntry struct {
+	resp         *mintResponse
+	until        time.Time // reused until then
+	accessExpiry time.Time
+}
+
+const maxMintCache = 10_000
+
+func newMintCache() *mintCache { return &mintCache{entries: map[string]mintEntry{}} }
+
+func (m *mintCache) get(key string, now time.Time) (mintEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if ok && !now.Before(e.until) {
+		delete(m.entries, key)
+		return mintEntry{}, false
+	}
+	return e, ok
+}
+
+func (m *mintCache) put(key string, e mintEntry, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.entries) >= maxMintCache {
+		for k, old := range m.entries {
+			if !now.Before(old.until) {
+				delete(m.entries, k)
+			}
+		}
+		if len(m.entries) >= maxMintCache {
+			return
+		}
+	}
+	m.entries[key] = e
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// parseScope splits a scope parameter (RFC 6749 §3.3) into its tokens and
+// checks their characters.
+func parseScope(s string) ([]string, bool) {
+	parts := strings.Split(s, " ")
+	for _, p := range parts {
+		if p == "" {
+			return nil, false
+		}
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+				return nil, false
+			}
+		}
+	}
+	return parts, true
+}
+
+// requestedScope checks a request's scope against what the client may ask
+// for (any, if allowed is empty) and returns it normalised.
+func requestedScope(form url.Values, allowed []string) (string, error) {
+	if !form.Has("scope") {
+		return strings.Join(allowed, " "), nil
+	}
+	parts, ok := parseScope(form.Get("scope"))
+	if !ok {
+		return "", &Error{Status: 400, Code: codeInvalidScope, Description: "malformed scope"}
+	}
+	if len(allowed) > 0 {
+		for _, p := range parts {
+			if !slices.Contains(allowed, p) {
+				return "", &Error{Status: 400, Code: codeInvalidScope, Description: "scope not allowed for this client"}
+			}
+		}
+	}
+	return strings.Join(dedupe(parts), " "), nil
+}
+
+// narrowScope checks that requested is within granted (RFC 6749 §6).
+func narrowScope(requested, granted string) (string, error) {
+	parts, ok := parseScope(requested)
+	if !ok {
+		return "", &Error{Status: 400, Code: codeInvalidScope, Description: "malformed scope"}
+	}
+	have := strings.Fields(granted)
+	for _, p := range parts {
+		if !slices.Contains(have, p) {
+			return "", &Error{Status: 400, Code: codeInvalidScope, Description: "scope exceeds the granted scope"}
+		}
+	}
+	return strings.Join(dedupe(parts), " "), nil
+}
+
+func dedupe(parts []string) []string {
+	out := parts[:0:0]
+	for _, p := range parts {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+// Package memory is an in-memory store.Store: for tests, for trying tokend
+// out (`tokend serve --store memory:`), and as the reference the other
+// backends are checked against. Nothing survives a restart.
+package memory
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// Store keeps everything in maps behind one mutex. Values are copied in and
+// out, so callers never share memory with it.
+type Store struct {
+	mu       sync.Mutex
+	clients  map[string]store.Client
+	users    map[string]store.User
+	keys     []store.Key
+	families map[string]store.Family
+	tokens   map[string]store.RefreshToken // by string(hash)
+	byFamily map[string][]string           // family ID → token hashes
+	secrets  map[string][]byte
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		clients:  map[string]store.Client{},
+		users:    map[string]store.User{},
+		families: map[string]store.Family{},
+		tokens:   map[string]store.RefreshToken{},
+		byFamily: map[string][]string{},
+		secrets:  map[string][]byte{},
+	}
+}
+
+func cloneClient(c store.Client) store.Client {
+	c.SecretHash = bytes.Clone(c.SecretHash)
+	c.Grants = slices.Clone(c.Grants)
+	c.Scopes = slices.Clone(c.Scopes)
+	return c
+}
+
+func cloneKey(k store.Key) store.Key {
+	k.Private = bytes.Clone(k.Private)
+	return k
+}
+
+func cloneFamily(f store.Family) store.Family {
+	f.Claims = bytes.Clone(f.Claims)
+	return f
+}
+
+func cloneToken(t store.RefreshToken) store.RefreshToken {
+	t.Hash = bytes.Clone(t.Hash)
+	t.Successor = bytes.Clone(t.Successor)
+	return t
+}
+
+// CreateClient implements store.Store.
+func (s *Store) CreateClient(_ context.Context, c store.Client) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; ok {
+		return fmt.Errorf("client %q: %w", c.ID, store.ErrExists)
+	}
+	s.clients[c.ID] = cloneClient(c)
+	return nil
+}
+
+// GetClient implements store.Store.
+func (s *Store) GetClient(_ context.Context, id string) (store.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return store.Client{}, fmt.Errorf("client %q: %w", id, store.ErrNotFound)
+	}
+	return cloneClient(c), nil
+}
+
+// ListClients implements store.Store.
+func (s *Store) ListClients(context.Context) ([]store.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		out = append(out, cloneClient(c))
+	}
+	slices.SortFunc(out, func(a, b store.Client) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// DeleteClient implements store.Store.
+func (s *Store) DeleteClient(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[id]; !ok {
+		return fmt.Errorf("client %q: %w", id, store.ErrNotFound)
+	}
+	delete(s.clients, id)
+	return nil
+}
+
+// CreateUser implements store.Store.
+func (s *Store) CreateUser(_ context.Context, u store.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[u.Name]; ok {
+		return fmt.Errorf("user %q: %w", u.Name, store.ErrExists)
+	}
+	s.users[u.Name] = u
+	return nil
+}
+
+// GetUser implements store.Store.
+func (s *Store) GetUser(_ context.Context, name string) (store.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[name]
+	if !ok {
+		return store.User{}, fmt.Errorf("user %q: %w", name, store.ErrNotFound)
+	}
+	return u, nil
+}
+
+// ListUsers implements store.Store.
+func (s *Store) ListUsers(context.Context) ([]store.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.User, 0, len(s.users))
+	for _, u := range s.users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b store.User) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// DeleteUser implements store.Store.
+func (s *Store) DeleteUser(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[name]; !ok {
+		return fmt.Errorf("user %q: %w", name, store.ErrNotFound)
+	}
+	delete(s.users, name)
+	return nil
+}
+
+// CreateKey implements store.Store.
+func (s *Store) CreateKey(_ context.Context, k store.Key) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, old := range s.keys {
+		if old.ID == k.ID {
+			return fmt.Errorf("key %q: %w", k.ID, store.ErrExists)
+		}
+	}
+	s.keys = append(s.keys, cloneKey(k))
+	return nil
+}
+
+// ListKeys implements store.Store.
+func (s *Store) ListKeys(context.Context) ([]store.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.Key, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = cloneKey(k)
+	}
+	return out, nil
+}
+
+// RetireKey implements store.Store.
+func (s *Store) RetireKey(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.keys {
+		if s.keys[i].ID == id {
+			if s.keys[i].RetiredAt.IsZero() {
+				s.keys[i].RetiredAt = at
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("key %q: %w", id, store.ErrNotFound)
+}
+
+// Secret implements store.Store.
+func (s *Store) Secret(_ context.Context, name string, value []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.secrets[name]; ok {
+		return bytes.Clone(v), nil
+	}
+	s.secrets[name] = bytes.Clone(value)
+	return bytes.Clone(value), nil
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(context.Context) error { return nil }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return nil }

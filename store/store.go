@@ -1,0 +1,224 @@
+// Package store defines the storage contract of the token server: the
+// records it keeps (clients, users, signing keys, refresh-token families and
+// the refresh tokens in them), the sentinel errors, and the Store interface
+// every backend implements. Backends live in subpackages (memory, sqlite;
+// postgres and redis later); storetest is the conformance suite they all
+// pass.
+//
+// Values go in and come out; no backend shares memory with its callers. A
+// refresh token is known to a store only by its hash: the token itself never
+// reaches it.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound reports a record that does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists reports a create whose ID is taken.
+	ErrExists = errors.New("store: already exists")
+	// ErrRevoked reports a refresh token whose family has been revoked.
+	ErrRevoked = errors.New("store: family revoked")
+	// ErrExpired reports a refresh token whose family has passed its idle or
+	// absolute lifetime.
+	ErrExpired = errors.New("store: family expired")
+)
+
+// Client is an OAuth 2.0 client registered with the server.
+type Client struct {
+	ID string
+	// SecretHash is the hash of the client secret; empty for a public
+	// client, which may use only the refresh_token grant.
+	SecretHash []byte
+	Grants     []string // grant types allowed: client_credentials, refresh_token, password
+	Scopes     []string // scopes the client may request; empty means any
+	Mint       bool     // may mint tokens for its users through /v1/tokens
+	CreatedAt  time.Time
+}
+
+// User is a built-in user for the password grant.
+type User struct {
+	Name         string
+	PasswordHash string // PHC string, e.g. "$argon2id$v=19$m=...,t=...,p=...$salt$hash"
+	CreatedAt    time.Time
+}
+
+// Key is a signing key. The newest key that is not retired signs; retired
+// keys stay published in the JWKS until every token they signed has expired.
+type Key struct {
+	ID        string // the kid
+	Algorithm string // JWS alg: "EdDSA" or "ES256"
+	Private   []byte // PKCS #8 DER
+	CreatedAt time.Time
+	RetiredAt time.Time // zero while the key may sign
+}
+
+// Family is one login: the chain of refresh tokens that descend from it.
+// Revoking a family ends every token in it.
+type Family struct {
+	ID       string
+	ClientID string
+	Subject  string
+	Scope    string // space-separated, as granted
+	Claims   []byte // custom claims for access tokens, a JSON object; may be nil
+	// AccessTTL, if positive, overrides the server's access-token lifetime
+	// for this family (per-token TTL of minted tokens).
+	AccessTTL time.Duration
+
+	CreatedAt     time.Time
+	LastUsedAt    time.Time
+	IdleExpiresAt time.Time // moved forward by every rotation
+	ExpiresAt     time.Time // absolute end, never moved
+	Generation    int64     // rotations so far; the first token is generation 0
+
+	RevokedAt    time.Time // zero unless revoked
+	RevokeReason string    // e.g. "logout", "reuse", "admin"
+}
+
+// Active reports whether the family can still be used at now.
+func (f Family) Active(now time.Time) bool {
+	return f.RevokedAt.IsZero() && now.Before(f.IdleExpiresAt) && now.Before(f.ExpiresAt)
+}
+
+// RefreshToken is a refresh token as stored: by its hash. Rotated tokens
+// stay as tombstones until their family is deleted, so that a replay is
+// recognised as reuse.
+type RefreshToken struct {
+	Hash       []byte
+	FamilyID   string
+	Generation int64
+	IssuedAt   time.Time
+	RotatedAt  time.Time // zero while the token is its family's current one
+	Successor  []byte    // hash of the token that replaced it; nil while current
+}
+
+// RotateRequest asks to replace a presented refresh token by its successor.
+type RotateRequest struct {
+	Old []byte // hash of the presented token
+	New []byte // hash of its successor
+	Now time.Time
+	// Grace is how long after a rotation the same Old may be presented
+	// again and be answered with the same New (a retry, or a second tab).
+	Grace time.Duration
+	// IdleExpiresAt is the family's new idle expiry if the rotation
+	// happens (capped at the family's ExpiresAt by the store).
+	IdleExpiresAt time.Time
+}
+
+// Outcome says what a Rotate did.
+type Outcome int
+
+// The outcomes of Rotate.
+const (
+	// Rotated: Old was the current token; New now is, and the family's
+	// Generation went up by one.
+	Rotated Outcome = iota + 1
+	// Repeated: Old had been rotated to this same New within Grace, and New
+	// is still current. Nothing changed: the caller answers with New again.
+	Repeated
+	// ReuseDetected: Old had been rotated before (outside Grace, to another
+	// successor, or New has itself been rotated since). The family is now
+	// revoked with reason "reuse".
+	ReuseDetected
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Rotated:
+		return "rotated"
+	case Repeated:
+		return "repeated"
+	case ReuseDetected:
+		return "reuse_detected"
+	}
+	return "unknown"
+}
+
+// RotateResult is the outcome of a Rotate and the family after it.
+type RotateResult struct {
+	Outcome Outcome
+	Family  Family
+}
+
+// FamilyFilter selects families. Empty fields match everything.
+type FamilyFilter struct {
+	ClientID string
+	Subject  string
+	// ActiveAt, if set, keeps only families active at that time.
+	ActiveAt time.Time
+}
+
+// Store is the server's storage. All methods are safe for concurrent use
+// and take the context first. A method either does all it says or nothing.
+type Store interface {
+	// CreateClient stores c. Returns ErrExists if c.ID is taken.
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns ErrNotFound for an unknown id.
+	GetClient(ctx context.Context, id string) (Client, error)
+	// ListClients returns every client, ordered by ID.
+	ListClients(ctx context.Context) ([]Client, error)
+	// DeleteClient returns ErrNotFound for an unknown id.
+	DeleteClient(ctx context.Context, id string) error
+
+	// CreateUser returns ErrExists if u.Name is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns ErrNotFound for an unknown name.
+	GetUser(ctx context.Context, name string) (User, error)
+	// ListUsers returns every user, ordered by name.
+	ListUsers(ctx context.Context) ([]User, error)
+	// DeleteUser returns ErrNotFound for an unknown name.
+	DeleteUser(ctx context.Context, name string) error
+
+	// CreateKey returns ErrExists if k.ID is taken.
+	CreateKey(ctx context.Context, k Key) error
+	// ListKeys returns every key, oldest first.
+	ListKeys(ctx context.Context) ([]Key, error)
+	// RetireKey sets the key's RetiredAt if it is zero. Returns ErrNotFound
+	// for an unknown id.
+	RetireKey(ctx context.Context, id string, at time.Time) error
+
+	// CreateFamily stores f and its first refresh token (generation 0)
+	// together. Returns ErrExists if f.ID or first.Hash is taken.
+	CreateFamily(ctx context.Context, f Family, first RefreshToken) error
+	// GetFamily returns ErrNotFound for an unknown id.
+	GetFamily(ctx context.Context, id string) (Family, error)
+	// ListFamilies returns the families that match, oldest first.
+	ListFamilies(ctx context.Context, filter FamilyFilter) ([]Family, error)
+	// RevokeFamily revokes one family; revoking a revoked family keeps its
+	// first RevokedAt and reason. Returns ErrNotFound for an unknown id.
+	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error
+	// RevokeFamilies revokes every unrevoked family that matches and
+	// returns how many it revoked.
+	RevokeFamilies(ctx context.Context, filter FamilyFilter, at time.Time, reason string) (int, error)
+
+	// GetRefreshToken returns the token with this hash and its family.
+	// Returns ErrNotFound for an unknown hash.
+	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Family, error)
+	// Rotate replaces a refresh token by its successor as one atomic
+	// compare-and-set: of any number of concurrent Rotates of the same Old,
+	// exactly one returns Rotated. Returns ErrNotFound for an unknown Old,
+	// ErrRevoked or ErrExpired (with the family in the result) when the
+	// family has ended; on ReuseDetected the family is revoked in the same
+	// atomic step.
+	Rotate(ctx context.Context, req RotateRequest) (RotateResult, error)
+
+	// DeleteExpired deletes the families that ended before the given time
+	// (expired, or revoked before it) with all their tokens, and returns how
+	// many families it deleted.
+	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+
+	// Secret returns the server secret called name. The first call stores
+	// value; every later call, from any instance, returns that stored
+	// value.
+	Secret(ctx context.Context, name string, value []byte) ([]byte, error)
+
+	// Ping reports whether the store can serve requests (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
