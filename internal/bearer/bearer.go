@@ -1,5 +1,10 @@
 // Package bearer parses the HTTP headers that carry OAuth 2.0 bearer tokens
 // (RFC 6750) and the challenges servers send back.
+//
+// Whitespace: Token follows RFC 6750 strictly and accepts only spaces (SP)
+// between "Bearer" and the token; a tab there is ErrMalformed. ParseChallenges
+// reads what servers send and is lenient: wherever RFC 9110 allows
+// whitespace it accepts spaces and tabs alike.
 package bearer
 
 import (
@@ -9,7 +14,8 @@ import (
 )
 
 var (
-	// ErrMalformed reports a header that does not follow the syntax.
+	// ErrMalformed reports a header that does not follow the syntax. Parse
+	// errors wrap it and never contain the header itself.
 	ErrMalformed = errors.New("bearer: malformed header")
 	// ErrNoToken reports an empty Authorization header or one with
 	// another scheme.
@@ -24,31 +30,36 @@ const (
 
 // Token extracts the token from an Authorization header value of the form
 // "Bearer <token>". The scheme is matched case-insensitively and one or more
-// spaces may follow it; tabs are not accepted. The token must match RFC
-// 6750's b64token syntax. It returns ErrNoToken for an empty value or
-// another scheme and ErrMalformed for a bad token. Errors never contain the
-// header, which is a secret.
+// spaces must follow it; the token must match RFC 6750's b64token syntax
+// (1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="), with
+// nothing after it. It returns ErrNoToken for an empty value or another
+// scheme, and ErrMalformed for a Bearer header without a valid token (this
+// includes a tab after the scheme). The token is a substring of header, so
+// Token does not allocate; errors never contain the header, which is a secret.
 func Token(header string) (string, error) {
 	const scheme = "bearer"
 	if len(header) < len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
 		return "", ErrNoToken
 	}
 	rest := header[len(scheme):]
-	if rest == "" {
-		return "", fmt.Errorf("%w: empty token", ErrMalformed)
-	}
-	if rest[0] != ' ' {
-		return "", ErrNoToken // e.g. "Bearerx": another scheme
+	if rest != "" && rest[0] != ' ' {
+		if isTChar(rest[0]) {
+			return "", ErrNoToken // e.g. "Bearerx": another scheme
+		}
+		return "", fmt.Errorf("%w: scheme not followed by a space", ErrMalformed)
 	}
 	tok := strings.TrimLeft(rest, " ")
+	if tok == "" {
+		return "", fmt.Errorf("%w: empty token", ErrMalformed)
+	}
 	if !isB64Token(tok) {
 		return "", fmt.Errorf("%w: token is not b64token", ErrMalformed)
 	}
 	return tok, nil
 }
 
-// isB64Token reports whether s is 1*( ALPHA / DIGIT / "-" / "." / "_" / "~"
-// / "+" / "/" ) *"=".
+// isB64Token reports whether s is a b64token (RFC 6750), which is also the
+// syntax of an RFC 9110 token68.
 func isB64Token(s string) bool {
 	i := 0
 	for i < len(s) && isB64Char(s[i]) {
@@ -77,23 +88,24 @@ func isTChar(c byte) bool {
 // Challenge is one authentication challenge from a WWW-Authenticate header.
 type Challenge struct {
 	Scheme string            // as sent, e.g. "Bearer"
-	Params map[string]string // auth-params, keys lower-cased, quoted strings unquoted; a token68 under ""
+	Params map[string]string // auth-params, keys lower-cased, quoted strings unquoted; a token68 under ""; nil if none
 }
 
 // ErrorCode returns the "error" parameter, e.g. "invalid_token" or
 // "insufficient_scope", or "".
 func (c Challenge) ErrorCode() string { return c.Params["error"] }
 
-// ParseChallenges parses a WWW-Authenticate header value (RFC 9110 §11.6.1):
-// a comma-separated list of challenges, each a scheme followed by a token68
-// or by auth-params (token BWS "=" BWS ( token / quoted-string )). Empty
-// list elements are allowed. It returns ErrMalformed for a syntax error or
-// more than 32 challenges or parameters.
+// ParseChallenges parses a WWW-Authenticate header value (RFC 9110 §11.6.1,
+// §11.2): a comma-separated list of challenges, each a scheme followed by a
+// token68 or by auth-params (token BWS "=" BWS ( token / quoted-string )).
+// Empty list elements are allowed. It returns ErrMalformed for a syntax
+// error, a repeated parameter, or more than 32 challenges or 32 parameters
+// in one challenge.
 func ParseChallenges(header string) ([]Challenge, error) {
 	p := parser{s: header}
 	var out []Challenge
 	for {
-		p.skipListSeparators()
+		p.skip(" \t,")
 		if p.done() {
 			return out, nil
 		}
@@ -104,7 +116,7 @@ func ParseChallenges(header string) ([]Challenge, error) {
 		if scheme == "" {
 			return nil, fmt.Errorf("%w: expected an auth scheme at offset %d", ErrMalformed, p.i)
 		}
-		c := Challenge{Scheme: scheme, Params: map[string]string{}}
+		c := Challenge{Scheme: scheme}
 		if err := p.params(&c); err != nil {
 			return nil, err
 		}
@@ -113,8 +125,8 @@ func ParseChallenges(header string) ([]Challenge, error) {
 }
 
 // BearerError returns the "error" parameter of the first Bearer challenge
-// in the given WWW-Authenticate header values, or "" if there is none or the
-// headers do not parse.
+// in the given WWW-Authenticate header values, or "" if there is none. A
+// header value that does not parse is skipped.
 func BearerError(values []string) string {
 	for _, v := range values {
 		cs, err := ParseChallenges(v)
@@ -137,14 +149,9 @@ type parser struct {
 
 func (p *parser) done() bool { return p.i >= len(p.s) }
 
-func (p *parser) skipSpace() {
-	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
-		p.i++
-	}
-}
-
-func (p *parser) skipListSeparators() {
-	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t' || p.s[p.i] == ',') {
+// skip advances past any of the bytes in set.
+func (p *parser) skip(set string) {
+	for p.i < len(p.s) && strings.IndexByte(set, p.s[p.i]) >= 0 {
 		p.i++
 	}
 }
@@ -166,73 +173,72 @@ func (p *parser) params(c *Challenge) error {
 	if p.s[p.i] != ' ' && p.s[p.i] != '\t' {
 		return fmt.Errorf("%w: unexpected character after scheme at offset %d", ErrMalformed, p.i)
 	}
-	p.skipSpace()
+	p.skip(" \t")
 	if t68, ok := p.token68(); ok {
-		c.Params[""] = t68
+		c.Params = map[string]string{"": t68}
 		return nil
 	}
+	afterComma := false
 	for {
-		p.skipSpace()
+		p.skip(" \t")
 		if p.done() {
 			return nil
 		}
 		if p.s[p.i] == ',' {
-			p.i++ // an empty list element
+			p.i++ // an empty list element or the end of a parameter
+			afterComma = true
 			continue
 		}
-		save := p.i
+		start := p.i
 		name := p.token()
 		if name == "" {
 			return fmt.Errorf("%w: expected a parameter at offset %d", ErrMalformed, p.i)
 		}
-		p.skipSpace()
+		p.skip(" \t")
 		if p.done() || p.s[p.i] != '=' {
-			if len(c.Params) == 0 {
+			if !afterComma {
 				return fmt.Errorf("%w: expected '=' at offset %d", ErrMalformed, p.i)
 			}
-			p.i = save // not a parameter: the next challenge's scheme
+			p.i = start // not a parameter: the next challenge's scheme
 			return nil
 		}
 		p.i++ // '='
-		p.skipSpace()
+		p.skip(" \t")
 		val, err := p.value()
 		if err != nil {
 			return err
 		}
+		if c.Params == nil {
+			c.Params = make(map[string]string, 4)
+		}
+		name = strings.ToLower(name)
+		if _, dup := c.Params[name]; dup {
+			return fmt.Errorf("%w: repeated parameter", ErrMalformed)
+		}
 		if len(c.Params) == maxParams {
 			return fmt.Errorf("%w: too many parameters", ErrMalformed)
 		}
-		c.Params[strings.ToLower(name)] = val
-		p.skipSpace()
-		if p.done() {
-			return nil
-		}
-		if p.s[p.i] != ',' {
+		c.Params[name] = val
+		p.skip(" \t")
+		if !p.done() && p.s[p.i] != ',' {
 			return fmt.Errorf("%w: expected ',' at offset %d", ErrMalformed, p.i)
 		}
-		p.i++
+		afterComma = false
 	}
 }
 
-// token68 consumes a token68 (1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
-// "+" / "/" ) *"=") if it is followed by the end or a comma, not by "=" and
-// more: that would be an auth-param.
+// token68 consumes a token68 if it is followed by the end or a comma, not
+// by "=" and a value: that would be an auth-param.
 func (p *parser) token68() (string, bool) {
 	j := p.i
-	for j < len(p.s) && isB64Char(p.s[j]) {
-		j++
-	}
-	if j == p.i {
-		return "", false
-	}
-	for j < len(p.s) && p.s[j] == '=' {
+	for j < len(p.s) && (isB64Char(p.s[j]) || j > p.i && p.s[j] == '=') {
 		j++
 	}
 	k := j
 	for k < len(p.s) && (p.s[k] == ' ' || p.s[k] == '\t') {
 		k++
 	}
-	if k < len(p.s) && p.s[k] != ',' {
+	if (k < len(p.s) && p.s[k] != ',') || !isB64Token(p.s[p.i:j]) {
 		return "", false
 	}
 	t := p.s[p.i:j]
@@ -240,35 +246,52 @@ func (p *parser) token68() (string, bool) {
 	return t, true
 }
 
-// value consumes a token or a quoted-string.
+// value consumes a token or a quoted-string. An unescaped quoted-string is
+// returned as a substring of the header, without allocating.
 func (p *parser) value() (string, error) {
-	if p.done() {
-		return "", fmt.Errorf("%w: missing parameter value", ErrMalformed)
-	}
-	if p.s[p.i] != '"' {
+	if p.done() || p.s[p.i] != '"' {
 		v := p.token()
 		if v == "" {
-			return "", fmt.Errorf("%w: bad parameter value at offset %d", ErrMalformed, p.i)
+			return "", fmt.Errorf("%w: bad or missing parameter value at offset %d", ErrMalformed, p.i)
 		}
 		return v, nil
 	}
 	p.i++
-	var b strings.Builder
-	for p.i < len(p.s) {
+	start, escaped := p.i, false
+	for ; p.i < len(p.s); p.i++ {
 		c := p.s[p.i]
-		switch {
-		case c == '"':
+		if c == '\\' {
 			p.i++
-			return b.String(), nil
-		case c == '\\' && p.i+1 < len(p.s):
-			b.WriteByte(p.s[p.i+1])
-			p.i += 2
-		case c == '\t' || c >= 0x20 && c != 0x7f:
-			b.WriteByte(c)
+			escaped = true
+			if p.i == len(p.s) {
+				break
+			}
+			c = p.s[p.i]
+		} else if c == '"' {
 			p.i++
-		default:
-			return "", fmt.Errorf("%w: control character in quoted string", ErrMalformed)
+			v := p.s[start : p.i-1]
+			if escaped {
+				v = unescape(v)
+			}
+			return v, nil
+		}
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return "", fmt.Errorf("%w: control character in quoted string at offset %d", ErrMalformed, p.i)
 		}
 	}
 	return "", fmt.Errorf("%w: unterminated quoted string", ErrMalformed)
+}
+
+// unescape removes the backslashes of quoted-pairs from a validated
+// quoted-string body.
+func unescape(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

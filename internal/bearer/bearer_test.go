@@ -3,6 +3,8 @@ package bearer
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,7 +24,16 @@ var tokenCases = []struct {
 	{"Bear", "", ErrNoToken},
 	{"Bearer", "", ErrMalformed},
 	{"Bearer ", "", ErrMalformed},
-	{"Bearer\tabc", "", ErrNoToken},
+	{"Bearer\tabc", "", ErrMalformed}, // tabs are not SP: rejected
+	{"Bearer \tabc", "", ErrMalformed},
+	{"Bearer,abc", "", ErrMalformed},
+	{"Bearer-x abc", "", ErrNoToken}, // scheme "Bearer-x"
+	{"Bearer abc=", "abc=", nil},
+	{"Bearer abc==x", "", ErrMalformed},
+	{"Bearer ==", "", ErrMalformed},
+	{"Bearer a\x00", "", ErrMalformed},
+	{"Bearer é", "", ErrMalformed},
+	{" Bearer abc", "", ErrNoToken}, // net/http trims OWS before we see it
 	{"Bearer a b", "", ErrMalformed},
 	{"Bearer a=b", "", ErrMalformed},
 	{"Bearer =", "", ErrMalformed},
@@ -41,13 +52,21 @@ func TestToken(t *testing.T) {
 
 func TestErrorsHideTheHeader(t *testing.T) {
 	const secret = "s3cr3t-token-value"
-	for _, h := range []string{"Bearer " + secret + " x", "Bearer " + secret + "\"", "Basic " + secret} {
+	for _, h := range []string{
+		"Bearer " + secret + " x", "Bearer " + secret + "\"", "Bearer\t" + secret,
+		"Bearer  " + secret + "==x", "Basic " + secret, secret,
+	} {
 		if _, err := Token(h); err == nil || strings.Contains(err.Error(), secret) {
 			t.Errorf("Token error %v reveals the header", err)
 		}
 	}
-	if _, err := ParseChallenges(`Bearer error="` + secret); err == nil || strings.Contains(err.Error(), secret) {
-		t.Errorf("ParseChallenges error %v reveals the header", err)
+	for _, h := range []string{
+		`Bearer error="` + secret, `Bearer ` + secret + ` x`, `Bearer x=` + secret + `;`,
+		`Bearer x="` + secret + "\x01\"", secret + `;`,
+	} {
+		if _, err := ParseChallenges(h); err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("ParseChallenges error %v reveals the header", err)
+		}
 	}
 }
 
@@ -84,33 +103,35 @@ var challengeCases = []struct {
 	{`"quoted"`, ``, true},
 	{`Bearer realm="ctl` + "\x01" + `"`, ``, true},
 	{`Bearer=x`, ``, true},
+	{`Bearer , Basic`, `Bearer{} Basic{}`, false},
+	{`Bearer realm="x", Basic abc==`, `Bearer{realm=x} Basic{=abc==}`, false},
+	{"Bearer\trealm=\"x\",\terror=\"y\"", `Bearer{error=y realm=x}`, false}, // tabs as whitespace
+	{`Bearer realm=""`, `Bearer{realm=}`, false},
+	{`Bearer realm="\\"`, `Bearer{realm=\}`, false},
+	{`Bearer realm="x", realm="y"`, ``, true}, // repeated parameter
+	{`Bearer realm="x", REALM="y"`, ``, true},
+	{`Bearer realm="x\"`, ``, true},
+	{`Bearer realm="x\`, ``, true},
+	{"Bearer realm=\"x\\\x01\"", ``, true},
+	{`Bearer realm="x";`, ``, true},
+	{`Bearer realm="x" , error=`, ``, true},
+	{`Bearer error=invalid"token"`, ``, true},
+	{`Bearer realm=="x"`, ``, true},
+	{`Bearer a=b=c`, ``, true},
+	{`Negotiate abc, realm="x"`, ``, true}, // token68 ends its challenge
+	{`Bearer abc=, realm=x`, ``, true},
 }
 
 func render(cs []Challenge) string {
 	var parts []string
 	for _, c := range cs {
 		var ps []string
-		for _, k := range sortedKeys(c.Params) {
+		for _, k := range slices.Sorted(maps.Keys(c.Params)) {
 			ps = append(ps, k+"="+c.Params[k])
 		}
 		parts = append(parts, c.Scheme+"{"+strings.Join(ps, " ")+"}")
 	}
 	return strings.Join(parts, " ")
-}
-
-func sortedKeys(m map[string]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j] < ks[i] {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
-	return ks
 }
 
 func TestParseChallenges(t *testing.T) {
@@ -129,6 +150,9 @@ func TestParseChallenges(t *testing.T) {
 }
 
 func TestParseChallengesLimits(t *testing.T) {
+	if cs, err := ParseChallenges(strings.Repeat("Basic, ", 32)); err != nil || len(cs) != 32 {
+		t.Errorf("32 challenges: %d, %v", len(cs), err)
+	}
 	if _, err := ParseChallenges(strings.Repeat("Basic, ", 33)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("33 challenges: %v", err)
 	}
@@ -136,8 +160,21 @@ func TestParseChallengesLimits(t *testing.T) {
 	for i := range 33 {
 		params = append(params, fmt.Sprintf("p%d=v", i))
 	}
+	if cs, err := ParseChallenges("Bearer " + strings.Join(params[:32], ", ")); err != nil || len(cs[0].Params) != 32 {
+		t.Errorf("32 params: %v", err)
+	}
 	if _, err := ParseChallenges("Bearer " + strings.Join(params, ", ")); !errors.Is(err, ErrMalformed) {
 		t.Errorf("33 params: %v", err)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	if got := (Challenge{Scheme: "Bearer"}).ErrorCode(); got != "" {
+		t.Errorf("ErrorCode of a challenge without params = %q", got)
+	}
+	cs, err := ParseChallenges(`Bearer error="insufficient_scope", scope="read"`)
+	if err != nil || cs[0].ErrorCode() != "insufficient_scope" {
+		t.Errorf("ErrorCode = %v, %v", cs, err)
 	}
 }
 
@@ -147,10 +184,16 @@ func TestBearerError(t *testing.T) {
 		want   string
 	}{
 		{nil, ""},
+		{[]string{""}, ""},
 		{[]string{`Basic realm="x"`}, ""},
+		{[]string{`Basic realm="x", Bearer realm="api", error="invalid_token", error_description="The access token expired"`}, "invalid_token"},
 		{[]string{`Basic realm="x"`, `Bearer error="insufficient_scope"`}, "insufficient_scope"},
+		{[]string{`Basic realm="x"`, `Negotiate abc==`, `BEARER Error="invalid_token"`}, "invalid_token"},
 		{[]string{`"broken`, `bearer error=invalid_token`}, "invalid_token"},
+		{[]string{`Bearer error="invalid_token`, `Bearer error="insufficient_scope"`}, "insufficient_scope"},
+		{[]string{`Bearer realm="api"`, `Bearer error="invalid_token"`}, ""}, // the first Bearer challenge decides
 		{[]string{`Bearer realm="api"`}, ""},
+		{[]string{`Bearer abc==`}, ""},
 	}
 	for _, tc := range cases {
 		if got := BearerError(tc.values); got != tc.want {
@@ -166,12 +209,13 @@ func FuzzToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		tok, err := Token(h)
 		if err != nil {
-			if tok != "" {
-				t.Fatalf("token %q with error %v", tok, err)
+			if tok != "" || !errors.Is(err, ErrNoToken) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Token(%q) = %q, %v", h, tok, err)
 			}
 			return
 		}
-		if !strings.HasSuffix(h, tok) || !isB64Token(tok) {
+		if !strings.HasSuffix(h, tok) || !isB64Token(tok) ||
+			!strings.EqualFold(h[:7], "bearer ") || strings.TrimLeft(h[7:], " ") != tok {
 			t.Fatalf("Token(%q) = %q", h, tok)
 		}
 	})
@@ -184,8 +228,8 @@ func FuzzParseChallenges(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		cs, err := ParseChallenges(h)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error %v is not ErrMalformed", err)
+			if cs != nil || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("ParseChallenges(%q) = %v, %v", h, cs, err)
 			}
 			return
 		}
@@ -193,10 +237,20 @@ func FuzzParseChallenges(f *testing.F) {
 			t.Fatalf("%d challenges", len(cs))
 		}
 		for _, c := range cs {
-			if c.Scheme == "" || len(c.Params) > maxParams {
+			if c.Scheme == "" || strings.IndexFunc(c.Scheme, func(r rune) bool { return r > 0x7f || !isTChar(byte(r)) }) >= 0 ||
+				len(c.Params) > maxParams || c.Params != nil && len(c.Params) == 0 {
 				t.Fatalf("bad challenge %+v", c)
 			}
+			for k, v := range c.Params {
+				if k == "" && (len(c.Params) != 1 || !isB64Token(v)) || k != strings.ToLower(k) {
+					t.Fatalf("bad params %q", c.Params)
+				}
+			}
+			if !strings.Contains(h, c.Scheme) {
+				t.Fatalf("scheme %q not in the header", c.Scheme)
+			}
 		}
+		_ = BearerError([]string{h, h})
 	})
 }
 

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store"
+)
+
+// adminFlags are the flags every admin command takes.
+func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := os.Getenv("TOKEND_STORE")
+	if def == "" {
+		def = defaultStore
+	}
+	return fs, fs.String("store", def, "store URL (env TOKEND_STORE)")
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err}
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func withStore(ctx context.Context, url string, f func(store.Store) error) error {
+	st, err := openStore(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(st)
+}
+
+func cmdClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("client: want create, list or delete")}
+	}
+	fs, storeURL := adminFlags("client "+args[0], stderr)
+	switch args[0] {
+	case "create":
+		id := fs.String("id", "", "client ID (required)")
+		secret := fs.String("secret", "", "client secret (default: 256 random bits, printed once)")
+		public := fs.Bool("public", false, "a public client, with no secret (refresh_token grant only)")
+		grants := fs.String("grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password")
+		scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
+		mint := fs.Bool("mint", false, "may mint tokens for its users (POST /v1/tokens)")
+		asJSON := fs.Bool("json", false, "print the result as JSON")
+		if _, err := parseInterspersed(fs, args[1:]); err != nil {
+			return err
+		}
+		if *id == "" {
+			return usageError{errors.New("client create: --id is required")}
+		}
+		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, CreatedAt: time.Now()}
+		for _, g := range c.Grants {
+			if g != "client_credentials" && g != "refresh_token" && g != "password" {
+				return usageError{fmt.Errorf("client create: unknown grant %q", g)}
+			}
+		}
+		if !*public {
+			if *secret == "" {
+				*secret = randomSecret()
+			}
+			c.SecretHash = server.HashClientSecret(*secret)
+		} else {
+			*secret = ""
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			if err := st.CreateClient(ctx, c); err != nil {
+				return err
+			}
+			if *asJSON {
+				return json.NewEncoder(stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint})
+			}
+			fmt.Fprintf(stdout, "client_id:     %s\n", c.ID)
+			if *secret != "" {
+				fmt.Fprintf(stdout, "client_secret: %s\n(shown once: only its hash is stored)\n", *secret)
+			}
+			return nil
+		})
+	case "list":
+		if _, err := parseInterspersed(fs, args[1:]); err != nil {
+			return err
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			cs, err := st.ListClients(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTYPE\tGRANTS\tSCOPES\tMINT")
+			for _, c := range cs {
+				typ := "confidential"
+				if len(c.SecretHash) == 0 {
+					typ = "public"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", c.ID, typ, strings.Join(c.Grants, ","), strings.Join(c.Scopes, " "), c.Mint)
+			}
+			return tw.Flush()
+		})
+	case "delete":
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError{errors.New("client delete: want one client ID")}
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error { return st.DeleteClient(ctx, pos[0]) })
+	}
+	return usageError{fmt.Errorf("client: unknown command %q", args[0])}
+}
+
+func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("user: want create or delete")}
+	}
+	fs, storeURL := adminFlags("user "+args[0], stderr)
+	switch args[0] {
+	case "create":
+		fromStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 || !*fromStdin {
+			return usageError{errors.New("user create: want NAME --password-stdin")}
+		}
+		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read password: %w", err)
+		}
+		pw := strings.TrimRight(line, "\r\n")
+		if pw == "" {
+			return usageError{errors.New("user create: empty password")}
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			return st.CreateUser(ctx, store.User{Name: pos[0], PasswordHash: password.Hash(pw), CreatedAt: time.Now()})
+		})
+	case "delete":
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError{errors.New("user delete: want one user name")}
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error { return st.DeleteUser(ctx, pos[0]) })
+	}
+	return usageError{fmt.Errorf("user: unknown command %q", args[0])}
+}
+
+func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("keys: want list or rotate")}
+	}
+	fs, storeURL := adminFlags("keys "+args[0], stderr)
+	switch args[0] {
+	case "list":
+		if _, err := parseInterspersed(fs, args[1:]); err != nil {
+			return err
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			ks, err := st.ListKeys(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED")
+			for _, k := range ks {
+				retired := "-"
+				if !k.RetiredAt.IsZero() {
+					retired = k.RetiredAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.UTC().Format(time.RFC3339), retired)
+			}
+			return tw.Flush()
+		})
+	case "rotate":
+		alg := fs.String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
+		if _, err := parseInterspersed(fs, args[1:]); err != nil {
+			return err
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			k, err := keys.Rotate(ctx, st, *alg, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "new signing key %s (%s); running servers switch to it within 30s\n", k.ID, k.Algorithm)
+			return nil
+		})
+	}
+	return usageError{fmt.Errorf("keys: unknown command %q", args[0])}
+}
+
+func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("sessions: want list or revoke")}
+	}
+	fs, storeURL := adminFlags("sessions "+args[0], stderr)
+	subject := fs.String("subject", "", "only this subject's sessions")
+	clientID := fs.String("client", "", "only this client's sessions")
+	switch args[0] {
+	case "list":
+		all := fs.Bool("all", false, "include ended sessions")
+		if _, err := parseInterspersed(fs, args[1:]); err != nil {
+			return err
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			filter := store.FamilyFilter{ClientID: *clientID, Subject: *subject}
+			if !*all {
+				filter.ActiveAt = time.Now()
+			}
+			fams, err := st.ListFamilies(ctx, filter)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tCLIENT\tSUBJECT\tSCOPE\tCREATED\tLAST USED\tROTATIONS\tREVOKED")
+			for _, f := range fams {
+				revoked := "-"
+				if !f.RevokedAt.IsZero() {
+					revoked = f.RevokeReason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", f.ID, f.ClientID, f.Subject, f.Scope,
+					f.CreatedAt.UTC().Format(time.RFC3339), f.LastUsedAt.UTC().Format(time.RFC3339), f.Generation, revoked)
+			}
+			return tw.Flush()
+		})
+	case "revoke":
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			now := time.Now()
+			switch {
+			case len(pos) == 1:
+				if err := st.RevokeFamily(ctx, pos[0], now, "admin"); err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, "revoked 1 session")
+			case len(pos) == 0 && (*subject != "" || *clientID != ""):
+				n, err := st.RevokeFamilies(ctx, store.FamilyFilter{ClientID: *clientID, Subject: *subject}, now, "admin")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "revoked %d sessions\n", n)
+			default:
+				return usageError{errors.New("sessions revoke: want a session ID, or --subject/--client")}
+			}
+			return nil
+		})
+	}
+	return usageError{fmt.Errorf("sessions: unknown command %q", args[0])}
+}
+
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// randomSecret returns 256 random bits, base64url.
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

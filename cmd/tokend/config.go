@@ -1,0 +1,173 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// settings are tokend serve's knobs. Each is set, in rising precedence, by
+// its default, the YAML config file, a TOKEND_* environment variable and a
+// flag.
+type settings struct {
+	Addr            string        `yaml:"addr"`
+	Store           string        `yaml:"store"`
+	Issuer          string        `yaml:"issuer"`
+	AccessTTL       time.Duration `yaml:"access_ttl"`
+	RefreshIdle     time.Duration `yaml:"refresh_idle"`
+	RefreshAbsolute time.Duration `yaml:"refresh_absolute"`
+	Grace           time.Duration `yaml:"grace"`
+	KeyAlg          string        `yaml:"key_alg"`
+	RateLimit       float64       `yaml:"rate_limit"`
+	RateBurst       int           `yaml:"rate_burst"`
+	GCInterval      time.Duration `yaml:"gc_interval"`
+	LogLevel        string        `yaml:"log_level"`
+}
+
+func defaultSettings() settings {
+	return settings{
+		Addr:            "127.0.0.1:8080",
+		Store:           defaultStore,
+		AccessTTL:       15 * time.Minute,
+		RefreshIdle:     30 * 24 * time.Hour,
+		RefreshAbsolute: 90 * 24 * time.Hour,
+		Grace:           30 * time.Second,
+		KeyAlg:          "EdDSA",
+		RateLimit:       50,
+		RateBurst:       100,
+		GCInterval:      time.Minute,
+		LogLevel:        "info",
+	}
+}
+
+// defaultStore is the SQLite file in the working directory that serve
+// creates and the admin commands find.
+const defaultStore = "sqlite://tokend.db"
+
+// setting binds one field to its flag and environment variable.
+type setting struct {
+	name  string // flag name; the variable is TOKEND_ + upper-cased name with - as _
+	usage string
+	ptr   any // *string, *time.Duration, *float64 or *int
+}
+
+func (s *settings) table() []setting {
+	return []setting{
+		{"addr", "listen address HOST:PORT", &s.Addr},
+		{"store", "store URL: sqlite:///path/tokend.db, sqlite://relative.db or memory:", &s.Store},
+		{"issuer", "issuer URL (default http://ADDR)", &s.Issuer},
+		{"access-ttl", "access token lifetime", &s.AccessTTL},
+		{"refresh-idle", "a refresh-token family unused this long ends", &s.RefreshIdle},
+		{"refresh-absolute", "a refresh-token family ends this long after login", &s.RefreshAbsolute},
+		{"grace", "window in which a retried refresh token gets the same successor", &s.Grace},
+		{"key-alg", "signing algorithm of new keys: EdDSA or ES256", &s.KeyAlg},
+		{"rate-limit", "token requests per second per client (0: unlimited)", &s.RateLimit},
+		{"rate-burst", "token request burst per client", &s.RateBurst},
+		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
+		{"log-level", "debug, info, warn or error", &s.LogLevel},
+	}
+}
+
+func envName(flagName string) string {
+	return "TOKEND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// loadSettings resolves serve's settings from args, the environment and the
+// config file named by --config or TOKEND_CONFIG.
+func loadSettings(fs *flag.FlagSet, args []string, getenv func(string) string) (settings, error) {
+	s := defaultSettings()
+	var flagged settings
+	config := fs.String("config", getenv("TOKEND_CONFIG"), "YAML config file (env TOKEND_CONFIG)")
+	for _, st := range flagged.table() {
+		usage := st.usage + " (env " + envName(st.name) + ")"
+		switch p := st.ptr.(type) {
+		case *string:
+			fs.StringVar(p, st.name, "", usage)
+		case *time.Duration:
+			fs.DurationVar(p, st.name, 0, usage)
+		case *float64:
+			fs.Float64Var(p, st.name, 0, usage)
+		case *int:
+			fs.IntVar(p, st.name, 0, usage)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *config != "" {
+		raw, err := os.ReadFile(*config)
+		if err != nil {
+			return s, fmt.Errorf("config file: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&s); err != nil {
+			return s, fmt.Errorf("config file %s: %w", *config, err)
+		}
+	}
+	table, flags := s.table(), flagged.table()
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for i, st := range table {
+		if v := getenv(envName(st.name)); v != "" {
+			if err := parseInto(st.ptr, v); err != nil {
+				return s, fmt.Errorf("%s: %w", envName(st.name), err)
+			}
+		}
+		if set[st.name] {
+			copyValue(st.ptr, flags[i].ptr)
+		}
+	}
+	if s.Issuer == "" {
+		s.Issuer = "http://" + s.Addr
+	}
+	s.Issuer = strings.TrimRight(s.Issuer, "/")
+	return s, nil
+}
+
+func parseInto(ptr any, v string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return err
+		}
+		*p = f
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+	}
+	return nil
+}
+
+func copyValue(dst, src any) {
+	switch d := dst.(type) {
+	case *string:
+		*d = *src.(*string)
+	case *time.Duration:
+		*d = *src.(*time.Duration)
+	case *float64:
+		*d = *src.(*float64)
+	case *int:
+		*d = *src.(*int)
+	}
+}

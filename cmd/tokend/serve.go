@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/server"
+)
+
+// secretName names the server secret that derives refresh-token successors.
+const secretName = "refresh-successor"
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, err := loadSettings(fs, args, os.Getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return usageError{fmt.Errorf("log-level: %w", err)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	now := time.Now()
+	// A retired key stays published while tokens it signed may live: the
+	// access TTL, or up to a day for minted tokens.
+	ks, err := keys.Load(ctx, st, cfg.KeyAlg, max(cfg.AccessTTL, 24*time.Hour)+time.Minute, now)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	fresh := make([]byte, 32)
+	_, _ = rand.Read(fresh)
+	secret, err := st.Secret(ctx, secretName, fresh)
+	if err != nil {
+		return fmt.Errorf("load server secret: %w", err)
+	}
+	srv, err := server.New(server.Config{
+		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer,
+		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go background(bg, log, cfg, ks, st)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", cfg.Store, "kid", ks.ActiveKeyID())
+	fmt.Fprintf(stdout, "tokend: listening on http://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// background reloads the signing keys (so `tokend keys rotate` takes effect
+// while the server runs) and deletes ended families.
+func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, st interface {
+	DeleteExpired(context.Context, time.Time) (int, error)
+}) {
+	reload := time.NewTicker(30 * time.Second)
+	defer reload.Stop()
+	gc := time.NewTicker(cfg.GCInterval)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload.C:
+			if err := ks.Reload(ctx, time.Now()); err != nil {
+				log.Warn("reload signing keys", "err", err)
+			}
+		case <-gc.C:
+			// Revoked families are kept for a day for the sessions listing.
+			n, err := st.DeleteExpired(ctx, time.Now().Add(-24*time.Hour))
+			if err != nil {
+				log.Warn("delete ended families", "err", err)
+			} else if n > 0 {
+				log.Info("deleted ended families", "count", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/sqlite"
+	"github.com/tokend/tokend/store/storetest"
+)
+
+func open(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, filepath.Join(t.TempDir(), "t.db")) })
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	s := open(t, path)
+	hash := bytes.Repeat([]byte{0xab}, 32)
+	now := time.Now()
+	f := store.Family{ID: "f", ClientID: "c", Subject: "s", CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateFamily(t.Context(), f, store.RefreshToken{Hash: hash, IssuedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	if _, fam, err := s.GetRefreshToken(t.Context(), hash); err != nil || fam.ID != "f" {
+		t.Fatalf("after reopening: %v, %v", fam, err)
+	}
+}
+
+func TestCancelledWriteIsNotApplied(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "t.db"))
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.CreateUser(ctx, store.User{Name: "u", PasswordHash: "h"}); err == nil {
+		t.Fatal("a write with a cancelled context succeeded")
+	}
+	if _, err := s.GetUser(t.Context(), "u"); err == nil {
+		t.Fatal("a cancelled write was applied")
+	}
+}

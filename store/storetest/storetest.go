@@ -1,0 +1,432 @@
+// Package storetest is the conformance suite every store.Store backend
+// passes: Run(t, newStore) checks each method's contract, including the
+// atomicity of refresh-token rotation under concurrency.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// Run runs the suite. newStore returns a new, empty store; Run closes it.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Clients", testClients},
+		{"Users", testUsers},
+		{"Keys", testKeys},
+		{"Secret", testSecret},
+		{"CreateFamily", testCreateFamily},
+		{"ListAndRevokeFamilies", testListRevoke},
+		{"Rotate", testRotate},
+		{"RepeatWithinGrace", testRepeat},
+		{"ReuseAfterGrace", testReuse},
+		{"RotateEnded", testRotateEnded},
+		{"ConcurrentSameToken", testConcurrentSame},
+		{"ConcurrentDifferentSuccessors", testConcurrentDifferent},
+		{"ConcurrentFamilies", testConcurrentFamilies},
+		{"DeleteExpired", testDeleteExpired},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+// t0 is the suite's "now": microsecond precision, as backends may store.
+var t0 = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v, want %v", err, want)
+	}
+}
+
+func hash() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func testClients(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	c := store.Client{ID: "b", SecretHash: []byte{1, 2, 3}, Grants: []string{"refresh_token", "password"}, Scopes: []string{"read"}, Mint: true, CreatedAt: t0}
+	must(t, s.CreateClient(ctx, c))
+	must(t, s.CreateClient(ctx, store.Client{ID: "a", CreatedAt: t0}))
+	wantErr(t, s.CreateClient(ctx, c), store.ErrExists)
+	got, err := s.GetClient(ctx, "b")
+	must(t, err)
+	if got.ID != "b" || !bytes.Equal(got.SecretHash, c.SecretHash) || fmt.Sprint(got.Grants) != "[refresh_token password]" ||
+		fmt.Sprint(got.Scopes) != "[read]" || !got.Mint || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("GetClient = %+v", got)
+	}
+	got.Grants[0] = "changed"
+	again, _ := s.GetClient(ctx, "b")
+	if again.Grants[0] != "refresh_token" {
+		t.Fatal("the store shares memory with its callers")
+	}
+	all, err := s.ListClients(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].ID != "a" || all[1].ID != "b" || len(all[0].SecretHash) != 0 {
+		t.Fatalf("ListClients = %+v", all)
+	}
+	must(t, s.DeleteClient(ctx, "a"))
+	wantErr(t, s.DeleteClient(ctx, "a"), store.ErrNotFound)
+	_, err = s.GetClient(ctx, "a")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateUser(ctx, store.User{Name: "zed", PasswordHash: "$h2", CreatedAt: t0}))
+	must(t, s.CreateUser(ctx, store.User{Name: "amy", PasswordHash: "$h1", CreatedAt: t0}))
+	wantErr(t, s.CreateUser(ctx, store.User{Name: "amy"}), store.ErrExists)
+	u, err := s.GetUser(ctx, "amy")
+	must(t, err)
+	if u.PasswordHash != "$h1" || !u.CreatedAt.Equal(t0) {
+		t.Fatalf("GetUser = %+v", u)
+	}
+	all, err := s.ListUsers(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].Name != "amy" {
+		t.Fatalf("ListUsers = %+v", all)
+	}
+	must(t, s.DeleteUser(ctx, "amy"))
+	wantErr(t, s.DeleteUser(ctx, "amy"), store.ErrNotFound)
+	_, err = s.GetUser(ctx, "amy")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i, id := range []string{"k2", "k1", "k3"} {
+		must(t, s.CreateKey(ctx, store.Key{ID: id, Algorithm: "EdDSA", Private: []byte(id), CreatedAt: t0.Add(time.Duration(i) * time.Second)}))
+	}
+	wantErr(t, s.CreateKey(ctx, store.Key{ID: "k1", Algorithm: "EdDSA", Private: []byte("x")}), store.ErrExists)
+	must(t, s.RetireKey(ctx, "k2", t0.Add(time.Hour)))
+	must(t, s.RetireKey(ctx, "k2", t0.Add(2*time.Hour))) // keeps the first
+	wantErr(t, s.RetireKey(ctx, "nope", t0), store.ErrNotFound)
+	ks, err := s.ListKeys(ctx)
+	must(t, err)
+	if len(ks) != 3 || ks[0].ID != "k2" || ks[1].ID != "k1" || ks[2].ID != "k3" {
+		t.Fatalf("ListKeys order: %+v", ks)
+	}
+	if !ks[0].RetiredAt.Equal(t0.Add(time.Hour)) || !ks[1].RetiredAt.IsZero() || string(ks[1].Private) != "k1" {
+		t.Fatalf("ListKeys = %+v", ks)
+	}
+}
+
+func testSecret(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first, err := s.Secret(ctx, "x", []byte("one"))
+	must(t, err)
+	second, err := s.Secret(ctx, "x", []byte("two"))
+	must(t, err)
+	if string(first) != "one" || string(second) != "one" {
+		t.Fatalf("Secret = %q then %q; want the first value both times", first, second)
+	}
+}
+
+// newFamily creates an active family with one token and returns both.
+func newFamily(t *testing.T, s store.Store, id, client, subject string) (store.Family, []byte) {
+	t.Helper()
+	f := store.Family{ID: id, ClientID: client, Subject: subject, Scope: "read write", Claims: []byte(`{"a":1}`),
+		AccessTTL: time.Minute, CreatedAt: t0, LastUsedAt: t0, IdleExpiresAt: t0.Add(time.Hour), ExpiresAt: t0.Add(24 * time.Hour)}
+	h := hash()
+	must(t, s.CreateFamily(t.Context(), f, store.RefreshToken{Hash: h, FamilyID: id, IssuedAt: t0}))
+	return f, h
+}
+
+func testCreateFamily(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	f, h := newFamily(t, s, "f1", "c", "alice")
+	got, err := s.GetFamily(ctx, "f1")
+	must(t, err)
+	if got.ID != f.ID || got.Subject != "alice" || string(got.Claims) != `{"a":1}` || got.AccessTTL != time.Minute ||
+		!got.IdleExpiresAt.Equal(f.IdleExpiresAt) || got.Generation != 0 || !got.RevokedAt.IsZero() {
+		t.Fatalf("GetFamily = %+v", got)
+	}
+	tok, fam, err := s.GetRefreshToken(ctx, h)
+	must(t, err)
+	if !bytes.Equal(tok.Hash, h) || tok.FamilyID != "f1" || !tok.RotatedAt.IsZero() || tok.Successor != nil || fam.ID != "f1" || !tok.IssuedAt.Equal(t0) {
+		t.Fatalf("GetRefreshToken = %+v, %+v", tok, fam)
+	}
+	// A duplicate family ID or token hash writes nothing.
+	wantErr(t, s.CreateFamily(ctx, store.Family{ID: "f1"}, store.RefreshToken{Hash: hash()}), store.ErrExists)
+	wantErr(t, s.CreateFamily(ctx, store.Family{ID: "f2", ExpiresAt: t0.Add(time.Hour), IdleExpiresAt: t0.Add(time.Hour)}, store.RefreshToken{Hash: h}), store.ErrExists)
+	if _, err := s.GetFamily(ctx, "f2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a half-written family: %v", err)
+	}
+	_, _, err = s.GetRefreshToken(ctx, hash())
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetFamily(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testListRevoke(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	newFamily(t, s, "a1", "app", "alice")
+	newFamily(t, s, "a2", "app", "alice")
+	newFamily(t, s, "b1", "app", "bob")
+	newFamily(t, s, "o1", "other", "alice")
+	list := func(f store.FamilyFilter) string {
+		t.Helper()
+		fams, err := s.ListFamilies(ctx, f)
+		must(t, err)
+		var ids []string
+		for _, f := range fams {
+			ids = append(ids, f.ID)
+		}
+		return fmt.Sprint(ids)
+	}
+	if got := list(store.FamilyFilter{ClientID: "app", Subject: "alice"}); got != "[a1 a2]" {
+		t.Fatalf("by client and subject: %s", got)
+	}
+	if got := list(store.FamilyFilter{Subject: "alice"}); got != "[a1 a2 o1]" {
+		t.Fatalf("by subject: %s", got)
+	}
+	must(t, s.RevokeFamily(ctx, "a1", t0.Add(time.Minute), "logout"))
+	must(t, s.RevokeFamily(ctx, "a1", t0.Add(2*time.Minute), "admin"))
+	f, _ := s.GetFamily(ctx, "a1")
+	if !f.RevokedAt.Equal(t0.Add(time.Minute)) || f.RevokeReason != "logout" {
+		t.Fatalf("second revoke changed the first: %+v", f)
+	}
+	wantErr(t, s.RevokeFamily(ctx, "nope", t0, "x"), store.ErrNotFound)
+	if got := list(store.FamilyFilter{ClientID: "app", ActiveAt: t0.Add(time.Minute)}); got != "[a2 b1]" {
+		t.Fatalf("active: %s", got)
+	}
+	if got := list(store.FamilyFilter{ActiveAt: t0.Add(2 * time.Hour)}); got != "[]" {
+		t.Fatalf("active after idle expiry: %s", got)
+	}
+	n, err := s.RevokeFamilies(ctx, store.FamilyFilter{ClientID: "app"}, t0, "logout")
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("RevokeFamilies revoked %d, want 2 (a1 was already revoked)", n)
+	}
+	if got := list(store.FamilyFilter{ActiveAt: t0}); got != "[o1]" {
+		t.Fatalf("after RevokeFamilies: %s", got)
+	}
+}
+
+func rotate(t *testing.T, s store.Store, old, next []byte, at time.Time) (store.RotateResult, error) {
+	t.Helper()
+	return s.Rotate(t.Context(), store.RotateRequest{Old: old, New: next, Now: at, Grace: 30 * time.Second, IdleExpiresAt: at.Add(time.Hour)})
+}
+
+func testRotate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, h0 := newFamily(t, s, "f", "c", "alice")
+	h1 := hash()
+	at := t0.Add(10 * time.Minute)
+	res, err := rotate(t, s, h0, h1, at)
+	must(t, err)
+	if res.Outcome != store.Rotated || res.Family.Generation != 1 || !res.Family.LastUsedAt.Equal(at) || !res.Family.IdleExpiresAt.Equal(at.Add(time.Hour)) {
+		t.Fatalf("Rotate = %v %+v", res.Outcome, res.Family)
+	}
+	old, _, err := s.GetRefreshToken(ctx, h0)
+	must(t, err)
+	if !old.RotatedAt.Equal(at) || !bytes.Equal(old.Successor, h1) {
+		t.Fatalf("old token after rotation: %+v", old)
+	}
+	next, fam, err := s.GetRefreshToken(ctx, h1)
+	must(t, err)
+	if !next.RotatedAt.IsZero() || next.Generation != 1 || fam.Generation != 1 {
+		t.Fatalf("new token: %+v in %+v", next, fam)
+	}
+	// The idle expiry never passes the absolute one.
+	res, err = s.Rotate(ctx, store.RotateRequest{Old: h1, New: hash(), Now: at, IdleExpiresAt: t0.Add(100 * time.Hour)})
+	must(t, err)
+	if !res.Family.IdleExpiresAt.Equal(t0.Add(24 * time.Hour)) {
+		t.Fatalf("idle expiry %v past the absolute %v", res.Family.IdleExpiresAt, t0.Add(24*time.Hour))
+	}
+	_, err = rotate(t, s, hash(), hash(), at)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testRepeat(t *testing.T, s store.Store) {
+	_, h0 := newFamily(t, s, "f", "c", "alice")
+	h1 := hash()
+	_, err := rotate(t, s, h0, h1, t0)
+	must(t, err)
+	res, err := rotate(t, s, h0, h1, t0.Add(30*time.Second))
+	must(t, err)
+	if res.Outcome != store.Repeated || res.Family.Generation != 1 || !res.Family.RevokedAt.IsZero() {
+		t.Fatalf("retry within grace = %v %+v", res.Outcome, res.Family)
+	}
+	// Once the successor has itself been rotated, the old token is reuse
+	// even within the grace window.
+	_, err = rotate(t, s, h1, hash(), t0.Add(31*time.Second))
+	must(t, err)
+	res, err = rotate(t, s, h0, h1, t0.Add(29*time.Second))
+	must(t, err)
+	if res.Outcome != store.ReuseDetected {
+		t.Fatalf("replay after the successor moved on = %v", res.Outcome)
+	}
+}
+
+func testReuse(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, h0 := newFamily(t, s, "f", "c", "alice")
+	h1 := hash()
+	_, err := rotate(t, s, h0, h1, t0)
+	must(t, err)
+	res, err := rotate(t, s, h0, h1, t0.Add(31*time.Second))
+	must(t, err)
+	if res.Outcome != store.ReuseDetected || res.Family.RevokeReason != "reuse" || res.Family.RevokedAt.IsZero() {
+		t.Fatalf("reuse after grace = %v %+v", res.Outcome, res.Family)
+	}
+	f, _ := s.GetFamily(ctx, "f")
+	if f.RevokeReason != "reuse" {
+		t.Fatalf("family after reuse: %+v", f)
+	}
+	for _, h := range [][]byte{h0, h1} {
+		_, err := rotate(t, s, h, hash(), t0.Add(time.Minute))
+		wantErr(t, err, store.ErrRevoked)
+	}
+	// A different successor within grace is reuse too (a forged retry).
+	_, g0 := newFamily(t, s, "g", "c", "alice")
+	_, err = rotate(t, s, g0, hash(), t0)
+	must(t, err)
+	res, err = rotate(t, s, g0, hash(), t0.Add(time.Second))
+	must(t, err)
+	if res.Outcome != store.ReuseDetected {
+		t.Fatalf("other successor within grace = %v", res.Outcome)
+	}
+}
+
+func testRotateEnded(t *testing.T, s store.Store) {
+	_, h := newFamily(t, s, "idle", "c", "alice")
+	_, err := rotate(t, s, h, hash(), t0.Add(time.Hour))
+	wantErr(t, err, store.ErrExpired)
+	_, h = newFamily(t, s, "revoked", "c", "alice")
+	must(t, s.RevokeFamily(t.Context(), "revoked", t0, "logout"))
+	res, err := rotate(t, s, h, hash(), t0.Add(time.Minute))
+	wantErr(t, err, store.ErrRevoked)
+	if res.Family.ID != "revoked" {
+		t.Fatalf("result family %+v", res.Family)
+	}
+}
+
+// 50 goroutines rotate the same token to the same successor: exactly one
+// rotation, 49 repeats.
+func testConcurrentSame(t *testing.T, s store.Store) {
+	_, h0 := newFamily(t, s, "f", "c", "alice")
+	h1 := hash()
+	counts := runConcurrently(t, 50, func(int) (store.RotateResult, error) { return rotate(t, s, h0, h1, t0) })
+	if counts[store.Rotated] != 1 || counts[store.Repeated] != 49 {
+		t.Fatalf("outcomes %v; want 1 rotated, 49 repeated", counts)
+	}
+	f, _ := s.GetFamily(t.Context(), "f")
+	if f.Generation != 1 {
+		t.Fatalf("generation %d after one rotation", f.Generation)
+	}
+}
+
+// Concurrent rotations to different successors: one wins, the rest are
+// reuse and revoke the family.
+func testConcurrentDifferent(t *testing.T, s store.Store) {
+	_, h0 := newFamily(t, s, "f", "c", "alice")
+	counts := runConcurrently(t, 20, func(int) (store.RotateResult, error) { return rotate(t, s, h0, hash(), t0) })
+	if counts[store.Rotated] != 1 || counts[store.ReuseDetected]+counts[0] != 19 {
+		t.Fatalf("outcomes %v; want 1 rotated, the rest reuse (or revoked)", counts)
+	}
+	f, _ := s.GetFamily(t.Context(), "f")
+	if f.RevokeReason != "reuse" {
+		t.Fatalf("family not revoked: %+v", f)
+	}
+}
+
+func testConcurrentFamilies(t *testing.T, s store.Store) {
+	hs := make([][]byte, 50)
+	for i := range hs {
+		_, hs[i] = newFamily(t, s, fmt.Sprint("f", i), "c", "alice")
+	}
+	counts := runConcurrently(t, 50, func(i int) (store.RotateResult, error) { return rotate(t, s, hs[i], hash(), t0) })
+	if counts[store.Rotated] != 50 {
+		t.Fatalf("outcomes %v; want 50 rotated", counts)
+	}
+}
+
+// runConcurrently starts n calls at once and counts their outcomes; an
+// ErrRevoked counts as outcome 0.
+func runConcurrently(t *testing.T, n int, f func(i int) (store.RotateResult, error)) map[store.Outcome]int {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[store.Outcome]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			res, err := f(i)
+			if err != nil && !errors.Is(err, store.ErrRevoked) {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			counts[res.Outcome]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	return counts
+}
+
+func testDeleteExpired(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, live := newFamily(t, s, "live", "c", "alice")
+	_, dead := newFamily(t, s, "revoked", "c", "alice")
+	must(t, s.RevokeFamily(ctx, "revoked", t0, "logout"))
+	// A rotated token of a live family is a tombstone that must survive.
+	next := hash()
+	_, err := rotate(t, s, live, next, t0.Add(time.Minute))
+	must(t, err)
+	n, err := s.DeleteExpired(ctx, t0.Add(time.Second))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("DeleteExpired = %d, want 1", n)
+	}
+	_, _, err = s.GetRefreshToken(ctx, dead)
+	wantErr(t, err, store.ErrNotFound)
+	if _, _, err := s.GetRefreshToken(ctx, live); err != nil {
+		t.Fatalf("tombstone of a live family deleted: %v", err)
+	}
+	res, err := rotate(t, s, live, next, t0.Add(time.Hour-time.Second))
+	must(t, err)
+	if res.Outcome != store.ReuseDetected {
+		t.Fatalf("reuse after GC = %v", res.Outcome)
+	}
+	// Past its idle expiry the live family goes too, with all its tokens.
+	n, err = s.DeleteExpired(ctx, t0.Add(48*time.Hour))
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("DeleteExpired = %d, want 1", n)
+	}
+	for _, h := range [][]byte{live, next} {
+		_, _, err := s.GetRefreshToken(ctx, h)
+		wantErr(t, err, store.ErrNotFound)
+	}
+	must(t, s.Ping(context.Background()))
+}
