@@ -74,10 +74,16 @@ func isB64Token(s string) bool {
 	return i == len(s)
 }
 
-func isB64Char(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-}
+func isB64Char(c byte) bool { return b64Chars[c] }
+
+// b64Chars holds ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/".
+var b64Chars = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~+/", byte(c)) >= 0
+	}
+	return t
+}()
 
 // isTChar reports whether c may appear in an RFC 9110 token.
 func isTChar(c byte) bool {
