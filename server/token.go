@@ -145,19 +145,12 @@ func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (
 	if !validRefreshToken(presented) {
 		return nil, errInvalidGrant("invalid refresh token")
 	}
-	old := hashToken(presented)
-	// The token must belong to this client before anything changes.
-	_, fam, err := s.store.GetRefreshToken(ctx, old)
-	if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
-		return nil, errInvalidGrant("invalid refresh token")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up refresh token: %w", err)
-	}
 	next := successor(s.cfg.Secret, presented)
 	now := s.now()
+	// The store checks that the token is this client's in the same atomic
+	// step: another client's token is not found and nothing changes.
 	res, err := s.store.Rotate(ctx, store.RotateRequest{
-		Old: old, New: hashToken(next), Now: now, Grace: s.cfg.Grace,
+		Old: hashToken(presented), New: hashToken(next), ClientID: c.ID, Now: now, Grace: s.cfg.Grace,
 		IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
 	})
 	switch {

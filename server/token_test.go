@@ -192,3 +192,35 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("after a second: %d", a.status)
 	}
 }
+
+// A public client (no secret) may refresh the tokens of its own families,
+// and only those.
+func TestPublicClientRefresh(t *testing.T) {
+	e := newEnv(t, nil)
+	now := e.clock.Now()
+	rt := "rt_" + strings.Repeat("B", 43)
+	f := store.Family{ID: "spa-family", ClientID: "spa", Subject: "alice", CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
+	if err := e.store.CreateFamily(t.Context(), f, store.RefreshToken{Hash: server.HashClientSecret(rt), IssuedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {rt}})
+	if a.status != http.StatusOK || a.str("refresh_token") == "" {
+		t.Fatalf("public refresh: %d %v", a.status, a.body)
+	}
+	// A public client cannot use the other grants, nor present a secret.
+	a = e.post("/oauth/token", "", "", url.Values{"grant_type": {"password"}, "client_id": {"spa"}, "username": {"alice"}, "password": {"wonderland"}})
+	if a.status != http.StatusUnauthorized || a.str("error") != "invalid_client" {
+		t.Fatalf("public password grant: %d %v", a.status, a.body)
+	}
+	a = e.post("/oauth/token", "spa", "guess", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if a.status != http.StatusUnauthorized {
+		t.Fatalf("public client with a secret: %d %v", a.status, a.body)
+	}
+	// Nor refresh a confidential client's token.
+	other := e.login().str("refresh_token")
+	a = e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {other}})
+	if a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+		t.Fatalf("public client with another client's token: %d %v", a.status, a.body)
+	}
+}

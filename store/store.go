@@ -101,7 +101,10 @@ type RefreshToken struct {
 type RotateRequest struct {
 	Old []byte // hash of the presented token
 	New []byte // hash of its successor
-	Now time.Time
+	// ClientID, if set, is the client presenting the token: a token of
+	// another client's family is answered ErrNotFound and nothing changes.
+	ClientID string
+	Now      time.Time
 	// Grace is how long after a rotation the same Old may be presented
 	// again and be answered with the same New (a retry, or a second tab).
 	Grace time.Duration

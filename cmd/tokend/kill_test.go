@@ -79,8 +79,9 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 
 	const clients = 16
 	type vclient struct {
-		rt       string // the latest refresh token this client received
-		received int    // successful rotations
+		rt       string   // the latest refresh token this client received
+		received int      // successful rotations
+		all      []string // every refresh token it received
 	}
 	vcs := make([]*vclient, clients)
 	for i := range vcs {
@@ -113,6 +114,7 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 				}
 				vc.rt = next
 				vc.received++
+				vc.all = append(vc.all, next)
 				if total.Add(1) == 2000 {
 					once.Do(func() { close(storm) })
 				}
@@ -166,6 +168,21 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 		g := gens["bench-"+strconv.Itoa(i)]
 		if g != int64(vc.received+2) {
 			t.Errorf("client %d: generation %d after %d received rotations", i, g, vc.received)
+		}
+	}
+	// No refresh token is stored in clear, in the database or its WAL.
+	files, _ := filepath.Glob(filepath.Join(dir, "tokend.db*"))
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vc := range vcs {
+			for _, tok := range vc.all {
+				if strings.Contains(string(raw), tok) || strings.Contains(string(raw), strings.TrimPrefix(tok, "rt_")) {
+					t.Fatalf("a refresh token is stored in clear in %s", filepath.Base(f))
+				}
+			}
 		}
 	}
 	t.Logf("%d rotations before the kill", total.Load())

@@ -113,6 +113,8 @@ func (s *Store) Rotate(_ context.Context, req store.RotateRequest) (store.Rotate
 	}
 	f := s.families[old.FamilyID]
 	switch {
+	case req.ClientID != "" && f.ClientID != req.ClientID:
+		return store.RotateResult{}, fmt.Errorf("refresh token: %w", store.ErrNotFound)
 	case !f.RevokedAt.IsZero():
 		return store.RotateResult{Family: cloneFamily(f)}, fmt.Errorf("family %q: %w", f.ID, store.ErrRevoked)
 	case !req.Now.Before(f.IdleExpiresAt) || !req.Now.Before(f.ExpiresAt):

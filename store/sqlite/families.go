@@ -188,6 +188,8 @@ func (s *Store) rotate(ctx context.Context, tx *sql.Tx, req store.RotateRequest)
 		return store.RotateResult{}, err
 	}
 	switch {
+	case req.ClientID != "" && f.ClientID != req.ClientID:
+		return store.RotateResult{}, fmt.Errorf("refresh token: %w", store.ErrNotFound)
 	case !f.RevokedAt.IsZero():
 		return store.RotateResult{Family: f}, fmt.Errorf("family %s: %w", f.ID, store.ErrRevoked)
 	case !req.Now.Before(f.IdleExpiresAt) || !req.Now.Before(f.ExpiresAt):

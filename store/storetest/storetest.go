@@ -255,13 +255,24 @@ func testRotate(t *testing.T, s store.Store) {
 		t.Fatalf("new token: %+v in %+v", next, fam)
 	}
 	// The idle expiry never passes the absolute one.
-	res, err = s.Rotate(ctx, store.RotateRequest{Old: h1, New: hash(), Now: at, IdleExpiresAt: t0.Add(100 * time.Hour)})
+	h2 := hash()
+	res, err = s.Rotate(ctx, store.RotateRequest{Old: h1, New: h2, Now: at, IdleExpiresAt: t0.Add(100 * time.Hour)})
 	must(t, err)
 	if !res.Family.IdleExpiresAt.Equal(t0.Add(24 * time.Hour)) {
 		t.Fatalf("idle expiry %v past the absolute %v", res.Family.IdleExpiresAt, t0.Add(24*time.Hour))
 	}
 	_, err = rotate(t, s, hash(), hash(), at)
 	wantErr(t, err, store.ErrNotFound)
+	// Another client's token is not found, and nothing changes.
+	_, err = s.Rotate(ctx, store.RotateRequest{Old: h2, New: hash(), Now: at, ClientID: "someone-else", IdleExpiresAt: at.Add(time.Hour)})
+	wantErr(t, err, store.ErrNotFound)
+	if tok, fam, _ := s.GetRefreshToken(ctx, h2); fam.Generation != 2 || !tok.RotatedAt.IsZero() {
+		t.Fatalf("a rejected rotation changed the family: %+v", fam)
+	}
+	res, err = s.Rotate(ctx, store.RotateRequest{Old: h2, New: hash(), Now: at, ClientID: "c", IdleExpiresAt: at.Add(time.Hour)})
+	if err != nil || res.Outcome != store.Rotated {
+		t.Fatalf("rotation by the owning client: %v %v", res.Outcome, err)
+	}
 }
 
 func testRepeat(t *testing.T, s store.Store) {
