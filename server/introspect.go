@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/verify"
@@ -32,6 +33,8 @@ func (s *Server) newAccessVerifier() *verify.Verifier {
 		Audience:   s.cfg.Audience,
 		JWKSURL:    "http://tokend.internal/jwks.json",
 		HTTPClient: &http.Client{Transport: jwks},
+		// Reading the JWKS costs nothing here: pick up a rotated key at once.
+		MinRefresh: time.Nanosecond,
 		Now:        s.now,
 		Logger:     s.log,
 	})

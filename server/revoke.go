@@ -29,12 +29,11 @@ func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	client, confidential, err := s.authenticateClient(ctx, r, form)
+	// A public client identifies itself with client_id alone: it may
+	// revoke its own tokens, whose possession it proves by sending them.
+	client, _, err := s.authenticateClient(ctx, r, form)
 	if err != nil {
 		return err
-	}
-	if !confidential {
-		return errInvalidClient(false)
 	}
 	tok := form.Get("token")
 	if tok == "" {

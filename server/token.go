@@ -145,6 +145,21 @@ func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (
 	if !validRefreshToken(presented) {
 		return nil, errInvalidGrant("invalid refresh token")
 	}
+	var narrowed string
+	if form.Has("scope") {
+		// RFC 6749 §6: the scope may be narrowed, never widened. Checked
+		// before the rotation, so that a refused request spends nothing.
+		_, fam, err := s.store.GetRefreshToken(ctx, hashToken(presented))
+		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
+			return nil, errInvalidGrant("invalid refresh token")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up refresh token: %w", err)
+		}
+		if narrowed, err = narrowScope(form.Get("scope"), fam.Scope); err != nil {
+			return nil, err
+		}
+	}
 	next := successor(s.cfg.Secret, presented)
 	now := s.now()
 	// The store checks that the token is this client's in the same atomic
@@ -167,11 +182,8 @@ func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (
 	s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 	f := res.Family
 	scope := f.Scope
-	if form.Has("scope") {
-		// RFC 6749 §6: the scope may be narrowed, never widened.
-		if scope, err = narrowScope(form.Get("scope"), f.Scope); err != nil {
-			return nil, err
-		}
+	if narrowed != "" {
+		scope = narrowed
 	}
 	resp, err := s.issue(ctx, issueRequest{client: c, subject: f.Subject, scope: scope, grant: grantRefreshToken,
 		family: f.ID, claims: f.Claims, ttl: f.AccessTTL})

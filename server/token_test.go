@@ -37,6 +37,10 @@ func TestPasswordGrantAndRotation(t *testing.T) {
 	if d.status != http.StatusBadRequest || d.str("error") != "invalid_scope" {
 		t.Fatalf("widened refresh: %d %v", d.status, d.body)
 	}
+	// The refused request spent nothing: the token still rotates.
+	if e := e.refresh(c.str("refresh_token")); e.status != http.StatusOK || e.str("scope") != "read write" {
+		t.Fatalf("refresh after a refused narrowing: %d %v", e.status, e.body)
+	}
 }
 
 // 8 and 50 concurrent refreshes with one refresh token: one rotation, every
@@ -207,6 +211,14 @@ func TestPublicClientRefresh(t *testing.T) {
 	a := e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {rt}})
 	if a.status != http.StatusOK || a.str("refresh_token") == "" {
 		t.Fatalf("public refresh: %d %v", a.status, a.body)
+	}
+	// It may revoke its own family (log out).
+	next := a.str("refresh_token")
+	if r := e.post("/oauth/revoke", "", "", url.Values{"client_id": {"spa"}, "token": {next}}); r.status != 200 {
+		t.Fatalf("public revoke: %d %v", r.status, r.body)
+	}
+	if r := e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {next}}); r.status != 400 {
+		t.Fatalf("refresh after a public revoke: %d %v", r.status, r.body)
 	}
 	// A public client cannot use the other grants, nor present a secret.
 	a = e.post("/oauth/token", "", "", url.Values{"grant_type": {"password"}, "client_id": {"spa"}, "username": {"alice"}, "password": {"wonderland"}})

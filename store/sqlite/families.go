@@ -81,20 +81,8 @@ func where(filter store.FamilyFilter) (string, []any) {
 // ListFamilies implements store.Store.
 func (s *Store) ListFamilies(ctx context.Context, filter store.FamilyFilter) ([]store.Family, error) {
 	cond, args := where(filter)
-	rows, err := s.r.QueryContext(ctx, "SELECT "+familyCols+" FROM families WHERE "+cond+" ORDER BY created_at, id", args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list families: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Family
-	for rows.Next() {
-		f, err := scanFamily(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list families: %w", err)
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return readAll(ctx, s, "list families", "SELECT "+familyCols+" FROM families WHERE "+cond+" ORDER BY created_at, id",
+		func(r *sql.Rows) (store.Family, error) { return scanFamily(r) }, args...)
 }
 
 // RevokeFamily implements store.Store.

@@ -67,20 +67,8 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 
 // ListClients implements store.Store.
 func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+clientCols+" FROM clients ORDER BY id")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list clients: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Client
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list clients: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return readAll(ctx, s, "list clients", "SELECT "+clientCols+" FROM clients ORDER BY id",
+		func(r *sql.Rows) (store.Client, error) { return scanClient(r) })
 }
 
 // DeleteClient implements store.Store.
@@ -113,20 +101,8 @@ func (s *Store) GetUser(ctx context.Context, name string) (store.User, error) {
 
 // ListUsers implements store.Store.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT name, password_hash, created_at FROM users ORDER BY name")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list users: %w", err)
-	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return readAll(ctx, s, "list users", "SELECT name, password_hash, created_at FROM users ORDER BY name",
+		func(r *sql.Rows) (store.User, error) { return scanUser(r) })
 }
 
 // DeleteUser implements store.Store.
@@ -143,22 +119,14 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, algorithm, private, created_at, retired_at FROM keys ORDER BY seq")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list keys: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Key
-	for rows.Next() {
-		var k store.Key
-		var created, retired sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired); err != nil {
-			return nil, fmt.Errorf("sqlite: list keys: %w", err)
-		}
-		k.CreatedAt, k.RetiredAt = tout(created), tout(retired)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return readAll(ctx, s, "list keys", "SELECT id, algorithm, private, created_at, retired_at FROM keys ORDER BY seq",
+		func(r *sql.Rows) (store.Key, error) {
+			var k store.Key
+			var created, retired sql.NullInt64
+			err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired)
+			k.CreatedAt, k.RetiredAt = tout(created), tout(retired)
+			return k, err
+		})
 }
 
 // RetireKey implements store.Store.
