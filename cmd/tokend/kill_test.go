@@ -18,6 +18,8 @@ import (
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/sqlite"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // buildTokend compiles the command once for the tests that run it as a
@@ -189,18 +191,37 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 	t.Logf("%d rotations before the kill", total.Load())
 }
 
-// SIGTERM drains the server and exits 0.
-func TestServeGracefulShutdown(t *testing.T) {
+// golang.org/x/oauth2's clientcredentials and Config.TokenSource work
+// against the tokend binary unchanged; SIGTERM then drains it and it exits 0.
+func TestServeEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildTokend(t)
-	cmd, base := startServe(t, bin, "memory:")
-	resp, err := http.Get(base + "/readyz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("readyz: %v %v", resp, err)
+	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "tokend.db")
+	var out strings.Builder
+	if code := run(t.Context(), []string{"client", "create", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
+		t.Fatalf("client create: %s", out.String())
 	}
-	resp.Body.Close()
+	if code := run(t.Context(), []string{"user", "create", "alice", "--password-stdin", "--store", storeURL}, strings.NewReader("pw\n"), &out, &out); code != 0 {
+		t.Fatalf("user create: %s", out.String())
+	}
+	cmd, base := startServe(t, bin, storeURL)
+	ctx := t.Context()
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret", TokenURL: base + "/oauth/token"}
+	if tok, err := cc.Token(ctx); err != nil || tok.AccessToken == "" {
+		t.Fatalf("clientcredentials: %v, %v", tok, err)
+	}
+	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token"}}
+	tok, err := cfg.PasswordCredentialsToken(ctx, "alice", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.Expiry = time.Now().Add(-time.Second) // make x/oauth2 refresh
+	next, err := cfg.TokenSource(ctx, tok).Token()
+	if err != nil || next.RefreshToken == tok.RefreshToken {
+		t.Fatalf("Config.TokenSource refresh: %v, %v", next, err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
