@@ -1,0 +1,64 @@
+// Package wsconn keeps WebSocket connections alive across access-token
+// expiry, on both ends.
+//
+// The server side, Handler, verifies the token on upgrade, closes the
+// connection with CloseTokenExpired when the token expires, and accepts an
+// in-band renewal message that replaces the token without a reconnect. The
+// client side (coming next) reconnects with a fresh token when the server
+// refuses or closes for the token, and renews in band before expiry.
+//
+// # Protocol
+//
+// A client renews in band by sending a text message
+//
+//	{"type":"tokend.renew","token":"<new access token>"}
+//
+// The server answers {"type":"tokend.renewed","exp":<unix seconds>} when the
+// new token is valid and names the same subject, and otherwise
+// {"type":"tokend.renew_failed","error":"<reason>"}, keeping the old token
+// until it expires. Text messages whose type starts with "tokend." are
+// reserved for this protocol and never reach the application.
+package wsconn
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// CloseTokenExpired is the close code sent when a connection's token has
+// expired without renewal. Clients reconnect with a fresh token on it.
+const CloseTokenExpired websocket.StatusCode = 4001
+
+// Control message types.
+const (
+	TypeRenew       = "tokend.renew"
+	TypeRenewed     = "tokend.renewed"
+	TypeRenewFailed = "tokend.renew_failed"
+)
+
+// Control is a protocol message.
+type Control struct {
+	Type  string `json:"type"`
+	Token string `json:"token,omitempty"`
+	Exp   int64  `json:"exp,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// reserved is the prefix every control message starts with, as encoded by
+// encoding/json (type is the first field).
+var reserved = []byte(`{"type":"tokend.`)
+
+// parseControl returns the control message in data, if data is one.
+func parseControl(typ websocket.MessageType, data []byte) (Control, bool) {
+	if typ != websocket.MessageText || !bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), reserved) {
+		return Control{}, false
+	}
+	var c Control
+	if err := json.Unmarshal(data, &c); err != nil || !strings.HasPrefix(c.Type, "tokend.") {
+		return Control{Type: "tokend.malformed"}, true
+	}
+	return c, true
+}
