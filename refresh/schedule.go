@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	backoffpkg "github.com/tokend/tokend/internal/backoff"
 	"golang.org/x/oauth2"
 )
 
@@ -76,16 +77,7 @@ func makePlan(got time.Time, life time.Duration, o *Options, jitter func(int64) 
 // backoff returns the wait before retry number n (n ≥ 1): full jitter over
 // an exponentially growing ceiling, min·2^(n-1), capped at max.
 func backoff(n int, lo, hi time.Duration, jitter func(int64) int64) time.Duration {
-	ceiling := hi
-	if n < 62 {
-		if c := float64(lo) * math.Exp2(float64(n-1)); c < float64(hi) {
-			ceiling = time.Duration(c)
-		}
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return time.Duration(jitter(int64(ceiling)))
+	return backoffpkg.Full(n, lo, hi, jitter)
 }
 
 // maxJWT bounds the access tokens jwtTimes looks into.

@@ -16,8 +16,16 @@
 // The server answers {"type":"tokend.renewed","exp":<unix seconds>} when the
 // new token is valid and names the same subject, and otherwise
 // {"type":"tokend.renew_failed","error":"<reason>"}, keeping the old token
-// until it expires. Text messages whose type starts with "tokend." are
-// reserved for this protocol and never reach the application.
+// until it expires.
+//
+// When a token expires unrenewed, the server sends {"type":"tokend.expiring"}
+// and keeps reading: the client stops sending, closes with
+// CloseTokenExpired, and reconnects with a fresh token, so no message
+// written before the close is lost. A client that does not close within
+// Handler.CloseGrace is closed by the server with CloseTokenExpired.
+//
+// Text messages whose type starts with "tokend." are reserved for this
+// protocol and never reach the application.
 package wsconn
 
 import (
@@ -37,6 +45,7 @@ const (
 	TypeRenew       = "tokend.renew"
 	TypeRenewed     = "tokend.renewed"
 	TypeRenewFailed = "tokend.renew_failed"
+	TypeExpiring    = "tokend.expiring"
 )
 
 // Control is a protocol message.

@@ -32,6 +32,9 @@ type Handler struct {
 	// "access_token"; "-" accepts the header only.
 	QueryParam string
 	Logger     *slog.Logger
+	// CloseGrace is how long after announcing expiry the server waits for
+	// the client to close before closing itself. Default 5s.
+	CloseGrace time.Duration
 	// Now and AfterFunc schedule the expiry close; tests replace them.
 	// Defaults time.Now and time.AfterFunc.
 	Now       func() time.Time
@@ -121,10 +124,25 @@ func (c *ServerConn) schedule(exp time.Time) {
 	if c.stop != nil {
 		c.stop()
 	}
-	c.stop = c.h.afterFunc()(exp.Sub(c.h.now()()), func() {
+	c.stop = c.h.afterFunc()(exp.Sub(c.h.now()()), c.expire)
+}
+
+// expire announces the expiry and closes after the grace period unless the
+// client closes first or renews.
+func (c *ServerConn) expire() {
+	grace := c.h.CloseGrace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	c.mu.Lock()
+	c.stop = c.h.afterFunc()(grace, func() {
 		_ = c.c.Close(CloseTokenExpired, "token expired")
 		c.cancel()
 	})
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = c.send(ctx, Control{Type: TypeExpiring})
 }
 
 func (h *Handler) now() func() time.Time {

@@ -47,11 +47,14 @@ func (ts *timers) AfterFunc(d time.Duration, f func()) func() bool {
 
 // fire runs every timer not stopped, each on its own goroutine as
 // time.AfterFunc does, as if their time had come.
-func (ts *timers) fire() {
+func (ts *timers) fire() { ts.fireShorterThan(1<<63 - 1) }
+
+// fireShorterThan fires the pending timers set for less than d.
+func (ts *timers) fireShorterThan(d time.Duration) {
 	ts.mu.Lock()
 	var due []*timer
 	for _, t := range ts.pending {
-		if !t.stopped {
+		if !t.stopped && t.d < d {
 			t.stopped = true
 			due = append(due, t)
 		}
@@ -69,9 +72,10 @@ func (ts *timers) last() time.Duration {
 }
 
 type env struct {
-	url    string
-	signer *keys.Set
-	timers *timers
+	url      string
+	verifier *verify.Verifier
+	signer   *keys.Set
+	timers   *timers
 
 	mu  sync.Mutex
 	now time.Time
@@ -100,28 +104,28 @@ func newEnv(t *testing.T) *env {
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(ks.JWKS()) }))
 	t.Cleanup(jwks.Close)
 	e := &env{signer: ks, now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), timers: &timers{}}
-	v := verify.New(issuer, &verify.Options{JWKSURL: jwks.URL, Now: e.Now})
-	h := &wsconn.Handler{
-		Verifier:  v,
-		Now:       e.Now,
-		AfterFunc: e.timers.AfterFunc,
-		Serve: func(ctx context.Context, c *wsconn.ServerConn) {
-			for {
-				typ, data, err := c.Read(ctx)
-				if err != nil {
-					return
-				}
-				reply := c.Claims().Subject + ":" + string(data)
-				if err := c.Write(ctx, typ, []byte(reply)); err != nil {
-					return
-				}
+	e.verifier = verify.New(issuer, &verify.Options{JWKSURL: jwks.URL, Now: e.Now})
+	h := e.handler(func(ctx context.Context, c *wsconn.ServerConn) {
+		for {
+			typ, data, err := c.Read(ctx)
+			if err != nil {
+				return
 			}
-		},
-	}
+			reply := c.Claims().Subject + ":" + string(data)
+			if err := c.Write(ctx, typ, []byte(reply)); err != nil {
+				return
+			}
+		}
+	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e.url = "ws" + strings.TrimPrefix(srv.URL, "http")
 	return e
+}
+
+// handler returns a Handler on the env's verifier, clock and timers.
+func (e *env) handler(serve func(ctx context.Context, c *wsconn.ServerConn)) *wsconn.Handler {
+	return &wsconn.Handler{Verifier: e.verifier, Now: e.Now, AfterFunc: e.timers.AfterFunc, Serve: serve}
 }
 
 func (e *env) token(t *testing.T, sub string, life time.Duration) string {
@@ -196,10 +200,21 @@ func TestCloseAtExpiry(t *testing.T) {
 	if d := e.timers.last(); d != time.Minute {
 		t.Fatalf("expiry scheduled in %v, want 1m", d)
 	}
+	expire(t, e, c)
+}
+
+// expire lets the token expire: the server announces it, then, as this raw
+// client does not close, closes with CloseTokenExpired after the grace.
+func expire(t *testing.T, e *env, c *websocket.Conn) {
+	t.Helper()
 	e.timers.fire()
-	_, _, err = c.Read(t.Context())
-	if websocket.CloseStatus(err) != wsconn.CloseTokenExpired {
-		t.Fatalf("read after expiry: %v, want close %d", err, wsconn.CloseTokenExpired)
+	_, data, err := c.Read(t.Context())
+	if err != nil || !strings.Contains(string(data), wsconn.TypeExpiring) {
+		t.Fatalf("at expiry: %q, %v; want the expiring notice", data, err)
+	}
+	e.timers.fire()
+	if _, _, err := c.Read(t.Context()); websocket.CloseStatus(err) != wsconn.CloseTokenExpired {
+		t.Fatalf("after the grace: %v, want close %d", err, wsconn.CloseTokenExpired)
 	}
 }
 
@@ -251,8 +266,5 @@ func TestInBandRenewal(t *testing.T) {
 	if got := roundTrip(t, c, "x"); got != "alice:x" {
 		t.Fatalf("after refused renewals: %q", got)
 	}
-	e.timers.fire()
-	if _, _, err := c.Read(t.Context()); websocket.CloseStatus(err) != wsconn.CloseTokenExpired {
-		t.Fatalf("after the last expiry: %v", err)
-	}
+	expire(t, e, c)
 }
