@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/tokend/tokend/internal/bearer"
@@ -18,76 +21,138 @@ func FromContext(ctx context.Context) (*Claims, bool) {
 	return c, ok
 }
 
-// Middleware admits only requests with a valid access token in
-// "Authorization: Bearer", and puts its claims in the request context (see
-// FromContext). Others get 401 with a WWW-Authenticate challenge: with
-// error="invalid_token" when a token was sent, which is what tells a client
-// to refresh (RFC 6750 §3.1).
+// Middleware returns a handler that admits only requests with a valid
+// access token in their "Authorization: Bearer" header (RFC 6750 §2.1:
+// the scheme in any case, one token of the b64token syntax, one
+// Authorization header), and calls next with the token's claims in the
+// request context (see FromContext). Tokens in the query or the form are
+// not accepted.
+//
+// It answers every other request with 401 and a WWW-Authenticate challenge
+// (RFC 6750 §3): a request without a bearer token gets a bare "Bearer"
+// challenge, and a request with a token that fails gets
+// error="invalid_token" and an error_description (which never contains
+// the token), which is what tells a client to refresh it. The body is a
+// small JSON object with the same error and error_description. When the
+// issuer's keys cannot be fetched (ErrKeys) the answer is 503 instead, so
+// that clients retry rather than discard a token that may be valid.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := bearer.Token(r.Header.Get("Authorization"))
+		values := r.Header.Values("Authorization")
+		if len(values) > 1 {
+			v.deny(w, r, errors.New("several Authorization headers"), "more than one Authorization header")
+			return
+		}
+		var header string
+		if len(values) == 1 {
+			header = values[0]
+		}
+		tok, err := bearer.Token(header)
 		if errors.Is(err, bearer.ErrNoToken) {
-			deny(w, http.StatusUnauthorized, "", "")
+			challenge(w, http.StatusUnauthorized, "Bearer", "", "bearer token required")
 			return
 		}
 		if err != nil {
-			deny(w, http.StatusUnauthorized, "invalid_request", "malformed Authorization header")
+			v.deny(w, r, err, "malformed Authorization header")
 			return
 		}
 		c, err := v.Verify(r.Context(), tok)
 		if errors.Is(err, ErrKeys) {
-			http.Error(w, "cannot verify tokens now", http.StatusServiceUnavailable)
+			v.o.Logger.DebugContext(r.Context(), "verify: cannot check a token", "err", err) // the fetch logs a warning
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(v.o.MinRefresh.Seconds()))))
+			writeJSON(w, http.StatusServiceUnavailable, "temporarily_unavailable", "cannot fetch the issuer's keys")
 			return
 		}
 		if err != nil {
-			deny(w, http.StatusUnauthorized, "invalid_token", describe(err))
+			v.deny(w, r, err, describe(err))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))
 	})
 }
 
-// RequireScope wraps next, behind Middleware, so that it answers 403
-// insufficient_scope unless the token's scope includes scope.
+// RequireScope returns a handler, to be used behind Middleware, that calls
+// next only if the token's scope includes scope, and answers 403 with
+// error="insufficient_scope" and the scope otherwise (RFC 6750 §3.1). A
+// request without claims in its context (not behind Middleware) gets 401.
+// RequireScope panics if scope is not a single RFC 6749 scope token.
 func RequireScope(scope string, next http.Handler) http.Handler {
+	if !isScopeToken(scope) {
+		panic(fmt.Sprintf("verify: RequireScope: %q is not a scope token", scope))
+	}
+	ch := `Bearer error="insufficient_scope", error_description="the token lacks scope ` + scope + `", scope="` + scope + `"`
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := FromContext(r.Context())
-		if !ok || !c.HasScope(scope) {
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+scope+`"`)
-			writeDenial(w, http.StatusForbidden, "insufficient_scope", "the token lacks scope "+scope)
+		if !ok {
+			challenge(w, http.StatusUnauthorized, "Bearer", "", "bearer token required")
+			return
+		}
+		if !c.HasScope(scope) {
+			challenge(w, http.StatusForbidden, ch, "insufficient_scope", "the token lacks scope "+scope)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-// describe turns a verification error into a description that names the
-// problem and never the token.
+// deny answers 401 invalid_token with desc, a fixed description.
+func (v *Verifier) deny(w http.ResponseWriter, r *http.Request, err error, desc string) {
+	v.o.Logger.DebugContext(r.Context(), "verify: token rejected", "err", err)
+	challenge(w, http.StatusUnauthorized, `Bearer error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
+}
+
+// descriptions are the error_description of each sentinel error: fixed
+// texts, so that nothing of the token reaches the response, and all in the
+// character set RFC 6750 §3 allows.
+var descriptions = []struct {
+	err  error
+	desc string
+}{
+	{ErrExpired, "the access token expired"},
+	{ErrNotYetValid, "the access token is not valid yet"},
+	{ErrSignature, "invalid signature"},
+	{ErrIssuer, "wrong issuer"},
+	{ErrAudience, "wrong audience"},
+	{ErrAlgorithm, "signing algorithm not allowed"},
+	{ErrType, "not an access token"},
+	{ErrUnknownKey, "unknown signing key"},
+}
+
+// describe returns the error_description for a Verify error.
 func describe(err error) string {
-	for _, e := range []error{ErrExpired, ErrNotYetValid, ErrSignature, ErrIssuer, ErrAudience, ErrAlgorithm, ErrType, ErrUnknownKey} {
-		if errors.Is(err, e) {
-			return strings.TrimPrefix(e.Error(), "verify: ")
+	for _, d := range descriptions {
+		if errors.Is(err, d.err) {
+			return d.desc
 		}
 	}
 	return "malformed token"
 }
 
-func deny(w http.ResponseWriter, status int, code, desc string) {
-	challenge := `Bearer realm="tokend"`
-	if code != "" {
-		challenge += `, error="` + code + `", error_description="` + desc + `"`
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	writeDenial(w, status, code, desc)
+// challenge writes status with the WWW-Authenticate challenge ch and a JSON
+// body; code "" leaves error out of the body too.
+func challenge(w http.ResponseWriter, status int, ch, code, desc string) {
+	w.Header().Set("WWW-Authenticate", ch)
+	writeJSON(w, status, code, desc)
 }
 
-func writeDenial(w http.ResponseWriter, status int, code, desc string) {
+func writeJSON(w http.ResponseWriter, status int, code, desc string) {
+	body := struct {
+		Error       string `json:"error,omitempty"`
+		Description string `json:"error_description"`
+	}{code, desc}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	if code == "" {
-		code = "invalid_token"
-		desc = "no access token"
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// isScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func isScopeToken(s string) bool {
+	if s == "" {
+		return false
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return r < 0x21 || r > 0x7e || r == '"' || r == '\\'
+	})
 }

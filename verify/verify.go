@@ -2,11 +2,18 @@
 // access tokens (RFC 9068) against the issuer's published keys, and
 // provides HTTP middleware that admits only requests bearing a valid one.
 //
-// The keys are found through the issuer's metadata (RFC 8414), cached, and
-// fetched again when a token names an unknown key (rate limited). Only
-// asymmetric algorithms are accepted (EdDSA and ES256 by default), and the
-// header's alg must match the key's own: "none", HMAC and algorithm
-// confusion are rejected.
+// New makes a Verifier for one issuer; Verify checks a token and returns
+// its Claims; Middleware and RequireScope guard an http.Handler, and
+// FromContext gives the handler the claims.
+//
+// The issuer's keys are found through its metadata (RFC 8414) unless
+// Options.JWKSURL names them, fetched on first use, and cached by kid. A
+// token naming an unknown kid causes one more fetch (rate limited, and
+// shared by concurrent callers), which is how a key rotation at the issuer
+// is picked up. Only the asymmetric algorithms EdDSA and ES256 are
+// accepted, and a token's alg must match its key's: "none", HMAC and
+// algorithm confusion are rejected. The keys come only from the JWKS:
+// header parameters such as jku, jwk or x5u are ignored.
 package verify
 
 import (
@@ -28,66 +35,100 @@ import (
 	"time"
 )
 
-// Errors returned by Verify, wrapped; test them with errors.Is.
+// Errors returned by Verify, wrapped; test them with errors.Is. Their
+// messages never contain the token.
 var (
-	ErrMalformed   = errors.New("verify: malformed token")
-	ErrAlgorithm   = errors.New("verify: algorithm not allowed")
-	ErrType        = errors.New("verify: not an access token (typ)")
-	ErrUnknownKey  = errors.New("verify: unknown signing key")
-	ErrSignature   = errors.New("verify: bad signature")
-	ErrExpired     = errors.New("verify: token expired")
-	ErrNotYetValid = errors.New("verify: token not yet valid")
-	ErrIssuer      = errors.New("verify: wrong issuer")
-	ErrAudience    = errors.New("verify: wrong audience")
-	ErrKeys        = errors.New("verify: cannot fetch the issuer's keys")
+	// ErrMalformed reports a token that is not a well-formed JWS compact
+	// JWT: bad syntax, no kid, a crit header, a missing exp, a claim of the
+	// wrong type, or a token longer than MaxTokenLength.
+	ErrMalformed = errors.New("verify: malformed token")
+	// ErrSignature reports a signature that does not verify.
+	ErrSignature = errors.New("verify: invalid signature")
+	// ErrExpired reports a token past its exp (beyond the leeway).
+	ErrExpired = errors.New("verify: token expired")
+	// ErrNotYetValid reports a token whose nbf or iat is in the future
+	// (beyond the leeway).
+	ErrNotYetValid = errors.New("verify: token not valid yet")
+	// ErrIssuer reports an iss other than the Verifier's issuer.
+	ErrIssuer = errors.New("verify: wrong issuer")
+	// ErrAudience reports an aud without Options.Audience.
+	ErrAudience = errors.New("verify: wrong audience")
+	// ErrAlgorithm reports an alg that is not allowed, or that does not
+	// match the key the kid names.
+	ErrAlgorithm = errors.New("verify: algorithm not allowed")
+	// ErrUnknownKey reports a kid the issuer does not publish, even after
+	// fetching its keys again.
+	ErrUnknownKey = errors.New("verify: unknown signing key")
+	// ErrType reports a typ other than "at+jwt" or "application/at+jwt":
+	// the token is not an access token (RFC 9068 §4).
+	ErrType = errors.New("verify: not an access token (typ)")
+	// ErrKeys reports that the issuer's keys could not be fetched (or that
+	// the context ended while waiting for them): the token may be valid,
+	// but it cannot be checked now.
+	ErrKeys = errors.New("verify: cannot fetch the issuer's keys")
 )
 
-// maxToken bounds the tokens Verify looks at.
-const maxToken = 16 << 10
+// MaxTokenLength is the length of the longest token Verify parses; longer
+// ones are ErrMalformed.
+const MaxTokenLength = 16 << 10
+
+// The supported algorithms.
+const (
+	algEdDSA = "EdDSA"
+	algES256 = "ES256"
+)
 
 // Options configures a Verifier. Zero values mean the documented defaults.
 type Options struct {
-	// Audience, if set, must be among the token's aud values.
+	// Audience, if set, must be the token's aud or one of its aud values
+	// (aud may be a string or an array). "" means aud is not checked.
 	Audience string
 	// Leeway allows for clock skew in exp, nbf and iat. Default 30s.
 	Leeway time.Duration
-	// JWKSURL is where the keys are. Default: the jwks_uri of the issuer's
-	// metadata, /.well-known/oauth-authorization-server, falling back to
-	// /.well-known/openid-configuration.
+	// JWKSURL is where the issuer's keys are. Default: the jwks_uri of the
+	// issuer's metadata, read from Issuer + "/.well-known/oauth-authorization-server",
+	// then the RFC 8414 location (the well-known path inserted before the
+	// issuer's path, if it has one), then Issuer + "/.well-known/openid-configuration".
 	JWKSURL string
 	// HTTPClient fetches metadata and keys. Default: a client with a 10s
-	// timeout.
+	// timeout. A fetch never takes longer than one minute in any case.
 	HTTPClient *http.Client
 	// MinRefresh is the least time between two key fetches caused by
-	// unknown kids. Default 10s.
+	// unknown kids: a flood of tokens with made-up kids causes at most one
+	// fetch per MinRefresh. Default 10s.
 	MinRefresh time.Duration
-	// Algorithms are the JWS algorithms accepted. Default EdDSA and ES256.
-	// Only asymmetric algorithms can be accepted.
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+	// Logger receives key-fetch failures and rejections at debug level,
+	// never a token. Default: discard.
+	Logger *slog.Logger
+	// Algorithms are the JWS algorithms accepted, among EdDSA and ES256.
+	// Default both. "none" and HMAC algorithms are never accepted, nor is
+	// anything else this package does not implement.
 	Algorithms []string
-	Now        func() time.Time
-	Logger     *slog.Logger
 }
 
-// Verifier checks access tokens of one issuer. It is safe for concurrent use.
+// Verifier checks access tokens of one issuer. It is safe for concurrent
+// use. Verify takes no lock unless the token names a kid it has not seen.
 type Verifier struct {
-	issuer string
-	o      Options
+	issuer   string
+	o        Options
+	allowEd  bool                      // EdDSA allowed
+	allowES  bool                      // ES256 allowed
+	keys     atomic.Pointer[keySet]    // nil before the first successful fetch
+	lastHead atomic.Pointer[headEntry] // the last header parsed, see header
 
-	keys atomic.Pointer[map[string]publicKey] // by kid; nil before the first fetch
-
-	mu        sync.Mutex // serialises fetches
-	jwksURL   string
-	lastFetch time.Time
+	mu        sync.Mutex // guards the fields below
+	jwksURL   string     // discovered on the first fetch unless configured
+	lastFetch time.Time  // start of the last fetch, for MinRefresh
+	lastErr   error      // of the last fetch
+	inflight  *fetchCall // the fetch under way, if any
 }
 
-type publicKey struct {
-	alg string
-	ed  ed25519.PublicKey
-	ec  *ecdsa.PublicKey
-}
-
-// New returns a Verifier for tokens issued by issuer (the exact iss value).
-// It fetches nothing until the first Verify.
+// New returns a Verifier for the tokens issuer issues; issuer is the exact
+// iss value (a token without iss is never accepted, even if issuer is "").
+// opts may be nil. New fetches nothing: the metadata and keys are fetched
+// on the first Verify.
 func New(issuer string, opts *Options) *Verifier {
 	var o Options
 	if opts != nil {
@@ -102,179 +143,170 @@ func New(issuer string, opts *Options) *Verifier {
 	if o.MinRefresh <= 0 {
 		o.MinRefresh = 10 * time.Second
 	}
-	if len(o.Algorithms) == 0 {
-		o.Algorithms = []string{"EdDSA", "ES256"}
-	}
-	o.Algorithms = slices.DeleteFunc(slices.Clone(o.Algorithms), func(a string) bool { return a != "EdDSA" && a != "ES256" })
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{issuer: issuer, o: o, jwksURL: o.JWKSURL}
+	if len(o.Algorithms) == 0 {
+		o.Algorithms = []string{algEdDSA, algES256}
+	}
+	v := &Verifier{
+		issuer:  issuer,
+		o:       o,
+		allowEd: slices.Contains(o.Algorithms, algEdDSA),
+		allowES: slices.Contains(o.Algorithms, algES256),
+		jwksURL: o.JWKSURL,
+	}
+	if !v.allowEd && !v.allowES {
+		o.Logger.Warn("verify: no supported algorithm allowed: every token will be rejected", "algorithms", o.Algorithms)
+	}
+	return v
 }
 
-// Claims are a verified access token's claims.
+// Claims are the claims of a verified access token.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  []string
-	Expiry    time.Time
-	IssuedAt  time.Time // zero if absent
-	NotBefore time.Time // zero if absent
+	Issuer    string    // iss
+	Subject   string    // sub
+	Audience  []string  // aud, as an array even when the token has a string
+	Expiry    time.Time // exp
+	IssuedAt  time.Time // iat; zero if absent
+	NotBefore time.Time // nbf; zero if absent
 	ID        string    // jti
 	ClientID  string    // client_id
-	Scope     string
-	// Extra holds every other claim.
+	Scope     string    // scope, space-separated
+	// Extra holds every other claim, as encoding/json decodes it into an
+	// any (numbers are float64).
 	Extra map[string]any
 }
 
 // HasScope reports whether the token's scope includes s.
 func (c *Claims) HasScope(s string) bool {
-	return slices.Contains(strings.Fields(c.Scope), s)
+	if c == nil || s == "" {
+		return false
+	}
+	for f := range strings.FieldsSeq(c.Scope) {
+		if f == s {
+			return true
+		}
+	}
+	return false
 }
 
+// header is the JOSE header of a token, as far as Verify reads it.
 type header struct {
-	Alg  string   `json:"alg"`
-	Kid  string   `json:"kid"`
-	Typ  string   `json:"typ"`
-	Crit []string `json:"crit"`
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Typ  string          `json:"typ"`
+	Crit json.RawMessage `json:"crit"`
 }
 
-var b64 = base64.RawURLEncoding
+// headEntry caches the last header parsed: an issuer's tokens signed by
+// one key all share the same encoded header.
+type headEntry struct {
+	enc string
+	h   header
+}
 
-// Verify checks token and returns its claims.
+// b64 decodes base64url without padding and rejects non-canonical
+// encodings, so a token has exactly one spelling.
+var b64 = base64.RawURLEncoding.Strict()
+
+// Verify parses and verifies token, a JWS compact access token, and
+// returns its claims. It checks, in this order: the length (at most
+// MaxTokenLength); the syntax; that the header's alg is allowed, its typ
+// is "at+jwt" or "application/at+jwt", it has a kid and no crit; that the
+// kid names a published key whose algorithm is the header's alg; the
+// signature; then that iss is the issuer, aud contains Options.Audience
+// (if set), exp is present and not past, and nbf and iat are not in the
+// future (all with Options.Leeway). The error wraps one of the package's
+// sentinel errors. ctx bounds the wait for a key fetch, if Verify needs
+// one.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
-	if len(token) > maxToken {
-		return nil, fmt.Errorf("%w: too long", ErrMalformed)
+	if len(token) > MaxTokenLength {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLength)
 	}
 	dot1 := strings.IndexByte(token, '.')
 	dot2 := strings.LastIndexByte(token, '.')
 	if dot1 <= 0 || dot2 == dot1 || strings.IndexByte(token[dot1+1:dot2], '.') >= 0 {
-		return nil, fmt.Errorf("%w: not a JWS compact serialisation", ErrMalformed)
+		return nil, fmt.Errorf("%w: not a JWS compact serialization", ErrMalformed)
 	}
-	var h header
-	if err := decodeJSON(token[:dot1], &h); err != nil {
-		return nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)
+	h, err := v.header(token[:dot1])
+	if err != nil {
+		return nil, err
 	}
-	if !slices.Contains(v.o.Algorithms, h.Alg) {
+	if !(h.Alg == algEdDSA && v.allowEd || h.Alg == algES256 && v.allowES) {
 		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, truncate(h.Alg))
 	}
-	if t := strings.ToLower(h.Typ); t != "at+jwt" && t != "application/at+jwt" {
-		return nil, ErrType
-	}
-	if len(h.Crit) > 0 {
-		return nil, fmt.Errorf("%w: unsupported critical header", ErrMalformed)
+	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
+		return nil, fmt.Errorf("%w: %q", ErrType, truncate(h.Typ))
 	}
 	if h.Kid == "" {
 		return nil, fmt.Errorf("%w: no kid", ErrMalformed)
+	}
+	if h.Crit != nil {
+		return nil, fmt.Errorf("%w: critical header parameters are not supported", ErrMalformed)
 	}
 	key, err := v.key(ctx, h.Kid)
 	if err != nil {
 		return nil, err
 	}
 	if key.alg != h.Alg {
-		return nil, fmt.Errorf("%w: header says %q, key is %s", ErrAlgorithm, truncate(h.Alg), key.alg)
+		return nil, fmt.Errorf("%w: %s for a key published for %s", ErrAlgorithm, h.Alg, key.alg)
 	}
-	sig, err := b64.DecodeString(token[dot2+1:])
-	if err != nil {
+	var sig [64]byte
+	if b64.DecodedLen(len(token)-dot2-1) != len(sig) {
+		return nil, fmt.Errorf("%w: signature length", ErrSignature)
+	}
+	if _, err := b64.Decode(sig[:], []byte(token[dot2+1:])); err != nil {
 		return nil, fmt.Errorf("%w: signature encoding", ErrMalformed)
 	}
-	if !key.verify([]byte(token[:dot2]), sig) {
+	if !key.verify([]byte(token[:dot2]), sig[:]) {
 		return nil, ErrSignature
 	}
-	return v.claims(token[dot1+1 : dot2])
+	payload, err := b64.DecodeString(token[dot1+1 : dot2])
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
+	}
+	return v.claims(payload)
 }
 
-func (k publicKey) verify(input, sig []byte) bool {
+// header decodes the encoded JOSE header enc, or takes it from the cache.
+func (v *Verifier) header(enc string) (header, error) {
+	if e := v.lastHead.Load(); e != nil && e.enc == enc {
+		return e.h, nil
+	}
+	raw, err := b64.DecodeString(enc)
+	if err != nil {
+		return header{}, fmt.Errorf("%w: header encoding", ErrMalformed)
+	}
+	var h header
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return header{}, fmt.Errorf("%w: header is not a JSON object of strings", ErrMalformed)
+	}
+	v.lastHead.Store(&headEntry{enc: enc, h: h})
+	return h, nil
+}
+
+// publicKey is one usable key from the issuer's JWKS.
+type publicKey struct {
+	alg string // EdDSA or ES256
+	ed  ed25519.PublicKey
+	ec  *ecdsa.PublicKey
+}
+
+// verify reports whether sig is k's signature of input.
+func (k *publicKey) verify(input, sig []byte) bool {
 	switch k.alg {
-	case "EdDSA":
-		return len(sig) == ed25519.SignatureSize && ed25519.Verify(k.ed, input, sig)
-	case "ES256":
-		if len(sig) != 64 {
-			return false
-		}
+	case algEdDSA:
+		return ed25519.Verify(k.ed, input, sig)
+	case algES256:
 		d := sha256.Sum256(input)
 		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
 		return ecdsa.Verify(k.ec, d[:], r, s)
 	}
 	return false
-}
-
-// claims decodes and checks the payload of a token whose signature holds.
-func (v *Verifier) claims(payload string) (*Claims, error) {
-	var m map[string]any
-	if err := decodeJSON(payload, &m); err != nil {
-		return nil, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
-	}
-	c := &Claims{Extra: m}
-	var ok bool
-	take := func(k string) string {
-		s, _ := m[k].(string)
-		delete(m, k)
-		return s
-	}
-	c.Issuer, c.Subject, c.ID, c.ClientID, c.Scope = take("iss"), take("sub"), take("jti"), take("client_id"), take("scope")
-	switch aud := m["aud"].(type) {
-	case string:
-		c.Audience = []string{aud}
-	case []any:
-		for _, a := range aud {
-			if s, isStr := a.(string); isStr {
-				c.Audience = append(c.Audience, s)
-			}
-		}
-	}
-	delete(m, "aud")
-	if c.Expiry, ok = numericDate(m, "exp"); !ok || c.Expiry.IsZero() {
-		return nil, fmt.Errorf("%w: exp missing or malformed", ErrMalformed)
-	}
-	if c.NotBefore, ok = numericDate(m, "nbf"); !ok {
-		return nil, fmt.Errorf("%w: nbf malformed", ErrMalformed)
-	}
-	if c.IssuedAt, ok = numericDate(m, "iat"); !ok {
-		return nil, fmt.Errorf("%w: iat malformed", ErrMalformed)
-	}
-	now := v.o.Now()
-	switch {
-	case c.Issuer != v.issuer:
-		return nil, ErrIssuer
-	case v.o.Audience != "" && !slices.Contains(c.Audience, v.o.Audience):
-		return nil, ErrAudience
-	case !now.Before(c.Expiry.Add(v.o.Leeway)):
-		return nil, ErrExpired
-	case !c.NotBefore.IsZero() && now.Add(v.o.Leeway).Before(c.NotBefore),
-		!c.IssuedAt.IsZero() && now.Add(v.o.Leeway).Before(c.IssuedAt):
-		return nil, ErrNotYetValid
-	}
-	return c, nil
-}
-
-// numericDate takes claim k (RFC 7519 NumericDate) out of m. A missing
-// claim gives the zero time and true; a malformed one false.
-func numericDate(m map[string]any, k string) (time.Time, bool) {
-	raw, present := m[k]
-	delete(m, k)
-	if !present {
-		return time.Time{}, true
-	}
-	f, ok := raw.(float64)
-	if !ok || f < 0 || f > 1<<40 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(f), 0), true
-}
-
-func decodeJSON(part string, v any) error {
-	raw, err := b64.DecodeString(part)
-	if err != nil {
-		return errors.New("bad base64url")
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return errors.New("bad JSON")
-	}
-	return nil
 }
 
 // truncate shortens attacker-chosen text before it goes into an error.
