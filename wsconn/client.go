@@ -139,7 +139,8 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 }
 
 // Write queues a message; it is sent on the current connection, or after
-// the next reconnect. It returns ErrQueueFull when the queue is full.
+// the next reconnect. It never blocks (ctx is accepted for symmetry with
+// websocket.Conn.Write) and returns ErrQueueFull when the queue is full.
 func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
