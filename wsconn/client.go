@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,10 +55,17 @@ type Options struct {
 	OnDisconnect func(err error)
 	// OnReconnect reports each wait before a new attempt.
 	OnReconnect func(attempt int, wait time.Duration)
-	Logger      *slog.Logger
+	// OnRenewed reports each in-band renewal the server accepted.
+	OnRenewed func()
+	// NoRenew turns off the in-band renewal: the connection is then
+	// replaced, without losing messages, when the server says the token is
+	// expiring.
+	NoRenew bool
+	Logger  *slog.Logger
 
-	after  func(d time.Duration) <-chan time.Time // tests replace it
-	jitter func(n int64) int64
+	after      func(d time.Duration) <-chan time.Time // tests replace it
+	renewAfter func(d time.Duration) <-chan time.Time
+	jitter     func(n int64) int64
 }
 
 // Conn is a WebSocket connection that keeps itself connected with fresh
@@ -113,6 +121,9 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 	}
 	if o.after == nil {
 		o.after = time.After
+	}
+	if o.renewAfter == nil {
+		o.renewAfter = time.After
 	}
 	if o.jitter == nil {
 		o.jitter = rand.Int64N
@@ -294,6 +305,9 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFa
 	werr, rerr := make(chan error, 1), make(chan error, 1)
 	go func() { werr <- c.writer(ctx, ws, stop) }()
 	go func() { rerr <- c.reader(ctx, ws) }()
+	if !c.o.NoRenew {
+		go c.renew(ctx, ws, tok)
+	}
 	select {
 	case err = <-rerr:
 		if errors.Is(err, errExpiring) {
@@ -364,8 +378,15 @@ func (c *Conn) reader(ctx context.Context, ws *websocket.Conn) error {
 			return err
 		}
 		if ctl, ok := parseControl(typ, data); ok {
-			if ctl.Type == TypeExpiring {
+			switch ctl.Type {
+			case TypeExpiring:
 				return errExpiring
+			case TypeRenewed:
+				if c.o.OnRenewed != nil {
+					c.o.OnRenewed()
+				}
+			case TypeRenewFailed:
+				c.o.Logger.WarnContext(ctx, "wsconn: the server refused the renewed token", "reason", ctl.Error)
 			}
 			continue
 		}
@@ -374,5 +395,38 @@ func (c *Conn) reader(ctx context.Context, ws *websocket.Conn) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// renewFraction is how far into the remaining life of the connection's
+// token it is renewed in band: after the Source's own proactive refresh
+// (at 80% of a lifetime by default), well before expiry.
+const renewFraction = 0.9
+
+// renew sends the Source's newer token over the open connection before the
+// current one expires, again for every token, until ctx ends.
+func (c *Conn) renew(ctx context.Context, ws *websocket.Conn, tok *oauth2.Token) {
+	for !tok.Expiry.IsZero() {
+		wait := time.Duration(float64(time.Until(tok.Expiry)) * renewFraction)
+		select {
+		case <-c.o.renewAfter(max(wait, 0)):
+		case <-ctx.Done():
+			return
+		}
+		fresh, err := c.src.FreshToken(ctx)
+		if err == nil && fresh.AccessToken == tok.AccessToken {
+			// The Source has not refreshed yet (its refresh may be
+			// failing): ask for one.
+			c.src.Invalidate(tok)
+			fresh, err = c.src.FreshToken(ctx)
+		}
+		if err != nil {
+			return // the expiry notice will hand the connection over
+		}
+		msg, _ := json.Marshal(Control{Type: TypeRenew, Token: fresh.AccessToken})
+		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+			return
+		}
+		tok = fresh
 	}
 }

@@ -350,3 +350,37 @@ func TestExpiryWithoutLoss(t *testing.T) {
 		t.Fatalf("%d connections and %d fetches for 5 expiries, want 6 and 6", conns, fetches.Load())
 	}
 }
+
+// In-band renewal across 10 token lifetimes keeps one connection: before
+// each expiry the client sends the Source's next token over the open
+// connection and the server accepts it.
+func TestInBandRenewalKeepsOneConnection(t *testing.T) {
+	s := newServer(t)
+	src, fetches := s.source(t)
+	renewals := newWaits()
+	renewed := make(chan struct{}, 16)
+	o := &wsconn.Options{OnRenewed: func() { renewed <- struct{}{} }}
+	wsconn.SetRenewHook(o, renewals.after)
+	c := dial(t, s, src, o)
+	echo(t, c, "first")
+	for i := range 10 {
+		wait := <-renewals.seen
+		if wait < 8*time.Minute || wait > 9*time.Minute {
+			t.Fatalf("renewal %d scheduled in %v, want about 90%% of 10m", i, wait)
+		}
+		s.e.advance(9 * time.Minute) // most of the token's life has passed
+		renewals.release <- time.Now()
+		select {
+		case <-renewed:
+		case <-t.Context().Done():
+			t.Fatalf("renewal %d was not accepted", i)
+		}
+		echo(t, c, "after renewal "+strconv.Itoa(i))
+	}
+	s.mu.Lock()
+	conns := len(s.tokens)
+	s.mu.Unlock()
+	if conns != 1 || fetches.Load() != 11 {
+		t.Fatalf("%d connections and %d fetches over 10 renewals, want 1 and 11", conns, fetches.Load())
+	}
+}
