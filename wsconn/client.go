@@ -400,14 +400,16 @@ func (c *Conn) reader(ctx context.Context, ws *websocket.Conn) error {
 
 // renewFraction is how far into the remaining life of the connection's
 // token it is renewed in band: after the Source's own proactive refresh
-// (at 80% of a lifetime by default), well before expiry.
+// (at 80% of a lifetime by default), well before expiry. A further second
+// is taken off because a JWT's exp has whole seconds, so the server's idea
+// of the expiry can be up to a second earlier than the client's.
 const renewFraction = 0.9
 
 // renew sends the Source's newer token over the open connection before the
 // current one expires, again for every token, until ctx ends.
 func (c *Conn) renew(ctx context.Context, ws *websocket.Conn, tok *oauth2.Token) {
 	for !tok.Expiry.IsZero() {
-		wait := time.Duration(float64(time.Until(tok.Expiry)) * renewFraction)
+		wait := time.Duration(float64(time.Until(tok.Expiry))*renewFraction) - time.Second
 		select {
 		case <-c.o.renewAfter(max(wait, 0)):
 		case <-ctx.Done():
