@@ -95,7 +95,7 @@ func (e *env) advance(d time.Duration) {
 
 // newEnv serves an echo Handler. Tokens are signed by a key set whose JWKS
 // the verifier reads.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ks, err := keys.Load(t.Context(), memory.New(), keys.EdDSA, time.Hour, time.Now())
 	if err != nil {
@@ -123,12 +123,19 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// newLoopback serves h on loopback and returns its address.
+func newLoopback(t testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
 // handler returns a Handler on the env's verifier, clock and timers.
 func (e *env) handler(serve func(ctx context.Context, c *wsconn.ServerConn)) *wsconn.Handler {
 	return &wsconn.Handler{Verifier: e.verifier, Now: e.Now, AfterFunc: e.timers.AfterFunc, Serve: serve}
 }
 
-func (e *env) token(t *testing.T, sub string, life time.Duration) string {
+func (e *env) token(t testing.TB, sub string, life time.Duration) string {
 	t.Helper()
 	now := e.Now()
 	tok, err := e.signer.Sign(map[string]any{"iss": issuer, "sub": sub, "exp": now.Add(life).Unix(), "iat": now.Unix()})

@@ -1,0 +1,121 @@
+package wsconn_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tokend/tokend/refresh"
+	"github.com/tokend/tokend/wsconn"
+	"golang.org/x/oauth2"
+)
+
+// BenchmarkMessage measures one message and its echo through wsconn.Conn
+// and through a raw coder/websocket connection to the same server.
+func BenchmarkMessage(b *testing.B) {
+	s := newBenchServer(b)
+	msg := []byte("hello, this is a chat message of a typical size")
+	b.Run("raw", func(b *testing.B) {
+		ws, _, err := websocket.Dial(b.Context(), s.url(), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + s.tok(b)}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ws.CloseNow()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := ws.Write(b.Context(), websocket.MessageText, msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := ws.Read(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("wsconn.Conn", func(b *testing.B) {
+		c, err := wsconn.Dial(b.Context(), s.url(), s.source(b), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Write(b.Context(), websocket.MessageText, msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := c.Read(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkReconnectAfterAuthClose measures the time from the server
+// closing a connection with CloseTokenExpired to the client being connected
+// again with a fresh token (fetch included).
+func BenchmarkReconnectAfterAuthClose(b *testing.B) {
+	s := newBenchServer(b)
+	connected := make(chan struct{}, 1)
+	c, err := wsconn.Dial(b.Context(), s.url(), s.source(b), &wsconn.Options{
+		OnConnect: func(context.Context, func(context.Context, websocket.MessageType, []byte) error) error {
+			select {
+			case connected <- struct{}{}:
+			default:
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	<-connected
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Write(b.Context(), websocket.MessageText, []byte("close me")); err != nil {
+			b.Fatal(err)
+		}
+		<-connected
+	}
+}
+
+// benchServer is an echo server whose connections close with
+// CloseTokenExpired on "close me".
+type benchServer struct {
+	e    *env
+	addr string
+}
+
+func newBenchServer(b *testing.B) *benchServer {
+	e := newEnv(b)
+	h := e.handler(func(ctx context.Context, c *wsconn.ServerConn) {
+		for {
+			typ, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if string(data) == "close me" {
+				_ = c.Close(wsconn.CloseTokenExpired, "token expired")
+				return
+			}
+			if err := c.Write(ctx, typ, data); err != nil {
+				return
+			}
+		}
+	})
+	srv := newLoopback(b, h)
+	return &benchServer{e: e, addr: srv}
+}
+
+func (s *benchServer) url() string { return "ws://" + s.addr }
+
+func (s *benchServer) tok(b testing.TB) string { return s.e.token(b, "alice", time.Hour) }
+
+func (s *benchServer) source(b testing.TB) *refresh.Source {
+	src := refresh.New(func(context.Context) (*oauth2.Token, error) {
+		return &oauth2.Token{AccessToken: s.tok(b)}, nil
+	}, nil)
+	b.Cleanup(func() { _ = src.Close() })
+	return src
+}
