@@ -13,30 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/clocktest"
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
 )
-
-// clock is a settable time source shared by the server and the test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // env is a running server on loopback with one confidential client "app"
 // (secret "app-secret", every grant, may mint), one public client "spa"
@@ -45,7 +28,7 @@ type env struct {
 	t     testing.TB
 	url   string
 	store store.Store
-	clock *clock
+	clock *clocktest.Clock
 	logs  *bytes.Buffer
 	srv   *server.Server
 }
@@ -58,7 +41,7 @@ func newEnv(t testing.TB, mod func(*server.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
 	st := memory.New()
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ks, err := keys.Load(ctx, st, "EdDSA", time.Hour, clk.Now())
 	if err != nil {
 		t.Fatal(err)

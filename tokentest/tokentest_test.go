@@ -10,33 +10,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/tokend/tokend/internal/clocktest"
 	"github.com/tokend/tokend/tokentest"
 )
-
-// clock is a settable clock safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func newServer(t *testing.T, opts *tokentest.Options) (*tokentest.Server, context.Context) {
 	t.Helper()
@@ -285,7 +267,7 @@ func TestDelay(t *testing.T) {
 }
 
 func TestHandler(t *testing.T) {
-	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, ctx := newServer(t, &tokentest.Options{TTL: time.Minute, Now: c.Now})
 	tok, err := ccConfig(s).Token(ctx)
 	if err != nil {

@@ -368,7 +368,7 @@ func TestInBandRenewalKeepsOneConnection(t *testing.T) {
 		if wait < 8*time.Minute || wait > 9*time.Minute {
 			t.Fatalf("renewal %d scheduled in %v, want about 90%% of 10m less 1s", i, wait)
 		}
-		s.e.advance(9 * time.Minute) // most of the token's life has passed
+		s.e.Advance(9 * time.Minute) // most of the token's life has passed
 		renewals.release <- time.Now()
 		select {
 		case <-renewed:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/tokend/tokend/internal/clocktest"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/store/memory"
 	"github.com/tokend/tokend/verify"
@@ -76,21 +77,7 @@ type env struct {
 	verifier *verify.Verifier
 	signer   *keys.Set
 	timers   *timers
-
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (e *env) Now() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
+	*clocktest.Clock
 }
 
 // newEnv serves an echo Handler. Tokens are signed by a key set whose JWKS
@@ -103,7 +90,7 @@ func newEnv(t testing.TB) *env {
 	}
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(ks.JWKS()) }))
 	t.Cleanup(jwks.Close)
-	e := &env{signer: ks, now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), timers: &timers{}}
+	e := &env{signer: ks, Clock: clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), timers: &timers{}}
 	e.verifier = verify.New(issuer, &verify.Options{JWKSURL: jwks.URL, Now: e.Now})
 	h := e.handler(func(ctx context.Context, c *wsconn.ServerConn) {
 		for {
@@ -251,7 +238,7 @@ func TestInBandRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 10 {
-		e.advance(50 * time.Second)
+		e.Advance(50 * time.Second)
 		ack := renew(t, c, e.token(t, "alice", time.Minute))
 		if ack.Type != wsconn.TypeRenewed || ack.Exp != e.Now().Add(time.Minute).Unix() {
 			t.Fatalf("renewal %d: %+v", i, ack)
