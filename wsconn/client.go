@@ -77,8 +77,11 @@ type Conn struct {
 	src *refresh.Source
 	o   Options
 
+	wmu sync.Mutex // serialises every write to the current connection
+
 	mu     sync.Mutex
-	queue  [][]byte // text messages waiting; queue[0] is next
+	cur    *websocket.Conn // the connection writes may go straight to; nil while there is none
+	queue  [][]byte        // messages waiting; queue[0] is next
 	types  []websocket.MessageType
 	wake   chan struct{} // signals the writer that the queue grew
 	closed bool
@@ -149,18 +152,35 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 	}
 }
 
-// Write queues a message; it is sent on the current connection, or after
-// the next reconnect. It never blocks (ctx is accepted for symmetry with
-// websocket.Conn.Write) and returns ErrQueueFull when the queue is full.
+// Write sends a message on the current connection or, while there is none
+// or earlier messages are still waiting, queues it to be sent, in order,
+// after the reconnect. It returns ErrQueueFull when the queue is full. A
+// message whose write fails is queued again, never dropped.
 func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	switch {
 	case c.closed:
+		defer c.mu.Unlock()
 		return c.endErr()
+	case len(c.queue) == 0 && c.cur != nil:
+		ws := c.cur
+		c.mu.Unlock()
+		c.wmu.Lock()
+		err := ws.Write(ctx, typ, data)
+		c.wmu.Unlock()
+		if err == nil {
+			return nil
+		}
+		c.mu.Lock()
+		c.queue = append([][]byte{slices.Clone(data)}, c.queue...)
+		c.types = append([]websocket.MessageType{typ}, c.types...)
+		c.mu.Unlock()
+		return nil
 	case len(c.queue) >= c.o.QueueSize:
+		c.mu.Unlock()
 		return ErrQueueFull
 	}
+	defer c.mu.Unlock()
 	c.queue = append(c.queue, slices.Clone(data))
 	c.types = append(c.types, typ)
 	select {
@@ -168,6 +188,16 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 	default:
 	}
 	return nil
+}
+
+// setCurrent makes ws the connection Write may write to directly (nil:
+// none). Writes already under way on the old one finish first.
+func (c *Conn) setCurrent(ws *websocket.Conn) {
+	c.mu.Lock()
+	c.cur = ws
+	c.mu.Unlock()
+	c.wmu.Lock() // wait for a direct write in flight
+	c.wmu.Unlock()
 }
 
 // Read returns the next message from the server, whichever connection it
@@ -305,6 +335,8 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFa
 	werr, rerr := make(chan error, 1), make(chan error, 1)
 	go func() { werr <- c.writer(ctx, ws, stop) }()
 	go func() { rerr <- c.reader(ctx, ws) }()
+	c.setCurrent(ws)
+	defer c.setCurrent(nil)
 	if !c.o.NoRenew {
 		go c.renew(ctx, ws, tok)
 	}
@@ -314,6 +346,7 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFa
 			// Lossless hand-over: finish the message in flight, send
 			// nothing more, and close; the server reads everything up to
 			// the close.
+			c.setCurrent(nil) // no more direct writes
 			close(stop)
 			<-werr
 			_ = ws.Close(CloseTokenExpired, "token expired; reconnecting")
@@ -361,7 +394,10 @@ func (c *Conn) writer(ctx context.Context, ws *websocket.Conn, stop <-chan struc
 				return ctx.Err()
 			}
 		}
-		if err := ws.Write(ctx, m.typ, m.data); err != nil {
+		c.wmu.Lock()
+		err := ws.Write(ctx, m.typ, m.data)
+		c.wmu.Unlock()
+		if err != nil {
 			return err
 		}
 		c.mu.Lock()
