@@ -191,13 +191,11 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 }
 
 // setCurrent makes ws the connection Write may write to directly (nil:
-// none). Writes already under way on the old one finish first.
+// none).
 func (c *Conn) setCurrent(ws *websocket.Conn) {
 	c.mu.Lock()
 	c.cur = ws
 	c.mu.Unlock()
-	c.wmu.Lock() // wait for a direct write in flight
-	c.wmu.Unlock()
 }
 
 // Read returns the next message from the server, whichever connection it
@@ -349,7 +347,11 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFa
 			c.setCurrent(nil) // no more direct writes
 			close(stop)
 			<-werr
+			// Under wmu: a direct write that started before setCurrent
+			// either lands before the close or fails and is queued again.
+			c.wmu.Lock()
 			_ = ws.Close(CloseTokenExpired, "token expired; reconnecting")
+			c.wmu.Unlock()
 			return true, true, err
 		}
 		cancel()
