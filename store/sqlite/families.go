@@ -36,6 +36,7 @@ func scanFamily(row interface{ Scan(...any) error }, extra ...any) (store.Family
 // CreateFamily implements store.Store.
 func (s *Store) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		_, err := s.txExec(ctx, tx, qInsertFamily,
 			f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),
 			tin(f.IdleExpiresAt), tin(f.ExpiresAt), tin(f.RevokedAt), f.RevokeReason)
@@ -88,6 +89,7 @@ func (s *Store) ListFamilies(ctx context.Context, filter store.FamilyFilter) ([]
 // RevokeFamily implements store.Store.
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		res, err := s.txExec(ctx, tx, "UPDATE families SET revoke_reason = CASE WHEN revoked_at IS NULL THEN ? ELSE revoke_reason END, revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
 			reason, tin(at), id)
 		if err != nil {
@@ -105,6 +107,7 @@ func (s *Store) RevokeFamilies(ctx context.Context, filter store.FamilyFilter, a
 	var n int64
 	cond, args := where(filter)
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		res, err := s.txExec(ctx, tx, "UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE revoked_at IS NULL AND "+cond,
 			append([]any{tin(at), reason}, args...)...)
 		if err != nil {
@@ -163,6 +166,7 @@ func getToken(query func(q string, args ...any) *sql.Row, hash []byte) (store.Re
 func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {
 	var res store.RotateResult
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		var err error
 		res, err = s.rotate(ctx, tx, req)
 		return err
@@ -232,6 +236,7 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 	var n int64
 	b := before.UnixMicro()
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		res, err := s.txExec(ctx, tx, "DELETE FROM families WHERE revoked_at < ? OR expires_at <= ? OR idle_expires_at <= ?", b, b, b)
 		if err != nil {
 			return fmt.Errorf("sqlite: delete expired: %w", err)

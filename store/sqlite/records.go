@@ -15,6 +15,7 @@ import (
 // store.ErrExists and "no row changed" to store.ErrNotFound when asked.
 func (s *Store) exec(ctx context.Context, what string, mustChange bool, query string, args ...any) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		res, err := s.txExec(ctx, tx, query, args...)
 		if isConstraint(err) {
 			return fmt.Errorf("%s: %w", what, store.ErrExists)
@@ -132,6 +133,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 // RetireKey implements store.Store.
 func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		res, err := s.txExec(ctx, tx, "UPDATE keys SET retired_at = COALESCE(retired_at, ?) WHERE id = ?", tin(at), id)
 		if err != nil {
 			return fmt.Errorf("sqlite: retire key: %w", err)
@@ -147,6 +149,7 @@ func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
 func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
 	var out []byte
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
 		if _, err := s.txExec(ctx, tx, "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, value); err != nil {
 			return fmt.Errorf("sqlite: secret: %w", err)
 		}
