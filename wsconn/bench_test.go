@@ -3,6 +3,7 @@ package wsconn_test
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 )
 
 // BenchmarkMessage measures one message and its echo through wsconn.Conn
-// and through a raw coder/websocket connection to the same server.
+// and through a raw coder/websocket connection to the same server. With
+// OnMessage the echo is taken on the goroutine that reads the connection,
+// as the raw loop does; Read adds a goroutine hand-off.
 func BenchmarkMessage(b *testing.B) {
 	s := newBenchServer(b)
 	msg := []byte("hello, this is a chat message of a typical size")
@@ -33,7 +36,37 @@ func BenchmarkMessage(b *testing.B) {
 			}
 		}
 	})
-	b.Run("wsconn.Conn", func(b *testing.B) {
+	b.Run("wsconn.Conn/OnMessage", func(b *testing.B) {
+		// The next message is written from the callback that receives the
+		// echo, as the raw loop writes after its Read returns.
+		var conn atomic.Pointer[wsconn.Conn]
+		left, done := b.N, make(chan error, 1)
+		c, err := wsconn.Dial(b.Context(), s.url(), s.source(b), &wsconn.Options{
+			OnMessage: func(_ websocket.MessageType, _ []byte) {
+				if left--; left == 0 {
+					done <- nil
+					return
+				}
+				if err := conn.Load().Write(b.Context(), websocket.MessageText, msg); err != nil {
+					done <- err
+				}
+			},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conn.Store(c)
+		b.ReportAllocs()
+		b.ResetTimer()
+		if err := c.Write(b.Context(), websocket.MessageText, msg); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("wsconn.Conn/Read", func(b *testing.B) {
 		c, err := wsconn.Dial(b.Context(), s.url(), s.source(b), nil)
 		if err != nil {
 			b.Fatal(err)

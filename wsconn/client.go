@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,9 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/tokend/tokend/internal/backoff"
 	"github.com/tokend/tokend/refresh"
-	"golang.org/x/oauth2"
 )
 
 // Errors returned by a client Conn.
@@ -26,8 +23,30 @@ var (
 	ErrQueueFull = errors.New("wsconn: send queue full")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("wsconn: connection closed")
+	// ErrOnMessage is returned by Read when Options.OnMessage receives the
+	// messages instead.
+	ErrOnMessage = errors.New("wsconn: messages go to Options.OnMessage")
 
 	errExpiring = errors.New("wsconn: the server says the token is expiring")
+)
+
+// Renewal is how a client renews its token before it expires.
+type Renewal int
+
+const (
+	// RenewAuto renews in band when the server announced support on
+	// upgrade (the RenewalHeader response header), and otherwise by make
+	// before break.
+	RenewAuto Renewal = iota
+	// RenewInBand sends the new token over the open connection as a
+	// TypeRenew message.
+	RenewInBand
+	// RenewMakeBeforeBreak opens a second connection with the new token,
+	// moves sending to it, then closes the old connection.
+	RenewMakeBeforeBreak
+	// RenewOff does not renew ahead: the connection is replaced, without
+	// losing messages, when the server announces or enforces the expiry.
+	RenewOff
 )
 
 // Options configures a client Conn. The zero value is usable.
@@ -37,7 +56,7 @@ type Options struct {
 	Dial *websocket.DialOptions
 	// Authorize puts the token on each (re)connect's request, editing a copy
 	// of the URL and of the headers. Default: the Authorization header,
-	// "Bearer <token>".
+	// "Bearer <token>". QueryToken puts it in a query parameter.
 	Authorize func(u *url.URL, h http.Header, token string)
 	// ExpiredCodes are the close codes that mean "your token expired":
 	// the token is invalidated and the client reconnects at once with a
@@ -48,24 +67,45 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// QueueSize bounds the messages waiting to be sent. Default 1024.
 	QueueSize int
-	// OnConnect runs on every (re)connect before queued messages are sent;
-	// send writes straight to the new connection (re-subscribe here).
+	// Renewal chooses how the token is renewed before it expires. Default
+	// RenewAuto.
+	Renewal Renewal
+
+	// OnConnect runs on every new connection, before queued messages are
+	// sent on it; send writes straight to that connection, so this is the
+	// place to (re-)subscribe. An error drops the connection.
 	OnConnect func(ctx context.Context, send func(ctx context.Context, typ websocket.MessageType, data []byte) error) error
 	// OnDisconnect reports each failed or lost connection and why.
 	OnDisconnect func(err error)
-	// OnReconnect reports each wait before a new attempt.
-	OnReconnect func(attempt int, wait time.Duration)
-	// OnRenewed reports each in-band renewal the server accepted.
+	// OnReconnecting reports each wait before a new attempt, and how long
+	// it is.
+	OnReconnecting func(attempt int, wait time.Duration)
+	// OnRenewed reports each renewal: accepted in band, or a connection
+	// replaced by make before break.
 	OnRenewed func()
-	// NoRenew turns off the in-band renewal: the connection is then
-	// replaced, without losing messages, when the server says the token is
-	// expiring.
-	NoRenew bool
-	Logger  *slog.Logger
+	// OnMessage, when set, receives every message from the server instead
+	// of Read, on the goroutine that reads the connection: it saves a
+	// goroutine hand-off per message, and must return quickly, since
+	// control messages wait behind it.
+	OnMessage func(typ websocket.MessageType, data []byte)
+	// Callbacks run on the Conn's own goroutines and must not call Close.
+
+	// Logger receives warnings (a refused renewal, say). Default: discard.
+	Logger *slog.Logger
 
 	after      func(d time.Duration) <-chan time.Time // tests replace it
 	renewAfter func(d time.Duration) <-chan time.Time
 	jitter     func(n int64) int64
+}
+
+// QueryToken returns an Options.Authorize that puts the token in the query
+// parameter name, for servers that read it there.
+func QueryToken(name string) func(u *url.URL, h http.Header, token string) {
+	return func(u *url.URL, _ http.Header, token string) {
+		q := u.Query()
+		q.Set(name, token)
+		u.RawQuery = q.Encode()
+	}
 }
 
 // Conn is a WebSocket connection that keeps itself connected with fresh
@@ -81,9 +121,8 @@ type Conn struct {
 
 	mu     sync.Mutex
 	cur    *websocket.Conn // the connection writes may go straight to; nil while there is none
-	queue  [][]byte        // messages waiting; queue[0] is next
-	types  []websocket.MessageType
-	wake   chan struct{} // signals the writer that the queue grew
+	queue  []message       // messages waiting; queue[0] is next
+	wake   chan struct{}   // signals the writer that the queue grew
 	closed bool
 	err    error // why the Conn ended
 
@@ -171,9 +210,9 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 		if err == nil {
 			return nil
 		}
+		// Not sent: first in line for the next connection.
 		c.mu.Lock()
-		c.queue = append([][]byte{slices.Clone(data)}, c.queue...)
-		c.types = append([]websocket.MessageType{typ}, c.types...)
+		c.queue = slices.Insert(c.queue, 0, message{typ, slices.Clone(data)})
 		c.mu.Unlock()
 		return nil
 	case len(c.queue) >= c.o.QueueSize:
@@ -181,8 +220,7 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 		return ErrQueueFull
 	}
 	defer c.mu.Unlock()
-	c.queue = append(c.queue, slices.Clone(data))
-	c.types = append(c.types, typ)
+	c.queue = append(c.queue, message{typ, slices.Clone(data)})
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -190,17 +228,13 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 	return nil
 }
 
-// setCurrent makes ws the connection Write may write to directly (nil:
-// none).
-func (c *Conn) setCurrent(ws *websocket.Conn) {
-	c.mu.Lock()
-	c.cur = ws
-	c.mu.Unlock()
-}
-
 // Read returns the next message from the server, whichever connection it
-// arrived on. Protocol messages never reach it.
+// arrived on. Protocol messages never reach it. It returns ErrOnMessage when
+// Options.OnMessage is set.
 func (c *Conn) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	if c.o.OnMessage != nil {
+		return 0, nil, ErrOnMessage
+	}
 	select {
 	case m := <-c.in:
 		return m.typ, m.data, nil
@@ -213,7 +247,8 @@ func (c *Conn) Read(ctx context.Context) (websocket.MessageType, []byte, error) 
 	}
 }
 
-// Close ends the connection and stops reconnecting.
+// Close ends the connection, stops reconnecting and returns once every
+// goroutine of the Conn has.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if !c.closed {
@@ -228,6 +263,13 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Err returns why the Conn ended, or nil while it runs.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 func (c *Conn) endErr() error {
 	if c.err != nil {
 		return c.err
@@ -235,238 +277,10 @@ func (c *Conn) endErr() error {
 	return ErrClosed
 }
 
-// run connects and reconnects until Close or a terminal failure.
-func (c *Conn) run(first chan<- error) {
-	defer close(c.done)
-	authRetried := false // an auth failure was already answered with an immediate retry
-	failures := 0
-	for c.ctx.Err() == nil {
-		tok, err := c.src.FreshToken(c.ctx)
-		if errors.Is(err, refresh.ErrReauthRequired) {
-			c.end(err, first)
-			return
-		}
-		var cause error
-		authFailure := false
-		if err == nil {
-			var connected bool
-			connected, authFailure, cause = c.session(tok, first)
-			if connected {
-				first = nil // session answered it
-				failures, authRetried = 0, false
-			}
-		} else {
-			cause = err
-		}
-		if c.ctx.Err() != nil {
-			break
-		}
-		if c.o.OnDisconnect != nil && cause != nil {
-			c.o.OnDisconnect(cause)
-		}
-		if authFailure {
-			c.src.Invalidate(tok)
-			if !authRetried {
-				authRetried = true
-				continue // at once, with a fresh token
-			}
-		}
-		failures++
-		wait := backoff.Full(failures, c.o.MinBackoff, c.o.MaxBackoff, c.o.jitter)
-		if c.o.OnReconnect != nil {
-			c.o.OnReconnect(failures, wait)
-		}
-		select {
-		case <-c.o.after(wait):
-		case <-c.ctx.Done():
-		}
-	}
-	c.end(ErrClosed, first)
-}
-
-func (c *Conn) end(err error, first chan<- error) {
+// setCurrent makes ws the connection Write may write to directly (nil:
+// none).
+func (c *Conn) setCurrent(ws *websocket.Conn) {
 	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
-	}
-	c.closed = true
+	c.cur = ws
 	c.mu.Unlock()
-	if first != nil {
-		first <- err
-	}
-}
-
-// session runs one connection until it ends. It reports whether the
-// connection came up, whether it ended for the token, and why it ended.
-func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFailure bool, cause error) {
-	opts := websocket.DialOptions{}
-	if c.o.Dial != nil {
-		opts = *c.o.Dial
-	}
-	opts.HTTPHeader = opts.HTTPHeader.Clone()
-	if opts.HTTPHeader == nil {
-		opts.HTTPHeader = http.Header{}
-	}
-	u := *c.url
-	if c.o.Authorize != nil {
-		c.o.Authorize(&u, opts.HTTPHeader, tok.AccessToken)
-	} else {
-		opts.HTTPHeader.Set("Authorization", "Bearer "+tok.AccessToken)
-	}
-	ws, resp, err := websocket.Dial(c.ctx, u.String(), &opts)
-	if err != nil {
-		auth := resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden)
-		return false, auth, fmt.Errorf("wsconn: dial: %w", err)
-	}
-	defer ws.CloseNow()
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
-	if c.o.OnConnect != nil {
-		if err := c.o.OnConnect(ctx, ws.Write); err != nil {
-			return true, false, fmt.Errorf("wsconn: OnConnect: %w", err)
-		}
-	}
-	if first != nil {
-		first <- nil
-	}
-	stop := make(chan struct{})
-	werr, rerr := make(chan error, 1), make(chan error, 1)
-	go func() { werr <- c.writer(ctx, ws, stop) }()
-	go func() { rerr <- c.reader(ctx, ws) }()
-	c.setCurrent(ws)
-	defer c.setCurrent(nil)
-	if !c.o.NoRenew {
-		go c.renew(ctx, ws, tok)
-	}
-	select {
-	case err = <-rerr:
-		if errors.Is(err, errExpiring) {
-			// Lossless hand-over: finish the message in flight, send
-			// nothing more, and close; the server reads everything up to
-			// the close.
-			c.setCurrent(nil) // no more direct writes
-			close(stop)
-			<-werr
-			// Under wmu: a direct write that started before setCurrent
-			// either lands before the close or fails and is queued again.
-			c.wmu.Lock()
-			_ = ws.Close(CloseTokenExpired, "token expired; reconnecting")
-			c.wmu.Unlock()
-			return true, true, err
-		}
-		cancel()
-		<-werr
-	case err = <-werr:
-		cancel()
-		<-rerr
-	}
-	code := websocket.CloseStatus(err)
-	if slices.Contains(c.o.ExpiredCodes, code) {
-		return true, true, fmt.Errorf("wsconn: closed for the token (%d): %w", code, err)
-	}
-	if code == websocket.StatusNormalClosure && c.ctx.Err() != nil {
-		return true, false, nil
-	}
-	return true, false, fmt.Errorf("wsconn: connection lost: %w", err)
-}
-
-// writer sends queued messages in order. A message leaves the queue only
-// once written, so one that fails is sent again after the reconnect.
-func (c *Conn) writer(ctx context.Context, ws *websocket.Conn, stop <-chan struct{}) error {
-	for {
-		select {
-		case <-stop:
-			return nil
-		default:
-		}
-		c.mu.Lock()
-		var m message
-		ok := len(c.queue) > 0
-		if ok {
-			m = message{typ: c.types[0], data: c.queue[0]}
-		}
-		c.mu.Unlock()
-		if !ok {
-			select {
-			case <-c.wake:
-				continue
-			case <-stop:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		c.wmu.Lock()
-		err := ws.Write(ctx, m.typ, m.data)
-		c.wmu.Unlock()
-		if err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.queue, c.types = c.queue[1:], c.types[1:]
-		c.mu.Unlock()
-	}
-}
-
-// reader delivers the server's messages to Read.
-func (c *Conn) reader(ctx context.Context, ws *websocket.Conn) error {
-	for {
-		typ, data, err := ws.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if ctl, ok := parseControl(typ, data); ok {
-			switch ctl.Type {
-			case TypeExpiring:
-				return errExpiring
-			case TypeRenewed:
-				if c.o.OnRenewed != nil {
-					c.o.OnRenewed()
-				}
-			case TypeRenewFailed:
-				c.o.Logger.WarnContext(ctx, "wsconn: the server refused the renewed token", "reason", ctl.Error)
-			}
-			continue
-		}
-		select {
-		case c.in <- message{typ: typ, data: data}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// renewFraction is how far into the remaining life of the connection's
-// token it is renewed in band: after the Source's own proactive refresh
-// (at 80% of a lifetime by default), well before expiry. A further second
-// is taken off because a JWT's exp has whole seconds, so the server's idea
-// of the expiry can be up to a second earlier than the client's.
-const renewFraction = 0.9
-
-// renew sends the Source's newer token over the open connection before the
-// current one expires, again for every token, until ctx ends.
-func (c *Conn) renew(ctx context.Context, ws *websocket.Conn, tok *oauth2.Token) {
-	for !tok.Expiry.IsZero() {
-		wait := time.Duration(float64(time.Until(tok.Expiry))*renewFraction) - time.Second
-		select {
-		case <-c.o.renewAfter(max(wait, 0)):
-		case <-ctx.Done():
-			return
-		}
-		fresh, err := c.src.FreshToken(ctx)
-		if err == nil && fresh.AccessToken == tok.AccessToken {
-			// The Source has not refreshed yet (its refresh may be
-			// failing): ask for one.
-			c.src.Invalidate(tok)
-			fresh, err = c.src.FreshToken(ctx)
-		}
-		if err != nil {
-			return // the expiry notice will hand the connection over
-		}
-		msg, _ := json.Marshal(Control{Type: TypeRenew, Token: fresh.AccessToken})
-		if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
-			return
-		}
-		tok = fresh
-	}
 }

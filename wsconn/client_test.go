@@ -25,15 +25,17 @@ type server struct {
 	e      *env
 	addr   string
 	h      *wsconn.Handler
-	refuse atomic.Int64 // refuse this many more upgrades with 403; -1 always
+	wrap   http.HandlerFunc // serves upgrades instead of h when set
+	refuse atomic.Int64     // refuse this many more upgrades with 403; -1 always
 	dials  atomic.Int64
 
 	mu       sync.Mutex
 	srv      *http.Server
 	conns    []net.Conn // hijacked WebSocket connections, closed by stop
 	received []string
-	got      chan struct{} // signalled on every message or connection
-	tokens   []string      // one entry per accepted connection
+	got      chan struct{}          // signalled on every message, connection or close
+	tokens   []string               // one entry per accepted connection
+	closes   []websocket.StatusCode // how each connection ended
 }
 
 func newServer(t *testing.T) *server {
@@ -48,6 +50,10 @@ func newServer(t *testing.T) *server {
 		for {
 			_, data, err := c.Read(ctx)
 			if err != nil {
+				s.mu.Lock()
+				s.closes = append(s.closes, websocket.CloseStatus(err))
+				s.mu.Unlock()
+				s.signal()
 				return
 			}
 			s.mu.Lock()
@@ -82,6 +88,10 @@ func (s *server) serve(ln net.Listener) {
 				s.refuse.Store(-1)
 			}
 			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		if s.wrap != nil {
+			s.wrap(w, r)
 			return
 		}
 		s.h.ServeHTTP(w, r)

@@ -4,8 +4,11 @@
 // The server side, Handler, verifies the token on upgrade, closes the
 // connection with CloseTokenExpired when the token expires, and accepts an
 // in-band renewal message that replaces the token without a reconnect. The
-// client side (coming next) reconnects with a fresh token when the server
-// refuses or closes for the token, and renews in band before expiry.
+// client side, Dial, reconnects at once with a fresh token when the server
+// refuses or closes for the token, reconnects with backoff and jitter after
+// other failures, queues what is written meanwhile, and renews the token
+// before it expires: in band where the server supports it, else by make
+// before break.
 //
 // # Protocol
 //
@@ -39,6 +42,14 @@ import (
 // CloseTokenExpired is the close code sent when a connection's token has
 // expired without renewal. Clients reconnect with a fresh token on it.
 const CloseTokenExpired websocket.StatusCode = 4001
+
+// RenewalHeader is the upgrade response header with which a server
+// announces that it accepts in-band renewal (value RenewalInBand); Handler
+// sets it, and a client with RenewAuto renews in band only where it is set.
+const (
+	RenewalHeader = "Tokend-Renewal"
+	RenewalInBand = "in-band"
+)
 
 // Control message types.
 const (

@@ -184,6 +184,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w, "invalid_token", "the access token is not valid")
 		return
 	}
+	w.Header().Set(RenewalHeader, RenewalInBand)
 	ws, err := websocket.Accept(w, r, h.Accept)
 	if err != nil {
 		h.logger().WarnContext(r.Context(), "websocket upgrade failed", "err", err)

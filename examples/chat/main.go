@@ -5,6 +5,10 @@
 // refresh.Source. Run it from the repository root:
 //
 //	go run ./examples/chat -ttl 5s -duration 20s
+//
+// The client renews each token in band, on its one connection; with
+// -renewal make-before-break it opens a new connection with each new token
+// before closing the old one. Either way it never sees a disconnect.
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,13 +40,22 @@ import (
 func main() {
 	ttl := flag.Duration("ttl", 5*time.Second, "access-token lifetime")
 	duration := flag.Duration("duration", 20*time.Second, "how long the client chats")
+	renewal := flag.String("renewal", "in-band", "how the client renews: in-band or make-before-break")
 	flag.Parse()
-	if err := run(context.Background(), *ttl, *duration); err != nil {
+	mode := wsconn.RenewInBand
+	switch *renewal {
+	case "in-band":
+	case "make-before-break":
+		mode = wsconn.RenewMakeBeforeBreak
+	default:
+		log.Fatalf("-renewal: %q is neither in-band nor make-before-break", *renewal)
+	}
+	if err := run(context.Background(), *ttl, *duration, mode); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, ttl, duration time.Duration) error {
+func run(ctx context.Context, ttl, duration time.Duration, renewal wsconn.Renewal) error {
 	// The token server, with one client allowed the client-credentials grant.
 	st := memory.New()
 	signer, err := keys.Load(ctx, st, keys.EdDSA, time.Hour, time.Now())
@@ -96,17 +110,21 @@ func run(ctx context.Context, ttl, duration time.Duration) error {
 		ClientID: "chatter", ClientSecret: "chatter-secret", TokenURL: issuer + "/oauth/token",
 	}, nil)
 	defer src.Close()
-	var connects, renewals atomic.Int64
+	var connects, renewals, disconnects atomic.Int64
 	conn, err := wsconn.Dial(ctx, "ws"+issuer[len("http"):]+"/chat", src, &wsconn.Options{
+		Renewal: renewal,
 		OnConnect: func(context.Context, func(context.Context, websocket.MessageType, []byte) error) error {
 			connects.Add(1)
 			return nil
 		},
 		OnRenewed: func() {
 			renewals.Add(1)
-			fmt.Println("  (token renewed in band)")
+			fmt.Println("  (token renewed)")
 		},
-		OnDisconnect: func(err error) { fmt.Println("  (disconnected:", err, ")") },
+		OnDisconnect: func(err error) {
+			disconnects.Add(1)
+			fmt.Println("  (disconnected:", err, ")")
+		},
 	})
 	if err != nil {
 		return err
@@ -121,25 +139,40 @@ func run(ctx context.Context, ttl, duration time.Duration) error {
 		select {
 		case <-tick.C:
 			sent++
-			if err := conn.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf("message %d", sent))); err != nil {
+			msg := fmt.Sprintf("message %d", sent)
+			if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 				return err
 			}
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, data, err := conn.Read(rctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("no echo for message %d: %w", sent, err)
+			if err := awaitEcho(ctx, conn, msg); err != nil {
+				return err
 			}
-			fmt.Println(string(data))
 		case <-end:
 			done = true
 		}
 	}
-	fmt.Printf("%d messages over %v with %v tokens: %d connection(s), %d in-band renewals\n",
-		sent, duration, ttl, connects.Load(), renewals.Load())
-	if connects.Load() != 1 {
-		return errors.New("the client had to reconnect")
+	fmt.Printf("%d messages over %v with %v tokens: %d connection(s), %d renewals, %d disconnects\n",
+		sent, duration, ttl, connects.Load(), renewals.Load(), disconnects.Load())
+	if disconnects.Load() != 0 || renewals.Load() == 0 {
+		return errors.New("the client did not renew without a disconnect")
 	}
 	_ = os.Stdout.Sync()
 	return nil
+}
+
+// awaitEcho prints what the chat sends back until the echo of msg. While
+// make before break overlaps two connections, a message can come back on
+// both; the second copy is skipped here.
+func awaitEcho(ctx context.Context, conn *wsconn.Conn, msg string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("no echo for %q: %w", msg, err)
+		}
+		if strings.HasSuffix(string(data), ": "+msg) {
+			fmt.Println(string(data))
+			return nil
+		}
+	}
 }

@@ -1,0 +1,366 @@
+package wsconn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tokend/tokend/internal/backoff"
+	"github.com/tokend/tokend/refresh"
+	"golang.org/x/oauth2"
+)
+
+// run connects and reconnects until Close or a terminal failure.
+func (c *Conn) run(first chan<- error) {
+	defer close(c.done)
+	authRetried := false // an auth failure was already answered with an immediate retry
+	failures := 0
+	for c.ctx.Err() == nil {
+		tok, err := c.src.FreshToken(c.ctx)
+		if errors.Is(err, refresh.ErrReauthRequired) {
+			c.end(err, first)
+			return
+		}
+		var cause error
+		authFailure := false
+		if err == nil {
+			var connected bool
+			connected, authFailure, cause = c.session(tok, first)
+			if connected {
+				first = nil // session answered it
+				failures, authRetried = 0, false
+			}
+		} else {
+			cause = err
+		}
+		if c.ctx.Err() != nil {
+			break
+		}
+		if c.o.OnDisconnect != nil && cause != nil {
+			c.o.OnDisconnect(cause)
+		}
+		if authFailure {
+			c.src.Invalidate(tok)
+			if !authRetried {
+				authRetried = true
+				continue // at once, with a fresh token
+			}
+		}
+		failures++
+		wait := backoff.Full(failures, c.o.MinBackoff, c.o.MaxBackoff, c.o.jitter)
+		if c.o.OnReconnecting != nil {
+			c.o.OnReconnecting(failures, wait)
+		}
+		select {
+		case <-c.o.after(wait):
+		case <-c.ctx.Done():
+		}
+	}
+	c.end(ErrClosed, first)
+}
+
+func (c *Conn) end(err error, first chan<- error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.closed = true
+	c.mu.Unlock()
+	if first != nil {
+		first <- err
+	}
+}
+
+// link is one underlying connection and the goroutines that serve it.
+type link struct {
+	ws     *websocket.Conn
+	tok    *oauth2.Token
+	inBand bool // renew in band on this connection
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stop      chan struct{} // asks the writer to stop after the message in flight
+	werr      chan error    // the writer's end
+	rerr      chan error    // the reader's end
+	renewDone chan struct{}
+}
+
+// connect dials with tok and runs OnConnect on the new connection. It
+// reports whether a failure was the server refusing the token.
+func (c *Conn) connect(ctx context.Context, tok *oauth2.Token) (l *link, authFailure bool, err error) {
+	opts := websocket.DialOptions{}
+	if c.o.Dial != nil {
+		opts = *c.o.Dial
+	}
+	opts.HTTPHeader = opts.HTTPHeader.Clone()
+	if opts.HTTPHeader == nil {
+		opts.HTTPHeader = http.Header{}
+	}
+	u := *c.url
+	if c.o.Authorize != nil {
+		c.o.Authorize(&u, opts.HTTPHeader, tok.AccessToken)
+	} else {
+		opts.HTTPHeader.Set("Authorization", "Bearer "+tok.AccessToken)
+	}
+	ws, resp, err := websocket.Dial(ctx, u.String(), &opts)
+	if err != nil {
+		auth := resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden)
+		// The error names the URL, which may carry the token.
+		return nil, auth, fmt.Errorf("wsconn: dial %s%s: %w", c.url.Host, c.url.Path, redact(err, tok.AccessToken))
+	}
+	l = &link{ws: ws, tok: tok}
+	switch c.o.Renewal {
+	case RenewInBand:
+		l.inBand = true
+	case RenewAuto:
+		l.inBand = resp.Header.Get(RenewalHeader) == RenewalInBand
+	}
+	if c.o.OnConnect != nil {
+		if err := c.o.OnConnect(ctx, ws.Write); err != nil {
+			_ = ws.CloseNow()
+			return nil, false, fmt.Errorf("wsconn: OnConnect: %w", err)
+		}
+	}
+	return l, false, nil
+}
+
+// session runs one connection, and those that replace it by make before
+// break, until it ends. It reports whether a connection came up, whether
+// it ended for the token, and why it ended.
+func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFailure bool, cause error) {
+	l, auth, err := c.connect(c.ctx, tok)
+	if err != nil {
+		return false, auth, err
+	}
+	if first != nil {
+		first <- nil
+	}
+	replace := make(chan *link)
+	for {
+		c.start(l, replace)
+		var err error
+		select {
+		case err = <-l.rerr:
+			if errors.Is(err, errExpiring) {
+				c.handOver(l, CloseTokenExpired, "token expired; reconnecting", false)
+				return true, true, err
+			}
+			l.cancel()
+			<-l.werr
+		case err = <-l.werr:
+			l.cancel()
+			<-l.rerr
+		case next := <-replace:
+			c.handOver(l, websocket.StatusNormalClosure, "token renewed; replaced", true)
+			l = next
+			if c.o.OnRenewed != nil {
+				c.o.OnRenewed()
+			}
+			continue
+		}
+		<-l.renewDone
+		_ = l.ws.CloseNow()
+		code := websocket.CloseStatus(err)
+		if slices.Contains(c.o.ExpiredCodes, code) {
+			return true, true, fmt.Errorf("wsconn: closed for the token (%d): %w", code, err)
+		}
+		if code == websocket.StatusNormalClosure && c.ctx.Err() != nil {
+			return true, false, nil
+		}
+		return true, false, fmt.Errorf("wsconn: connection lost: %w", err)
+	}
+}
+
+// start runs the writer, the reader and the renewer of l, and lets Write
+// write to it.
+func (c *Conn) start(l *link, replace chan<- *link) {
+	l.ctx, l.cancel = context.WithCancel(c.ctx)
+	l.stop = make(chan struct{})
+	l.werr, l.rerr, l.renewDone = make(chan error, 1), make(chan error, 1), make(chan struct{})
+	go func() { l.werr <- c.writer(l) }()
+	go func() { l.rerr <- c.reader(l) }()
+	if c.o.Renewal == RenewOff {
+		close(l.renewDone)
+	} else {
+		go c.renew(l, replace)
+	}
+	c.setCurrent(l.ws)
+}
+
+// handOver ends l without losing a message written to the Conn: sending
+// stops after the message in flight, then l is closed with code, which the
+// server reads after everything sent before it. With keepReading, l's
+// reader goes on delivering until the close handshake ends.
+func (c *Conn) handOver(l *link, code websocket.StatusCode, reason string, keepReading bool) {
+	c.setCurrent(nil) // no more direct writes
+	close(l.stop)
+	<-l.werr
+	// Under wmu: a direct write that started before setCurrent either lands
+	// before the close or fails and is queued again.
+	c.wmu.Lock()
+	_ = l.ws.Close(code, reason)
+	c.wmu.Unlock()
+	l.cancel()
+	if keepReading {
+		<-l.rerr
+	}
+	<-l.renewDone
+}
+
+// writer sends queued messages in order. A message leaves the queue only
+// once written, so one that fails is sent again after the reconnect.
+func (c *Conn) writer(l *link) error {
+	for {
+		select {
+		case <-l.stop:
+			return nil
+		default:
+		}
+		c.mu.Lock()
+		var m message
+		ok := len(c.queue) > 0
+		if ok {
+			m = c.queue[0]
+		}
+		c.mu.Unlock()
+		if !ok {
+			select {
+			case <-c.wake:
+				continue
+			case <-l.stop:
+				return nil
+			case <-l.ctx.Done():
+				return l.ctx.Err()
+			}
+		}
+		c.wmu.Lock()
+		err := l.ws.Write(l.ctx, m.typ, m.data)
+		c.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.queue[0] = message{}
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+	}
+}
+
+// reader delivers the server's messages to Read or OnMessage and acts on
+// control messages.
+func (c *Conn) reader(l *link) error {
+	for {
+		typ, data, err := l.ws.Read(l.ctx)
+		if err != nil {
+			return err
+		}
+		if ctl, ok := parseControl(typ, data); ok {
+			switch ctl.Type {
+			case TypeExpiring:
+				return errExpiring
+			case TypeRenewed:
+				if c.o.OnRenewed != nil {
+					c.o.OnRenewed()
+				}
+			case TypeRenewFailed:
+				c.o.Logger.WarnContext(l.ctx, "wsconn: the server refused the renewed token", "reason", ctl.Error)
+			}
+			continue
+		}
+		if c.o.OnMessage != nil {
+			c.o.OnMessage(typ, data)
+			continue
+		}
+		select {
+		case c.in <- message{typ: typ, data: data}:
+		case <-l.ctx.Done():
+			return l.ctx.Err()
+		}
+	}
+}
+
+// renewFraction is how far into the remaining life of the connection's
+// token it is renewed: after the Source's own proactive refresh (at 80% of
+// a lifetime by default), well before expiry. A further second is taken
+// off because a JWT's exp has whole seconds, so the server's idea of the
+// expiry can be up to a second earlier than the client's.
+const renewFraction = 0.9
+
+// renew renews l's token before it expires: in band, again for every
+// token, or by dialling a replacement and handing it to the session.
+func (c *Conn) renew(l *link, replace chan<- *link) {
+	defer close(l.renewDone)
+	tok := l.tok
+	for !tok.Expiry.IsZero() {
+		wait := time.Duration(float64(time.Until(tok.Expiry))*renewFraction) - time.Second
+		select {
+		case <-c.o.renewAfter(max(wait, 0)):
+		case <-l.ctx.Done():
+			return
+		}
+		fresh, err := c.src.FreshToken(l.ctx)
+		if err == nil && fresh.AccessToken == tok.AccessToken {
+			// The Source has not refreshed yet (its refresh may be
+			// failing): ask for one.
+			c.src.Invalidate(tok)
+			fresh, err = c.src.FreshToken(l.ctx)
+		}
+		if err != nil {
+			return // the expiry notice or close will replace the connection
+		}
+		if !l.inBand {
+			next, _, err := c.connect(l.ctx, fresh)
+			if err != nil {
+				c.o.Logger.WarnContext(l.ctx, "wsconn: make-before-break renewal failed; reconnecting at expiry", "err", err)
+				return
+			}
+			select {
+			case replace <- next:
+			case <-l.ctx.Done():
+				_ = next.ws.CloseNow()
+			}
+			return
+		}
+		msg, _ := json.Marshal(Control{Type: TypeRenew, Token: fresh.AccessToken})
+		c.wmu.Lock()
+		err = l.ws.Write(l.ctx, websocket.MessageText, msg)
+		c.wmu.Unlock()
+		if err != nil {
+			return
+		}
+		tok = fresh
+	}
+}
+
+// redactedError hides a secret in the text of err; errors.Is and errors.As
+// still reach err.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact keeps secret out of err's text: a dial error names the URL, which
+// carries the token when it goes in a query parameter.
+func redact(err error, secret string) error {
+	if secret == "" {
+		return err
+	}
+	msg := err.Error()
+	for _, s := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+		msg = strings.ReplaceAll(msg, s, "[token]")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
