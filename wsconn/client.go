@@ -277,6 +277,15 @@ func (c *Conn) endErr() error {
 	return ErrClosed
 }
 
+// retire stops direct writes to ws, if they still go to it.
+func (c *Conn) retire(ws *websocket.Conn) {
+	c.mu.Lock()
+	if c.cur == ws {
+		c.cur = nil
+	}
+	c.mu.Unlock()
+}
+
 // setCurrent makes ws the connection Write may write to directly (nil:
 // none).
 func (c *Conn) setCurrent(ws *websocket.Conn) {

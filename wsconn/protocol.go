@@ -27,6 +27,23 @@
 // written before the close is lost. A client that does not close within
 // Handler.CloseGrace is closed by the server with CloseTokenExpired.
 //
+// A server that accepts in-band renewal says so in its upgrade response with
+// the header "Tokend-Renewal: in-band" (Handler does). With other servers a
+// client renews by make before break: it opens a second connection with the
+// new token, moves sending to it, and closes the old one normally.
+//
+// # Delivery
+//
+// A client Conn sends what the application writes in order, across
+// reconnects and renewals. Where a connection is ended on purpose (for an
+// expiry or a renewal), nothing is lost: sending stops after the message in
+// flight and the close follows it. Where the network drops, a message whose
+// write failed is sent again on the next connection, but one the kernel had
+// already accepted can be lost with the connection, as with any WebSocket;
+// so can messages from the server that were in flight. While make before
+// break overlaps two connections, a server that broadcasts may deliver a
+// message on both.
+//
 // Text messages whose type starts with "tokend." are reserved for this
 // protocol and never reach the application.
 package wsconn

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -203,52 +202,4 @@ func TestOnMessage(t *testing.T) {
 	if _, _, err := c.Read(t.Context()); !errors.Is(err, wsconn.ErrOnMessage) {
 		t.Fatalf("Read: %v, want ErrOnMessage", err)
 	}
-}
-
-// Close returns once every goroutine of the Conn has, whatever it was
-// doing: connected and renewing, or waiting to reconnect.
-func TestCloseLeavesNoGoroutines(t *testing.T) {
-	s := newServer(t)
-	src, _ := s.source(t)
-	renewals := newWaits()
-	o := &wsconn.Options{}
-	wsconn.SetRenewHook(o, renewals.after)
-	c := dial(t, s, src, o)
-	echo(t, c, "hi")
-	<-renewals.seen // the renewer waits
-	if n := connGoroutines(); n == 0 {
-		t.Fatal("found no goroutine of the Conn while it runs: the check is blind")
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := connGoroutines(); n != 0 {
-		t.Fatalf("%d goroutines of the Conn left after Close", n)
-	}
-
-	w := newWaits()
-	o = &wsconn.Options{}
-	wsconn.SetTestHooks(o, w.after, top)
-	c = dial(t, s, src, o)
-	s.stop()
-	<-w.seen // waiting to reconnect
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := connGoroutines(); n != 0 {
-		t.Fatalf("%d goroutines of the Conn left after Close while reconnecting", n)
-	}
-}
-
-// connGoroutines counts the goroutines running the client's code.
-func connGoroutines() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	n := 0
-	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "wsconn.(*Conn)") {
-			n++
-		}
-	}
-	return n
 }

@@ -244,6 +244,7 @@ func (c *Conn) writer(l *link) error {
 		err := l.ws.Write(l.ctx, m.typ, m.data)
 		c.wmu.Unlock()
 		if err != nil {
+			c.retire(l.ws)
 			return err
 		}
 		c.mu.Lock()
@@ -259,6 +260,7 @@ func (c *Conn) reader(l *link) error {
 	for {
 		typ, data, err := l.ws.Read(l.ctx)
 		if err != nil {
+			c.retire(l.ws) // at once: a write now would be lost
 			return err
 		}
 		if ctl, ok := parseControl(typ, data); ok {
