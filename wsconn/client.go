@@ -195,7 +195,15 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 // or earlier messages are still waiting, queues it to be sent, in order,
 // after the reconnect. It returns ErrQueueFull when the queue is full. A
 // message whose write fails is queued again, never dropped.
+//
+// If ctx ends while the message is being written, the connection drops
+// (coder/websocket cannot abandon a frame half-written) and the message is
+// sent again after the reconnect; a ctx that has already ended is returned
+// as an error and touches nothing.
 func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	switch {
 	case c.closed:

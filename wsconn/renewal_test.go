@@ -203,3 +203,20 @@ func TestOnMessage(t *testing.T) {
 		t.Fatalf("Read: %v, want ErrOnMessage", err)
 	}
 }
+
+// A Write with a context that has already ended fails without touching
+// the connection.
+func TestWriteWithEndedContext(t *testing.T) {
+	s := newServer(t)
+	src, _ := s.source(t)
+	c := dial(t, s, src, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte("never")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write: %v, want context.Canceled", err)
+	}
+	echo(t, c, "still connected")
+	if d := s.dials.Load(); d != 1 {
+		t.Fatalf("%d dials, want 1", d)
+	}
+}

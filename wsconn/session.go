@@ -314,8 +314,13 @@ func (c *Conn) renew(l *link, replace chan<- *link) {
 			c.src.Invalidate(tok)
 			fresh, err = c.src.FreshToken(l.ctx)
 		}
-		if err != nil {
-			return // the expiry notice or close will replace the connection
+		if err != nil || !fresh.Expiry.After(tok.Expiry) {
+			// Nothing better to renew with: the expiry notice or close
+			// will replace the connection.
+			if err == nil {
+				c.o.Logger.WarnContext(l.ctx, "wsconn: the refreshed token expires no later; not renewing")
+			}
+			return
 		}
 		if !l.inBand {
 			next, _, err := c.connect(l.ctx, fresh)
