@@ -36,6 +36,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentDifferentSuccessors", testConcurrentDifferent},
 		{"ConcurrentFamilies", testConcurrentFamilies},
 		{"DeleteExpired", testDeleteExpired},
+		{"DeleteExpiredBoundaries", testDeleteExpiredBoundaries},
+		{"RotateToExistingToken", testRotateToExisting},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,4 +442,55 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 		wantErr(t, err, store.ErrNotFound)
 	}
 	must(t, s.Ping(context.Background()))
+}
+
+// A family ends at its expiry (it is no longer Active then) and at its
+// revocation; DeleteExpired(before) deletes what ended strictly before,
+// and expiries at exactly before, since the family is inactive then.
+func testDeleteExpiredBoundaries(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	idle := t0.Add(time.Hour) // newFamily's idle expiry
+	newFamily(t, s, "idle", "c", "alice")
+	newFamily(t, s, "revoked", "c", "alice")
+	revokedAt := t0.Add(30 * time.Minute)
+	must(t, s.RevokeFamily(ctx, "revoked", revokedAt, "logout"))
+	for _, step := range []struct {
+		before time.Time
+		want   int
+	}{
+		{revokedAt, 0},
+		{revokedAt.Add(time.Microsecond), 1},
+		{idle.Add(-time.Microsecond), 0},
+		{idle, 1}, // inactive from its expiry on
+	} {
+		n, err := s.DeleteExpired(ctx, step.before)
+		must(t, err)
+		if n != step.want {
+			t.Fatalf("DeleteExpired(%v) = %d, want %d", step.before.Sub(t0), n, step.want)
+		}
+	}
+}
+
+// A successor hash that is already stored is refused with ErrExists, and
+// the rotation leaves nothing behind: the presented token stays current.
+func testRotateToExisting(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, h0 := newFamily(t, s, "f", "c", "alice")
+	_, other := newFamily(t, s, "g", "c", "bob")
+	for _, next := range [][]byte{other, h0} {
+		_, err := rotate(t, s, h0, next, t0.Add(time.Minute))
+		wantErr(t, err, store.ErrExists)
+		tok, fam, err := s.GetRefreshToken(ctx, h0)
+		must(t, err)
+		if !tok.RotatedAt.IsZero() || tok.Successor != nil || fam.Generation != 0 || !fam.LastUsedAt.Equal(t0) {
+			t.Fatalf("a refused rotation changed the token or family: %+v %+v", tok, fam)
+		}
+	}
+	if _, fam, err := s.GetRefreshToken(ctx, other); err != nil || fam.ID != "g" || fam.Generation != 0 {
+		t.Fatalf("the other family's token after a refused rotation: %+v %v", fam, err)
+	}
+	res, err := rotate(t, s, h0, hash(), t0.Add(time.Minute))
+	if err != nil || res.Outcome != store.Rotated {
+		t.Fatalf("rotation after the refused ones: %v %v", res.Outcome, err)
+	}
 }
