@@ -190,7 +190,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger().WarnContext(r.Context(), "websocket upgrade failed", "err", err)
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// The request's context carries its values (a trace, say); once the
+	// connection is hijacked, nothing but the end of ServeHTTP cancels it.
+	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	sc := &ServerConn{c: ws, h: h, cancel: cancel}
 	sc.claims.Store(claims)
