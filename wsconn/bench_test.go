@@ -36,6 +36,35 @@ func BenchmarkMessage(b *testing.B) {
 			}
 		}
 	})
+	b.Run("raw/via-goroutine", func(b *testing.B) {
+		// The raw connection read by a goroutine that hands each message
+		// over a channel, as Read gets them: the cost of the hand-off alone.
+		ws, _, err := websocket.Dial(b.Context(), s.url(), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + s.tok(b)}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ws.CloseNow()
+		in := make(chan []byte, 64)
+		go func() {
+			defer close(in)
+			for {
+				_, data, err := ws.Read(b.Context())
+				if err != nil {
+					return
+				}
+				in <- data
+			}
+		}()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := ws.Write(b.Context(), websocket.MessageText, msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, ok := <-in; !ok {
+				b.Fatal("connection lost")
+			}
+		}
+	})
 	b.Run("wsconn.Conn/OnMessage", func(b *testing.B) {
 		// The next message is written from the callback that receives the
 		// echo, as the raw loop writes after its Read returns.
