@@ -49,7 +49,9 @@ const (
 	RenewOff
 )
 
-// Options configures a client Conn. The zero value is usable.
+// Options configures a client Conn. The zero value is usable. The On…
+// callbacks run on the Conn's own goroutines; they may Write, but must not
+// call Close, which waits for those goroutines.
 type Options struct {
 	// Dial is passed to websocket.Dial; its HTTPHeader is copied, never
 	// modified.
@@ -88,7 +90,6 @@ type Options struct {
 	// goroutine hand-off per message, and must return quickly, since
 	// control messages wait behind it.
 	OnMessage func(typ websocket.MessageType, data []byte)
-	// Callbacks run on the Conn's own goroutines and must not call Close.
 
 	// Logger receives warnings (a refused renewal, say). Default: discard.
 	Logger *slog.Logger
