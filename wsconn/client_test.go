@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,6 +61,11 @@ func newServer(t *testing.T) *server {
 			s.received = append(s.received, string(data))
 			s.mu.Unlock()
 			s.signal()
+			if code, ok := strings.CutPrefix(string(data), "close with "); ok {
+				n, _ := strconv.Atoi(code)
+				_ = c.Close(websocket.StatusCode(n), "asked to")
+				return
+			}
 			_ = c.Write(ctx, websocket.MessageText, []byte("ack:"+string(data)))
 		}
 	})

@@ -220,3 +220,43 @@ func TestWriteWithEndedContext(t *testing.T) {
 		t.Fatalf("%d dials, want 1", d)
 	}
 }
+
+// A close for the token (1008, 4001) reconnects at once with a fresh
+// token; any other close code backs off and reconnects with the token it
+// has.
+func TestCloseCodes(t *testing.T) {
+	for _, tc := range []struct {
+		code        int
+		forTheToken bool // a close for the token
+		wantFetches int64
+	}{
+		{1008, true, 2},
+		{4001, true, 2},
+		{1011, false, 1},
+		{1001, false, 1},
+	} {
+		t.Run(strconv.Itoa(tc.code), func(t *testing.T) {
+			s := newServer(t)
+			src, fetches := s.source(t)
+			w := newWaits()
+			o := &wsconn.Options{Renewal: wsconn.RenewOff}
+			wsconn.SetTestHooks(o, w.after, top)
+			c := dial(t, s, src, o)
+			if err := c.Write(t.Context(), websocket.MessageText, []byte("close with "+strconv.Itoa(tc.code))); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.forTheToken {
+				<-w.seen // backs off
+				w.release <- time.Now()
+			}
+			s.waitConns(2)
+			echo(t, c, "after the close")
+			if f := fetches.Load(); f != tc.wantFetches {
+				t.Fatalf("%d fetches, want %d", f, tc.wantFetches)
+			}
+			if tc.forTheToken && len(w.waited) != 0 {
+				t.Fatalf("waited %v before reconnecting, want no wait", w.waited)
+			}
+		})
+	}
+}
