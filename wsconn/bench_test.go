@@ -21,11 +21,7 @@ func BenchmarkMessage(b *testing.B) {
 	s := newBenchServer(b)
 	msg := []byte("hello, this is a chat message of a typical size")
 	b.Run("raw", func(b *testing.B) {
-		ws, _, err := websocket.Dial(b.Context(), s.url(), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + s.tok(b)}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ws.CloseNow()
+		ws := s.rawDial(b)
 		b.ReportAllocs()
 		for b.Loop() {
 			if err := ws.Write(b.Context(), websocket.MessageText, msg); err != nil {
@@ -39,11 +35,7 @@ func BenchmarkMessage(b *testing.B) {
 	b.Run("raw/via-goroutine", func(b *testing.B) {
 		// The raw connection read by a goroutine that hands each message
 		// over a channel, as Read gets them: the cost of the hand-off alone.
-		ws, _, err := websocket.Dial(b.Context(), s.url(), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + s.tok(b)}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ws.CloseNow()
+		ws := s.rawDial(b)
 		in := make(chan []byte, 64)
 		go func() {
 			defer close(in)
@@ -171,6 +163,17 @@ func newBenchServer(b *testing.B) *benchServer {
 }
 
 func (s *benchServer) url() string { return "ws://" + s.addr }
+
+// rawDial opens a plain coder/websocket connection, closed with the
+// benchmark.
+func (s *benchServer) rawDial(b *testing.B) *websocket.Conn {
+	ws, _, err := websocket.Dial(b.Context(), s.url(), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + s.tok(b)}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ws.CloseNow() })
+	return ws
+}
 
 func (s *benchServer) tok(b testing.TB) string { return s.e.token(b, "alice", time.Hour) }
 
