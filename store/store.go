@@ -27,6 +27,27 @@ var (
 	// ErrExpired reports a refresh token whose family has passed its idle or
 	// absolute lifetime.
 	ErrExpired = errors.New("store: family expired")
+	// ErrUnavailable reports a store that cannot serve the request now but
+	// may later: a full disk, an I/O error, a database that is down or
+	// busy. Nothing was changed; the caller may retry. The server answers
+	// it with 503 temporarily_unavailable.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrConflict reports a compare-and-set that found another value than
+	// the one it expected: someone else changed the record first.
+	ErrConflict = errors.New("store: changed concurrently")
+)
+
+// Revocation reasons the store itself records (Family.RevokeReason).
+const (
+	ReasonReuse         = "reuse"          // a rotated refresh token was presented again
+	ReasonUserDeleted   = "user_deleted"   // DeleteUser
+	ReasonClientDeleted = "client_deleted" // DeleteClient
+)
+
+// The kinds of value RewriteSecrets passes to its function.
+const (
+	KindKey    = "key"    // a signing key's Private
+	KindSecret = "secret" // a server secret's value
 )
 
 // Client is an OAuth 2.0 client registered with the server.
@@ -56,6 +77,10 @@ type Key struct {
 	Private   []byte // PKCS #8 DER
 	CreatedAt time.Time
 	RetiredAt time.Time // zero while the key may sign
+	// RevokedAt is zero unless the key was withdrawn (compromised): a
+	// revoked key neither signs nor is published, and tokens it signed are
+	// refused at once.
+	RevokedAt time.Time
 }
 
 // Family is one login: the chain of refresh tokens that descend from it.
@@ -165,8 +190,11 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns every client, ordered by ID.
 	ListClients(ctx context.Context) ([]Client, error)
-	// DeleteClient returns ErrNotFound for an unknown id.
-	DeleteClient(ctx context.Context, id string) error
+	// DeleteClient deletes the client and, in the same atomic step,
+	// revokes every unrevoked family of it at at with reason
+	// ReasonClientDeleted; it returns how many it revoked. Returns
+	// ErrNotFound for an unknown id.
+	DeleteClient(ctx context.Context, id string, at time.Time) (revoked int, err error)
 
 	// CreateUser returns ErrExists if u.Name is taken.
 	CreateUser(ctx context.Context, u User) error
@@ -174,8 +202,16 @@ type Store interface {
 	GetUser(ctx context.Context, name string) (User, error)
 	// ListUsers returns every user, ordered by name.
 	ListUsers(ctx context.Context) ([]User, error)
-	// DeleteUser returns ErrNotFound for an unknown name.
-	DeleteUser(ctx context.Context, name string) error
+	// UpdatePasswordHash replaces the user's password hash by newHash if it
+	// still is oldHash (a compare-and-set, so that two logins upgrading the
+	// same hash cannot undo a password change). Returns ErrNotFound for an
+	// unknown name and ErrConflict if the hash is no longer oldHash.
+	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error
+	// DeleteUser deletes the user and, in the same atomic step, revokes
+	// every unrevoked family whose Subject is name (of any client) at at
+	// with reason ReasonUserDeleted; it returns how many it revoked.
+	// Returns ErrNotFound for an unknown name.
+	DeleteUser(ctx context.Context, name string, at time.Time) (revoked int, err error)
 
 	// CreateKey returns ErrExists if k.ID is taken.
 	CreateKey(ctx context.Context, k Key) error
@@ -184,6 +220,10 @@ type Store interface {
 	// RetireKey sets the key's RetiredAt if it is zero. Returns ErrNotFound
 	// for an unknown id.
 	RetireKey(ctx context.Context, id string, at time.Time) error
+	// RevokeKey sets the key's RevokedAt (and its RetiredAt, if zero) if
+	// RevokedAt is zero: the key is withdrawn. Returns ErrNotFound for an
+	// unknown id.
+	RevokeKey(ctx context.Context, id string, at time.Time) error
 
 	// CreateFamily stores f and its first refresh token (generation 0)
 	// together. Returns ErrExists if f.ID or first.Hash is taken.
@@ -210,9 +250,20 @@ type Store interface {
 	// atomic step.
 	Rotate(ctx context.Context, req RotateRequest) (RotateResult, error)
 
+	// RevokeAccessToken puts the access token with this jti on the
+	// deny-list until expiresAt (its exp), for tokens that no family can
+	// revoke (client_credentials). Revoking it again keeps the later
+	// expiresAt.
+	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	// AccessTokenRevoked reports whether the jti is on the deny-list.
+	// Entries past their expiresAt may be reported either way: the token
+	// has expired anyway.
+	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+
 	// DeleteExpired deletes the families that ended before the given time
-	// (expired, or revoked before it) with all their tokens, and returns how
-	// many families it deleted.
+	// (expired, or revoked before it) with all their tokens, and the
+	// deny-list entries that expired before it, and returns how many
+	// families it deleted.
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
 
 	// Secret returns the server secret called name. The first call stores
@@ -220,7 +271,16 @@ type Store interface {
 	// value.
 	Secret(ctx context.Context, name string, value []byte) ([]byte, error)
 
-	// Ping reports whether the store can serve requests (for /readyz).
+	// RewriteSecrets passes the private part of every signing key (kind
+	// KindKey, name its kid) and the value of every server secret (kind
+	// KindSecret, name its name) through fn and stores what fn returns, all
+	// in one atomic step: if fn or the store fails, nothing changes. It is
+	// how secrets are sealed, unsealed or resealed under a new key.
+	RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error
+
+	// Ping reports whether the store can serve reads and writes now (for
+	// /readyz): a store that cannot write returns an error wrapping
+	// ErrUnavailable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error

@@ -132,7 +132,13 @@ func cmdClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if len(pos) != 1 {
 			return usageError{errors.New("client delete: want one client ID")}
 		}
-		return withStore(ctx, *storeURL, func(st store.Store) error { return st.DeleteClient(ctx, pos[0]) })
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			n, err := st.DeleteClient(ctx, pos[0], time.Now())
+			if err == nil {
+				fmt.Fprintf(stdout, "deleted client %s; %d sessions revoked\n", pos[0], n)
+			}
+			return err
+		})
 	}
 	return usageError{fmt.Errorf("client: unknown command %q", args[0])}
 }
@@ -171,7 +177,13 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if len(pos) != 1 {
 			return usageError{errors.New("user delete: want one user name")}
 		}
-		return withStore(ctx, *storeURL, func(st store.Store) error { return st.DeleteUser(ctx, pos[0]) })
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			n, err := st.DeleteUser(ctx, pos[0], time.Now())
+			if err == nil {
+				fmt.Fprintf(stdout, "deleted user %s; %d sessions revoked\n", pos[0], n)
+			}
+			return err
+		})
 	}
 	return usageError{fmt.Errorf("user: unknown command %q", args[0])}
 }

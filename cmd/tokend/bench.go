@@ -87,7 +87,7 @@ func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL str
 		st.Close()
 		return nil, "", err
 	}
-	_ = st.DeleteClient(ctx, "bench")
+	_, _ = st.DeleteClient(ctx, "bench", time.Now())
 	if err := st.CreateClient(ctx, store.Client{ID: "bench", SecretHash: server.HashClientSecret(benchSecret),
 		Grants: []string{"refresh_token"}, Mint: true, CreatedAt: time.Now()}); err != nil {
 		st.Close()

@@ -81,6 +81,11 @@ func (s *Store) RevokeFamily(_ context.Context, id string, at time.Time, reason 
 func (s *Store) RevokeFamilies(_ context.Context, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.revokeLocked(filter, at, reason), nil
+}
+
+// revokeLocked revokes the unrevoked families that match; s.mu is held.
+func (s *Store) revokeLocked(filter store.FamilyFilter, at time.Time, reason string) int {
 	n := 0
 	for id, f := range s.families {
 		if f.RevokedAt.IsZero() && matches(f, filter) {
@@ -89,7 +94,7 @@ func (s *Store) RevokeFamilies(_ context.Context, filter store.FamilyFilter, at 
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // GetRefreshToken implements store.Store.
@@ -142,7 +147,7 @@ func (s *Store) Rotate(_ context.Context, req store.RotateRequest) (store.Rotate
 	if bytes.Equal(old.Successor, req.New) && req.Now.Sub(old.RotatedAt) <= req.Grace && ok && succ.RotatedAt.IsZero() {
 		return store.RotateResult{Outcome: store.Repeated, Family: cloneFamily(f)}, nil
 	}
-	f.RevokedAt, f.RevokeReason = req.Now, "reuse"
+	f.RevokedAt, f.RevokeReason = req.Now, store.ReasonReuse
 	s.families[f.ID] = f
 	return store.RotateResult{Outcome: store.ReuseDetected, Family: cloneFamily(f)}, nil
 }
@@ -163,6 +168,11 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 		delete(s.byFamily, id)
 		delete(s.families, id)
 		n++
+	}
+	for jti, exp := range s.denied {
+		if exp.Before(before) {
+			delete(s.denied, jti)
+		}
 	}
 	return n, nil
 }

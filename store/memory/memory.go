@@ -26,6 +26,7 @@ type Store struct {
 	tokens   map[string]store.RefreshToken // by string(hash)
 	byFamily map[string][]string           // family ID → token hashes
 	secrets  map[string][]byte
+	denied   map[string]time.Time // revoked access tokens: jti → exp
 }
 
 var _ store.Store = (*Store)(nil)
@@ -39,6 +40,7 @@ func New() *Store {
 		tokens:   map[string]store.RefreshToken{},
 		byFamily: map[string][]string{},
 		secrets:  map[string][]byte{},
+		denied:   map[string]time.Time{},
 	}
 }
 
@@ -100,14 +102,14 @@ func (s *Store) ListClients(context.Context) ([]store.Client, error) {
 }
 
 // DeleteClient implements store.Store.
-func (s *Store) DeleteClient(_ context.Context, id string) error {
+func (s *Store) DeleteClient(_ context.Context, id string, at time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.clients[id]; !ok {
-		return fmt.Errorf("client %q: %w", id, store.ErrNotFound)
+		return 0, fmt.Errorf("client %q: %w", id, store.ErrNotFound)
 	}
 	delete(s.clients, id)
-	return nil
+	return s.revokeLocked(store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted), nil
 }
 
 // CreateUser implements store.Store.
@@ -144,15 +146,31 @@ func (s *Store) ListUsers(context.Context) ([]store.User, error) {
 	return out, nil
 }
 
+// UpdatePasswordHash implements store.Store.
+func (s *Store) UpdatePasswordHash(_ context.Context, name, oldHash, newHash string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[name]
+	if !ok {
+		return fmt.Errorf("user %q: %w", name, store.ErrNotFound)
+	}
+	if u.PasswordHash != oldHash {
+		return fmt.Errorf("user %q: %w", name, store.ErrConflict)
+	}
+	u.PasswordHash = newHash
+	s.users[name] = u
+	return nil
+}
+
 // DeleteUser implements store.Store.
-func (s *Store) DeleteUser(_ context.Context, name string) error {
+func (s *Store) DeleteUser(_ context.Context, name string, at time.Time) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[name]; !ok {
-		return fmt.Errorf("user %q: %w", name, store.ErrNotFound)
+		return 0, fmt.Errorf("user %q: %w", name, store.ErrNotFound)
 	}
 	delete(s.users, name)
-	return nil
+	return s.revokeLocked(store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted), nil
 }
 
 // CreateKey implements store.Store.
@@ -192,6 +210,70 @@ func (s *Store) RetireKey(_ context.Context, id string, at time.Time) error {
 		}
 	}
 	return fmt.Errorf("key %q: %w", id, store.ErrNotFound)
+}
+
+// RevokeKey implements store.Store.
+func (s *Store) RevokeKey(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.keys {
+		if s.keys[i].ID == id {
+			if s.keys[i].RevokedAt.IsZero() {
+				s.keys[i].RevokedAt = at
+				if s.keys[i].RetiredAt.IsZero() {
+					s.keys[i].RetiredAt = at
+				}
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("key %q: %w", id, store.ErrNotFound)
+}
+
+// RevokeAccessToken implements store.Store.
+func (s *Store) RevokeAccessToken(_ context.Context, jti string, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.denied[jti]; !ok || expiresAt.After(old) {
+		s.denied[jti] = expiresAt
+	}
+	return nil
+}
+
+// AccessTokenRevoked implements store.Store.
+func (s *Store) AccessTokenRevoked(_ context.Context, jti string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.denied[jti]
+	return ok, nil
+}
+
+// RewriteSecrets implements store.Store: every value is computed before
+// any is stored, so a failing fn changes nothing.
+func (s *Store) RewriteSecrets(_ context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([][]byte, len(s.keys))
+	for i, k := range s.keys {
+		v, err := fn(store.KindKey, k.ID, bytes.Clone(k.Private))
+		if err != nil {
+			return err
+		}
+		keys[i] = bytes.Clone(v)
+	}
+	secrets := make(map[string][]byte, len(s.secrets))
+	for name, old := range s.secrets {
+		v, err := fn(store.KindSecret, name, bytes.Clone(old))
+		if err != nil {
+			return err
+		}
+		secrets[name] = bytes.Clone(v)
+	}
+	for i := range s.keys {
+		s.keys[i].Private = keys[i]
+	}
+	s.secrets = secrets
+	return nil
 }
 
 // Secret implements store.Store.

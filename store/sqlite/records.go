@@ -73,8 +73,9 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 }
 
 // DeleteClient implements store.Store.
-func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	return s.exec(ctx, "client "+id, true, "DELETE FROM clients WHERE id = ?", id)
+func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
+	// TODO(store): revoke the client's families in the same transaction.
+	return 0, s.exec(ctx, "client "+id, true, "DELETE FROM clients WHERE id = ?", id)
 }
 
 // CreateUser implements store.Store.
@@ -107,8 +108,35 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 }
 
 // DeleteUser implements store.Store.
-func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	return s.exec(ctx, "user "+name, true, "DELETE FROM users WHERE name = ?", name)
+func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
+	// TODO(store): revoke the user's families in the same transaction.
+	return 0, s.exec(ctx, "user "+name, true, "DELETE FROM users WHERE name = ?", name)
+}
+
+// errTODO marks the methods the SQLite store does not implement yet.
+var errTODO = fmt.Errorf("sqlite: not implemented yet: %w", errors.ErrUnsupported)
+
+// UpdatePasswordHash implements store.Store.
+func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
+	return errTODO
+}
+
+// RevokeKey implements store.Store.
+func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error { return errTODO }
+
+// RevokeAccessToken implements store.Store.
+func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	return errTODO
+}
+
+// AccessTokenRevoked implements store.Store.
+func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	return false, errTODO
+}
+
+// RewriteSecrets implements store.Store.
+func (s *Store) RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error {
+	return errTODO
 }
 
 // CreateKey implements store.Store.

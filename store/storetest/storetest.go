@@ -93,8 +93,10 @@ func testClients(t *testing.T, s store.Store) {
 	if len(all) != 2 || all[0].ID != "a" || all[1].ID != "b" || len(all[0].SecretHash) != 0 {
 		t.Fatalf("ListClients = %+v", all)
 	}
-	must(t, s.DeleteClient(ctx, "a"))
-	wantErr(t, s.DeleteClient(ctx, "a"), store.ErrNotFound)
+	_, err = s.DeleteClient(ctx, "a", t0)
+	must(t, err)
+	_, err = s.DeleteClient(ctx, "a", t0)
+	wantErr(t, err, store.ErrNotFound)
 	_, err = s.GetClient(ctx, "a")
 	wantErr(t, err, store.ErrNotFound)
 }
@@ -114,8 +116,10 @@ func testUsers(t *testing.T, s store.Store) {
 	if len(all) != 2 || all[0].Name != "amy" {
 		t.Fatalf("ListUsers = %+v", all)
 	}
-	must(t, s.DeleteUser(ctx, "amy"))
-	wantErr(t, s.DeleteUser(ctx, "amy"), store.ErrNotFound)
+	_, err = s.DeleteUser(ctx, "amy", t0)
+	must(t, err)
+	_, err = s.DeleteUser(ctx, "amy", t0)
+	wantErr(t, err, store.ErrNotFound)
 	_, err = s.GetUser(ctx, "amy")
 	wantErr(t, err, store.ErrNotFound)
 }
