@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/verify"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 )
 
 func TestRevoke(t *testing.T) {

@@ -4,19 +4,21 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
+
+	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/store"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2). Handlers return
 // it; only writeError turns it into HTTP.
 type Error struct {
-	Status      int    `json:"-"`
-	Code        string `json:"error"`
-	Description string `json:"error_description,omitempty"`
+	Status      int
+	Code        string // one of the codes of internal/oauth
+	Description string
 	// RetryAfter, if positive, is sent as the Retry-After header (seconds).
-	RetryAfter int `json:"-"`
+	RetryAfter int
 	// Challenge, if set, is sent as WWW-Authenticate.
-	Challenge string `json:"-"`
+	Challenge string
 }
 
 func (e *Error) Error() string {
@@ -26,60 +28,55 @@ func (e *Error) Error() string {
 	return "oauth: " + e.Code + ": " + e.Description
 }
 
-// The error codes of RFC 6749 §5.2, RFC 7009 and RFC 6750.
-const (
-	codeInvalidRequest       = "invalid_request"
-	codeInvalidClient        = "invalid_client"
-	codeInvalidGrant         = "invalid_grant"
-	codeUnauthorizedClient   = "unauthorized_client"
-	codeUnsupportedGrantType = "unsupported_grant_type"
-	codeInvalidScope         = "invalid_scope"
-	codeServerError          = "server_error"
-	codeUnsupportedTokenType = "unsupported_token_type"
-	codeSlowDown             = "slow_down"
-	codeNotFound             = "not_found"
-	codeAccessDenied         = "access_denied"
-)
-
 func errInvalidRequest(desc string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: codeInvalidRequest, Description: desc}
+	return &Error{Status: http.StatusBadRequest, Code: oauth.InvalidRequest, Description: desc}
 }
 
 func errInvalidGrant(desc string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: codeInvalidGrant, Description: desc}
+	return &Error{Status: http.StatusBadRequest, Code: oauth.InvalidGrant, Description: desc}
 }
 
 func errInvalidClient(basic bool) *Error {
-	e := &Error{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "client authentication failed"}
+	e := &Error{Status: http.StatusUnauthorized, Code: oauth.InvalidClient, Description: "client authentication failed"}
 	if basic {
-		e.Challenge = `Basic realm="tokend"`
+		e.Challenge = oauth.BasicChallenge("tokend")
 	}
 	return e
 }
 
+// errUnavailable is 503 temporarily_unavailable (RFC 6749 §4.1.2.1): the
+// request was fine, the server cannot serve it now; retry after
+// retryAfter seconds.
+func errUnavailable(desc string, retryAfter int) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: oauth.TemporarilyUnavailable, Description: desc, RetryAfter: max(retryAfter, 1)}
+}
+
+// errThrottled is 429 with Retry-After (RFC 6585 §4): too many failures
+// from this source or for this account.
+func errThrottled(desc string, retryAfter int) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Code: oauth.TemporarilyUnavailable, Description: desc, RetryAfter: max(retryAfter, 1)}
+}
+
+// storeRetryAfter is the Retry-After, in seconds, of an answer that the
+// store could not serve.
+const storeRetryAfter = 5
+
 // writeError answers with err as an RFC 6749 JSON error. Errors that are not
 // an *Error are internal: the client sees a generic server_error and the
-// details go to the log only.
+// details go to the log only. A store that is unavailable (a full disk, a
+// database that is down) is 503 temporarily_unavailable with Retry-After.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	if errors.Is(err, store.ErrUnavailable) {
+		e = errUnavailable("the store is unavailable; retry later", storeRetryAfter)
+	} else if !errors.As(err, &e) {
 		s.log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
-		e = &Error{Status: http.StatusInternalServerError, Code: codeServerError, Description: "internal error"}
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	if e.Challenge != "" {
-		h.Set("WWW-Authenticate", e.Challenge)
-	}
-	if e.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		e = &Error{Status: http.StatusInternalServerError, Code: oauth.ServerError, Description: "internal error"}
 	}
 	if sw, ok := w.(*statusWriter); ok {
 		sw.code = e.Code
 	}
-	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(e)
+	oauth.WriteError(w, oauth.Answer{Status: e.Status, Challenge: e.Challenge, RetryAfter: e.RetryAfter}, e.Code, e.Description)
 }
 
 // writeJSON answers 200 with v. Token material is never cached.

@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 // maxFormBytes bounds request bodies of the OAuth endpoints.
@@ -17,7 +19,7 @@ const maxFormBytes = 16 << 10
 // ignored: credentials never travel in URLs.
 func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
-		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: codeInvalidRequest, Description: "method must be POST"}
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: oauth.InvalidRequest, Description: "method must be POST"}
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
@@ -27,7 +29,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: codeInvalidRequest, Description: "request body too large"}
+			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: oauth.InvalidRequest, Description: "request body too large"}
 		}
 		return nil, errInvalidRequest("cannot read request body")
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokend/tokend/internal/oauth"
+
 	"github.com/tokend/tokend/store"
 )
 
@@ -45,7 +47,7 @@ func (s *Server) authenticateMinter(ctx context.Context, r *http.Request) (store
 		return store.Client{}, err
 	}
 	if !confidential || !c.Mint {
-		return store.Client{}, &Error{Status: http.StatusForbidden, Code: codeUnauthorizedClient, Description: "client may not mint tokens"}
+		return store.Client{}, &Error{Status: http.StatusForbidden, Code: oauth.UnauthorizedClient, Description: "client may not mint tokens"}
 	}
 	return c, nil
 }
@@ -78,11 +80,11 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if scope != "" {
 		parts, ok := parseScope(scope)
 		if !ok {
-			return nil, &Error{Status: 400, Code: codeInvalidScope, Description: "malformed scope"}
+			return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: "malformed scope"}
 		}
 		for _, p := range parts {
 			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p) {
-				return nil, &Error{Status: 400, Code: codeInvalidScope, Description: "scope not allowed for this client"}
+				return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope not allowed for this client"}
 			}
 		}
 		scope = strings.Join(dedupe(parts), " ")
@@ -118,7 +120,7 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
-		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: codeInvalidRequest, Description: "request body too large"}
+		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: oauth.InvalidRequest, Description: "request body too large"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

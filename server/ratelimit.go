@@ -2,7 +2,6 @@ package server
 
 import (
 	"math"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -54,8 +53,7 @@ func (l *limiter) allow(client string) error {
 		return nil
 	}
 	wait := math.Ceil((1 - b.tokens) / l.rate)
-	return &Error{Status: http.StatusTooManyRequests, Code: codeSlowDown,
-		Description: "too many requests for this client", RetryAfter: max(1, int(wait))}
+	return errThrottled("too many requests for this client", int(wait))
 }
 
 func (l *limiter) forgetFullLocked(now time.Time) {

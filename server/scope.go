@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 // parseScope splits a scope parameter (RFC 6749 §3.3) into its tokens and
@@ -32,12 +34,12 @@ func requestedScope(form url.Values, allowed []string) (string, error) {
 	}
 	parts, ok := parseScope(form.Get("scope"))
 	if !ok {
-		return "", &Error{Status: 400, Code: codeInvalidScope, Description: "malformed scope"}
+		return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "malformed scope"}
 	}
 	if len(allowed) > 0 {
 		for _, p := range parts {
 			if !slices.Contains(allowed, p) {
-				return "", &Error{Status: 400, Code: codeInvalidScope, Description: "scope not allowed for this client"}
+				return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope not allowed for this client"}
 			}
 		}
 	}
@@ -48,12 +50,12 @@ func requestedScope(form url.Values, allowed []string) (string, error) {
 func narrowScope(requested, granted string) (string, error) {
 	parts, ok := parseScope(requested)
 	if !ok {
-		return "", &Error{Status: 400, Code: codeInvalidScope, Description: "malformed scope"}
+		return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "malformed scope"}
 	}
 	have := strings.Fields(granted)
 	for _, p := range parts {
 		if !slices.Contains(have, p) {
-			return "", &Error{Status: 400, Code: codeInvalidScope, Description: "scope exceeds the granted scope"}
+			return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope exceeds the granted scope"}
 		}
 	}
 	return strings.Join(dedupe(parts), " "), nil

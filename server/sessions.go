@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokend/tokend/internal/oauth"
+
 	"github.com/tokend/tokend/store"
 )
 
@@ -68,7 +70,7 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	notFound := &Error{Status: http.StatusNotFound, Code: codeNotFound, Description: "no such session"}
+	notFound := &Error{Status: http.StatusNotFound, Code: oauth.NotFound, Description: "no such session"}
 	f, err := s.store.GetFamily(ctx, r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && f.ClientID != c.ID:

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"net/http"
+
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 // Grant types.
@@ -49,10 +51,10 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	switch grant {
 	case grantClientCredentials, grantRefreshToken, grantPassword:
 	default:
-		return nil, &Error{Status: http.StatusBadRequest, Code: codeUnsupportedGrantType, Description: "unsupported grant_type"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: oauth.UnsupportedGrantType, Description: "unsupported grant_type"}
 	}
 	if !allowsGrant(client, grant) {
-		return nil, &Error{Status: http.StatusBadRequest, Code: codeUnauthorizedClient, Description: "grant type not allowed for this client"}
+		return nil, &Error{Status: http.StatusBadRequest, Code: oauth.UnauthorizedClient, Description: "grant type not allowed for this client"}
 	}
 	if !confidential && grant != grantRefreshToken {
 		return nil, errInvalidClient(false)
