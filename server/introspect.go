@@ -106,10 +106,20 @@ func (s *Server) introspect(ctx context.Context, w http.ResponseWriter, r *http.
 			"sub": f.Subject, "scope": f.Scope, "iat": rt.IssuedAt.Unix(), "exp": exp.Unix(), "iss": s.cfg.Issuer}, nil
 	}
 	c, err := s.verifyAccess(ctx, tok)
-	if err != nil || c.clientID != client.ID {
+	// RFC 7662 §2.2: a token past its exp is inactive. The verifier allows
+	// clock skew; the issuer judges its own tokens on its own clock.
+	if err != nil || c.clientID != client.ID || !now.Before(time.Unix(c.exp, 0)) {
 		return inactive, nil
 	}
-	if c.sid != "" {
+	if c.sid == "" {
+		revoked, err := s.store.AccessTokenRevoked(ctx, c.jti)
+		if err != nil {
+			return nil, fmt.Errorf("access-token deny-list: %w", err)
+		}
+		if revoked {
+			return inactive, nil
+		}
+	} else {
 		f, err := s.store.GetFamily(ctx, c.sid)
 		if errors.Is(err, store.ErrNotFound) || err == nil && !f.RevokedAt.IsZero() {
 			return inactive, nil

@@ -12,11 +12,13 @@ import (
 // metrics are the server's Prometheus metrics, on a registry of its own.
 type metrics struct {
 	reg       *prometheus.Registry
-	issued    *prometheus.CounterVec   // by grant
-	rotations *prometheus.CounterVec   // by outcome
-	revoked   *prometheus.CounterVec   // by reason
-	failures  *prometheus.CounterVec   // by endpoint and OAuth error code
-	latency   *prometheus.HistogramVec // by endpoint
+	issued    *prometheus.CounterVec // by grant
+	rotations *prometheus.CounterVec // by outcome
+	revoked   *prometheus.CounterVec // by reason
+	// revokedAccess counts access tokens put on the deny-list.
+	revokedAccess prometheus.Counter
+	failures      *prometheus.CounterVec   // by endpoint and OAuth error code
+	latency       *prometheus.HistogramVec // by endpoint
 }
 
 func newMetrics() *metrics {
@@ -31,6 +33,9 @@ func newMetrics() *metrics {
 		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_families_revoked_total", Help: "Refresh-token families revoked, by reason.",
 		}, []string{"reason"}),
+		revokedAccess: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokend_access_tokens_revoked_total", Help: "Access tokens without a family (client_credentials) put on the deny-list until they expire.",
+		}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_request_failures_total", Help: "Failed requests, by endpoint and error code.",
 		}, []string{"endpoint", "error"}),
@@ -39,7 +44,7 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"endpoint"}),
 	}
-	m.reg.MustRegister(m.issued, m.rotations, m.revoked, m.failures, m.latency,
+	m.reg.MustRegister(m.issued, m.rotations, m.revoked, m.revokedAccess, m.failures, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

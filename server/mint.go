@@ -53,8 +53,14 @@ func (s *Server) authenticateMinter(ctx context.Context, r *http.Request) (store
 }
 
 // handleMint lets a trusted backend issue a token pair for one of its
-// users. Without force, a still-valid, never-refreshed pair minted by this
-// instance for the same subject, scope, TTL and claims is returned again.
+// users: every mint with force, and the first without, starts a new login
+// (family) and returns its refresh token. Without force, a repeated mint for
+// the same subject, scope, TTL and claims within the first half of the
+// access token's life returns the same access token again, with the same
+// session_id but no refresh_token: a refresh-token family is never handed
+// to two callers (two devices sharing one family would log each other out
+// through reuse detection). A caller that needs a refresh token for each
+// device sets force.
 func (s *Server) handleMint(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.mint(r.Context(), w, r)
 	if err != nil {
@@ -95,8 +101,8 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if !req.Force {
 		if hit, ok := s.minted.get(key, now); ok {
 			f, err := s.store.GetFamily(ctx, hit.resp.SessionID)
-			if err == nil && f.Active(now) && f.Generation == 0 {
-				out := *hit.resp
+			if err == nil && f.Active(now) {
+				out := *hit.resp // the access token alone: see mintCache
 				out.ExpiresIn = int64(hit.accessExpiry.Sub(now) / time.Second)
 				return &out, nil
 			}
@@ -107,9 +113,11 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		return nil, err
 	}
 	out := &mintResponse{tokenResponse: *resp, SessionID: fam}
+	cached := *out
+	cached.RefreshToken = "" // never handed to a second caller, never kept
 	life := time.Duration(resp.ExpiresIn) * time.Second
-	// Reuse a pair only during the first half of its access token's life.
-	s.minted.put(key, mintEntry{resp: out, until: now.Add(life / 2), accessExpiry: now.Add(life)}, now)
+	// Reuse an access token only during the first half of its life.
+	s.minted.put(key, mintEntry{resp: &cached, until: now.Add(life / 2), accessExpiry: now.Add(life)}, now)
 	return out, nil
 }
 
@@ -155,8 +163,10 @@ func mintKey(client, subject, scope string, ttl time.Duration, claims []byte) st
 	return strings.Join([]string{client, subject, scope, ttl.String(), string(claims)}, "\x00")
 }
 
-// mintCache remembers minted pairs in this process's memory (never in the
-// store) during the first half of their access token's life.
+// mintCache remembers minted access tokens in this process's memory (never
+// in the store) during the first half of their life. It never holds a
+// refresh token. Each instance has its own: a repeated mint that reaches
+// another instance starts a new login, which is safe, only less frugal.
 type mintCache struct {
 	mu      sync.Mutex
 	entries map[string]mintEntry

@@ -6,15 +6,24 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tokend/tokend/store"
 )
 
-// handleRevoke implements RFC 7009. Revoking a refresh token revokes its
-// whole family; revoking an access token revokes the family it was issued
-// from (its sid), which ends its refresh tokens and makes introspection
-// report it inactive. The answer is 200 whether or not the token was
-// known, and tokens of other clients are left alone.
+// handleRevoke implements RFC 7009. Whatever the token, the answer says
+// what happened:
+//   - a refresh token (current or already rotated) revokes its whole family;
+//   - an access token issued from a family (its sid: password, refresh and
+//     mint grants) revokes that family, which ends its refresh tokens and
+//     makes introspection report the access token inactive;
+//   - an access token without a family (client_credentials) goes on the
+//     store's deny-list until its exp, and introspection reports it
+//     inactive from then on.
+//
+// The answer is 200 when the token was revoked, and also, as RFC 7009 §2.2
+// asks, when it is unknown, expired, malformed or another client's: those
+// tokens are left alone, and the caller learns nothing about them.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if err := s.revoke(r.Context(), w, r); err != nil {
 		s.writeError(w, r, err)
@@ -39,11 +48,37 @@ func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if tok == "" {
 		return errInvalidRequest("missing token")
 	}
-	familyID, err := s.familyOf(ctx, tok)
-	if err != nil || familyID == "" {
-		return err
+	if strings.HasPrefix(tok, refreshPrefix) {
+		if !validRefreshToken(tok) {
+			return nil
+		}
+		_, f, err := s.store.GetRefreshToken(ctx, hashToken(tok))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get refresh token: %w", err)
+		}
+		return s.revokeFamily(ctx, client, f.ID)
 	}
-	f, err := s.store.GetFamily(ctx, familyID)
+	c, err := s.verifyAccess(ctx, tok)
+	if err != nil || c.clientID != client.ID {
+		return nil
+	}
+	if c.sid != "" {
+		return s.revokeFamily(ctx, client, c.sid)
+	}
+	if err := s.store.RevokeAccessToken(ctx, c.jti, time.Unix(c.exp, 0)); err != nil {
+		return fmt.Errorf("revoke access token: %w", err)
+	}
+	s.metrics.revokedAccess.Inc()
+	return nil
+}
+
+// revokeFamily revokes the family id if it belongs to client; otherwise it
+// does nothing.
+func (s *Server) revokeFamily(ctx context.Context, client store.Client, id string) error {
+	f, err := s.store.GetFamily(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && f.ClientID != client.ID {
 		return nil
 	}
@@ -55,27 +90,4 @@ func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	s.metrics.revoked.WithLabelValues("logout").Inc()
 	return nil
-}
-
-// familyOf returns the family a refresh or access token belongs to, or ""
-// if it is not a token of this server.
-func (s *Server) familyOf(ctx context.Context, tok string) (string, error) {
-	if strings.HasPrefix(tok, refreshPrefix) {
-		if !validRefreshToken(tok) {
-			return "", nil
-		}
-		_, f, err := s.store.GetRefreshToken(ctx, hashToken(tok))
-		if errors.Is(err, store.ErrNotFound) {
-			return "", nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("get refresh token: %w", err)
-		}
-		return f.ID, nil
-	}
-	claims, err := s.verifyAccess(ctx, tok)
-	if err != nil {
-		return "", nil
-	}
-	return claims.sid, nil
 }

@@ -1,0 +1,199 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store"
+)
+
+func (e *env) introspect(tok string) answer {
+	e.t.Helper()
+	return e.post("/oauth/introspect", appID, appSecret, url.Values{"token": {tok}})
+}
+
+func (e *env) mint(body string) answer {
+	e.t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, e.url+"/v1/tokens", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(appID, appSecret)
+	return e.do(req)
+}
+
+// Introspection judges exp on the issuer's own clock, without the
+// verifier's clock-skew leeway (RFC 7662 §2.2).
+func TestIntrospectExpiryIsExact(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.AccessTTL = time.Minute })
+	at := e.login().str("access_token")
+	e.clock.Advance(59 * time.Second)
+	if r := e.introspect(at); r.body["active"] != true {
+		t.Fatalf("1 s before exp: %v", r.body)
+	}
+	e.clock.Advance(time.Second)
+	if r := e.introspect(at); r.body["active"] != false {
+		t.Fatalf("at exp: %v", r.body)
+	}
+	e.clock.Advance(2 * time.Second)
+	if r := e.introspect(at); r.body["active"] != false {
+		t.Fatalf("2 s past exp: %v", r.body)
+	}
+}
+
+// Every revocation does what its 200 says, whatever the token's grant and
+// state; other clients' revocations change nothing.
+func TestRevokeEveryKindOfToken(t *testing.T) {
+	cases := []struct {
+		name string
+		// issue returns the token to revoke and the tokens that must be
+		// dead afterwards (access tokens: introspection inactive; refresh
+		// tokens: refresh fails).
+		issue func(e *env) (revoke string, dead []string)
+	}{
+		{"current refresh token", func(e *env) (string, []string) {
+			a := e.login()
+			return a.str("refresh_token"), []string{a.str("refresh_token"), a.str("access_token")}
+		}},
+		{"rotated refresh token", func(e *env) (string, []string) {
+			a := e.login()
+			b := e.refresh(a.str("refresh_token"))
+			return a.str("refresh_token"), []string{b.str("refresh_token"), b.str("access_token"), a.str("access_token")}
+		}},
+		{"password-grant access token", func(e *env) (string, []string) {
+			a := e.login()
+			return a.str("access_token"), []string{a.str("access_token"), a.str("refresh_token")}
+		}},
+		{"refreshed access token", func(e *env) (string, []string) {
+			a := e.login()
+			b := e.refresh(a.str("refresh_token"))
+			return b.str("access_token"), []string{b.str("access_token"), b.str("refresh_token")}
+		}},
+		{"minted access token", func(e *env) (string, []string) {
+			a := e.mint(`{"subject":"u1"}`)
+			return a.str("access_token"), []string{a.str("access_token"), a.str("refresh_token")}
+		}},
+		{"client_credentials access token", func(e *env) (string, []string) {
+			a := e.post("/oauth/token", appID, appSecret, url.Values{"grant_type": {"client_credentials"}})
+			return a.str("access_token"), []string{a.str("access_token")}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tok, dead := tc.issue(e)
+			for _, d := range dead {
+				if !strings.HasPrefix(d, "rt_") && e.introspect(d).body["active"] != true {
+					t.Fatalf("access token inactive before revocation")
+				}
+			}
+			if r := e.post("/oauth/revoke", "other", "other-secret", url.Values{"token": {tok}}); r.status != 200 {
+				t.Fatalf("other client's revoke: %d %v", r.status, r.body)
+			}
+			for _, d := range dead {
+				if !strings.HasPrefix(d, "rt_") && e.introspect(d).body["active"] != true {
+					t.Fatalf("another client's revocation took effect")
+				}
+			}
+			if r := e.post("/oauth/revoke", appID, appSecret, url.Values{"token": {tok}}); r.status != 200 {
+				t.Fatalf("revoke: %d %v", r.status, r.body)
+			}
+			for i, d := range dead {
+				if strings.HasPrefix(d, "rt_") {
+					if r := e.refresh(d); r.status != 400 || r.str("error") != "invalid_grant" {
+						t.Errorf("dead[%d]: refresh after revocation: %d %v", i, r.status, r.body)
+					}
+				} else if r := e.introspect(d); r.body["active"] != false {
+					t.Errorf("dead[%d]: access token active after revocation: %v", i, r.body)
+				}
+			}
+		})
+	}
+}
+
+// A repeated mint without force returns the cached access token, never the
+// same refresh-token family: two devices minted a second apart cannot log
+// each other out.
+func TestMintNeverSharesAFamily(t *testing.T) {
+	e := newEnv(t, nil)
+	dev1 := e.mint(`{"subject":"dave"}`)
+	e.clock.Advance(time.Second)
+	dev2 := e.mint(`{"subject":"dave"}`)
+	if dev1.str("refresh_token") == "" || dev2.str("access_token") != dev1.str("access_token") || dev2.str("session_id") != dev1.str("session_id") {
+		t.Fatalf("repeated mint: %v then %v", dev1.body, dev2.body)
+	}
+	if _, ok := dev2.body["refresh_token"]; ok {
+		t.Fatalf("a repeated mint handed out the first caller's refresh token")
+	}
+	if dev2.body["expires_in"] != float64(899) {
+		t.Errorf("repeated mint: expires_in %v, want the access token's remaining 899", dev2.body["expires_in"])
+	}
+	// Device 1 refreshes; device 2 gets its own login with force, and
+	// both keep working well after the grace window.
+	dev3 := e.mint(`{"subject":"dave","force":true}`)
+	if dev3.str("refresh_token") == "" || dev3.str("session_id") == dev1.str("session_id") {
+		t.Fatalf("forced mint: %v", dev3.body)
+	}
+	r1 := e.refresh(dev1.str("refresh_token"))
+	e.clock.Advance(31 * time.Second)
+	r3 := e.refresh(dev3.str("refresh_token"))
+	e.clock.Advance(10 * time.Minute)
+	if r1.status != 200 || r3.status != 200 || e.refresh(r1.str("refresh_token")).status != 200 || e.refresh(r3.str("refresh_token")).status != 200 {
+		t.Fatalf("devices logged each other out: %v %v", r1.body, r3.body)
+	}
+}
+
+// Deleting a user or a client ends its logins in the same step, and a
+// re-created namesake inherits nothing.
+func TestDeleteRevokesLogins(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	alice := e.login()
+	mintedForAlice := e.mint(`{"subject":"alice"}`)
+	other := e.post("/oauth/token", "other", "other-secret", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wonderland"}})
+	if n, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil || n != 3 {
+		t.Fatalf("DeleteUser: %d, %v; want 3 revoked", n, err)
+	}
+	if err := e.store.CreateUser(ctx, store.User{Name: "alice", PasswordHash: password.Hash("wonderland")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range []string{alice.str("refresh_token"), mintedForAlice.str("refresh_token")} {
+		if r := e.refresh(rt); r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Errorf("refresh of a deleted user's login: %d %v", r.status, r.body)
+		}
+	}
+	if r := e.post("/oauth/token", "other", "other-secret", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {other.str("refresh_token")}}); r.status != 400 {
+		t.Errorf("refresh through another client of a deleted user's login: %d %v", r.status, r.body)
+	}
+	if r := e.introspect(alice.str("access_token")); r.body["active"] != false {
+		t.Errorf("access token of a deleted user: %v", r.body)
+	}
+
+	// A client deleted and re-created under the same id.
+	b := e.login()
+	c, err := e.store.GetClient(ctx, appID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.store.DeleteClient(ctx, appID, e.clock.Now()); err != nil || n != 1 {
+		t.Fatalf("DeleteClient: %d, %v; want 1 revoked", n, err)
+	}
+	if err := e.store.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.refresh(b.str("refresh_token")); r.status != 400 || r.str("error") != "invalid_grant" {
+		t.Errorf("refresh through a re-created client: %d %v", r.status, r.body)
+	}
+	fams, _ := e.store.ListFamilies(ctx, store.FamilyFilter{})
+	reasons := map[string]int{}
+	for _, f := range fams {
+		reasons[f.RevokeReason]++
+	}
+	if reasons[store.ReasonUserDeleted] != 3 || reasons[store.ReasonClientDeleted] != 1 {
+		t.Errorf("revocation reasons: %v", reasons)
+	}
+}
