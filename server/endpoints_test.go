@@ -249,7 +249,7 @@ func TestNoTokensInLogs(t *testing.T) {
 	a := e.login()
 	rt := a.str("refresh_token")
 	next := e.refresh(rt).str("refresh_token")
-	e.clock.Advance(time.Minute)
+	e.clock.Advance(server.DefaultGrace + time.Second)
 	e.refresh(rt) // reuse: logged as a warning
 	e.post("/oauth/token", appID, "wrong-secret", url.Values{"grant_type": {"client_credentials"}})
 	logs := e.logs.String()

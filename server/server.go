@@ -52,6 +52,17 @@ type ClaimsRequest struct {
 	Grant    string // the grant type, or "mint"
 }
 
+// DefaultGrace is the default Config.Grace: 5 minutes. A client that lost
+// the answer to a rotation (a server killed mid-answer, a network cut)
+// retries with the same refresh token; the grace window must outlast the
+// outage plus the client's longest backoff and fetch timeout. refresh's
+// defaults (backoff up to 1 min, fetch timeout 30 s) keep a client logged
+// in through an outage of up to 3.5 minutes. Reuse detection loses nothing
+// by the longer window: the repeated answer is the successor the first
+// presenter already holds, and whichever copy is used second reveals the
+// theft.
+const DefaultGrace = 5 * time.Minute
+
 // Config configures a Server. Store, Signer, Secret and Issuer are
 // required; the other zero values mean the documented defaults.
 type Config struct {
@@ -68,7 +79,12 @@ type Config struct {
 	AccessTTL       time.Duration // default 15m
 	RefreshIdle     time.Duration // a family unused this long ends; default 30 days
 	RefreshAbsolute time.Duration // a family ends this long after login; default 90 days
-	Grace           time.Duration // default 30s; negative disables
+	// Grace is how long after a rotation the presented refresh token may
+	// be presented again and get the same successor, as long as that
+	// successor has never been used: a retry whose answer was lost, or a
+	// second tab. Once the successor is used, presenting the old token is
+	// reuse and ends the family. Default DefaultGrace; negative disables.
+	Grace time.Duration
 
 	// Authenticate checks passwords for the password grant. Default: the
 	// store's built-in users (argon2id).
@@ -128,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.RefreshAbsolute = 90 * 24 * time.Hour
 	}
 	if cfg.Grace == 0 {
-		cfg.Grace = 30 * time.Second
+		cfg.Grace = DefaultGrace
 	}
 	if cfg.Grace < 0 {
 		cfg.Grace = 0

@@ -72,7 +72,7 @@ func TestConcurrentRefreshGrace(t *testing.T) {
 			if err != nil || len(fams) != 1 || fams[0].Generation != 1 {
 				t.Fatalf("families %+v, %v; want one rotation", fams, err)
 			}
-			e.clock.Advance(31 * time.Second)
+			e.clock.Advance(server.DefaultGrace + time.Second)
 			if a := e.refresh(rt); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
 				t.Fatalf("reuse after grace: %d %v", a.status, a.body)
 			}
@@ -234,5 +234,28 @@ func TestPublicClientRefresh(t *testing.T) {
 	a = e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {other}})
 	if a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
 		t.Fatalf("public client with another client's token: %d %v", a.status, a.body)
+	}
+}
+
+// A rotated refresh token presented again gets the same successor for as
+// long as the grace window lasts and the successor has never been used;
+// once the successor is used, presenting it again is reuse.
+func TestGraceUntilSuccessorUsed(t *testing.T) {
+	e := newEnv(t, nil)
+	rt := e.login().str("refresh_token")
+	next := e.refresh(rt).str("refresh_token")
+	e.clock.Advance(server.DefaultGrace - time.Second)
+	if a := e.refresh(rt); a.status != http.StatusOK || a.str("refresh_token") != next {
+		t.Fatalf("retry within grace, successor unused: %d %v", a.status, a.body)
+	}
+	if a := e.refresh(next); a.status != http.StatusOK {
+		t.Fatalf("successor: %d %v", a.status, a.body)
+	}
+	if a := e.refresh(rt); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+		t.Fatalf("retry after the successor was used: %d %v", a.status, a.body)
+	}
+	fams, _ := e.store.ListFamilies(t.Context(), store.FamilyFilter{})
+	if len(fams) != 1 || fams[0].RevokeReason != store.ReasonReuse {
+		t.Fatalf("family after reuse: %+v", fams)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tokend/tokend/server"
 )
 
 // settings are tokend serve's knobs. Each is set, in rising precedence, by
@@ -36,7 +38,7 @@ func defaultSettings() settings {
 		AccessTTL:       15 * time.Minute,
 		RefreshIdle:     30 * 24 * time.Hour,
 		RefreshAbsolute: 90 * 24 * time.Hour,
-		Grace:           30 * time.Second,
+		Grace:           server.DefaultGrace,
 		KeyAlg:          "EdDSA",
 		RateLimit:       50,
 		RateBurst:       100,
