@@ -68,6 +68,7 @@ const storeRetryAfter = 5
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	if errors.Is(err, store.ErrUnavailable) {
+		s.storeFailed(r.Context(), r.URL.Path, err)
 		e = errUnavailable("the store is unavailable; retry later", storeRetryAfter)
 	} else if !errors.As(err, &e) {
 		s.log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)

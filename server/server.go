@@ -111,6 +111,7 @@ type Server struct {
 	lim     *limiter
 	metrics *metrics
 	minted  *mintCache
+	health  storeHealth
 	// access verifies the server's own access tokens (introspection).
 	access *verify.Verifier
 
@@ -188,17 +189,6 @@ func (s *Server) routes() {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.WarnContext(ctx, "store not ready", "err", err)
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ok\n"))
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
