@@ -26,6 +26,9 @@ func HashClientSecret(secret string) []byte {
 // client that sends only client_id. It returns the client and whether it
 // proved a secret.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (store.Client, bool, error) {
+	if _, err := singleHeader(r, "Authorization"); err != nil {
+		return store.Client{}, false, err
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		if form.Has("client_secret") {
@@ -60,11 +63,13 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		if secret != "" {
 			return store.Client{}, false, errInvalidClient(basic)
 		}
+		noteClient(ctx, c.ID)
 		return c, false, nil // a public client
 	}
 	if secret == "" || subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) != 1 {
 		return store.Client{}, false, errInvalidClient(basic)
 	}
+	noteClient(ctx, c.ID)
 	return c, true, nil
 }
 

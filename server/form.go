@@ -19,9 +19,14 @@ const maxFormBytes = 16 << 10
 // ignored: credentials never travel in URLs.
 func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost) // RFC 9110 §15.5.6
 		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: oauth.InvalidRequest, Description: "method must be POST"}
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct, err := singleHeader(r, "Content-Type")
+	if err != nil {
+		return nil, err
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, errInvalidRequest("content type must be application/x-www-form-urlencoded")
 	}
@@ -65,4 +70,18 @@ func quoteParam(k string) string {
 		out = append(out, c)
 	}
 	return string(append(out, '"'))
+}
+
+// singleHeader returns the value of a header that must appear at most
+// once. Repeated, its meaning is ambiguous (which Authorization, which
+// Content-Type?), and proxies and servers may pick different ones: the
+// request is refused with 400 invalid_request (RFC 6749 §5.2).
+func singleHeader(r *http.Request, name string) (string, error) {
+	switch v := r.Header.Values(name); len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", errInvalidRequest("more than one " + name + " header")
 }

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"cmp"
+	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -67,20 +70,54 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// instrument wraps an endpoint with its latency and failure metrics.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// requestInfo is what handlers learn about a request that the access log
+// reports: the authenticated client.
+type requestInfo struct {
+	client string
+}
+
+type requestInfoKey struct{}
+
+// noteClient records the authenticated client of the request for the
+// access log.
+func noteClient(ctx context.Context, id string) {
+	if ri, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		ri.client = id
+	}
+}
+
+// instrument wraps an endpoint with its latency and failure metrics and,
+// if Config.AccessLog is set, its access-log line.
 func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFunc {
 	obs := s.metrics.latency.WithLabelValues(endpoint)
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		info := &requestInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		sw := &statusWriter{ResponseWriter: w}
 		h(sw, r)
-		obs.Observe(time.Since(start).Seconds())
+		latency := time.Since(start)
+		obs.Observe(latency.Seconds())
 		if sw.status >= 400 {
 			code := sw.code
 			if code == "" {
 				code = http.StatusText(sw.status)
 			}
 			s.metrics.failures.WithLabelValues(endpoint, code).Inc()
+		}
+		if s.cfg.AccessLog {
+			// The path and the client id, never the query, a header or the
+			// body: nothing secret.
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", cmp.Or(sw.status, http.StatusOK)),
+				slog.String("client", info.client), slog.Duration("latency", latency))
 		}
 	}
 }

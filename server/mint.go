@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -123,7 +124,11 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 
 func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error) {
 	var req mintRequest
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+	ct, err := singleHeader(r, "Content-Type")
+	if err != nil {
+		return req, err
+	}
+	if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
 		return req, errInvalidRequest("content type must be application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -97,6 +98,17 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS: how long
+	// verifiers may trust it, and so how long a withdrawn key may still be
+	// accepted by them. Default 1 minute.
+	JWKSMaxAge time.Duration
+	// AccessLog logs every request to Logger at info level: method, path
+	// (never the query), status, authenticated client id and latency.
+	AccessLog bool
+	// NoMetricsRoute leaves /metrics off the Handler, for serving Metrics
+	// on a listen address of its own.
+	NoMetricsRoute bool
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -150,6 +162,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Grace < 0 {
 		cfg.Grace = 0
 	}
+	if cfg.JWKSMaxAge <= 0 {
+		cfg.JWKSMaxAge = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -179,12 +194,18 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleListSessions))
 	s.mux.HandleFunc("DELETE /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleRevokeSubject))
 	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.instrument("sessions", s.handleRevokeSession))
-	s.mux.Handle("GET /metrics", s.metrics.handler())
-	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
-	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
+	if !s.cfg.NoMetricsRoute {
+		s.mux.Handle("GET /metrics", s.metrics.handler())
+	}
+	s.mux.HandleFunc("GET /.well-known/jwks.json", s.instrument("jwks", s.handleJWKS))
+	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.instrument("metadata", s.handleMetadata))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 }
+
+// Metrics returns the handler of the Prometheus metrics, also served at
+// /metrics unless Config.NoMetricsRoute is set.
+func (s *Server) Metrics() http.Handler { return s.metrics.handler() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.JWKSMaxAge/time.Second)))
 	_, _ = w.Write(s.cfg.Signer.JWKS())
 }
 

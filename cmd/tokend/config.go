@@ -29,6 +29,9 @@ type settings struct {
 	RateBurst       int           `yaml:"rate_burst"`
 	GCInterval      time.Duration `yaml:"gc_interval"`
 	LogLevel        string        `yaml:"log_level"`
+	AccessLog       bool          `yaml:"access_log"`
+	MetricsAddr     string        `yaml:"metrics_addr"`
+	JWKSMaxAge      time.Duration `yaml:"jwks_max_age"`
 }
 
 func defaultSettings() settings {
@@ -44,6 +47,7 @@ func defaultSettings() settings {
 		RateBurst:       100,
 		GCInterval:      time.Minute,
 		LogLevel:        "info",
+		JWKSMaxAge:      time.Minute,
 	}
 }
 
@@ -55,7 +59,7 @@ const defaultStore = "sqlite://tokend.db"
 type setting struct {
 	name  string // flag name; the variable is TOKEND_ + upper-cased name with - as _
 	usage string
-	ptr   any // *string, *time.Duration, *float64 or *int
+	ptr   any // *string, *time.Duration, *float64, *int or *bool
 }
 
 func (s *settings) table() []setting {
@@ -72,6 +76,9 @@ func (s *settings) table() []setting {
 		{"rate-burst", "token request burst per client", &s.RateBurst},
 		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
+		{"access-log", "log every request: method, path, status, client, latency", &s.AccessLog},
+		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},
+		{"jwks-max-age", "how long verifiers may cache the JWKS (and trust a withdrawn key)", &s.JWKSMaxAge},
 	}
 }
 
@@ -96,6 +103,8 @@ func loadSettings(fs *flag.FlagSet, args []string, getenv func(string) string) (
 			fs.Float64Var(p, st.name, 0, usage)
 		case *int:
 			fs.IntVar(p, st.name, 0, usage)
+		case *bool:
+			fs.BoolVar(p, st.name, false, usage)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -157,6 +166,12 @@ func parseInto(ptr any, v string) error {
 			return err
 		}
 		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		*p = b
 	}
 	return nil
 }
@@ -171,5 +186,7 @@ func copyValue(dst, src any) {
 		*d = *src.(*float64)
 	case *int:
 		*d = *src.(*int)
+	case *bool:
+		*d = *src.(*bool)
 	}
 }

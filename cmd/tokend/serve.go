@@ -55,6 +55,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, Logger: log,
+		JWKSMaxAge: cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
 	})
 	if err != nil {
 		return err
@@ -71,8 +72,22 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopBG()
 	go background(bg, log, cfg, ks, st)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics-addr: %w", err)
+		}
+		ms := &http.Server{Handler: srv.Metrics(), ReadHeaderTimeout: 10 * time.Second}
+		defer ms.Close()
+		go func() {
+			if err := ms.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+		log.Info("metrics serving", "addr", mln.Addr().String())
+	}
 	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", cfg.Store, "kid", ks.ActiveKeyID())
 	fmt.Fprintf(stdout, "tokend: listening on http://%s\n", ln.Addr())
 	select {
