@@ -86,7 +86,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				errc <- fmt.Errorf("metrics listener: %w", err)
 			}
 		}()
-		log.Info("metrics serving", "addr", mln.Addr().String())
+		fmt.Fprintf(stdout, "tokend: metrics on http://%s/metrics\n", mln.Addr())
 	}
 	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", cfg.Store, "kid", ks.ActiveKeyID())
 	fmt.Fprintf(stdout, "tokend: listening on http://%s\n", ln.Addr())
