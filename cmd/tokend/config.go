@@ -27,6 +27,11 @@ type settings struct {
 	RateBurst       int           `yaml:"rate_burst"`
 	GCInterval      time.Duration `yaml:"gc_interval"`
 	LogLevel        string        `yaml:"log_level"`
+
+	// Encryption at rest (encryption.go); the keys themselves may instead
+	// be in TOKEND_ENCRYPTION_KEY and TOKEND_ENCRYPTION_OLD_KEY.
+	EncryptionKeyFile    string `yaml:"encryption_key_file"`
+	EncryptionOldKeyFile string `yaml:"encryption_old_key_file"`
 }
 
 func defaultSettings() settings {
@@ -70,6 +75,8 @@ func (s *settings) table() []setting {
 		{"rate-burst", "token request burst per client", &s.RateBurst},
 		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
+		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in TOKEND_ENCRYPTION_KEY)", &s.EncryptionKeyFile},
+		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or TOKEND_ENCRYPTION_OLD_KEY)", &s.EncryptionOldKeyFile},
 	}
 }
 

@@ -234,6 +234,22 @@ func TestBoundToRecord(t *testing.T) {
 	}
 }
 
+// A signing key's value moved to a secret of the same name does not open:
+// the kind is bound too, not only the name.
+func TestBoundToKind(t *testing.T) {
+	k := keyOf(t, 1)
+	inner := memory.New()
+	st := sealed.Wrap(inner, sealed.Keyring{Current: k})
+	fill(t, st)
+	if _, err := st.Secret(t.Context(), "k1", []byte("a secret named like a key")); err != nil {
+		t.Fatal(err)
+	}
+	setRaw(t, inner, store.KindSecret, "k1", []byte(dump(t, inner)["key/k1"]))
+	if v, err := st.Secret(t.Context(), "k1", nil); !errors.Is(err, sealed.ErrTampered) {
+		t.Fatalf("secret k1 holding key k1's value: %q, %v", v, err)
+	}
+}
+
 func TestWrongKey(t *testing.T) {
 	k1, k2 := keyOf(t, 1), keyOf(t, 2)
 	inner := memory.New()
