@@ -21,15 +21,19 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// adminFlags are the flags every admin command takes.
-func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+// adminFlags are the flags every admin command takes: the store, and the
+// operator keys it is sealed with (encryption.go).
+func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *storeFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	def := os.Getenv("TOKEND_STORE")
 	if def == "" {
 		def = defaultStore
 	}
-	return fs, fs.String("store", def, "store URL (env TOKEND_STORE)")
+	sf := &storeFlags{}
+	fs.StringVar(&sf.url, "store", def, "store URL (env TOKEND_STORE)")
+	sf.keys = keyFlags(fs, "encryption-", os.Getenv)
+	return fs, sf
 }
 
 // parseInterspersed parses flags that may come before or after the
@@ -48,8 +52,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func withStore(ctx context.Context, url string, f func(store.Store) error) error {
-	st, err := openStore(ctx, url)
+func withStore(ctx context.Context, sf storeFlags, f func(store.Store) error) error {
+	st, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}

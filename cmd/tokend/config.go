@@ -32,6 +32,11 @@ type settings struct {
 	AccessLog       bool          `yaml:"access_log"`
 	MetricsAddr     string        `yaml:"metrics_addr"`
 	JWKSMaxAge      time.Duration `yaml:"jwks_max_age"`
+
+	// Encryption at rest (encryption.go); the keys themselves may instead
+	// be in TOKEND_ENCRYPTION_KEY and TOKEND_ENCRYPTION_OLD_KEY.
+	EncryptionKeyFile    string `yaml:"encryption_key_file"`
+	EncryptionOldKeyFile string `yaml:"encryption_old_key_file"`
 }
 
 func defaultSettings() settings {
@@ -79,6 +84,8 @@ func (s *settings) table() []setting {
 		{"access-log", "log every request: method, path, status, client, latency", &s.AccessLog},
 		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},
 		{"jwks-max-age", "how long verifiers may cache the JWKS (and trust a withdrawn key)", &s.JWKSMaxAge},
+		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in TOKEND_ENCRYPTION_KEY)", &s.EncryptionKeyFile},
+		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or TOKEND_ENCRYPTION_OLD_KEY)", &s.EncryptionOldKeyFile},
 	}
 }
 

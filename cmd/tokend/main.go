@@ -29,11 +29,15 @@ Commands:
   user create|delete            manage built-in users (password grant)
   keys list|rotate              manage signing keys
   sessions list|revoke          list and end refresh-token families
+  encryption keygen|status|seal|rotate|unseal
+                                encrypt signing keys and secrets at rest
   bench                         load-test refresh-token rotation
   version                       print the version
 
 The admin commands act on the store that serve uses: --store, or
 TOKEND_STORE, default sqlite://tokend.db in the working directory.
+If the store is sealed, they need its key too: --encryption-key-file,
+or TOKEND_ENCRYPTION_KEY_FILE or TOKEND_ENCRYPTION_KEY.
 `
 
 // usageError is a mistake in the command line: exit code 2.
@@ -64,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdKeys(ctx, args[1:], stdout, stderr)
 	case "sessions":
 		err = cmdSessions(ctx, args[1:], stdout, stderr)
+	case "encryption":
+		err = cmdEncryption(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(ctx, args[1:], stdout, stderr)
 	default:

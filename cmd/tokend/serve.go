@@ -33,7 +33,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	st, err := openStore(ctx, cfg.Store)
+	ring, err := loadKeyring(cfg.EncryptionKeyFile, cfg.EncryptionOldKeyFile, os.Getenv)
+	if err != nil {
+		return err
+	}
+	logKeyring(log, ring)
+	st, err := openSealedStore(ctx, cfg.Store, ring)
 	if err != nil {
 		return err
 	}
