@@ -32,4 +32,17 @@
 // interval. [Source.FreshToken] and the [Transport] close that gap: they read
 // the wall clock on every call (about 50 ns, beside a network round trip) and
 // never hand out a token the wall clock says has expired.
+//
+// [Options.Now] replaces the wall clock on which refreshes are scheduled and
+// expiry is judged; a token's lifetime does not depend on it. The lifetime
+// comes from the token: expires_in; else its Expiry, read against time.Now at
+// arrival, because that is the clock x/oauth2 sets it on (time.Now plus
+// expires_in, and its clientcredentials package keeps nothing else); else the
+// exp claim of a JWT access token (exp-iat, or exp against Options.Now). The
+// lifetime is then placed on Options.Now. A token from storage
+// ([Options.Initial], the token given to [FromConfig], [Source.Reset]) is
+// judged by its Expiry the same way. The tokens a Source hands out carry their Expiry on
+// time.Now's clock, which is where x/oauth2 ([oauth2.Token.Valid],
+// [oauth2.ReuseTokenSource]) reads it and what a token persisted from
+// [Options.OnRefresh] and loaded again needs.
 package refresh
