@@ -32,4 +32,38 @@
 // interval. [Source.FreshToken] and the [Transport] close that gap: they read
 // the wall clock on every call (about 50 ns, beside a network round trip) and
 // never hand out a token the wall clock says has expired.
+//
+// [Options.Now] replaces the wall clock on which refreshes are scheduled and
+// expiry is judged; a token's lifetime does not depend on it. The lifetime
+// comes from the token: expires_in; else its Expiry, read against time.Now at
+// arrival, because that is the clock x/oauth2 sets it on (time.Now plus
+// expires_in, and its clientcredentials package keeps nothing else); else the
+// exp claim of a JWT access token (exp-iat, or exp against Options.Now). The
+// lifetime is then placed on Options.Now. A token from storage
+// ([Options.Initial], the token given to [FromConfig], [Source.Reset]) is
+// judged by its Expiry the same way. The tokens a Source hands out carry
+// their Expiry on time.Now's clock, which is where x/oauth2
+// ([oauth2.Token.Valid], [oauth2.ReuseTokenSource]) reads it and what a
+// token persisted from [Options.OnRefresh] and loaded again needs.
+//
+// # Outages and rotated refresh tokens
+//
+// tokend's server rotates the refresh token on every use, and for a grace
+// window of 5 minutes after a rotation it answers a repeated presentation of
+// the old refresh token with the same successor, until that successor is
+// first used. That window is what saves a client whose refresh the server
+// carried out but whose answer was lost: the client still holds the old
+// refresh token and presents it again. Presented after the window, it is
+// reuse, answered invalid_grant, and the user is logged out
+// ([ErrReauthRequired]).
+//
+// With the default options a server outage of up to 2 minutes never gets
+// there. Every failure an outage causes (timeouts, resets, 5xx, 503
+// temporarily_unavailable) is transient, so the Source keeps retrying the
+// same refresh token, and a retry reaches the server at most outage +
+// [Options.MaxBackoff] + [Options.FetchTimeout] after the rotation: when the
+// outage ends, the attempt then in flight gives up within FetchTimeout (30s)
+// and the next one starts within MaxBackoff (60s; full jitter only
+// shortens waits). 2m + 60s + 30s = 3m30s, 1m30s inside the window. Keep
+// outage + MaxBackoff + FetchTimeout under 5 minutes when changing them.
 package refresh

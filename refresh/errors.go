@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 var (
@@ -24,9 +26,11 @@ var (
 	ErrMalformedToken = errors.New("malformed token")
 )
 
-// terminal reports whether a fetch error means retrying cannot help.
-// Transient failures (5xx, 429, timeouts, resets, malformed answers) are
-// not terminal.
+// terminal reports whether a fetch error means retrying cannot help: it
+// wraps ErrReauthRequired, or the token endpoint answered a code that
+// oauth.Terminal calls terminal (RFC 6749 §5.2), or it answered 400 or 401
+// whatever the code. Transient failures (5xx, 429, timeouts, resets,
+// malformed answers) are not terminal.
 func terminal(err error) bool {
 	if errors.Is(err, ErrReauthRequired) {
 		return true
@@ -35,8 +39,7 @@ func terminal(err error) bool {
 	if !errors.As(err, &re) {
 		return false
 	}
-	switch re.ErrorCode {
-	case "invalid_grant", "invalid_client", "unauthorized_client":
+	if oauth.Terminal(re.ErrorCode) {
 		return true
 	}
 	if re.Response == nil {

@@ -35,7 +35,7 @@ func (s *Source) run(first plan) {
 		s.mu.Lock()
 		if tok := s.reset; tok != nil {
 			s.reset = nil
-			l = loop{plan: s.installLocked(tok, now)}
+			l = loop{plan: s.installLocked(tok, now, time.Now().Round(0))}
 		}
 		st := s.cur.Load()
 		if st.ok && !l.plan.deadline.IsZero() && !now.Before(l.plan.deadline) {
@@ -99,24 +99,27 @@ func later(a, b time.Time) time.Time {
 }
 
 // installLocked makes tok, handed to Options.Initial or Reset, the current
-// token, served if it is still valid at now. It returns tok's plan.
-func (s *Source) installLocked(tok *oauth2.Token, now time.Time) plan {
+// token, served if it is still valid at now (Options.Now; real is
+// time.Now). It returns tok's plan.
+func (s *Source) installLocked(tok *oauth2.Token, now, real time.Time) plan {
 	var p plan
+	var expiry time.Time
 	st := &state{tok: tok}
 	if tok.AccessToken != "" {
-		life, known := lifetime(tok, now, false)
+		life, known := lifetime(tok, now, real, false)
 		switch {
 		case !known:
 			st.ok = true
 		case life > 0:
 			p = makePlan(now, life, &s.o, s.o.jitter)
 			cp := *tok
-			cp.Expiry = p.expiry
+			cp.Expiry = real.Add(life)
+			expiry = cp.Expiry
 			st = &state{tok: &cp, ok: true, deadline: nanos(p.deadline)}
 		}
 	}
 	s.cur.Store(st)
-	s.expiry.Store(nanos(p.expiry))
+	s.expiry.Store(nanos(expiry))
 	s.lastErr = nil
 	s.wanted, s.reason = false, ""
 	if a := s.next; a != nil {
@@ -156,10 +159,10 @@ func (s *Source) attempt(l *loop, reason string) {
 	start := time.Now()
 	tok, err := s.fetch(ctx, prev.tok)
 	latency := time.Since(start)
-	got := s.o.Now().Round(0)
+	got, real := s.o.Now().Round(0), time.Now().Round(0)
 	var p plan
 	if err == nil {
-		tok, p, err = s.accept(prev.tok, tok, got)
+		tok, p, err = s.accept(prev.tok, tok, got, real)
 	}
 	if s.ctx.Err() != nil {
 		return // closed: Close answers the waiters
@@ -175,7 +178,7 @@ func (s *Source) attempt(l *loop, reason string) {
 	s.mu.Lock()
 	if err == nil {
 		s.cur.Store(&state{tok: tok, ok: true, deadline: nanos(p.deadline)})
-		s.expiry.Store(nanos(p.expiry))
+		s.expiry.Store(nanos(tok.Expiry))
 		s.wanted, s.lastErr = false, nil
 		l.plan, l.failures, l.nextTry = p, 0, time.Time{}
 	} else {
@@ -226,10 +229,11 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// accept checks a fetched token and plans its refresh. It returns a copy
-// whose Expiry is the local-clock expiry and which keeps prev's refresh
-// token when the answer carried none.
-func (s *Source) accept(prev, tok *oauth2.Token, got time.Time) (*oauth2.Token, plan, error) {
+// accept checks a fetched token, received at got (Options.Now) and real
+// (time.Now), and plans its refresh. It returns a copy whose Expiry is its
+// expiry on time.Now's clock, as x/oauth2 reads it (Token.Valid), and which
+// keeps prev's refresh token when the answer carried none.
+func (s *Source) accept(prev, tok *oauth2.Token, got, real time.Time) (*oauth2.Token, plan, error) {
 	if tok == nil || tok.AccessToken == "" {
 		return nil, plan{}, fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
@@ -237,7 +241,7 @@ func (s *Source) accept(prev, tok *oauth2.Token, got time.Time) (*oauth2.Token, 
 	if cp.RefreshToken == "" && prev != nil {
 		cp.RefreshToken = prev.RefreshToken
 	}
-	life, known := lifetime(&cp, got, true)
+	life, known := lifetime(&cp, got, real, true)
 	if !known {
 		cp.Expiry = time.Time{}
 		return &cp, plan{}, nil
@@ -246,6 +250,6 @@ func (s *Source) accept(prev, tok *oauth2.Token, got time.Time) (*oauth2.Token, 
 		return nil, plan{}, fmt.Errorf("%w: expired on arrival", ErrMalformedToken)
 	}
 	p := makePlan(got, life, &s.o, s.o.jitter)
-	cp.Expiry = p.expiry
+	cp.Expiry = real.Add(life)
 	return &cp, p, nil
 }

@@ -7,34 +7,40 @@ import (
 	"strings"
 	"time"
 
-	backoffpkg "github.com/tokend/tokend/internal/backoff"
 	"golang.org/x/oauth2"
+
+	backoffpkg "github.com/tokend/tokend/internal/backoff"
 )
 
 // plan is when the background goroutine acts on one token. All times are
-// wall-clock times without a monotonic reading. A zero expiry means the
-// token's lifetime is unknown: it is served until invalidated and never
+// on the Options.Now clock, without a monotonic reading. A zero expiry means
+// the token's lifetime is unknown: it is served until invalidated and never
 // refreshed proactively.
 type plan struct {
-	expiry    time.Time // when the issuer says the token expires
+	expiry    time.Time // when the token expires
 	deadline  time.Time // when the token stops being served (expiry less the margin)
 	refreshAt time.Time // when the proactive refresh starts
 }
 
-// lifetime returns how long tok stays valid from got, the local time it was
-// received, and whether that is known at all.
+// lifetime returns how long tok stays valid from the moment it was
+// received, and whether that is known at all. now is Options.Now at that
+// moment and real is time.Now, both without a monotonic reading.
 //
-// A fresh token (just fetched) is judged by expires_in first, measured on the
-// local clock from receipt; a token from storage (Options.Initial, Reset) by
-// its Expiry first, because its expires_in is as old as the token. Without
-// either, the exp claim of a JWT access token is used: exp-iat from receipt
-// when iat is present (immune to clock skew), exp otherwise.
-func lifetime(tok *oauth2.Token, got time.Time, fresh bool) (time.Duration, bool) {
+// A fresh token (just fetched) is judged by expires_in first, measured from
+// receipt; a token from storage (Options.Initial, Reset) by its Expiry
+// first, because its expires_in is as old as the token. An Expiry is read
+// on time.Now's clock, real, whatever clock Options.Now is: x/oauth2 sets it
+// to time.Now()+expires_in (its clientcredentials package keeps only that),
+// and a Source hands out and persists tokens with Expiry on that clock too.
+// Without either, the exp claim of a JWT access token is used: exp-iat from
+// receipt when iat is present (immune to clock skew), otherwise exp, an
+// instant on the issuer's wall clock, against now.
+func lifetime(tok *oauth2.Token, now, real time.Time, fresh bool) (time.Duration, bool) {
 	if fresh && tok.ExpiresIn > 0 {
 		return time.Duration(tok.ExpiresIn) * time.Second, true
 	}
 	if !tok.Expiry.IsZero() {
-		return tok.Expiry.Round(0).Sub(got), true
+		return tok.Expiry.Round(0).Sub(real), true
 	}
 	if tok.ExpiresIn > 0 {
 		return time.Duration(tok.ExpiresIn) * time.Second, true
@@ -46,7 +52,7 @@ func lifetime(tok *oauth2.Token, got time.Time, fresh bool) (time.Duration, bool
 	if fresh && iat > 0 && exp > iat {
 		return time.Duration(exp-iat) * time.Second, true
 	}
-	return time.Unix(exp, 0).Sub(got), true
+	return time.Unix(exp, 0).Sub(now), true
 }
 
 // makePlan schedules a token received at got that lives for life.

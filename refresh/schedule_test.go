@@ -84,7 +84,11 @@ func jwt(claims string) string {
 }
 
 func TestLifetime(t *testing.T) {
-	got := time.Unix(1_800_000_000, 0)
+	// Options.Now (now) runs three hours ahead of time.Now (real): an
+	// Expiry is read on real, a JWT's exp on now, and expires_in and
+	// exp-iat on neither.
+	now := time.Unix(1_800_000_000, 0)
+	real := now.Add(-3 * time.Hour)
 	cases := []struct {
 		name  string
 		tok   oauth2.Token
@@ -92,19 +96,21 @@ func TestLifetime(t *testing.T) {
 		want  time.Duration
 		known bool
 	}{
-		{"expires_in wins when fresh", oauth2.Token{ExpiresIn: 300, Expiry: got.Add(time.Hour)}, true, 5 * time.Minute, true},
-		{"expiry wins when stored", oauth2.Token{ExpiresIn: 300, Expiry: got.Add(time.Hour)}, false, time.Hour, true},
+		{"expires_in wins when fresh", oauth2.Token{ExpiresIn: 300, Expiry: real.Add(time.Hour)}, true, 5 * time.Minute, true},
+		{"expiry wins when stored", oauth2.Token{ExpiresIn: 300, Expiry: real.Add(time.Hour)}, false, time.Hour, true},
+		{"fresh expiry alone, on time.Now's clock", oauth2.Token{Expiry: real.Add(time.Hour)}, true, time.Hour, true},
+		{"expired expiry", oauth2.Token{Expiry: real.Add(-time.Second)}, true, -time.Second, true},
 		{"expires_in alone", oauth2.Token{ExpiresIn: 60}, false, time.Minute, true},
 		{"jwt exp-iat ignores skew", oauth2.Token{AccessToken: jwt(`{"iat":1000,"exp":1600}`)}, true, 10 * time.Minute, true},
-		{"jwt exp alone", oauth2.Token{AccessToken: jwt(fmt.Sprintf(`{"exp":%d}`, got.Unix()+90))}, true, 90 * time.Second, true},
-		{"jwt float exp", oauth2.Token{AccessToken: jwt(fmt.Sprintf(`{"exp":%d.5}`, got.Unix()+90))}, true, 90 * time.Second, true},
+		{"jwt exp alone, on Options.Now", oauth2.Token{AccessToken: jwt(fmt.Sprintf(`{"exp":%d}`, now.Unix()+90))}, true, 90 * time.Second, true},
+		{"jwt float exp", oauth2.Token{AccessToken: jwt(fmt.Sprintf(`{"exp":%d.5}`, now.Unix()+90))}, true, 90 * time.Second, true},
 		{"opaque token", oauth2.Token{AccessToken: "opaque"}, true, 0, false},
 		{"jwt without exp", oauth2.Token{AccessToken: jwt(`{"sub":"x"}`)}, true, 0, false},
 		{"jwt with bad exp", oauth2.Token{AccessToken: jwt(`{"exp":"soon"}`)}, true, 0, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, ok := lifetime(&tc.tok, got, tc.fresh)
+			d, ok := lifetime(&tc.tok, now, real, tc.fresh)
 			if ok != tc.known || d != tc.want {
 				t.Errorf("lifetime = %v, %v; want %v, %v", d, ok, tc.want, tc.known)
 			}

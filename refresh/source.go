@@ -68,7 +68,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives failures. Tokens are never logged. Default: discard.
 	Logger *slog.Logger
-	// Now returns the wall-clock time. Default time.Now.
+	// Now returns the wall-clock time on which refreshes are scheduled and
+	// expiry is judged. Default time.Now. A token's lifetime is taken from
+	// the token itself (expires_in, or its Expiry against time.Now at
+	// arrival, see the package documentation) and then placed on this
+	// clock, so every clock gives the same lifetimes.
 	Now func() time.Time
 
 	// jitter returns a uniform random number in [0, n); tests replace it.
@@ -133,7 +137,7 @@ type Stats struct {
 	Fetches     int64         // fetch attempts
 	Failures    int64         // failed fetch attempts
 	LastLatency time.Duration // latency of the latest attempt
-	Expiry      time.Time     // expiry of the token being served; zero if none or unknown
+	Expiry      time.Time     // expiry of the token being served, on time.Now's clock as on the token; zero if none or unknown
 }
 
 // fetchFunc fetches a token; prev is the token held so far (nil at first),
@@ -226,7 +230,7 @@ func newSource(fetch fetchFunc, opts *Options) *Source {
 	var first plan
 	if tok := s.o.Initial; tok != nil {
 		s.o.Initial = nil
-		first = s.installLocked(tok, s.o.Now().Round(0))
+		first = s.installLocked(tok, s.o.Now().Round(0), time.Now().Round(0))
 	}
 	go s.run(first)
 	return s

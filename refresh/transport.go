@@ -6,18 +6,23 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/tokend/tokend/internal/bearer"
 	"golang.org/x/oauth2"
+
+	"github.com/tokend/tokend/internal/bearer"
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 // Transport is an http.RoundTripper that authorizes requests with the
-// Source's token. When the server answers 401 (and, with RetryForbidden,
-// 403 other than insufficient_scope), it reports the token it sent with
-// Source.Invalidate, waits for the one shared refresh and replays the
-// request once with the new token, if the body can be replayed
-// (Request.GetBody); otherwise it returns the response as it is. It never
-// replays twice. Requests to the token endpoint, and those a fetch makes,
-// pass through untouched.
+// Source's token. When the server rejects the token (401 and, with
+// RetryForbidden, 403 other than insufficient_scope), it reports that
+// token with Source.Invalidate, so that no later request is sent with it,
+// on every path. Then, if the body can be replayed (no body, or
+// Request.GetBody), it waits for the one shared refresh and replays the
+// request once with the new token; otherwise it returns the response as it
+// is, and the next request gets a new token. It never replays twice: when
+// the replay is rejected too, that response is returned and its token is
+// invalidated as well. Requests to the token endpoint, and those a fetch
+// makes, pass through untouched.
 //
 // The zero values of the fields other than Source are the documented
 // defaults. A Transport is safe for concurrent use.
@@ -64,14 +69,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err := base.RoundTrip(t.authorize(req, tok))
-	if err != nil || !t.shouldReplay(resp) {
+	if err != nil || !t.rejects(resp) {
 		return resp, err
 	}
+	// tok is rejected: whatever happens to this request, no other is sent
+	// with it.
+	t.Source.Invalidate(tok)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	if !replayable {
 		return resp, nil
 	}
-	t.Source.Invalidate(tok)
 	fresh, err := t.Source.FreshToken(req.Context())
 	if err != nil {
 		drain(resp)
@@ -87,7 +94,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req2.Body = body
 	}
 	drain(resp)
-	return base.RoundTrip(req2)
+	resp, err = base.RoundTrip(req2)
+	if err == nil && t.rejects(resp) {
+		t.Source.Invalidate(fresh)
+	}
+	return resp, err
 }
 
 // authorize returns a clone of req that carries tok; req is not modified.
@@ -112,12 +123,16 @@ func (t *Transport) authorize(req *http.Request, tok *oauth2.Token) *http.Reques
 	return r
 }
 
-func (t *Transport) shouldReplay(resp *http.Response) bool {
+// rejects reports whether resp says the token it was sent with is no good:
+// 401, or, with RetryForbidden, 403 unless the challenge says
+// insufficient_scope (RFC 6750 §3.1: a new token would not have more
+// scope).
+func (t *Transport) rejects(resp *http.Response) bool {
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		return true
 	case http.StatusForbidden:
-		return t.RetryForbidden && bearer.BearerError(resp.Header.Values("WWW-Authenticate")) != "insufficient_scope"
+		return t.RetryForbidden && bearer.BearerError(resp.Header.Values("WWW-Authenticate")) != oauth.InsufficientScope
 	}
 	return false
 }

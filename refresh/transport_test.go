@@ -3,6 +3,7 @@ package refresh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -163,34 +165,141 @@ func TestTransportReplay(t *testing.T) {
 	}
 }
 
+// A server that rejects every token gets each request twice at most, and
+// no token is ever sent again once rejected: the one the replay carried is
+// invalidated too.
 func TestTransportNeverLoops(t *testing.T) {
-	u := &upstream{life: time.Hour}
-	res := &resource{}
-	res.minValid.Store(1 << 40) // rejects every token
-	tr, _ := newTransport(t, u, res)
-	resp := get(t, tr, "https://api.example/")
-	drain(resp)
-	if resp.StatusCode != http.StatusUnauthorized || res.requests.Load() != 2 || u.calls.Load() != 2 {
-		t.Errorf("status %d after %d requests and %d fetches; want 401, 2, 2", resp.StatusCode, res.requests.Load(), u.calls.Load())
+	synctest.Test(t, func(t *testing.T) {
+		u := &upstream{life: time.Hour}
+		res := &resource{}
+		res.minValid.Store(1 << 40) // rejects every token
+		tr, _ := newTransport(t, u, res)
+		for range 2 {
+			resp := get(t, tr, "https://api.example/")
+			drain(resp)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", resp.StatusCode)
+			}
+		}
+		synctest.Wait()
+		if got, want := strings.Join(res.auth, ","), "Bearer tok-1,Bearer tok-2,Bearer tok-3,Bearer tok-4"; got != want {
+			t.Errorf("Authorization sent: %s, want %s (each token once)", got, want)
+		}
+		if res.requests.Load() != 4 || u.calls.Load() != 5 {
+			t.Errorf("%d requests and %d fetches, want 4 and 5 (the last rejected token is replaced at once)", res.requests.Load(), u.calls.Load())
+		}
+	})
+}
+
+// Token revoked at the server, then three POSTs whose bodies cannot be
+// replayed: the first 401 comes back as it is, but the token it carried is
+// dropped, so the next requests go out with a new one.
+func TestTransportUnreplayableBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := &upstream{life: time.Hour}
+		res := &resource{}
+		tr, s := newTransport(t, u, res)
+		mustToken(t, s)       // tok-1 is cached...
+		res.minValid.Store(2) // ...and the server has revoked it
+		var statuses []int
+		for range 3 {
+			body := &trackedBody{Reader: strings.NewReader("once")}
+			req, _ := http.NewRequest(http.MethodPost, "https://api.example/", body)
+			if req.GetBody != nil {
+				t.Fatal("the body can be replayed")
+			}
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			drain(resp)
+			statuses = append(statuses, resp.StatusCode)
+		}
+		if got := fmt.Sprint(statuses); got != "[401 200 200]" {
+			t.Errorf("statuses %s, want [401 200 200]", got)
+		}
+		if got := strings.Join(res.auth, ","); got != "Bearer tok-1,Bearer tok-2,Bearer tok-2" {
+			t.Errorf("Authorization sent: %s", got)
+		}
+		if got := strings.Join(res.bodies, ","); got != "once,once,once" {
+			t.Errorf("bodies sent: %q, want each once, no replay", res.bodies)
+		}
+		if u.calls.Load() != 2 {
+			t.Errorf("%d fetches, want 2 (one refresh)", u.calls.Load())
+		}
+	})
+}
+
+// Every path on which the server rejects a token invalidates that token,
+// and only those: a 403 that is not a rejection (RetryForbidden off, or
+// insufficient_scope) keeps it.
+func TestTransportInvalidatesRejectedTokens(t *testing.T) {
+	const scope = `Bearer realm="api", error="insufficient_scope", scope="write"`
+	cases := []struct {
+		name           string
+		minValid       int64 // the server accepts tok-N with N ≥ minValid
+		status         int   // its answer to the others
+		challenge      string
+		retryForbidden bool
+		replayable     bool   // the first request's body can be replayed
+		want           string // the first request's status, then the second's
+		wantAuth       string // the tokens the server saw, tok-N as N
+	}{
+		{"401, body not replayable", 2, 401, "", false, false, "401 200", "1,2"},
+		{"403 retried, body not replayable", 2, 403, `Bearer error="invalid_token"`, true, false, "403 200", "1,2"},
+		{"401, the replay rejected too", 3, 401, "", false, true, "401 200", "1,2,3"},
+		{"403 retried, the replay rejected too", 3, 403, "", true, true, "403 200", "1,2,3"},
+		{"403 not retried keeps the token", 2, 403, `Bearer error="invalid_token"`, false, false, "403 403", "1,1"},
+		{"insufficient_scope keeps the token", 2, 403, scope, true, true, "403 403", "1,1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				u := &upstream{life: time.Hour}
+				res := &resource{status: tc.status, challenge: tc.challenge}
+				tr, s := newTransport(t, u, res)
+				tr.RetryForbidden = tc.retryForbidden
+				mustToken(t, s)
+				res.minValid.Store(tc.minValid)
+				var body io.Reader = &trackedBody{Reader: strings.NewReader("x")}
+				if tc.replayable {
+					body = strings.NewReader("x") // http.NewRequest sets GetBody
+				}
+				post, _ := http.NewRequest(http.MethodPost, "https://api.example/", body)
+				if (post.GetBody != nil) != tc.replayable {
+					t.Fatalf("GetBody set: %v", post.GetBody != nil)
+				}
+				var got []string
+				for _, req := range []*http.Request{post, mustRequest(t, http.MethodGet)} {
+					resp, err := tr.RoundTrip(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					drain(resp)
+					got = append(got, strconv.Itoa(resp.StatusCode))
+				}
+				if strings.Join(got, " ") != tc.want {
+					t.Errorf("statuses %v, want %s", got, tc.want)
+				}
+				var auth []string
+				for _, a := range res.auth {
+					auth = append(auth, strings.TrimPrefix(a, "Bearer tok-"))
+				}
+				if strings.Join(auth, ",") != tc.wantAuth {
+					t.Errorf("tokens sent %v, want %s", auth, tc.wantAuth)
+				}
+			})
+		})
 	}
 }
 
-func TestTransportUnreplayableBody(t *testing.T) {
-	u := &upstream{life: time.Hour}
-	res := &resource{}
-	tr, s := newTransport(t, u, res)
-	mustToken(t, s)
-	res.minValid.Store(2)
-	body := &trackedBody{Reader: strings.NewReader("once")}
-	req, _ := http.NewRequest(http.MethodPost, "https://api.example/", body)
-	req.GetBody = nil
-	resp, err := tr.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("got %v, %v; want the 401 itself", resp, err)
+func mustRequest(t *testing.T, method string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://api.example/", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if u.calls.Load() != 1 || res.requests.Load() != 1 {
-		t.Errorf("%d fetches, %d requests; want no refresh and no replay", u.calls.Load(), res.requests.Load())
-	}
+	return req
 }
 
 func TestTransportForbidden(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 // Defaults used when the corresponding Options field is zero.
@@ -134,19 +136,18 @@ func (s *Server) Valid(accessToken string) bool {
 }
 
 // Handler returns an http.Handler that accepts only tokens for which Valid is true
-// (Authorization: Bearer) and answers 401 with `WWW-Authenticate: Bearer
-// error="invalid_token"` otherwise, and 200 "ok" on success. It is a stand-in resource
-// server for transport tests.
+// (Authorization: Bearer) and answers 200 "ok" to them. It answers every other request
+// with 401, `WWW-Authenticate: Bearer error="invalid_token"` and an RFC 6750 §3.1 JSON
+// error body. It is a stand-in resource server for transport tests.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || !s.Valid(strings.TrimSpace(tok)) {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte("invalid token\n"))
+			oauth.WriteError(w, oauth.Answer{Status: http.StatusUnauthorized, Challenge: oauth.BearerChallenge("", oauth.InvalidToken, "", "")},
+				oauth.InvalidToken, "the access token is not valid")
 			return
 		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
 	})
 }
@@ -243,39 +244,39 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	if f := s.injectedFailure(); f.status != 0 {
 		if f.code == "" {
-			f.code = "server_error"
+			f.code = oauth.ServerError
 		}
 		s.fail(w, f.status, f.code, "failure injected by tokentest")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, http.StatusMethodNotAllowed, "invalid_request", "token requests must use POST")
+		s.fail(w, http.StatusMethodNotAllowed, oauth.InvalidRequest, "token requests must use POST")
 		return
 	}
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" {
-		s.fail(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+		s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.fail(w, http.StatusRequestEntityTooLarge, "invalid_request", "request body too large")
+			s.fail(w, http.StatusRequestEntityTooLarge, oauth.InvalidRequest, "request body too large")
 			return
 		}
-		s.fail(w, http.StatusBadRequest, "invalid_request", "malformed form body")
+		s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "malformed form body")
 		return
 	}
 	form := r.PostForm // parameters in the URL query are ignored
 	for k, v := range form {
 		if len(v) > 1 {
-			s.fail(w, http.StatusBadRequest, "invalid_request", "parameter "+k+" repeated")
+			s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "parameter "+k+" repeated")
 			return
 		}
 	}
 	grant := form.Get("grant_type")
 	if grant == "" {
-		s.fail(w, http.StatusBadRequest, "invalid_request", "missing grant_type")
+		s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "missing grant_type")
 		return
 	}
 	if status, code, desc := s.authenticate(r, form); status != 0 {
@@ -295,7 +296,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		old := form.Get("refresh_token")
 		if old == "" {
-			s.fail(w, http.StatusBadRequest, "invalid_request", "missing refresh_token")
+			s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "missing refresh_token")
 			return
 		}
 		s.mu.Lock()
@@ -312,11 +313,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 		if !ok {
-			s.fail(w, http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired, revoked or already used")
+			s.fail(w, http.StatusBadRequest, oauth.InvalidGrant, "refresh token is invalid, expired, revoked or already used")
 			return
 		}
 	default:
-		s.fail(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials or refresh_token")
+		s.fail(w, http.StatusBadRequest, oauth.UnsupportedGrantType, "grant_type must be client_credentials or refresh_token")
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -344,36 +345,37 @@ func (s *Server) authenticate(r *http.Request, form url.Values) (int, string, st
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		if form.Has("client_secret") {
-			return http.StatusBadRequest, "invalid_request", "more than one client authentication method used"
+			return http.StatusBadRequest, oauth.InvalidRequest, "more than one client authentication method used"
 		}
 		var errID, errSecret error
 		id, errID = url.QueryUnescape(id)
 		secret, errSecret = url.QueryUnescape(secret)
 		if errID != nil || errSecret != nil {
-			return http.StatusUnauthorized, "invalid_client", "malformed client credentials"
+			return http.StatusUnauthorized, oauth.InvalidClient, "malformed client credentials"
 		}
 	} else if r.Header.Get("Authorization") != "" {
-		return http.StatusUnauthorized, "invalid_client", "unsupported authentication scheme"
+		return http.StatusUnauthorized, oauth.InvalidClient, "unsupported authentication scheme"
 	} else {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID))
 	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret))
 	if idOK&secretOK != 1 {
-		return http.StatusUnauthorized, "invalid_client", "client authentication failed"
+		return http.StatusUnauthorized, oauth.InvalidClient, "client authentication failed"
 	}
 	return 0, "", ""
 }
 
 // fail writes an RFC 6749 §5.2 error response, with a Basic challenge if status is 401.
 func (s *Server) fail(w http.ResponseWriter, status int, code, desc string) {
+	a := oauth.Answer{Status: status}
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="tokentest"`)
+		a.Challenge = oauth.BasicChallenge("tokentest")
 	}
 	s.mu.Lock()
 	s.failures++
 	s.mu.Unlock()
-	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+	oauth.WriteError(w, a, code, desc)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

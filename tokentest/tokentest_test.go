@@ -274,12 +274,13 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := s.Handler()
+	var rec *httptest.ResponseRecorder
 	call := func(auth string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, "/resource", nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
-		rec := httptest.NewRecorder()
+		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		return rec.Code, rec.Header().Get("WWW-Authenticate")
 	}
@@ -287,6 +288,14 @@ func TestHandler(t *testing.T) {
 		t.Helper()
 		if code, www := call(auth); code != http.StatusUnauthorized || www != `Bearer error="invalid_token"` {
 			t.Errorf("%s: %d %q, want 401 with Bearer challenge", name, code, www)
+		}
+		var body struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error != "invalid_token" || body.Description == "" ||
+			rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: body %q (%v) with headers %v, want a JSON invalid_token error, not stored", name, rec.Body, err, rec.Header())
 		}
 	}
 	if code, _ := call("Bearer " + tok.AccessToken); code != http.StatusOK {

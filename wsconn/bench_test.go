@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/oauth2"
+
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/wsconn"
-	"golang.org/x/oauth2"
 )
 
 // BenchmarkMessage measures one message and its echo through wsconn.Conn
@@ -107,11 +108,15 @@ func BenchmarkMessage(b *testing.B) {
 
 // BenchmarkReconnectAfterAuthClose measures the time from the server
 // closing a connection with CloseTokenExpired to the client being connected
-// again with a fresh token (fetch included).
+// again with a fresh token (fetch included). The client's clock moves
+// HealthyAfter at each reading, so that every connection counts as one
+// that lived out its token: the client reconnects at once, as it does at a
+// real expiry, instead of backing off as from a server that closes every
+// connection as soon as it opens.
 func BenchmarkReconnectAfterAuthClose(b *testing.B) {
 	s := newBenchServer(b)
 	connected := make(chan struct{}, 1)
-	c, err := wsconn.Dial(b.Context(), s.url(), s.source(b), &wsconn.Options{
+	o := &wsconn.Options{
 		OnConnect: func(context.Context, func(context.Context, websocket.MessageType, []byte) error) error {
 			select {
 			case connected <- struct{}{}:
@@ -119,7 +124,10 @@ func BenchmarkReconnectAfterAuthClose(b *testing.B) {
 			}
 			return nil
 		},
-	})
+	}
+	var readings atomic.Int64
+	wsconn.SetClock(o, func() time.Time { return time.Unix(0, 0).Add(time.Duration(readings.Add(1)) * wsconn.HealthyAfter) })
+	c, err := wsconn.Dial(b.Context(), s.url(), s.source(b), o)
 	if err != nil {
 		b.Fatal(err)
 	}

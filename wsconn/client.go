@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
 	"github.com/tokend/tokend/refresh"
 )
 
@@ -62,10 +63,21 @@ type Options struct {
 	Authorize func(u *url.URL, h http.Header, token string)
 	// ExpiredCodes are the close codes that mean "your token expired":
 	// the token is invalidated and the client reconnects at once with a
-	// fresh one. Default 1008 (policy violation) and CloseTokenExpired.
+	// fresh one, as after an upgrade refused with 401 or 403; if that
+	// connection fails too before it has stayed open 5s, the client backs
+	// off. Default 1008 (policy violation) and CloseTokenExpired.
 	ExpiredCodes []websocket.StatusCode
-	// MinBackoff and MaxBackoff bound the exponential backoff, with full
-	// jitter, between failed connects. Defaults 250ms and 30s.
+	// MinBackoff and MaxBackoff bound the exponential backoff between
+	// failed connects. Defaults 250ms and 30s. Wait n is drawn at random
+	// from [c/2, c) with c = min(MaxBackoff, MinBackoff·2^(n-1)). The count
+	// n starts again only after a connection that stayed open 5s: one that
+	// a server closes or drops sooner, for whatever reason, is a failure
+	// too. So whatever a server does, the client connects at most 5 times
+	// in the first second and then ever more slowly, down to one connect
+	// per MaxBackoff/2 or more (with the defaults, 11 in the first minute:
+	// at 0, 0, 0.125, 0.375, 0.875, 1.875, 3.875, 7.875, 15.875, 30.875,
+	// 45.875 seconds at the quickest), and fetches at most one token per
+	// connect. Renewals are no more frequent than one per MinBackoff.
 	MinBackoff, MaxBackoff time.Duration
 	// QueueSize bounds the messages waiting to be sent. Default 1024.
 	QueueSize int
@@ -97,6 +109,7 @@ type Options struct {
 	after      func(d time.Duration) <-chan time.Time // tests replace it
 	renewAfter func(d time.Duration) <-chan time.Time
 	jitter     func(n int64) int64
+	now        func() time.Time
 }
 
 // QueryToken returns an Options.Authorize that puts the token in the query
@@ -170,6 +183,9 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 	}
 	if o.jitter == nil {
 		o.jitter = rand.Int64N
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/oauth2"
+
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/wsconn"
-	"golang.org/x/oauth2"
 )
 
 // server is a wsconn.Handler on a fixed loopback address that can be
@@ -322,7 +323,16 @@ func TestExpiryWithoutLoss(t *testing.T) {
 	s := newServer(t)
 	s.h.CloseGrace = time.Hour // never forced: the client closes itself
 	src, fetches := s.source(t)
-	o := &wsconn.Options{}
+	connected := make(chan struct{}, 8)
+	var waits atomic.Int64
+	o := &wsconn.Options{
+		OnConnect: func(context.Context, func(context.Context, websocket.MessageType, []byte) error) error {
+			connected <- struct{}{}
+			return nil
+		},
+		OnReconnecting: func(int, time.Duration) { waits.Add(1) },
+	}
+	wsconn.SetClock(o, s.e.Now) // each connection lasts a while on it
 	c := dial(t, s, src, o)
 	go func() { // drain acks
 		for {
@@ -346,7 +356,9 @@ func TestExpiryWithoutLoss(t *testing.T) {
 		if i%200 == 100 {
 			s.waitConns(i/200 + 1) // the connection of the current token is up
 			s.waitReceived(i - 50)
-			s.e.timers.fireShorterThan(time.Hour) // the current token expires
+			<-connected                           // the client has its start time
+			s.e.Advance(wsconn.HealthyAfter)      // the connection has been up a while...
+			s.e.timers.fireShorterThan(time.Hour) // ...when the current token expires
 		}
 	}
 	got := s.waitReceived(n)
@@ -364,6 +376,9 @@ func TestExpiryWithoutLoss(t *testing.T) {
 	s.mu.Unlock()
 	if conns != 6 || fetches.Load() != 6 {
 		t.Fatalf("%d connections and %d fetches for 5 expiries, want 6 and 6", conns, fetches.Load())
+	}
+	if waits.Load() != 0 {
+		t.Fatalf("%d backoff waits, want none: each connection lasted its token", waits.Load())
 	}
 }
 

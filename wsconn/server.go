@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
 	"github.com/tokend/tokend/internal/bearer"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/verify"
 )
 
@@ -159,7 +161,9 @@ func (h *Handler) afterFunc() func(time.Duration, func()) func() bool {
 	return func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 }
 
-// ServeHTTP verifies the token and upgrades the connection.
+// ServeHTTP verifies the token and upgrades the connection. Without a
+// valid token it answers 401 with a Bearer challenge (RFC 6750 §3;
+// error="invalid_token" for a token that fails) and a JSON error body.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, err := bearer.Token(r.Header.Get("Authorization"))
 	if errors.Is(err, bearer.ErrNoToken) && h.QueryParam != "-" {
@@ -172,16 +176,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if errors.Is(err, bearer.ErrNoToken) {
-		unauthorized(w, "", "")
+		unauthorized(w, "", "bearer token required")
 		return
 	}
 	if err != nil {
-		unauthorized(w, "invalid_request", "malformed Authorization header")
+		unauthorized(w, oauth.InvalidRequest, "malformed Authorization header")
 		return
 	}
 	claims, err := h.Verifier.Verify(r.Context(), tok)
 	if err != nil {
-		unauthorized(w, "invalid_token", "the access token is not valid")
+		unauthorized(w, oauth.InvalidToken, "the access token is not valid")
 		return
 	}
 	w.Header().Set(RenewalHeader, RenewalInBand)
@@ -208,11 +212,10 @@ func (h *Handler) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// unauthorized refuses the upgrade with 401, a Bearer challenge (RFC 6750
+// §3: bare when code is empty, that is when no token came) and a JSON
+// error body with code and desc.
 func unauthorized(w http.ResponseWriter, code, desc string) {
-	challenge := `Bearer realm="tokend"`
-	if code != "" {
-		challenge += `, error="` + code + `", error_description="` + desc + `"`
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
-	http.Error(w, "unauthorized", http.StatusUnauthorized)
+	a := oauth.Answer{Status: http.StatusUnauthorized, Challenge: oauth.BearerChallenge("tokend", code, desc, "")}
+	oauth.WriteError(w, a, code, desc)
 }

@@ -183,6 +183,44 @@ func TestUpgradeNeedsAValidToken(t *testing.T) {
 	}
 }
 
+// A refused upgrade is an RFC 6750 answer: 401, a Bearer challenge (bare
+// when no token came) and a JSON error body that is not stored.
+func TestRefusalIsAnOAuthError(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name      string
+		header    http.Header
+		challenge string
+		code      string
+	}{
+		{"no token", nil, `Bearer realm="tokend"`, ""},
+		{"malformed header", http.Header{"Authorization": {"Bearer a b"}},
+			`Bearer realm="tokend", error="invalid_request", error_description="malformed Authorization header"`, "invalid_request"},
+		{"expired token", bearerHeader(e.token(t, "alice", -time.Hour)),
+			`Bearer realm="tokend", error="invalid_token", error_description="the access token is not valid"`, "invalid_token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, resp, err := e.dial(t, tc.header)
+			if err == nil || resp == nil {
+				t.Fatalf("dial: %v, want a refusal", err)
+			}
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != tc.challenge {
+				t.Errorf("%d with challenge %q, want 401 with %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.challenge)
+			}
+			if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("headers %v, want a JSON body, not stored", resp.Header)
+			}
+			var body map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error"] != tc.code || body["error_description"] == "" {
+				t.Errorf("body %v (%v), want error %q with a description", body, err, tc.code)
+			}
+			if _, ok := body["error"]; ok != (tc.code != "") {
+				t.Errorf("body %v: error present %v, want %v", body, ok, tc.code != "")
+			}
+		})
+	}
+}
+
 // At expiry the server closes with CloseTokenExpired.
 func TestCloseAtExpiry(t *testing.T) {
 	e := newEnv(t)

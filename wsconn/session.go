@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,16 +13,25 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/tokend/tokend/internal/backoff"
-	"github.com/tokend/tokend/refresh"
 	"golang.org/x/oauth2"
+
+	"github.com/tokend/tokend/refresh"
 )
+
+// healthyAfter is how long a connection must stay open to count as
+// healthy. Only a healthy connection resets the failure count and re-arms
+// the immediate retry after a refused or expired token: a server that
+// accepts and closes at once (whatever the close code, or a dropped
+// socket, or an expiry notice) goes on counting as failing, so the waits
+// keep growing. A message both ways is not taken as proof, since a server
+// can answer one and close as quickly.
+const healthyAfter = 5 * time.Second
 
 // run connects and reconnects until Close or a terminal failure.
 func (c *Conn) run(first chan<- error) {
 	defer close(c.done)
 	authRetried := false // an auth failure was already answered with an immediate retry
-	failures := 0
+	failures := 0        // failed connects since the last healthy connection
 	for c.ctx.Err() == nil {
 		tok, err := c.src.FreshToken(c.ctx)
 		if errors.Is(err, refresh.ErrReauthRequired) {
@@ -32,10 +42,13 @@ func (c *Conn) run(first chan<- error) {
 		authFailure := false
 		if err == nil {
 			var connected bool
-			connected, authFailure, cause = c.session(tok, first)
+			var up time.Duration
+			connected, up, authFailure, cause = c.session(tok, first)
 			if connected {
 				first = nil // session answered it
-				failures, authRetried = 0, false
+				if up >= healthyAfter {
+					failures, authRetried = 0, false
+				}
 			}
 		} else {
 			cause = err
@@ -54,7 +67,7 @@ func (c *Conn) run(first chan<- error) {
 			}
 		}
 		failures++
-		wait := backoff.Full(failures, c.o.MinBackoff, c.o.MaxBackoff, c.o.jitter)
+		wait := c.backoff(failures)
 		if c.o.OnReconnecting != nil {
 			c.o.OnReconnecting(failures, wait)
 		}
@@ -64,6 +77,22 @@ func (c *Conn) run(first chan<- error) {
 		}
 	}
 	c.end(ErrClosed, first)
+}
+
+// backoff returns the wait before reconnect attempt n (n ≥ 1): equal
+// jitter, a uniform random duration in [ceiling/2, ceiling), over the
+// ceiling min(MaxBackoff, MinBackoff·2^(n-1)). The lower half bound is what
+// caps the rate of connects whatever the server does; full jitter could
+// draw waits near zero time after time.
+func (c *Conn) backoff(n int) time.Duration {
+	ceiling := c.o.MaxBackoff
+	if n < 62 {
+		if x := float64(c.o.MinBackoff) * math.Exp2(float64(n-1)); x < float64(ceiling) {
+			ceiling = time.Duration(x)
+		}
+	}
+	half := ceiling / 2
+	return half + time.Duration(c.o.jitter(int64(ceiling-half)))
 }
 
 func (c *Conn) end(err error, first chan<- error) {
@@ -82,7 +111,8 @@ func (c *Conn) end(err error, first chan<- error) {
 type link struct {
 	ws     *websocket.Conn
 	tok    *oauth2.Token
-	inBand bool // renew in band on this connection
+	inBand bool      // renew in band on this connection
+	opened time.Time // when the upgrade succeeded, before OnConnect
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -115,7 +145,7 @@ func (c *Conn) connect(ctx context.Context, tok *oauth2.Token) (l *link, authFai
 		// The error names the URL, which may carry the token.
 		return nil, auth, fmt.Errorf("wsconn: dial %s%s: %w", c.url.Host, c.url.Path, redact(err, tok.AccessToken))
 	}
-	l = &link{ws: ws, tok: tok}
+	l = &link{ws: ws, tok: tok, opened: c.o.now()}
 	switch c.o.Renewal {
 	case RenewInBand:
 		l.inBand = true
@@ -132,13 +162,14 @@ func (c *Conn) connect(ctx context.Context, tok *oauth2.Token) (l *link, authFai
 }
 
 // session runs one connection, and those that replace it by make before
-// break, until it ends. It reports whether a connection came up, whether
-// it ended for the token, and why it ended.
-func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFailure bool, cause error) {
+// break, until it ends. It reports whether a connection came up, how long
+// it stayed up, whether it ended for the token, and why it ended.
+func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, up time.Duration, authFailure bool, cause error) {
 	l, auth, err := c.connect(c.ctx, tok)
 	if err != nil {
-		return false, auth, err
+		return false, 0, auth, err
 	}
+	start := l.opened
 	if first != nil {
 		first <- nil
 	}
@@ -150,7 +181,7 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFa
 		case err = <-l.rerr:
 			if errors.Is(err, errExpiring) {
 				c.handOver(l, CloseTokenExpired, "token expired; reconnecting", false)
-				return true, true, err
+				return true, c.o.now().Sub(start), true, err
 			}
 			l.cancel()
 			<-l.werr
@@ -167,14 +198,15 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected, authFa
 		}
 		<-l.renewDone
 		_ = l.ws.CloseNow()
+		up := c.o.now().Sub(start)
 		code := websocket.CloseStatus(err)
 		if slices.Contains(c.o.ExpiredCodes, code) {
-			return true, true, fmt.Errorf("wsconn: closed for the token (%d): %w", code, err)
+			return true, up, true, fmt.Errorf("wsconn: closed for the token (%d): %w", code, err)
 		}
 		if code == websocket.StatusNormalClosure && c.ctx.Err() != nil {
-			return true, false, nil
+			return true, up, false, nil
 		}
-		return true, false, fmt.Errorf("wsconn: connection lost: %w", err)
+		return true, up, false, fmt.Errorf("wsconn: connection lost: %w", err)
 	}
 }
 
@@ -301,9 +333,11 @@ func (c *Conn) renew(l *link, replace chan<- *link) {
 	defer close(l.renewDone)
 	tok := l.tok
 	for !tok.Expiry.IsZero() {
+		// Never sooner than MinBackoff: with tokens that live about a
+		// second, renewing "at once" would dial or send without pause.
 		wait := time.Duration(float64(time.Until(tok.Expiry))*renewFraction) - time.Second
 		select {
-		case <-c.o.renewAfter(max(wait, 0)):
+		case <-c.o.renewAfter(max(wait, c.o.MinBackoff)):
 		case <-l.ctx.Done():
 			return
 		}
