@@ -165,7 +165,7 @@ func (h *Handler) afterFunc() func(time.Duration, func()) func() bool {
 // valid token it answers 401 with a Bearer challenge (RFC 6750 §3;
 // error="invalid_token" for a token that fails) and a JSON error body.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tok, err := bearer.Token(r.Header.Get("Authorization"))
+	tok, err := bearer.FromHeader(r.Header)
 	if errors.Is(err, bearer.ErrNoToken) && h.QueryParam != "-" {
 		param := h.QueryParam
 		if param == "" {

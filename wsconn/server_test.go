@@ -196,6 +196,8 @@ func TestRefusalIsAnOAuthError(t *testing.T) {
 		{"no token", nil, `Bearer realm="tokend"`, ""},
 		{"malformed header", http.Header{"Authorization": {"Bearer a b"}},
 			`Bearer realm="tokend", error="invalid_request", error_description="malformed Authorization header"`, "invalid_request"},
+		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + e.token(t, "alice", time.Hour), "Bearer " + e.token(t, "bob", time.Hour)}},
+			`Bearer realm="tokend", error="invalid_request", error_description="malformed Authorization header"`, "invalid_request"},
 		{"expired token", bearerHeader(e.token(t, "alice", -time.Hour)),
 			`Bearer realm="tokend", error="invalid_token", error_description="the access token is not valid"`, "invalid_token"},
 	} {

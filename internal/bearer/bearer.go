@@ -10,6 +10,7 @@ package bearer
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
@@ -56,6 +57,20 @@ func Token(header string) (string, error) {
 		return "", fmt.Errorf("%w: token is not b64token", ErrMalformed)
 	}
 	return tok, nil
+}
+
+// FromHeader is Token for a request's headers: it takes the one
+// Authorization header. Several Authorization headers are ErrMalformed (RFC
+// 9110 §11.6.2 allows one credential; which of several a proxy and a server
+// read could differ); none is ErrNoToken.
+func FromHeader(h http.Header) (string, error) {
+	switch v := h.Values("Authorization"); len(v) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+		return Token(v[0])
+	}
+	return "", fmt.Errorf("%w: more than one Authorization header", ErrMalformed)
 }
 
 // isB64Token reports whether s is a b64token (RFC 6750), which is also the

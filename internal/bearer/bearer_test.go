@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -269,5 +270,32 @@ func BenchmarkParseChallenges(b *testing.B) {
 		if _, err := ParseChallenges(`Bearer realm="api", error="invalid_token", error_description="expired"`); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestFromHeader(t *testing.T) {
+	cases := []struct {
+		name   string
+		values []string
+		want   string
+		err    error
+	}{
+		{"none", nil, "", ErrNoToken},
+		{"one", []string{"Bearer abc"}, "abc", nil},
+		{"another scheme", []string{"Basic eA=="}, "", ErrNoToken},
+		{"two bearer", []string{"Bearer abc", "Bearer def"}, "", ErrMalformed},
+		{"bearer and basic", []string{"Basic eA==", "Bearer abc"}, "", ErrMalformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, v := range tc.values {
+				h.Add("Authorization", v)
+			}
+			got, err := FromHeader(h)
+			if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("FromHeader(%q) = %q, %v; want %q, %v", tc.values, got, err, tc.want, tc.err)
+			}
+		})
 	}
 }
