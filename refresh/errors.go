@@ -15,7 +15,7 @@ var (
 	// invalid_client, or a 400 or 401 answer), so retrying cannot help and
 	// the user or operator has to authenticate again. A fetch function may
 	// wrap it to mark its own failures as terminal.
-	ErrReauthRequired = errors.New("re-authentication required")
+	ErrReauthRequired = errors.New("refresh: re-authentication required")
 
 	// ErrClosed is returned by a Source after Close.
 	ErrClosed = errors.New("refresh: source closed")
@@ -23,7 +23,7 @@ var (
 	// ErrMalformedToken reports a fetch that returned no usable token: nil,
 	// an empty access token, or one that had expired on arrival. It is
 	// treated as a transient failure.
-	ErrMalformedToken = errors.New("malformed token")
+	ErrMalformedToken = errors.New("refresh: malformed token")
 )
 
 // terminal reports whether a fetch error means retrying cannot help: it

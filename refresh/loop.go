@@ -185,10 +185,8 @@ func (s *Source) attempt(l *loop, reason string) {
 		s.failures.Add(1)
 		l.failures++
 		if terminal(err) {
-			if errors.Is(err, ErrReauthRequired) {
-				err = fmt.Errorf("refresh: %w", err)
-			} else {
-				err = fmt.Errorf("refresh: %w: %w", ErrReauthRequired, err)
+			if !errors.Is(err, ErrReauthRequired) {
+				err = fmt.Errorf("%w: %w", ErrReauthRequired, err)
 			}
 			l.terminal = err
 		} else {
