@@ -22,9 +22,9 @@
 //
 //   - Its lifetime is the Cache-Control max-age (RFC 9111 §5.2.2.1) less
 //     the response's Age (§5.1), kept between MinRefresh and MaxKeysAge
-//     (default 10s and 1h). Without a usable max-age it is DefaultKeysAge
-//     (5 min); no-cache and no-store (§5.2.2.4, §5.2.2.5) cap it at
-//     DefaultKeysAge too. max-age=0, an invalid max-age, or max-age given
+//     (default 10s and 1h). Without max-age it is DefaultKeysAge
+//     (5 min); no-store and a no-cache without a field list (§5.2.2.5,
+//     §5.2.2.4) cap it at DefaultKeysAge too. max-age=0, an invalid max-age, or max-age given
 //     twice with different values make the response stale at once
 //     (§4.2.1): the lifetime is then MinRefresh.
 //   - From 80% of its lifetime, the first Verify that sees the set starts
@@ -97,9 +97,9 @@ var (
 // ones are ErrMalformed.
 const MaxTokenLength = 16 << 10
 
-// DefaultKeysAge is the lifetime of a JWKS whose response has no usable
-// Cache-Control max-age, or has no-cache or no-store (see the package
-// doc, "Key lifetime").
+// DefaultKeysAge is the lifetime of a JWKS whose response has no
+// Cache-Control max-age, and the longest for one with no-store or no-cache
+// (see the package doc, "Key lifetime").
 const DefaultKeysAge = 5 * time.Minute
 
 // The supported algorithms.
