@@ -3,8 +3,20 @@
 // the public keys as a JSON Web Key Set (RFC 7517).
 //
 // Keys live in the store, so that every instance of the server and the
-// admin CLI see the same ones. The newest key that is not retired signs;
-// a retired key stays in the JWKS until every token it signed has expired.
+// admin CLI see the same ones. The newest key that is neither retired nor
+// revoked signs; a retired key stays in the JWKS until every token it
+// signed has expired (Rotate); a revoked key, one that is compromised,
+// leaves the JWKS at once (Revoke).
+//
+// # Withdrawing a key
+//
+// Revoke marks the key revoked in the store. Each server's Set drops it
+// from its JWKS and stops signing with it at its next Reload; Check, which
+// reads the store, refuses it at once, before any Reload. Resource servers
+// that cache the JWKS (package verify) refuse its tokens once their copy is
+// refreshed: within the JWKS's Cache-Control max-age, which the server
+// sets when it serves JWKS, plus verify's stale period if the server
+// cannot be reached meanwhile.
 package keys
 
 import (
@@ -19,11 +31,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
 	"github.com/tokend/tokend/store"
 )
 
@@ -33,8 +47,16 @@ const (
 	ES256 = "ES256" // ECDSA P-256 with SHA-256
 )
 
-// ErrAlgorithm reports an algorithm other than EdDSA and ES256.
-var ErrAlgorithm = errors.New("keys: unsupported algorithm")
+// Errors returned by this package, wrapped; test them with errors.Is.
+var (
+	// ErrAlgorithm reports an algorithm other than EdDSA and ES256.
+	ErrAlgorithm = errors.New("keys: unsupported algorithm")
+	// ErrRevoked reports a key that was revoked (see Revoke).
+	ErrRevoked = errors.New("keys: key revoked")
+	// ErrUnknownKey reports a kid the store does not have, or (from Check)
+	// a key retired so long ago that it is no longer published.
+	ErrUnknownKey = errors.New("keys: unknown key")
+)
 
 // Generate makes a new private key for alg ("" means EdDSA) with a random
 // kid, created at now.
@@ -90,9 +112,71 @@ func Rotate(ctx context.Context, st store.Store, alg string, now time.Time) (sto
 	return k, nil
 }
 
+// Revoke withdraws the key kid at once, for a key that is compromised: it
+// marks it revoked in st (store.RevokeKey), so that every Set drops it from
+// its JWKS and from signing at its next Reload, whatever its RetiredAt, and
+// Check refuses it straight away (see the package doc, "Withdrawing a
+// key").
+//
+// If kid is the key that signs (the newest key neither retired nor
+// revoked), Revoke first stores a new signing key and retires the old
+// ones, as Rotate does, so that signing goes on: the new key has alg, or
+// the revoked key's algorithm if alg is "". It returns that new key, and a
+// zero Key (ID "") when kid was not the signing key. Revoking a revoked key
+// changes nothing. An unknown kid is an error wrapping both ErrUnknownKey
+// and store.ErrNotFound. If the store fails after the new key was stored,
+// kid is at least retired; calling Revoke again finishes the work.
+func Revoke(ctx context.Context, st store.Store, kid, alg string, now time.Time) (store.Key, error) {
+	all, err := st.ListKeys(ctx)
+	if err != nil {
+		return store.Key{}, fmt.Errorf("keys: list: %w", err)
+	}
+	i := slices.IndexFunc(all, func(k store.Key) bool { return k.ID == kid })
+	if i < 0 {
+		return store.Key{}, fmt.Errorf("%w %q: %w", ErrUnknownKey, kid, store.ErrNotFound)
+	}
+	var next store.Key
+	if signing(all) == i {
+		if alg == "" {
+			alg = all[i].Algorithm
+		}
+		if next, err = Rotate(ctx, st, alg, now); err != nil {
+			return store.Key{}, err
+		}
+	}
+	if err := st.RevokeKey(ctx, kid, now); err != nil {
+		return next, fmt.Errorf("keys: revoke %s: %w", kid, err)
+	}
+	return next, nil
+}
+
+// signing returns the index in all of the key that signs, the newest that
+// is neither retired nor revoked, or -1 if there is none.
+func signing(all []store.Key) int {
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].RetiredAt.IsZero() && all[i].RevokedAt.IsZero() {
+			return i
+		}
+	}
+	return -1
+}
+
+// published reports whether the JWKS publishes k at now: k is not revoked,
+// and not retired publishFor or longer before now.
+func published(k store.Key, publishFor time.Duration, now time.Time) bool {
+	return k.RevokedAt.IsZero() && (k.RetiredAt.IsZero() || now.Before(k.RetiredAt.Add(publishFor)))
+}
+
 // Set is the server's view of its keys: the one that signs and the public
 // keys it publishes. It is safe for concurrent use; Reload swaps it
 // atomically.
+//
+// Sign, JWKS, ActiveKeyID and Published answer from the last Reload, with
+// no I/O: a server reloads periodically so that a rotation or a
+// revocation made by another process (the tokend CLI) takes effect. Where
+// the server itself accepts its tokens (introspection, revocation), it
+// calls Check with the token's kid as well, which reads the store and so
+// refuses a revoked key at once.
 type Set struct {
 	st         store.Store
 	alg        string
@@ -104,14 +188,16 @@ type Set struct {
 
 // snapshot is one immutable loaded state.
 type snapshot struct {
-	kid    string
-	signer jose.Signer
-	jwks   []byte
+	kid       string
+	signer    jose.Signer
+	jwks      []byte
+	published map[string]bool // the kids in jwks
 }
 
 // Load reads the keys from st, first creating an alg key if none is active
-// (a first start). A retired key stays published for publishFor after it
-// was retired: pass the longest access-token lifetime plus a margin.
+// (a first start, or every key retired or revoked). A retired key stays
+// published for publishFor after it was retired: pass the longest
+// access-token lifetime plus a margin. A revoked key is never published.
 func Load(ctx context.Context, st store.Store, alg string, publishFor time.Duration, now time.Time) (*Set, error) {
 	if alg == "" {
 		alg = EdDSA
@@ -126,21 +212,24 @@ func Load(ctx context.Context, st store.Store, alg string, publishFor time.Durat
 	return s, nil
 }
 
-// Reload re-reads the keys from the store, so that a rotation made by
-// another process takes effect.
+// Reload re-reads the keys from the store, so that a rotation or a
+// revocation made by another process takes effect: the newest key neither
+// retired nor revoked signs (one is created if there is none, as in Load),
+// and the JWKS holds every key that is not revoked and was not retired
+// publishFor or longer before now. On error the Set is unchanged.
 func (s *Set) Reload(ctx context.Context, now time.Time) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	return s.reloadLocked(ctx, now)
+}
+
+// reloadLocked is Reload; s.reloadMu is held.
+func (s *Set) reloadLocked(ctx context.Context, now time.Time) error {
 	all, err := s.st.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("keys: list: %w", err)
 	}
-	active := -1
-	for i, k := range all {
-		if k.RetiredAt.IsZero() {
-			active = i // the newest active key signs
-		}
-	}
+	active := signing(all)
 	if active < 0 {
 		k, err := Generate(s.alg, now)
 		if err != nil {
@@ -163,9 +252,10 @@ func (s *Set) Reload(ctx context.Context, now time.Time) error {
 func build(all []store.Key, active int, publishFor time.Duration, now time.Time) (*snapshot, error) {
 	var set jose.JSONWebKeySet
 	var signer jose.Signer
+	kids := make(map[string]bool)
 	for i, k := range all {
-		if !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt.Add(publishFor)) {
-			continue // every token it signed has expired
+		if !published(k, publishFor, now) {
+			continue // revoked, or every token it signed has expired
 		}
 		priv, err := x509.ParsePKCS8PrivateKey(k.Private)
 		if err != nil {
@@ -176,6 +266,7 @@ func build(all []store.Key, active int, publishFor time.Duration, now time.Time)
 			return nil, fmt.Errorf("keys: key %s: %w for its %s key", k.ID, ErrAlgorithm, k.Algorithm)
 		}
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: cs.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
+		kids[k.ID] = true
 		if i == active {
 			opts := (&jose.SignerOptions{}).WithType("at+jwt").WithHeader(jose.HeaderKey("kid"), k.ID)
 			signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: priv}, opts)
@@ -188,7 +279,7 @@ func build(all []store.Key, active int, publishFor time.Duration, now time.Time)
 	if err != nil {
 		return nil, fmt.Errorf("keys: encode JWKS: %w", err)
 	}
-	return &snapshot{kid: all[active].ID, signer: signer, jwks: jwks}, nil
+	return &snapshot{kid: all[active].ID, signer: signer, jwks: jwks, published: kids}, nil
 }
 
 func matches(alg string, priv any) bool {
@@ -221,3 +312,44 @@ func (s *Set) JWKS() []byte { return s.cur.Load().jwks }
 
 // ActiveKeyID returns the kid of the key that signs.
 func (s *Set) ActiveKeyID() string { return s.cur.Load().kid }
+
+// Published reports whether the JWKS of the last Reload holds kid. It does
+// no I/O, so it knows nothing of a key revoked or created by another
+// process since: use Check where that matters.
+func (s *Set) Published(kid string) bool { return s.cur.Load().published[kid] }
+
+// Check reports whether tokens signed by kid may be accepted at now,
+// reading the store rather than the last Reload, so that a key revoked by
+// another process (tokend keys revoke) is refused at once. It returns nil
+// for a published key; an error wrapping ErrRevoked for a revoked key;
+// ErrUnknownKey for a kid the store does not have or no longer publishes
+// (retired publishFor or longer ago); or the store's error, wrapped, when
+// the answer cannot be known (a server answers that with 503, not 401).
+//
+// Check costs one ListKeys. When the store and the last Reload disagree
+// about kid, Check also reloads the Set, so that its JWKS and signing key
+// follow at once; that reload is best effort: if it fails, the Set is
+// unchanged until the next Reload or Check, and Check's answer stands.
+func (s *Set) Check(ctx context.Context, kid string, now time.Time) error {
+	all, err := s.st.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("keys: list: %w", err)
+	}
+	verdict := fmt.Errorf("%w %q", ErrUnknownKey, kid)
+	if i := slices.IndexFunc(all, func(k store.Key) bool { return k.ID == kid }); i >= 0 {
+		switch k := all[i]; {
+		case !k.RevokedAt.IsZero():
+			verdict = fmt.Errorf("%w: %q at %s", ErrRevoked, kid, k.RevokedAt.UTC().Format(time.RFC3339))
+		case published(k, s.publishFor, now):
+			verdict = nil
+		}
+	}
+	if (verdict == nil) != s.Published(kid) {
+		s.reloadMu.Lock()
+		if (verdict == nil) != s.Published(kid) { // not reloaded meanwhile
+			_ = s.reloadLocked(ctx, now)
+		}
+		s.reloadMu.Unlock()
+	}
+	return verdict
+}

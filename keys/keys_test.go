@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/store/memory"
 )

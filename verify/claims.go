@@ -12,13 +12,14 @@ import (
 // for any token and near enough that time arithmetic cannot overflow.
 const maxNumericDate = 1 << 40
 
-// claims decodes and checks the payload of a token whose signature holds.
-func (v *Verifier) claims(payload []byte) (*Claims, error) {
+// claims decodes and checks the payload of a token whose signature holds,
+// signed by the key kid, at now.
+func (v *Verifier) claims(payload []byte, kid string, now time.Time) (*Claims, error) {
 	var m map[string]any
 	if err := json.Unmarshal(payload, &m); err != nil || m == nil {
 		return nil, fmt.Errorf("%w: claims are not a JSON object", ErrMalformed)
 	}
-	c := &Claims{Extra: m}
+	c := &Claims{KeyID: kid, Extra: m}
 	var err error
 	str := func(name string, dst *string) {
 		if raw, ok := m[name]; ok && err == nil {
@@ -54,7 +55,6 @@ func (v *Verifier) claims(payload []byte) (*Claims, error) {
 		return nil, fmt.Errorf("%w: no exp", ErrMalformed)
 	}
 
-	now := v.o.Now()
 	switch {
 	case c.Issuer == "" || c.Issuer != v.issuer:
 		return nil, fmt.Errorf("%w: %q", ErrIssuer, truncate(c.Issuer))

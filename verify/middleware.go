@@ -2,15 +2,14 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/tokend/tokend/internal/bearer"
+	"github.com/tokend/tokend/internal/oauth"
 )
 
 type claimsKey struct{}
@@ -49,7 +48,7 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 		}
 		tok, err := bearer.Token(header)
 		if errors.Is(err, bearer.ErrNoToken) {
-			challenge(w, http.StatusUnauthorized, "Bearer", "", "bearer token required")
+			requireToken(w)
 			return
 		}
 		if err != nil {
@@ -59,8 +58,8 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 		c, err := v.Verify(r.Context(), tok)
 		if errors.Is(err, ErrKeys) {
 			v.o.Logger.DebugContext(r.Context(), "verify: cannot check a token", "err", err) // the fetch logs a warning
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(v.o.MinRefresh.Seconds()))))
-			writeJSON(w, http.StatusServiceUnavailable, "temporarily_unavailable", "cannot fetch the issuer's keys")
+			a := oauth.Answer{Status: http.StatusServiceUnavailable, RetryAfter: int(math.Ceil(v.o.MinRefresh.Seconds()))}
+			oauth.WriteError(w, a, oauth.TemporarilyUnavailable, "cannot fetch the issuer's keys")
 			return
 		}
 		if err != nil {
@@ -80,25 +79,33 @@ func RequireScope(scope string, next http.Handler) http.Handler {
 	if !isScopeToken(scope) {
 		panic(fmt.Sprintf("verify: RequireScope: %q is not a scope token", scope))
 	}
-	ch := `Bearer error="insufficient_scope", error_description="the token lacks scope ` + scope + `", scope="` + scope + `"`
+	desc := "the token lacks scope " + scope
+	forbidden := oauth.Answer{Status: http.StatusForbidden, Challenge: oauth.BearerChallenge("", oauth.InsufficientScope, desc, scope)}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := FromContext(r.Context())
 		if !ok {
-			challenge(w, http.StatusUnauthorized, "Bearer", "", "bearer token required")
+			requireToken(w)
 			return
 		}
 		if !c.HasScope(scope) {
-			challenge(w, http.StatusForbidden, ch, "insufficient_scope", "the token lacks scope "+scope)
+			oauth.WriteError(w, forbidden, oauth.InsufficientScope, desc)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// requireToken answers a request without a bearer token: 401 with a bare
+// challenge and no error code (RFC 6750 §3.1).
+func requireToken(w http.ResponseWriter) {
+	oauth.WriteError(w, oauth.Answer{Status: http.StatusUnauthorized, Challenge: oauth.BearerChallenge("", "", "", "")}, "", "bearer token required")
+}
+
 // deny answers 401 invalid_token with desc, a fixed description.
 func (v *Verifier) deny(w http.ResponseWriter, r *http.Request, err error, desc string) {
 	v.o.Logger.DebugContext(r.Context(), "verify: token rejected", "err", err)
-	challenge(w, http.StatusUnauthorized, `Bearer error="invalid_token", error_description="`+desc+`"`, "invalid_token", desc)
+	a := oauth.Answer{Status: http.StatusUnauthorized, Challenge: oauth.BearerChallenge("", oauth.InvalidToken, desc, "")}
+	oauth.WriteError(w, a, oauth.InvalidToken, desc)
 }
 
 // descriptions are the error_description of each sentinel error: fixed
@@ -126,24 +133,6 @@ func describe(err error) string {
 		}
 	}
 	return "malformed token"
-}
-
-// challenge writes status with the WWW-Authenticate challenge ch and a JSON
-// body; code "" leaves error out of the body too.
-func challenge(w http.ResponseWriter, status int, ch, code, desc string) {
-	w.Header().Set("WWW-Authenticate", ch)
-	writeJSON(w, status, code, desc)
-}
-
-func writeJSON(w http.ResponseWriter, status int, code, desc string) {
-	body := struct {
-		Error       string `json:"error,omitempty"`
-		Description string `json:"error_description"`
-	}{code, desc}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
 }
 
 // isScopeToken reports whether s is a scope-token of RFC 6749 §3.3:

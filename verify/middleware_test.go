@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokend/tokend/verify"
 )
@@ -78,5 +80,59 @@ func TestRequireScope(t *testing.T) {
 			}()
 			verify.RequireScope(bad, hello(t))
 		}()
+	}
+}
+
+// The answers of Middleware and RequireScope, byte for byte: status,
+// headers and body.
+func TestMiddlewareAnswers(t *testing.T) {
+	f := newFixture(t)
+	h := f.v.Middleware(verify.RequireScope("write", hello(t)))
+	expired := sign(hdr("EdDSA", "ed"), f.claims("exp", t0.Add(-time.Hour).Unix()), edSign(edKey))
+	readOnly := sign(hdr("EdDSA", "ed"), f.claims("scope", "read"), edSign(edKey))
+	unknown := sign(hdr("EdDSA", "gone"), f.claims(), edSign(edKey))
+	for _, tc := range []struct {
+		name   string
+		auth   []string
+		status int
+		header http.Header
+		body   string
+	}{
+		{"no token", nil, http.StatusUnauthorized,
+			http.Header{"Www-Authenticate": {"Bearer"}, "Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			`{"error_description":"bearer token required"}` + "\n"},
+		{"expired", []string{"Bearer " + expired}, http.StatusUnauthorized,
+			http.Header{"Www-Authenticate": {`Bearer error="invalid_token", error_description="the access token expired"`},
+				"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			`{"error":"invalid_token","error_description":"the access token expired"}` + "\n"},
+		{"unknown key", []string{"Bearer " + unknown}, http.StatusUnauthorized,
+			http.Header{"Www-Authenticate": {`Bearer error="invalid_token", error_description="unknown signing key"`},
+				"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			`{"error":"invalid_token","error_description":"unknown signing key"}` + "\n"},
+		{"two headers", []string{"Bearer " + expired, "Bearer " + expired}, http.StatusUnauthorized,
+			http.Header{"Www-Authenticate": {`Bearer error="invalid_token", error_description="more than one Authorization header"`},
+				"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			`{"error":"invalid_token","error_description":"more than one Authorization header"}` + "\n"},
+		{"insufficient scope", []string{"Bearer " + readOnly}, http.StatusForbidden,
+			http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope", error_description="the token lacks scope write", scope="write"`},
+				"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			`{"error":"insufficient_scope","error_description":"the token lacks scope write"}` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := serve(h, tc.auth...)
+			if rec.Code != tc.status || !reflect.DeepEqual(rec.Header(), tc.header) || rec.Body.String() != tc.body {
+				t.Fatalf("answer %d %v %q\nwant   %d %v %q", rec.Code, rec.Header(), rec.Body, tc.status, tc.header, tc.body)
+			}
+		})
+	}
+
+	// The keys cannot be fetched: 503 temporarily_unavailable, no challenge.
+	f = newFixture(t)
+	f.is.set(func(is *issuer) { is.jwksStatus = http.StatusInternalServerError })
+	rec := serve(f.v.Middleware(hello(t)), "Bearer "+readOnly)
+	want := http.Header{"Retry-After": {"10"}, "Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}
+	if body := `{"error":"temporarily_unavailable","error_description":"cannot fetch the issuer's keys"}` + "\n"; rec.Code != http.StatusServiceUnavailable ||
+		!reflect.DeepEqual(rec.Header(), want) || rec.Body.String() != body {
+		t.Fatalf("answer %d %v %q", rec.Code, rec.Header(), rec.Body)
 	}
 }

@@ -14,6 +14,31 @@
 // accepted, and a token's alg must match its key's: "none", HMAC and
 // algorithm confusion are rejected. The keys come only from the JWKS:
 // header parameters such as jku, jwk or x5u are ignored.
+//
+// # Key lifetime
+//
+// The JWKS is trusted for as long as its response allows, so that a key
+// the issuer withdraws stops verifying everywhere within a bounded time:
+//
+//   - Its lifetime is the Cache-Control max-age (RFC 9111 §5.2.2.1) less
+//     the response's Age (§5.1), kept between MinRefresh and MaxKeysAge
+//     (default 10s and 1h). Without max-age it is DefaultKeysAge
+//     (5 min); no-store and a no-cache without a field list (§5.2.2.5,
+//     §5.2.2.4) cap it at DefaultKeysAge too. max-age=0, an invalid max-age, or max-age given
+//     twice with different values make the response stale at once
+//     (§4.2.1): the lifetime is then MinRefresh.
+//   - From 80% of its lifetime, the first Verify that sees the set starts
+//     a fetch in the background and keeps answering from the set
+//     meanwhile; concurrent callers share that one fetch. A kid the new
+//     set does not publish is ErrUnknownKey from then on.
+//   - A Verify that finds the set lapsed (nothing asked for the keys since
+//     the refresh point) waits for a fetch, as on first use.
+//   - If fetching fails, the last good set stays in use until
+//     StaleIfError (default 5 min) after it lapsed, in the spirit of
+//     RFC 5861 §4, with a new attempt at most once per MinRefresh; after
+//     that Verify answers ErrKeys (the middleware 503) until a fetch
+//     succeeds. A set is never trusted for longer than MaxKeysAge +
+//     StaleIfError after it was fetched.
 package verify
 
 import (
@@ -72,6 +97,11 @@ var (
 // ones are ErrMalformed.
 const MaxTokenLength = 16 << 10
 
+// DefaultKeysAge is the lifetime of a JWKS whose response has no
+// Cache-Control max-age, and the longest for one with no-store or no-cache
+// (see the package doc, "Key lifetime").
+const DefaultKeysAge = 5 * time.Minute
+
 // The supported algorithms.
 const (
 	algEdDSA = "EdDSA"
@@ -95,8 +125,20 @@ type Options struct {
 	HTTPClient *http.Client
 	// MinRefresh is the least time between two key fetches caused by
 	// unknown kids: a flood of tokens with made-up kids causes at most one
-	// fetch per MinRefresh. Default 10s.
+	// fetch per MinRefresh. It is also the shortest lifetime of a JWKS
+	// (whatever its max-age), and the time between two attempts while
+	// fetching fails. Default 10s.
 	MinRefresh time.Duration
+	// MaxKeysAge is the longest lifetime of a JWKS, whatever its max-age:
+	// the longest a key the issuer withdraws keeps verifying while the
+	// issuer can be reached. Default 1h; it is at least MinRefresh.
+	MaxKeysAge time.Duration
+	// StaleIfError is how long after its lifetime a JWKS stays in use
+	// while fetching it again fails (RFC 5861 §4 in spirit), so that a
+	// short outage of the issuer does not fail every request. Default
+	// 5 min; a negative value means none: ErrKeys as soon as the set
+	// lapses and cannot be fetched.
+	StaleIfError time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Logger receives key-fetch failures and rejections at debug level,
@@ -109,7 +151,8 @@ type Options struct {
 }
 
 // Verifier checks access tokens of one issuer. It is safe for concurrent
-// use. Verify takes no lock unless the token names a kid it has not seen.
+// use. Verify takes no lock unless the token names a kid it has not seen
+// or the keys are due for a refresh.
 type Verifier struct {
 	issuer   string
 	o        Options
@@ -143,6 +186,16 @@ func New(issuer string, opts *Options) *Verifier {
 	if o.MinRefresh <= 0 {
 		o.MinRefresh = 10 * time.Second
 	}
+	if o.MaxKeysAge <= 0 {
+		o.MaxKeysAge = time.Hour
+	}
+	o.MaxKeysAge = max(o.MaxKeysAge, o.MinRefresh)
+	switch {
+	case o.StaleIfError == 0:
+		o.StaleIfError = 5 * time.Minute
+	case o.StaleIfError < 0:
+		o.StaleIfError = 0
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -175,6 +228,7 @@ type Claims struct {
 	NotBefore time.Time // nbf; zero if absent
 	ID        string    // jti
 	ClientID  string    // client_id
+	KeyID     string    // kid of the key that signed the token (a header parameter)
 	Scope     string    // scope, space-separated
 	// Extra holds every other claim, as encoding/json decodes it into an
 	// any (numbers are float64).
@@ -248,7 +302,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if h.Crit != nil {
 		return nil, fmt.Errorf("%w: critical header parameters are not supported", ErrMalformed)
 	}
-	key, err := v.key(ctx, h.Kid)
+	key, now, err := v.key(ctx, h.Kid)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +323,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload encoding", ErrMalformed)
 	}
-	return v.claims(payload)
+	return v.claims(payload, h.Kid, now)
 }
 
 // header decodes the encoded JOSE header enc, or takes it from the cache.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
 	"github.com/tokend/tokend/verify"
 )
 
@@ -60,9 +62,12 @@ func newClock() *clock {
 func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// At sets the clock to d after t0.
+func (c *clock) At(d time.Duration) { c.ns.Store(t0.Add(d).UnixNano()) }
+
 // issuer is a fake authorization server: metadata and a JWKS that tests
-// can change, with fetch counters and an optional gate that holds JWKS
-// requests.
+// can change, with its Cache-Control and Age, fetch counters and an
+// optional gate that holds JWKS requests.
 type issuer struct {
 	srv         *httptest.Server
 	jwksFetches atomic.Int64
@@ -72,6 +77,8 @@ type issuer struct {
 	keys       []jose.JSONWebKey
 	rawJWKS    string        // served instead of keys if set
 	jwksStatus int           // served instead of 200 if set
+	cacheCtl   string        // the JWKS's Cache-Control, if set
+	age        string        // the JWKS's Age, if set
 	gate       chan struct{} // if set, JWKS requests wait until it is closed
 	requested  chan struct{} // if set, receives a value per JWKS request
 }
@@ -89,6 +96,12 @@ func newIssuer(tb testing.TB) *issuer {
 		is.mu.Lock()
 		gate, status, raw, requested := is.gate, is.jwksStatus, is.rawJWKS, is.requested
 		doc, _ := json.Marshal(jose.JSONWebKeySet{Keys: is.keys})
+		if is.cacheCtl != "" {
+			w.Header().Set("Cache-Control", is.cacheCtl)
+		}
+		if is.age != "" {
+			w.Header().Set("Age", is.age)
+		}
 		is.mu.Unlock()
 		if requested != nil {
 			requested <- struct{}{}
@@ -133,6 +146,13 @@ func (is *issuer) publish(kid, alg string, pub crypto.PublicKey) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	is.keys = append(is.keys, jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: alg, Use: "sig"})
+}
+
+// withdraw stops publishing kid.
+func (is *issuer) withdraw(kid string) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.keys = slices.DeleteFunc(is.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
 }
 
 func (is *issuer) set(f func(is *issuer)) {
@@ -379,7 +399,7 @@ func TestClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := verify.Claims{Issuer: issuerID, Subject: "alice", Audience: []string{"api", "web"}, Expiry: t0.Add(time.Minute),
-		IssuedAt: t0, NotBefore: t0, ID: "j1", ClientID: "app", Scope: "read write"}
+		IssuedAt: t0, NotBefore: t0, ID: "j1", ClientID: "app", KeyID: "ed", Scope: "read write"}
 	extra := c.Extra
 	c.Extra = nil
 	if got, _ := json.Marshal(c); string(got) != string(must(json.Marshal(want))) {
