@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/verify"
 )
@@ -22,36 +23,87 @@ type accessClaims struct {
 	exp, iat                           int64
 }
 
-// newAccessVerifier returns a verifier of this server's own access tokens
-// that reads the JWKS from the Signer in memory instead of over HTTP.
-func (s *Server) newAccessVerifier() *verify.Verifier {
-	jwks := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+// selfVerifier verifies this server's own access tokens against one
+// version of the Signer's JWKS, read in memory instead of over HTTP.
+type selfVerifier struct {
+	jwks []byte
+	v    *verify.Verifier
+}
+
+// accessVerifier returns the verifier for the Signer's current JWKS,
+// building a new one when the JWKS has changed (a rotation, a revocation,
+// a reload), so that a key is trusted exactly while the Signer publishes
+// it.
+func (s *Server) accessVerifier() *verify.Verifier {
+	jwks := s.cfg.Signer.JWKS()
+	if sv := s.access.Load(); sv != nil && bytes.Equal(sv.jwks, jwks) {
+		return sv.v
+	}
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(bytes.NewReader(s.cfg.Signer.JWKS())), Request: r}, nil
+			Body: io.NopCloser(bytes.NewReader(jwks)), Request: r}, nil
 	})
-	return verify.New(s.cfg.Issuer, &verify.Options{
+	sv := &selfVerifier{jwks: jwks, v: verify.New(s.cfg.Issuer, &verify.Options{
 		Audience:   s.cfg.Audience,
 		JWKSURL:    "http://tokend.internal/jwks.json",
-		HTTPClient: &http.Client{Transport: jwks},
-		// Reading the JWKS costs nothing here: pick up a rotated key at once.
-		MinRefresh: time.Nanosecond,
+		HTTPClient: &http.Client{Transport: rt},
+		// The document never changes: a new one makes a new verifier.
+		MaxKeysAge: 24 * time.Hour,
 		Now:        s.now,
 		Logger:     s.log,
-	})
+	})}
+	s.access.Store(sv)
+	return sv.v
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func (s *Server) verifyAccess(ctx context.Context, tok string) (accessClaims, error) {
-	c, err := s.access.Verify(ctx, tok)
-	if err != nil {
-		return accessClaims{}, err
+// KeyChecker is what a Signer may also implement (*keys.Set does) so that
+// the server follows key changes made by other processes (tokend keys
+// revoke, another instance's rotation) at once:
+//   - Check reports, from the store, whether tokens signed by kid may be
+//     accepted at now: an error wrapping keys.ErrRevoked or
+//     keys.ErrUnknownKey when they may not, any other error when the answer
+//     cannot be known. Introspection and revocation call it for every
+//     access token.
+//   - Reload re-reads the keys from the store; the JWKS endpoint calls it
+//     at most once a second, so a withdrawn key leaves the published JWKS
+//     within a second.
+type KeyChecker interface {
+	Check(ctx context.Context, kid string, now time.Time) error
+	Reload(ctx context.Context, now time.Time) error
+}
+
+// verifyAccess checks one of the server's own access tokens for
+// introspection and revocation. ok is false for a token that is not valid
+// (bad, expired, unknown or withdrawn key); err is set only when validity
+// cannot be known now (the store is down).
+func (s *Server) verifyAccess(ctx context.Context, tok string) (c accessClaims, ok bool, err error) {
+	claims, err := s.accessVerifier().Verify(ctx, tok)
+	kc, checks := s.cfg.Signer.(KeyChecker)
+	if errors.Is(err, verify.ErrUnknownKey) && checks {
+		// Signed by a key this instance has not loaded yet (another
+		// instance rotated): Check reloads the keys if the store has it.
+		if kc.Check(ctx, verify.KeyID(tok), s.now()) == nil {
+			claims, err = s.accessVerifier().Verify(ctx, tok)
+		}
 	}
-	sid, _ := c.Extra["sid"].(string)
-	return accessClaims{sid: sid, clientID: c.ClientID, subject: c.Subject, scope: c.Scope, jti: c.ID,
-		aud: c.Audience, exp: c.Expiry.Unix(), iat: c.IssuedAt.Unix()}, nil
+	if err != nil {
+		return accessClaims{}, false, nil
+	}
+	if checks {
+		switch err := kc.Check(ctx, claims.KeyID, s.now()); {
+		case errors.Is(err, keys.ErrRevoked), errors.Is(err, keys.ErrUnknownKey):
+			return accessClaims{}, false, nil
+		case err != nil:
+			return accessClaims{}, false, fmt.Errorf("check signing key: %w", err)
+		}
+	}
+	sid, _ := claims.Extra["sid"].(string)
+	return accessClaims{sid: sid, clientID: claims.ClientID, subject: claims.Subject, scope: claims.Scope, jti: claims.ID,
+		aud: claims.Audience, exp: claims.Expiry.Unix(), iat: claims.IssuedAt.Unix()}, true, nil
 }
 
 // handleIntrospect implements RFC 7662 for the calling client's own tokens;
@@ -105,10 +157,13 @@ func (s *Server) introspect(ctx context.Context, w http.ResponseWriter, r *http.
 		return map[string]any{"active": true, "token_type": "refresh_token", "client_id": f.ClientID,
 			"sub": f.Subject, "scope": f.Scope, "iat": rt.IssuedAt.Unix(), "exp": exp.Unix(), "iss": s.cfg.Issuer}, nil
 	}
-	c, err := s.verifyAccess(ctx, tok)
+	c, ok, err := s.verifyAccess(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
 	// RFC 7662 §2.2: a token past its exp is inactive. The verifier allows
 	// clock skew; the issuer judges its own tokens on its own clock.
-	if err != nil || c.clientID != client.ID || !now.Before(time.Unix(c.exp, 0)) {
+	if !ok || c.clientID != client.ID || !now.Before(time.Unix(c.exp, 0)) {
 		return inactive, nil
 	}
 	if c.sid == "" {

@@ -1,16 +1,22 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/verify"
 )
 
 func (e *env) introspect(tok string) answer {
@@ -195,5 +201,74 @@ func TestDeleteRevokesLogins(t *testing.T) {
 	}
 	if reasons[store.ReasonUserDeleted] != 3 || reasons[store.ReasonClientDeleted] != 1 {
 		t.Errorf("revocation reasons: %v", reasons)
+	}
+}
+
+// tokend keys revoke, run by another process, takes effect at once:
+// introspection refuses the key's tokens, and the JWKS drops it within a
+// second. A key another instance rotated to is accepted at once too.
+func TestWithdrawnKey(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	a := e.login()
+	at := a.str("access_token")
+	kid := verify.KeyID(at)
+	// Another process withdraws the signing key; this server's key set is
+	// not told.
+	next, err := keys.Revoke(ctx, e.store, kid, "", e.clock.Now())
+	if err != nil || next.ID == "" {
+		t.Fatalf("Revoke: %v, %v", next, err)
+	}
+	if r := e.introspect(at); r.status != 200 || r.body["active"] != false {
+		t.Fatalf("token of a withdrawn key: %d %v", r.status, r.body)
+	}
+	e.clock.Advance(time.Second)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/.well-known/jwks.json", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(jwks), kid) || !strings.Contains(string(jwks), next.ID) {
+		t.Fatalf("JWKS a second after the withdrawal: %s", jwks)
+	}
+	b := e.login()
+	if got := verify.KeyID(b.str("access_token")); got != next.ID {
+		t.Fatalf("new tokens signed by %q, want %q", got, next.ID)
+	}
+	if r := e.introspect(b.str("access_token")); r.body["active"] != true {
+		t.Fatalf("token of the new key: %v", r.body)
+	}
+
+	// Another instance on the same store rotates and signs with its new
+	// key before this one has reloaded.
+	ks2, err := keys.Load(ctx, e.store, "", time.Hour, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Rotate(ctx, e.store, "", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks2.Reload(ctx, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := server.New(server.Config{Store: e.store, Signer: ks2, Secret: bytes.Repeat([]byte{7}, 32), Issuer: e.url, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	req = httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(appID, appSecret)
+	srv2.ServeHTTP(w, req)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || w.Code != 200 {
+		t.Fatalf("token from the other instance: %d %s", w.Code, w.Body)
+	}
+	if r := e.introspect(tok.AccessToken); r.body["active"] != true {
+		t.Fatalf("token signed by the other instance's new key: %v", r.body)
 	}
 }

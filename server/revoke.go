@@ -61,8 +61,11 @@ func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		return s.revokeFamily(ctx, client, f.ID)
 	}
-	c, err := s.verifyAccess(ctx, tok)
-	if err != nil || c.clientID != client.ID {
+	c, ok, err := s.verifyAccess(ctx, tok)
+	if err != nil {
+		return err
+	}
+	if !ok || c.clientID != client.ID {
 		return nil
 	}
 	if c.sid != "" {

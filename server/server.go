@@ -16,11 +16,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/store"
-	"github.com/tokend/tokend/verify"
 )
 
 // Signer signs access tokens and publishes the public keys; *keys.Set is one.
@@ -124,8 +124,11 @@ type Server struct {
 	metrics *metrics
 	minted  *mintCache
 	health  storeHealth
+	// jwksLoaded is when the JWKS endpoint last reloaded the keys (Unix
+	// nanoseconds).
+	jwksLoaded atomic.Int64
 	// access verifies the server's own access tokens (introspection).
-	access *verify.Verifier
+	access atomic.Pointer[selfVerifier]
 
 	// dummyHash is checked for unknown users, so that a login takes as
 	// long whether or not the user exists.
@@ -179,7 +182,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimit > 0 {
 		s.lim = newLimiter(cfg.RateLimit, max(cfg.RateBurst, 1), cfg.Now)
 	}
-	s.access = s.newAccessVerifier()
 	s.metrics = newMetrics()
 	s.minted = newMintCache()
 	s.routes()
@@ -212,7 +214,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// jwksReloadEvery bounds how often the JWKS endpoint re-reads the keys.
+const jwksReloadEvery = time.Second
+
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if kc, ok := s.cfg.Signer.(KeyChecker); ok {
+		now := s.now()
+		last := s.jwksLoaded.Load()
+		if now.UnixNano()-last >= int64(jwksReloadEvery) && s.jwksLoaded.CompareAndSwap(last, now.UnixNano()) {
+			if err := kc.Reload(r.Context(), now); err != nil {
+				s.log.WarnContext(r.Context(), "reload signing keys", "err", err) // serve the keys loaded before
+			}
+		}
+	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.JWKSMaxAge/time.Second)))
 	_, _ = w.Write(s.cfg.Signer.JWKS())

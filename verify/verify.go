@@ -326,6 +326,26 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return v.claims(payload, h.Kid, now)
 }
 
+// KeyID returns the kid of token's JOSE header without verifying
+// anything, or "" if the token is malformed or names none. Use it to decide
+// where to look for a key (after ErrUnknownKey, say), never to trust the
+// token.
+func KeyID(token string) string {
+	enc, _, ok := strings.Cut(token, ".")
+	if !ok || len(token) > MaxTokenLength {
+		return ""
+	}
+	raw, err := b64.DecodeString(enc)
+	if err != nil {
+		return ""
+	}
+	var h header
+	if json.Unmarshal(raw, &h) != nil {
+		return ""
+	}
+	return h.Kid
+}
+
 // header decodes the encoded JOSE header enc, or takes it from the cache.
 func (v *Verifier) header(enc string) (header, error) {
 	if e := v.lastHead.Load(); e != nil && e.enc == enc {

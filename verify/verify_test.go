@@ -482,3 +482,21 @@ func TestLeewayOption(t *testing.T) {
 		t.Fatalf("beyond the default leeway: %v", err)
 	}
 }
+
+func TestKeyID(t *testing.T) {
+	enc := func(h string) string { return base64.RawURLEncoding.EncodeToString([]byte(h)) }
+	cases := []struct{ token, want string }{
+		{enc(`{"alg":"EdDSA","kid":"k1","typ":"at+jwt"}`) + ".e30.sig", "k1"},
+		{enc(`{"alg":"EdDSA"}`) + ".e30.sig", ""},
+		{enc(`{"kid":7}`) + ".e30.sig", ""},
+		{"not-base64!.e30.sig", ""},
+		{"no-dots", ""},
+		{"", ""},
+		{enc(`{"kid":"k1"}`) + "." + strings.Repeat("A", verify.MaxTokenLength), ""},
+	}
+	for _, tc := range cases {
+		if got := verify.KeyID(tc.token); got != tc.want {
+			t.Errorf("KeyID(%.40q) = %q, want %q", tc.token, got, tc.want)
+		}
+	}
+}

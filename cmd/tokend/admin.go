@@ -194,7 +194,7 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{errors.New("keys: want list or rotate")}
+		return usageError{errors.New("keys: want list, rotate or revoke")}
 	}
 	fs, storeURL := adminFlags("keys "+args[0], stderr)
 	switch args[0] {
@@ -208,13 +208,15 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED")
-			for _, k := range ks {
-				retired := "-"
-				if !k.RetiredAt.IsZero() {
-					retired = k.RetiredAt.UTC().Format(time.RFC3339)
+			fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tREVOKED")
+			stamp := func(t time.Time) string {
+				if t.IsZero() {
+					return "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.UTC().Format(time.RFC3339), retired)
+				return t.UTC().Format(time.RFC3339)
+			}
+			for _, k := range ks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, stamp(k.CreatedAt), stamp(k.RetiredAt), stamp(k.RevokedAt))
 			}
 			return tw.Flush()
 		})
@@ -228,7 +230,30 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "new signing key %s (%s); running servers switch to it within 30s\n", k.ID, k.Algorithm)
+			fmt.Fprintf(stdout, "new signing key %s (%s); running servers switch to it within --key-reload (10s)\n", k.ID, k.Algorithm)
+			return nil
+		})
+	case "revoke":
+		alg := fs.String("alg", "", "algorithm of the new signing key if KID signs (default: KID's)")
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError{errors.New("keys revoke: want one KID")}
+		}
+		return withStore(ctx, *storeURL, func(st store.Store) error {
+			next, err := keys.Revoke(ctx, st, pos[0], *alg, time.Now())
+			if errors.Is(err, keys.ErrUnknownKey) {
+				return usageError{fmt.Errorf("keys revoke: no key %q (tokend keys list shows them)", pos[0])}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "revoked key %s: it leaves the JWKS, and introspection refuses its tokens now\n", pos[0])
+			if next.ID != "" {
+				fmt.Fprintf(stdout, "new signing key %s (%s)\n", next.ID, next.Algorithm)
+			}
 			return nil
 		})
 	}

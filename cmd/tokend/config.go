@@ -32,6 +32,7 @@ type settings struct {
 	AccessLog       bool          `yaml:"access_log"`
 	MetricsAddr     string        `yaml:"metrics_addr"`
 	JWKSMaxAge      time.Duration `yaml:"jwks_max_age"`
+	KeyReload       time.Duration `yaml:"key_reload"`
 
 	// Encryption at rest (encryption.go); the keys themselves may instead
 	// be in TOKEND_ENCRYPTION_KEY and TOKEND_ENCRYPTION_OLD_KEY.
@@ -53,6 +54,7 @@ func defaultSettings() settings {
 		GCInterval:      time.Minute,
 		LogLevel:        "info",
 		JWKSMaxAge:      time.Minute,
+		KeyReload:       10 * time.Second,
 	}
 }
 
@@ -84,6 +86,7 @@ func (s *settings) table() []setting {
 		{"access-log", "log every request: method, path, status, client, latency", &s.AccessLog},
 		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},
 		{"jwks-max-age", "how long verifiers may cache the JWKS (and trust a withdrawn key)", &s.JWKSMaxAge},
+		{"key-reload", "how often signing keys are re-read from the store (rotations and revocations by other processes)", &s.KeyReload},
 		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in TOKEND_ENCRYPTION_KEY)", &s.EncryptionKeyFile},
 		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or TOKEND_ENCRYPTION_OLD_KEY)", &s.EncryptionOldKeyFile},
 	}
@@ -142,6 +145,15 @@ func loadSettings(fs *flag.FlagSet, args []string, getenv func(string) string) (
 		}
 		if set[st.name] {
 			copyValue(st.ptr, flags[i].ptr)
+		}
+	}
+	def := defaultSettings()
+	for _, d := range []struct {
+		name      string
+		got, want time.Duration
+	}{{"gc-interval", s.GCInterval, def.GCInterval}, {"key-reload", s.KeyReload, def.KeyReload}, {"jwks-max-age", s.JWKSMaxAge, def.JWKSMaxAge}} {
+		if d.got <= 0 {
+			return s, fmt.Errorf("%s must be positive (e.g. %s), not %s", d.name, d.want, d.got)
 		}
 	}
 	if s.Issuer == "" {

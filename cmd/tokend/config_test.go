@@ -50,6 +50,9 @@ func TestLoadSettingsErrors(t *testing.T) {
 		{[]string{"--config", bad}, nil},
 		{[]string{"--config", "/nonexistent.yaml"}, nil},
 		{[]string{"extra"}, nil},
+		{[]string{"--gc-interval", "0s"}, nil}, // a ticker of 0 would panic
+		{[]string{"--key-reload", "-1s"}, nil},
+		{nil, map[string]string{"TOKEND_JWKS_MAX_AGE": "0s"}},
 	}
 	for _, tc := range cases {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -27,7 +27,7 @@ Commands:
   serve                         run the token server (tokend serve -h for its flags)
   client create|list|delete     manage OAuth clients
   user create|delete            manage built-in users (password grant)
-  keys list|rotate              manage signing keys
+  keys list|rotate|revoke       manage signing keys (revoke KID withdraws one at once)
   sessions list|revoke          list and end refresh-token families
   encryption keygen|status|seal|rotate|unseal
                                 encrypt signing keys and secrets at rest

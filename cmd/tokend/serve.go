@@ -117,7 +117,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, st interface {
 	DeleteExpired(context.Context, time.Time) (int, error)
 }) {
-	reload := time.NewTicker(30 * time.Second)
+	reload := time.NewTicker(cfg.KeyReload)
 	defer reload.Stop()
 	gc := time.NewTicker(cfg.GCInterval)
 	defer gc.Stop()
