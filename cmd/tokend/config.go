@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/server"
 )
 
 // settings are tokend serve's knobs. Each is set, in rising precedence, by
@@ -27,6 +30,12 @@ type settings struct {
 	RateBurst       int           `yaml:"rate_burst"`
 	GCInterval      time.Duration `yaml:"gc_interval"`
 	LogLevel        string        `yaml:"log_level"`
+
+	// Password hashing: server.Config's HashMemory, HashQueue and
+	// PasswordParams.
+	HashMemory   int    `yaml:"hash_memory"` // MiB
+	HashQueue    int    `yaml:"hash_queue"`
+	Argon2Params string `yaml:"argon2_params"`
 }
 
 func defaultSettings() settings {
@@ -42,6 +51,10 @@ func defaultSettings() settings {
 		RateBurst:       100,
 		GCInterval:      time.Minute,
 		LogLevel:        "info",
+
+		HashMemory:   server.DefaultHashMemory >> 20,
+		HashQueue:    server.DefaultHashQueue,
+		Argon2Params: password.DefaultParams().String(),
 	}
 }
 
@@ -70,7 +83,21 @@ func (s *settings) table() []setting {
 		{"rate-burst", "token request burst per client", &s.RateBurst},
 		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
+
+		{"hash-memory", "memory budget of concurrent password checks, in MiB", &s.HashMemory},
+		{"hash-queue", "logins that may wait for hashing memory before 503 (negative: none)", &s.HashQueue},
+		{"argon2-params", "argon2id parameters of new password hashes: m=KiB,t=passes,p=lanes", &s.Argon2Params},
 	}
+}
+
+// applyHashing sets the password-hashing fields of c from s.
+func (s *settings) applyHashing(c *server.Config) error {
+	p, err := password.ParseParams(s.Argon2Params)
+	if err != nil {
+		return fmt.Errorf("argon2-params: %w", err)
+	}
+	c.PasswordParams, c.HashMemory, c.HashQueue = p, int64(s.HashMemory)<<20, s.HashQueue
+	return nil
 }
 
 func envName(flagName string) string {
@@ -130,6 +157,9 @@ func loadSettings(fs *flag.FlagSet, args []string, getenv func(string) string) (
 		s.Issuer = "http://" + s.Addr
 	}
 	s.Issuer = strings.TrimRight(s.Issuer, "/")
+	if _, err := password.ParseParams(s.Argon2Params); err != nil {
+		return s, fmt.Errorf("argon2-params: %w", err)
+	}
 	return s, nil
 }
 

@@ -29,7 +29,7 @@ Commands:
   user create|delete            manage built-in users (password grant)
   keys list|rotate              manage signing keys
   sessions list|revoke          list and end refresh-token families
-  bench                         load-test refresh-token rotation
+  bench                         load-test refresh-token rotation or password logins
   version                       print the version
 
 The admin commands act on the store that serve uses: --store, or
