@@ -23,7 +23,7 @@ func (s *Server) password(ctx context.Context, c store.Client, form url.Values) 
 	sub, err := s.cfg.Authenticate(ctx, user, pass)
 	if ctx.Err() != nil {
 		// The client is gone, whether it waited for hashing memory or its
-		// check ran to the end: no session is written for nobody.
+		// check ran to the end: no session is written for it.
 		return nil, errGone()
 	}
 	if errors.Is(err, ErrBadCredentials) {

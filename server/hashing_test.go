@@ -189,6 +189,17 @@ func TestHashingAdmission(t *testing.T) {
 		if got := g.sessions(); got != slots+queue {
 			t.Errorf("%d sessions, want %d", got, slots+queue)
 		}
+		w := httptest.NewRecorder()
+		g.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		for _, want := range []string{
+			`tokend_password_checks_refused_total{reason="queue_full"} 4`,
+			"tokend_password_hash_memory_bytes 0",
+			"tokend_password_hash_waiting 0",
+		} {
+			if !strings.Contains(w.Body.String(), want+"\n") {
+				t.Errorf("metrics lack %q", want)
+			}
+		}
 	})
 }
 

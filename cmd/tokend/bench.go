@@ -20,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
@@ -41,6 +42,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	grant := fs.String("grant", "refresh_token", "what to load: refresh_token (rotations) or password (logins)")
 	username := fs.String("username", benchUser, "with --target and --grant password: the user who logs in")
 	pass := fs.String("password", benchPassword, "with --target and --grant password: the user's password")
+	argon2 := fs.String("argon2-params", defaultSettings().Argon2Params, "argon2id parameters of the in-process server's user; with --target, the server's (for the anchor of --grant password)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -55,9 +57,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ns = append(ns, n)
 	}
+	params, err := password.ParseParams(*argon2)
+	if err != nil {
+		return usageError{fmt.Errorf("bench: --argon2-params: %w", err)}
+	}
 	base, id, secret := *target, *clientID, *clientSecret
 	if base == "" {
-		stop, u, err := benchServer(ctx, *storeURL)
+		stop, u, err := benchServer(ctx, *storeURL, params)
 		if err != nil {
 			return err
 		}
@@ -68,7 +74,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer hc.CloseIdleConnections()
 	b := &bencher{hc: hc, base: strings.TrimRight(base, "/"), id: id, secret: secret}
 	if *grant == "password" {
-		return b.benchLogins(ctx, stdout, ns, *duration, *username, *pass, *target == "")
+		return b.benchLogins(ctx, stdout, ns, *duration, *username, *pass, params, *target == "")
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -93,9 +99,10 @@ const (
 )
 
 // benchServer starts an in-process server on loopback with serve's default
-// settings (rate limit aside: none) and serve's HTTP timeouts, a client
-// that may mint, refresh and log in, and the user benchUser.
-func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL string, err error) {
+// settings (rate limit aside: none; argon2id parameters: params) and
+// serve's HTTP timeouts, a client that may mint, refresh and log in, and
+// the user benchUser.
+func benchServer(ctx context.Context, storeURL string, params password.Params) (stop func(), baseURL string, err error) {
 	st, err := openStore(ctx, storeURL)
 	if err != nil {
 		return nil, "", err
@@ -112,6 +119,7 @@ func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL str
 		return nil, "", err
 	}
 	defaults := defaultSettings()
+	defaults.Argon2Params = params.String()
 	var cfg server.Config
 	if err := defaults.applyHashing(&cfg); err != nil {
 		st.Close()

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tokend/tokend/internal/password"
 )
 
 // benchLogins is bench --grant password: n virtual clients each log in
@@ -27,12 +29,14 @@ import (
 // 50% jitter) as a real one would. A transport error (a dropped
 // connection, a timeout) is a failure. With the in-process server (local),
 // the process's peak RSS is measured per level: the server's and the
-// load generator's together.
-func (b *bencher) benchLogins(ctx context.Context, stdout io.Writer, levels []int, d time.Duration, user, pass string, local bool) error {
+// load generator's together. Each level is shown beside its anchor,
+// checks/s: argon2id alone with params (the server's).
+func (b *bencher) benchLogins(ctx context.Context, stdout io.Writer, levels []int, d time.Duration, user, pass string, params password.Params, local bool) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(stdout, "tokend bench: password-grant logins against %s, %v per level\n", b.base, d)
-	fmt.Fprintln(tw, "clients\tlogins\tlogins/s\tp50\tp99\tmax\trefused\tdropped\tunusable\tother\thealthz max\tpeak RSS\t")
+	fmt.Fprintln(tw, "clients\tchecks/s\tlogins\tlogins/s\tp50\tp99\tmax\trefused\tdropped\tunusable\tother\thealthz max\tpeak RSS\t")
 	for _, n := range levels {
+		anchor := checkRate(params)
 		rss := "-"
 		if local {
 			resetPeakRSS()
@@ -41,10 +45,34 @@ func (b *bencher) benchLogins(ctx context.Context, stdout io.Writer, levels []in
 		if peak := peakRSS(); local && peak > 0 {
 			rss = fmt.Sprintf("%d MiB", peak>>20)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", n, r.ok, float64(r.ok)/r.elapsed.Seconds(),
+		fmt.Fprintf(tw, "%d\t%.1f\t%d\t%.1f\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t\n", n, anchor, r.ok, float64(r.ok)/r.elapsed.Seconds(),
 			pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.refused, r.dropped, r.unusable, r.errors(), r.healthz.Round(time.Millisecond), rss)
 	}
 	return tw.Flush()
+}
+
+// checkRate is the anchor of a level: argon2id checks of a hash made with
+// p per second, GOMAXPROCS at a time, as the machine runs them just
+// before the level (on a shared machine, its load shows here too). A
+// login cannot be faster than its check.
+func checkRate(p password.Params) float64 {
+	hash, err := p.Hash("anchor")
+	if err != nil {
+		return 0
+	}
+	const each = 3
+	procs := runtime.GOMAXPROCS(0)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range procs {
+		wg.Go(func() {
+			for range each {
+				_ = password.Check(hash, "anchor")
+			}
+		})
+	}
+	wg.Wait()
+	return float64(procs*each) / time.Since(start).Seconds()
 }
 
 type loginResult struct {

@@ -111,12 +111,12 @@ func TestBenchLogins(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("output:\n%s", out.String())
 	}
-	// clients logins logins/s p50 p99 max refused dropped unusable other healthz peak RSS
+	// clients checks/s logins logins/s p50 p99 max refused dropped unusable other healthz peak RSS
 	f := regexp.MustCompile(`\S+( MiB)?`).FindAllString(lines[2], -1)
-	if len(f) != 12 || f[0] != "2" || f[7] != "0" || f[8] != "0" || f[9] != "0" || !strings.HasSuffix(f[11], " MiB") {
+	if len(f) != 13 || f[0] != "2" || f[8] != "0" || f[9] != "0" || f[10] != "0" || !strings.HasSuffix(f[12], " MiB") {
 		t.Fatalf("row %q", lines[2])
 	}
-	if n, err := strconv.Atoi(f[1]); err != nil || n < 2 {
-		t.Fatalf("%s logins in row %q, want at least one per client", f[1], lines[2])
+	if n, err := strconv.Atoi(f[2]); err != nil || n < 2 {
+		t.Fatalf("%s logins in row %q, want at least one per client", f[2], lines[2])
 	}
 }
