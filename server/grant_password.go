@@ -21,6 +21,11 @@ func (s *Server) password(ctx context.Context, c store.Client, form url.Values) 
 		return nil, err
 	}
 	sub, err := s.cfg.Authenticate(ctx, user, pass)
+	if ctx.Err() != nil {
+		// The client is gone, whether it waited for hashing memory or its
+		// check ran to the end: no session is written for it.
+		return nil, errGone()
+	}
 	if errors.Is(err, ErrBadCredentials) {
 		return nil, errInvalidGrant("invalid username or password")
 	}

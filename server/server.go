@@ -111,6 +111,46 @@ type Config struct {
 
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	// Password hashing, for the built-in users (the default Authenticate;
+	// a custom one does its own admission). A check of an argon2id hash
+	// holds the hash's m KiB of memory while it runs, so checks are
+	// admitted against a memory budget: those that do not fit wait in a
+	// short first-in-first-out queue; beyond it, or after waiting
+	// HashWait, a login is answered 503 temporarily_unavailable with
+	// Retry-After at once (RFC 6749 §4.1.2.1). A login whose client goes
+	// away leaves the queue at once, and if its check was running, the
+	// result is dropped and no session is written.
+
+	// PasswordParams are the argon2id parameters of new hashes. A user's
+	// stored hash made with others is replaced by one made with these at
+	// the user's next successful login. Zero value: m=19456 (19 MiB),
+	// t=2, p=1, the OWASP Password Storage Cheat Sheet's configuration.
+	PasswordParams PasswordParams
+	// HashMemory is the memory budget of password checks, in bytes: with
+	// the default parameters, HashMemory / 19 MiB checks run at once.
+	// Default DefaultHashMemory (128 MiB: six checks). It must hold one
+	// hash of PasswordParams; a stored hash that needs more than all of it
+	// is refused (500, logged). Go's collector lets the work areas of
+	// finished checks linger until its next cycle, so the process's peak
+	// RSS is up to about twice this plus the rest of the server: 260 to
+	// 315 MiB at the default, measured with 16 to 500 concurrent logins
+	// (`tokend bench --grant password`). A GOMEMLIMIT near the budget
+	// narrows it (about 220 MiB with GOMEMLIMIT=192MiB).
+	HashMemory int64
+	// HashQueue is how many logins may wait for hashing memory. Default
+	// DefaultHashQueue (64); negative: none, a login that does not fit is
+	// refused at once.
+	HashQueue int
+	// HashWait is the longest a login waits in the queue before it is
+	// refused. Default DefaultHashWait (5s), well within an
+	// http.Server's usual WriteTimeout, so that no login is ever answered
+	// with a dropped connection.
+	HashWait time.Duration
+
+	// checkPassword replaces argon2id's check (password.Check) in tests
+	// (export_test.go).
+	checkPassword func(ctx context.Context, hash, pw string) error
 }
 
 // Server is the token server. Create it with New; it is an http.Handler.
@@ -130,6 +170,10 @@ type Server struct {
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
 
+	// hashing admits password checks (builtinUsers).
+	hashing *hashGate
+	// checkPassword is password.Check unless a test replaced it.
+	checkPassword func(ctx context.Context, hash, pw string) error
 	// dummyHash is checked for unknown users, so that a login takes as
 	// long whether or not the user exists.
 	dummyHash func() string
@@ -174,8 +218,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := hashingDefaults(&cfg); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
-		dummyHash: sync.OnceValue(func() string { return password.Hash("tokend: no such user") })}
+		hashing:       newHashGate(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
+		checkPassword: cfg.checkPassword,
+		dummyHash: sync.OnceValue(func() string {
+			h, _ := cfg.PasswordParams.Hash("tokend: no such user") // validated by hashingDefaults
+			return h
+		})}
+	if s.checkPassword == nil {
+		s.checkPassword = func(_ context.Context, hash, pw string) error { return password.Check(hash, pw) }
+	}
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = s.builtinUsers
 	}
@@ -183,6 +238,7 @@ func New(cfg Config) (*Server, error) {
 		s.lim = newLimiter(cfg.RateLimit, max(cfg.RateBurst, 1), cfg.Now)
 	}
 	s.metrics = newMetrics()
+	s.hashing.register(s.metrics.reg)
 	s.minted = newMintCache()
 	s.routes()
 	return s, nil

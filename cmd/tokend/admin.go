@@ -155,12 +155,21 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	switch args[0] {
 	case "create":
 		fromStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
+		paramsDef := os.Getenv(envName("argon2-params"))
+		if paramsDef == "" {
+			paramsDef = password.DefaultParams().String()
+		}
+		params := fs.String("argon2-params", paramsDef, "argon2id parameters of the hash: m=KiB,t=passes,p=lanes (env "+envName("argon2-params")+")")
 		pos, err := parseInterspersed(fs, args[1:])
 		if err != nil {
 			return err
 		}
 		if len(pos) != 1 || !*fromStdin {
 			return usageError{errors.New("user create: want NAME --password-stdin")}
+		}
+		p, err := password.ParseParams(*params)
+		if err != nil {
+			return usageError{fmt.Errorf("user create: --argon2-params: %w", err)}
 		}
 		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -170,8 +179,12 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if pw == "" {
 			return usageError{errors.New("user create: empty password")}
 		}
+		hash, err := p.Hash(pw)
+		if err != nil {
+			return err
+		}
 		return withStore(ctx, *storeURL, func(st store.Store) error {
-			return st.CreateUser(ctx, store.User{Name: pos[0], PasswordHash: password.Hash(pw), CreatedAt: time.Now()})
+			return st.CreateUser(ctx, store.User{Name: pos[0], PasswordHash: hash, CreatedAt: time.Now()})
 		})
 	case "delete":
 		pos, err := parseInterspersed(fs, args[1:])

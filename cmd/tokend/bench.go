@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
@@ -26,18 +28,26 @@ import (
 
 // cmdBench is the load generator: virtual clients, each holding its own
 // refresh-token family, rotate it again and again through real HTTP on
-// loopback.
+// loopback; or, with --grant password, log in again and again with the
+// password grant (see benchLogins).
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	storeURL := fs.String("store", "memory:", "store of the in-process server: memory: or sqlite:///path.db")
 	target := fs.String("target", "", "base URL of a running server instead of an in-process one")
-	clientID := fs.String("client-id", "bench", "with --target: a client that may mint and refresh")
+	clientID := fs.String("client-id", "bench", "with --target: a client that may mint and refresh (and log in, for --grant password)")
 	clientSecret := fs.String("client-secret", "", "with --target: its secret")
 	levels := fs.String("clients", "1,4,16,64", "comma-separated numbers of concurrent virtual clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long each level runs")
+	grant := fs.String("grant", "refresh_token", "what to load: refresh_token (rotations) or password (logins)")
+	username := fs.String("username", benchUser, "with --target and --grant password: the user who logs in")
+	pass := fs.String("password", benchPassword, "with --target and --grant password: the user's password")
+	argon2 := fs.String("argon2-params", defaultSettings().Argon2Params, "argon2id parameters of the in-process server's user; with --target, the server's (for the anchor of --grant password)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	if *grant != "refresh_token" && *grant != "password" {
+		return usageError{fmt.Errorf("bench: bad --grant %q", *grant)}
 	}
 	var ns []int
 	for _, f := range splitList(*levels) {
@@ -47,9 +57,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ns = append(ns, n)
 	}
+	params, err := password.ParseParams(*argon2)
+	if err != nil {
+		return usageError{fmt.Errorf("bench: --argon2-params: %w", err)}
+	}
 	base, id, secret := *target, *clientID, *clientSecret
 	if base == "" {
-		stop, u, err := benchServer(ctx, *storeURL)
+		stop, u, err := benchServer(ctx, *storeURL, params)
 		if err != nil {
 			return err
 		}
@@ -59,6 +73,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
 	b := &bencher{hc: hc, base: strings.TrimRight(base, "/"), id: id, secret: secret}
+	if *grant == "password" {
+		return b.benchLogins(ctx, stdout, ns, *duration, *username, *pass, params, *target == "")
+	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", b.base, *storeURL, *duration)
@@ -74,10 +91,18 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return tw.Flush()
 }
 
-const benchSecret = "bench-secret-for-the-in-process-server"
+// The in-process server's client and user.
+const (
+	benchSecret   = "bench-secret-for-the-in-process-server"
+	benchUser     = "bench"
+	benchPassword = "bench-password"
+)
 
-// benchServer starts an in-process server on loopback with a minting client.
-func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL string, err error) {
+// benchServer starts an in-process server on loopback with serve's default
+// settings (rate limit aside: none; argon2id parameters: params) and
+// serve's HTTP timeouts, a client that may mint, refresh and log in, and
+// the user benchUser.
+func benchServer(ctx context.Context, storeURL string, params password.Params) (stop func(), baseURL string, err error) {
 	st, err := openStore(ctx, storeURL)
 	if err != nil {
 		return nil, "", err
@@ -89,7 +114,23 @@ func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL str
 	}
 	_, _ = st.DeleteClient(ctx, "bench", time.Now())
 	if err := st.CreateClient(ctx, store.Client{ID: "bench", SecretHash: server.HashClientSecret(benchSecret),
-		Grants: []string{"refresh_token"}, Mint: true, CreatedAt: time.Now()}); err != nil {
+		Grants: []string{"refresh_token", "password"}, Mint: true, CreatedAt: time.Now()}); err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	defaults := defaultSettings()
+	defaults.Argon2Params = params.String()
+	var cfg server.Config
+	if err := defaults.applyHashing(&cfg); err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	hash, err := cfg.PasswordParams.Hash(benchPassword)
+	if err == nil {
+		_, _ = st.DeleteUser(ctx, benchUser, time.Now())
+		err = st.CreateUser(ctx, store.User{Name: benchUser, PasswordHash: hash, CreatedAt: time.Now()})
+	}
+	if err != nil {
 		st.Close()
 		return nil, "", err
 	}
@@ -100,12 +141,13 @@ func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL str
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	srv, err := server.New(server.Config{Store: st, Signer: ks, Secret: secret, Issuer: "http://" + ln.Addr().String()})
+	cfg.Store, cfg.Signer, cfg.Secret, cfg.Issuer = st, ks, secret, "http://"+ln.Addr().String()
+	srv, err := server.New(cfg)
 	if err != nil {
 		st.Close()
 		return nil, "", err
 	}
-	hs := &http.Server{Handler: srv}
+	hs := newHTTPServer(srv, slog.New(slog.DiscardHandler))
 	go func() { _ = hs.Serve(ln) }()
 	return func() { _ = hs.Close(); st.Close() }, "http://" + ln.Addr().String(), nil
 }

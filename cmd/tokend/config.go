@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/server"
 )
 
@@ -38,6 +39,12 @@ type settings struct {
 	// be in TOKEND_ENCRYPTION_KEY and TOKEND_ENCRYPTION_OLD_KEY.
 	EncryptionKeyFile    string `yaml:"encryption_key_file"`
 	EncryptionOldKeyFile string `yaml:"encryption_old_key_file"`
+
+	// Password hashing: server.Config's HashMemory, HashQueue and
+	// PasswordParams.
+	HashMemory   int    `yaml:"hash_memory"` // MiB
+	HashQueue    int    `yaml:"hash_queue"`
+	Argon2Params string `yaml:"argon2_params"`
 }
 
 func defaultSettings() settings {
@@ -55,6 +62,10 @@ func defaultSettings() settings {
 		LogLevel:        "info",
 		JWKSMaxAge:      time.Minute,
 		KeyReload:       10 * time.Second,
+
+		HashMemory:   server.DefaultHashMemory >> 20,
+		HashQueue:    server.DefaultHashQueue,
+		Argon2Params: password.DefaultParams().String(),
 	}
 }
 
@@ -89,7 +100,21 @@ func (s *settings) table() []setting {
 		{"key-reload", "how often signing keys are re-read from the store (rotations and revocations by other processes)", &s.KeyReload},
 		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in TOKEND_ENCRYPTION_KEY)", &s.EncryptionKeyFile},
 		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or TOKEND_ENCRYPTION_OLD_KEY)", &s.EncryptionOldKeyFile},
+
+		{"hash-memory", "memory budget of concurrent password checks, in MiB", &s.HashMemory},
+		{"hash-queue", "logins that may wait for hashing memory before 503 (negative: none)", &s.HashQueue},
+		{"argon2-params", "argon2id parameters of new password hashes: m=KiB,t=passes,p=lanes", &s.Argon2Params},
 	}
+}
+
+// applyHashing sets the password-hashing fields of c from s.
+func (s *settings) applyHashing(c *server.Config) error {
+	p, err := password.ParseParams(s.Argon2Params)
+	if err != nil {
+		return fmt.Errorf("argon2-params: %w", err)
+	}
+	c.PasswordParams, c.HashMemory, c.HashQueue = p, int64(s.HashMemory)<<20, s.HashQueue
+	return nil
 }
 
 func envName(flagName string) string {
@@ -160,6 +185,9 @@ func loadSettings(fs *flag.FlagSet, args []string, getenv func(string) string) (
 		s.Issuer = "http://" + s.Addr
 	}
 	s.Issuer = strings.TrimRight(s.Issuer, "/")
+	if _, err := password.ParseParams(s.Argon2Params); err != nil {
+		return s, fmt.Errorf("argon2-params: %w", err)
+	}
 	return s, nil
 }
 

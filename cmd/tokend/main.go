@@ -31,7 +31,7 @@ Commands:
   sessions list|revoke          list and end refresh-token families
   encryption keygen|status|seal|rotate|unseal
                                 encrypt signing keys and secrets at rest
-  bench                         load-test refresh-token rotation
+  bench                         load-test refresh-token rotation or password logins
   version                       print the version
 
 The admin commands act on the store that serve uses: --store, or

@@ -56,12 +56,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("load server secret: %w", err)
 	}
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, Logger: log,
 		JWKSMaxAge: cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
-	})
+	}
+	if err := cfg.applyHashing(&scfg); err != nil {
+		return usageError{err}
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		return err
 	}
@@ -69,9 +73,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := newHTTPServer(srv, log)
 
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
@@ -110,6 +112,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return nil
+}
+
+// newHTTPServer returns the http.Server that serves h, with serve's
+// timeouts (the load generator uses them too).
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
 // background reloads the signing keys (so `tokend keys rotate` takes effect
