@@ -18,6 +18,7 @@ func open(t testing.TB, path string) *sqlite.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -54,5 +55,12 @@ func TestCancelledWriteIsNotApplied(t *testing.T) {
 	}
 	if _, err := s.GetUser(t.Context(), "u"); err == nil {
 		t.Fatal("a cancelled write was applied")
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
