@@ -8,6 +8,10 @@
 // undoes only itself; every caller is answered after the commit. Reads use a
 // separate pool of connections.
 //
+// The database holds the signing keys, so its files are its owner's alone:
+// Open creates them with mode 0600 and refuses files that group or others
+// may read or write (ErrPermissions).
+//
 // A write the database cannot take now (a full disk, an I/O error, a lock
 // held too long, no memory) fails with an error wrapping
 // store.ErrUnavailable, SQLite's error below it, and changes nothing; once
@@ -72,6 +76,13 @@ type Options struct {
 
 // Open opens, creating it if needed, the SQLite database at path.
 //
+// A missing database is created with mode 0600, and a missing parent
+// directory (the last level only) with mode 0700; SQLite gives the -wal
+// and -shm files it creates the database's mode. An existing directory is
+// left as it is. If the database, its -wal or its -shm file may be read or
+// written by group or others, Open refuses it with an error wrapping
+// ErrPermissions that names the files and the fix.
+//
 // A database of an older schema version is upgraded in place, in one
 // transaction; one of a newer version is refused.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -89,6 +100,9 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	}
 	if o.Batch <= 0 {
 		o.Batch = maxBatch
+	}
+	if err := prepareFiles(path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)"} {
