@@ -275,7 +275,9 @@ type Store interface {
 	// KindKey, name its kid) and the value of every server secret (kind
 	// KindSecret, name its name) through fn and stores what fn returns, all
 	// in one atomic step: if fn or the store fails, nothing changes. It is
-	// how secrets are sealed, unsealed or resealed under a new key.
+	// how secrets are sealed, unsealed or resealed under a new key. fn runs
+	// inside that step, so it must not call the store; it may modify value,
+	// which is its own copy.
 	RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error
 
 	// Ping reports whether the store can serve reads and writes now (for

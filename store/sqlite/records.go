@@ -14,27 +14,19 @@ import (
 // exec runs one statement as a write and maps constraint violations to
 // store.ErrExists and "no row changed" to store.ErrNotFound when asked.
 func (s *Store) exec(ctx context.Context, what string, mustChange bool, query string, args ...any) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, query, args...)
 		if isConstraint(err) {
-			return fmt.Errorf("%s: %w", what, store.ErrExists)
+			return fmt.Errorf("sqlite: %s: %w", what, store.ErrExists)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: %s: %w", what, err)
+			return dbErr(what, err)
 		}
 		if n, _ := res.RowsAffected(); mustChange && n == 0 {
-			return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+			return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
 		}
 		return nil
 	})
-}
-
-func notFound(err error, what string) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
-	}
-	return fmt.Errorf("sqlite: %s: %w", what, err)
 }
 
 // CreateClient implements store.Store.
@@ -61,7 +53,7 @@ func scanClient(row interface{ Scan(...any) error }) (store.Client, error) {
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
 	c, err := scanClient(s.readRow(ctx, "SELECT "+clientCols+" FROM clients WHERE id = ?", id))
 	if err != nil {
-		return store.Client{}, notFound(err, "client "+id)
+		return store.Client{}, s.notFound(err, "client "+id)
 	}
 	return c, nil
 }
@@ -72,10 +64,11 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 		func(r *sql.Rows) (store.Client, error) { return scanClient(r) })
 }
 
-// DeleteClient implements store.Store.
+// DeleteClient implements store.Store: the client's row goes and its
+// families are revoked in one write.
 func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
-	// TODO(store): revoke the client's families in the same transaction.
-	return 0, s.exec(ctx, "client "+id, true, "DELETE FROM clients WHERE id = ?", id)
+	return s.deleteAndRevoke(ctx, "client "+id, "DELETE FROM clients WHERE id = ?", id,
+		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted)
 }
 
 // CreateUser implements store.Store.
@@ -96,7 +89,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 func (s *Store) GetUser(ctx context.Context, name string) (store.User, error) {
 	u, err := scanUser(s.readRow(ctx, "SELECT name, password_hash, created_at FROM users WHERE name = ?", name))
 	if err != nil {
-		return store.User{}, notFound(err, "user "+name)
+		return store.User{}, s.notFound(err, "user "+name)
 	}
 	return u, nil
 }
@@ -107,81 +100,75 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 		func(r *sql.Rows) (store.User, error) { return scanUser(r) })
 }
 
-// DeleteUser implements store.Store.
-func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
-	// TODO(store): revoke the user's families in the same transaction.
-	return 0, s.exec(ctx, "user "+name, true, "DELETE FROM users WHERE name = ?", name)
-}
-
-// errTODO marks the methods the SQLite store does not implement yet.
-var errTODO = fmt.Errorf("sqlite: not implemented yet: %w", errors.ErrUnsupported)
-
-// UpdatePasswordHash implements store.Store.
+// UpdatePasswordHash implements store.Store: the compare and the set are
+// one UPDATE in the writer's transaction.
 func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
-	return errTODO
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?", newHash, name, oldHash)
+		if err != nil {
+			return dbErr("update password hash", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var one int
+		err = s.txQueryRow(ctx, tx, "SELECT 1 FROM users WHERE name = ?", name).Scan(&one)
+		switch {
+		case err == nil:
+			return fmt.Errorf("sqlite: user %s: password hash: %w", name, store.ErrConflict)
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: user %s: %w", name, store.ErrNotFound)
+		}
+		return dbErr("update password hash", err)
+	})
 }
 
-// RevokeKey implements store.Store.
-func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error { return errTODO }
+// DeleteUser implements store.Store: the user's row goes and the families
+// of the subject are revoked in one write.
+func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
+	return s.deleteAndRevoke(ctx, "user "+name, "DELETE FROM users WHERE name = ?", name,
+		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted)
+}
+
+// deleteAndRevoke deletes one row and, if there was one, revokes the
+// families that match in the same write.
+func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
+	var n int
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, del, id)
+		if err != nil {
+			return dbErr("delete "+what, err)
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
+		}
+		n, err = s.revokeTx(ctx, tx, filter, at, reason)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Access-token deny-list.
 
 // RevokeAccessToken implements store.Store.
 func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
-	return errTODO
+	return s.exec(ctx, "revoke access token", false,
+		"INSERT INTO denied_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+		jti, expiresAt.UnixMicro())
 }
 
 // AccessTokenRevoked implements store.Store.
 func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
-	return false, errTODO
-}
-
-// RewriteSecrets implements store.Store.
-func (s *Store) RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error {
-	return errTODO
-}
-
-// CreateKey implements store.Store.
-func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
-	return s.exec(ctx, "key "+k.ID, false,
-		"INSERT INTO keys (id, algorithm, private, created_at, retired_at) VALUES (?, ?, ?, ?, ?)",
-		k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.RetiredAt))
-}
-
-// ListKeys implements store.Store.
-func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	return readAll(ctx, s, "list keys", "SELECT id, algorithm, private, created_at, retired_at FROM keys ORDER BY seq",
-		func(r *sql.Rows) (store.Key, error) {
-			var k store.Key
-			var created, retired sql.NullInt64
-			err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired)
-			k.CreatedAt, k.RetiredAt = tout(created), tout(retired)
-			return k, err
-		})
-}
-
-// RetireKey implements store.Store.
-func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
-		res, err := s.txExec(ctx, tx, "UPDATE keys SET retired_at = COALESCE(retired_at, ?) WHERE id = ?", tin(at), id)
-		if err != nil {
-			return fmt.Errorf("sqlite: retire key: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("key %s: %w", id, store.ErrNotFound)
-		}
-		return nil
-	})
-}
-
-// Secret implements store.Store.
-func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
-	var out []byte
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		ctx := context.WithoutCancel(ctx) // never interrupt the shared batch
-		if _, err := s.txExec(ctx, tx, "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, value); err != nil {
-			return fmt.Errorf("sqlite: secret: %w", err)
-		}
-		return s.txQueryRow(ctx, tx, "SELECT value FROM secrets WHERE name = ?", name).Scan(&out)
-	})
-	return out, err
+	var one int
+	err := s.readRow(ctx, "SELECT 1 FROM denied_access_tokens WHERE jti = ?", jti).Scan(&one)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	}
+	return false, s.readErr("access token revoked", err)
 }

@@ -7,29 +7,43 @@
 // transaction (group commit), each in its own savepoint, so a failing write
 // undoes only itself; every caller is answered after the commit. Reads use a
 // separate pool of connections.
+//
+// The database holds the signing keys, so its files are its owner's alone:
+// Open creates them with mode 0600 and refuses files that group or others
+// may read or write (ErrPermissions).
+//
+// A write the database cannot take now (a full disk, an I/O error, a lock
+// held too long, no memory) fails with an error wrapping
+// store.ErrUnavailable, SQLite's error below it, and changes nothing; once
+// the cause is gone (room on the disk again), the same Store takes writes
+// again. A closed Store answers store.ErrUnavailable too.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokend/tokend/store"
-	sqlite3 "modernc.org/sqlite"
-	sqlite3lib "modernc.org/sqlite/lib"
 )
 
-//go:embed schema.sql
-var schema string
+// The schema, one file per version: schema/N.sql takes a database from
+// version N-1 to N. A new database runs them all; an existing one runs
+// those past its PRAGMA user_version. Published files never change.
+//
+//go:embed schema/*.sql
+var schemaFS embed.FS
 
-// schemaVersion is stored in PRAGMA user_version.
-const schemaVersion = 1
+// migrations lists the schema files in order; the schema version is its
+// length.
+var migrations = []string{"schema/1.sql", "schema/2.sql"}
 
 // maxBatch is how many writes one transaction commits at most.
 const maxBatch = 128
@@ -43,19 +57,13 @@ type Store struct {
 	quit   chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	closed atomic.Bool
 	// batch is the group size; 1 commits every write alone (for the
 	// benchmark that measures what grouping buys).
 	batch int
 }
 
 var _ store.Store = (*Store)(nil)
-
-// op is one write waiting for the writer goroutine.
-type op struct {
-	ctx  context.Context
-	fn   func(tx *sql.Tx) error
-	done chan error
-}
 
 // Options tunes Open. The zero value is the documented default.
 type Options struct {
@@ -67,6 +75,16 @@ type Options struct {
 }
 
 // Open opens, creating it if needed, the SQLite database at path.
+//
+// A missing database is created with mode 0600, and a missing parent
+// directory (the last level only) with mode 0700; SQLite gives the -wal
+// and -shm files it creates the database's mode. An existing directory is
+// left as it is. If the database, its -wal or its -shm file may be read or
+// written by group or others, Open refuses it with an error wrapping
+// ErrPermissions that names the files and the fix.
+//
+// A database of an older schema version is upgraded in place, in one
+// transaction; one of a newer version is refused.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return OpenWithOptions(ctx, path, Options{})
 }
@@ -82,6 +100,9 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	}
 	if o.Batch <= 0 {
 		o.Batch = maxBatch
+	}
+	if err := prepareFiles(path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)"} {
@@ -109,143 +130,97 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 		s.ws.close()
 		w.Close()
 		r.Close()
-		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		return nil, dbErr("prepare", err)
 	}
 	go s.writer()
 	return s, nil
 }
 
+// migrate brings the schema to the latest version in one transaction: a
+// failing step leaves the database as it was.
 func (s *Store) migrate(ctx context.Context) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return dbErr("migrate", err)
 	}
 	defer tx.Rollback()
 	var v int
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return dbErr("migrate", err)
 	}
 	switch {
-	case v == schemaVersion:
+	case v == len(migrations):
 		return nil
-	case v > schemaVersion:
-		return fmt.Errorf("sqlite: database schema version %d is newer than this tokend (%d)", v, schemaVersion)
+	case v > len(migrations):
+		return fmt.Errorf("sqlite: database schema version %d is newer than this tokend (%d)", v, len(migrations))
 	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("sqlite: create schema: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return tx.Commit()
-}
-
-// write runs fn in the writer's next transaction and returns its error
-// once that transaction has committed (or the commit's error). A caller
-// whose ctx ends before its write is taken gets ctx's error and its write
-// never runs.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	select {
-	case s.ops <- o:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.quit:
-		return errors.New("sqlite: store closed")
-	}
-	return <-o.done
-}
-
-// writer is the one goroutine that writes: it groups waiting writes into
-// one transaction.
-func (s *Store) writer() {
-	defer close(s.done)
-	batch := make([]*op, 0, s.batch)
-	for {
-		select {
-		case o := <-s.ops:
-			batch = append(batch[:0], o)
-		case <-s.quit:
-			return
+	for i := v; i < len(migrations); i++ {
+		text, err := schemaFS.ReadFile(migrations[i])
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
 		}
-	more:
-		for len(batch) < s.batch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break more
-			}
-		}
-		s.commit(batch)
-	}
-}
-
-// commit runs a batch in one transaction, each write in a savepoint.
-func (s *Store) commit(batch []*op) {
-	errs := make([]error, len(batch))
-	fail := func(err error) {
-		for _, o := range batch {
-			o.done <- err
+		if _, err := tx.ExecContext(ctx, string(text)); err != nil {
+			return dbErr(fmt.Sprintf("migrate to schema version %d", i+1), err)
 		}
 	}
-	ctx := context.Background()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		fail(fmt.Errorf("sqlite: begin: %w", err))
-		return
-	}
-	for i, o := range batch {
-		if len(batch) == 1 {
-			errs[i] = o.fn(tx)
-			continue
-		}
-		if _, err := s.txExec(ctx, tx, "SAVEPOINT op"); err != nil {
-			errs[i] = err
-			continue
-		}
-		if errs[i] = o.fn(tx); errs[i] != nil {
-			_, _ = s.txExec(ctx, tx, "ROLLBACK TO op")
-		}
-		_, _ = s.txExec(ctx, tx, "RELEASE op")
-	}
-	if len(batch) == 1 && errs[0] != nil {
-		_ = tx.Rollback()
-		batch[0].done <- errs[0]
-		return
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return dbErr("migrate", err)
 	}
 	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("sqlite: commit: %w", err))
-		return
+		return dbErr("migrate", err)
 	}
-	for i, o := range batch {
-		o.done <- errs[i]
-	}
+	return nil
 }
 
-// Ping implements store.Store.
-func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
+// qHeartbeat is Ping's write.
+const qHeartbeat = "INSERT INTO heartbeat (id, beats) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET beats = beats + 1"
 
-// Close stops the writer and closes the database.
+// Ping implements store.Store. It commits one write through the writer,
+// as every write does: it adds one to the single counter of the heartbeat
+// table (one integer, updated in place), sharing a commit with whatever
+// other writes are waiting. Then it checks that a read connection can be
+// had. If the write does not commit, or ctx ends first, Ping returns an
+// error wrapping store.ErrUnavailable. Since the heartbeat row never grows,
+// Ping can pass on a disk too full for a larger write.
+func (s *Store) Ping(ctx context.Context) error {
+	o, err := s.enqueue(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.txExec(ctx, tx, qHeartbeat); err != nil {
+			return dbErr("ping", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: ping: %w", unavailable(err))
+	}
+	select {
+	case err = <-o.done:
+	case <-ctx.Done():
+		// The heartbeat may still commit; it does not matter.
+		return fmt.Errorf("sqlite: ping: %w", unavailable(ctx.Err()))
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return s.readErr("ping", err)
+	}
+	return nil
+}
+
+// Close stops the writer, once the writes it has taken are committed, and
+// closes the database. Calls after Close fail with an error wrapping
+// store.ErrUnavailable; a second Close returns nil.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.quit) })
-	<-s.done
-	s.ws.close()
-	s.rs.close()
-	return errors.Join(s.w.Close(), s.r.Close())
-}
-
-// isConstraint reports a UNIQUE or PRIMARY KEY violation.
-func isConstraint(err error) bool {
-	var e *sqlite3.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	c := e.Code()
-	return c == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE
+	var err error
+	s.once.Do(func() {
+		s.closed.Store(true)
+		close(s.quit)
+		<-s.done
+		s.ws.close()
+		s.rs.close()
+		err = errors.Join(s.w.Close(), s.r.Close())
+	})
+	return err
 }
 
 // Times are stored as Unix microseconds, the zero time as NULL.

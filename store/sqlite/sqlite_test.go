@@ -18,6 +18,7 @@ func open(t testing.TB, path string) *sqlite.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -55,4 +56,34 @@ func TestCancelledWriteIsNotApplied(t *testing.T) {
 	if _, err := s.GetUser(t.Context(), "u"); err == nil {
 		t.Fatal("a cancelled write was applied")
 	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A panic in RewriteSecrets' fn reaches the caller, not the writer
+// goroutine: nothing is written and the store keeps working.
+func TestRewriteSecretsPanic(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "t.db"))
+	must(t, s.CreateKey(ctx, store.Key{ID: "k", Algorithm: "EdDSA", Private: []byte("private")}))
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Fatalf("recovered %v, want the panic of fn", p)
+			}
+		}()
+		_ = s.RewriteSecrets(ctx, func(string, string, []byte) ([]byte, error) { panic("boom") })
+		t.Fatal("RewriteSecrets returned")
+	}()
+	ks, err := s.ListKeys(ctx)
+	must(t, err)
+	if string(ks[0].Private) != "private" {
+		t.Fatalf("key %q after the panic", ks[0].Private)
+	}
+	must(t, s.CreateUser(ctx, store.User{Name: "after", PasswordHash: "h"}))
 }

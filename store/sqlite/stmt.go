@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"sync"
 )
 
@@ -69,19 +68,19 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...an
 func readAll[T any](ctx context.Context, s *Store, what, q string, scan func(*sql.Rows) (T, error), args ...any) ([]T, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		return nil, s.readErr(what, err)
 	}
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+			return nil, s.readErr(what, err)
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		return nil, s.readErr(what, err)
 	}
 	return out, nil
 }

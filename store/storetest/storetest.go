@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every store.Store backend
 // passes: Run(t, newStore) checks each method's contract, including the
-// atomicity of refresh-token rotation under concurrency.
+// atomicity of refresh-token rotation, of the deletes that revoke and of
+// the compare-and-set of password hashes under concurrency.
 package storetest
 
 import (
@@ -38,6 +39,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredBoundaries", testDeleteExpiredBoundaries},
 		{"RotateToExistingToken", testRotateToExisting},
+		{"DeleteClientRevokes", testDeleteClient},
+		{"DeleteUserRevokes", testDeleteUser},
+		{"RevokeKey", testRevokeKey},
+		{"DenyList", testDenyList},
+		{"UpdatePasswordHash", testUpdatePasswordHash},
+		{"RewriteSecrets", testRewriteSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

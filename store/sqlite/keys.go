@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// CreateKey implements store.Store.
+func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
+	return s.exec(ctx, "key "+k.ID, false,
+		"INSERT INTO keys (id, algorithm, private, created_at, retired_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+		k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.RetiredAt), tin(k.RevokedAt))
+}
+
+// ListKeys implements store.Store.
+func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
+	return readAll(ctx, s, "list keys", "SELECT id, algorithm, private, created_at, retired_at, revoked_at FROM keys ORDER BY seq",
+		func(r *sql.Rows) (store.Key, error) {
+			var k store.Key
+			var created, retired, revoked sql.NullInt64
+			err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired, &revoked)
+			k.CreatedAt, k.RetiredAt, k.RevokedAt = tout(created), tout(retired), tout(revoked)
+			return k, err
+		})
+}
+
+// RetireKey implements store.Store.
+func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
+	return s.exec(ctx, "key "+id, true, "UPDATE keys SET retired_at = COALESCE(retired_at, ?) WHERE id = ?", tin(at), id)
+}
+
+// RevokeKey implements store.Store. The right-hand sides of an UPDATE
+// read the row as it was, so retired_at is set only by the revocation that
+// sets revoked_at.
+func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	return s.exec(ctx, "key "+id, true,
+		"UPDATE keys SET retired_at = CASE WHEN revoked_at IS NULL THEN COALESCE(retired_at, ?) ELSE retired_at END, revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+		tin(at), tin(at), id)
+}
+
+// Secret implements store.Store.
+func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	if value == nil {
+		value = []byte{} // an empty value, not NULL
+	}
+	var out []byte
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.txExec(ctx, tx, "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, value); err != nil {
+			return dbErr("secret", err)
+		}
+		if err := s.txQueryRow(ctx, tx, "SELECT value FROM secrets WHERE name = ?", name).Scan(&out); err != nil {
+			return dbErr("secret", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RewriteSecrets implements store.Store. It reads, calls fn and writes in
+// one write of the writer's transaction: other writes wait while fn runs,
+// and fn must not write to the store (it would wait for itself). A panic in
+// fn is raised again in the caller's goroutine, after nothing was written.
+func (s *Store) RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error {
+	var panicked any
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked, err = p, errors.New("sqlite: rewrite secrets: fn panicked")
+			}
+		}()
+		for _, t := range []struct{ kind, read, update string }{
+			{store.KindKey, "SELECT id, private FROM keys ORDER BY seq", "UPDATE keys SET private = ? WHERE id = ?"},
+			{store.KindSecret, "SELECT name, value FROM secrets ORDER BY name", "UPDATE secrets SET value = ? WHERE name = ?"},
+		} {
+			vals, err := readPairs(ctx, tx, t.read)
+			if err != nil {
+				return dbErr("rewrite secrets", err)
+			}
+			for _, v := range vals {
+				out, err := fn(t.kind, v.name, v.value)
+				if err != nil {
+					return fmt.Errorf("sqlite: rewrite secrets: %s %s: %w", t.kind, v.name, err)
+				}
+				if _, err := s.txExec(ctx, tx, t.update, out, v.name); err != nil {
+					return dbErr("rewrite secrets", err)
+				}
+			}
+		}
+		return nil
+	})
+	if panicked != nil {
+		panic(panicked)
+	}
+	return err
+}
+
+type pair struct {
+	name  string
+	value []byte
+}
+
+// readPairs reads every row of a two-column query in tx.
+func readPairs(ctx context.Context, tx *sql.Tx, q string) ([]pair, error) {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pair
+	for rows.Next() {
+		var p pair
+		if err := rows.Scan(&p.name, &p.value); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,178 @@
+package sqlite_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/sqlite"
+	"github.com/tokend/tokend/store/storetest"
+)
+
+// v1 is a time as schema version 1 stored it: Unix microseconds.
+var v1 = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// createV1 creates at path a database as tokend with schema version 1 did
+// (testdata/schema-v1.sql is that schema's text, frozen), runs stmts in
+// it, and makes its files private, as Open now asks.
+func createV1(t testing.TB, path string, stmts ...string) {
+	t.Helper()
+	schema, err := os.ReadFile("testdata/schema-v1.sql")
+	must(t, err)
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	must(t, err)
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range append([]string{string(schema), "PRAGMA user_version = 1"}, stmts...) {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	must(t, db.Close())
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rawQuery returns the rows of q in the database at path, one line per
+// row, read without the store.
+func rawQuery(t *testing.T, path, q string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	must(t, err)
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(), q)
+	must(t, err)
+	defer rows.Close()
+	cols, err := rows.Columns()
+	must(t, err)
+	var b strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		must(t, rows.Scan(ptrs...))
+		fmt.Fprintln(&b, vals...)
+	}
+	must(t, rows.Err())
+	return b.String()
+}
+
+// A version 1 database with data in it is upgraded in place: the data
+// survives, and what version 2 added works on it.
+func TestMigrateV1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tokend.db")
+	at := v1.UnixMicro()
+	h0, h1 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	createV1(t, path,
+		fmt.Sprintf("INSERT INTO clients VALUES ('app', x'0102', 'refresh_token password', 'read', 1, %d)", at),
+		fmt.Sprintf("INSERT INTO users VALUES ('alice', '$argon2id$old', %d)", at),
+		fmt.Sprintf("INSERT INTO keys (id, algorithm, private, created_at, retired_at) VALUES ('k1', 'EdDSA', x'aa', %d, %d), ('k2', 'EdDSA', x'bb', %d, NULL)", at, at+1, at+2),
+		"INSERT INTO secrets VALUES ('cookie', x'cc')",
+		fmt.Sprintf("INSERT INTO families VALUES ('f', 'app', 'alice', 'read', NULL, 0, %d, %d, %d, %d, 1, NULL, '')", at, at, at+3600e6, at+86400e6),
+		fmt.Sprintf("INSERT INTO refresh_tokens VALUES (x'%x', 'f', 0, %d, %d, x'%x'), (x'%x', 'f', 1, %d, NULL, NULL)", h0, at, at, h1, h1, at),
+	)
+
+	s := open(t, path)
+	defer s.Close()
+	c, err := s.GetClient(ctx, "app")
+	must(t, err)
+	if !bytes.Equal(c.SecretHash, []byte{1, 2}) || fmt.Sprint(c.Grants) != "[refresh_token password]" || !c.Mint || !c.CreatedAt.Equal(v1) {
+		t.Fatalf("client after the upgrade: %+v", c)
+	}
+	u, err := s.GetUser(ctx, "alice")
+	must(t, err)
+	if u.PasswordHash != "$argon2id$old" {
+		t.Fatalf("user after the upgrade: %+v", u)
+	}
+	ks, err := s.ListKeys(ctx)
+	must(t, err)
+	if len(ks) != 2 || ks[0].ID != "k1" || !ks[0].RetiredAt.Equal(v1.Add(time.Microsecond)) || !ks[0].RevokedAt.IsZero() || !bytes.Equal(ks[1].Private, []byte{0xbb}) {
+		t.Fatalf("keys after the upgrade: %+v", ks)
+	}
+	if v, err := s.Secret(ctx, "cookie", []byte("new")); err != nil || !bytes.Equal(v, []byte{0xcc}) {
+		t.Fatalf("secret after the upgrade: %x %v", v, err)
+	}
+	old, f, err := s.GetRefreshToken(ctx, h0)
+	must(t, err)
+	if !bytes.Equal(old.Successor, h1) || f.Generation != 1 || !f.IdleExpiresAt.Equal(v1.Add(time.Hour)) {
+		t.Fatalf("token after the upgrade: %+v in %+v", old, f)
+	}
+
+	// What version 2 added.
+	must(t, s.RevokeKey(ctx, "k2", v1.Add(time.Minute)))
+	must(t, s.RevokeAccessToken(ctx, "j", v1.Add(time.Hour)))
+	if ok, err := s.AccessTokenRevoked(ctx, "j"); err != nil || !ok {
+		t.Fatalf("deny-list after the upgrade: %v %v", ok, err)
+	}
+	must(t, s.UpdatePasswordHash(ctx, "alice", "$argon2id$old", "$argon2id$new"))
+	if n, err := s.DeleteUser(ctx, "alice", v1.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("DeleteUser after the upgrade revoked %d: %v", n, err)
+	}
+	if res, err := s.Rotate(ctx, store.RotateRequest{Old: h1, New: []byte("next"), Now: v1.Add(2 * time.Minute)}); !errors.Is(err, store.ErrRevoked) || res.Family.RevokeReason != store.ReasonUserDeleted {
+		t.Fatalf("rotation in the deleted user's family: %+v %v", res, err)
+	}
+	must(t, s.Ping(ctx))
+	must(t, s.Close())
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "2\n" {
+		t.Fatalf("user_version %q after the upgrade", v)
+	}
+	s = open(t, path) // opens again without migrating again
+	ks, err = s.ListKeys(ctx)
+	must(t, err)
+	if !ks[1].RevokedAt.Equal(v1.Add(time.Minute)) {
+		t.Fatalf("key after reopening: %+v", ks[1])
+	}
+}
+
+// An upgraded database has exactly the schema of a new one.
+func TestMigratedSchemaIsFresh(t *testing.T) {
+	dir := t.TempDir()
+	fresh, old := filepath.Join(dir, "fresh.db"), filepath.Join(dir, "old.db")
+	must(t, open(t, fresh).Close())
+	createV1(t, old)
+	must(t, open(t, old).Close())
+	const q = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+	a, b := rawQuery(t, fresh, q), rawQuery(t, old, q)
+	if a != b {
+		t.Fatalf("schema of a new database:\n%s\nof an upgraded one:\n%s", a, b)
+	}
+	if !strings.Contains(a, "denied_access_tokens") {
+		t.Fatalf("schema without version 2:\n%s", a)
+	}
+}
+
+// Every backend contract holds on a database created by version 1.
+func TestConformanceFromV1(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		path := filepath.Join(t.TempDir(), "t.db")
+		createV1(t, path)
+		return open(t, path)
+	})
+}
+
+// A database of a newer schema than this tokend's is refused, untouched.
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	createV1(t, path, "PRAGMA user_version = 3")
+	_, err := sqlite.Open(t.Context(), path)
+	if err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open of a version 3 database: %v", err)
+	}
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "3\n" {
+		t.Fatalf("user_version %q after the refusal", v)
+	}
+}

@@ -1,0 +1,13 @@
+-- Version 2: withdrawn signing keys, the access-token deny-list, the row
+-- Ping writes, and an index for the revocations of DeleteUser.
+ALTER TABLE keys ADD COLUMN revoked_at INTEGER;
+CREATE TABLE denied_access_tokens (
+	jti        TEXT PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX denied_access_tokens_expires ON denied_access_tokens (expires_at);
+CREATE TABLE heartbeat (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	beats INTEGER NOT NULL
+);
+CREATE INDEX families_subject ON families (subject);
