@@ -85,6 +85,20 @@ func TestAdminCommands(t *testing.T) {
 	if out := runOK("", "keys", "list"); countLines(out) != 2 {
 		t.Fatalf("keys list after the first rotate: %q", out)
 	}
+	// Revoking the signing key rotates first; the list shows when.
+	list := strings.Split(strings.TrimSpace(runOK("", "keys", "list")), "\n")
+	signing := strings.Fields(list[len(list)-1])[0]
+	if out := runOK("", "keys", "revoke", signing); !contains(out, "revoked key "+signing) || !contains(out, "new signing key") {
+		t.Fatalf("keys revoke: %q", out)
+	}
+	list = strings.Split(strings.TrimSpace(runOK("", "keys", "list")), "\n")
+	if len(list) != 3 || !strings.HasPrefix(list[1], signing) || strings.HasSuffix(list[1], "-") || !strings.HasSuffix(list[2], "-") {
+		t.Fatalf("keys list after revoke: %q", list)
+	}
+	var out3, err3 stringsBuilder
+	if code := run(t.Context(), []string{"keys", "revoke", "nosuchkid", "--store", storeURL}, newReader(""), &out3, &err3); code != 2 || !contains(err3.String(), "no key") {
+		t.Fatalf("keys revoke of an unknown kid: exit %d: %s", code, err3.String())
+	}
 	runOK("", "sessions", "list")
 	runOK("", "user", "delete", "alice")
 	runOK("", "client", "delete", "web")

@@ -212,8 +212,7 @@ func TestEncryptionCommands(t *testing.T) {
 	}
 }
 
-// The commands end to end on SQLite. Its RewriteSecrets is being written;
-// until it is, the test stops at the first seal.
+// The commands end to end on SQLite.
 func TestEncryptionCommandsSQLite(t *testing.T) {
 	dir := t.TempDir()
 	storeURL := "sqlite://" + filepath.Join(dir, "t.db")
@@ -223,9 +222,6 @@ func TestEncryptionCommandsSQLite(t *testing.T) {
 		t.Fatalf("keys rotate: %s", errOut)
 	}
 	code, out, errOut := runCmd(t, "", "encryption", "seal", "--key-file", k1File, "--store", storeURL)
-	if strings.Contains(errOut, "not implemented") {
-		t.Skip("sqlite: RewriteSecrets not implemented yet")
-	}
 	if code != 0 || !strings.Contains(out, "1 values now sealed under operator key "+k1.ID()) {
 		t.Fatalf("seal: exit %d: %q %q", code, out, errOut)
 	}
