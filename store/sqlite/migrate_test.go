@@ -21,11 +21,12 @@ import (
 var v1 = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // createV1 creates at path a database as tokend with schema version 1 did
-// (testdata/schema-v1.sql is that schema's text, frozen), runs stmts in
+// (schema/1.sql, like every migration, is never edited once released),
+// runs stmts in
 // it, and makes its files private, as Open now asks.
 func createV1(t testing.TB, path string, stmts ...string) {
 	t.Helper()
-	schema, err := os.ReadFile("testdata/schema-v1.sql")
+	schema, err := os.ReadFile("schema/1.sql")
 	must(t, err)
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
 	must(t, err)
