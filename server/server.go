@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -76,10 +77,16 @@ type Config struct {
 	// Claims adds custom claims to access tokens. Optional.
 	Claims ClaimsFunc
 
-	// RateLimit is the sustained token-endpoint requests per second allowed
-	// per client, with bursts of RateBurst. Zero disables the limit.
-	RateLimit float64
-	RateBurst int
+	// Throttling of failures, and the source address they count against.
+	//
+	// Throttle slows down the guessing of client secrets, passwords and
+	// refresh tokens on every endpoint that checks them; successes are
+	// never throttled. The zero value means its documented defaults (on).
+	Throttle Throttle
+	// TrustedProxies are the reverse proxies (CIDR prefixes; an address
+	// is a /32 or /128) whose X-Forwarded-For header names the source of
+	// a request. Default: none, and the header is ignored.
+	TrustedProxies []netip.Prefix
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -92,7 +99,8 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	mux     *http.ServeMux
-	lim     *limiter
+	thr     *throttler
+	proxies proxySet
 	metrics *metrics
 	minted  *mintCache
 	// access verifies the server's own access tokens (introspection).
@@ -144,8 +152,12 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = s.builtinUsers
 	}
-	if cfg.RateLimit > 0 {
-		s.lim = newLimiter(cfg.RateLimit, max(cfg.RateBurst, 1), cfg.Now)
+	var err error
+	if s.thr, err = newThrottler(cfg.Throttle, cfg.Logger); err != nil {
+		return nil, err
+	}
+	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
 	}
 	s.access = s.newAccessVerifier()
 	s.metrics = newMetrics()
