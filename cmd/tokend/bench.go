@@ -36,8 +36,19 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clientSecret := fs.String("client-secret", "", "with --target: its secret")
 	levels := fs.String("clients", "1,4,16,64", "comma-separated numbers of concurrent virtual clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long each level runs")
+	throttle := fs.String("throttle", "on", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	var modes []string
+	for _, m := range splitList(*throttle) {
+		if m != "on" && m != "off" {
+			return usageError{fmt.Errorf("bench: bad --throttle value %q", m)}
+		}
+		modes = append(modes, m)
+	}
+	if len(modes) == 0 || *target != "" && *throttle != "on" {
+		return usageError{errors.New("bench: --throttle wants on and/or off, and only for the in-process server")}
 	}
 	var ns []int
 	for _, f := range splitList(*levels) {
@@ -47,67 +58,86 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ns = append(ns, n)
 	}
-	base, id, secret := *target, *clientID, *clientSecret
-	if base == "" {
-		stop, u, err := benchServer(ctx, *storeURL)
+	bases, id, secret := []string{*target}, *clientID, *clientSecret
+	if *target == "" {
+		stop, urls, err := benchServer(ctx, *storeURL, modes)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		base, id, secret = u, "bench", benchSecret
+		bases, id, secret = urls, "bench", benchSecret
+	} else {
+		modes = []string{"-"}
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
-	b := &bencher{hc: hc, base: strings.TrimRight(base, "/"), id: id, secret: secret}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", b.base, *storeURL, *duration)
-	fmt.Fprintln(tw, "clients\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
+	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", strings.Join(bases, " and "), *storeURL, *duration)
+	fmt.Fprintln(tw, "clients\tthrottle\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
 	for _, n := range ns {
-		r, err := b.run(ctx, n, *duration)
-		if err != nil {
-			return err
+		for i, base := range bases {
+			b := &bencher{hc: hc, base: strings.TrimRight(base, "/"), id: id, secret: secret}
+			r, err := b.run(ctx, n, *duration)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, modes[i], r.ok, float64(r.ok)/r.elapsed.Seconds(),
+				pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.errors())
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, r.ok, float64(r.ok)/r.elapsed.Seconds(),
-			pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.errors())
 	}
 	return tw.Flush()
 }
 
 const benchSecret = "bench-secret-for-the-in-process-server"
 
-// benchServer starts an in-process server on loopback with a minting client.
-func benchServer(ctx context.Context, storeURL string) (stop func(), baseURL string, err error) {
+// benchServer starts in-process servers on loopback, one per throttle mode
+// ("on": the default configuration; "off": the throttle disabled), on one
+// store with a minting client.
+func benchServer(ctx context.Context, storeURL string, modes []string) (stop func(), baseURLs []string, err error) {
 	st, err := openStore(ctx, storeURL)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
+	}
+	var servers []*http.Server
+	stop = func() {
+		for _, hs := range servers {
+			_ = hs.Close()
+		}
+		st.Close()
 	}
 	ks, err := keys.Load(ctx, st, "EdDSA", time.Hour, time.Now())
 	if err != nil {
-		st.Close()
-		return nil, "", err
+		stop()
+		return nil, nil, err
 	}
 	_, _ = st.DeleteClient(ctx, "bench", time.Now())
 	if err := st.CreateClient(ctx, store.Client{ID: "bench", SecretHash: server.HashClientSecret(benchSecret),
 		Grants: []string{"refresh_token"}, Mint: true, CreatedAt: time.Now()}); err != nil {
-		st.Close()
-		return nil, "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		st.Close()
-		return nil, "", err
+		stop()
+		return nil, nil, err
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	srv, err := server.New(server.Config{Store: st, Signer: ks, Secret: secret, Issuer: "http://" + ln.Addr().String()})
-	if err != nil {
-		st.Close()
-		return nil, "", err
+	for _, mode := range modes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		srv, err := server.New(server.Config{Store: st, Signer: ks, Secret: secret, Issuer: "http://" + ln.Addr().String(),
+			Throttle: server.Throttle{Disabled: mode == "off"}})
+		if err != nil {
+			ln.Close()
+			stop()
+			return nil, nil, err
+		}
+		hs := &http.Server{Handler: srv}
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(ln) }()
+		baseURLs = append(baseURLs, "http://"+ln.Addr().String())
 	}
-	hs := &http.Server{Handler: srv}
-	go func() { _ = hs.Serve(ln) }()
-	return func() { _ = hs.Close(); st.Close() }, "http://" + ln.Addr().String(), nil
+	return stop, baseURLs, nil
 }
 
 type bencher struct {
