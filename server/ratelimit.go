@@ -74,7 +74,7 @@ type Throttle struct {
 	Delay, MaxDelay time.Duration
 	// MaxEntries bounds the memory: at most this many failure records
 	// (rounded up to a multiple of 16) and as many familiar sources,
-	// about 100 bytes each. Default 100,000.
+	// under 80 bytes for one of each: 8 MB at the default of 100,000.
 	MaxEntries int
 }
 

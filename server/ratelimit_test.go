@@ -172,7 +172,7 @@ func TestThrottleMemoryBound(t *testing.T) {
 	}
 }
 
-// The figure behind Throttle.MaxEntries' "about 100 bytes each".
+// The figure behind Throttle.MaxEntries' "under 80 bytes for one of each".
 func TestThrottleEntrySize(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a full table")
@@ -191,7 +191,7 @@ func TestThrottleEntrySize(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n
 	t.Logf("%.0f bytes per failure record and familiar source together (%d and %d)", per, thr.failures.len(), thr.familiar.len())
-	if per > 200 {
+	if per > 80 {
 		t.Errorf("%.0f bytes per entry pair", per)
 	}
 	runtime.KeepAlive(thr)

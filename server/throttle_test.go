@@ -392,6 +392,12 @@ func TestThrottleWrongPasswords(t *testing.T) {
 		}
 		// Usernames differing in case are one account.
 		is429(t, e.postFrom(a1, "/oauth/token", appID, appSecret, passwordGrant("ALICE", "guess")))
+		// The lockout is logged, without the username: a user who typed
+		// a password into the username field may be the one locked.
+		logs := e.logs.String()
+		if !strings.Contains(logs, "credential=password key=source+account source=203.0.113.1") || strings.Contains(logs, "alice") {
+			t.Fatalf("logs: %s", logs)
+		}
 	})
 	t.Run("user", func(t *testing.T) {
 		e := newEnv(t, with(trustLoopback, cheapUsers))
