@@ -36,7 +36,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clientSecret := fs.String("client-secret", "", "with --target: its secret")
 	levels := fs.String("clients", "1,4,16,64", "comma-separated numbers of concurrent virtual clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long each level runs")
-	throttle := fs.String("throttle", "on", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level")
+	throttle := fs.String("throttle", "on", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level, every other level in reverse order")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -75,9 +75,13 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", strings.Join(bases, " and "), *storeURL, *duration)
 	fmt.Fprintln(tw, "clients\tthrottle\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
-	for _, n := range ns {
-		for i, base := range bases {
-			b := &bencher{hc: hc, base: strings.TrimRight(base, "/"), id: id, secret: secret}
+	for l, n := range ns {
+		for k := range bases {
+			i := k
+			if l%2 == 1 { // every other level in reverse, so that drift hits every mode alike
+				i = len(bases) - 1 - k
+			}
+			b := &bencher{hc: hc, base: strings.TrimRight(bases[i], "/"), id: id, secret: secret}
 			r, err := b.run(ctx, n, *duration)
 			if err != nil {
 				return err
