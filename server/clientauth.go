@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/tokend/tokend/store"
 )
@@ -24,7 +25,9 @@ func HashClientSecret(secret string) []byte {
 // authenticateClient identifies the client of a token-endpoint request by
 // client_secret_basic or client_secret_post (never both), or as a public
 // client that sends only client_id. It returns the client and whether it
-// proved a secret.
+// proved a secret. A request that presents a secret is an attempt for the
+// throttle: refused with 429 while its source or the client is locked,
+// counted if the secret is wrong or the client unknown or public.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (store.Client, bool, error) {
 	if _, err := singleHeader(r, "Authorization"); err != nil {
 		return store.Client{}, false, err
@@ -50,25 +53,42 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if id == "" {
 		return store.Client{}, false, errInvalidClient(true)
 	}
+	// Only a presented secret can be a guess; a request with a client_id
+	// alone is a public client's, or refused below without counting.
+	var att attempt
+	if secret != "" && s.thr != nil {
+		var wait time.Duration
+		if att, wait = s.thr.begin(kindSecret, s.sourceAddr(r), id, s.now()); wait > 0 {
+			return store.Client{}, false, errThrottledFor(wait)
+		}
+	}
 	c, err := s.store.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same work as a real comparison.
 		subtle.ConstantTimeCompare(HashClientSecret(secret), make([]byte, sha256.Size))
+		att.end(resultFailed, s.now())
 		return store.Client{}, false, errInvalidClient(basic)
 	}
 	if err != nil {
+		att.end(resultNone, s.now())
 		return store.Client{}, false, err
 	}
 	if len(c.SecretHash) == 0 {
 		if secret != "" {
+			att.end(resultFailed, s.now())
 			return store.Client{}, false, errInvalidClient(basic)
 		}
 		noteClient(ctx, c.ID)
 		return c, false, nil // a public client
 	}
-	if secret == "" || subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) != 1 {
+	if secret == "" {
 		return store.Client{}, false, errInvalidClient(basic)
 	}
+	if subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) != 1 {
+		att.end(resultFailed, s.now())
+		return store.Client{}, false, errInvalidClient(basic)
+	}
+	att.end(resultOK, s.now())
 	noteClient(ctx, c.ID)
 	return c, true, nil
 }

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 
 	"github.com/tokend/tokend/store"
 )
 
 // password is the resource owner password credentials grant (RFC 6749
-// §4.3): it starts a login.
-func (s *Server) password(ctx context.Context, c store.Client, form url.Values) (*tokenResponse, error) {
+// §4.3): it starts a login. Each check is an attempt for the throttle from
+// src for the username: refused with 429 while locked, counted if the
+// password is wrong.
+func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, form url.Values) (*tokenResponse, error) {
 	user, pass := form.Get("username"), form.Get("password")
 	if user == "" || pass == "" {
 		return nil, errInvalidRequest("missing username or password")
@@ -20,18 +23,25 @@ func (s *Server) password(ctx context.Context, c store.Client, form url.Values) 
 	if err != nil {
 		return nil, err
 	}
+	att, wait := s.thr.begin(kindPassword, src, user, s.now())
+	if wait > 0 {
+		return nil, errThrottledFor(wait)
+	}
+	res := resultNone // also if Authenticate panics: the reservation ends
+	defer func() { att.end(res, s.now()) }()
 	sub, err := s.cfg.Authenticate(ctx, user, pass)
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		// The client is gone, whether it waited for hashing memory or its
 		// check ran to the end: no session is written for it.
 		return nil, errGone()
-	}
-	if errors.Is(err, ErrBadCredentials) {
+	case errors.Is(err, ErrBadCredentials):
+		res = resultFailed
 		return nil, errInvalidGrant("invalid username or password")
-	}
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
+	res = resultOK
 	resp, _, err := s.login(ctx, issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword})
 	return resp, err
 }

@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 
 	"github.com/tokend/tokend/store"
 )
 
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation: the
-// presented token is replaced by its successor in one atomic step.
-func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (*tokenResponse, error) {
+// presented token is replaced by its successor in one atomic step. A
+// refused token counts for the throttle against src and, if the client
+// proved a secret (confidential), against the client; see refreshRefused.
+func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, form url.Values) (*tokenResponse, error) {
 	presented := form.Get("refresh_token")
 	if presented == "" {
 		return nil, errInvalidRequest("missing refresh_token")
 	}
 	if !validRefreshToken(presented) {
-		return nil, errInvalidGrant("invalid refresh token")
+		return nil, s.refreshRefused(src, c, confidential, true)
 	}
 	var narrowed string
 	if form.Has("scope") {
@@ -25,7 +28,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (
 		// before the rotation, so that a refused request spends nothing.
 		_, fam, err := s.store.GetRefreshToken(ctx, hashToken(presented))
 		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
-			return nil, errInvalidGrant("invalid refresh token")
+			return nil, s.refreshRefused(src, c, confidential, true)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("look up refresh token: %w", err)
@@ -43,15 +46,17 @@ func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (
 		IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
-		return nil, errInvalidGrant("invalid refresh token")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, s.refreshRefused(src, c, confidential, true)
+	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
+		return nil, s.refreshRefused(src, c, confidential, false)
 	case err != nil:
 		return nil, fmt.Errorf("rotate: %w", err)
 	case res.Outcome == store.ReuseDetected:
 		s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 		s.metrics.revoked.WithLabelValues("reuse").Inc()
 		s.log.WarnContext(ctx, "refresh token reuse detected; family revoked", "family", res.Family.ID, "client", c.ID, "subject", res.Family.Subject)
-		return nil, errInvalidGrant("invalid refresh token")
+		return nil, s.refreshRefused(src, c, confidential, false)
 	}
 	s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 	f := res.Family
@@ -66,4 +71,22 @@ func (s *Server) refresh(ctx context.Context, c store.Client, form url.Values) (
 	}
 	resp.RefreshToken = next
 	return resp, nil
+}
+
+// refreshRefused counts a refused refresh token and returns the answer:
+// invalid_grant, or 429 if the token is unknown (malformed, never issued,
+// another client's, or deleted) and its source or client was already
+// locked. A token the store knows but that has ended is always
+// invalid_grant, the answer that sends its holder to log in again. A
+// valid token is never refused for the failures of others: no one can
+// guess one.
+func (s *Server) refreshRefused(src netip.Addr, c store.Client, confidential, unknown bool) error {
+	client := ""
+	if confidential {
+		client = c.ID // a client_id alone never spends the client's budget
+	}
+	if wait := s.thr.refreshFailed(src, client, s.now()); wait > 0 && unknown {
+		return errThrottledFor(wait)
+	}
+	return errInvalidGrant("invalid refresh token")
 }

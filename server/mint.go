@@ -76,9 +76,6 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
-	if err := s.lim.allow(c.ID); err != nil {
-		return nil, err
-	}
 	req, err := readMintRequest(w, r)
 	if err != nil {
 		return nil, err

@@ -1,65 +1,290 @@
 package server
 
 import (
-	"math"
-	"sync"
+	"cmp"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 )
 
-// limiter is a token bucket per client ID. A nil *limiter allows everything.
-type limiter struct {
-	rate  float64 // tokens per second
-	burst float64
-	now   func() time.Time
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
+// Throttle configures how the server slows down guessing. It counts
+// failures, never successes: a failed client authentication (a wrong
+// client secret, or a secret for an unknown or public client), a wrong
+// username or password, and a refresh token that is unknown or spent
+// (invalid_grant on the refresh_token grant). Client secrets, passwords
+// and refresh tokens count apart.
+//
+// A client secret or password is checked only if none of its keys is
+// locked: the request's source address (Config.TrustedProxies says which
+// one that is), the pair (source, account) and the account (the client ID
+// or the username) across all sources. Once a key holds its limit of
+// failures, each further failure locks it, for Delay and then twice as
+// long each time up to MaxDelay (the exponential lockout of OWASP's
+// Authentication Cheat Sheet), and a locked key's attempts are answered
+// 429 with Retry-After before anything is checked, right or wrong, so
+// that a lock reveals nothing. Failures are forgotten one by one, limit
+// of them per Window.
+//
+// An account lock must not let an attacker lock the real user out at
+// the price of one request per lock: the pair (source, account) is what
+// locks first, and a source that has authenticated as the account within
+// the last 30 days is exempt from the account's lock (OWASP's "device
+// cookie" idea, with the source address as the device). The account lock
+// thus stops a guesser spread over many addresses without shutting out
+// the clients and users where they usually are; only a new source waits.
+//
+// Refresh tokens are 256 random bits: no one guesses one, and a valid one
+// always goes through. Their failures count per source and, for a client
+// that authenticated, per client (a request with only a client_id never
+// spends the client's budget); while a key is locked an unknown token is
+// answered 429 instead of invalid_grant. A token the store knows but that
+// has ended (revoked, expired, spent) is always answered invalid_grant,
+// so that its holder learns to log in again.
+//
+// Keys behind one address share its budget: with clients behind a proxy,
+// list the proxy in Config.TrustedProxies; a web app that sends its users'
+// passwords from its own address must forward their addresses the same
+// way, or it is one source for all its users.
+//
+// State lives in the process's memory, bounded by MaxEntries: each
+// instance of a cluster counts apart, and a restart forgets.
+type Throttle struct {
+	// Disabled turns the throttle off: nothing is counted or refused.
+	Disabled bool
+	// PerSource is how many failures one source address may have before
+	// its attempts wait. IPv6 addresses count per /64. Default 50.
+	PerSource int
+	// PerPair is how many failures one source may have at one account
+	// before its attempts at that account wait. A success resets it.
+	// Default 5.
+	PerPair int
+	// PerAccount is how many failures one account (client ID or
+	// username) may have from all sources before attempts at it wait,
+	// except from its familiar sources. Default 20.
+	PerAccount int
+	// Window is how long a key takes to forget its limit of failures: it
+	// forgets one every Window/limit. Default 1h.
+	Window time.Duration
+	// Delay is the first lock, MaxDelay the longest (at most 24h).
+	// Defaults 1s and 15m.
+	Delay, MaxDelay time.Duration
+	// MaxEntries bounds the memory: at most this many failure records
+	// (rounded up to a multiple of 16) and as many familiar sources,
+	// under 80 bytes for one of each: 8 MB at the default of 100,000.
+	MaxEntries int
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
+// Defaults of Throttle.
+const (
+	defaultPerSource  = 50
+	defaultPerPair    = 5
+	defaultPerAccount = 20
+	defaultWindow     = time.Hour
+	defaultDelay      = time.Second
+	defaultMaxDelay   = 15 * time.Minute
+	defaultMaxEntries = 100_000
+	// familiarFor is how long a success keeps its source exempt from the
+	// account lock.
+	familiarFor = 30 * 24 * time.Hour
+)
 
-// maxBuckets bounds the map; beyond it, buckets that have refilled are
-// forgotten (they are indistinguishable from new ones).
-const maxBuckets = 10_000
-
-func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
-}
-
-// allow takes one token from the client's bucket, or returns a 429 error
-// with the seconds until one is available.
-func (l *limiter) allow(client string) error {
-	if l == nil {
-		return nil
+func (c Throttle) withDefaults() (Throttle, error) {
+	if c.PerSource < 0 || c.PerPair < 0 || c.PerAccount < 0 || c.Window < 0 || c.Delay < 0 || c.MaxDelay < 0 || c.MaxEntries < 0 {
+		return c, errors.New("server: Config.Throttle: negative setting")
 	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[client]
-	if b == nil {
-		if len(l.buckets) >= maxBuckets {
-			l.forgetFullLocked(now)
+	c.PerSource = cmp.Or(c.PerSource, defaultPerSource)
+	c.PerPair = cmp.Or(c.PerPair, defaultPerPair)
+	c.PerAccount = cmp.Or(c.PerAccount, defaultPerAccount)
+	c.Window = cmp.Or(c.Window, defaultWindow)
+	c.Delay = cmp.Or(c.Delay, defaultDelay)
+	c.MaxDelay = cmp.Or(c.MaxDelay, defaultMaxDelay)
+	c.MaxEntries = cmp.Or(c.MaxEntries, defaultMaxEntries)
+	switch {
+	case c.MaxDelay < c.Delay:
+		return c, errors.New("server: Config.Throttle: MaxDelay is shorter than Delay")
+	case c.MaxDelay > 24*time.Hour:
+		return c, errors.New("server: Config.Throttle: MaxDelay is longer than 24h")
+	case max(c.PerSource, c.PerPair, c.PerAccount) > maxLimit:
+		return c, errors.New("server: Config.Throttle: limit above 1,000,000")
+	}
+	return c, nil
+}
+
+// maxLimit bounds Throttle's limits.
+const maxLimit = 1_000_000
+
+// throttler applies Throttle. A nil *throttler lets everything through.
+type throttler struct {
+	seed     maphash.Seed
+	failures failureTable
+	familiar familiarTable
+	log      *slog.Logger
+}
+
+func newThrottler(c Throttle, log *slog.Logger) (*throttler, error) {
+	c, err := c.withDefaults()
+	if err != nil || c.Disabled {
+		return nil, err
+	}
+	perShard := (c.MaxEntries + tableShards - 1) / tableShards
+	t := &throttler{seed: maphash.MakeSeed(), log: log}
+	t.failures.perShard, t.familiar.perShard = perShard, perShard
+	t.failures.delay, t.failures.maxDelay = int64(c.Delay), int64(c.MaxDelay)
+	t.familiar.within = int64(familiarFor)
+	for l, limit := range [numLayers]int{layerSource: c.PerSource, layerPair: c.PerPair, layerAccount: c.PerAccount} {
+		t.failures.rules[l] = rule{limit: uint32(limit), interval: max(int64(c.Window)/int64(limit), 1)}
+	}
+	return t, nil
+}
+
+// result is how a checked credential turned out.
+type result uint8
+
+const (
+	resultOK     result = iota
+	resultFailed        // a wrong credential
+	resultNone          // not checked to the end (the store failed): neither
+)
+
+// attempt is one check of a client secret or a password from a source
+// for an account. The zero attempt (of a nil throttler) counts nothing.
+type attempt struct {
+	t        *throttler
+	kind     kind
+	src      netip.Addr
+	account  string
+	keys     [numLayers]uint64
+	reserved [numLayers]bool // admitted with a reservation (passwords)
+}
+
+// begin starts an attempt at account from src. It returns how long the
+// attempt must wait instead, 0 if it may go ahead; an attempt that went
+// ahead ends with end.
+//
+// A client secret is checked in microseconds: its attempts are only
+// checked against the locks (attempts racing each other before the first
+// failure is counted each count too). A password takes an argon2id hash:
+// its attempts reserve their place in each budget, so that attempts sent
+// together cannot outrun the count.
+func (t *throttler) begin(k kind, src netip.Addr, account string, now time.Time) (attempt, time.Duration) {
+	if t == nil {
+		return attempt{}, 0
+	}
+	if k == kindPassword {
+		account = strings.ToLower(account)
+	}
+	a := attempt{t: t, kind: k, src: src, account: account}
+	for l := range numLayers {
+		a.keys[l] = throttleKey(t.seed, k, l, src, account)
+	}
+	ns := now.UnixNano()
+	var wait int64
+	for l := range numLayers {
+		var w int64
+		if k == kindPassword {
+			w = t.failures.admit(a.keys[l], l, ns)
+			a.reserved[l] = w == 0
+		} else {
+			w = t.failures.lockedFor(a.keys[l], ns)
 		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[client] = b
+		if w > 0 && l == layerAccount && t.familiar.seen(a.keys[layerPair], ns) {
+			w = 0 // a familiar source does not wait for the account
+		}
+		wait = max(wait, w)
 	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return nil
+	if wait > 0 {
+		a.end(resultNone, now) // give back the reservations
+		return attempt{}, time.Duration(wait)
 	}
-	wait := math.Ceil((1 - b.tokens) / l.rate)
-	return errThrottled("too many requests for this client", int(wait))
+	return a, 0
 }
 
-func (l *limiter) forgetFullLocked(now time.Time) {
-	for id, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, id)
+// end records how the attempt turned out.
+func (a *attempt) end(r result, now time.Time) {
+	if a.t == nil {
+		return
+	}
+	ns := now.UnixNano()
+	for l := range numLayers {
+		switch {
+		case r == resultFailed:
+			var locked bool
+			if a.reserved[l] {
+				_, locked = a.t.failures.finish(a.keys[l], l, true, ns)
+			} else {
+				_, locked = a.t.failures.fail(a.keys[l], l, ns)
+			}
+			if locked {
+				a.t.logLock(a.kind, l, a.src, a.account)
+			}
+		case r == resultOK && l == layerPair:
+			a.t.failures.forget(a.keys[l])
+			a.t.familiar.mark(a.keys[l], ns)
+		case a.reserved[l]:
+			a.t.failures.finish(a.keys[l], l, false, ns)
 		}
 	}
+	a.t = nil
+}
+
+// refreshFailed counts an invalid refresh token presented from src and,
+// if client is not empty (it authenticated), against the client. It
+// returns how long the source or the client was already locked, 0 if
+// neither was.
+func (t *throttler) refreshFailed(src netip.Addr, client string, now time.Time) time.Duration {
+	if t == nil {
+		return 0
+	}
+	ns := now.UnixNano()
+	before, locked := t.failures.fail(throttleKey(t.seed, kindRefresh, layerSource, src, ""), layerSource, ns)
+	if locked {
+		t.logLock(kindRefresh, layerSource, src, "")
+	}
+	if client != "" {
+		b, locked := t.failures.fail(throttleKey(t.seed, kindRefresh, layerAccount, src, client), layerAccount, ns)
+		if locked {
+			t.logLock(kindRefresh, layerAccount, src, client)
+		}
+		before = max(before, b)
+	}
+	return time.Duration(before)
+}
+
+// logLock logs a key that has reached its limit (OWASP: log lockouts).
+// Usernames are logged only for an account lock: a user who typed a
+// password into the username field does not fail twenty times.
+func (t *throttler) logLock(k kind, l layer, src netip.Addr, account string) {
+	attrs := []any{"credential", k.String(), "key", l.String()}
+	if l != layerAccount {
+		attrs = append(attrs, "source", src.String())
+	}
+	if l != layerSource && (k != kindPassword || l == layerAccount) {
+		attrs = append(attrs, "account", account)
+	}
+	t.log.Warn("throttle: failure limit reached; attempts wait", attrs...)
+}
+
+// errThrottledFor is the answer to an attempt that must wait d.
+func errThrottledFor(d time.Duration) *Error {
+	return errThrottled("too many failed attempts; retry later", int((d+time.Second-1)/time.Second))
+}
+
+// normalizeProxies checks the trusted proxies and puts them in the form
+// sourceAddr compares with: masked, IPv4 as IPv4.
+func normalizeProxies(ps []netip.Prefix) (proxySet, error) {
+	out := make(proxySet, 0, len(ps))
+	for _, p := range ps {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("server: Config.TrustedProxies: invalid prefix %q", p)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -24,7 +24,7 @@ func (e *env) introspect(tok string) answer {
 	return e.post("/oauth/introspect", appID, appSecret, url.Values{"token": {tok}})
 }
 
-func (e *env) mint(body string) answer {
+func (e *env) mintJSON(body string) answer {
 	e.t.Helper()
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, e.url+"/v1/tokens", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -80,7 +80,7 @@ func TestRevokeEveryKindOfToken(t *testing.T) {
 			return b.str("access_token"), []string{b.str("access_token"), b.str("refresh_token")}
 		}},
 		{"minted access token", func(e *env) (string, []string) {
-			a := e.mint(`{"subject":"u1"}`)
+			a := e.mintJSON(`{"subject":"u1"}`)
 			return a.str("access_token"), []string{a.str("access_token"), a.str("refresh_token")}
 		}},
 		{"client_credentials access token", func(e *env) (string, []string) {
@@ -126,9 +126,9 @@ func TestRevokeEveryKindOfToken(t *testing.T) {
 // each other out.
 func TestMintNeverSharesAFamily(t *testing.T) {
 	e := newEnv(t, nil)
-	dev1 := e.mint(`{"subject":"dave"}`)
+	dev1 := e.mintJSON(`{"subject":"dave"}`)
 	e.clock.Advance(time.Second)
-	dev2 := e.mint(`{"subject":"dave"}`)
+	dev2 := e.mintJSON(`{"subject":"dave"}`)
 	if dev1.str("refresh_token") == "" || dev2.str("access_token") != dev1.str("access_token") || dev2.str("session_id") != dev1.str("session_id") {
 		t.Fatalf("repeated mint: %v then %v", dev1.body, dev2.body)
 	}
@@ -140,7 +140,7 @@ func TestMintNeverSharesAFamily(t *testing.T) {
 	}
 	// Device 1 refreshes; device 2 gets its own login with force, and
 	// both keep working well after the grace window.
-	dev3 := e.mint(`{"subject":"dave","force":true}`)
+	dev3 := e.mintJSON(`{"subject":"dave","force":true}`)
 	if dev3.str("refresh_token") == "" || dev3.str("session_id") == dev1.str("session_id") {
 		t.Fatalf("forced mint: %v", dev3.body)
 	}
@@ -159,7 +159,7 @@ func TestDeleteRevokesLogins(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := t.Context()
 	alice := e.login()
-	mintedForAlice := e.mint(`{"subject":"alice"}`)
+	mintedForAlice := e.mintJSON(`{"subject":"alice"}`)
 	other := e.post("/oauth/token", "other", "other-secret", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wonderland"}})
 	if n, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil || n != 3 {
 		t.Fatalf("DeleteUser: %d, %v; want 3 revoked", n, err)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,10 +94,16 @@ type Config struct {
 	// Claims adds custom claims to access tokens. Optional.
 	Claims ClaimsFunc
 
-	// RateLimit is the sustained token-endpoint requests per second allowed
-	// per client, with bursts of RateBurst. Zero disables the limit.
-	RateLimit float64
-	RateBurst int
+	// Throttling of failures, and the source address they count against.
+	//
+	// Throttle slows down the guessing of client secrets, passwords and
+	// refresh tokens on every endpoint that checks them; successes are
+	// never throttled. The zero value means its documented defaults (on).
+	Throttle Throttle
+	// TrustedProxies are the reverse proxies (CIDR prefixes; an address
+	// is a /32 or /128) whose X-Forwarded-For header names the source of
+	// a request. Default: none, and the header is ignored.
+	TrustedProxies []netip.Prefix
 
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS: how long
 	// verifiers may trust it, and so how long a withdrawn key may still be
@@ -160,7 +167,8 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	mux     *http.ServeMux
-	lim     *limiter
+	thr     *throttler
+	proxies proxySet
 	metrics *metrics
 	minted  *mintCache
 	health  storeHealth
@@ -234,8 +242,12 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = s.builtinUsers
 	}
-	if cfg.RateLimit > 0 {
-		s.lim = newLimiter(cfg.RateLimit, max(cfg.RateBurst, 1), cfg.Now)
+	var err error
+	if s.thr, err = newThrottler(cfg.Throttle, cfg.Logger); err != nil {
+		return nil, err
+	}
+	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
 	}
 	s.metrics = newMetrics()
 	s.hashing.register(s.metrics.reg)

@@ -45,9 +45,6 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
-	if err := s.lim.allow(client.ID); err != nil {
-		return nil, err
-	}
 	switch grant {
 	case grantClientCredentials, grantRefreshToken, grantPassword:
 	default:
@@ -63,8 +60,8 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	case grantClientCredentials:
 		return s.clientCredentials(ctx, client, form)
 	case grantRefreshToken:
-		return s.refresh(ctx, client, form)
+		return s.refresh(ctx, client, confidential, s.sourceAddr(r), form)
 	default:
-		return s.password(ctx, client, form)
+		return s.password(ctx, client, s.sourceAddr(r), form)
 	}
 }

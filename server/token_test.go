@@ -176,27 +176,6 @@ func TestErrorAnswers(t *testing.T) {
 	}
 }
 
-func TestRateLimit(t *testing.T) {
-	e := newEnv(t, func(c *server.Config) { c.RateLimit, c.RateBurst = 1, 2 })
-	cc := url.Values{"grant_type": {"client_credentials"}}
-	for i := range 2 {
-		if a := e.post("/oauth/token", appID, appSecret, cc); a.status != 200 {
-			t.Fatalf("request %d: %d", i, a.status)
-		}
-	}
-	a := e.post("/oauth/token", appID, appSecret, cc)
-	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "1" {
-		t.Fatalf("third request: %d Retry-After %q", a.status, a.header.Get("Retry-After"))
-	}
-	if a := e.post("/oauth/token", "narrow", "narrow-secret", cc); a.status != 200 {
-		t.Fatalf("another client is limited too: %d", a.status)
-	}
-	e.clock.Advance(time.Second)
-	if a := e.post("/oauth/token", appID, appSecret, cc); a.status != 200 {
-		t.Fatalf("after a second: %d", a.status)
-	}
-}
-
 // A public client (no secret) may refresh the tokens of its own families,
 // and only those.
 func TestPublicClientRefresh(t *testing.T) {

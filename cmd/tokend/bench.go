@@ -43,11 +43,28 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	username := fs.String("username", benchUser, "with --target and --grant password: the user who logs in")
 	pass := fs.String("password", benchPassword, "with --target and --grant password: the user's password")
 	argon2 := fs.String("argon2-params", defaultSettings().Argon2Params, "argon2id parameters of the in-process server's user; with --target, the server's (for the anchor of --grant password)")
+	throttle := fs.String("throttle", "", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level, every other level in reverse order (default: on for rotations; off for logins, which it would mostly answer 429 from one address before they reach the hashing)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *grant != "refresh_token" && *grant != "password" {
 		return usageError{fmt.Errorf("bench: bad --grant %q", *grant)}
+	}
+	if *throttle == "" {
+		*throttle = "on"
+		if *grant == "password" && *target == "" {
+			*throttle = "off"
+		}
+	}
+	var modes []string
+	for _, m := range splitList(*throttle) {
+		if m != "on" && m != "off" {
+			return usageError{fmt.Errorf("bench: bad --throttle value %q", m)}
+		}
+		modes = append(modes, m)
+	}
+	if len(modes) == 0 || *target != "" && *throttle != "on" || *grant == "password" && len(modes) > 1 {
+		return usageError{errors.New("bench: --throttle wants on and/or off (one of them for logins), and only for the in-process server")}
 	}
 	var ns []int
 	for _, f := range splitList(*levels) {
@@ -61,32 +78,39 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{fmt.Errorf("bench: --argon2-params: %w", err)}
 	}
-	base, id, secret := *target, *clientID, *clientSecret
-	if base == "" {
-		stop, u, err := benchServer(ctx, *storeURL, params)
+	bases, id, secret := []string{*target}, *clientID, *clientSecret
+	if *target == "" {
+		stop, urls, err := benchServer(ctx, *storeURL, params, modes)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		base, id, secret = u, "bench", benchSecret
+		bases, id, secret = urls, "bench", benchSecret
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
-	b := &bencher{hc: hc, base: strings.TrimRight(base, "/"), id: id, secret: secret}
 	if *grant == "password" {
+		b := &bencher{hc: hc, base: strings.TrimRight(bases[0], "/"), id: id, secret: secret}
 		return b.benchLogins(ctx, stdout, ns, *duration, *username, *pass, params, *target == "")
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", b.base, *storeURL, *duration)
-	fmt.Fprintln(tw, "clients\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
-	for _, n := range ns {
-		r, err := b.run(ctx, n, *duration)
-		if err != nil {
-			return err
+	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", strings.Join(bases, " and "), *storeURL, *duration)
+	fmt.Fprintln(tw, "clients\tthrottle\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
+	for l, n := range ns {
+		for k := range bases {
+			i := k
+			if l%2 == 1 { // every other level in reverse, so that drift hits every mode alike
+				i = len(bases) - 1 - k
+			}
+			b := &bencher{hc: hc, base: strings.TrimRight(bases[i], "/"), id: id, secret: secret}
+			r, err := b.run(ctx, n, *duration)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, modes[i], r.ok, float64(r.ok)/r.elapsed.Seconds(),
+				pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.errors())
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, r.ok, float64(r.ok)/r.elapsed.Seconds(),
-			pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.errors())
 	}
 	return tw.Flush()
 }
@@ -98,32 +122,40 @@ const (
 	benchPassword = "bench-password"
 )
 
-// benchServer starts an in-process server on loopback with serve's default
-// settings (rate limit aside: none; argon2id parameters: params) and
-// serve's HTTP timeouts, a client that may mint, refresh and log in, and
-// the user benchUser.
-func benchServer(ctx context.Context, storeURL string, params password.Params) (stop func(), baseURL string, err error) {
+// benchServer starts in-process servers on loopback on one store, one per
+// throttle mode ("on": serve's default configuration; "off": the throttle
+// disabled), with serve's default settings (argon2id parameters: params)
+// and HTTP timeouts, a client that may mint, refresh and log in, and the
+// user benchUser.
+func benchServer(ctx context.Context, storeURL string, params password.Params, modes []string) (stop func(), baseURLs []string, err error) {
 	st, err := openStore(ctx, storeURL)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
+	}
+	var servers []*http.Server
+	stop = func() {
+		for _, hs := range servers {
+			_ = hs.Close()
+		}
+		st.Close()
 	}
 	ks, err := keys.Load(ctx, st, "EdDSA", time.Hour, time.Now())
 	if err != nil {
-		st.Close()
-		return nil, "", err
+		stop()
+		return nil, nil, err
 	}
 	_, _ = st.DeleteClient(ctx, "bench", time.Now())
 	if err := st.CreateClient(ctx, store.Client{ID: "bench", SecretHash: server.HashClientSecret(benchSecret),
 		Grants: []string{"refresh_token", "password"}, Mint: true, CreatedAt: time.Now()}); err != nil {
-		st.Close()
-		return nil, "", err
+		stop()
+		return nil, nil, err
 	}
 	defaults := defaultSettings()
 	defaults.Argon2Params = params.String()
 	var cfg server.Config
 	if err := defaults.applyHashing(&cfg); err != nil {
-		st.Close()
-		return nil, "", err
+		stop()
+		return nil, nil, err
 	}
 	hash, err := cfg.PasswordParams.Hash(benchPassword)
 	if err == nil {
@@ -131,25 +163,32 @@ func benchServer(ctx context.Context, storeURL string, params password.Params) (
 		err = st.CreateUser(ctx, store.User{Name: benchUser, PasswordHash: hash, CreatedAt: time.Now()})
 	}
 	if err != nil {
-		st.Close()
-		return nil, "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		st.Close()
-		return nil, "", err
+		stop()
+		return nil, nil, err
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	cfg.Store, cfg.Signer, cfg.Secret, cfg.Issuer = st, ks, secret, "http://"+ln.Addr().String()
-	srv, err := server.New(cfg)
-	if err != nil {
-		st.Close()
-		return nil, "", err
+	for _, mode := range modes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		c := cfg
+		c.Store, c.Signer, c.Secret, c.Issuer = st, ks, secret, "http://"+ln.Addr().String()
+		c.Throttle = server.Throttle{Disabled: mode == "off"}
+		srv, err := server.New(c)
+		if err != nil {
+			ln.Close()
+			stop()
+			return nil, nil, err
+		}
+		hs := newHTTPServer(srv, slog.New(slog.DiscardHandler))
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(ln) }()
+		baseURLs = append(baseURLs, "http://"+ln.Addr().String())
 	}
-	hs := newHTTPServer(srv, slog.New(slog.DiscardHandler))
-	go func() { _ = hs.Serve(ln) }()
-	return func() { _ = hs.Close(); st.Close() }, "http://" + ln.Addr().String(), nil
+	return stop, baseURLs, nil
 }
 
 type bencher struct {

@@ -26,8 +26,6 @@ type settings struct {
 	RefreshAbsolute time.Duration `yaml:"refresh_absolute"`
 	Grace           time.Duration `yaml:"grace"`
 	KeyAlg          string        `yaml:"key_alg"`
-	RateLimit       float64       `yaml:"rate_limit"`
-	RateBurst       int           `yaml:"rate_burst"`
 	GCInterval      time.Duration `yaml:"gc_interval"`
 	LogLevel        string        `yaml:"log_level"`
 	AccessLog       bool          `yaml:"access_log"`
@@ -45,6 +43,15 @@ type settings struct {
 	HashMemory   int    `yaml:"hash_memory"` // MiB
 	HashQueue    int    `yaml:"hash_queue"`
 	Argon2Params string `yaml:"argon2_params"`
+
+	// Throttling of failures (server.Throttle); zero means the server's
+	// default.
+	TrustedProxies   string        `yaml:"trusted_proxies"`
+	ThrottleSource   int           `yaml:"throttle_source"`
+	ThrottlePair     int           `yaml:"throttle_pair"`
+	ThrottleAccount  int           `yaml:"throttle_account"`
+	ThrottleWindow   time.Duration `yaml:"throttle_window"`
+	ThrottleMaxDelay time.Duration `yaml:"throttle_max_delay"`
 }
 
 func defaultSettings() settings {
@@ -56,8 +63,6 @@ func defaultSettings() settings {
 		RefreshAbsolute: 90 * 24 * time.Hour,
 		Grace:           server.DefaultGrace,
 		KeyAlg:          "EdDSA",
-		RateLimit:       50,
-		RateBurst:       100,
 		GCInterval:      time.Minute,
 		LogLevel:        "info",
 		JWKSMaxAge:      time.Minute,
@@ -90,8 +95,6 @@ func (s *settings) table() []setting {
 		{"refresh-absolute", "a refresh-token family ends this long after login", &s.RefreshAbsolute},
 		{"grace", "window in which a retried refresh token gets the same successor", &s.Grace},
 		{"key-alg", "signing algorithm of new keys: EdDSA or ES256", &s.KeyAlg},
-		{"rate-limit", "token requests per second per client (0: unlimited)", &s.RateLimit},
-		{"rate-burst", "token request burst per client", &s.RateBurst},
 		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
 		{"access-log", "log every request: method, path, status, client, latency", &s.AccessLog},
@@ -104,6 +107,13 @@ func (s *settings) table() []setting {
 		{"hash-memory", "memory budget of concurrent password checks, in MiB", &s.HashMemory},
 		{"hash-queue", "logins that may wait for hashing memory before 503 (negative: none)", &s.HashQueue},
 		{"argon2-params", "argon2id parameters of new password hashes: m=KiB,t=passes,p=lanes", &s.Argon2Params},
+
+		{"trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none, header ignored)", &s.TrustedProxies},
+		{"throttle-source", "failed attempts one source address may make before it must wait (default 50)", &s.ThrottleSource},
+		{"throttle-pair", "failed attempts one source may make at one client or user before it must wait (default 5)", &s.ThrottlePair},
+		{"throttle-account", "failed attempts at one client or user, from anywhere, before sources it has not logged in from must wait (default 20)", &s.ThrottleAccount},
+		{"throttle-window", "time in which a limit's worth of failures is forgotten (default 1h)", &s.ThrottleWindow},
+		{"throttle-max-delay", "longest wait after repeated failures (default 15m)", &s.ThrottleMaxDelay},
 	}
 }
 

@@ -308,7 +308,7 @@ func serveInProcess(t *testing.T, log io.Writer, args ...string) (base string, s
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := cmdServe(ctx, append([]string{"--addr", "127.0.0.1:0", "--rate-limit", "0", "--grace", "1h", "--log-level", "debug"}, args...), pw, log)
+		err := cmdServe(ctx, append([]string{"--addr", "127.0.0.1:0", "--grace", "1h", "--log-level", "debug"}, args...), pw, log)
 		pw.CloseWithError(errors.New("serve returned"))
 		done <- err
 	}()

@@ -42,7 +42,7 @@ func buildTokend(t *testing.T) string {
 // startServe runs `tokend serve` on a free port and returns its base URL.
 func startServe(t *testing.T, bin, storeURL string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--rate-limit", "0", "--log-level", "error")
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--store", storeURL, "--log-level", "error")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tokend/tokend/keys"
@@ -32,6 +34,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Errorf("log-level: %w", err)}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return usageError{err}
+	}
 
 	ring, err := loadKeyring(cfg.EncryptionKeyFile, cfg.EncryptionOldKeyFile, os.Getenv)
 	if err != nil {
@@ -59,8 +65,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scfg := server.Config{
 		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, Logger: log,
-		JWKSMaxAge: cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
+		Logger: log,
+		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
+			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
+		TrustedProxies: proxies,
+		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
 	}
 	if err := cfg.applyHashing(&scfg); err != nil {
 		return usageError{err}
@@ -149,4 +158,30 @@ func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Se
 			}
 		}
 	}
+}
+
+// parseTrustedProxies parses --trusted-proxies: comma-separated addresses
+// (taken as /32 or /128) and CIDR prefixes.
+func parseTrustedProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if strings.Contains(f, "/") {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("trusted-proxies: %w", err)
+			}
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("trusted-proxies: %q is neither an address nor a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -1,0 +1,239 @@
+package server
+
+import (
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func testThrottler(tb testing.TB, c Throttle) *throttler {
+	tb.Helper()
+	t, err := newThrottler(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t
+}
+
+// A key locks at its limit for Delay, twice as long with each further
+// failure up to MaxDelay, and forgets one failure per Window/limit.
+func TestFailureTableLocksAndLeaks(t *testing.T) {
+	thr := testThrottler(t, Throttle{PerPair: 3, Window: 30 * time.Minute, Delay: time.Second, MaxDelay: 8 * time.Second})
+	ft := &thr.failures
+	const key = 42
+	at := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+	for i := range 2 {
+		if before, locked := ft.fail(key, layerPair, at(0)); before != 0 || locked {
+			t.Fatalf("failure %d: locked", i+1)
+		}
+	}
+	if before, locked := ft.fail(key, layerPair, at(0)); before != 0 || !locked {
+		t.Fatal("the third failure did not lock")
+	}
+	wantLock := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
+	for i, want := range wantLock {
+		if got := time.Duration(ft.lockedFor(key, at(0))); got != want {
+			t.Fatalf("lock %d: %v, want %v", i, got, want)
+		}
+		// A failure counted while locked (refresh tokens) says so.
+		if before, locked := ft.fail(key, layerPair, at(0)); time.Duration(before) != want || locked {
+			t.Fatalf("failure while locked: before %v, locked %v", before, locked)
+		}
+	}
+	// 8 failures; one is forgotten every 10 minutes.
+	if got := ft.lockedFor(key, at(10*time.Minute)); got != 0 {
+		t.Fatalf("still locked after 10 minutes: %v", time.Duration(got))
+	}
+	if _, _ = ft.fail(key, layerPair, at(10*time.Minute)); time.Duration(ft.lockedFor(key, at(10*time.Minute))) != 8*time.Second {
+		t.Fatal("8 failures (one forgotten, one new) should lock for the maximum")
+	}
+	if ft.lockedFor(key, at(90*time.Minute)); ft.len() != 0 {
+		t.Fatalf("a key with every failure forgotten is kept: %d records", ft.len())
+	}
+	if _, locked := ft.fail(key, layerPair, at(90*time.Minute)); locked {
+		t.Fatal("a forgotten key locked at its first failure")
+	}
+}
+
+// Attempts at a password reserve their place: no more are admitted than
+// failures are left, and finishing without a failure gives the place back.
+func TestFailureTableAdmit(t *testing.T) {
+	thr := testThrottler(t, Throttle{PerPair: 2})
+	ft := &thr.failures
+	now := t0.UnixNano()
+	for i := range 2 {
+		if w := ft.admit(1, layerPair, now); w != 0 {
+			t.Fatalf("attempt %d within a limit of two: wait %v", i+1, time.Duration(w))
+		}
+	}
+	if w := ft.admit(1, layerPair, now); w != int64(time.Second) {
+		t.Fatalf("third attempt in flight: wait %v, want 1s", time.Duration(w))
+	}
+	ft.finish(1, layerPair, false, now)
+	if ft.admit(1, layerPair, now) != 0 {
+		t.Fatal("a place given back was not reused")
+	}
+	ft.finish(1, layerPair, true, now)
+	ft.finish(1, layerPair, true, now)
+	if w := ft.admit(1, layerPair, now); w != int64(time.Second) {
+		t.Fatalf("after two failures: wait %v, want the 1s lock", time.Duration(w))
+	}
+	// Once the lock has passed, one attempt at a time.
+	later := now + int64(time.Second)
+	first, second := ft.admit(1, layerPair, later), ft.admit(1, layerPair, later)
+	if first != 0 || second == 0 {
+		t.Fatal("after a lock, want exactly one attempt in flight")
+	}
+	ft.finish(1, layerPair, false, later)
+	ft.forget(1)
+	if ft.len() != 0 {
+		t.Fatal("forget kept the record")
+	}
+}
+
+func TestThrottleKeys(t *testing.T) {
+	seed := maphash.MakeSeed()
+	a1, a2 := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	b := netip.MustParseAddr("2001:db8:1:3::1")
+	k := func(kd kind, l layer, src netip.Addr, acct string) uint64 { return throttleKey(seed, kd, l, src, acct) }
+	switch {
+	case k(kindPassword, layerSource, a1, "") != k(kindPassword, layerSource, a2, ""):
+		t.Error("one /64, two sources")
+	case k(kindPassword, layerSource, a1, "") == k(kindPassword, layerSource, b, ""):
+		t.Error("two /64s, one source")
+	case k(kindPassword, layerSource, a1, "") == k(kindSecret, layerSource, a1, ""):
+		t.Error("passwords and secrets share a source key")
+	case k(kindPassword, layerAccount, a1, "alice") != k(kindPassword, layerAccount, b, "alice"):
+		t.Error("the account key depends on the source")
+	case k(kindPassword, layerPair, a1, "alice") == k(kindPassword, layerPair, b, "alice"):
+		t.Error("the pair key ignores the source")
+	case k(kindPassword, layerSource, a1, "x") != k(kindPassword, layerSource, a1, "y"):
+		t.Error("the source key depends on the account")
+	case k(kindSecret, layerSource, netip.MustParseAddr("192.0.2.1"), "") == k(kindSecret, layerSource, netip.MustParseAddr("192.0.2.2"), ""):
+		t.Error("two IPv4 addresses, one source")
+	}
+}
+
+// The tables never hold more than MaxEntries, however many sources and
+// usernames an attacker sprays, and an established lock survives the
+// spray: the sprayed one-failure records are forgotten first.
+func TestThrottleMemoryBound(t *testing.T) {
+	const maxEntries = 1024
+	thr := testThrottler(t, Throttle{MaxEntries: maxEntries})
+	rng := rand.New(rand.NewPCG(1, 2))
+	randomAddr := func() netip.Addr {
+		return netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
+	}
+	now := t0
+	// A distributed guesser locks alice, and one source locks itself.
+	for range 25 {
+		a, _ := thr.begin(kindPassword, randomAddr(), "alice", now)
+		a.end(resultFailed, now)
+	}
+	greedy := netip.MustParseAddr("198.51.100.1")
+	for i := range 5 {
+		a, wait := thr.begin(kindSecret, greedy, fmt.Sprint("client", i), now)
+		if wait > 0 {
+			t.Fatal("locked too early")
+		}
+		a.end(resultFailed, now)
+	}
+	for i := range 100_000 {
+		a, _ := thr.begin(kindPassword, randomAddr(), fmt.Sprint("user", i), now)
+		a.end(resultFailed, now)
+		s, _ := thr.begin(kindSecret, randomAddr(), fmt.Sprint("client", i), now)
+		s.end(resultOK, now) // a familiar source each
+	}
+	if n := thr.failures.len(); n > maxEntries {
+		t.Fatalf("%d failure records, bound %d", n, maxEntries)
+	}
+	if n := thr.familiar.len(); n > maxEntries {
+		t.Fatalf("%d familiar sources, bound %d", n, maxEntries)
+	}
+	if _, wait := thr.begin(kindPassword, randomAddr(), "alice", now); wait == 0 {
+		t.Fatal("alice's lock was flushed out by the spray")
+	}
+	for i := range 45 { // 50 in all: the source's limit
+		a, wait := thr.begin(kindSecret, greedy, fmt.Sprint("other", i), now)
+		if wait > 0 {
+			t.Fatalf("failure %d locked", 5+i)
+		}
+		a.end(resultFailed, now)
+	}
+	if _, wait := thr.begin(kindSecret, greedy, "y", now); wait == 0 {
+		t.Fatal("the greedy source is not locked")
+	}
+}
+
+// The figure behind Throttle.MaxEntries' "under 80 bytes for one of each".
+func TestThrottleEntrySize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a full table")
+	}
+	const n = 100_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	thr := testThrottler(t, Throttle{MaxEntries: n})
+	ns := t0.UnixNano()
+	for i := range uint64(n) {
+		thr.failures.fail(i*0x9E3779B97F4A7C15, layerPair, ns)
+		thr.familiar.mark(i*0x9E3779B97F4A7C15, ns)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes per failure record and familiar source together (%d and %d)", per, thr.failures.len(), thr.familiar.len())
+	if per > 80 {
+		t.Errorf("%.0f bytes per entry pair", per)
+	}
+	runtime.KeepAlive(thr)
+}
+
+// The cost on every authentication of a confidential client: the checks
+// and the success.
+func BenchmarkThrottleClientSecret(b *testing.B) {
+	for _, full := range []bool{false, true} {
+		b.Run(fmt.Sprintf("table full=%v", full), func(b *testing.B) {
+			thr := testThrottler(b, Throttle{})
+			now := t0
+			src := netip.MustParseAddr("192.0.2.7")
+			rng := rand.New(rand.NewPCG(1, 2))
+			randomAddr := func() netip.Addr {
+				return netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
+			}
+			if full { // other clients' successes fill the familiar table
+				for i := range defaultMaxEntries {
+					a, _ := thr.begin(kindSecret, randomAddr(), fmt.Sprint(i), now)
+					a.end(resultOK, now)
+				}
+			}
+			a, _ := thr.begin(kindSecret, src, "app", now) // the app's usual source
+			a.end(resultOK, now)
+			if full { // and an attacker's guesses from everywhere the failure table
+				for range defaultMaxEntries {
+					a, _ := thr.begin(kindSecret, randomAddr(), "app", now)
+					a.end(resultFailed, now)
+				}
+				if thr.failures.lockedFor(throttleKey(thr.seed, kindSecret, layerAccount, src, "app"), now.UnixNano()) == 0 {
+					b.Fatal("the app is not locked")
+				}
+			}
+			if _, wait := thr.begin(kindSecret, src, "app", now); wait > 0 {
+				b.Fatal("the app's own source must wait")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				a, _ := thr.begin(kindSecret, src, "app", now)
+				a.end(resultOK, now)
+			}
+		})
+	}
+}

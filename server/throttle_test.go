@@ -1,0 +1,480 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store"
+)
+
+// trustLoopback makes the test's requests arrive through a trusted proxy
+// (the loopback peer), so that X-Forwarded-For names their source.
+func trustLoopback(c *server.Config) {
+	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
+// cheapUsers replaces the argon2id users with alice/wonderland and
+// bob/builder, so that hundreds of logins stay fast.
+func cheapUsers(c *server.Config) {
+	c.Authenticate = func(_ context.Context, user, pass string) (string, error) {
+		if user == "alice" && pass == "wonderland" || user == "bob" && pass == "builder" {
+			return user, nil
+		}
+		return "", server.ErrBadCredentials
+	}
+}
+
+func with(mods ...func(*server.Config)) func(*server.Config) {
+	return func(c *server.Config) {
+		for _, m := range mods {
+			m(c)
+		}
+	}
+}
+
+// postFrom is post with X-Forwarded-For: src, unless src is empty.
+func (e *env) postFrom(src, path, id, secret string, form url.Values) answer {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodPost, e.url+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if src != "" {
+		req.Header.Set("X-Forwarded-For", src)
+	}
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	return e.do(req)
+}
+
+// mint starts a family for subject through the app's /v1/tokens and
+// returns its refresh token.
+func (e *env) mint(subject string) string {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodPost, e.url+"/v1/tokens", strings.NewReader(`{"subject":"`+subject+`","force":true}`))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(appID, appSecret)
+	a := e.do(req)
+	if a.status != http.StatusOK || a.str("refresh_token") == "" {
+		e.t.Fatalf("mint: %d %v", a.status, a.body)
+	}
+	return a.str("refresh_token")
+}
+
+// spaFamily stores a family of the public client spa and returns its
+// refresh token.
+func (e *env) spaFamily(id string) string {
+	e.t.Helper()
+	now := e.clock.Now()
+	rt := junkToken()
+	f := store.Family{ID: id, ClientID: "spa", Subject: id, CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
+	if err := e.store.CreateFamily(e.t.Context(), f, store.RefreshToken{Hash: server.HashClientSecret(rt), IssuedAt: now}); err != nil {
+		e.t.Fatal(err)
+	}
+	return rt
+}
+
+// junkToken is a well-formed refresh token that was never issued.
+func junkToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return "rt_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func retryAfter(t testing.TB, a answer) int {
+	t.Helper()
+	n, err := strconv.Atoi(a.header.Get("Retry-After"))
+	if err != nil || n < 1 {
+		t.Fatalf("429 with Retry-After %q", a.header.Get("Retry-After"))
+	}
+	return n
+}
+
+func is429(t testing.TB, a answer) int {
+	t.Helper()
+	if a.status != http.StatusTooManyRequests || a.str("error") != "temporarily_unavailable" {
+		t.Fatalf("got %d %v, want 429 temporarily_unavailable", a.status, a.body)
+	}
+	return retryAfter(t, a)
+}
+
+var (
+	refreshGrant = func(rt string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+	}
+	spaRefresh = func(rt string) url.Values {
+		return url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {rt}}
+	}
+	passwordGrant = func(user, pass string) url.Values {
+		return url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass}}
+	}
+	clientCredentials = url.Values{"grant_type": {"client_credentials"}}
+)
+
+// Sixteen users of one confidential client, refreshing at once and far
+// more often than any per-client bucket would allow, are never
+// throttled: successes spend nothing. (The per-client bucket answered
+// 429 after about 100 rotations.)
+func TestThrottleManyUsersOfOneClient(t *testing.T) {
+	e := newEnv(t, nil)
+	const users, rotations = 16, 150
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	errs := make(chan error, users)
+	for i := range users {
+		rt := e.mint(fmt.Sprintf("user-%d", i))
+		wg.Go(func() {
+			for n := range rotations {
+				next, status, err := rotate(t.Context(), e.url, rt)
+				if err != nil || status != http.StatusOK {
+					errs <- fmt.Errorf("user %d, rotation %d: status %d, %v", i, n, status, err)
+					return
+				}
+				ok.Add(1)
+				rt = next
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if ok.Load() != users*rotations {
+		t.Fatalf("%d rotations succeeded, want %d", ok.Load(), users*rotations)
+	}
+}
+
+// rotate is the refresh grant as the app, safe to call from any
+// goroutine.
+func rotate(ctx context.Context, base, rt string) (string, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/oauth/token", strings.NewReader(refreshGrant(rt).Encode()))
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(appID, appSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return "", resp.StatusCode, err
+		}
+	}
+	return out.RefreshToken, resp.StatusCode, nil
+}
+
+// Junk refresh tokens sent with client_id=spa and no secret are throttled
+// per source: after 50 the junk is answered 429 with a growing
+// Retry-After, while spa's users, from anywhere including the junk's own
+// source, keep refreshing; and junk from another source is still
+// answered invalid_grant: the junk spent no budget of spa's.
+func TestThrottleJunkWithPublicClientID(t *testing.T) {
+	e := newEnv(t, trustLoopback)
+	const attacker = "203.0.113.66"
+	users := []string{e.spaFamily("u1"), e.spaFamily("u2"), e.spaFamily("u3")}
+	userSources := []string{"", "198.51.100.1", attacker}
+	last := 0
+	for i := range 150 {
+		a := e.postFrom(attacker, "/oauth/token", "", "", spaRefresh(junkToken()))
+		switch {
+		case i < 50:
+			if a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+				t.Fatalf("junk %d: %d %v, want 400 invalid_grant", i, a.status, a.body)
+			}
+		default:
+			ra := is429(t, a)
+			if ra < last {
+				t.Fatalf("junk %d: Retry-After %d after %d", i, ra, last)
+			}
+			last = ra
+		}
+		if i%10 == 9 {
+			for u, rt := range users {
+				a := e.postFrom(userSources[u], "/oauth/token", "", "", spaRefresh(rt))
+				if a.status != http.StatusOK {
+					t.Fatalf("after %d junk tokens, spa user %d: %d %v", i+1, u, a.status, a.body)
+				}
+				users[u] = a.str("refresh_token")
+			}
+		}
+	}
+	if last != 15*60 {
+		t.Errorf("Retry-After grew to %d, want the 900 s cap", last)
+	}
+	if a := e.postFrom("198.51.100.99", "/oauth/token", "", "", spaRefresh(junkToken())); a.status != http.StatusBadRequest {
+		t.Fatalf("junk from another source: %d %v, want 400: the junk spent spa's budget", a.status, a.body)
+	}
+}
+
+// Junk refresh tokens sent through a confidential client's own
+// credentials spend that client's budget (and its source's), never its
+// users' valid tokens: the next real user gets 200 from the same source
+// with the same credentials, and its other grants are untouched.
+func TestThrottleJunkThroughConfidentialClient(t *testing.T) {
+	e := newEnv(t, cheapUsers)
+	rt := e.mint("user-1")
+	for i := range 150 {
+		a := e.refresh(junkToken())
+		if i < 20 { // the client's limit comes first
+			if a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+				t.Fatalf("junk %d: %d %v, want 400 invalid_grant", i, a.status, a.body)
+			}
+		} else {
+			is429(t, a)
+		}
+	}
+	a := e.refresh(rt)
+	if a.status != http.StatusOK {
+		t.Fatalf("the next real user: %d %v", a.status, a.body)
+	}
+	if a := e.post("/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+		t.Fatalf("client_credentials: %d %v", a.status, a.body)
+	}
+	if a := e.post("/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); a.status != http.StatusOK {
+		t.Fatalf("password login: %d %v", a.status, a.body)
+	}
+	// A token that has ended is still answered invalid_grant, so that its
+	// holder logs in again instead of retrying.
+	ended := a.str("refresh_token")
+	if r := e.post("/oauth/revoke", appID, appSecret, url.Values{"token": {ended}}); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
+	if a := e.refresh(ended); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+		t.Fatalf("revoked token while the client is throttled: %d %v", a.status, a.body)
+	}
+}
+
+// Wrong client secrets: five are answered 401, then the source waits,
+// right secret or wrong, with a Retry-After that doubles with each
+// further failure up to 15 minutes.
+func TestThrottleWrongClientSecrets(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.Throttle.Window = 24 * time.Hour }) // no forgetting during the test
+	statuses := map[int]int{}
+	for range 300 {
+		statuses[e.post("/oauth/token", appID, "wrong", clientCredentials).status]++
+	}
+	if statuses[401] != 5 || statuses[429] != 295 {
+		t.Fatalf("300 wrong secrets at once: %v, want 5×401 and 295×429", statuses)
+	}
+	if a := e.post("/oauth/token", appID, appSecret, clientCredentials); is429(t, a) != 1 {
+		t.Fatalf("right secret while locked: Retry-After %s, want 1", a.header.Get("Retry-After"))
+	}
+	// Follow the lock: after each Retry-After one more guess is checked
+	// (401) and the next waits twice as long.
+	want := 1
+	for i := range 16 {
+		e.clock.Advance(time.Duration(want) * time.Second)
+		if a := e.post("/oauth/token", appID, "wrong", clientCredentials); a.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d after the lock: %d %v, want 401", i, a.status, a.body)
+		}
+		want = min(2*want, 900)
+		if got := is429(t, e.post("/oauth/token", appID, "wrong", clientCredentials)); got != want {
+			t.Fatalf("lock %d: Retry-After %d, want %d", i, got, want)
+		}
+	}
+	e.clock.Advance(900 * time.Second)
+	if a := e.post("/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+		t.Fatalf("right secret after the lock: %d %v", a.status, a.body)
+	}
+	if a := e.post("/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+		t.Fatalf("after a success: %d %v", a.status, a.body)
+	}
+}
+
+// Wrong secrets for one client from many sources lock the client for new
+// sources only: where it has authenticated before, it goes on; other
+// clients are untouched. One source trying many clients is locked for all.
+func TestThrottleClientSecretsPerAccountAndSource(t *testing.T) {
+	t.Run("account", func(t *testing.T) {
+		e := newEnv(t, trustLoopback)
+		const home = "192.0.2.10"
+		if a := e.postFrom(home, "/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+			t.Fatal(a.status)
+		}
+		for i := range 20 {
+			if a := e.postFrom(fmt.Sprintf("203.0.113.%d", i), "/oauth/token", appID, "wrong", clientCredentials); a.status != http.StatusUnauthorized {
+				t.Fatalf("guess %d: %d", i, a.status)
+			}
+		}
+		is429(t, e.postFrom("198.51.100.1", "/oauth/token", appID, appSecret, clientCredentials))
+		if a := e.postFrom(home, "/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+			t.Fatalf("the client where it always is: %d %v", a.status, a.body)
+		}
+		if a := e.postFrom("198.51.100.1", "/oauth/token", "other", "other-secret", clientCredentials); a.status != http.StatusOK {
+			t.Fatalf("another client from a new source: %d %v", a.status, a.body)
+		}
+	})
+	t.Run("source", func(t *testing.T) {
+		e := newEnv(t, trustLoopback)
+		const sprayer = "203.0.113.7"
+		for i := range 50 {
+			a := e.postFrom(sprayer, "/oauth/token", fmt.Sprintf("client-%d", i), "guess", clientCredentials)
+			if a.status != http.StatusUnauthorized {
+				t.Fatalf("guess %d: %d", i, a.status)
+			}
+		}
+		is429(t, e.postFrom(sprayer, "/oauth/token", appID, appSecret, clientCredentials))
+		if a := e.postFrom("198.51.100.1", "/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+			t.Fatalf("another source: %d %v", a.status, a.body)
+		}
+	})
+	t.Run("every endpoint counts", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tok := url.Values{"token": {"x"}}
+		for _, path := range []string{"/oauth/revoke", "/oauth/introspect", "/oauth/revoke", "/oauth/introspect"} {
+			if a := e.post(path, appID, "wrong", tok); a.status != http.StatusUnauthorized {
+				t.Fatalf("%s: %d", path, a.status)
+			}
+		}
+		if a := e.post("/oauth/token", appID, "wrong", clientCredentials); a.status != http.StatusUnauthorized {
+			t.Fatalf("token: %d", a.status)
+		}
+		is429(t, e.post("/oauth/introspect", appID, appSecret, tok))
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/v1/tokens", strings.NewReader(`{"subject":"s"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(appID, appSecret)
+		is429(t, e.do(req))
+	})
+}
+
+// Wrong passwords: per (source, username) first, per username across
+// sources except where the user has logged in before, per source across
+// usernames; a lock refuses the right password too.
+func TestThrottleWrongPasswords(t *testing.T) {
+	t.Run("source and user", func(t *testing.T) {
+		e := newEnv(t, with(trustLoopback, cheapUsers))
+		const a1, a2 = "203.0.113.1", "198.51.100.2"
+		for i := range 5 {
+			if a := e.postFrom(a1, "/oauth/token", appID, appSecret, passwordGrant("alice", "guess")); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+				t.Fatalf("guess %d: %d %v", i, a.status, a.body)
+			}
+		}
+		if ra := is429(t, e.postFrom(a1, "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland"))); ra != 1 {
+			t.Fatalf("Retry-After %d, want 1", ra)
+		}
+		if a := e.postFrom(a1, "/oauth/token", appID, appSecret, passwordGrant("bob", "builder")); a.status != http.StatusOK {
+			t.Fatalf("bob from the same source: %d %v", a.status, a.body)
+		}
+		if a := e.postFrom(a2, "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); a.status != http.StatusOK {
+			t.Fatalf("alice from another source: %d %v", a.status, a.body)
+		}
+		// The client's own authentication is another kind of credential.
+		if a := e.postFrom(a1, "/oauth/token", appID, appSecret, clientCredentials); a.status != http.StatusOK {
+			t.Fatalf("client credentials from the same source: %d %v", a.status, a.body)
+		}
+		// Usernames differing in case are one account.
+		is429(t, e.postFrom(a1, "/oauth/token", appID, appSecret, passwordGrant("ALICE", "guess")))
+		// The lockout is logged, without the username: a user who typed
+		// a password into the username field may be the one locked.
+		logs := e.logs.String()
+		if !strings.Contains(logs, "credential=password key=source+account source=203.0.113.1") || strings.Contains(logs, "alice") {
+			t.Fatalf("logs: %s", logs)
+		}
+	})
+	t.Run("user", func(t *testing.T) {
+		e := newEnv(t, with(trustLoopback, cheapUsers))
+		const home = "192.0.2.20"
+		if a := e.postFrom(home, "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); a.status != http.StatusOK {
+			t.Fatal(a.status)
+		}
+		for i := range 20 {
+			if a := e.postFrom(fmt.Sprintf("203.0.113.%d", i), "/oauth/token", appID, appSecret, passwordGrant("alice", "guess")); a.status != http.StatusBadRequest {
+				t.Fatalf("guess %d: %d", i, a.status)
+			}
+		}
+		is429(t, e.postFrom("198.51.100.3", "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")))
+		if a := e.postFrom(home, "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); a.status != http.StatusOK {
+			t.Fatalf("alice where she logs in: %d %v", a.status, a.body)
+		}
+		if a := e.postFrom("198.51.100.3", "/oauth/token", appID, appSecret, passwordGrant("bob", "builder")); a.status != http.StatusOK {
+			t.Fatalf("bob from a new source: %d %v", a.status, a.body)
+		}
+	})
+	t.Run("source", func(t *testing.T) {
+		e := newEnv(t, with(trustLoopback, cheapUsers))
+		const sprayer = "2001:db8:1:2::7"
+		for i := range 50 {
+			if a := e.postFrom(sprayer, "/oauth/token", appID, appSecret, passwordGrant(fmt.Sprintf("user%d", i), "Summer2030!")); a.status != http.StatusBadRequest {
+				t.Fatalf("guess %d: %d", i, a.status)
+			}
+		}
+		// Its whole /64 waits; another /64 does not.
+		is429(t, e.postFrom("2001:db8:1:2::8", "/oauth/token", appID, appSecret, passwordGrant("bob", "builder")))
+		if a := e.postFrom("2001:db8:1:3::7", "/oauth/token", appID, appSecret, passwordGrant("bob", "builder")); a.status != http.StatusOK {
+			t.Fatalf("another /64: %d %v", a.status, a.body)
+		}
+	})
+}
+
+// Guesses sent together cannot outrun the count: of 40 wrong passwords
+// for one user sent at once from one source, only the pair's limit (5) is
+// ever checked; the others wait.
+func TestThrottleConcurrentPasswordGuesses(t *testing.T) {
+	var checked atomic.Int64
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	e := newEnv(t, func(c *server.Config) {
+		c.Authenticate = func(ctx context.Context, user, pass string) (string, error) {
+			checked.Add(1)
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+			return "", server.ErrBadCredentials
+		}
+	})
+	t.Cleanup(open) // before the server closes, which waits for the held checks
+	const n = 40
+	answers := make(chan int, n)
+	for range n {
+		go func() {
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/oauth/token", strings.NewReader(passwordGrant("alice", "guess").Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(appID, appSecret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers <- 0
+				return
+			}
+			resp.Body.Close()
+			answers <- resp.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range n - 5 { // the refused answer at once; five are held in the check
+		got[<-answers]++
+	}
+	open()
+	for range 5 {
+		got[<-answers]++
+	}
+	if checked.Load() != 5 || got[http.StatusBadRequest] != 5 || got[http.StatusTooManyRequests] != n-5 {
+		t.Fatalf("%d checked, answers %v; want 5 checked, 5×400, %d×429", checked.Load(), got, n-5)
+	}
+}
