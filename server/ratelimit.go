@@ -168,8 +168,10 @@ type attempt struct {
 // A client secret is checked in microseconds: its attempts are only
 // checked against the locks (attempts racing each other before the first
 // failure is counted each count too). A password takes an argon2id hash:
-// its attempts reserve their place in each budget, so that attempts sent
-// together cannot outrun the count.
+// its attempts reserve their place in the budgets of the account and of
+// the pair (unless the source is familiar), so that guesses sent together
+// at one account cannot outrun the count; correct logins of many users
+// from one address are never refused for being many.
 func (t *throttler) begin(k kind, src netip.Addr, account string, now time.Time) (attempt, time.Duration) {
 	if t == nil {
 		return attempt{}, 0
@@ -182,17 +184,25 @@ func (t *throttler) begin(k kind, src netip.Addr, account string, now time.Time)
 		a.keys[l] = throttleKey(t.seed, k, l, src, account)
 	}
 	ns := now.UnixNano()
+	familiar := t.familiar.seen(a.keys[layerPair], ns)
 	var wait int64
 	for l := range numLayers {
 		var w int64
-		if k == kindPassword {
+		switch {
+		case l == layerAccount && familiar:
+			// A familiar source does not wait for the account.
+		case k == kindPassword && l == layerPair && !familiar:
+			// Reserve, so that guesses sent together at one account from
+			// one source cannot outrun the count. Not at the source
+			// layer (many users may log in from one address at once,
+			// behind a NAT or a backend), nor from a familiar source.
 			w = t.failures.admit(a.keys[l], l, ns)
 			a.reserved[l] = w == 0
-		} else {
+		case k == kindPassword && l == layerAccount:
+			w = t.failures.admit(a.keys[l], l, ns)
+			a.reserved[l] = w == 0
+		default:
 			w = t.failures.lockedFor(a.keys[l], ns)
-		}
-		if w > 0 && l == layerAccount && t.familiar.seen(a.keys[layerPair], ns) {
-			w = 0 // a familiar source does not wait for the account
 		}
 		wait = max(wait, w)
 	}
@@ -270,7 +280,7 @@ func (t *throttler) logLock(k kind, l layer, src netip.Addr, account string) {
 
 // errThrottledFor is the answer to an attempt that must wait d.
 func errThrottledFor(d time.Duration) *Error {
-	return errThrottled("too many failed attempts; retry later", int((d+time.Second-1)/time.Second))
+	return errThrottled("too many attempts; retry later", int((d+time.Second-1)/time.Second))
 }
 
 // normalizeProxies checks the trusted proxies and puts them in the form

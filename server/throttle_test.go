@@ -478,3 +478,66 @@ func TestThrottleConcurrentPasswordGuesses(t *testing.T) {
 		t.Fatalf("%d checked, answers %v; want 5 checked, 5×400, %d×429", checked.Load(), got, n-5)
 	}
 }
+
+// Correct logins are not refused for being many: 60 users logging in at
+// once from one address (behind a NAT, or a backend) all get in, and once
+// a source has logged in as a user, 20 logins of that user at once from it
+// all get in too.
+func TestThrottleManyCorrectLoginsFromOneAddress(t *testing.T) {
+	var mu sync.Mutex
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 80)
+	e := newEnv(t, func(c *server.Config) {
+		c.Authenticate = func(ctx context.Context, user, pass string) (string, error) {
+			mu.Lock()
+			g := gate
+			mu.Unlock()
+			entered <- struct{}{}
+			select {
+			case <-g:
+			case <-ctx.Done():
+			}
+			return user, nil
+		}
+	})
+	release := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		close(gate)
+		gate = make(chan struct{})
+	}
+	t.Cleanup(release)
+	login := func(user string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/oauth/token", strings.NewReader(passwordGrant(user, "right").Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(appID, appSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	burst := func(n int, user func(i int) string) {
+		answers := make(chan int, n)
+		for i := range n {
+			go func() { answers <- login(user(i)) }()
+		}
+		for in := 0; in < n; { // every login is in its check before any ends
+			select {
+			case <-entered:
+				in++
+			case code := <-answers:
+				t.Fatalf("a correct login among %d at once from one address: %d before the checks ended", n, code)
+			}
+		}
+		release()
+		for range n {
+			if code := <-answers; code != http.StatusOK {
+				t.Fatalf("a correct login among %d at once from one address: %d", n, code)
+			}
+		}
+	}
+	burst(60, func(i int) string { return fmt.Sprintf("user-%d", i) })
+	burst(20, func(int) string { return "user-0" })
+}
