@@ -29,7 +29,8 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 	}
 	res := resultNone // also if Authenticate panics: the reservation ends
 	defer func() { att.end(res, s.now()) }()
-	sub, err := s.cfg.Authenticate(ctx, user, pass)
+	checked := &store.User{} // filled by builtinUsers
+	sub, err := s.cfg.Authenticate(context.WithValue(ctx, checkedUserKey{}, checked), user, pass)
 	switch {
 	case ctx.Err() != nil:
 		// The client is gone, whether it waited for hashing memory or its
@@ -42,6 +43,10 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	res = resultOK
-	resp, _, err := s.login(ctx, issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword})
+	req := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
+	if checked.Name != "" {
+		req.user = checked
+	}
+	resp, _, err := s.login(ctx, req)
 	return resp, err
 }

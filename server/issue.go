@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,6 +37,9 @@ func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, s
 	if err := s.store.CreateFamily(ctx, f, first); err != nil {
 		return nil, "", fmt.Errorf("create family: %w", err)
 	}
+	if err := s.confirmOwners(ctx, req, f.ID); err != nil {
+		return nil, "", err
+	}
 	req.family = f.ID
 	resp, err := s.issue(ctx, req)
 	if err != nil {
@@ -44,9 +49,46 @@ func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, s
 	return resp, f.ID, nil
 }
 
+// confirmOwners re-reads, once a family is stored, the client and the
+// built-in user it was created for. Deleting either revokes the families
+// that exist at that moment, in one step; a login already past its checks
+// then creates its family after the delete. So if the client or the user
+// is gone now, or was deleted and created again (another CreatedAt or
+// secret), the family is revoked with the delete's reason and the login
+// fails as if the credentials had been refused.
+func (s *Server) confirmOwners(ctx context.Context, req issueRequest, familyID string) error {
+	reason, refusal := "", error(nil)
+	c, err := s.store.GetClient(ctx, req.client.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && (!c.CreatedAt.Equal(req.client.CreatedAt) || !bytes.Equal(c.SecretHash, req.client.SecretHash)):
+		reason, refusal = store.ReasonClientDeleted, errInvalidClient(false)
+	case err != nil:
+		return fmt.Errorf("confirm client: %w", err)
+	case req.user != nil:
+		u, err := s.store.GetUser(ctx, req.user.Name)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || err == nil && !u.CreatedAt.Equal(req.user.CreatedAt):
+			reason, refusal = store.ReasonUserDeleted, errInvalidGrant("invalid username or password")
+		case err != nil:
+			return fmt.Errorf("confirm user: %w", err)
+		}
+	}
+	if reason == "" {
+		return nil
+	}
+	if err := s.store.RevokeFamily(ctx, familyID, s.now(), reason); err != nil {
+		return fmt.Errorf("revoke family of a deleted owner: %w", err)
+	}
+	s.metrics.revoked.WithLabelValues(reason).Inc()
+	return refusal
+}
+
 // issueRequest is what an access token is issued for.
 type issueRequest struct {
-	client  store.Client
+	client store.Client
+	// user is the built-in user a password login was checked against, or
+	// nil (another Authenticator, or no password).
+	user    *store.User
 	subject string
 	scope   string
 	grant   string

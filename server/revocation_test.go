@@ -272,3 +272,93 @@ func TestWithdrawnKey(t *testing.T) {
 		t.Fatalf("token signed by the other instance's new key: %v", r.body)
 	}
 }
+
+// beforeCreate is a store that runs a hook just before each family is
+// created: a delete that lands between a login's checks and its family.
+type beforeCreate struct {
+	store.Store
+	hook func()
+}
+
+func (b *beforeCreate) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
+	if b.hook != nil {
+		b.hook()
+		b.hook = nil
+	}
+	return b.Store.CreateFamily(ctx, f, first)
+}
+
+// A login whose user or client is deleted while it is being checked gets
+// nothing, and its family stays revoked when the namesake is created again.
+func TestDeleteDuringLogin(t *testing.T) {
+	var bc *beforeCreate
+	e := newEnv(t, func(c *server.Config) {
+		bc = &beforeCreate{Store: c.Store}
+		c.Store = bc
+	})
+	ctx := t.Context()
+	recreateUser := func() {
+		if _, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.CreateUser(ctx, store.User{Name: "alice", PasswordHash: password.Hash("wonderland"), CreatedAt: e.clock.Now().Add(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recreateClient := func() {
+		app, err := e.store.GetClient(ctx, appID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.DeleteClient(ctx, appID, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		again := app
+		again.CreatedAt = app.CreatedAt.Add(time.Second)
+		if err := e.store.CreateClient(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	passwordLogin := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wonderland"}}
+	for _, tc := range []struct {
+		name   string
+		hook   func()
+		call   func() answer
+		status int
+		code   string
+		reason string
+	}{
+		{"user deleted and re-created", recreateUser,
+			func() answer { return e.post("/oauth/token", appID, appSecret, passwordLogin) }, 400, "invalid_grant", store.ReasonUserDeleted},
+		{"client deleted and re-created", recreateClient,
+			func() answer { return e.post("/oauth/token", appID, appSecret, passwordLogin) }, 401, "invalid_client", store.ReasonClientDeleted},
+		{"client deleted during a mint", recreateClient,
+			func() answer { return e.mintJSON(`{"subject":"u9","force":true}`) }, 401, "invalid_client", store.ReasonClientDeleted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := map[string]bool{}
+			fams, _ := e.store.ListFamilies(ctx, store.FamilyFilter{})
+			for _, f := range fams {
+				before[f.ID] = true
+			}
+			bc.hook = tc.hook
+			a := tc.call()
+			if a.status != tc.status || a.str("error") != tc.code || a.str("refresh_token") != "" {
+				t.Fatalf("login across a delete: %d %v", a.status, a.body)
+			}
+			fams, _ = e.store.ListFamilies(ctx, store.FamilyFilter{})
+			var created []store.Family
+			for _, f := range fams {
+				if !before[f.ID] {
+					created = append(created, f)
+				}
+			}
+			if len(created) != 1 || created[0].RevokeReason != tc.reason {
+				t.Fatalf("families the login created: %+v, want one revoked for %q", created, tc.reason)
+			}
+			if a := e.post("/oauth/token", appID, appSecret, passwordLogin); a.status != 200 {
+				t.Fatalf("a login after the delete: %d %v", a.status, a.body)
+			}
+		})
+	}
+}

@@ -54,8 +54,15 @@ func (s *Server) builtinUsers(ctx context.Context, username, pw string) (string,
 	if upgrade && ctx.Err() == nil {
 		s.upgradeHash(ctx, u, pw, release)
 	}
+	if p, ok := ctx.Value(checkedUserKey{}).(*store.User); ok {
+		*p = u
+	}
 	return u.Name, nil
 }
+
+// checkedUserKey is the context key under which the password grant asks
+// builtinUsers for the user record it checked (a *store.User to fill).
+type checkedUserKey struct{}
 
 // upgradeHash replaces u's hash by one made with Config.PasswordParams,
 // unless it changed since it was read (a password change wins). It calls
