@@ -19,7 +19,8 @@ type storeHealth struct {
 	mu          sync.Mutex
 	lastFailure time.Time // zero: none yet
 	lastLog     time.Time
-	unlogged    int // failures since lastLog
+	unlogged    int  // failures since lastLog
+	down        bool // a failure was logged and no recovery since
 }
 
 // failed records a failure at now. It returns whether to log it and how
@@ -32,8 +33,21 @@ func (h *storeHealth) failed(now time.Time) (log bool, count int) {
 	if !h.lastLog.IsZero() && now.Sub(h.lastLog) < storeLogEvery {
 		return false, 0
 	}
-	count, h.unlogged, h.lastLog = h.unlogged, 0, now
+	count, h.unlogged, h.lastLog, h.down = h.unlogged, 0, now, true
 	return true, count
+}
+
+// recovered reports, once after failures were logged, that the store
+// works again, with the failures not logged yet.
+func (h *storeHealth) recovered() (bool, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.down {
+		return false, 0
+	}
+	n := h.unlogged
+	h.down, h.unlogged, h.lastLog = false, 0, time.Time{}
+	return true, n
 }
 
 // failingAt reports whether a request met a store failure less than
@@ -69,6 +83,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, oauth.Answer{Status: http.StatusServiceUnavailable, RetryAfter: storeRetryAfter},
 			oauth.TemporarilyUnavailable, "requests are meeting store failures")
 		return
+	}
+	if ok, n := s.health.recovered(); ok {
+		s.log.InfoContext(ctx, "store available again", "failures", n)
 	}
 	_, _ = w.Write([]byte("ok\n"))
 }

@@ -100,6 +100,9 @@ func TestStoreWriteFailures(t *testing.T) {
 	if got := ready(); got != 200 {
 		t.Fatalf("readyz 5 s after the last failure: %d", got)
 	}
+	if !strings.Contains(e.logs.String(), `msg="store available again" failures=50`) {
+		t.Errorf("recovery not logged with the failures since the last line:\n%s", e.logs.String())
+	}
 	if a := e.refresh(rt); a.status != 200 {
 		t.Fatalf("refresh after recovery: %d %v", a.status, a.body)
 	}

@@ -46,6 +46,9 @@ func TestServeMetricsAddrAndAccessLog(t *testing.T) {
 	if code := get(urls["metrics"]); code != 200 {
 		t.Errorf("metrics listener: %d", code)
 	}
+	if code := get(strings.TrimSuffix(urls["metrics"], "/metrics") + "/oauth/token"); code != 404 {
+		t.Errorf("another path on the metrics listener: %d", code)
+	}
 	if code := get(urls["listening"] + "/metrics"); code != 404 {
 		t.Errorf("/metrics on the main listener: %d", code)
 	}
