@@ -56,7 +56,7 @@ func (v *Verifier) claims(payload []byte, kid string, now time.Time) (*Claims, e
 	}
 
 	switch {
-	case c.Issuer == "" || c.Issuer != v.issuer:
+	case c.Issuer == "" || c.Issuer != *v.iss.Load():
 		return nil, fmt.Errorf("%w: %q", ErrIssuer, truncate(c.Issuer))
 	case v.o.Audience != "" && !slices.Contains(c.Audience, v.o.Audience):
 		return nil, ErrAudience

@@ -50,9 +50,14 @@ func (v *Verifier) discover(ctx context.Context) (string, error) {
 		case err != nil:
 		case meta.JWKSURI == "":
 			err = errors.New("no jwks_uri")
-		case meta.Issuer != v.issuer:
+		case meta.Issuer != v.issuer && !slashOnly(meta.Issuer, v.issuer):
 			err = fmt.Errorf("metadata names issuer %q", meta.Issuer)
 		default:
+			if meta.Issuer != *v.iss.Load() {
+				v.o.Logger.DebugContext(ctx, "verify: the metadata names the issuer with a different trailing slash; using its form",
+					"configured", v.issuer, "issuer", meta.Issuer)
+				v.iss.Store(&meta.Issuer)
+			}
 			return meta.JWKSURI, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", u, err))
@@ -61,6 +66,15 @@ func (v *Verifier) discover(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("discover jwks_uri: %w", errors.Join(errs...))
+}
+
+// slashOnly reports whether a and b differ only by one trailing slash on
+// one of them ("https://as.example" and "https://as.example/").
+func slashOnly(a, b string) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return len(a) == len(b)+1 && a[len(b)] == '/' && a[:len(b)] == b
 }
 
 // fetchJWKS fetches the JWKS at u and keeps the keys this package can

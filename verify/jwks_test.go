@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,5 +257,60 @@ func TestJWKSSkipsUnusableKeys(t *testing.T) {
 		if _, err := f.v.Verify(t.Context(), sign(hdr(tc.alg, tc.kid), f.claims(), tc.sign)); !errors.Is(err, tc.want) {
 			t.Errorf("kid %s: %v, want %v", tc.kid, err, tc.want)
 		}
+	}
+}
+
+// An issuer configured with a trailing slash the server does not use (or
+// without one it uses) is found through the metadata, and from then on iss
+// must be exactly the form the metadata names (RFC 8414 §3.3).
+func TestIssuerTrailingSlash(t *testing.T) {
+	jwks := must(json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: edKey.Public(), KeyID: "ed", Algorithm: "EdDSA"}}}))
+	// server publishes metadata naming its URL plus suffix as the issuer.
+	server := func(t *testing.T, suffix string) string {
+		var srv *httptest.Server
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": srv.URL + suffix, "jwks_uri": srv.URL + "/keys"})
+		})
+		mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(jwks) })
+		srv = httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	tok := func(iss string) string {
+		return sign(hdr("EdDSA", "ed"), map[string]any{"iss": iss, "exp": t0.Add(time.Minute).Unix()}, edSign(edKey))
+	}
+	cases := []struct {
+		name                 string
+		published, configure string // suffixes of the server's URL
+		jwksURL              bool
+		iss                  string // suffix of the token's iss
+		want                 error
+	}{
+		{"configured with a slash, published without", "", "/", false, "", nil},
+		{"configured with a slash, published without: iss with the slash", "", "/", false, "/", verify.ErrIssuer},
+		{"configured without a slash, published with", "/", "", false, "/", nil},
+		{"configured without a slash, published with: iss without", "/", "", false, "", verify.ErrIssuer},
+		{"two slashes are another issuer", "", "//", false, "", verify.ErrKeys},
+		{"a path is another issuer", "", "/x", false, "", verify.ErrKeys},
+		{"JWKSURL: exactly as configured", "", "/", true, "/", nil},
+		{"JWKSURL: no metadata to learn the form from", "", "/", true, "", verify.ErrIssuer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := server(t, tc.published)
+			o := &verify.Options{Now: newClock().Now}
+			if tc.jwksURL {
+				o.JWKSURL = base + "/keys"
+			}
+			v := verify.New(base+tc.configure, o)
+			_, err := v.Verify(t.Context(), tok(base+tc.iss))
+			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if tc.want == verify.ErrKeys && !strings.Contains(err.Error(), base+tc.configure) {
+				t.Errorf("error does not name the URL tried: %v", err)
+			}
+		})
 	}
 }

@@ -154,7 +154,8 @@ type Options struct {
 // use. Verify takes no lock unless the token names a kid it has not seen
 // or the keys are due for a refresh.
 type Verifier struct {
-	issuer   string
+	issuer   string                 // as configured
+	iss      atomic.Pointer[string] // the iss tokens must carry; see New
 	o        Options
 	allowEd  bool                      // EdDSA allowed
 	allowES  bool                      // ES256 allowed
@@ -172,6 +173,17 @@ type Verifier struct {
 // iss value (a token without iss is never accepted, even if issuer is "").
 // opts may be nil. New fetches nothing: the metadata and keys are fetched
 // on the first Verify.
+//
+// A trailing slash: an issuer identifier is compared as a string (RFC 8414
+// §3.3), so "https://as.example" and "https://as.example/" are different
+// issuers, and some servers use each form. When the keys are found through
+// the metadata and the metadata names issuer with or without one trailing
+// slash more, the metadata's issuer is taken as the issuer: the server is
+// the authority on its own identifier, and from then on iss must equal it
+// exactly (the form configured is no longer accepted if it differs). Any
+// other difference is refused as before (ErrKeys, naming each metadata URL
+// tried and the issuer it named). With Options.JWKSURL there is no metadata
+// to ask, and iss must equal issuer exactly as given.
 func New(issuer string, opts *Options) *Verifier {
 	var o Options
 	if opts != nil {
@@ -206,12 +218,14 @@ func New(issuer string, opts *Options) *Verifier {
 		o.Algorithms = []string{algEdDSA, algES256}
 	}
 	v := &Verifier{
-		issuer:  issuer,
+		issuer: issuer,
+		// iss is set below.
 		o:       o,
 		allowEd: slices.Contains(o.Algorithms, algEdDSA),
 		allowES: slices.Contains(o.Algorithms, algES256),
 		jwksURL: o.JWKSURL,
 	}
+	v.iss.Store(&issuer)
 	if !v.allowEd && !v.allowES {
 		o.Logger.Warn("verify: no supported algorithm allowed: every token will be rejected", "algorithms", o.Algorithms)
 	}
