@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -119,14 +121,21 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	return out, nil
 }
 
+// readMintRequest reads the JSON body of POST /v1/tokens. Every refusal is
+// 400 invalid_request (413 for a body over maxFormBytes) whose description
+// names the offending field and what it must be.
 func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error) {
 	var req mintRequest
 	ct, err := singleHeader(r, "Content-Type")
 	if err != nil {
 		return req, err
 	}
-	if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
-		return req, errInvalidRequest("content type must be application/json")
+	switch mt, _, _ := mime.ParseMediaType(ct); mt {
+	case "application/json":
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		return req, errInvalidRequest("this endpoint takes a JSON object (Content-Type: application/json), not a form: " + mintShape)
+	default:
+		return req, errInvalidRequest("content type must be application/json: " + mintShape)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
@@ -134,23 +143,28 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
-		return req, errInvalidRequest("malformed JSON body")
+	if err := dec.Decode(&req); err != nil {
+		return req, errInvalidRequest(describeJSONError(err))
+	}
+	if dec.More() {
+		return req, errInvalidRequest("malformed JSON body: data after the object")
 	}
 	switch {
-	case req.Subject == "" || len(req.Subject) > 256:
-		return req, errInvalidRequest("subject must have 1 to 256 characters")
+	case req.Subject == "":
+		return req, errInvalidRequest(`field "subject" is required: the user to issue the tokens for`)
+	case len(req.Subject) > 256:
+		return req, errInvalidRequest(`field "subject" must have 1 to 256 characters`)
 	case req.TTL < 0 || time.Duration(req.TTL)*time.Second > maxTTL:
-		return req, errInvalidRequest("ttl must be between 0 and 86400 seconds")
+		return req, errInvalidRequest(`field "ttl" must be between 0 and 86400 seconds`)
 	}
 	if len(req.Claims) > 0 && !bytes.Equal(bytes.TrimSpace(req.Claims), []byte("null")) {
 		var m map[string]any
 		if err := json.Unmarshal(req.Claims, &m); err != nil {
-			return req, errInvalidRequest("claims must be a JSON object")
+			return req, errInvalidRequest(`field "claims" must be a JSON object`)
 		}
 		for _, k := range registered {
 			if _, ok := m[k]; ok {
-				return req, errInvalidRequest("claims may not set " + k)
+				return req, errInvalidRequest(`field "claims" may not set ` + k)
 			}
 		}
 		canon, _ := json.Marshal(m) // sorted keys: a canonical form
@@ -159,6 +173,60 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 		req.Claims = nil
 	}
 	return req, nil
+}
+
+// mintShape is the shape of a mint request, for error descriptions.
+const mintShape = `{"subject": string, "scope": string, "ttl": seconds, "claims": object, "force": bool}`
+
+// mintFieldTypes says what each field of mintRequest must be.
+var mintFieldTypes = map[string]string{
+	"subject": "a string",
+	"scope":   "a string of space-separated scopes",
+	"ttl":     "a whole number of seconds",
+	"claims":  "a JSON object",
+	"force":   "true or false",
+}
+
+// mintFieldAliases are names callers reach for, and the field they mean.
+var mintFieldAliases = map[string]string{
+	"sub": "subject", "user": "subject", "user_id": "subject", "username": "subject",
+	"scopes": "scope", "expires_in": "ttl", "exp": "ttl", "lifetime": "ttl",
+	"extra": "claims", "custom_claims": "claims",
+}
+
+// describeJSONError turns an error of json.Decoder.Decode into a
+// description that names the field at fault. Field names come from the
+// caller and are quoted with quoteParam; values are never echoed.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty body: want a JSON object " + mintShape
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return "the body must be a JSON object " + mintShape
+	case errors.As(err, &typeErr):
+		if want, ok := mintFieldTypes[typeErr.Field]; ok {
+			return "field " + quoteParam(typeErr.Field) + " must be " + want
+		}
+		return "field " + quoteParam(typeErr.Field) + " has the wrong type"
+	case errors.As(err, &syntaxErr):
+		return "malformed JSON body at byte " + strconv.FormatInt(syntaxErr.Offset, 10)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON body: it ends early"
+	}
+	// encoding/json has no typed error for an unknown field.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if u, err := strconv.Unquote(name); err == nil { // json quotes it with %q
+			name = u
+		}
+		desc := "unknown field " + quoteParam(name)
+		if want, ok := mintFieldAliases[strings.ToLower(name)]; ok {
+			return desc + ` (did you mean "` + want + `"?)`
+		}
+		return desc + "; the fields are subject, scope, ttl, claims and force"
+	}
+	return "malformed JSON body"
 }
 
 func mintKey(client, subject, scope string, ttl time.Duration, claims []byte) string {
