@@ -271,6 +271,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.instrument("metadata", s.handleMetadata))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
 }
 
 // Metrics returns the handler of the Prometheus metrics, also served at
@@ -279,6 +280,10 @@ func (s *Server) Metrics() http.Handler { return s.metrics.handler() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		serveUnrouted(h, w, r) // a 404 or 405 as JSON
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
