@@ -1,12 +1,13 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 	"time"
 )
 
@@ -14,11 +15,11 @@ import (
 // the defaults.
 func TestLoadSettingsPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "tokend.yaml")
-	if err := os.WriteFile(file, []byte("addr: 0.0.0.0:9000\naccess_ttl: 5m\ngrace: 10s\nstore: \"memory:\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("addr: 0.0.0.0:9000\nissuer: https://auth.example.com/\naccess-ttl: 5m\ngrace: 10s\nstore: \"memory:\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"TOKEND_CONFIG": file, "TOKEND_GRACE": "20s", "TOKEND_ACCESS_TTL": "7m"}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	s, err := loadSettings(fs, []string{"--access-ttl", "9m"}, func(k string) string { return env[k] })
 	if err != nil {
@@ -33,7 +34,7 @@ func TestLoadSettingsPrecedence(t *testing.T) {
 		t.Errorf("access ttl %v", s.AccessTTL)
 	case s.Store != "memory:" || s.RefreshIdle != 30*24*time.Hour: // file, default
 		t.Errorf("store %q, idle %v", s.Store, s.RefreshIdle)
-	case s.Issuer != "http://0.0.0.0:9000":
+	case s.Issuer != "https://auth.example.com": // file, trailing slash dropped
 		t.Errorf("issuer %q", s.Issuer)
 	}
 }
@@ -55,7 +56,7 @@ func TestLoadSettingsErrors(t *testing.T) {
 		{nil, map[string]string{"TOKEND_JWKS_MAX_AGE": "0s"}},
 	}
 	for _, tc := range cases {
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		if _, err := loadSettings(fs, tc.args, func(k string) string { return tc.env[k] }); err == nil {
 			t.Errorf("loadSettings(%q, %v) accepted", tc.args, tc.env)
@@ -73,7 +74,7 @@ func TestAdminCommands(t *testing.T) {
 		}
 		return out.String()
 	}
-	out := runOK("", "client", "create", "--id", "web", "--grant", "password,refresh_token", "--scope", "read,write")
+	out := runOK("", "client", "create", "--init", "--id", "web", "--grant", "password,refresh_token", "--scope", "read,write")
 	if !contains(out, "client_secret:") {
 		t.Fatalf("client create printed %q", out)
 	}
