@@ -28,7 +28,7 @@ type storeURL struct {
 func parseStoreURL(raw string) (storeURL, error) {
 	scheme, _, ok := strings.Cut(raw, ":")
 	if !ok {
-		return storeURL{}, fmt.Errorf("%q is not a store URL: use sqlite:///path/tokend.db, sqlite://tokend.db or memory:", raw)
+		return storeURL{}, fmt.Errorf("%q is not a store URL: use sqlite:///path/tokend.db, sqlite://tokend.db or memory: (in-process)", raw)
 	}
 	switch scheme {
 	case "memory":
