@@ -7,13 +7,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
@@ -21,39 +24,68 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// adminFlags are the flags every admin command takes: the store, and the
-// operator keys it is sealed with (encryption.go).
-func adminFlags(name string, stderr io.Writer) (*flag.FlagSet, *storeFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// storeFlags are the flags every admin command takes: the store, whether
+// it may be created, and the operator keys it is sealed with
+// (encryption.go).
+type storeFlags struct {
+	fs   *pflag.FlagSet
+	url  string
+	init bool
+	keys *keyFiles
+}
+
+// addStoreFlags registers --store, --init and the key-file flags (named
+// with keyPrefix) on fs.
+func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	def := os.Getenv("TOKEND_STORE")
 	if def == "" {
 		def = defaultStore
 	}
-	sf := &storeFlags{}
-	fs.StringVar(&sf.url, "store", def, "store URL (env TOKEND_STORE)")
-	sf.keys = keyFlags(fs, "encryption-", os.Getenv)
-	return fs, sf
+	sf := &storeFlags{fs: fs}
+	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db or sqlite://relative.db (env TOKEND_STORE)")
+	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
+	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
+	return sf
 }
 
-// parseInterspersed parses flags that may come before or after the
-// positional arguments, and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usageError{err}
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+// from says where the store URL came from.
+func (sf *storeFlags) from() string {
+	switch {
+	case sf.fs.Changed("store"):
+		return "--store"
+	case os.Getenv("TOKEND_STORE") != "":
+		return "TOKEND_STORE"
 	}
+	return "the default"
 }
 
-func withStore(ctx context.Context, sf storeFlags, f func(store.Store) error) error {
-	st, err := sf.open(ctx)
+// openRaw opens the store unwrapped (for the encryption commands), after
+// saying on stderr which one.
+func (sf *storeFlags) openRaw(ctx context.Context, stderr io.Writer) (store.Store, error) {
+	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := parseStoreURL(sf.url)
+	fmt.Fprintf(stderr, "tokend: store %s\n", u)
+	return st, nil
+}
+
+// open opens the store behind its operator keys.
+func (sf *storeFlags) open(ctx context.Context, stderr io.Writer) (store.Store, error) {
+	ring, err := loadKeyring(sf.keys.current, sf.keys.old, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sf.openRaw(ctx, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return wrapSealed(st, ring), nil
+}
+
+func (sf *storeFlags) with(ctx context.Context, stderr io.Writer, f func(store.Store) error) error {
+	st, err := sf.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -61,63 +93,21 @@ func withStore(ctx context.Context, sf storeFlags, f func(store.Store) error) er
 	return f(st)
 }
 
-func cmdClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("client: want create, list or delete")}
-	}
-	fs, storeURL := adminFlags("client "+args[0], stderr)
-	switch args[0] {
-	case "create":
-		id := fs.String("id", "", "client ID (required)")
-		secret := fs.String("secret", "", "client secret (default: 256 random bits, printed once)")
-		public := fs.Bool("public", false, "a public client, with no secret (refresh_token grant only)")
-		grants := fs.String("grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password")
-		scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
-		mint := fs.Bool("mint", false, "may mint tokens for its users (POST /v1/tokens)")
-		asJSON := fs.Bool("json", false, "print the result as JSON")
-		if _, err := parseInterspersed(fs, args[1:]); err != nil {
-			return err
-		}
-		if *id == "" {
-			return usageError{errors.New("client create: --id is required")}
-		}
-		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, CreatedAt: time.Now()}
-		for _, g := range c.Grants {
-			if g != "client_credentials" && g != "refresh_token" && g != "password" {
-				return usageError{fmt.Errorf("client create: unknown grant %q", g)}
-			}
-		}
-		if !*public {
-			if *secret == "" {
-				*secret = randomSecret()
-			}
-			c.SecretHash = server.HashClientSecret(*secret)
-		} else {
-			*secret = ""
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
-			if err := st.CreateClient(ctx, c); err != nil {
-				return err
-			}
-			if *asJSON {
-				return json.NewEncoder(stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint})
-			}
-			fmt.Fprintf(stdout, "client_id:     %s\n", c.ID)
-			if *secret != "" {
-				fmt.Fprintf(stdout, "client_secret: %s\n(shown once: only its hash is stored)\n", *secret)
-			}
-			return nil
-		})
-	case "list":
-		if _, err := parseInterspersed(fs, args[1:]); err != nil {
-			return err
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
+func newClientCmd(cio *cmdIO) *cobra.Command {
+	c := &cobra.Command{Use: "client", Short: "manage OAuth clients", Args: cobra.ArbitraryArgs,
+		RunE: groupRun("create, list or delete")}
+	c.AddCommand(newClientCreateCmd(cio))
+
+	list := &cobra.Command{Use: "list", Short: "list the clients", Args: noArgs}
+	lsf := addStoreFlags(list.Flags(), "encryption-")
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return lsf.with(ctx, cio.stderr, func(st store.Store) error {
 			cs, err := st.ListClients(ctx)
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTYPE\tGRANTS\tSCOPES\tMINT")
 			for _, c := range cs {
 				typ := "confidential"
@@ -128,99 +118,221 @@ func cmdClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			}
 			return tw.Flush()
 		})
-	case "delete":
-		pos, err := parseInterspersed(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usageError{errors.New("client delete: want one client ID")}
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
-			n, err := st.DeleteClient(ctx, pos[0], time.Now())
-			if err == nil {
-				fmt.Fprintf(stdout, "deleted client %s; %d sessions revoked\n", pos[0], n)
+	}
+
+	del := &cobra.Command{Use: "delete CLIENT_ID", Short: "delete a client and end all its sessions", Args: exactArgs(1, "one client ID")}
+	dsf := addStoreFlags(del.Flags(), "encryption-")
+	del.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return dsf.with(ctx, cio.stderr, func(st store.Store) error {
+			n, err := st.DeleteClient(ctx, args[0], time.Now())
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no client %s (tokend client list shows them)", args[0])
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "deleted client %s; %d sessions revoked\n", args[0], n)
+			return nil
 		})
 	}
-	return usageError{fmt.Errorf("client: unknown command %q", args[0])}
+	c.AddCommand(list, del)
+	return c
 }
 
-func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("user: want create or delete")}
+func newClientCreateCmd(cio *cmdIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create --id CLIENT_ID [flags]",
+		Short: "create a client and print its secret, once",
+		Long: `Create a client and print its secret, once: only its hash is stored.
+
+A confidential client (the default) authenticates with its secret. A
+public client (--public: a browser or mobile app, which cannot keep a
+secret) has none, so it can only use refresh_token, starting from tokens
+a trusted backend mints for it.`,
+		Example: `  tokend client create --id demo --grant password,refresh_token
+  SECRET=$(tokend client create --id demo --quiet)
+  tokend client create --id backend --mint --grant refresh_token`,
+		Args: noArgs,
 	}
-	fs, storeURL := adminFlags("user "+args[0], stderr)
-	switch args[0] {
-	case "create":
-		fromStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
-		paramsDef := os.Getenv(envName("argon2-params"))
-		if paramsDef == "" {
-			paramsDef = password.DefaultParams().String()
+	fs := cmd.Flags()
+	id := fs.String("id", "", "client ID (required)")
+	secret := fs.String("secret", "", "client secret (default: 256 random bits, printed once)")
+	public := fs.Bool("public", false, "a public client, with no secret (refresh_token grant only)")
+	grants := fs.String("grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
+	scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
+	mint := fs.Bool("mint", false, "may mint tokens for its users (POST /v1/tokens)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.BoolP("quiet", "q", false, "print only the secret, for SECRET=$(tokend client create ... -q)")
+	sf := addStoreFlags(fs, "encryption-")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if *id == "" {
+			return usageErrorf("--id is required")
 		}
-		params := fs.String("argon2-params", paramsDef, "argon2id parameters of the hash: m=KiB,t=passes,p=lanes (env "+envName("argon2-params")+")")
-		pos, err := parseInterspersed(fs, args[1:])
-		if err != nil {
-			return err
+		if *asJSON && *quiet {
+			return usageErrorf("--json and --quiet: choose one")
 		}
-		if len(pos) != 1 || !*fromStdin {
-			return usageError{errors.New("user create: want NAME --password-stdin")}
+		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, CreatedAt: time.Now()}
+		for _, g := range c.Grants {
+			if g != "client_credentials" && g != "refresh_token" && g != "password" {
+				return usageErrorf("unknown grant %q: want client_credentials, refresh_token or password", g)
+			}
+		}
+		if len(c.Grants) == 0 {
+			return usageErrorf("--grant names no grant: want client_credentials, refresh_token or password")
+		}
+		if *public {
+			// A public client cannot authenticate, and the server accepts
+			// it only where no authentication is needed: refreshing a
+			// token it was given.
+			if !fs.Changed("grant") {
+				c.Grants = []string{"refresh_token"}
+			}
+			switch {
+			case fs.Changed("secret"):
+				return usageErrorf("--public and --secret: a public client has no secret")
+			case *mint:
+				return usageErrorf("--public and --mint: minting needs the client's secret; create a confidential backend client with --mint")
+			case slices.ContainsFunc(c.Grants, func(g string) bool { return g != "refresh_token" }):
+				return usageErrorf("--public with --grant %s: a public client has no secret, so it can only use refresh_token", *grants)
+			case *quiet:
+				return usageErrorf("--public and --quiet: a public client has no secret to print")
+			}
+		} else {
+			if *secret == "" {
+				*secret = randomSecret()
+			}
+			c.SecretHash = server.HashClientSecret(*secret)
+		}
+		return sf.with(ctx, cio.stderr, func(st store.Store) error {
+			if err := st.CreateClient(ctx, c); err != nil {
+				if errors.Is(err, store.ErrExists) {
+					return fmt.Errorf("client %s already exists (tokend client delete %s removes it)", c.ID, c.ID)
+				}
+				return err
+			}
+			switch {
+			case *asJSON:
+				return json.NewEncoder(cio.stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint})
+			case *quiet:
+				fmt.Fprintln(cio.stdout, *secret)
+				return nil
+			}
+			fmt.Fprintf(cio.stdout, "client_id:     %s\n", c.ID)
+			if *secret != "" {
+				fmt.Fprintf(cio.stdout, "client_secret: %s\n(shown once: only its hash is stored)\n", *secret)
+			}
+			return nil
+		})
+	}
+	return cmd
+}
+
+func newUserCmd(cio *cmdIO) *cobra.Command {
+	u := &cobra.Command{Use: "user", Short: "manage built-in users (password grant)", Args: cobra.ArbitraryArgs,
+		RunE: groupRun("create, list or delete")}
+
+	create := &cobra.Command{Use: "create NAME --password-stdin", Short: "create a user, reading the password from standard input",
+		Example: `  echo 'correct horse' | tokend user create alice --password-stdin`, Args: exactArgs(1, "one user name")}
+	fs := create.Flags()
+	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
+	paramsDef := os.Getenv(envName("argon2-params"))
+	if paramsDef == "" {
+		paramsDef = password.DefaultParams().String()
+	}
+	params := fs.String("argon2-params", paramsDef, "argon2id parameters of the hash: m=KiB,t=passes,p=lanes (env "+envName("argon2-params")+")")
+	csf := addStoreFlags(fs, "encryption-")
+	create.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		if !*fromStdin {
+			return usageErrorf("--password-stdin is required: pipe the password in, so that it stays out of the shell history")
 		}
 		p, err := password.ParseParams(*params)
 		if err != nil {
-			return usageError{fmt.Errorf("user create: --argon2-params: %w", err)}
+			return usageErrorf("--argon2-params: %w", err)
 		}
-		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+		line, err := bufio.NewReader(io.LimitReader(cio.stdin, 4096)).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read password: %w", err)
 		}
 		pw := strings.TrimRight(line, "\r\n")
 		if pw == "" {
-			return usageError{errors.New("user create: empty password")}
+			return usageErrorf("empty password on standard input")
 		}
 		hash, err := p.Hash(pw)
 		if err != nil {
 			return err
 		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
-			return st.CreateUser(ctx, store.User{Name: pos[0], PasswordHash: hash, CreatedAt: time.Now()})
-		})
-	case "delete":
-		pos, err := parseInterspersed(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usageError{errors.New("user delete: want one user name")}
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
-			n, err := st.DeleteUser(ctx, pos[0], time.Now())
-			if err == nil {
-				fmt.Fprintf(stdout, "deleted user %s; %d sessions revoked\n", pos[0], n)
+		return csf.with(ctx, cio.stderr, func(st store.Store) error {
+			err := st.CreateUser(ctx, store.User{Name: args[0], PasswordHash: hash, CreatedAt: time.Now()})
+			if errors.Is(err, store.ErrExists) {
+				return fmt.Errorf("user %s already exists (tokend user delete %s removes it)", args[0], args[0])
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "created user %s\n", args[0])
+			return nil
 		})
 	}
-	return usageError{fmt.Errorf("user: unknown command %q", args[0])}
+
+	list := &cobra.Command{Use: "list", Short: "list the users", Args: noArgs}
+	lsf := addStoreFlags(list.Flags(), "encryption-")
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return lsf.with(ctx, cio.stderr, func(st store.Store) error {
+			us, err := st.ListUsers(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCREATED\tHASH")
+			for _, u := range us {
+				params := "?"
+				if p, err := password.ParamsOf(u.PasswordHash); err == nil {
+					params = "argon2id " + p.String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.CreatedAt.UTC().Format(time.RFC3339), params)
+			}
+			return tw.Flush()
+		})
+	}
+
+	del := &cobra.Command{Use: "delete NAME", Short: "delete a user and end all their sessions", Args: exactArgs(1, "one user name")}
+	dsf := addStoreFlags(del.Flags(), "encryption-")
+	del.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return dsf.with(ctx, cio.stderr, func(st store.Store) error {
+			n, err := st.DeleteUser(ctx, args[0], time.Now())
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no user %s (tokend user list shows them)", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "deleted user %s; %d sessions revoked\n", args[0], n)
+			return nil
+		})
+	}
+	u.AddCommand(create, list, del)
+	return u
 }
 
-func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("keys: want list, rotate or revoke")}
-	}
-	fs, storeURL := adminFlags("keys "+args[0], stderr)
-	switch args[0] {
-	case "list":
-		if _, err := parseInterspersed(fs, args[1:]); err != nil {
-			return err
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
+func newKeysCmd(cio *cmdIO) *cobra.Command {
+	k := &cobra.Command{Use: "keys", Short: "manage signing keys", Args: cobra.ArbitraryArgs,
+		RunE: groupRun("list, rotate or revoke")}
+
+	list := &cobra.Command{Use: "list", Short: "list the signing keys", Args: noArgs}
+	lsf := addStoreFlags(list.Flags(), "encryption-")
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return lsf.with(ctx, cio.stderr, func(st store.Store) error {
 			ks, err := st.ListKeys(ctx)
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tREVOKED")
 			stamp := func(t time.Time) string {
 				if t.IsZero() {
@@ -233,61 +345,60 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			return tw.Flush()
 		})
-	case "rotate":
-		alg := fs.String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
-		if _, err := parseInterspersed(fs, args[1:]); err != nil {
-			return err
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
+	}
+
+	rotate := &cobra.Command{Use: "rotate", Short: "make a new signing key; the old one stays published while its tokens may live", Args: noArgs}
+	alg := rotate.Flags().String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
+	rsf := addStoreFlags(rotate.Flags(), "encryption-")
+	rotate.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
 			k, err := keys.Rotate(ctx, st, *alg, time.Now())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "new signing key %s (%s); running servers switch to it within --key-reload (10s)\n", k.ID, k.Algorithm)
+			fmt.Fprintf(cio.stdout, "new signing key %s (%s); running servers switch to it within --key-reload (10s)\n", k.ID, k.Algorithm)
 			return nil
 		})
-	case "revoke":
-		alg := fs.String("alg", "", "algorithm of the new signing key if KID signs (default: KID's)")
-		pos, err := parseInterspersed(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return usageError{errors.New("keys revoke: want one KID")}
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
-			next, err := keys.Revoke(ctx, st, pos[0], *alg, time.Now())
+	}
+
+	revoke := &cobra.Command{Use: "revoke KID", Short: "withdraw a signing key at once (rotating first if it signs)", Args: exactArgs(1, "one KID (tokend keys list shows them)")}
+	ralg := revoke.Flags().String("alg", "", "algorithm of the new signing key if KID signs (default: KID's)")
+	vsf := addStoreFlags(revoke.Flags(), "encryption-")
+	revoke.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return vsf.with(ctx, cio.stderr, func(st store.Store) error {
+			next, err := keys.Revoke(ctx, st, args[0], *ralg, time.Now())
 			if errors.Is(err, keys.ErrUnknownKey) {
-				return usageError{fmt.Errorf("keys revoke: no key %q (tokend keys list shows them)", pos[0])}
+				return usageError{err: fmt.Errorf("no key %q (tokend keys list shows them)", args[0]), brief: true}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "revoked key %s: it leaves the JWKS, and introspection refuses its tokens now\n", pos[0])
+			fmt.Fprintf(cio.stdout, "revoked key %s: it leaves the JWKS, and introspection refuses its tokens now\n", args[0])
 			if next.ID != "" {
-				fmt.Fprintf(stdout, "new signing key %s (%s)\n", next.ID, next.Algorithm)
+				fmt.Fprintf(cio.stdout, "new signing key %s (%s)\n", next.ID, next.Algorithm)
 			}
 			return nil
 		})
 	}
-	return usageError{fmt.Errorf("keys: unknown command %q", args[0])}
+	k.AddCommand(list, rotate, revoke)
+	return k
 }
 
-func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("sessions: want list or revoke")}
-	}
-	fs, storeURL := adminFlags("sessions "+args[0], stderr)
-	subject := fs.String("subject", "", "only this subject's sessions")
-	clientID := fs.String("client", "", "only this client's sessions")
-	switch args[0] {
-	case "list":
-		all := fs.Bool("all", false, "include ended sessions")
-		if _, err := parseInterspersed(fs, args[1:]); err != nil {
-			return err
-		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
-			filter := store.FamilyFilter{ClientID: *clientID, Subject: *subject}
+func newSessionsCmd(cio *cmdIO) *cobra.Command {
+	s := &cobra.Command{Use: "sessions", Short: "list and end refresh-token families (logins)", Args: cobra.ArbitraryArgs,
+		RunE: groupRun("list or revoke")}
+
+	list := &cobra.Command{Use: "list", Short: "list sessions", Args: noArgs}
+	lsubject := list.Flags().String("subject", "", "only this subject's sessions")
+	lclient := list.Flags().String("client", "", "only this client's sessions")
+	all := list.Flags().Bool("all", false, "include ended sessions")
+	lsf := addStoreFlags(list.Flags(), "encryption-")
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		return lsf.with(ctx, cio.stderr, func(st store.Store) error {
+			filter := store.FamilyFilter{ClientID: *lclient, Subject: *lsubject}
 			if !*all {
 				filter.ActiveAt = time.Now()
 			}
@@ -295,7 +406,7 @@ func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tCLIENT\tSUBJECT\tSCOPE\tCREATED\tLAST USED\tROTATIONS\tREVOKED")
 			for _, f := range fams {
 				revoked := "-"
@@ -307,32 +418,42 @@ func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			}
 			return tw.Flush()
 		})
-	case "revoke":
-		pos, err := parseInterspersed(fs, args[1:])
-		if err != nil {
-			return err
+	}
+
+	revoke := &cobra.Command{Use: "revoke [SESSION_ID | --subject SUB | --client CLIENT_ID]", Short: "end one session, or all of a subject's or a client's",
+		Args: cobra.ArbitraryArgs}
+	rsubject := revoke.Flags().String("subject", "", "end this subject's sessions")
+	rclient := revoke.Flags().String("client", "", "end this client's sessions")
+	rsf := addStoreFlags(revoke.Flags(), "encryption-")
+	revoke.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		byFilter := *rsubject != "" || *rclient != ""
+		if len(args) > 1 || len(args) == 1 == byFilter {
+			return usageErrorf("want a session ID, or --subject and/or --client")
 		}
-		return withStore(ctx, *storeURL, func(st store.Store) error {
+		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
 			now := time.Now()
-			switch {
-			case len(pos) == 1:
-				if err := st.RevokeFamily(ctx, pos[0], now, "admin"); err != nil {
-					return err
+			if len(args) == 1 {
+				err := st.RevokeFamily(ctx, args[0], now, "admin")
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no session %s (tokend sessions list shows them)", args[0])
 				}
-				fmt.Fprintln(stdout, "revoked 1 session")
-			case len(pos) == 0 && (*subject != "" || *clientID != ""):
-				n, err := st.RevokeFamilies(ctx, store.FamilyFilter{ClientID: *clientID, Subject: *subject}, now, "admin")
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(stdout, "revoked %d sessions\n", n)
-			default:
-				return usageError{errors.New("sessions revoke: want a session ID, or --subject/--client")}
+				fmt.Fprintln(cio.stdout, "revoked 1 session")
+				return nil
 			}
+			n, err := st.RevokeFamilies(ctx, store.FamilyFilter{ClientID: *rclient, Subject: *rsubject}, now, "admin")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "revoked %d sessions\n", n)
 			return nil
 		})
 	}
-	return usageError{fmt.Errorf("sessions: unknown command %q", args[0])}
+	s.AddCommand(list, revoke)
+	return s
 }
 
 func splitList(s string) []string {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,23 +19,38 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 )
 
-// cmdBench is the load generator: virtual clients, each holding its own
-// refresh-token family, rotate it again and again through real HTTP on
+// newBenchCmd is the load generator: virtual clients, each holding its
+// own refresh-token family, rotate it again and again through real HTTP on
 // loopback; or, with --grant password, log in again and again with the
 // password grant (see benchLogins).
-func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newBenchCmd(cio *cmdIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench [flags]",
+		Short: "load-test refresh-token rotation or password logins",
+		Long: `Load-test refresh-token rotation (or, with --grant password, logins)
+through real HTTP: against an in-process server on loopback by default,
+or a running one with --target.
+
+With --target, the server needs a client that may mint and refresh (and
+use the password grant, for --grant password), and its secret:
+
+  tokend client create --id bench --grant refresh_token,password --mint
+  tokend bench --target http://127.0.0.1:8080 --client-id bench --client-secret SECRET`,
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
 	storeURL := fs.String("store", "memory:", "store of the in-process server: memory: or sqlite:///path.db")
 	target := fs.String("target", "", "base URL of a running server instead of an in-process one")
 	clientID := fs.String("client-id", "bench", "with --target: a client that may mint and refresh (and log in, for --grant password)")
-	clientSecret := fs.String("client-secret", "", "with --target: its secret")
+	clientSecret := fs.String("client-secret", "", "with --target: its secret (required)")
 	levels := fs.String("clients", "1,4,16,64", "comma-separated numbers of concurrent virtual clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long each level runs")
 	grant := fs.String("grant", "refresh_token", "what to load: refresh_token (rotations) or password (logins)")
@@ -44,43 +58,58 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pass := fs.String("password", benchPassword, "with --target and --grant password: the user's password")
 	argon2 := fs.String("argon2-params", defaultSettings().Argon2Params, "argon2id parameters of the in-process server's user; with --target, the server's (for the anchor of --grant password)")
 	throttle := fs.String("throttle", "", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level, every other level in reverse order (default: on for rotations; off for logins, which it would mostly answer 429 from one address before they reach the hashing)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return bench(cmd, cio.stdout, *storeURL, *target, *clientID, *clientSecret, *levels, *duration, *grant, *username, *pass, *argon2, *throttle)
 	}
-	if *grant != "refresh_token" && *grant != "password" {
-		return usageError{fmt.Errorf("bench: bad --grant %q", *grant)}
+	return cmd
+}
+
+func bench(cmd *cobra.Command, stdout io.Writer, storeURL, target, clientID, clientSecret, levels string, duration time.Duration,
+	grant, username, pass, argon2, throttle string) error {
+	ctx := cmd.Context()
+	if target != "" && clientSecret == "" {
+		return usageErrorf("--target needs --client-id and --client-secret of a client that may mint (tokend client create --id bench --grant refresh_token,password --mint)")
 	}
-	if *throttle == "" {
-		*throttle = "on"
-		if *grant == "password" && *target == "" {
-			*throttle = "off"
+	if target != "" && cmd.Flags().Changed("store") {
+		return usageErrorf("--store is the in-process server's: with --target, the server's own store is used")
+	}
+	if duration <= 0 {
+		return usageErrorf("--duration must be positive, such as 5s, not %s", duration)
+	}
+	if grant != "refresh_token" && grant != "password" {
+		return usageErrorf("--grant must be refresh_token or password, not %q", grant)
+	}
+	if throttle == "" {
+		throttle = "on"
+		if grant == "password" && target == "" {
+			throttle = "off"
 		}
 	}
 	var modes []string
-	for _, m := range splitList(*throttle) {
+	for _, m := range splitList(throttle) {
 		if m != "on" && m != "off" {
-			return usageError{fmt.Errorf("bench: bad --throttle value %q", m)}
+			return usageErrorf("--throttle wants on, off or a list of them, not %q", m)
 		}
 		modes = append(modes, m)
 	}
-	if len(modes) == 0 || *target != "" && *throttle != "on" || *grant == "password" && len(modes) > 1 {
-		return usageError{errors.New("bench: --throttle wants on and/or off (one of them for logins), and only for the in-process server")}
+	if len(modes) == 0 || target != "" && throttle != "on" || grant == "password" && len(modes) > 1 {
+		return usageErrorf("--throttle wants on and/or off (one of them for logins), and only for the in-process server")
 	}
 	var ns []int
-	for _, f := range splitList(*levels) {
+	for _, f := range splitList(levels) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 || n > 4096 {
-			return usageError{fmt.Errorf("bench: bad --clients value %q", f)}
+			return usageErrorf("--clients wants numbers from 1 to 4096, such as 1,4,16,64, not %q", f)
 		}
 		ns = append(ns, n)
 	}
-	params, err := password.ParseParams(*argon2)
+	params, err := password.ParseParams(argon2)
 	if err != nil {
-		return usageError{fmt.Errorf("bench: --argon2-params: %w", err)}
+		return usageErrorf("--argon2-params: %w", err)
 	}
-	bases, id, secret := []string{*target}, *clientID, *clientSecret
-	if *target == "" {
-		stop, urls, err := benchServer(ctx, *storeURL, params, modes)
+	bases, id, secret := []string{target}, clientID, clientSecret
+	if target == "" {
+		stop, urls, err := benchServer(ctx, storeURL, params, modes)
 		if err != nil {
 			return err
 		}
@@ -89,13 +118,17 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
-	if *grant == "password" {
+	if grant == "password" {
 		b := &bencher{hc: hc, base: strings.TrimRight(bases[0], "/"), id: id, secret: secret}
-		return b.benchLogins(ctx, stdout, ns, *duration, *username, *pass, params, *target == "")
+		return b.benchLogins(ctx, stdout, ns, duration, username, pass, params, target == "")
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s (%s), %v per level\n", strings.Join(bases, " and "), *storeURL, *duration)
+	against := strings.Join(bases, " and ") + " (in-process, store " + storeURL + ")"
+	if target != "" {
+		against = target
+	}
+	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s, %v per level\n", against, duration)
 	fmt.Fprintln(tw, "clients\tthrottle\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
 	for l, n := range ns {
 		for k := range bases {
@@ -104,9 +137,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				i = len(bases) - 1 - k
 			}
 			b := &bencher{hc: hc, base: strings.TrimRight(bases[i], "/"), id: id, secret: secret}
-			r, err := b.run(ctx, n, *duration)
+			r, err := b.run(ctx, n, duration)
 			if err != nil {
-				return err
+				return benchHint(err, target, id)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, modes[i], r.ok, float64(r.ok)/r.elapsed.Seconds(),
 				pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.errors())
@@ -114,6 +147,25 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return tw.Flush()
 }
+
+// errUnauthorized is a mint or login the target refused for the client.
+var errUnauthorized = errors.New("401: the target does not accept the client")
+
+// benchHint adds to err, if the target refused the client, what client
+// bench needs.
+func benchHint(err error, target, id string) error {
+	if target != "" && errors.Is(err, errUnauthorized) {
+		return fmt.Errorf("%w\n--target needs a client that may mint and refresh: check --client-id %s and --client-secret, or create one with\n  tokend client create --id %s --grant refresh_token,password --mint", err, id, id)
+	}
+	if target != "" && errors.Is(err, errForbidden) {
+		return fmt.Errorf("%w\n--target needs a client with --mint and the refresh_token grant:\n  tokend client delete %s && tokend client create --id %s --grant refresh_token,password --mint", err, id, id)
+	}
+	return err
+}
+
+// errForbidden is a mint the target refused because the client may not
+// mint.
+var errForbidden = errors.New("the client may not mint")
 
 // The in-process server's client and user.
 const (
@@ -298,7 +350,12 @@ func (b *bencher) mint(ctx context.Context, i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if code != http.StatusOK || out.RefreshToken == "" {
+	switch {
+	case code == http.StatusUnauthorized:
+		return "", fmt.Errorf("mint answered %d: %w", code, errUnauthorized)
+	case code == http.StatusForbidden:
+		return "", fmt.Errorf("mint answered %d: %w", code, errForbidden)
+	case code != http.StatusOK || out.RefreshToken == "":
 		return "", fmt.Errorf("mint answered %d", code)
 	}
 	return out.RefreshToken, nil

@@ -1,13 +1,19 @@
 package main
 
 import (
-	"flag"
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokend/tokend/internal/password"
@@ -16,42 +22,42 @@ import (
 
 // settings are tokend serve's knobs. Each is set, in rising precedence, by
 // its default, the YAML config file, a TOKEND_* environment variable and a
-// flag.
+// flag, all under one name: the flag's (access-ttl: in the file,
+// TOKEND_ACCESS_TTL in the environment, --access-ttl on the command line).
 type settings struct {
-	Addr            string        `yaml:"addr"`
-	Store           string        `yaml:"store"`
-	Issuer          string        `yaml:"issuer"`
-	AccessTTL       time.Duration `yaml:"access_ttl"`
-	RefreshIdle     time.Duration `yaml:"refresh_idle"`
-	RefreshAbsolute time.Duration `yaml:"refresh_absolute"`
-	Grace           time.Duration `yaml:"grace"`
-	KeyAlg          string        `yaml:"key_alg"`
-	GCInterval      time.Duration `yaml:"gc_interval"`
-	LogLevel        string        `yaml:"log_level"`
-	AccessLog       bool          `yaml:"access_log"`
-	MetricsAddr     string        `yaml:"metrics_addr"`
-	JWKSMaxAge      time.Duration `yaml:"jwks_max_age"`
-	KeyReload       time.Duration `yaml:"key_reload"`
+	Addr            string
+	Store           string
+	Issuer          string
+	AccessTTL       time.Duration
+	RefreshIdle     time.Duration
+	RefreshAbsolute time.Duration
+	Grace           time.Duration
+	KeyAlg          string
+	GCInterval      time.Duration
+	LogLevel        string
+	AccessLog       bool
+	MetricsAddr     string
+	JWKSMaxAge      time.Duration
+	KeyReload       time.Duration
 
 	// Encryption at rest (encryption.go); the keys themselves may instead
 	// be in TOKEND_ENCRYPTION_KEY and TOKEND_ENCRYPTION_OLD_KEY.
-	EncryptionKeyFile    string `yaml:"encryption_key_file"`
-	EncryptionOldKeyFile string `yaml:"encryption_old_key_file"`
+	EncryptionKeyFile    string
+	EncryptionOldKeyFile string
 
 	// Password hashing: server.Config's HashMemory, HashQueue and
 	// PasswordParams.
-	HashMemory   int    `yaml:"hash_memory"` // MiB
-	HashQueue    int    `yaml:"hash_queue"`
-	Argon2Params string `yaml:"argon2_params"`
+	HashMemory   int // MiB
+	HashQueue    int
+	Argon2Params string
 
-	// Throttling of failures (server.Throttle); zero means the server's
-	// default.
-	TrustedProxies   string        `yaml:"trusted_proxies"`
-	ThrottleSource   int           `yaml:"throttle_source"`
-	ThrottlePair     int           `yaml:"throttle_pair"`
-	ThrottleAccount  int           `yaml:"throttle_account"`
-	ThrottleWindow   time.Duration `yaml:"throttle_window"`
-	ThrottleMaxDelay time.Duration `yaml:"throttle_max_delay"`
+	// Throttling of failures (server.Throttle).
+	TrustedProxies   string
+	ThrottleSource   int
+	ThrottlePair     int
+	ThrottleAccount  int
+	ThrottleWindow   time.Duration
+	ThrottleMaxDelay time.Duration
 }
 
 func defaultSettings() settings {
@@ -71,6 +77,13 @@ func defaultSettings() settings {
 		HashMemory:   server.DefaultHashMemory >> 20,
 		HashQueue:    server.DefaultHashQueue,
 		Argon2Params: password.DefaultParams().String(),
+
+		// server.Throttle's documented defaults.
+		ThrottleSource:   50,
+		ThrottlePair:     5,
+		ThrottleAccount:  20,
+		ThrottleWindow:   time.Hour,
+		ThrottleMaxDelay: 15 * time.Minute,
 	}
 }
 
@@ -78,22 +91,23 @@ func defaultSettings() settings {
 // creates and the admin commands find.
 const defaultStore = "sqlite://tokend.db"
 
-// setting binds one field to its flag and environment variable.
+// setting binds one field to its name: the flag, the YAML key and, upper
+// cased with - as _ and TOKEND_ before it, the environment variable.
 type setting struct {
-	name  string // flag name; the variable is TOKEND_ + upper-cased name with - as _
+	name  string
 	usage string
-	ptr   any // *string, *time.Duration, *float64, *int or *bool
+	ptr   any // *string, *time.Duration, *int or *bool
 }
 
 func (s *settings) table() []setting {
 	return []setting{
 		{"addr", "listen address HOST:PORT", &s.Addr},
-		{"store", "store URL: sqlite:///path/tokend.db, sqlite://relative.db or memory:", &s.Store},
-		{"issuer", "issuer URL (default http://ADDR)", &s.Issuer},
+		{"store", "store URL: sqlite:///abs/path.db, sqlite://relative.db or memory:", &s.Store},
+		{"issuer", "issuer URL, in every token's iss (default http://ADDR; required if ADDR's host is empty, 0.0.0.0 or ::)", &s.Issuer},
 		{"access-ttl", "access token lifetime", &s.AccessTTL},
 		{"refresh-idle", "a refresh-token family unused this long ends", &s.RefreshIdle},
 		{"refresh-absolute", "a refresh-token family ends this long after login", &s.RefreshAbsolute},
-		{"grace", "window in which a retried refresh token gets the same successor", &s.Grace},
+		{"grace", "window in which a retried refresh token gets the same successor (0: none)", &s.Grace},
 		{"key-alg", "signing algorithm of new keys: EdDSA or ES256", &s.KeyAlg},
 		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
@@ -101,19 +115,19 @@ func (s *settings) table() []setting {
 		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},
 		{"jwks-max-age", "how long verifiers may cache the JWKS (and trust a withdrawn key)", &s.JWKSMaxAge},
 		{"key-reload", "how often signing keys are re-read from the store (rotations and revocations by other processes)", &s.KeyReload},
-		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in TOKEND_ENCRYPTION_KEY)", &s.EncryptionKeyFile},
-		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or TOKEND_ENCRYPTION_OLD_KEY)", &s.EncryptionOldKeyFile},
+		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in " + envKey + ")", &s.EncryptionKeyFile},
+		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or " + envOldKey + ")", &s.EncryptionOldKeyFile},
 
 		{"hash-memory", "memory budget of concurrent password checks, in MiB", &s.HashMemory},
 		{"hash-queue", "logins that may wait for hashing memory before 503 (negative: none)", &s.HashQueue},
 		{"argon2-params", "argon2id parameters of new password hashes: m=KiB,t=passes,p=lanes", &s.Argon2Params},
 
 		{"trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none, header ignored)", &s.TrustedProxies},
-		{"throttle-source", "failed attempts one source address may make before it must wait (default 50)", &s.ThrottleSource},
-		{"throttle-pair", "failed attempts one source may make at one client or user before it must wait (default 5)", &s.ThrottlePair},
-		{"throttle-account", "failed attempts at one client or user, from anywhere, before sources it has not logged in from must wait (default 20)", &s.ThrottleAccount},
-		{"throttle-window", "time in which a limit's worth of failures is forgotten (default 1h)", &s.ThrottleWindow},
-		{"throttle-max-delay", "longest wait after repeated failures (default 15m)", &s.ThrottleMaxDelay},
+		{"throttle-source", "failed attempts one source address may make before it must wait", &s.ThrottleSource},
+		{"throttle-pair", "failed attempts one source may make at one client or user before it must wait", &s.ThrottlePair},
+		{"throttle-account", "failed attempts at one client or user, from anywhere, before sources it has not logged in from must wait", &s.ThrottleAccount},
+		{"throttle-window", "time in which a limit's worth of failures is forgotten", &s.ThrottleWindow},
+		{"throttle-max-delay", "longest wait after repeated failures (at most 24h)", &s.ThrottleMaxDelay},
 	}
 }
 
@@ -131,102 +145,208 @@ func envName(flagName string) string {
 	return "TOKEND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// loadSettings resolves serve's settings from args, the environment and the
-// config file named by --config or TOKEND_CONFIG.
-func loadSettings(fs *flag.FlagSet, args []string, getenv func(string) string) (settings, error) {
-	s := defaultSettings()
-	var flagged settings
-	config := fs.String("config", getenv("TOKEND_CONFIG"), "YAML config file (env TOKEND_CONFIG)")
-	for _, st := range flagged.table() {
-		usage := st.usage + " (env " + envName(st.name) + ")"
-		switch p := st.ptr.(type) {
-		case *string:
-			fs.StringVar(p, st.name, "", usage)
-		case *time.Duration:
-			fs.DurationVar(p, st.name, 0, usage)
-		case *float64:
-			fs.Float64Var(p, st.name, 0, usage)
-		case *int:
-			fs.IntVar(p, st.name, 0, usage)
-		case *bool:
-			fs.BoolVar(p, st.name, false, usage)
+// value is a setting as a pflag.Value: it parses and prints the way the
+// environment and the config file do, and its errors show a valid value.
+type value struct {
+	ptr     any
+	example string // a valid value, for messages
+}
+
+func (v value) Set(s string) error { return parseInto(v.ptr, s, v.example) }
+
+func (v value) String() string {
+	switch p := v.ptr.(type) {
+	case *string:
+		return *p
+	case *time.Duration:
+		return fmtDuration(*p)
+	case *int:
+		return strconv.Itoa(*p)
+	case *bool:
+		return strconv.FormatBool(*p)
+	}
+	return ""
+}
+
+func (v value) Type() string {
+	switch v.ptr.(type) {
+	case *time.Duration:
+		return "duration"
+	case *int:
+		return "int"
+	case *bool:
+		return "bool"
+	}
+	return "string"
+}
+
+// fmtDuration prints d without zero tails: 15m, 720h, 1h30m.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// registerSettings adds --config and a flag for each setting to fs, each
+// showing its default, and returns where the flags' values land.
+func registerSettings(fs *pflag.FlagSet, getenv func(string) string) (flagged *settings, config *string) {
+	def := defaultSettings()
+	flagged = &def
+	config = fs.String("config", getenv("TOKEND_CONFIG"), "YAML config file whose keys are the flags' names, e.g. access-ttl: 15m (env TOKEND_CONFIG; example: tokend.example.yaml)")
+	examples := defaultSettings()
+	ex := examples.table()
+	for i, st := range flagged.table() {
+		f := fs.VarPF(value{st.ptr, exampleOf(ex[i])}, st.name, "", st.usage+" (env "+envName(st.name)+")")
+		if _, ok := st.ptr.(*bool); ok {
+			f.NoOptDefVal = "true"
 		}
 	}
+	return flagged, config
+}
+
+// exampleOf returns a valid value of st for messages: its default, or one
+// of its type.
+func exampleOf(st setting) string {
+	v := value{ptr: st.ptr}
+	if s := v.String(); s != "" && s != "0" && s != "false" {
+		return s
+	}
+	switch st.name {
+	case "issuer":
+		return "https://auth.example.com"
+	case "metrics-addr":
+		return "127.0.0.1:9090"
+	case "trusted-proxies":
+		return "10.0.0.0/8,192.0.2.7"
+	case "encryption-key-file", "encryption-old-key-file":
+		return "/etc/tokend/key"
+	}
+	return map[string]string{"bool": "true", "int": "5", "duration": "15m", "string": "text"}[v.Type()]
+}
+
+// loadSettings registers serve's flags on fs, parses args and resolves
+// the settings (resolveSettings).
+func loadSettings(fs *pflag.FlagSet, args []string, getenv func(string) string) (settings, error) {
+	flagged, config := registerSettings(fs, getenv)
 	if err := fs.Parse(args); err != nil {
-		return s, err
+		return settings{}, err
 	}
 	if fs.NArg() > 0 {
-		return s, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return settings{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *config != "" {
-		raw, err := os.ReadFile(*config)
-		if err != nil {
-			return s, fmt.Errorf("config file: %w", err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&s); err != nil {
-			return s, fmt.Errorf("config file %s: %w", *config, err)
+	return resolveSettings(fs, flagged, *config, getenv)
+}
+
+// resolveSettings layers the defaults, the config file, the environment
+// and the flags set on fs (whose values are in flagged), then checks the
+// result (settings.check).
+func resolveSettings(fs *pflag.FlagSet, flagged *settings, config string, getenv func(string) string) (settings, error) {
+	s := defaultSettings()
+	ex := defaultSettings()
+	table, flags, examples := s.table(), flagged.table(), ex.table()
+	if config != "" {
+		if err := s.loadFile(config); err != nil {
+			return s, err
 		}
 	}
-	table, flags := s.table(), flagged.table()
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for i, st := range table {
 		if v := getenv(envName(st.name)); v != "" {
-			if err := parseInto(st.ptr, v); err != nil {
+			if err := parseInto(st.ptr, v, exampleOf(examples[i])); err != nil {
 				return s, fmt.Errorf("%s: %w", envName(st.name), err)
 			}
 		}
-		if set[st.name] {
+		if fs.Changed(st.name) {
 			copyValue(st.ptr, flags[i].ptr)
 		}
 	}
-	def := defaultSettings()
-	for _, d := range []struct {
-		name      string
-		got, want time.Duration
-	}{{"gc-interval", s.GCInterval, def.GCInterval}, {"key-reload", s.KeyReload, def.KeyReload}, {"jwks-max-age", s.JWKSMaxAge, def.JWKSMaxAge}} {
-		if d.got <= 0 {
-			return s, fmt.Errorf("%s must be positive (e.g. %s), not %s", d.name, d.want, d.got)
-		}
-	}
-	if s.Issuer == "" {
-		s.Issuer = "http://" + s.Addr
-	}
-	s.Issuer = strings.TrimRight(s.Issuer, "/")
-	if _, err := password.ParseParams(s.Argon2Params); err != nil {
-		return s, fmt.Errorf("argon2-params: %w", err)
-	}
-	return s, nil
+	return s, s.check()
 }
 
-func parseInto(ptr any, v string) error {
+// loadFile reads the YAML config file at path into s: a mapping whose keys
+// are the settings' names.
+func (s *settings) loadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(raw)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file, or only comments
+		}
+		hint := ""
+		if strings.Contains(err.Error(), "mapping values are not allowed") {
+			hint = ` (a value that ends in ":" must be quoted: store: "memory:")`
+		}
+		return fmt.Errorf("config file %s: %w%s", path, err, hint)
+	}
+	m := &doc
+	if m.Kind == yaml.DocumentNode && len(m.Content) == 1 {
+		m = m.Content[0]
+	}
+	if m.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s: want a mapping of settings, such as access-ttl: 15m", path)
+	}
+	ex := defaultSettings()
+	byName := map[string]setting{}
+	examples := map[string]string{}
+	for _, st := range s.table() {
+		byName[st.name] = st
+	}
+	for _, st := range ex.table() {
+		examples[st.name] = exampleOf(st)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		st, ok := byName[k.Value]
+		if !ok {
+			if dashed := strings.ReplaceAll(k.Value, "_", "-"); byName[dashed].name != "" {
+				return fmt.Errorf("config file %s line %d: %s is spelled %s, as the flag", path, k.Line, k.Value, dashed)
+			}
+			return fmt.Errorf("config file %s line %d: unknown setting %q (tokend serve -h lists them)", path, k.Line, k.Value)
+		}
+		if seen[k.Value] {
+			return fmt.Errorf("config file %s line %d: %s is set twice", path, k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" && v.Value == "" {
+			return fmt.Errorf("config file %s line %d: %s: want a value such as %s", path, v.Line, k.Value, examples[k.Value])
+		}
+		if err := parseInto(st.ptr, v.Value, examples[k.Value]); err != nil {
+			return fmt.Errorf("config file %s line %d: %s: %w", path, v.Line, k.Value, err)
+		}
+	}
+	return nil
+}
+
+// parseInto parses v into ptr; a failure says what a valid value looks
+// like.
+func parseInto(ptr any, v, example string) error {
 	switch p := ptr.(type) {
 	case *string:
 		*p = v
 	case *time.Duration:
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("want a duration such as %s, not %q", example, v)
 		}
 		*p = d
-	case *float64:
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return err
-		}
-		*p = f
 	case *int:
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("want a whole number such as %s, not %q", example, v)
 		}
 		*p = n
 	case *bool:
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("want true or false, not %q", v)
 		}
 		*p = b
 	}
@@ -239,11 +359,104 @@ func copyValue(dst, src any) {
 		*d = *src.(*string)
 	case *time.Duration:
 		*d = *src.(*time.Duration)
-	case *float64:
-		*d = *src.(*float64)
 	case *int:
 		*d = *src.(*int)
 	case *bool:
 		*d = *src.(*bool)
 	}
+}
+
+// check refuses settings that cannot work, naming the setting and showing
+// a valid value, and derives the issuer from addr if it is not set.
+func (s *settings) check() error {
+	def := defaultSettings()
+	for _, d := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"access-ttl", s.AccessTTL, def.AccessTTL}, {"refresh-idle", s.RefreshIdle, def.RefreshIdle},
+		{"refresh-absolute", s.RefreshAbsolute, def.RefreshAbsolute}, {"gc-interval", s.GCInterval, def.GCInterval},
+		{"key-reload", s.KeyReload, def.KeyReload}, {"jwks-max-age", s.JWKSMaxAge, def.JWKSMaxAge},
+		{"throttle-window", s.ThrottleWindow, def.ThrottleWindow}, {"throttle-max-delay", s.ThrottleMaxDelay, def.ThrottleMaxDelay},
+	} {
+		if d.got <= 0 {
+			return fmt.Errorf("%s must be positive, such as %s, not %s", d.name, fmtDuration(d.want), fmtDuration(d.got))
+		}
+	}
+	if s.Grace < 0 {
+		return fmt.Errorf("grace must be 0 (none) or positive, such as %s, not %s", fmtDuration(def.Grace), fmtDuration(s.Grace))
+	}
+	if s.ThrottleMaxDelay > 24*time.Hour {
+		return fmt.Errorf("throttle-max-delay must be at most 24h, not %s", fmtDuration(s.ThrottleMaxDelay))
+	}
+	for _, n := range []struct {
+		name      string
+		got, want int
+	}{
+		{"hash-memory", s.HashMemory, def.HashMemory}, {"throttle-source", s.ThrottleSource, def.ThrottleSource},
+		{"throttle-pair", s.ThrottlePair, def.ThrottlePair}, {"throttle-account", s.ThrottleAccount, def.ThrottleAccount},
+	} {
+		if n.got <= 0 {
+			return fmt.Errorf("%s must be positive, such as %d, not %d", n.name, n.want, n.got)
+		}
+	}
+	if s.KeyAlg != "EdDSA" && s.KeyAlg != "ES256" {
+		return fmt.Errorf("key-alg must be EdDSA or ES256, not %q", s.KeyAlg)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		return fmt.Errorf("log-level must be debug, info, warn or error, not %q", s.LogLevel)
+	}
+	if _, err := password.ParseParams(s.Argon2Params); err != nil {
+		return fmt.Errorf("argon2-params: %w (such as %s)", err, def.Argon2Params)
+	}
+	if _, err := parseTrustedProxies(s.TrustedProxies); err != nil {
+		return err
+	}
+	if _, err := parseStoreURL(s.Store); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	host, err := checkAddr("addr", s.Addr, def.Addr)
+	if err != nil {
+		return err
+	}
+	if s.MetricsAddr != "" {
+		if _, err := checkAddr("metrics-addr", s.MetricsAddr, "127.0.0.1:9090"); err != nil {
+			return err
+		}
+	}
+	if s.Issuer == "" {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("issuer is required when addr %s listens on every interface: tokend cannot tell the URL clients reach it by (such as --issuer https://auth.example.com)", s.Addr)
+		}
+		// A port of 0 is chosen when serve listens: serve sets the issuer.
+		if _, port, _ := net.SplitHostPort(s.Addr); port != "0" {
+			s.Issuer = "http://" + s.Addr
+		}
+		return nil
+	}
+	u, err := url.Parse(s.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		// RFC 8414 section 2: an https URL with no query or fragment
+		// (http allowed here for local use).
+		return fmt.Errorf("issuer must be an http(s) URL with a host and no query or fragment, such as https://auth.example.com, not %q", s.Issuer)
+	}
+	s.Issuer = strings.TrimRight(s.Issuer, "/")
+	return nil
+}
+
+// checkAddr checks a HOST:PORT setting and returns its host.
+func checkAddr(name, addr, example string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = errors.New("bad port")
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s must be HOST:PORT, such as %s, not %q", name, example, addr)
+	}
+	return host, nil
 }

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 	"time"
 )
 
@@ -14,11 +15,11 @@ import (
 // the defaults.
 func TestLoadSettingsPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "tokend.yaml")
-	if err := os.WriteFile(file, []byte("addr: 0.0.0.0:9000\naccess_ttl: 5m\ngrace: 10s\nstore: \"memory:\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("addr: 0.0.0.0:9000\nissuer: https://auth.example.com/\naccess-ttl: 5m\ngrace: 10s\nstore: \"memory:\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"TOKEND_CONFIG": file, "TOKEND_GRACE": "20s", "TOKEND_ACCESS_TTL": "7m"}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	s, err := loadSettings(fs, []string{"--access-ttl", "9m"}, func(k string) string { return env[k] })
 	if err != nil {
@@ -33,7 +34,7 @@ func TestLoadSettingsPrecedence(t *testing.T) {
 		t.Errorf("access ttl %v", s.AccessTTL)
 	case s.Store != "memory:" || s.RefreshIdle != 30*24*time.Hour: // file, default
 		t.Errorf("store %q, idle %v", s.Store, s.RefreshIdle)
-	case s.Issuer != "http://0.0.0.0:9000":
+	case s.Issuer != "https://auth.example.com": // file, trailing slash dropped
 		t.Errorf("issuer %q", s.Issuer)
 	}
 }
@@ -55,7 +56,7 @@ func TestLoadSettingsErrors(t *testing.T) {
 		{nil, map[string]string{"TOKEND_JWKS_MAX_AGE": "0s"}},
 	}
 	for _, tc := range cases {
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		if _, err := loadSettings(fs, tc.args, func(k string) string { return tc.env[k] }); err == nil {
 			t.Errorf("loadSettings(%q, %v) accepted", tc.args, tc.env)
@@ -73,7 +74,7 @@ func TestAdminCommands(t *testing.T) {
 		}
 		return out.String()
 	}
-	out := runOK("", "client", "create", "--id", "web", "--grant", "password,refresh_token", "--scope", "read,write")
+	out := runOK("", "client", "create", "--init", "--id", "web", "--grant", "password,refresh_token", "--scope", "read,write")
 	if !contains(out, "client_secret:") {
 		t.Fatalf("client create printed %q", out)
 	}
@@ -115,3 +116,123 @@ func newReader(s string) io.Reader { return strings.NewReader(s) }
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func countLines(s string) int { return strings.Count(strings.TrimSpace(s), "\n") + 1 }
+
+// The example configuration in the repository loads, sets every setting
+// to its default, and mentions every setting, so that it cannot drift.
+func TestExampleConfig(t *testing.T) {
+	const file = "../../tokend.example.yaml"
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	s, err := loadSettings(fs, []string{"--config", file}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultSettings()
+	want.Issuer = "http://" + want.Addr
+	if s != want {
+		t.Errorf("the example sets\n%+v\nnot the defaults\n%+v", s, want)
+	}
+	for _, st := range want.table() {
+		if !strings.Contains(string(raw), "\n"+st.name+":") && !strings.Contains(string(raw), "\n# "+st.name+":") {
+			t.Errorf("the example does not mention %s", st.name)
+		}
+	}
+}
+
+// A config file's errors name the file, the line and the key, and show a
+// valid value.
+func TestConfigFileErrors(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"access-ttl: 15\n", `line 1: access-ttl: want a duration such as 15m, not "15"`},
+		{"addr: 127.0.0.1:1\naccess_ttl: 5m\n", "line 2: access_ttl is spelled access-ttl, as the flag"},
+		{"adress: x\n", `line 1: unknown setting "adress" (tokend serve -h lists them)`},
+		{"hash-queue: many\n", `hash-queue: want a whole number such as 64, not "many"`},
+		{"access-log: maybe\n", `access-log: want true or false, not "maybe"`},
+		{"access-ttl:\n", "access-ttl: want a value such as 15m"},
+		{"grace: [1m]\n", "grace: want a value such as 5m"},
+		{"store: memory:\n", `must be quoted: store: "memory:"`},
+		{"grace: 1m\ngrace: 2m\n", "line 2: grace is set twice"},
+		{"- addr\n", "want a mapping of settings"},
+		{"access-ttl: -5m\n", "access-ttl must be positive, such as 15m, not -5m"},
+	}
+	for _, tc := range cases {
+		file := filepath.Join(t.TempDir(), "tokend.yaml")
+		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		_, err := loadSettings(fs, []string{"--config", file}, func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v; want %q", tc.yaml, err, tc.want)
+		}
+	}
+	// Comments only, and store: memory: quoted, are fine.
+	for _, ok := range []string{"# nothing\n", "store: \"memory:\"\n", "store: 'memory:'\n"} {
+		file := filepath.Join(t.TempDir(), "tokend.yaml")
+		_ = os.WriteFile(file, []byte(ok), 0o600)
+		if _, err := loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), []string{"--config", file}, func(string) string { return "" }); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}
+
+// Every setting is checked at the edge; the message names it and shows a
+// valid value.
+func TestSettingsChecked(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--access-ttl", "-5m"}, nil, "access-ttl must be positive, such as 15m, not -5m"},
+		{[]string{"--access-ttl", "0"}, nil, "access-ttl must be positive, such as 15m, not 0s"},
+		{[]string{"--refresh-idle", "0s"}, nil, "refresh-idle must be positive"},
+		{[]string{"--grace", "-1s"}, nil, "grace must be 0 (none) or positive"},
+		{nil, map[string]string{"TOKEND_ACCESS_TTL": "15"}, `TOKEND_ACCESS_TTL: want a duration such as 15m, not "15"`},
+		{[]string{"--addr", ":18081"}, nil, "issuer is required when addr :18081 listens on every interface"},
+		{[]string{"--addr", "0.0.0.0:80"}, nil, "issuer is required"},
+		{[]string{"--addr", "[::]:80"}, nil, "issuer is required"},
+		{[]string{"--addr", "localhost"}, nil, `addr must be HOST:PORT, such as 127.0.0.1:8080, not "localhost"`},
+		{[]string{"--addr", "127.0.0.1:99999"}, nil, "addr must be HOST:PORT"},
+		{[]string{"--metrics-addr", "9090"}, nil, "metrics-addr must be HOST:PORT"},
+		{[]string{"--issuer", "auth.example.com"}, nil, "issuer must be an http(s) URL"},
+		{[]string{"--issuer", "https://auth.example.com/?x=1"}, nil, "no query or fragment"},
+		{[]string{"--key-alg", "RS256"}, nil, `key-alg must be EdDSA or ES256, not "RS256"`},
+		{[]string{"--log-level", "loud"}, nil, `log-level must be debug, info, warn or error, not "loud"`},
+		{[]string{"--hash-memory", "0"}, nil, "hash-memory must be positive, such as 128"},
+		{[]string{"--throttle-pair", "-1"}, nil, "throttle-pair must be positive, such as 5"},
+		{[]string{"--throttle-max-delay", "48h"}, nil, "throttle-max-delay must be at most 24h"},
+		{[]string{"--store", "postgres://x"}, nil, `store: store URL "postgres://x": unknown scheme`},
+		{[]string{"--store", "sqlite://"}, nil, "names no file"},
+	}
+	for _, tc := range cases {
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		_, err := loadSettings(fs, tc.args, func(k string) string { return tc.env[k] })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %v: %v; want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	// Binding every interface with an issuer is fine; a port of 0 leaves
+	// the issuer to serve, which takes the listener's.
+	s, err := loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), []string{"--addr", ":18081", "--issuer", "https://auth.example.com"}, func(string) string { return "" })
+	if err != nil || s.Issuer != "https://auth.example.com" {
+		t.Errorf("--addr :18081 --issuer: %q, %v", s.Issuer, err)
+	}
+	s, err = loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), []string{"--addr", "127.0.0.1:0"}, func(string) string { return "" })
+	if err != nil || s.Issuer != "" {
+		t.Errorf("--addr 127.0.0.1:0: issuer %q, %v", s.Issuer, err)
+	}
+}
+
+// serve names the path of a SQLite file it cannot open.
+func TestServeStorePathInError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing", "dir", "x.db")
+	code, _, errOut := runCmd(t, "", "serve", "--addr", "127.0.0.1:0", "--store", "sqlite://"+path)
+	if code != 1 || !strings.Contains(errOut, path) {
+		t.Errorf("exit %d, %q; want 1 and the path %s", code, errOut, path)
+	}
+}

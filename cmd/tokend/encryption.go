@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/sealed"
@@ -34,7 +35,7 @@ type keyFiles struct{ current, old string }
 // keyFlags registers --PREFIXkey-file and --PREFIXold-key-file on fs, with
 // defaults from TOKEND_ENCRYPTION_KEY_FILE and
 // TOKEND_ENCRYPTION_OLD_KEY_FILE.
-func keyFlags(fs *flag.FlagSet, prefix string, getenv func(string) string) *keyFiles {
+func keyFlags(fs *pflag.FlagSet, prefix string, getenv func(string) string) *keyFiles {
 	kf := &keyFiles{}
 	fs.StringVar(&kf.current, prefix+"key-file", getenv("TOKEND_ENCRYPTION_KEY_FILE"),
 		"operator key file that seals signing keys and secrets (env TOKEND_ENCRYPTION_KEY_FILE, or the key in "+envKey+")")
@@ -80,30 +81,11 @@ func loadKey(setting, file, env string, getenv func(string) string) (*sealed.Key
 	return nil, nil
 }
 
-// openSealedStore opens the store at url behind ring. An empty ring still
-// wraps it, so that a sealed store opened without its key fails with an
-// error naming the key it needs.
-func openSealedStore(ctx context.Context, url string, ring sealed.Keyring) (store.Store, error) {
-	st, err := openStore(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	return sealed.Wrap(st, ring), nil
-}
-
-// storeFlags are the admin commands' store flags: --store and the
-// operator key files (--encryption-key-file, --encryption-old-key-file).
-type storeFlags struct {
-	url  string
-	keys *keyFiles
-}
-
-func (sf storeFlags) open(ctx context.Context) (store.Store, error) {
-	ring, err := loadKeyring(sf.keys.current, sf.keys.old, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return openSealedStore(ctx, sf.url, ring)
+// wrapSealed wraps st behind ring. An empty ring still wraps it, so that a
+// sealed store opened without its key fails with an error naming the key
+// it needs.
+func wrapSealed(st store.Store, ring sealed.Keyring) store.Store {
+	return sealed.Wrap(st, ring)
 }
 
 // logKeyring says at start-up which operator keys the server uses.
@@ -118,84 +100,69 @@ func logKeyring(log *slog.Logger, ring sealed.Keyring) {
 	}
 }
 
-const encryptionUsage = `Usage: tokend encryption <command> [flags]
+func newEncryptionCmd(cio *cmdIO) *cobra.Command {
+	e := &cobra.Command{
+		Use:   "encryption",
+		Short: "encrypt signing keys and secrets at rest",
+		Long: `Encryption at rest of the signing keys' private parts and the server
+secrets, under a 32-byte operator key (go doc ./store/sealed).
 
-Encryption at rest of the signing keys' private parts and the server
-secrets, under a 32-byte operator key (go doc ./store/sealed):
-
-  keygen --out FILE                        write a new random key (mode 0600; - for stdout)
-  status                                   list each value and the key it is sealed under
-  seal --key-file KEY                      seal every value in clear under KEY
-  rotate --key-file NEW --old-key-file OLD reseal every value under NEW
-  unseal --old-key-file OLD                store every value in clear again
-
-Each acts on --store (env TOKEND_STORE, default sqlite://tokend.db) in one
-atomic step: a failure changes nothing. Keys also come from
-TOKEND_ENCRYPTION_KEY_FILE / TOKEND_ENCRYPTION_OLD_KEY_FILE, or in base64
-from TOKEND_ENCRYPTION_KEY / TOKEND_ENCRYPTION_OLD_KEY.
-`
-
-func cmdEncryption(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New("encryption: want keygen, status, seal, rotate or unseal (tokend encryption help)")}
+Each command but keygen acts on --store (env TOKEND_STORE, default
+sqlite://tokend.db) in one atomic step: a failure changes nothing. Keys
+also come from TOKEND_ENCRYPTION_KEY_FILE / TOKEND_ENCRYPTION_OLD_KEY_FILE,
+or in base64 from TOKEND_ENCRYPTION_KEY / TOKEND_ENCRYPTION_OLD_KEY.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun("keygen, status, seal, rotate or unseal"),
 	}
-	op := args[0]
-	if op == "help" || op == "-h" || op == "-help" || op == "--help" {
-		fmt.Fprint(stdout, encryptionUsage)
-		return nil
-	}
-	fs := flag.NewFlagSet("encryption "+op, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if op == "keygen" {
-		out := fs.String("out", "", "file to write the new key to, which must not exist (- for standard output)")
-		if _, err := parseInterspersed(fs, args[1:]); err != nil {
-			return err
-		}
+	keygenCmd := &cobra.Command{Use: "keygen --out FILE", Short: "write a new random key (mode 0600; - for stdout)", Args: noArgs}
+	out := keygenCmd.Flags().String("out", "", "file to write the new key to, which must not exist (- for standard output)")
+	keygenCmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *out == "" {
-			return usageError{errors.New("encryption keygen: --out is required")}
+			return usageErrorf("--out is required")
 		}
-		return keygen(*out, stdout, stderr)
+		return keygen(*out, cio.stdout, cio.stderr)
 	}
-	if op != "status" && op != "seal" && op != "rotate" && op != "unseal" {
-		return usageError{fmt.Errorf("encryption: unknown command %q", op)}
+	e.AddCommand(keygenCmd)
+	for _, op := range []struct{ use, short string }{
+		{"status", "list each value and the key it is sealed under"},
+		{"seal --key-file KEY", "seal every value in clear under KEY"},
+		{"rotate --key-file NEW --old-key-file OLD", "reseal every value under NEW"},
+		{"unseal --old-key-file OLD", "store every value in clear again"},
+	} {
+		name, _, _ := strings.Cut(op.use, " ")
+		c := &cobra.Command{Use: op.use, Short: op.short, Args: noArgs}
+		sf := addStoreFlags(c.Flags(), "")
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			ring, err := loadKeyring(sf.keys.current, sf.keys.old, os.Getenv)
+			if err != nil {
+				return err
+			}
+			if err := checkRing(name, ring); err != nil {
+				return err
+			}
+			st, err := sf.openRaw(cmd.Context(), cio.stderr)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return encryption(cmd.Context(), name, st, ring, cio.stdout)
+		}
+		e.AddCommand(c)
 	}
-	def := os.Getenv("TOKEND_STORE")
-	if def == "" {
-		def = defaultStore
-	}
-	storeURL := fs.String("store", def, "store URL (env TOKEND_STORE)")
-	kf := keyFlags(fs, "", os.Getenv)
-	if pos, err := parseInterspersed(fs, args[1:]); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Errorf("encryption %s: unexpected argument %q", op, pos[0])}
-	}
-	ring, err := loadKeyring(kf.current, kf.old, os.Getenv)
-	if err != nil {
-		return err
-	}
-	if err := checkRing(op, ring); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, *storeURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return encryption(ctx, op, st, ring, stdout)
+	return e
 }
 
 // checkRing tells whether ring has the keys op needs.
 func checkRing(op string, ring sealed.Keyring) error {
 	switch {
 	case op == "seal" && ring.Current == nil:
-		return usageError{errors.New("encryption seal: --key-file (or TOKEND_ENCRYPTION_KEY) is required")}
+		return usageErrorf("--key-file (or TOKEND_ENCRYPTION_KEY) is required")
 	case op == "rotate" && (ring.Current == nil || len(ring.Old) == 0):
-		return usageError{errors.New("encryption rotate: --key-file NEW and --old-key-file OLD are required")}
+		return usageErrorf("--key-file NEW and --old-key-file OLD are required")
 	case op == "rotate" && ring.Current.ID() == ring.Old[0].ID():
-		return usageError{fmt.Errorf("encryption rotate: the new and the old key are the same key (%s)", ring.Current.ID())}
+		return usageErrorf("the new and the old key are the same key (%s)", ring.Current.ID())
 	case op == "unseal" && len(ring.IDs()) == 0:
-		return usageError{errors.New("encryption unseal: --old-key-file (the key the store is sealed under) is required")}
+		return usageErrorf("--old-key-file (the key the store is sealed under) is required")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -133,8 +134,10 @@ func TestEncryptionUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"encryption"}, 2, "want keygen, status, seal, rotate or unseal"},
-		{[]string{"encryption", "help"}, 0, "keygen --out FILE"},
+		{[]string{"encryption"}, 2, "want a command: keygen, status, seal, rotate or unseal"},
+		{[]string{"encryption", "help"}, 0, "write a new random key"},
+		{[]string{"encryption", "-h"}, 0, "write a new random key"},
+		{[]string{"encryption", "seal", "-h"}, 0, "--key-file"},
 		{[]string{"encryption", "bogus"}, 2, `unknown command "bogus"`},
 		{[]string{"encryption", "keygen"}, 2, "--out is required"},
 		{[]string{"encryption", "seal", "--store", storeURL}, 2, "--key-file (or TOKEND_ENCRYPTION_KEY) is required"},
@@ -218,7 +221,7 @@ func TestEncryptionCommandsSQLite(t *testing.T) {
 	storeURL := "sqlite://" + filepath.Join(dir, "t.db")
 	k1File, k1, _ := newKeyFile(t, dir, "k1")
 	k2File, k2, _ := newKeyFile(t, dir, "k2")
-	if code, _, errOut := runCmd(t, "", "keys", "rotate", "--store", storeURL); code != 0 { // a key in clear
+	if code, _, errOut := runCmd(t, "", "keys", "rotate", "--init", "--store", storeURL); code != 0 { // a key in clear
 		t.Fatalf("keys rotate: %s", errOut)
 	}
 	code, out, errOut := runCmd(t, "", "encryption", "seal", "--key-file", k1File, "--store", storeURL)
@@ -250,7 +253,7 @@ func TestAdminSealedStore(t *testing.T) {
 	dir := t.TempDir()
 	storeURL := "sqlite://" + filepath.Join(dir, "t.db")
 	keyFile, k, keyText := newKeyFile(t, dir, "key")
-	if code, _, errOut := runCmd(t, "", "keys", "rotate", "--encryption-key-file", keyFile, "--store", storeURL); code != 0 {
+	if code, _, errOut := runCmd(t, "", "keys", "rotate", "--encryption-key-file", keyFile, "--init", "--store", storeURL); code != 0 {
 		t.Fatalf("keys rotate: %s", errOut)
 	}
 	raw, err := sqlite.Open(t.Context(), filepath.Join(dir, "t.db"))
@@ -300,15 +303,18 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// serveInProcess runs cmdServe until stop is called, and returns its base
-// URL; stop returns cmdServe's error.
+// serveInProcess runs tokend serve until stop is called, and returns its base
+// URL; stop returns an error if serve failed.
 func serveInProcess(t *testing.T, log io.Writer, args ...string) (base string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := cmdServe(ctx, append([]string{"--addr", "127.0.0.1:0", "--grace", "1h", "--log-level", "debug"}, args...), pw, log)
+		var err error
+		if code := run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--grace", "1h", "--log-level", "debug"}, args...), nil, pw, log); code != 0 {
+			err = fmt.Errorf("serve exited %d", code)
+		}
 		pw.CloseWithError(errors.New("serve returned"))
 		done <- err
 	}()
@@ -358,7 +364,7 @@ func TestServeSealedStore(t *testing.T) {
 	storeURL := "sqlite://" + dbPath
 	keyFile, k, keyText := newKeyFile(t, dir, "key")
 	otherFile, other, otherText := newKeyFile(t, dir, "other")
-	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--store", storeURL); code != 0 {
+	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--init", "--store", storeURL); code != 0 {
 		t.Fatalf("client create: %s", errOut)
 	}
 	if code, _, errOut := runCmd(t, "pw\n", "user", "create", "alice", "--password-stdin", "--store", storeURL); code != 0 {
@@ -486,7 +492,7 @@ func TestServeRefusesClearStore(t *testing.T) {
 	dir := t.TempDir()
 	storeURL := "sqlite://" + filepath.Join(dir, "tokend.db")
 	keyFile, _, _ := newKeyFile(t, dir, "key")
-	if code, _, errOut := runCmd(t, "", "keys", "rotate", "--store", storeURL); code != 0 {
+	if code, _, errOut := runCmd(t, "", "keys", "rotate", "--init", "--store", storeURL); code != 0 {
 		t.Fatalf("keys rotate: %s", errOut)
 	}
 	err := cmdServe(t.Context(), []string{"--addr", "127.0.0.1:0", "--store", storeURL, "--encryption-key-file", keyFile}, io.Discard, io.Discard)
@@ -502,4 +508,14 @@ func TestServeRefusesClearStore(t *testing.T) {
 	if !errors.Is(err, sealed.ErrKeyFileMode) {
 		t.Fatalf("serve with a key file of mode 0640: %v", err)
 	}
+}
+
+// cmdServe runs tokend serve with args and returns its error.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRoot(&cmdIO{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr})
+	root.SetArgs(append([]string{"serve"}, args...))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	_, err := root.ExecuteContextC(ctx)
+	return err
 }

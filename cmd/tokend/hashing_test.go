@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/server"
 )
@@ -17,7 +18,7 @@ import (
 // The password-hashing settings have server.Config's defaults and come
 // from the file, the environment and flags like the others.
 func TestHashingSettings(t *testing.T) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	s, err := loadSettings(fs, nil, func(string) string { return "" })
 	if err != nil {
@@ -32,11 +33,11 @@ func TestHashingSettings(t *testing.T) {
 	}
 
 	file := filepath.Join(t.TempDir(), "tokend.yaml")
-	if err := os.WriteFile(file, []byte("hash_queue: 8\nargon2_params: m=12288,t=3,p=1\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("hash-queue: 8\nargon2-params: m=12288,t=3,p=1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"TOKEND_CONFIG": file, "TOKEND_HASH_MEMORY": "64"}
-	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs = pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	s, err = loadSettings(fs, []string{"--argon2-params", "m=47104,t=1,p=1"}, func(k string) string { return env[k] })
 	if err != nil {
@@ -51,7 +52,7 @@ func TestHashingSettings(t *testing.T) {
 	}
 
 	for _, bad := range []string{"m=19456,t=2", "m=19456,t=0,p=1", "m=2000000,t=1,p=1"} {
-		fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs = pflag.NewFlagSet("serve", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		if _, err := loadSettings(fs, []string{"--argon2-params", bad}, func(string) string { return "" }); err == nil {
 			t.Errorf("--argon2-params %s accepted", bad)
@@ -71,7 +72,7 @@ func TestUserCreateParams(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"user", "create", "bob", "--password-stdin", "--argon2-params", "m=64,t=2,p=1"}, "m=64,t=2,p=1"},
+		{[]string{"user", "create", "bob", "--init", "--password-stdin", "--argon2-params", "m=64,t=2,p=1"}, "m=64,t=2,p=1"},
 		{[]string{"user", "create", "eve", "--password-stdin"}, "m=128,t=1,p=1"},
 	} {
 		var out, errOut strings.Builder

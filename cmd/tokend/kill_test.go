@@ -73,7 +73,7 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 	dir := t.TempDir()
 	storeURL := "sqlite://" + filepath.Join(dir, "tokend.db")
 	var out strings.Builder
-	if code := run(t.Context(), []string{"client", "create", "--id", "app", "--secret", "app-secret", "--grant", "refresh_token", "--mint", "--store", storeURL}, nil, &out, &out); code != 0 {
+	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "app", "--secret", "app-secret", "--grant", "refresh_token", "--mint", "--store", storeURL}, nil, &out, &out); code != 0 {
 		t.Fatalf("client create: %s", out.String())
 	}
 	cmd, base := startServe(t, bin, storeURL)
@@ -200,7 +200,7 @@ func TestServeEndToEnd(t *testing.T) {
 	bin := buildTokend(t)
 	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "tokend.db")
 	var out strings.Builder
-	if code := run(t.Context(), []string{"client", "create", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
+	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
 		t.Fatalf("client create: %s", out.String())
 	}
 	if code := run(t.Context(), []string{"user", "create", "alice", "--password-stdin", "--store", storeURL}, strings.NewReader("pw\n"), &out, &out); code != 0 {

@@ -13,8 +13,8 @@ func TestRun(t *testing.T) {
 		out, errOut string
 	}{
 		{[]string{"version"}, 0, "tokend ", ""},
-		{[]string{"help"}, 0, "Usage: tokend", ""},
-		{nil, 2, "", "Usage: tokend"},
+		{[]string{"help"}, 0, "Usage:\n  tokend <command>", ""},
+		{nil, 2, "", "Usage:\n  tokend <command>"},
 		{[]string{"bogus"}, 2, "", `unknown command "bogus"`},
 	}
 	for _, tc := range cases {

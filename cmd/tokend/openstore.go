@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/tokend/tokend/store"
@@ -11,27 +15,95 @@ import (
 	"github.com/tokend/tokend/store/sqlite"
 )
 
-// openStore opens the store a URL names: sqlite:///abs/path.db,
-// sqlite://relative.db or memory:.
-func openStore(ctx context.Context, raw string) (store.Store, error) {
+// storeURL is a parsed store URL: memory:, or sqlite with the path of its
+// file.
+type storeURL struct {
+	raw    string
+	scheme string // "memory" or "sqlite"
+	path   string // sqlite: the file, as written (relative to the working directory or absolute)
+}
+
+// parseStoreURL parses sqlite:///abs/path.db, sqlite://relative.db or
+// memory:.
+func parseStoreURL(raw string) (storeURL, error) {
 	scheme, _, ok := strings.Cut(raw, ":")
 	if !ok {
-		return nil, fmt.Errorf("store URL %q: use sqlite:///path/tokend.db or memory: instead", raw)
+		return storeURL{}, fmt.Errorf("%q is not a store URL: use sqlite:///path/tokend.db, sqlite://tokend.db or memory: (in-process)", raw)
 	}
 	switch scheme {
 	case "memory":
-		return memory.New(), nil
+		return storeURL{raw: raw, scheme: scheme}, nil
 	case "sqlite":
 		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("store URL: %w", err)
+			return storeURL{}, fmt.Errorf("store URL %q: %w", raw, err)
 		}
 		path := u.Host + u.Path // sqlite://rel.db → rel.db; sqlite:///abs → /abs
 		if path == "" {
-			return nil, fmt.Errorf("store URL %q names no file", raw)
+			return storeURL{}, fmt.Errorf("store URL %q names no file: use sqlite:///path/tokend.db or sqlite://tokend.db", raw)
 		}
-		return sqlite.Open(ctx, path)
-	default:
-		return nil, fmt.Errorf("store URL %q: unknown scheme %q (PostgreSQL and Redis are not supported yet)", raw, scheme)
+		return storeURL{raw: raw, scheme: scheme, path: path}, nil
 	}
+	return storeURL{}, fmt.Errorf("store URL %q: unknown scheme %q: use sqlite:///path/tokend.db or memory: (PostgreSQL and Redis are not supported yet)", raw, scheme)
+}
+
+// String is the URL with an absolute path, as the admin commands report
+// it.
+func (u storeURL) String() string {
+	if u.scheme != "sqlite" {
+		return u.raw
+	}
+	abs, err := filepath.Abs(u.path)
+	if err != nil {
+		return u.raw
+	}
+	return "sqlite://" + abs
+}
+
+// openStore opens the store a URL names, creating a missing SQLite file:
+// what serve and the in-process bench do.
+func openStore(ctx context.Context, raw string) (store.Store, error) {
+	u, err := parseStoreURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	return u.open(ctx)
+}
+
+func (u storeURL) open(ctx context.Context) (store.Store, error) {
+	if u.scheme == "memory" {
+		return memory.New(), nil
+	}
+	st, err := sqlite.Open(ctx, u.path)
+	if err != nil {
+		if abs, _ := filepath.Abs(u.path); !strings.Contains(err.Error(), u.path) && !strings.Contains(err.Error(), abs) {
+			return nil, fmt.Errorf("store %s: %w", abs, err)
+		}
+		return nil, err
+	}
+	return st, nil
+}
+
+// errNoStore reports an admin command's store that does not exist.
+var errNoStore = errors.New("no store")
+
+// openAdminStore opens the store an admin command acts on: never memory:
+// (a store inside this process would vanish with it), and a SQLite file
+// only if it exists, unless init is set. from says where the URL came from,
+// for messages.
+func openAdminStore(ctx context.Context, raw, from string, init bool) (store.Store, error) {
+	u, err := parseStoreURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.scheme == "memory" {
+		return nil, fmt.Errorf("--store memory: (from %s) lives inside one process, so what this command changes would vanish as it exits; point --store or TOKEND_STORE at the server's file, such as sqlite:///var/lib/tokend/tokend.db", from)
+	}
+	if !init {
+		abs, _ := filepath.Abs(u.path)
+		if _, err := os.Stat(u.path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, raw, from)
+		}
+	}
+	return u.open(ctx)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 )
@@ -22,33 +23,58 @@ import (
 // secretName names the server secret that derives refresh-token successors.
 const secretName = "refresh-successor"
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg, err := loadSettings(fs, args, os.Getenv)
-	if err != nil {
-		return usageError{err}
+func newServeCmd(cio *cmdIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "run the token server",
+		Long: `Run the token server.
+
+Each setting comes, in rising precedence, from its default, the YAML file
+named by --config (keys are the flags' names: access-ttl: 15m), its
+TOKEND_* variable (TOKEND_ACCESS_TTL=15m) and its flag (--access-ttl 15m).
+tokend.example.yaml in the repository lists them all.`,
+		Example: `  tokend serve
+  tokend serve --addr 0.0.0.0:8080 --issuer https://auth.example.com --store sqlite:///var/lib/tokend/tokend.db
+  TOKEND_CONFIG=/etc/tokend.yaml tokend serve`,
+		Args: noArgs,
 	}
+	flagged, config := registerSettings(cmd.Flags(), os.Getenv)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg, err := resolveSettings(cmd.Flags(), flagged, *config, os.Getenv)
+		if err != nil {
+			return usageError{err: err, brief: true}
+		}
+		return serve(cmd.Context(), cfg, cio.stdout, cio.stderr)
+	}
+	return cmd
+}
+
+// serve runs the server with the settings cfg (checked) until ctx ends.
+func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return usageError{fmt.Errorf("log-level: %w", err)}
-	}
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // checked
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
-	if err != nil {
-		return usageError{err}
-	}
+	proxies, _ := parseTrustedProxies(cfg.TrustedProxies) // checked
 
 	ring, err := loadKeyring(cfg.EncryptionKeyFile, cfg.EncryptionOldKeyFile, os.Getenv)
 	if err != nil {
 		return err
 	}
 	logKeyring(log, ring)
-	st, err := openSealedStore(ctx, cfg.Store, ring)
+	raw, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}
+	st := wrapSealed(raw, ring)
 	defer st.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: %w", err)
+	}
+	defer ln.Close()
+	if cfg.Issuer == "" { // a port of 0: the one the listener got
+		cfg.Issuer = "http://" + ln.Addr().String()
+	}
 	now := time.Now()
 	// A retired key stays published while tokens it signed may live: the
 	// access TTL, or up to a day for minted tokens.
@@ -72,13 +98,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
 	}
 	if err := cfg.applyHashing(&scfg); err != nil {
-		return usageError{err}
+		return usageError{err: err, brief: true}
+	}
+	if cfg.Grace == 0 {
+		scfg.Grace = -1 // none: server.Config takes 0 as its default
 	}
 	srv, err := server.New(scfg)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}

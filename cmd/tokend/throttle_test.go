@@ -1,11 +1,12 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/spf13/pflag"
 	"time"
 )
 
@@ -30,7 +31,7 @@ func TestParseTrustedProxies(t *testing.T) {
 }
 
 func TestThrottleSettings(t *testing.T) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	env := map[string]string{"TOKEND_TRUSTED_PROXIES": "10.0.0.0/8", "TOKEND_THROTTLE_PAIR": "3"}
 	s, err := loadSettings(fs, []string{"--throttle-account", "40", "--throttle-max-delay", "1h"}, func(k string) string { return env[k] })
@@ -38,7 +39,7 @@ func TestThrottleSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.TrustedProxies != "10.0.0.0/8" || s.ThrottlePair != 3 || s.ThrottleAccount != 40 || s.ThrottleMaxDelay != time.Hour ||
-		s.ThrottleSource != 0 || s.ThrottleWindow != 0 {
+		s.ThrottleSource != 50 || s.ThrottleWindow != time.Hour { // server.Throttle's defaults
 		t.Fatalf("settings %+v", s)
 	}
 }

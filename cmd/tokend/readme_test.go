@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// shBlocks returns the contents of the ```sh blocks of a Markdown text, in
+// order.
+func shBlocks(md string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile("(?ms)^```sh\n(.*?)^```$").FindAllStringSubmatch(md, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// runBlocks runs blocks, verbatim and in order, in one bash process in
+// dir (so that variables and background jobs carry from one to the next),
+// stopping at the first command that fails. It returns the combined
+// output and an error that names the block that failed. The process group
+// is killed when it returns, with anything the blocks left running.
+func runBlocks(ctx context.Context, dir string, env []string, blocks []string) (string, error) {
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	for i, b := range blocks {
+		fmt.Fprintf(&script, "echo '>>> block %d' >&2\n%s\n", i+1, b)
+	}
+	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
+	cmd.Dir, cmd.Env = dir, env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever the blocks left running
+	}
+	if err != nil {
+		failed := "?"
+		if m := regexp.MustCompile(`>>> block (\d+)\n`).FindAllStringSubmatch(out.String(), -1); len(m) > 0 {
+			failed = m[len(m)-1][1]
+		}
+		return out.String(), fmt.Errorf("block %s failed: %w", failed, err)
+	}
+	return out.String(), nil
+}
+
+// The runner fails when a block fails and names it, and carries variables
+// from one block to the next.
+func TestRunBlocks(t *testing.T) {
+	md := "x\n```sh\nA=1\necho one\n```\n```go\nnot run\n```\n```sh\ntest \"$A\" = 1\nfalse\necho never\n```\n"
+	blocks := shBlocks(md)
+	if len(blocks) != 2 {
+		t.Fatalf("blocks %q", blocks)
+	}
+	out, err := runBlocks(t.Context(), t.TempDir(), os.Environ(), blocks)
+	if err == nil || !strings.Contains(err.Error(), "block 2 failed") || !strings.Contains(out, "one") || strings.Contains(out, "never") {
+		t.Fatalf("err %v, output %q", err, out)
+	}
+	if _, err := runBlocks(t.Context(), t.TempDir(), os.Environ(), blocks[:1]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The README's sh blocks run verbatim, in order, in a fresh copy of the
+// repository, as a newcomer would paste them: build, serve in the
+// background, create a client and a user, log in, refresh, stop.
+func TestReadme(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds tokend and runs the README's shell blocks")
+	}
+	for _, tool := range []string{"bash", "curl", "sed", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the README needs %s: %v", tool, err)
+		}
+	}
+	// The README serves on 127.0.0.1:8080; another process there would
+	// answer in tokend's place.
+	ln, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		t.Fatalf("the README's server needs 127.0.0.1:8080: %v", err)
+	}
+	ln.Close()
+
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := shBlocks(string(md))
+	if len(blocks) < 3 {
+		t.Fatalf("the README has %d sh blocks", len(blocks))
+	}
+	dir := filepath.Join(t.TempDir(), "tokend")
+	copyTree(t, root, dir)
+
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TOKEND_") {
+			env = append(env, kv)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	out, err := runBlocks(ctx, dir, env, blocks)
+	if err != nil {
+		t.Fatalf("%v; output:\n%s", err, out)
+	}
+	// What the README shows: a login and a refresh, each with a refresh
+	// token, and the stores the admin commands opened.
+	if n := strings.Count(out, `"refresh_token":"rt_`); n != 2 {
+		t.Errorf("%d answers with a refresh token, want 2 (login, refresh); output:\n%s", n, out)
+	}
+	if !strings.Contains(out, "created user alice") || !strings.Contains(out, "tokend: store sqlite://"+filepath.Join(dir, "tokend.db")) {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+// copyTree copies the regular files of the repository at src to dst, as
+// a fresh clone would have them: without .git, bin/ and tokend.db.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		switch name := d.Name(); {
+		case rel == ".git" || rel == "bin" || name == "node_modules":
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil // a worktree's .git file
+		case strings.HasPrefix(rel, "tokend.db"), !d.IsDir() && !d.Type().IsRegular():
+			return nil
+		case d.IsDir():
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		info, err := in.Stat()
+		if err != nil {
+			return err
+		}
+		out, err := os.OpenFile(filepath.Join(dst, rel), os.O_CREATE|os.O_EXCL|os.O_WRONLY, info.Mode().Perm())
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
