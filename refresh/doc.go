@@ -13,6 +13,19 @@
 // answers 401, reports the token with [Source.Invalidate], waits for the one
 // shared refresh and replays the request once.
 //
+// # Rejected tokens
+//
+// A rejected token is replaced at once, but a server that rejects every
+// token (a wrong audience, signing keys it does not know) must not make
+// the client fetch one for every request. A token rejected before it
+// proved good (soon after it arrived) counts as a failed refresh, a
+// strike: the first strike still refreshes at once, so a revoked token
+// costs one fetch and the replay succeeds; each further strike in a row
+// waits the backoff of a failed fetch before the next fetch (MinBackoff 1s
+// doubling up to MaxBackoff 1m, full jitter), and until then callers get
+// [ErrTokenRejected] at once instead of a token. A token that proves good
+// ends the run. [Source.Invalidate] and [Transport] give the details.
+//
 // Sources are built from a fetch function ([New], [NewRotating]) or from
 // golang.org/x/oauth2 pieces ([FromTokenSource], [FromConfig],
 // [FromClientCredentials]). A Source is itself an [oauth2.TokenSource].

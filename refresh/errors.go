@@ -20,6 +20,14 @@ var (
 	// ErrClosed is returned by a Source after Close.
 	ErrClosed = errors.New("refresh: source closed")
 
+	// ErrTokenRejected is returned, until the next backoff slot, after
+	// servers have rejected several tokens in a row soon after they
+	// arrived (see Source.Invalidate): a resource server that rejects every
+	// token (a wrong audience, keys it does not know) must not make the
+	// client fetch a token for every request. It is transient: the Source
+	// fetches again at the slot.
+	ErrTokenRejected = errors.New("refresh: tokens rejected soon after they were fetched")
+
 	// ErrMalformedToken reports a fetch that returned no usable token: nil,
 	// an empty access token, or one that had expired on arrival. It is
 	// treated as a transient failure.

@@ -42,13 +42,13 @@ func (s *Source) run(first plan) {
 			s.withdrawLocked(st, "expired")
 			st = s.cur.Load()
 		}
-		wanted, reason := s.wanted, s.reason
+		wanted, reason, hold := s.wanted, s.reason, s.hold
 		s.mu.Unlock()
 
 		due := false
 		if l.terminal == nil && !now.Before(l.nextTry) {
 			switch {
-			case !st.ok && wanted:
+			case !st.ok && wanted && !now.Before(hold):
 				due = true
 			case st.ok && !l.plan.refreshAt.IsZero() && !now.Before(l.plan.refreshAt):
 				due, reason = true, "proactive"
@@ -76,7 +76,7 @@ func (s *Source) run(first plan) {
 			}
 		}
 		if !st.ok && wanted && l.terminal == nil {
-			earliest(l.nextTry)
+			earliest(later(l.nextTry, hold))
 		}
 		if !wake.IsZero() {
 			timer.Reset(max(wake.Sub(now), 0))
@@ -121,6 +121,8 @@ func (s *Source) installLocked(tok *oauth2.Token, now, real time.Time) plan {
 	s.cur.Store(st)
 	s.expiry.Store(nanos(expiry))
 	s.lastErr = nil
+	s.arrived, s.young, s.rejected = now, s.youngFor(p, now), false
+	s.strikes, s.hold = 0, time.Time{}
 	s.wanted, s.reason = false, ""
 	if a := s.next; a != nil {
 		if st.ok {
@@ -177,6 +179,14 @@ func (s *Source) attempt(l *loop, reason string) {
 
 	s.mu.Lock()
 	if err == nil {
+		if !s.rejected {
+			// The token replaced was not rejected (it was refreshed or
+			// expired on schedule, or there was none): it ended any run
+			// of strikes.
+			s.strikes = 0
+		}
+		s.arrived, s.young, s.rejected = got, s.youngFor(p, got), false
+		s.hold = time.Time{} // spent, or overtaken by a fetch already under way
 		s.cur.Store(&state{tok: tok, ok: true, deadline: nanos(p.deadline)})
 		s.expiry.Store(nanos(tok.Expiry))
 		s.wanted, s.lastErr = false, nil

@@ -42,7 +42,8 @@ type Options struct {
 	// for it. Default 30s.
 	FetchTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff between
-	// failed fetches. Defaults 1s and 1m.
+	// failed fetches, and between fetches for tokens rejected soon after
+	// they arrived (see Source.Invalidate). Defaults 1s and 1m.
 	MinBackoff, MaxBackoff time.Duration
 	// WallClockCheck is how often, while it holds a token with a known
 	// expiry, the background goroutine compares the wall clock with that
@@ -68,11 +69,12 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives failures. Tokens are never logged. Default: discard.
 	Logger *slog.Logger
-	// Now returns the wall-clock time on which refreshes are scheduled and
-	// expiry is judged. Default time.Now. A token's lifetime is taken from
-	// the token itself (expires_in, or its Expiry against time.Now at
-	// arrival, see the package documentation) and then placed on this
-	// clock, so every clock gives the same lifetimes.
+	// Now returns the wall-clock time on which refreshes are scheduled,
+	// expiry is judged and rejections are timed. Default time.Now. A
+	// token's lifetime is taken from the token itself (expires_in, or its
+	// Expiry against time.Now at arrival, see the package documentation)
+	// and then placed on this clock, so every clock gives the same
+	// lifetimes.
 	Now func() time.Time
 
 	// jitter returns a uniform random number in [0, n); tests replace it.
@@ -120,7 +122,8 @@ func (o *Options) withDefaults() Options {
 // FetchInfo describes one fetch attempt, for Options.OnFetch.
 type FetchInfo struct {
 	// Reason is why the fetch ran: "initial", "proactive", "expired",
-	// "invalidated" or "retry".
+	// "invalidated" (a server rejected the token, see Source.Invalidate)
+	// or "retry".
 	Reason string
 	// Latency is how long the fetch took.
 	Latency time.Duration
@@ -138,6 +141,7 @@ type Stats struct {
 	Failures    int64         // failed fetch attempts
 	LastLatency time.Duration // latency of the latest attempt
 	Expiry      time.Time     // expiry of the token being served, on time.Now's clock as on the token; zero if none or unknown
+	Rejected    int64         // rejections that counted as strikes: tokens rejected before they proved good (see Source.Invalidate)
 }
 
 // fetchFunc fetches a token; prev is the token held so far (nil at first),
@@ -163,13 +167,21 @@ type Source struct {
 	reset   *oauth2.Token // a token handed to Reset, for the loop to install
 	closed  bool
 
+	// Judging rejections (reject.go). The first three describe the
+	// current token and change with cur.
+	arrived  time.Time     // when it arrived, on Options.Now
+	young    time.Duration // how long after arriving its Invalidate is a strike
+	rejected bool          // it was withdrawn because a server rejected it
+	strikes  int           // tokens rejected in a row before they proved good
+	hold     time.Time     // no fetch for a rejected token before this (Options.Now)
+
 	kick   chan struct{} // wakes the loop; capacity 1
 	quit   chan struct{}
 	done   chan struct{} // closed when the loop has returned
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	fetches, failures, latency, expiry atomic.Int64
+	fetches, failures, latency, expiry, rejections atomic.Int64
 }
 
 // state is one immutable view of the current token.
@@ -308,22 +320,6 @@ func (s *Source) wait(ctx context.Context) (*oauth2.Token, error) {
 	}
 }
 
-// Invalidate reports that a server rejected tok. If tok is still the current
-// token, it stops being served and a refresh starts (unless a failed fetch
-// is waiting out its backoff); reports about older tokens do nothing.
-func (s *Source) Invalidate(tok *oauth2.Token) {
-	if tok == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.cur.Load()
-	if !st.ok || !sameToken(st.tok, tok) {
-		return
-	}
-	s.withdrawLocked(st, "invalidated")
-}
-
 // withdrawLocked stops serving st's token and asks the loop for a new one.
 func (s *Source) withdrawLocked(st *state, reason string) {
 	s.cur.Store(&state{tok: st.tok, err: s.lastErr})
@@ -377,6 +373,7 @@ func (s *Source) Stats() Stats {
 		Fetches:     s.fetches.Load(),
 		Failures:    s.failures.Load(),
 		LastLatency: time.Duration(s.latency.Load()),
+		Rejected:    s.rejections.Load(),
 	}
 	if e := s.expiry.Load(); e != 0 && s.cur.Load().ok {
 		st.Expiry = time.Unix(0, e)

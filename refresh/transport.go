@@ -15,14 +15,31 @@ import (
 // Transport is an http.RoundTripper that authorizes requests with the
 // Source's token. When the server rejects the token (401 and, with
 // RetryForbidden, 403 other than insufficient_scope), it reports that
-// token with Source.Invalidate, so that no later request is sent with it,
-// on every path. Then, if the body can be replayed (no body, or
-// Request.GetBody), it waits for the one shared refresh and replays the
-// request once with the new token; otherwise it returns the response as it
-// is, and the next request gets a new token. It never replays twice: when
-// the replay is rejected too, that response is returned and its token is
-// invalidated as well. Requests to the token endpoint, and those a fetch
-// makes, pass through untouched.
+// token to the Source as Source.Invalidate does, so that no later request
+// is sent with it, on every path. Then, if the body can be replayed (no
+// body, or Request.GetBody), it waits for the one shared refresh and
+// replays the request once with the new token; otherwise it returns the
+// response as it is, and the next request gets a new token. It never
+// replays twice: when the replay is rejected too, that response is
+// returned and its token is invalidated as well. Requests to the token
+// endpoint, and those a fetch makes, pass through untouched.
+//
+// A server that rejects every token would make each request fetch two, so
+// the Transport's rejections count as strikes as Source.Invalidate
+// describes, with a stricter window: every rejection is a strike unless
+// the token had been held for Options.MaxBackoff (default 1m). A 2xx is
+// not taken as proof that a token is good: one Source may serve an API
+// that accepts its tokens and another that rejects them all (a wrong
+// audience), and each success at the first would then buy two fetches per
+// request at the second. With this window a run of strikes ends only once
+// a token has served for MaxBackoff, or until its scheduled refresh,
+// without being rejected, however the rejections are spread. The first
+// strike still refreshes and replays at once, so a token revoked or signed
+// with a withdrawn key costs one fetch and no failed request. While a
+// later strike waits out its backoff, the replay is not attempted: the
+// rejected response is returned as it is, and new requests fail at once,
+// without reaching the server, with an error wrapping ErrTokenRejected
+// until the next fetch.
 //
 // The zero values of the fields other than Source are the documented
 // defaults. A Transport is safe for concurrent use.
@@ -74,12 +91,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// tok is rejected: whatever happens to this request, no other is sent
 	// with it.
-	t.Source.Invalidate(tok)
+	t.Source.reject(tok, true)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	if !replayable {
 		return resp, nil
 	}
 	fresh, err := t.Source.FreshToken(req.Context())
+	if errors.Is(err, ErrTokenRejected) {
+		// Fresh tokens keep being rejected and the Source is backing off:
+		// the server's own answer is the one to give, at once.
+		return resp, nil
+	}
 	if err != nil {
 		drain(resp)
 		return nil, fmt.Errorf("refresh: replay after %d: %w", resp.StatusCode, err)
@@ -96,7 +118,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	drain(resp)
 	resp, err = base.RoundTrip(req2)
 	if err == nil && t.rejects(resp) {
-		t.Source.Invalidate(fresh)
+		t.Source.reject(fresh, true)
 	}
 	return resp, err
 }

@@ -163,7 +163,10 @@ func TestOAuth2ClientsEndToEnd(t *testing.T) {
 		t.Fatalf("Config.TokenSource refresh: %v, %v", tok2, err)
 	}
 
-	src := refresh.FromConfig(cfg, &oauth2.Token{RefreshToken: tok2.RefreshToken}, nil)
+	// MinBackoff 1ns: three tokens rejected at once in a row would
+	// otherwise make the Source wait before the third fetch (see
+	// refresh.Source.Invalidate).
+	src := refresh.FromConfig(cfg, &oauth2.Token{RefreshToken: tok2.RefreshToken}, &refresh.Options{MinBackoff: time.Nanosecond})
 	defer src.Close()
 	seen := map[string]bool{}
 	for range 3 {

@@ -188,7 +188,7 @@ func (s *benchServer) tok(b testing.TB) string { return s.e.token(b, "alice", ti
 func (s *benchServer) source(b testing.TB) *refresh.Source {
 	src := refresh.New(func(context.Context) (*oauth2.Token, error) {
 		return &oauth2.Token{AccessToken: s.tok(b)}, nil
-	}, nil)
+	}, neverBackOff())
 	b.Cleanup(func() { _ = src.Close() })
 	return src
 }

@@ -179,10 +179,17 @@ func (s *server) source(t *testing.T) (*refresh.Source, *atomic.Int64) {
 	src := refresh.New(func(ctx context.Context) (*oauth2.Token, error) {
 		fetches.Add(1)
 		return &oauth2.Token{AccessToken: s.e.token(t, "alice", 10*time.Minute)}, nil
-	}, nil)
+	}, neverBackOff())
 	t.Cleanup(func() { _ = src.Close() })
 	return src, &fetches
 }
+
+// neverBackOff returns the options of a refresh.Source that does not back
+// off (MinBackoff 1ns): not after a failed fetch, nor after tokens rejected
+// soon after they arrived (see refresh.Source.Invalidate), which these
+// tests do in quick succession on a clock of their own. wsconn paces its
+// reconnects itself; the tests measure that pacing alone.
+func neverBackOff() *refresh.Options { return &refresh.Options{MinBackoff: time.Nanosecond} }
 
 // waits records the client's backoff waits and releases each on demand.
 type waits struct {

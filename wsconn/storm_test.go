@@ -126,7 +126,7 @@ func TestNoReconnectStorm(t *testing.T) {
 				var fetches atomic.Int64
 				src := refresh.New(func(context.Context) (*oauth2.Token, error) {
 					return &oauth2.Token{AccessToken: fmt.Sprint("t-", fetches.Add(1))}, nil
-				}, nil)
+				}, neverBackOff())
 				defer src.Close()
 				var mu sync.Mutex
 				var gotWaits []time.Duration
@@ -201,7 +201,7 @@ func TestHealthyConnectionResetsBackoff(t *testing.T) {
 		}))
 		src := refresh.New(func(context.Context) (*oauth2.Token, error) {
 			return &oauth2.Token{AccessToken: "t"}, nil
-		}, nil)
+		}, neverBackOff())
 		defer src.Close()
 		transport := &http.Transport{DialContext: s.ln.dial}
 		defer transport.CloseIdleConnections()
