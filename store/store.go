@@ -59,7 +59,12 @@ type Client struct {
 	Grants     []string // grant types allowed: client_credentials, refresh_token, password
 	Scopes     []string // scopes the client may request; empty means any
 	Mint       bool     // may mint tokens for its users through /v1/tokens
-	CreatedAt  time.Time
+	// MintFor lists the public clients this client may start logins for:
+	// with Mint set, a mint naming one of them (POST /v1/tokens with
+	// "client_id") starts a family that belongs to that public client,
+	// which then refreshes it without a secret. Empty: none.
+	MintFor   []string
+	CreatedAt time.Time
 }
 
 // User is a built-in user for the password grant.

@@ -48,6 +48,7 @@ func cloneClient(c store.Client) store.Client {
 	c.SecretHash = bytes.Clone(c.SecretHash)
 	c.Grants = slices.Clone(c.Grants)
 	c.Scopes = slices.Clone(c.Scopes)
+	c.MintFor = slices.Clone(c.MintFor)
 	return c
 }
 

@@ -32,20 +32,20 @@ func (s *Store) exec(ctx context.Context, what string, mustChange bool, query st
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	return s.exec(ctx, "client "+c.ID, false,
-		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, tin(c.CreatedAt))
+		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt))
 }
 
-const clientCols = "id, secret_hash, grants, scopes, mint, created_at"
+const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at"
 
 func scanClient(row interface{ Scan(...any) error }) (store.Client, error) {
 	var c store.Client
-	var grants, scopes string
+	var grants, scopes, mintFor string
 	var created sql.NullInt64
-	if err := row.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created); err != nil {
 		return c, err
 	}
-	c.Grants, c.Scopes, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), tout(created)
+	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
 	return c, nil
 }
 

@@ -1,5 +1,7 @@
 -- Version 2: withdrawn signing keys, the access-token deny-list, the row
--- Ping writes, and an index for the revocations of DeleteUser.
+-- Ping writes, an index for the revocations of DeleteUser, and the public
+-- clients a client may mint for (space-separated IDs).
+ALTER TABLE clients ADD COLUMN mint_for TEXT NOT NULL DEFAULT '';
 ALTER TABLE keys ADD COLUMN revoked_at INTEGER;
 CREATE TABLE denied_access_tokens (
 	jti        TEXT PRIMARY KEY,
