@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -26,6 +27,9 @@ type mintRequest struct {
 	TTL     int64           `json:"ttl"` // access-token lifetime in seconds; 0: the server's
 	Claims  json.RawMessage `json:"claims"`
 	Force   bool            `json:"force"`
+	// ClientID, if set, names the public client the login is for (one of
+	// the minting client's MintFor); empty: the minting client itself.
+	ClientID string `json:"client_id"`
 }
 
 // mintResponse is a token pair plus the session (family) it starts.
@@ -82,6 +86,10 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return nil, err
 	}
+	target, err := s.mintTarget(ctx, c, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
 	scope := req.Scope
 	if scope != "" {
 		parts, ok := parseScope(scope)
@@ -92,11 +100,14 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p) {
 				return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope not allowed for this client"}
 			}
+			if len(target.Scopes) > 0 && !slices.Contains(target.Scopes, p) {
+				return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: `scope not allowed for the client named by field "client_id"`}
+			}
 		}
 		scope = strings.Join(dedupe(parts), " ")
 	}
 	ttl := time.Duration(req.TTL) * time.Second
-	key := mintKey(c.ID, req.Subject, scope, ttl, req.Claims)
+	key := mintKey(c.ID, target.ID, req.Subject, scope, ttl, req.Claims)
 	now := s.now()
 	if !req.Force {
 		if hit, ok := s.minted.get(key, now); ok {
@@ -108,7 +119,7 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			}
 		}
 	}
-	resp, fam, err := s.login(ctx, issueRequest{client: c, subject: req.Subject, scope: scope, grant: "mint", claims: req.Claims, ttl: ttl})
+	resp, fam, err := s.login(ctx, issueRequest{client: target, subject: req.Subject, scope: scope, grant: "mint", claims: req.Claims, ttl: ttl})
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +130,37 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	// Reuse an access token only during the first half of its life.
 	s.minted.put(key, mintEntry{resp: &cached, until: now.Add(life / 2), accessExpiry: now.Add(life)}, now)
 	return out, nil
+}
+
+// mintTarget returns the client a mint by c is for: c itself when id is
+// empty or c's own ID, else the public client id names. Refused with 403
+// unauthorized_client if id is not in c.MintFor, or names a confidential
+// client or one without the refresh_token grant (its login could never be
+// refreshed); with 400 invalid_request if it names no client. MintFor is
+// checked first, so that a caller learns nothing about clients it may
+// not mint for.
+func (s *Server) mintTarget(ctx context.Context, c store.Client, id string) (store.Client, error) {
+	if id == "" || id == c.ID {
+		return c, nil
+	}
+	if !slices.Contains(c.MintFor, id) {
+		return store.Client{}, &Error{Status: http.StatusForbidden, Code: oauth.UnauthorizedClient,
+			Description: `field "client_id": this client may not mint for client ` + quoteParam(id) + ` (not in its mint-for list)`}
+	}
+	t, err := s.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Client{}, errInvalidRequest(`field "client_id" names no registered client`)
+	case err != nil:
+		return store.Client{}, fmt.Errorf("get mint target: %w", err)
+	case len(t.SecretHash) > 0:
+		return store.Client{}, &Error{Status: http.StatusForbidden, Code: oauth.UnauthorizedClient,
+			Description: `field "client_id" must name a public client; a confidential client mints for itself`}
+	case !allowsGrant(t, grantRefreshToken):
+		return store.Client{}, &Error{Status: http.StatusForbidden, Code: oauth.UnauthorizedClient,
+			Description: `field "client_id" names a public client without the refresh_token grant`}
+	}
+	return t, nil
 }
 
 // readMintRequest reads the JSON body of POST /v1/tokens. Every refusal is
@@ -176,15 +218,16 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 }
 
 // mintShape is the shape of a mint request, for error descriptions.
-const mintShape = `{"subject": string, "scope": string, "ttl": seconds, "claims": object, "force": bool}`
+const mintShape = `{"subject": string, "scope": string, "ttl": seconds, "claims": object, "force": bool, "client_id": string}`
 
 // mintFieldTypes says what each field of mintRequest must be.
 var mintFieldTypes = map[string]string{
-	"subject": "a string",
-	"scope":   "a string of space-separated scopes",
-	"ttl":     "a whole number of seconds",
-	"claims":  "a JSON object",
-	"force":   "true or false",
+	"subject":   "a string",
+	"scope":     "a string of space-separated scopes",
+	"ttl":       "a whole number of seconds",
+	"claims":    "a JSON object",
+	"force":     "true or false",
+	"client_id": "a string: a public client this client may mint for",
 }
 
 // mintFieldAliases are names callers reach for, and the field they mean.
@@ -192,6 +235,7 @@ var mintFieldAliases = map[string]string{
 	"sub": "subject", "user": "subject", "user_id": "subject", "username": "subject",
 	"scopes": "scope", "expires_in": "ttl", "exp": "ttl", "lifetime": "ttl",
 	"extra": "claims", "custom_claims": "claims",
+	"client": "client_id", "clientid": "client_id", "for": "client_id", "on_behalf_of": "client_id",
 }
 
 // describeJSONError turns an error of json.Decoder.Decode into a
@@ -224,13 +268,16 @@ func describeJSONError(err error) string {
 		if want, ok := mintFieldAliases[strings.ToLower(name)]; ok {
 			return desc + ` (did you mean "` + want + `"?)`
 		}
-		return desc + "; the fields are subject, scope, ttl, claims and force"
+		return desc + "; the fields are subject, scope, ttl, claims, force and client_id"
 	}
 	return "malformed JSON body"
 }
 
-func mintKey(client, subject, scope string, ttl time.Duration, claims []byte) string {
-	return strings.Join([]string{client, subject, scope, ttl.String(), string(claims)}, "\x00")
+// mintKey is the mint cache's key: the minting client and the client the
+// login is for are both in it, so a mint for a public client never returns
+// a token minted for another.
+func mintKey(minter, target, subject, scope string, ttl time.Duration, claims []byte) string {
+	return strings.Join([]string{minter, target, subject, scope, ttl.String(), string(claims)}, "\x00")
 }
 
 // mintCache remembers minted access tokens in this process's memory (never

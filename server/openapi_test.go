@@ -299,6 +299,19 @@ func TestOpenAPIResponses(t *testing.T) {
 	ck.do(mint(`{"subject":"u1"}`, [2]string{"other", "other-secret"}), 403)
 	ck.do(mint(`{"subject":"u1","claims":{"pad":"`+strings.Repeat("p", 17<<10)+`"}}`, app), 413)
 	ck.do(call{method: "GET", path: "/v1/tokens"}, 405)
+	// A backend starts a login for the public client spa, which refreshes
+	// it with client_id alone.
+	if err := e.store.CreateClient(t.Context(), store.Client{ID: "backend", SecretHash: server.HashClientSecret("backend-secret"),
+		Grants: []string{"client_credentials"}, Mint: true, MintFor: []string{"spa"}}); err != nil {
+		t.Fatal(err)
+	}
+	backend := [2]string{"backend", "backend-secret"}
+	forSPA := ck.do(mint(`{"subject":"u2","client_id":"spa"}`, backend), 200)
+	ck.do(post("/oauth/token", [2]string{}, url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {forSPA.str("refresh_token")}}), 200)
+	if a := ck.do(call{method: "GET", path: "/v1/subjects/u2/sessions", basic: backend}, 200); fmt.Sprint(a.body["sessions"]) == "[]" {
+		t.Errorf("the backend does not see spa's session: %v", a.body)
+	}
+	ck.do(mint(`{"subject":"u2","client_id":"other"}`, backend), 403)
 
 	ck.do(call{method: "GET", path: "/v1/subjects/u1/sessions", basic: app}, 200)
 	ck.do(call{method: "GET", path: "/v1/subjects/u1/sessions", basic: [2]string{appID, "wrong"}}, 401)
