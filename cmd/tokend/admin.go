@@ -108,13 +108,13 @@ func newClientCmd(cio *cmdIO) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tGRANTS\tSCOPES\tMINT")
+			fmt.Fprintln(tw, "ID\tTYPE\tGRANTS\tSCOPES\tMINT\tMINT FOR")
 			for _, c := range cs {
 				typ := "confidential"
 				if len(c.SecretHash) == 0 {
 					typ = "public"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", c.ID, typ, strings.Join(c.Grants, ","), strings.Join(c.Scopes, " "), c.Mint)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", c.ID, typ, strings.Join(c.Grants, ","), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, ","))
 			}
 			return tw.Flush()
 		})
@@ -149,10 +149,14 @@ func newClientCreateCmd(cio *cmdIO) *cobra.Command {
 A confidential client (the default) authenticates with its secret. A
 public client (--public: a browser or mobile app, which cannot keep a
 secret) has none, so it can only use refresh_token, starting from tokens
-a trusted backend mints for it.`,
+a trusted backend mints for it: a backend created with --mint and
+--mint-for APP may name the public client APP in its mint requests
+("client_id": "APP"), and the session it starts is then APP's.`,
 		Example: `  tokend client create --id demo --grant password,refresh_token
   SECRET=$(tokend client create --id demo --quiet)
-  tokend client create --id backend --mint --grant refresh_token`,
+  tokend client create --id backend --mint --grant refresh_token
+  tokend client create --id spa --public
+  tokend client create --id backend --mint --mint-for spa`,
 		Args: noArgs,
 	}
 	fs := cmd.Flags()
@@ -162,6 +166,7 @@ a trusted backend mints for it.`,
 	grants := fs.String("grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
 	scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
 	mint := fs.Bool("mint", false, "may mint tokens for its users (POST /v1/tokens)")
+	mintFor := fs.String("mint-for", "", "comma-separated public clients this client may start logins for (with --mint)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.BoolP("quiet", "q", false, "print only the secret, for SECRET=$(tokend client create ... -q)")
 	sf := addStoreFlags(fs, "encryption-")
@@ -173,7 +178,7 @@ a trusted backend mints for it.`,
 		if *asJSON && *quiet {
 			return usageErrorf("--json and --quiet: choose one")
 		}
-		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, CreatedAt: time.Now()}
+		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, MintFor: splitList(*mintFor), CreatedAt: time.Now()}
 		for _, g := range c.Grants {
 			if g != "client_credentials" && g != "refresh_token" && g != "password" {
 				return usageErrorf("unknown grant %q: want client_credentials, refresh_token or password", g)
@@ -194,12 +199,22 @@ a trusted backend mints for it.`,
 				return usageErrorf("--public and --secret: a public client has no secret")
 			case *mint:
 				return usageErrorf("--public and --mint: minting needs the client's secret; create a confidential backend client with --mint")
+			case fs.Changed("mint-for"):
+				return usageErrorf("--public and --mint-for: a public client cannot mint; give --mint-for %s to a confidential backend client with --mint", *mintFor)
 			case slices.ContainsFunc(c.Grants, func(g string) bool { return g != "refresh_token" }):
 				return usageErrorf("--public with --grant %s: a public client has no secret, so it can only use refresh_token", *grants)
 			case *quiet:
 				return usageErrorf("--public and --quiet: a public client has no secret to print")
 			}
 		} else {
+			switch {
+			case fs.Changed("mint-for") && !*mint:
+				return usageErrorf("--mint-for without --mint: only a client that may mint can start logins for %s", *mintFor)
+			case fs.Changed("mint-for") && len(c.MintFor) == 0:
+				return usageErrorf("--mint-for names no client: want the IDs of public clients, comma-separated")
+			case slices.Contains(c.MintFor, c.ID):
+				return usageErrorf("--mint-for names %s itself: a client mints for itself without it", c.ID)
+			}
 			if *secret == "" {
 				*secret = randomSecret()
 			}
@@ -214,7 +229,7 @@ a trusted backend mints for it.`,
 			}
 			switch {
 			case *asJSON:
-				return json.NewEncoder(cio.stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint})
+				return json.NewEncoder(cio.stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint, "mint_for": c.MintFor})
 			case *quiet:
 				fmt.Fprintln(cio.stdout, *secret)
 				return nil

@@ -141,3 +141,38 @@ func TestBenchTarget(t *testing.T) {
 		t.Errorf("bench --target: exit %d, %q, %q", code, out, errOut)
 	}
 }
+
+// --mint-for is stored and listed, and refused where it could never work.
+func TestClientCreateMintFor(t *testing.T) {
+	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "t.db")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--public", "--mint-for", "spa"}, "--public and --mint-for: a public client cannot mint"},
+		{[]string{"--mint-for", "spa"}, "--mint-for without --mint"},
+		{[]string{"--mint", "--mint-for", ","}, "--mint-for names no client"},
+		{[]string{"--mint", "--mint-for", "spa,backend"}, "--mint-for names backend itself"},
+	} {
+		code, out, errOut := runCmd(t, "", append([]string{"client", "create", "--init", "--id", "backend", "--store", storeURL}, tc.args...)...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	if code, out, errOut := runCmd(t, "", "client", "create", "--init", "--id", "backend", "--mint", "--mint-for", "spa,web", "--store", storeURL); code != 0 {
+		t.Fatalf("--mint --mint-for: exit %d, %q, %q", code, out, errOut)
+	}
+	code, out, errOut := runCmd(t, "", "client", "list", "--store", storeURL)
+	if code != 0 || !strings.Contains(out, "MINT FOR") || !strings.Contains(out, "spa,web") {
+		t.Errorf("client list: exit %d, %q, %q; want a MINT FOR column with spa,web", code, out, errOut)
+	}
+	st, err := openStore(t.Context(), storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.GetClient(t.Context(), "backend")
+	if err != nil || !c.Mint || strings.Join(c.MintFor, ",") != "spa,web" {
+		t.Fatalf("stored %+v, %v; want Mint and MintFor [spa web]", c, err)
+	}
+}
