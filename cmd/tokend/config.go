@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -28,6 +29,7 @@ type settings struct {
 	Addr            string
 	Store           string
 	Issuer          string
+	Audience        string
 	AccessTTL       time.Duration
 	RefreshIdle     time.Duration
 	RefreshAbsolute time.Duration
@@ -104,6 +106,7 @@ func (s *settings) table() []setting {
 		{"addr", "listen address HOST:PORT", &s.Addr},
 		{"store", "store URL: sqlite:///abs/path.db, sqlite://relative.db or memory:", &s.Store},
 		{"issuer", "issuer URL, in every token's iss (default http://ADDR; required if ADDR's host is empty, 0.0.0.0 or ::)", &s.Issuer},
+		{"audience", "aud of every access token, the name resource servers check (default: the issuer)", &s.Audience},
 		{"access-ttl", "access token lifetime", &s.AccessTTL},
 		{"refresh-idle", "a refresh-token family unused this long ends", &s.RefreshIdle},
 		{"refresh-absolute", "a refresh-token family ends this long after login", &s.RefreshAbsolute},
@@ -219,6 +222,8 @@ func exampleOf(st setting) string {
 	switch st.name {
 	case "issuer":
 		return "https://auth.example.com"
+	case "audience":
+		return "https://api.example.com"
 	case "metrics-addr":
 		return "127.0.0.1:9090"
 	case "trusted-proxies":
@@ -263,6 +268,9 @@ func resolveSettings(fs *pflag.FlagSet, flagged *settings, config string, getenv
 		if fs.Changed(st.name) {
 			copyValue(st.ptr, flags[i].ptr)
 		}
+	}
+	if fs.Changed("audience") && flagged.Audience == "" {
+		return s, errors.New("audience must not be empty, such as https://api.example.com; leave it out for the issuer")
 	}
 	return s, s.check()
 }
@@ -367,8 +375,25 @@ func copyValue(dst, src any) {
 }
 
 // check refuses settings that cannot work, naming the setting and showing
-// a valid value, and derives the issuer from addr if it is not set.
+// a valid value, and derives the issuer from addr and the audience from
+// the issuer if they are not set.
 func (s *settings) check() error {
+	if err := s.checkIssuer(); err != nil {
+		return err
+	}
+	// RFC 7519 section 4.1.3: aud is a StringOrURI. Blank or with spaces,
+	// no resource server could name it.
+	if s.Audience != "" && (strings.TrimSpace(s.Audience) == "" || strings.ContainsFunc(s.Audience, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })) {
+		return fmt.Errorf("audience must be a name without spaces, such as https://api.example.com, not %q", s.Audience)
+	}
+	if s.Audience == "" {
+		s.Audience = s.Issuer // empty with a port of 0: serve's issuer, server.Config's default
+	}
+	return nil
+}
+
+// checkIssuer is check without the audience.
+func (s *settings) checkIssuer() error {
 	def := defaultSettings()
 	for _, d := range []struct {
 		name      string

@@ -132,6 +132,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	want := defaultSettings()
 	want.Issuer = "http://" + want.Addr
+	want.Audience = want.Issuer
 	if s != want {
 		t.Errorf("the example sets\n%+v\nnot the defaults\n%+v", s, want)
 	}
@@ -200,6 +201,9 @@ func TestSettingsChecked(t *testing.T) {
 		{[]string{"--metrics-addr", "9090"}, nil, "metrics-addr must be HOST:PORT"},
 		{[]string{"--issuer", "auth.example.com"}, nil, "issuer must be an http(s) URL"},
 		{[]string{"--issuer", "https://auth.example.com/?x=1"}, nil, "no query or fragment"},
+		{[]string{"--audience", ""}, nil, "audience must not be empty, such as https://api.example.com; leave it out for the issuer"},
+		{[]string{"--audience", " "}, nil, `audience must be a name without spaces, such as https://api.example.com, not " "`},
+		{nil, map[string]string{"TOKEND_AUDIENCE": "api one"}, `audience must be a name without spaces`},
 		{[]string{"--key-alg", "RS256"}, nil, `key-alg must be EdDSA or ES256, not "RS256"`},
 		{[]string{"--log-level", "loud"}, nil, `log-level must be debug, info, warn or error, not "loud"`},
 		{[]string{"--hash-memory", "0"}, nil, "hash-memory must be positive, such as 128"},
@@ -223,8 +227,17 @@ func TestSettingsChecked(t *testing.T) {
 		t.Errorf("--addr :18081 --issuer: %q, %v", s.Issuer, err)
 	}
 	s, err = loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), []string{"--addr", "127.0.0.1:0"}, func(string) string { return "" })
-	if err != nil || s.Issuer != "" {
-		t.Errorf("--addr 127.0.0.1:0: issuer %q, %v", s.Issuer, err)
+	if err != nil || s.Issuer != "" || s.Audience != "" {
+		t.Errorf("--addr 127.0.0.1:0: issuer %q, audience %q, %v; want both left to serve", s.Issuer, s.Audience, err)
+	}
+	// The audience defaults to the issuer; set, it is kept.
+	s, err = loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), []string{"--issuer", "https://auth.example.com"}, func(string) string { return "" })
+	if err != nil || s.Audience != "https://auth.example.com" {
+		t.Errorf("audience by default: %q, %v; want the issuer", s.Audience, err)
+	}
+	s, err = loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), nil, func(k string) string { return map[string]string{"TOKEND_AUDIENCE": "https://api.example.com"}[k] })
+	if err != nil || s.Audience != "https://api.example.com" || s.Issuer != "http://127.0.0.1:8080" {
+		t.Errorf("TOKEND_AUDIENCE: audience %q, issuer %q, %v", s.Audience, s.Issuer, err)
 	}
 }
 

@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 		return fmt.Errorf("load server secret: %w", err)
 	}
 	scfg := server.Config{
-		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer,
+		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
 		Logger: log,
 		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
