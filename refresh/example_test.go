@@ -51,6 +51,35 @@ func ExampleTransport() {
 	// 200 OK after 2 token requests
 }
 
+// The README's five lines: a Source for the client-credentials grant
+// (RFC 6749 section 4.4). It fetches once, then hands out the same token
+// until it is due for a refresh.
+func ExampleFromClientCredentials() {
+	idp := tokentest.NewServer(&tokentest.Options{ClientID: "id", ClientSecret: "secret"})
+	defer idp.Close()
+
+	src := refresh.FromClientCredentials(&clientcredentials.Config{
+		ClientID:     "id",
+		ClientSecret: "secret",
+		TokenURL:     idp.TokenURL(),
+	}, nil)
+	defer src.Close()
+
+	for range 3 {
+		tok, err := src.TokenContext(context.Background())
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(tok.Type(), idp.Valid(tok.AccessToken))
+	}
+	fmt.Println(idp.Requests(), "token request")
+	// Output:
+	// Bearer true
+	// Bearer true
+	// Bearer true
+	// 1 token request
+}
+
 // A Source from any fetch function.
 func ExampleNew() {
 	src := refresh.New(func(ctx context.Context) (*oauth2.Token, error) {
