@@ -1,5 +1,12 @@
 // Package refresh keeps an OAuth 2.0 access token fresh on the client side.
 //
+//	src := refresh.FromClientCredentials(&clientcredentials.Config{
+//		ClientID: "id", ClientSecret: "secret", TokenURL: "https://auth.example.com/oauth/token",
+//	}, nil)
+//	defer src.Close()
+//	client := &http.Client{Transport: &refresh.Transport{Source: src}}
+//	resp, err := client.Get("https://api.example.com/orders") // a fresh token, a 401 retried once
+//
 // A [Source] holds the current token and refreshes it in the background
 // before it expires, so callers of [Source.Token] get a cached token without
 // waiting on the network, taking a lock or allocating. However many goroutines

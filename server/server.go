@@ -5,6 +5,15 @@
 // 9068; refresh tokens are opaque, stored only as hashes, rotated on every
 // use, with reuse detection and a grace window for retries.
 //
+//	st := memory.New() // or sqlite.Open(...): any store.Store
+//	signer, err := keys.Load(ctx, st, keys.EdDSA, time.Hour, time.Now())
+//	...
+//	srv, err := server.New(server.Config{
+//		Store: st, Signer: signer, Secret: secret, Issuer: "https://auth.example.com",
+//	})
+//	...
+//	http.ListenAndServe(":8080", srv) // /oauth/token, /oauth/revoke, /.well-known/jwks.json, /v1/...
+//
 // Errors become RFC 6749 JSON answers only at this edge; the grants and the
 // rotation policy see plain Go errors.
 package server

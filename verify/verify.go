@@ -2,6 +2,12 @@
 // access tokens (RFC 9068) against the issuer's published keys, and
 // provides HTTP middleware that admits only requests bearing a valid one.
 //
+//	v := verify.New("https://auth.example.com", nil)
+//	http.Handle("/orders", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		claims, _ := verify.FromContext(r.Context())
+//		fmt.Fprintln(w, "hello", claims.Subject)
+//	})))
+//
 // New makes a Verifier for one issuer; Verify checks a token and returns
 // its Claims; Middleware and RequireScope guard an http.Handler, and
 // FromContext gives the handler the claims.

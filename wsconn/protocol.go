@@ -1,6 +1,14 @@
 // Package wsconn keeps WebSocket connections alive across access-token
 // expiry, on both ends.
 //
+//	// Server: verify on upgrade, close when the token expires unrenewed.
+//	http.Handle("/ws", &wsconn.Handler{Verifier: verify.New(issuer, nil),
+//		Serve: func(ctx context.Context, c *wsconn.ServerConn) { /* c.Read, c.Write */ }})
+//
+//	// Client: stay connected with fresh tokens from a refresh.Source.
+//	conn, err := wsconn.Dial(ctx, "wss://chat.example/ws", src, nil)
+//	err = conn.Write(ctx, websocket.MessageText, []byte("hi"))
+//
 // The server side, Handler, verifies the token on upgrade, closes the
 // connection with CloseTokenExpired when the token expires, and accepts an
 // in-band renewal message that replaces the token without a reconnect. The
