@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/refresh"
 	"golang.org/x/oauth2"
+
+	"github.com/tokend/tokend/refresh"
 )
 
 // staticSource is an upstream that always succeeds at once.

@@ -7,10 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/tokend/tokend/refresh"
-	"github.com/tokend/tokend/tokentest"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tokend/tokend/refresh"
+	"github.com/tokend/tokend/tokentest"
 )
 
 // A Source for the client-credentials grant, and a Transport that recovers

@@ -7,10 +7,11 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/tokend/tokend/refresh"
-	"github.com/tokend/tokend/tokentest"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tokend/tokend/refresh"
+	"github.com/tokend/tokend/tokentest"
 )
 
 // x/oauth2's own Config and clientcredentials, against a real token

@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/oauth2"
+
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/wsconn"
-	"golang.org/x/oauth2"
 )
 
 // pipeListener is an in-memory network: dials become net.Pipe connections

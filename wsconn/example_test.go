@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/oauth2"
+
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/store/memory"
 	"github.com/tokend/tokend/verify"
 	"github.com/tokend/tokend/wsconn"
-	"golang.org/x/oauth2"
 )
 
 // A server that checks tokens with wsconn.Handler, and a client that stays

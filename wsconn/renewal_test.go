@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/oauth2"
+
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/wsconn"
-	"golang.org/x/oauth2"
 )
 
 // withoutInBand hides the server's announcement of in-band renewal, as a

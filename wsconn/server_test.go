@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
 	"github.com/tokend/tokend/internal/clocktest"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/store/memory"

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Flags beat TOKEND_* variables, which beat the config file, which beats

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/store"
-	"github.com/tokend/tokend/store/sqlite"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/sqlite"
 )
 
 // buildTokend compiles the command once for the tests that run it as a

@@ -6,8 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/spf13/pflag"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestParseTrustedProxies(t *testing.T) {

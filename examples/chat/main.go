@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/refresh"
 	"github.com/tokend/tokend/server"
@@ -34,7 +36,6 @@ import (
 	"github.com/tokend/tokend/store/memory"
 	"github.com/tokend/tokend/verify"
 	"github.com/tokend/tokend/wsconn"
-	"golang.org/x/oauth2/clientcredentials"
 )
 
 func main() {
