@@ -1,0 +1,210 @@
+// Package postgres is a store.Store on PostgreSQL (12 or later), through
+// pgx v5 and its connection pool: the store for several token servers that
+// share one database.
+//
+//	s, err := postgres.Open(ctx, "postgres://tokend@db.example/tokend?sslmode=verify-full")
+//
+// Open applies the schema migrations the database lacks, in one
+// transaction under an advisory lock, so that instances starting together
+// migrate once. Tables live in the connection's current schema: set it with
+// the URL's search_path parameter.
+//
+// Rotate locks the family's row for one short transaction and decides
+// from the family's generation, so concurrent Rotates of one token from
+// any number of processes rotate it once. Errors of a database that is
+// down, restarting, out of connections or too slow (SQLSTATE classes 08
+// and 53, 57P01–57P03, deadlocks and serialization failures, a failed or
+// timed-out connect) wrap store.ErrUnavailable and the driver's error;
+// nothing was changed and the caller may retry. So do writes to a
+// read-only server (SQLSTATE 25006), a standby that a failover may promote.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
+
+	"github.com/tokend/tokend/store"
+)
+
+// The schema, one file per version: migrations/N.sql takes a database from
+// version N-1 to N. Published files never change.
+//
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrations lists the schema files in order; the schema version is its
+// length.
+var migrations = []string{"migrations/1.sql"}
+
+// Store is a PostgreSQL store.Store. Open it with Open; it is safe for
+// concurrent use, and any number of Stores (in any number of processes)
+// may share one database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (postgres:// or postgresql://, with
+// pgx's parameters, e.g. sslmode, search_path, pool_max_conns) and brings
+// its schema up to date. It fails with an error wrapping
+// store.ErrUnavailable when the server cannot be reached, and refuses a
+// database whose schema is newer than this build knows.
+func Open(ctx context.Context, url string) (*Store, error) {
+	if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
+		return nil, errors.New("postgres: the store URL must start with postgres:// or postgresql://")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the migrations the database lacks, all in one
+// transaction that first takes an advisory lock keyed by the schema: a
+// second instance waits, then finds nothing left to do.
+func (s *Store) migrate(ctx context.Context) error {
+	// An up-to-date schema needs no lock and no write (a read-only
+	// standby can be opened).
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return dbErr("migrate", err)
+	}
+	if exists {
+		var have int
+		if err := s.pool.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM schema_migrations").Scan(&have); err != nil {
+			return dbErr("migrate", err)
+		}
+		if have == len(migrations) {
+			return nil
+		}
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('tokend.migrate:' || current_schema()))"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			return err
+		}
+		var have int
+		if err := tx.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM schema_migrations").Scan(&have); err != nil {
+			return err
+		}
+		if have > len(migrations) {
+			return fmt.Errorf("postgres: the database has schema version %d, newer than this build's %d", have, len(migrations))
+		}
+		for v := have + 1; v <= len(migrations); v++ {
+			sql, err := migrationFS.ReadFile(migrations[v-1])
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return fmt.Errorf("postgres: migration %d: %w", v, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return dbErr("migrate", err)
+}
+
+// Ping implements store.Store: it writes the heartbeat row, so a database
+// that answers but cannot write (read-only, a standby, a full disk) fails;
+// every failure wraps store.ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, "INSERT INTO heartbeat (id, beats) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET beats = heartbeat.beats + 1")
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("postgres: ping: %w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// Close implements store.Store: it closes every connection of the pool,
+// waiting for those in use.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// dbErr wraps a database error for the operation what: nil stays nil,
+// errors that already carry a store sentinel keep it, a unique violation
+// becomes store.ErrExists and an availability error store.ErrUnavailable.
+func dbErr(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict),
+		errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrUnavailable):
+		return err
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "23505" { // unique_violation
+		return fmt.Errorf("postgres: %s: %w", what, store.ErrExists)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", what, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", what, err)
+}
+
+// unavailable reports whether err means the database cannot serve now but
+// may later.
+func unavailable(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch {
+		case strings.HasPrefix(pg.Code, "08"), // connection exception
+			strings.HasPrefix(pg.Code, "53"),                           // insufficient resources
+			pg.Code == "57P01", pg.Code == "57P02", pg.Code == "57P03", // shutdown, crash, cannot connect now
+			pg.Code == "40001", pg.Code == "40P01", // serialization failure, deadlock: rolled back
+			pg.Code == "25006": // read-only transaction: a standby, or a primary being failed over
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, puddle.ErrClosedPool)
+}
+
+// tin is a time as stored: NULL for the zero time.
+func tin(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+// tout is a stored time: the zero time for NULL.
+func tout(v pgtype.Timestamptz) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return v.Time
+}
+
+// row is what pgx.Row and pgx.Rows share.
+type row interface{ Scan(...any) error }

@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tokend/tokend/store"
+)
+
+// exec runs one statement; with mustChange, no row changed is
+// store.ErrNotFound.
+func (s *Store) exec(ctx context.Context, what string, mustChange bool, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return dbErr(what, err)
+	}
+	if mustChange && tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// readOne reads one row with scan; no row is store.ErrNotFound.
+func readOne[T any](ctx context.Context, s *Store, what, query string, scan func(row) (T, error), args ...any) (T, error) {
+	v, err := scan(s.pool.QueryRow(ctx, query, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound)
+	}
+	return v, dbErr(what, err)
+}
+
+// readAll reads every row of a query with scan.
+func readAll[T any](ctx context.Context, s *Store, what, query string, scan func(row) (T, error), args ...any) ([]T, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, dbErr(what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, dbErr(what, err)
+	}
+	return out, nil
+}
+
+// CreateClient implements store.Store.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	return s.exec(ctx, "client "+c.ID, false,
+		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt))
+}
+
+const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at"
+
+func scanClient(r row) (store.Client, error) {
+	var c store.Client
+	var grants, scopes, mintFor string
+	var created pgtype.Timestamptz
+	if err := r.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created); err != nil {
+		return store.Client{}, err
+	}
+	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
+	return c, nil
+}
+
+// GetClient implements store.Store.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	return readOne(ctx, s, "client "+id, "SELECT "+clientCols+" FROM clients WHERE id = $1", scanClient, id)
+}
+
+// ListClients implements store.Store.
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	return readAll(ctx, s, "list clients", "SELECT "+clientCols+" FROM clients ORDER BY id", scanClient)
+}
+
+// DeleteClient implements store.Store: the client's row goes and its
+// families are revoked in one transaction.
+func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
+	return s.deleteAndRevoke(ctx, "client "+id, "DELETE FROM clients WHERE id = $1", id,
+		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted)
+}
+
+// CreateUser implements store.Store.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	return s.exec(ctx, "user "+u.Name, false,
+		"INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)", u.Name, u.PasswordHash, tin(u.CreatedAt))
+}
+
+func scanUser(r row) (store.User, error) {
+	var u store.User
+	var created pgtype.Timestamptz
+	if err := r.Scan(&u.Name, &u.PasswordHash, &created); err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = tout(created)
+	return u, nil
+}
+
+// GetUser implements store.Store.
+func (s *Store) GetUser(ctx context.Context, name string) (store.User, error) {
+	return readOne(ctx, s, "user "+name, "SELECT name, password_hash, created_at FROM users WHERE name = $1", scanUser, name)
+}
+
+// ListUsers implements store.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	return readAll(ctx, s, "list users", "SELECT name, password_hash, created_at FROM users ORDER BY name", scanUser)
+}
+
+// UpdatePasswordHash implements store.Store: the compare and the set are
+// one UPDATE; when it changes nothing, a second look tells an unknown user
+// from a changed hash.
+func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
+	tag, err := s.pool.Exec(ctx, "UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3", newHash, name, oldHash)
+	if err != nil {
+		return dbErr("update password hash", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE name = $1)", name).Scan(&exists); err != nil {
+		return dbErr("update password hash", err)
+	}
+	if exists {
+		return fmt.Errorf("postgres: user %s: password hash: %w", name, store.ErrConflict)
+	}
+	return fmt.Errorf("postgres: user %s: %w", name, store.ErrNotFound)
+}
+
+// DeleteUser implements store.Store: the user's row goes and the families
+// of the subject are revoked in one transaction.
+func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
+	return s.deleteAndRevoke(ctx, "user "+name, "DELETE FROM users WHERE name = $1", name,
+		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted)
+}
+
+// deleteAndRevoke deletes one row and, if there was one, revokes the
+// families that match in the same transaction.
+func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, del, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound)
+		}
+		n, err = revoke(ctx, tx, filter, at, reason)
+		return err
+	})
+	if err != nil {
+		return 0, dbErr("delete "+what, err)
+	}
+	return n, nil
+}
+
+// CreateKey implements store.Store.
+func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
+	return s.exec(ctx, "key "+k.ID, false,
+		"INSERT INTO keys (id, algorithm, private, created_at, retired_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+		k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.RetiredAt), tin(k.RevokedAt))
+}
+
+// ListKeys implements store.Store.
+func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
+	return readAll(ctx, s, "list keys", "SELECT id, algorithm, private, created_at, retired_at, revoked_at FROM keys ORDER BY seq",
+		func(r row) (store.Key, error) {
+			var k store.Key
+			var created, retired, revoked pgtype.Timestamptz
+			err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired, &revoked)
+			k.CreatedAt, k.RetiredAt, k.RevokedAt = tout(created), tout(retired), tout(revoked)
+			return k, err
+		})
+}
+
+// RetireKey implements store.Store.
+func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
+	return s.exec(ctx, "key "+id, true, "UPDATE keys SET retired_at = COALESCE(retired_at, $1) WHERE id = $2", tin(at), id)
+}
+
+// RevokeKey implements store.Store. The right-hand sides of an UPDATE read
+// the row as it was, so retired_at is set only by the revocation that sets
+// revoked_at.
+func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	return s.exec(ctx, "key "+id, true,
+		"UPDATE keys SET retired_at = CASE WHEN revoked_at IS NULL THEN COALESCE(retired_at, $1) ELSE retired_at END, revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+		tin(at), id)
+}
+
+// Secret implements store.Store: an INSERT that does nothing if the name
+// is taken, then a SELECT. Under READ COMMITTED the INSERT waits for a
+// concurrent one to commit and the SELECT, a new snapshot, sees the winner.
+func (s *Store) Secret(ctx context.Context, name string, value []byte) ([]byte, error) {
+	if value == nil {
+		value = []byte{} // an empty value, not NULL
+	}
+	if _, err := s.pool.Exec(ctx, "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, value); err != nil {
+		return nil, dbErr("secret", err)
+	}
+	var out []byte
+	if err := s.pool.QueryRow(ctx, "SELECT value FROM secrets WHERE name = $1", name).Scan(&out); err != nil {
+		return nil, dbErr("secret", err)
+	}
+	if out == nil {
+		out = []byte{}
+	}
+	return out, nil
+}
+
+// RewriteSecrets implements store.Store: it locks every key and secret
+// row, passes them through fn and writes them back in one transaction. A
+// failing or panicking fn rolls it back.
+func (s *Store) RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, t := range []struct{ kind, read, update string }{
+			{store.KindKey, "SELECT id, private FROM keys ORDER BY seq FOR UPDATE", "UPDATE keys SET private = $1 WHERE id = $2"},
+			{store.KindSecret, "SELECT name, value FROM secrets ORDER BY name FOR UPDATE", "UPDATE secrets SET value = $1 WHERE name = $2"},
+		} {
+			rows, err := tx.Query(ctx, t.read)
+			if err != nil {
+				return err
+			}
+			vals, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pair, error) {
+				var p pair
+				err := r.Scan(&p.name, &p.value)
+				return p, err
+			})
+			if err != nil {
+				return err
+			}
+			for _, v := range vals {
+				out, err := fn(t.kind, v.name, v.value)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", t.kind, v.name, err)
+				}
+				if out == nil {
+					out = []byte{}
+				}
+				if _, err := tx.Exec(ctx, t.update, out, v.name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return dbErr("rewrite secrets", err)
+}
+
+type pair struct {
+	name  string
+	value []byte
+}
+
+// RevokeAccessToken implements store.Store.
+func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	return s.exec(ctx, "revoke access token", false,
+		"INSERT INTO denied_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(denied_access_tokens.expires_at, excluded.expires_at)",
+		jti, expiresAt)
+}
+
+// AccessTokenRevoked implements store.Store.
+func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	var denied bool
+	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM denied_access_tokens WHERE jti = $1)", jti).Scan(&denied)
+	if err != nil {
+		return false, dbErr("access token revoked", err)
+	}
+	return denied, nil
+}
