@@ -1,0 +1,204 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Times are stored as microseconds since the Unix epoch, "" for the zero
+// time: Lua numbers are doubles, exact to 2^53 µs (year 2255).
+
+// rotateScript is Rotate's compare-and-set. It touches only keys of one
+// family, all under the family's hash tag, so it runs on the family's slot.
+//
+// KEYS: family hash, presented token hash, successor token hash, the
+// family's token set. ARGV: client ID ("" for any), now, grace (µs), new
+// idle expiry ("" for zero), successor hash (hex), PEXPIREAT (ms, "" for
+// none).
+//
+// Returns {"notfound"}, {"exists"}, or {outcome, HGETALL family} with
+// outcome one of rotated, repeated, reuse, revoked, expired.
+var rotateScript = goredis.NewScript(`
+local function num(s) if s == false or s == nil or s == '' then return nil end return tonumber(s) end
+local fam, old, new, toks = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now = tonumber(ARGV[2])
+local f = redis.call('HMGET', fam, 'id', 'client', 'revoked', 'idle', 'exp')
+local t = redis.call('HMGET', old, 'gen', 'rotated', 'succ')
+if not f[1] or not t[1] then return {'notfound'} end
+if ARGV[1] ~= '' and f[2] ~= ARGV[1] then return {'notfound'} end
+if num(f[3]) then return {'revoked', redis.call('HGETALL', fam)} end
+local idle, exp = num(f[4]), num(f[5])
+if not idle or not exp or now >= idle or now >= exp then return {'expired', redis.call('HGETALL', fam)} end
+local rotated = num(t[2])
+if not rotated then
+  if redis.call('EXISTS', new) == 1 then return {'exists'} end
+  local gen = redis.call('HINCRBY', fam, 'gen', 1)
+  redis.call('HSET', old, 'rotated', ARGV[2], 'succ', ARGV[5])
+  local ni = num(ARGV[4])
+  local nis = ''
+  if ni then
+    if ni > exp then ni = exp end
+    nis = string.format('%d', ni)
+  end
+  redis.call('HSET', fam, 'used', ARGV[2], 'idle', nis)
+  redis.call('HSET', new, 'gen', gen, 'issued', ARGV[2], 'rotated', '', 'succ', '')
+  redis.call('SADD', toks, ARGV[5])
+  if ARGV[6] ~= '' then redis.call('PEXPIREAT', new, ARGV[6]) end
+  return {'rotated', redis.call('HGETALL', fam)}
+end
+if t[3] == ARGV[5] and now - rotated <= tonumber(ARGV[3]) then
+  local s = redis.call('HMGET', new, 'gen', 'rotated')
+  if s[1] and not num(s[2]) then return {'repeated', redis.call('HGETALL', fam)} end
+end
+redis.call('HSET', fam, 'revoked', ARGV[2], 'reason', 'reuse')
+return {'reuse', redis.call('HGETALL', fam)}
+`)
+
+// createFamilyScript stores a family, its first token and its entries in
+// the family indexes. The token index entry is written before it, by SET NX.
+//
+// KEYS: family hash, first token hash, the family's token set, all
+// families, the client's families, the subject's families. ARGV: family ID,
+// first token hash (hex), PEXPIREAT (ms, "" for none), then the family's
+// field/value pairs, then "|", then the token's field/value pairs.
+// Returns 0 if the family exists, 1 if stored.
+var createFamilyScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local i = 4
+local ff, tf = {}, {}
+while ARGV[i] ~= '|' do table.insert(ff, ARGV[i]); i = i + 1 end
+i = i + 1
+while ARGV[i] do table.insert(tf, ARGV[i]); i = i + 1 end
+redis.call('HSET', KEYS[1], unpack(ff))
+redis.call('HSET', KEYS[2], unpack(tf))
+redis.call('SADD', KEYS[3], ARGV[2])
+if ARGV[3] ~= '' then
+  for j = 1, 3 do redis.call('PEXPIREAT', KEYS[j], ARGV[3]) end
+end
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[1])
+return 1
+`)
+
+// revokeScript revokes the unrevoked families listed in a set that match a
+// filter and returns how many it revoked; with two more keys it first
+// deletes a record (a client or a user) and its entry in the listing set,
+// returning -1 if the record does not exist. Family keys are built from the
+// prefix, so the script needs a single Redis server (see the package doc).
+//
+// KEYS: the family set; optionally the record and its listing set. ARGV:
+// key prefix, client ID, subject, active-at ("" for any), at, reason, the
+// record's name.
+var revokeScript = goredis.NewScript(`
+local function num(s) if s == false or s == nil or s == '' then return nil end return tonumber(s) end
+if #KEYS == 3 then
+  if redis.call('DEL', KEYS[2]) == 0 then return -1 end
+  redis.call('SREM', KEYS[3], ARGV[7])
+end
+local active = num(ARGV[4])
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local fam = ARGV[1] .. '{fam:' .. id .. '}'
+  local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
+  if not f[1] then
+    redis.call('SREM', KEYS[1], id)
+  elseif (ARGV[2] == '' or f[2] == ARGV[2]) and (ARGV[3] == '' or f[3] == ARGV[3]) and not num(f[4]) then
+    local idle, exp = num(f[5]), num(f[6])
+    if not active or (idle and exp and active < idle and active < exp) then
+      redis.call('HSET', fam, 'revoked', ARGV[5], 'reason', ARGV[6])
+      n = n + 1
+    end
+  end
+end
+return n
+`)
+
+// revokeFamilyScript revokes one family unless it is revoked already.
+// KEYS: family hash. ARGV: at, reason. Returns 0 if the family does not
+// exist, 1 otherwise.
+var revokeFamilyScript = goredis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'id', 'revoked')
+if not f[1] then return 0 end
+if not f[2] or f[2] == '' then redis.call('HSET', KEYS[1], 'revoked', ARGV[1], 'reason', ARGV[2]) end
+return 1
+`)
+
+// deleteExpiredScript deletes the families that ended before a time, with
+// their tokens and token index entries, and the deny-list entries that
+// expired before it; returns how many families it deleted.
+//
+// KEYS: all families, the deny-list index. ARGV: key prefix, before.
+var deleteExpiredScript = goredis.NewScript(`
+local function num(s) if s == false or s == nil or s == '' then return nil end return tonumber(s) end
+local p, before = ARGV[1], tonumber(ARGV[2])
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local tag = p .. '{fam:' .. id .. '}'
+  local f = redis.call('HMGET', tag, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
+  local revoked, idle, exp = num(f[4]), num(f[5]), num(f[6])
+  local ended = not f[1] or (revoked and revoked < before) or not idle or idle <= before or not exp or exp <= before
+  if ended then
+    for _, h in ipairs(redis.call('SMEMBERS', tag .. ':toks')) do
+      redis.call('DEL', tag .. ':tok:' .. h)
+      local idx = p .. 'tokidx:' .. h
+      if redis.call('GET', idx) == id then redis.call('DEL', idx) end
+    end
+    redis.call('DEL', tag, tag .. ':toks')
+    redis.call('SREM', KEYS[1], id)
+    if f[1] then
+      redis.call('SREM', p .. 'cfams:' .. f[2], id)
+      redis.call('SREM', p .. 'sfams:' .. f[3], id)
+      n = n + 1
+    end
+  end
+end
+for _, jti in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])) do
+  redis.call('DEL', p .. 'deny:' .. jti)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])
+return n
+`)
+
+// denyScript puts a jti on the deny-list, keeping the later expiry.
+// KEYS: the entry, the deny-list index. ARGV: jti, expiry (µs), PEXPIREAT (ms).
+var denyScript = goredis.NewScript(`
+local old = redis.call('GET', KEYS[1])
+if old and tonumber(old) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+`)
+
+// casPasswordScript is UpdatePasswordHash's compare-and-set.
+// KEYS: the user hash. ARGV: old hash, new hash. Returns -1 for an unknown
+// user, 0 on a conflict, 1 on success.
+var casPasswordScript = goredis.NewScript(`
+local h = redis.call('HGET', KEYS[1], 'hash')
+if not h then return -1 end
+if h ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'hash', ARGV[2])
+return 1
+`)
+
+// createKeyScript stores a signing key, ordered by creation.
+// KEYS: the key hash, the key index, the sequence. ARGV: kid, then
+// field/value pairs. Returns 0 if the kid is taken.
+var createKeyScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+return 1
+`)
+
+// retireKeyScript sets a key's retired (and, if revoking, revoked) time if
+// unset. KEYS: the key hash. ARGV: at, "1" to revoke. Returns 0 for an
+// unknown key.
+var retireKeyScript = goredis.NewScript(`
+local k = redis.call('HMGET', KEYS[1], 'alg', 'retired', 'revoked')
+if not k[1] then return 0 end
+if ARGV[2] == '1' then
+  if k[3] and k[3] ~= '' then return 1 end
+  redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+end
+if not k[2] or k[2] == '' then redis.call('HSET', KEYS[1], 'retired', ARGV[1]) end
+return 1
+`)
