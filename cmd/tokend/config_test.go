@@ -210,7 +210,7 @@ func TestSettingsChecked(t *testing.T) {
 		{[]string{"--hash-memory", "0"}, nil, "hash-memory must be positive, such as 128"},
 		{[]string{"--throttle-pair", "-1"}, nil, "throttle-pair must be positive, such as 5"},
 		{[]string{"--throttle-max-delay", "48h"}, nil, "throttle-max-delay must be at most 24h"},
-		{[]string{"--store", "postgres://x"}, nil, `store: store URL "postgres://x": unknown scheme`},
+		{[]string{"--store", "mysql://x"}, nil, `store: store URL "mysql://x": unknown scheme`},
 		{[]string{"--store", "sqlite://"}, nil, "names no file"},
 	}
 	for _, tc := range cases {

@@ -12,19 +12,21 @@ import (
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
+	"github.com/tokend/tokend/store/postgres"
+	"github.com/tokend/tokend/store/redis"
 	"github.com/tokend/tokend/store/sqlite"
 )
 
-// storeURL is a parsed store URL: memory:, or sqlite with the path of its
-// file.
+// storeURL is a parsed store URL: memory:, sqlite with the path of its
+// file, or a database server (postgres://, redis://).
 type storeURL struct {
 	raw    string
-	scheme string // "memory" or "sqlite"
+	scheme string // "memory", "sqlite", "postgres" or "redis"
 	path   string // sqlite: the file, as written (relative to the working directory or absolute)
 }
 
-// parseStoreURL parses sqlite:///abs/path.db, sqlite://relative.db or
-// memory:.
+// parseStoreURL parses sqlite:///abs/path.db, sqlite://relative.db,
+// memory:, postgres://… (or postgresql://…), and redis://… or rediss://….
 func parseStoreURL(raw string) (storeURL, error) {
 	scheme, _, ok := strings.Cut(raw, ":")
 	if !ok {
@@ -43,15 +45,29 @@ func parseStoreURL(raw string) (storeURL, error) {
 			return storeURL{}, fmt.Errorf("store URL %q names no file: use sqlite:///path/tokend.db or sqlite://tokend.db", raw)
 		}
 		return storeURL{raw: raw, scheme: scheme, path: path}, nil
+	case "postgres", "postgresql":
+		return storeURL{raw: raw, scheme: "postgres"}, nil
+	case "redis", "rediss":
+		return storeURL{raw: raw, scheme: "redis"}, nil
 	}
-	return storeURL{}, fmt.Errorf("store URL %q: unknown scheme %q: use sqlite:///path/tokend.db or memory: (PostgreSQL and Redis are not supported yet)", raw, scheme)
+	return storeURL{}, fmt.Errorf("store URL %q: unknown scheme %q: use memory:, sqlite:///path/tokend.db, postgres://HOST/DB or redis://HOST:6379/0", redacted(raw), scheme)
+}
+
+// redacted is a URL with its password, if any, replaced by xxxxx: URLs are
+// printed and logged.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // String is the URL with an absolute path, as the admin commands report
 // it.
 func (u storeURL) String() string {
 	if u.scheme != "sqlite" {
-		return u.raw
+		return redacted(u.raw)
 	}
 	abs, err := filepath.Abs(u.path)
 	if err != nil {
@@ -71,8 +87,13 @@ func openStore(ctx context.Context, raw string) (store.Store, error) {
 }
 
 func (u storeURL) open(ctx context.Context) (store.Store, error) {
-	if u.scheme == "memory" {
+	switch u.scheme {
+	case "memory":
 		return memory.New(), nil
+	case "postgres":
+		return postgres.Open(ctx, u.raw)
+	case "redis":
+		return redis.Open(ctx, u.raw, nil)
 	}
 	st, err := sqlite.Open(ctx, u.path)
 	if err != nil {
@@ -99,7 +120,7 @@ func openAdminStore(ctx context.Context, raw, from string, init bool) (store.Sto
 	if u.scheme == "memory" {
 		return nil, fmt.Errorf("--store memory: (from %s) lives inside one process, so what this command changes would vanish as it exits; point --store or TOKEND_STORE at the server's file, such as sqlite:///var/lib/tokend/tokend.db", from)
 	}
-	if !init {
+	if !init && u.scheme == "sqlite" {
 		abs, _ := filepath.Abs(u.path)
 		if _, err := os.Stat(u.path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, raw, from)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store/redis"
 )
 
 // secretName names the server secret that derives refresh-token successors.
@@ -64,6 +65,11 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	raw, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err
+	}
+	if rs, ok := raw.(*redis.Store); ok {
+		if w := rs.Durability().Warning(); w != "" {
+			log.Warn("redis persistence can lose rotations on a crash", "store", redacted(cfg.Store), "detail", w)
+		}
 	}
 	st := wrapSealed(raw, ring)
 	defer st.Close()
@@ -131,7 +137,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 		}()
 		fmt.Fprintf(stdout, "tokend: metrics on http://%s/metrics\n", mln.Addr())
 	}
-	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", cfg.Store, "kid", ks.ActiveKeyID())
+	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", redacted(cfg.Store), "kid", ks.ActiveKeyID())
 	fmt.Fprintf(stdout, "tokend: listening on http://%s\n", ln.Addr())
 	select {
 	case err := <-errc:

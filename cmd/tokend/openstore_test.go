@@ -1,0 +1,28 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every kind of store is chosen by its URL, and a URL is never shown with
+// its password.
+func TestStoreURLs(t *testing.T) {
+	cases := []struct{ raw, scheme, shown string }{
+		{"memory:", "memory", "memory:"},
+		{"postgres://tokend:s3cret@db.internal:5432/tokend?sslmode=require", "postgres", "postgres://tokend:xxxxx@db.internal:5432/tokend?sslmode=require"},
+		{"postgresql://db.internal/tokend", "postgres", "postgresql://db.internal/tokend"},
+		{"redis://:s3cret@cache:6379/0", "redis", "redis://:xxxxx@cache:6379/0"},
+		{"rediss://cache:6380/1", "redis", "rediss://cache:6380/1"},
+	}
+	for _, tc := range cases {
+		u, err := parseStoreURL(tc.raw)
+		if err != nil || u.scheme != tc.scheme || u.String() != tc.shown {
+			t.Errorf("parseStoreURL(%q) = %q %q, %v; want %q %q", tc.raw, u.scheme, u.String(), err, tc.scheme, tc.shown)
+		}
+	}
+	_, err := parseStoreURL("mysql://root:s3cret@db/tokend")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "postgres://HOST/DB") {
+		t.Errorf("an unknown scheme: %v", err)
+	}
+}
