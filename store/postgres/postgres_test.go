@@ -73,6 +73,14 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, newSchema(t)) })
 }
 
+// Two Opens on one schema, as two processes would have.
+func TestConformanceShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		u := newSchema(t)
+		return open(t, u), open(t, u)
+	})
+}
+
 // Instances starting together on an empty schema all open it, and the
 // schema is migrated once.
 func TestConcurrentOpenMigratesOnce(t *testing.T) {

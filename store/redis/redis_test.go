@@ -80,6 +80,14 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, newPrefix(t), nil) })
 }
 
+// Two Opens with one prefix, as two processes would have.
+func TestConformanceShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		prefix := newPrefix(t)
+		return open(t, prefix, nil), open(t, prefix, nil)
+	})
+}
+
 // Two handles (two connection pools, as two servers would have) rotate one
 // token to one successor at once: exactly one rotation, the rest repeats,
 // and the family moved one generation.
