@@ -1,7 +1,9 @@
 // Package storetest is the conformance suite every store.Store backend
 // passes: Run(t, newStore) checks each method's contract, including the
 // atomicity of refresh-token rotation, of the deletes that revoke and of
-// the compare-and-set of password hashes under concurrency.
+// the compare-and-set of password hashes under concurrency; and
+// RunShared(t, newPair) checks the same promises across two handles on one
+// database, as two server processes see it.
 package storetest
 
 import (
