@@ -93,7 +93,7 @@ TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE:          groupRun("serve, client, user, keys, sessions, encryption, bench or version"),
+		RunE:          groupRun("serve, client, user, keys, sessions, encryption, bench, migrate or version"),
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
@@ -101,7 +101,7 @@ TOKEND_ENCRYPTION_KEY.`,
 	root.SetUsageTemplate(usageTemplate)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
 	root.AddCommand(newServeCmd(cio), newClientCmd(cio), newUserCmd(cio), newKeysCmd(cio),
-		newSessionsCmd(cio), newEncryptionCmd(cio), newBenchCmd(cio), newVersionCmd(cio))
+		newSessionsCmd(cio), newEncryptionCmd(cio), newBenchCmd(cio), newMigrateCmd(cio), newVersionCmd(cio))
 	return root
 }
 
