@@ -1,0 +1,149 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokend/tokend/internal/clocktest"
+	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/postgres"
+	"github.com/tokend/tokend/store/storetest"
+)
+
+// pgURL is the shared test server: PostgreSQL 15 with trust auth on loopback.
+const pgURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// pgSchema creates a schema of its own for t, dropped when t ends, and
+// returns its search_path parameter. Without a server it fails the test
+// under CI and skips it elsewhere.
+func pgSchema(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL at %s: %v", pgURL, err)
+		}
+		t.Skipf("PostgreSQL at %s not reachable (%v); start PostgreSQL 15 there with trust auth and a database \"test\" to run this test", pgURL, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "tokend_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, pgURL)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return "&search_path=" + url.QueryEscape(schema)
+}
+
+// A server on PostgreSQL through a proxy that is cut: the token endpoint
+// answers 503 temporarily_unavailable with Retry-After, quickly, /readyz
+// is 503 while /healthz and the JWKS stay up; after the restore /readyz
+// is 200 again and the refresh token presented during the outage rotates.
+func TestDatabaseOutage(t *testing.T) {
+	ctx := t.Context()
+	p := storetest.NewProxy(t, "127.0.0.1:5432")
+	st, err := postgres.Open(ctx, "postgres://postgres@"+p.Addr()+"/test?sslmode=disable"+pgSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	clk := clocktest.New(time.Now().UTC())
+	ks, err := keys.Load(ctx, st, "EdDSA", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + hs.Listener.Addr().String()
+	srv, err := server.New(server.Config{Store: st, Signer: ks, Secret: bytes.Repeat([]byte{7}, 32), Issuer: issuer, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = srv
+	hs.Start()
+	t.Cleanup(hs.Close)
+	if err := st.CreateClient(ctx, store.Client{ID: appID, SecretHash: server.HashClientSecret(appSecret), Grants: []string{"refresh_token", "password"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateUser(ctx, store.User{Name: "alice", PasswordHash: password.Hash("wonderland")}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, url: issuer, store: st, clock: clk, srv: srv}
+	a := e.refresh(e.login().str("refresh_token"))
+	if a.status != http.StatusOK {
+		t.Fatalf("refresh before the outage: %d %v", a.status, a.body)
+	}
+	rt := a.str("refresh_token")
+
+	get := func(path string) int {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, issuer+path, nil)
+		return e.do(req).status
+	}
+
+	p.Cut()
+	start := time.Now()
+	a = e.refresh(rt)
+	took := time.Since(start)
+	if a.status != http.StatusServiceUnavailable || a.str("error") != "temporarily_unavailable" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("refresh while cut: %d %v Retry-After %q; want 503 temporarily_unavailable with Retry-After", a.status, a.body, a.header.Get("Retry-After"))
+	}
+	if took > 3*time.Second {
+		t.Fatalf("refresh while cut took %v; want an answer within 3s", took)
+	}
+	if s := get("/readyz"); s != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while cut: %d; want 503", s)
+	}
+	if s := get("/healthz"); s != http.StatusOK {
+		t.Fatalf("/healthz while cut: %d; want 200", s)
+	}
+	if s := get("/.well-known/jwks.json"); s != http.StatusOK {
+		t.Fatalf("JWKS while cut: %d; want 200", s)
+	}
+
+	// After the restore, and once the last failure is older than the
+	// Retry-After the server gave, the instance is ready again.
+	p.Restore()
+	clk.Advance(time.Minute)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s := get("/readyz"); s != http.StatusOK; s = get("/readyz") {
+		select {
+		case <-rctx.Done():
+			t.Fatalf("/readyz 10s after the restore: %d; want 200", s)
+		case <-tick.C:
+		}
+	}
+	if a := e.refresh(rt); a.status != http.StatusOK || a.str("refresh_token") == "" {
+		t.Fatalf("refresh after the restore: %d %v; want 200 with a new refresh token", a.status, a.body)
+	}
+}

@@ -1,0 +1,179 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// outageDeadline bounds each call made while the database is cut: a store
+// must answer store.ErrUnavailable before it, not hang until a client
+// timeout.
+const outageDeadline = 3 * time.Second
+
+// RunOutage runs an outage against s, an empty store whose every
+// connection to its server goes through p: families rotating when p is
+// cut fail with store.ErrUnavailable, calls made while it is cut fail
+// with it before outageDeadline, and after p.Restore the same s serves
+// again within seconds, with every family at the generation it had or
+// exactly one further (its successor the one the failed call asked for),
+// and every family still rotates.
+func RunOutage(t *testing.T, s store.Store, p *Proxy) {
+	ctx := t.Context()
+	must(t, s.CreateClient(ctx, store.Client{ID: "c", CreatedAt: t0}))
+	const n = 4
+	type chain struct {
+		id       string
+		cur      []byte // the last token known to be current
+		pending  []byte // the successor of cur a failed Rotate asked for
+		rotated  int
+		lastErr  error
+		lastLeft time.Duration // time left before the deadline when the failed Rotate returned
+	}
+	chains := make([]*chain, n)
+	for i := range chains {
+		id := fmt.Sprintf("f%d", i)
+		_, h := newFamily(t, s, id, "c", "alice")
+		chains[i] = &chain{id: id, cur: h}
+	}
+
+	// The storm: each family rotates until a rotation fails; the proxy is
+	// cut once each has rotated at least once.
+	first := make(chan struct{}, n)
+	done := make(chan struct{}, n)
+	for _, c := range chains {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				next := hash()
+				rctx, cancel := context.WithTimeout(ctx, outageDeadline)
+				_, err := s.Rotate(rctx, store.RotateRequest{Old: c.cur, New: next, Now: t0, Grace: time.Minute, IdleExpiresAt: t0.Add(time.Hour)})
+				left := time.Until(deadline(rctx))
+				cancel()
+				if err != nil {
+					c.pending, c.lastErr, c.lastLeft = next, err, left
+					return
+				}
+				c.cur = next
+				if c.rotated++; c.rotated == 1 {
+					first <- struct{}{}
+				}
+			}
+		}()
+	}
+	for range n {
+		select {
+		case <-first:
+		case <-done:
+			t.Fatal("a family failed to rotate before the outage")
+		}
+	}
+	p.Cut()
+	cs := time.Now()
+	for range n {
+		<-done
+	}
+	t.Logf("storm ended in %v", time.Since(cs))
+	for _, c := range chains {
+		if !errors.Is(c.lastErr, store.ErrUnavailable) || c.lastLeft <= 0 {
+			t.Errorf("family %s: Rotate when cut: %v with %v left of %v; want store.ErrUnavailable before the deadline", c.id, c.lastErr, c.lastLeft, outageDeadline)
+		}
+	}
+
+	// While cut, every call fails fast as unavailable.
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Rotate", func(ctx context.Context) error {
+			c := chains[0]
+			_, err := s.Rotate(ctx, store.RotateRequest{Old: c.cur, New: hash(), Now: t0, Grace: time.Minute, IdleExpiresAt: t0.Add(time.Hour)})
+			return err
+		}},
+		{"CreateFamily", func(ctx context.Context) error {
+			f := store.Family{ID: "cut", ClientID: "c", Subject: "alice", CreatedAt: t0, LastUsedAt: t0, IdleExpiresAt: t0.Add(time.Hour), ExpiresAt: t0.Add(24 * time.Hour)}
+			return s.CreateFamily(ctx, f, store.RefreshToken{Hash: hash(), FamilyID: "cut", IssuedAt: t0})
+		}},
+		{"GetClient", func(ctx context.Context) error { _, err := s.GetClient(ctx, "c"); return err }},
+		{"Ping", s.Ping},
+	}
+	for _, c := range calls {
+		cctx, cancel := context.WithTimeout(ctx, outageDeadline)
+		err := c.call(cctx)
+		left := time.Until(deadline(cctx))
+		cancel()
+		t.Logf("%s when cut: %v left", c.name, left)
+		if !errors.Is(err, store.ErrUnavailable) || left <= 0 {
+			t.Errorf("%s when cut: %v with %v left of %v; want store.ErrUnavailable before the deadline", c.name, err, left, outageDeadline)
+		}
+	}
+
+	// After the restore, the same handle serves again within seconds.
+	p.Restore()
+	st := time.Now()
+	waitPing(t, s, 10*time.Second)
+	t.Logf("recovered in %v", time.Since(st))
+
+	// Nothing half-written: the calls made while cut wrote nothing, and
+	// each family is where it was when cut or exactly one step further.
+	if _, err := s.GetFamily(ctx, "cut"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the family created while cut: %v; want store.ErrNotFound", err)
+	}
+	for _, c := range chains {
+		tok, fam, err := s.GetRefreshToken(ctx, c.cur)
+		must(t, err)
+		if fam.Generation != int64(c.rotated) || tok.Generation != int64(c.rotated) {
+			// The rotation that failed may have committed before the cut.
+			if tok.Successor == nil || !bytes.Equal(tok.Successor, c.pending) || fam.Generation != tok.Generation+1 || tok.Generation != int64(c.rotated) {
+				t.Fatalf("family %s after %d rotations: token %+v family generation %d; want generation %d, or %d with the pending successor",
+					c.id, c.rotated, tok, fam.Generation, c.rotated, c.rotated+1)
+			}
+		} else if tok.Successor != nil || !tok.RotatedAt.IsZero() || !fam.RevokedAt.IsZero() {
+			t.Fatalf("family %s after %d rotations: token %+v family %+v; want current, unrevoked", c.id, c.rotated, tok, fam)
+		}
+	}
+
+	// Every family still rotates: the client's retry of the failed call
+	// (Rotated, or Repeated if it had committed), then one more.
+	for _, c := range chains {
+		res, err := s.Rotate(ctx, store.RotateRequest{Old: c.cur, New: c.pending, Now: t0, Grace: time.Minute, IdleExpiresAt: t0.Add(time.Hour)})
+		if err != nil || (res.Outcome != store.Rotated && res.Outcome != store.Repeated) {
+			t.Fatalf("family %s: retry after the outage: %v %v", c.id, res.Outcome, err)
+		}
+		res, err = s.Rotate(ctx, store.RotateRequest{Old: c.pending, New: hash(), Now: t0, Grace: time.Minute, IdleExpiresAt: t0.Add(time.Hour)})
+		if err != nil || res.Outcome != store.Rotated || res.Family.Generation != int64(c.rotated+2) {
+			t.Fatalf("family %s: rotation after the outage: %v generation %d %v; want rotated to generation %d", c.id, res.Outcome, res.Family.Generation, err, c.rotated+2)
+		}
+	}
+}
+
+// waitPing polls s.Ping until it succeeds, failing t if it has not within
+// limit.
+func waitPing(t *testing.T, s store.Store, limit time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the store did not recover within %v of the restore: %v", limit, err)
+		case <-tick.C:
+		}
+	}
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
