@@ -57,6 +57,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultConnectTimeout bounds a connection attempt, the startup
+// handshake included, when the URL sets no connect_timeout.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Open connects to the database at url (postgres:// or postgresql://, with
 // pgx's parameters, e.g. sslmode, search_path, pool_max_conns) and brings
 // its schema up to date. It fails with an error wrapping
@@ -69,6 +73,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A network that drops packets silently must fail a connection
+		// in seconds, not when the request's context ends.
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/url"
 	"os"
 	"sync"
@@ -156,4 +157,30 @@ func newHash() []byte {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return b
+}
+
+// A server that accepts the connection and never answers (a network that
+// drops packets) fails Open within the default connect timeout.
+func TestOpenSilentServer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*postgres.DefaultConnectTimeout)
+	defer cancel()
+	_, err = postgres.Open(ctx, "postgres://postgres@"+ln.Addr().String()+"/test?sslmode=disable")
+	if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("Open against a silent server: %v (context: %v); want ErrUnavailable within the connect timeout", err, ctx.Err())
+	}
 }
