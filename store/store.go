@@ -74,14 +74,23 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// Key is a signing key. The newest key that is not retired signs; retired
-// keys stay published in the JWKS until every token they signed has expired.
+// Key is a signing key. The newest key that is not retired and whose
+// NotBefore has passed signs; retired keys stay published in the JWKS
+// until every token they signed has expired.
 type Key struct {
 	ID        string // the kid
 	Algorithm string // JWS alg: "EdDSA" or "ES256"
 	Private   []byte // PKCS #8 DER
 	CreatedAt time.Time
-	RetiredAt time.Time // zero while the key may sign
+	// NotBefore is when the key starts signing; zero for at once. The key
+	// is published at once but signs only from NotBefore: at least one
+	// key-reload interval plus the JWKS cache lifetime after it was
+	// created, so every instance and every verifier knows it before any
+	// token it signs exists.
+	NotBefore time.Time
+	// RetiredAt is zero while the key may sign; from RetiredAt on (it may
+	// be set ahead, to the NotBefore of its successor) it no longer signs.
+	RetiredAt time.Time
 	// RevokedAt is zero unless the key was withdrawn (compromised): a
 	// revoked key neither signs nor is published, and tokens it signed are
 	// refused at once.
@@ -220,6 +229,13 @@ type Store interface {
 
 	// CreateKey returns ErrExists if k.ID is taken.
 	CreateKey(ctx context.Context, k Key) error
+	// CreateKeyIfNone stores k only if the store has no key that is
+	// neither retired (RetiredAt set, whatever its time) nor revoked, as
+	// one atomic compare-and-set: of concurrent calls from any number of
+	// handles on one store, at most one stores its key. It returns the key
+	// that is now active: k, or the newest such key another caller created
+	// first. Returns ErrExists if k.ID is taken and no key is active.
+	CreateKeyIfNone(ctx context.Context, k Key) (Key, error)
 	// ListKeys returns every key, oldest first.
 	ListKeys(ctx context.Context) ([]Key, error)
 	// RetireKey sets the key's RetiredAt if it is zero. Returns ErrNotFound

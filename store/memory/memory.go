@@ -178,6 +178,11 @@ func (s *Store) DeleteUser(_ context.Context, name string, at time.Time) (int, e
 func (s *Store) CreateKey(_ context.Context, k store.Key) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.createKeyLocked(k)
+}
+
+// createKeyLocked is CreateKey; s.mu is held.
+func (s *Store) createKeyLocked(k store.Key) error {
 	for _, old := range s.keys {
 		if old.ID == k.ID {
 			return fmt.Errorf("key %q: %w", k.ID, store.ErrExists)
@@ -185,6 +190,21 @@ func (s *Store) CreateKey(_ context.Context, k store.Key) error {
 	}
 	s.keys = append(s.keys, cloneKey(k))
 	return nil
+}
+
+// CreateKeyIfNone implements store.Store under the store's mutex.
+func (s *Store) CreateKeyIfNone(_ context.Context, k store.Key) (store.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.keys) - 1; i >= 0; i-- {
+		if s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
+			return cloneKey(s.keys[i]), nil
+		}
+	}
+	if err := s.createKeyLocked(k); err != nil {
+		return store.Key{}, err
+	}
+	return cloneKey(k), nil
 }
 
 // ListKeys implements store.Store.

@@ -162,21 +162,60 @@ func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filte
 
 // CreateKey implements store.Store.
 func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
-	return s.exec(ctx, "key "+k.ID, false,
-		"INSERT INTO keys (id, algorithm, private, created_at, retired_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
-		k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.RetiredAt), tin(k.RevokedAt))
+	return s.exec(ctx, "key "+k.ID, false, insertKey, keyArgs(k)...)
+}
+
+const (
+	keyCols   = "id, algorithm, private, created_at, not_before, retired_at, revoked_at"
+	insertKey = "INSERT INTO keys (" + keyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+
+func keyArgs(k store.Key) []any {
+	return []any{k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.NotBefore), tin(k.RetiredAt), tin(k.RevokedAt)}
+}
+
+func scanKey(r row) (store.Key, error) {
+	var k store.Key
+	var created, notBefore, retired, revoked pgtype.Timestamptz
+	err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &notBefore, &retired, &revoked)
+	k.CreatedAt, k.NotBefore, k.RetiredAt, k.RevokedAt = tout(created), tout(notBefore), tout(retired), tout(revoked)
+	return k, err
+}
+
+// CreateKeyIfNone implements store.Store: one transaction that first locks
+// the keys table against every other writer (SHARE ROW EXCLUSIVE conflicts
+// with itself and with INSERT and UPDATE, not with reads), then looks for
+// an active key and inserts k if there is none.
+func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
+	var out store.Key
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "LOCK TABLE keys IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		got, err := scanKey(tx.QueryRow(ctx,
+			"SELECT "+keyCols+" FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1"))
+		switch {
+		case err == nil:
+			out = got
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		if _, err := tx.Exec(ctx, insertKey, keyArgs(k)...); err != nil {
+			return err
+		}
+		out = k
+		return nil
+	})
+	if err != nil {
+		return store.Key{}, dbErr("key "+k.ID, err)
+	}
+	return out, nil
 }
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	return readAll(ctx, s, "list keys", "SELECT id, algorithm, private, created_at, retired_at, revoked_at FROM keys ORDER BY seq",
-		func(r row) (store.Key, error) {
-			var k store.Key
-			var created, retired, revoked pgtype.Timestamptz
-			err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired, &revoked)
-			k.CreatedAt, k.RetiredAt, k.RevokedAt = tout(created), tout(retired), tout(revoked)
-			return k, err
-		})
+	return readAll(ctx, s, "list keys", "SELECT "+keyCols+" FROM keys ORDER BY seq", scanKey)
 }
 
 // RetireKey implements store.Store.

@@ -232,9 +232,7 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash s
 
 // CreateKey implements store.Store.
 func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
-	n, err := createKeyScript.Run(ctx, s.rdb, []string{s.keyKey(k.ID), s.p + "keys", s.p + "keyseq"},
-		k.ID, "id", k.ID, "alg", k.Algorithm, "priv", k.Private, "created", enc(k.CreatedAt),
-		"retired", enc(k.RetiredAt), "revoked", enc(k.RevokedAt)).Int()
+	n, err := createKeyScript.Run(ctx, s.rdb, []string{s.keyKey(k.ID), s.p + "keys", s.p + "keyseq"}, keyFields(k)...).Int()
 	if err != nil {
 		return wrap("create key", err)
 	}
@@ -242,6 +240,42 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 		return fmt.Errorf("redis: key %q: %w", k.ID, store.ErrExists)
 	}
 	return nil
+}
+
+// keyFields is the kid, then the field/value pairs of k's hash.
+func keyFields(k store.Key) []any {
+	return []any{k.ID, "id", k.ID, "alg", k.Algorithm, "priv", k.Private, "created", enc(k.CreatedAt),
+		"notbefore", enc(k.NotBefore), "retired", enc(k.RetiredAt), "revoked", enc(k.RevokedAt)}
+}
+
+// keyFrom decodes a key's hash.
+func keyFrom(m map[string]string) store.Key {
+	return store.Key{ID: m["id"], Algorithm: m["alg"], Private: []byte(m["priv"]), CreatedAt: dec(m["created"]),
+		NotBefore: dec(m["notbefore"]), RetiredAt: dec(m["retired"]), RevokedAt: dec(m["revoked"])}
+}
+
+// CreateKeyIfNone implements store.Store: one Lua script looks through the
+// key index for an active key and creates k only if there is none.
+func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
+	id, err := createKeyIfNoneScript.Run(ctx, s.rdb, []string{s.keyKey(k.ID), s.p + "keys", s.p + "keyseq"},
+		append([]any{s.p}, keyFields(k)...)...).Text()
+	if errors.Is(err, goredis.Nil) {
+		return store.Key{}, fmt.Errorf("redis: key %q: %w", k.ID, store.ErrExists)
+	}
+	if err != nil {
+		return store.Key{}, wrap("create key if none", err)
+	}
+	if id == k.ID {
+		return k, nil
+	}
+	m, err := s.rdb.HGetAll(ctx, s.keyKey(id)).Result()
+	if err != nil {
+		return store.Key{}, wrap("create key if none", err)
+	}
+	if len(m) == 0 { // never deleted, so only if the data was lost meanwhile
+		return store.Key{}, fmt.Errorf("redis: active key %q: %w", id, store.ErrNotFound)
+	}
+	return keyFrom(m), nil
 }
 
 // ListKeys implements store.Store.
@@ -263,8 +297,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 		if len(m) == 0 {
 			continue
 		}
-		out = append(out, store.Key{ID: m["id"], Algorithm: m["alg"], Private: []byte(m["priv"]),
-			CreatedAt: dec(m["created"]), RetiredAt: dec(m["retired"]), RevokedAt: dec(m["revoked"])})
+		out = append(out, keyFrom(m))
 	}
 	return out, nil
 }

@@ -189,6 +189,25 @@ redis.call('ZADD', KEYS[2], seq, ARGV[1])
 return 1
 `)
 
+// createKeyIfNoneScript is createKeyScript, but only if no key is active
+// (neither retired nor revoked): it returns the kid of the newest active
+// key, ARGV[2] when it created that key itself, and nil if the kid is
+// taken. KEYS: the key hash, the key index, the sequence. ARGV: key prefix,
+// kid, then field/value pairs. The hashes of the other keys are named from
+// the prefix, as the index lists them.
+var createKeyIfNoneScript = goredis.NewScript(`
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+for i = #ids, 1, -1 do
+  local k = redis.call('HMGET', ARGV[1] .. 'key:' .. ids[i], 'alg', 'retired', 'revoked')
+  if k[1] and (not k[2] or k[2] == '') and (not k[3] or k[3] == '') then return ids[i] end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], seq, ARGV[2])
+return ARGV[2]
+`)
+
 // retireKeyScript sets a key's retired (and, if revoking, revoked) time if
 // unset. KEYS: the key hash. ARGV: at, "1" to revoke. Returns 0 for an
 // unknown key.

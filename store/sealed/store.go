@@ -50,6 +50,21 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	return s.inner.CreateKey(ctx, k)
 }
 
+// CreateKeyIfNone implements store.Store: k.Private is sealed, and the
+// Private of the key returned opened (ErrClear, ErrUnknownKey or
+// ErrTampered if it does not open).
+func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
+	k.Private = s.ring.seal(store.KindKey, k.ID, k.Private)
+	got, err := s.inner.CreateKeyIfNone(ctx, k)
+	if err != nil {
+		return store.Key{}, err
+	}
+	if got.Private, err = s.ring.open(store.KindKey, got.ID, got.Private); err != nil {
+		return store.Key{}, err
+	}
+	return got, nil
+}
+
 // ListKeys implements store.Store: every Private is opened. A value that
 // does not open fails the whole list (ErrClear, ErrUnknownKey or
 // ErrTampered, naming the kid).

@@ -12,21 +12,60 @@ import (
 
 // CreateKey implements store.Store.
 func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
-	return s.exec(ctx, "key "+k.ID, false,
-		"INSERT INTO keys (id, algorithm, private, created_at, retired_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
-		k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.RetiredAt), tin(k.RevokedAt))
+	return s.exec(ctx, "key "+k.ID, false, insertKey, keyArgs(k)...)
+}
+
+const (
+	keyCols   = "id, algorithm, private, created_at, not_before, retired_at, revoked_at"
+	insertKey = "INSERT INTO keys (" + keyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+func keyArgs(k store.Key) []any {
+	return []any{k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.NotBefore), tin(k.RetiredAt), tin(k.RevokedAt)}
+}
+
+func scanKey(r interface{ Scan(...any) error }) (store.Key, error) {
+	var k store.Key
+	var created, notBefore, retired, revoked sql.NullInt64
+	err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &notBefore, &retired, &revoked)
+	k.CreatedAt, k.NotBefore, k.RetiredAt, k.RevokedAt = tout(created), tout(notBefore), tout(retired), tout(revoked)
+	return k, err
+}
+
+// CreateKeyIfNone implements store.Store: the read and the insert are one
+// write of the writer's transaction, which no other write interleaves.
+func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
+	var out store.Key
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		got, err := scanKey(s.txQueryRow(ctx, tx,
+			"SELECT "+keyCols+" FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1"))
+		switch {
+		case err == nil:
+			out = got
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return dbErr("create key if none", err)
+		}
+		_, err = s.txExec(ctx, tx, insertKey, keyArgs(k)...)
+		if isConstraint(err) {
+			return fmt.Errorf("sqlite: key %s: %w", k.ID, store.ErrExists)
+		}
+		if err != nil {
+			return dbErr("create key if none", err)
+		}
+		out = k
+		return nil
+	})
+	if err != nil {
+		return store.Key{}, err
+	}
+	return out, nil
 }
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	return readAll(ctx, s, "list keys", "SELECT id, algorithm, private, created_at, retired_at, revoked_at FROM keys ORDER BY seq",
-		func(r *sql.Rows) (store.Key, error) {
-			var k store.Key
-			var created, retired, revoked sql.NullInt64
-			err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired, &revoked)
-			k.CreatedAt, k.RetiredAt, k.RevokedAt = tout(created), tout(retired), tout(revoked)
-			return k, err
-		})
+	return readAll(ctx, s, "list keys", "SELECT "+keyCols+" FROM keys ORDER BY seq",
+		func(r *sql.Rows) (store.Key, error) { return scanKey(r) })
 }
 
 // RetireKey implements store.Store.

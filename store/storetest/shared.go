@@ -28,9 +28,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 		{"ConcurrentSecret", testSharedSecret},
 		{"RevokeSeenAtOnce", testSharedRevoke},
 		{"DeleteClientRevokesOtherHandlesFamily", testSharedDeleteClient},
-		// Not yet covered: concurrent creation of the first signing key
-		// through both handles. It needs a compare-and-set in keys (only
-		// one instance may create it), which is a later step.
+		{"ConcurrentFirstKey", testSharedFirstKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

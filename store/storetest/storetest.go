@@ -1,7 +1,8 @@
 // Package storetest is the conformance suite every store.Store backend
 // passes: Run(t, newStore) checks each method's contract, including the
 // atomicity of refresh-token rotation, of the deletes that revoke and of
-// the compare-and-set of password hashes under concurrency; and
+// the compare-and-sets of password hashes and of the first signing key
+// under concurrency; and
 // RunShared(t, newPair) checks the same promises across two handles on one
 // database, as two server processes see it.
 package storetest
@@ -28,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Clients", testClients},
 		{"Users", testUsers},
 		{"Keys", testKeys},
+		{"CreateKeyIfNone", testCreateKeyIfNone},
 		{"Secret", testSecret},
 		{"CreateFamily", testCreateFamily},
 		{"ListAndRevokeFamilies", testListRevoke},

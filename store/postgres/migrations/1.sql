@@ -21,6 +21,7 @@ CREATE TABLE keys (
 	algorithm  text NOT NULL,
 	private    bytea NOT NULL,
 	created_at timestamptz,
+	not_before timestamptz,
 	retired_at timestamptz,
 	revoked_at timestamptz
 );

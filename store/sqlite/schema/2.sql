@@ -1,8 +1,10 @@
--- Version 2: withdrawn signing keys, the access-token deny-list, the row
--- Ping writes, an index for the revocations of DeleteUser, and the public
--- clients a client may mint for (space-separated IDs).
+-- Version 2: withdrawn signing keys, the time a new key starts signing
+-- (not_before), the access-token deny-list, the row Ping writes, an index
+-- for the revocations of DeleteUser, and the public clients a client may
+-- mint for (space-separated IDs).
 ALTER TABLE clients ADD COLUMN mint_for TEXT NOT NULL DEFAULT '';
 ALTER TABLE keys ADD COLUMN revoked_at INTEGER;
+ALTER TABLE keys ADD COLUMN not_before INTEGER;
 CREATE TABLE denied_access_tokens (
 	jti        TEXT PRIMARY KEY,
 	expires_at INTEGER NOT NULL

@@ -1,0 +1,114 @@
+package storetest
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// raceFirstKey starts n CreateKeyIfNones on an empty store at once, the
+// i-th through handles[i%len(handles)] with a key of its own, and checks
+// that exactly one key was stored, that every caller got that key back,
+// and that every handle lists only it. It returns that key.
+func raceFirstKey(t *testing.T, handles []store.Store, n int) store.Key {
+	t.Helper()
+	got := make([]store.Key, n)
+	errs := make([]error, n)
+	offered := make([]store.Key, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		s := handles[i%len(handles)]
+		offered[i] = store.Key{ID: fmt.Sprint("k", i), Algorithm: "EdDSA", Private: fmt.Appendf(nil, "private-%d", i),
+			CreatedAt: t0, NotBefore: t0.Add(time.Duration(i) * time.Second)}
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = s.CreateKeyIfNone(t.Context(), offered[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		must(t, errs[i])
+	}
+	var winner store.Key
+	for _, o := range offered {
+		if o.ID == got[0].ID {
+			winner = o
+		}
+	}
+	if winner.ID == "" {
+		t.Fatalf("CreateKeyIfNone returned %q, a key no caller offered", got[0].ID)
+	}
+	for i := range n {
+		if !sameKey(got[i], winner) {
+			t.Fatalf("caller %d got key %+v, caller 0 got %+v", i, got[i], winner)
+		}
+	}
+	for i, s := range handles {
+		ks, err := s.ListKeys(t.Context())
+		must(t, err)
+		if len(ks) != 1 || !sameKey(ks[0], winner) {
+			t.Fatalf("handle %d lists %d keys %+v after %d concurrent first-key creations; want only %+v", i, len(ks), ks, n, winner)
+		}
+	}
+	return winner
+}
+
+func sameKey(a, b store.Key) bool {
+	return a.ID == b.ID && a.Algorithm == b.Algorithm && bytes.Equal(a.Private, b.Private) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.NotBefore.Equal(b.NotBefore) &&
+		a.RetiredAt.Equal(b.RetiredAt) && a.RevokedAt.Equal(b.RevokedAt)
+}
+
+// CreateKeyIfNone: of 20 concurrent first-key creations exactly one
+// stores its key (NotBefore and all), and all get it; later calls get the
+// newest active key and store nothing; a key retired ahead of time or
+// revoked is not active, so then the offered key is stored; a taken kid
+// with no active key is ErrExists.
+func testCreateKeyIfNone(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := raceFirstKey(t, []store.Store{s}, sharedRotations)
+
+	later := store.Key{ID: "later", Algorithm: "EdDSA", Private: []byte("later"), CreatedAt: t0.Add(time.Minute)}
+	got, err := s.CreateKeyIfNone(ctx, later)
+	must(t, err)
+	if !sameKey(got, first) {
+		t.Fatalf("CreateKeyIfNone with an active key = %+v, want the active %+v", got, first)
+	}
+	newer := store.Key{ID: "newer", Algorithm: "ES256", Private: []byte("newer"), CreatedAt: t0.Add(2 * time.Minute)}
+	must(t, s.CreateKey(ctx, newer))
+	if got, err = s.CreateKeyIfNone(ctx, later); err != nil || !sameKey(got, newer) {
+		t.Fatalf("CreateKeyIfNone with two active keys = %+v, %v; want the newest, %+v", got, err, newer)
+	}
+
+	// Retired ahead of time (as Rotate does with a lead) is retired.
+	must(t, s.RetireKey(ctx, first.ID, t0.Add(time.Hour)))
+	must(t, s.RevokeKey(ctx, "newer", t0.Add(3*time.Minute)))
+	if got, err = s.CreateKeyIfNone(ctx, later); err != nil || !sameKey(got, later) {
+		t.Fatalf("CreateKeyIfNone with every key retired or revoked = %+v, %v; want the offered %+v", got, err, later)
+	}
+	ks, err := s.ListKeys(ctx)
+	must(t, err)
+	if len(ks) != 3 || ks[2].ID != "later" {
+		t.Fatalf("ListKeys = %+v; want the first, newer and later", ks)
+	}
+
+	must(t, s.RetireKey(ctx, "later", t0.Add(4*time.Minute)))
+	_, err = s.CreateKeyIfNone(ctx, store.Key{ID: "newer", Algorithm: "EdDSA", Private: []byte("x")})
+	wantErr(t, err, store.ErrExists)
+	if ks, err = s.ListKeys(ctx); err != nil || len(ks) != 3 {
+		t.Fatalf("ListKeys after a refused CreateKeyIfNone = %d keys, %v; want 3", len(ks), err)
+	}
+}
+
+// 20 goroutines on each handle create the first key of an empty store at
+// once, each its own: exactly one key is stored, every caller gets it, and
+// both handles list only it.
+func testSharedFirstKey(t *testing.T, a, b store.Store) {
+	raceFirstKey(t, []store.Store{a, b}, 2*sharedRotations)
+}
