@@ -4,9 +4,20 @@
 //
 // Keys live in the store, so that every instance of the server and the
 // admin CLI see the same ones. The newest key that is neither retired nor
-// revoked signs; a retired key stays in the JWKS until every token it
-// signed has expired (Rotate); a revoked key, one that is compromised,
-// leaves the JWKS at once (Revoke).
+// revoked and whose NotBefore has passed signs; a retired key stays in the
+// JWKS until every token it signed has expired (Rotate); a revoked key,
+// one that is compromised, leaves the JWKS at once (Revoke).
+//
+// # Keys across instances
+//
+// A rotated key is published at once but signs only from its NotBefore,
+// a lead after it was created (Rotate): with a lead of at least one reload
+// interval plus the JWKS cache lifetime, every instance and every verifier
+// has the new key before any token it signs exists. The old key is retired
+// at that same moment, so that exactly one key signs all along. The first
+// key of an empty store signs at once (nothing could have cached a JWKS
+// yet), and only one instance creates it: Load and Reload create it with
+// store.CreateKeyIfNone, a compare-and-set.
 //
 // # Withdrawing a key
 //
@@ -88,9 +99,15 @@ func Generate(alg string, now time.Time) (store.Key, error) {
 	return store.Key{ID: base64.RawURLEncoding.EncodeToString(kid), Algorithm: alg, Private: der, CreatedAt: now}, nil
 }
 
-// Rotate stores a new active key with alg, then retires the keys that were
-// active before it. A server picks the new key up at its next Reload.
-func Rotate(ctx context.Context, st store.Store, alg string, now time.Time) (store.Key, error) {
+// Rotate stores a new key with alg that signs from now+lead (its
+// NotBefore), then retires the keys that were active before it at that
+// same moment, so that one key signs all along. The new key is published
+// at every server's next Reload, and signs there from the first Reload at
+// or after its NotBefore. Pass a lead of at least the servers' reload
+// interval plus the JWKS's cache lifetime (Cache-Control max-age), so that
+// every verifier has the key before any token it signs exists; a lead of
+// zero or less means now, for a key that must take over at once.
+func Rotate(ctx context.Context, st store.Store, alg string, now time.Time, lead time.Duration) (store.Key, error) {
 	old, err := st.ListKeys(ctx)
 	if err != nil {
 		return store.Key{}, fmt.Errorf("keys: list: %w", err)
@@ -99,12 +116,13 @@ func Rotate(ctx context.Context, st store.Store, alg string, now time.Time) (sto
 	if err != nil {
 		return store.Key{}, err
 	}
+	k.NotBefore = now.Add(max(lead, 0))
 	if err := st.CreateKey(ctx, k); err != nil {
 		return store.Key{}, fmt.Errorf("keys: store new key: %w", err)
 	}
 	for _, o := range old {
 		if o.RetiredAt.IsZero() {
-			if err := st.RetireKey(ctx, o.ID, now); err != nil {
+			if err := st.RetireKey(ctx, o.ID, k.NotBefore); err != nil {
 				return store.Key{}, fmt.Errorf("keys: retire %s: %w", o.ID, err)
 			}
 		}
@@ -118,9 +136,11 @@ func Rotate(ctx context.Context, st store.Store, alg string, now time.Time) (sto
 // Check refuses it straight away (see the package doc, "Withdrawing a
 // key").
 //
-// If kid is the key that signs (the newest key neither retired nor
-// revoked), Revoke first stores a new signing key and retires the old
-// ones, as Rotate does, so that signing goes on: the new key has alg, or
+// If kid is the key that signs at now, or the one due to sign next (the
+// newest key neither retired nor revoked, whose NotBefore may be ahead),
+// Revoke first stores a new key that signs at once and retires the old
+// ones, as Rotate does with no lead, so that signing goes on without the
+// compromised key: the new key has alg, or
 // the revoked key's algorithm if alg is "". It returns that new key, and a
 // zero Key (ID "") when kid was not the signing key. Revoking a revoked key
 // changes nothing. An unknown kid is an error wrapping both ErrUnknownKey
@@ -136,11 +156,11 @@ func Revoke(ctx context.Context, st store.Store, kid, alg string, now time.Time)
 		return store.Key{}, fmt.Errorf("%w %q: %w", ErrUnknownKey, kid, store.ErrNotFound)
 	}
 	var next store.Key
-	if signing(all) == i {
+	if signing(all, now) == i || active(all) == i {
 		if alg == "" {
 			alg = all[i].Algorithm
 		}
-		if next, err = Rotate(ctx, st, alg, now); err != nil {
+		if next, err = Rotate(ctx, st, alg, now, 0); err != nil {
 			return store.Key{}, err
 		}
 	}
@@ -150,9 +170,23 @@ func Revoke(ctx context.Context, st store.Store, kid, alg string, now time.Time)
 	return next, nil
 }
 
-// signing returns the index in all of the key that signs, the newest that
-// is neither retired nor revoked, or -1 if there is none.
-func signing(all []store.Key) int {
+// signing returns the index in all of the key that signs at now, the
+// newest that is neither revoked nor retired at now and whose NotBefore
+// has passed, or -1 if there is none.
+func signing(all []store.Key, now time.Time) int {
+	for i := len(all) - 1; i >= 0; i-- {
+		k := all[i]
+		if k.RevokedAt.IsZero() && (k.RetiredAt.IsZero() || now.Before(k.RetiredAt)) && !now.Before(k.NotBefore) {
+			return i
+		}
+	}
+	return -1
+}
+
+// active returns the index in all of the newest key that is neither
+// retired (at any time) nor revoked, the one store.CreateKeyIfNone sees,
+// or -1 if there is none.
+func active(all []store.Key) int {
 	for i := len(all) - 1; i >= 0; i-- {
 		if all[i].RetiredAt.IsZero() && all[i].RevokedAt.IsZero() {
 			return i
@@ -162,7 +196,8 @@ func signing(all []store.Key) int {
 }
 
 // published reports whether the JWKS publishes k at now: k is not revoked,
-// and not retired publishFor or longer before now.
+// and not retired publishFor or longer before now. A key whose NotBefore
+// is ahead is published.
 func published(k store.Key, publishFor time.Duration, now time.Time) bool {
 	return k.RevokedAt.IsZero() && (k.RetiredAt.IsZero() || now.Before(k.RetiredAt.Add(publishFor)))
 }
@@ -195,7 +230,8 @@ type snapshot struct {
 }
 
 // Load reads the keys from st, first creating an alg key if none is active
-// (a first start, or every key retired or revoked). A retired key stays
+// (a first start, or every key retired or revoked), as Reload does. A
+// retired key stays
 // published for publishFor after it was retired: pass the longest
 // access-token lifetime plus a margin. A revoked key is never published.
 func Load(ctx context.Context, st store.Store, alg string, publishFor time.Duration, now time.Time) (*Set, error) {
@@ -213,10 +249,18 @@ func Load(ctx context.Context, st store.Store, alg string, publishFor time.Durat
 }
 
 // Reload re-reads the keys from the store, so that a rotation or a
-// revocation made by another process takes effect: the newest key neither
-// retired nor revoked signs (one is created if there is none, as in Load),
+// revocation made by another process takes effect: the newest key that is
+// neither retired nor revoked at now and whose NotBefore has passed signs,
 // and the JWKS holds every key that is not revoked and was not retired
-// publishFor or longer before now. On error the Set is unchanged.
+// publishFor or longer before now, keys that do not sign yet included. On
+// error the Set is unchanged.
+//
+// If no key may sign, Reload creates one that signs at once, through
+// store.CreateKeyIfNone, so that of several instances starting together
+// on an empty store only one creates it and all sign with it. If the store
+// answers with a key that is active but not due yet (its predecessor was
+// retired or revoked without Rotate or Revoke), that key signs early
+// rather than none.
 func (s *Set) Reload(ctx context.Context, now time.Time) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
@@ -229,19 +273,23 @@ func (s *Set) reloadLocked(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("keys: list: %w", err)
 	}
-	active := signing(all)
-	if active < 0 {
+	use := signing(all, now)
+	if use < 0 {
 		k, err := Generate(s.alg, now)
 		if err != nil {
 			return err
 		}
-		if err := s.st.CreateKey(ctx, k); err != nil {
+		got, err := s.st.CreateKeyIfNone(ctx, k)
+		if err != nil {
 			return fmt.Errorf("keys: store first key: %w", err)
 		}
-		all = append(all, k)
-		active = len(all) - 1
+		use = slices.IndexFunc(all, func(k store.Key) bool { return k.ID == got.ID })
+		if use < 0 { // ours, or created by another instance since ListKeys
+			all = append(all, got)
+			use = len(all) - 1
+		}
 	}
-	snap, err := build(all, active, s.publishFor, now)
+	snap, err := build(all, use, s.publishFor, now)
 	if err != nil {
 		return err
 	}

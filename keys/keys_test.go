@@ -91,7 +91,7 @@ func TestRotateOverlap(t *testing.T) {
 	}
 	oldKid := s.ActiveKeyID()
 	oldTok, _ := s.Sign(map[string]any{"sub": "a"})
-	k, err := keys.Rotate(ctx, st, keys.EdDSA, t0.Add(time.Minute))
+	k, err := keys.Rotate(ctx, st, keys.EdDSA, t0.Add(time.Minute), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,11 +99,11 @@ func TestRevokeRetiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := s.ActiveKeyID()
-	second, err := keys.Rotate(ctx, st, keys.EdDSA, t0.Add(time.Minute))
+	second, err := keys.Rotate(ctx, st, keys.EdDSA, t0.Add(time.Minute), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	third, err := keys.Rotate(ctx, st, keys.EdDSA, t0.Add(2*time.Minute))
+	third, err := keys.Rotate(ctx, st, keys.EdDSA, t0.Add(2*time.Minute), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestCheckSeesAnotherProcess(t *testing.T) {
 	}
 
 	// A key rotated in by another process is accepted, and reloaded.
-	rotated, err := keys.Rotate(ctx, st, keys.ES256, t0.Add(2*time.Minute))
+	rotated, err := keys.Rotate(ctx, st, keys.ES256, t0.Add(2*time.Minute), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,7 +247,7 @@ func TestWithdrawnKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keys.Rotate(ctx, e.store, "", e.clock.Now()); err != nil {
+	if _, err := keys.Rotate(ctx, e.store, "", e.clock.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := ks2.Reload(ctx, e.clock.Now()); err != nil {

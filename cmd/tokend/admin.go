@@ -34,6 +34,15 @@ type storeFlags struct {
 	keys *keyFiles
 }
 
+// envDuration is the duration in the environment variable name, or def if
+// it is unset or not a duration.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
 // addStoreFlags registers --store, --init and the key-file flags (named
 // with keyPrefix) on fs.
 func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
@@ -364,15 +373,22 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 
 	rotate := &cobra.Command{Use: "rotate", Short: "make a new signing key; the old one stays published while its tokens may live", Args: noArgs}
 	alg := rotate.Flags().String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
+	def := defaultSettings()
+	reloadEvery := rotate.Flags().Duration("key-reload", envDuration("TOKEND_KEY_RELOAD", def.KeyReload),
+		"the servers' --key-reload (env TOKEND_KEY_RELOAD): the new key signs from --key-reload + --jwks-max-age after now")
+	maxAge := rotate.Flags().Duration("jwks-max-age", envDuration("TOKEND_JWKS_MAX_AGE", def.JWKSMaxAge),
+		"the servers' --jwks-max-age (env TOKEND_JWKS_MAX_AGE)")
 	rsf := addStoreFlags(rotate.Flags(), "encryption-")
 	rotate.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		lead := *reloadEvery + *maxAge
 		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
-			k, err := keys.Rotate(ctx, st, *alg, time.Now())
+			k, err := keys.Rotate(ctx, st, *alg, time.Now(), lead)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cio.stdout, "new signing key %s (%s); running servers switch to it within --key-reload (10s)\n", k.ID, k.Algorithm)
+			fmt.Fprintf(cio.stdout, "new signing key %s (%s): published now, signs from %s (in %s, --key-reload + --jwks-max-age), when the old key retires\n",
+				k.ID, k.Algorithm, k.NotBefore.UTC().Format(time.RFC3339), lead)
 			return nil
 		})
 	}
@@ -392,7 +408,7 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 			}
 			fmt.Fprintf(cio.stdout, "revoked key %s: it leaves the JWKS, and introspection refuses its tokens now\n", args[0])
 			if next.ID != "" {
-				fmt.Fprintf(cio.stdout, "new signing key %s (%s)\n", next.ID, next.Algorithm)
+				fmt.Fprintf(cio.stdout, "new signing key %s (%s): signs now, from each server's next --key-reload\n", next.ID, next.Algorithm)
 			}
 			return nil
 		})

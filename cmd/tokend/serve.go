@@ -164,8 +164,11 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
-// background reloads the signing keys (so `tokend keys rotate` takes effect
-// while the server runs) and deletes ended families.
+// background reloads the signing keys and deletes ended families. A key
+// made by `tokend keys rotate` is published from the first reload after,
+// and signs from its NotBefore, which rotate sets --key-reload +
+// --jwks-max-age ahead: by then every instance has reloaded it and every
+// verifier's cached JWKS holds it.
 func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, st interface {
 	DeleteExpired(context.Context, time.Time) (int, error)
 }) {
@@ -178,8 +181,11 @@ func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Se
 		case <-ctx.Done():
 			return
 		case <-reload.C:
+			was := ks.ActiveKeyID()
 			if err := ks.Reload(ctx, time.Now()); err != nil {
 				log.Warn("reload signing keys", "err", err)
+			} else if kid := ks.ActiveKeyID(); kid != was {
+				log.Info("signing key changed", "kid", kid, "was", was)
 			}
 		case <-gc.C:
 			// Revoked families are kept for a day for the sessions listing.
