@@ -106,7 +106,9 @@ func Generate(alg string, now time.Time) (store.Key, error) {
 // or after its NotBefore. Pass a lead of at least the servers' reload
 // interval plus the JWKS's cache lifetime (Cache-Control max-age), so that
 // every verifier has the key before any token it signs exists; a lead of
-// zero or less means now, for a key that must take over at once.
+// zero or less means now, for a key that must take over at once. If no
+// key signs at now (an empty store, or every key retired or revoked), the
+// new key signs at once whatever the lead.
 func Rotate(ctx context.Context, st store.Store, alg string, now time.Time, lead time.Duration) (store.Key, error) {
 	old, err := st.ListKeys(ctx)
 	if err != nil {
@@ -115,6 +117,9 @@ func Rotate(ctx context.Context, st store.Store, alg string, now time.Time, lead
 	k, err := Generate(alg, now)
 	if err != nil {
 		return store.Key{}, err
+	}
+	if signing(old, now) < 0 {
+		lead = 0 // nothing signs now: waiting would leave a gap
 	}
 	k.NotBefore = now.Add(max(lead, 0))
 	if err := st.CreateKey(ctx, k); err != nil {
