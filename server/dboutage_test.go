@@ -3,16 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tokend/tokend/internal/clocktest"
 	"github.com/tokend/tokend/internal/password"
@@ -20,48 +14,9 @@ import (
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/postgres"
+	"github.com/tokend/tokend/store/postgres/pgtest"
 	"github.com/tokend/tokend/store/storetest"
 )
-
-// pgURL is the shared test server: PostgreSQL 15 with trust auth on loopback.
-const pgURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// pgSchema creates a schema of its own for t, dropped when t ends, and
-// returns its search_path parameter. Without a server it fails the test
-// under CI and skips it elsewhere.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pgURL)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at %s: %v", pgURL, err)
-		}
-		t.Skipf("PostgreSQL at %s not reachable (%v); start PostgreSQL 15 there with trust auth and a database \"test\" to run this test", pgURL, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "tokend_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, pgURL)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return "&search_path=" + url.QueryEscape(schema)
-}
 
 // A server on PostgreSQL through a proxy that is cut: the token endpoint
 // answers 503 temporarily_unavailable with Retry-After, quickly, /readyz
@@ -70,7 +25,7 @@ func pgSchema(t *testing.T) string {
 func TestDatabaseOutage(t *testing.T) {
 	ctx := t.Context()
 	p := storetest.NewProxy(t, "127.0.0.1:5432")
-	st, err := postgres.Open(ctx, "postgres://postgres@"+p.Addr()+"/test?sslmode=disable"+pgSchema(t))
+	st, err := postgres.Open(ctx, "postgres://postgres@"+p.Addr()+"/test?sslmode=disable"+pgtest.Schema(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,8 @@ package postgres_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,47 +13,15 @@ import (
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/postgres"
+	"github.com/tokend/tokend/store/postgres/pgtest"
 	"github.com/tokend/tokend/store/storetest"
 )
 
-// serverURL is the test server: PostgreSQL 15 with trust auth on loopback.
-const serverURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// newSchema creates a schema of its own for t, dropped when t ends, and
-// returns the URL of the test database with that schema as search_path.
-// Without a server it fails the test under CI and skips it elsewhere.
+// newSchema returns the URL of the test database with a schema of its own
+// for t (pgtest.Schema).
 func newSchema(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at %s: %v", serverURL, err)
-		}
-		t.Skipf("PostgreSQL at %s not reachable (%v); start PostgreSQL 15 there with trust auth and a database \"test\" to run this test", serverURL, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "tokend_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, serverURL)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return serverURL + "&search_path=" + url.QueryEscape(schema)
+	return pgtest.ServerURL + pgtest.Schema(t)
 }
 
 // open opens a Store on u, closed when t ends.
