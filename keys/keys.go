@@ -100,7 +100,7 @@ func Generate(alg string, now time.Time) (store.Key, error) {
 }
 
 // Rotate stores a new key with alg that signs from now+lead (its
-// NotBefore), then retires the keys that were active before it at that
+// NotBefore), and retires the keys that were active before it at that
 // same moment, so that one key signs all along. The new key is published
 // at every server's next Reload, and signs there from the first Reload at
 // or after its NotBefore. Pass a lead of at least the servers' reload
@@ -109,6 +109,12 @@ func Generate(alg string, now time.Time) (store.Key, error) {
 // zero or less means now, for a key that must take over at once. If no
 // key signs at now (an empty store, or every key retired or revoked), the
 // new key signs at once whatever the lead.
+//
+// The store makes the change as one compare-and-set on the newest active
+// key (store.Store.RotateKey): of rotations run at once, by two operators
+// or two instances, one stores its key and the others fail with an error
+// wrapping ErrConcurrentRotation (and store.ErrConflict), having changed
+// nothing.
 func Rotate(ctx context.Context, st store.Store, alg string, now time.Time, lead time.Duration) (store.Key, error) {
 	old, err := st.ListKeys(ctx)
 	if err != nil {
@@ -122,18 +128,23 @@ func Rotate(ctx context.Context, st store.Store, alg string, now time.Time, lead
 		lead = 0 // nothing signs now: waiting would leave a gap
 	}
 	k.NotBefore = now.Add(max(lead, 0))
-	if err := st.CreateKey(ctx, k); err != nil {
-		return store.Key{}, fmt.Errorf("keys: store new key: %w", err)
+	prev := ""
+	if i := active(old); i >= 0 {
+		prev = old[i].ID
 	}
-	for _, o := range old {
-		if o.RetiredAt.IsZero() {
-			if err := st.RetireKey(ctx, o.ID, k.NotBefore); err != nil {
-				return store.Key{}, fmt.Errorf("keys: retire %s: %w", o.ID, err)
-			}
-		}
+	err = st.RotateKey(ctx, k, prev)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Key{}, fmt.Errorf("keys: %w: %w", ErrConcurrentRotation, err)
+	}
+	if err != nil {
+		return store.Key{}, fmt.Errorf("keys: store new key: %w", err)
 	}
 	return k, nil
 }
+
+// ErrConcurrentRotation reports a Rotate that lost to another made at the
+// same time: the other's key is the new one; list the keys to see it.
+var ErrConcurrentRotation = errors.New("keys: another rotation stored its key first")
 
 // Revoke withdraws the key kid at once, for a key that is compromised: it
 // marks it revoked in st (store.RevokeKey), so that every Set drops it from

@@ -1,6 +1,8 @@
 package keys_test
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
 )
 
@@ -170,6 +173,77 @@ func TestConcurrentLoadsAgree(t *testing.T) {
 	for i, s := range sets {
 		if s.ActiveKeyID() != all[0].ID || !slices.Equal(kids(t, s), []string{all[0].ID}) {
 			t.Fatalf("Set %d signs with %s and publishes %v; want only %s", i, s.ActiveKeyID(), kids(t, s), all[0].ID)
+		}
+	}
+}
+
+// listedTogether is a store whose ListKeys returns only once every one of
+// the callers the WaitGroup counts has listed: rotations that all saw the
+// same keys.
+type listedTogether struct {
+	store.Store
+	listed *sync.WaitGroup
+}
+
+func (l listedTogether) ListKeys(ctx context.Context) ([]store.Key, error) {
+	ks, err := l.Store.ListKeys(ctx)
+	l.listed.Done()
+	l.listed.Wait()
+	return ks, err
+}
+
+// Of 20 rotations run at once from one signing key, one stores its key and
+// the others fail with ErrConcurrentRotation: one new key, the old one
+// retired at its NotBefore, and a Set that reloads signs with the old key
+// until then and with the new one from then on.
+func TestConcurrentRotations(t *testing.T) {
+	const n = 20
+	ctx := t.Context()
+	mem := memory.New()
+	s, err := keys.Load(ctx, mem, "", time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed sync.WaitGroup
+	listed.Add(n)
+	st := listedTogether{mem, &listed}
+	old := s.ActiveKeyID()
+	made := make([]store.Key, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			made[i], errs[i] = keys.Rotate(ctx, st, "", t0, time.Minute)
+		})
+	}
+	close(start)
+	wg.Wait()
+	var winner store.Key
+	for i := range n {
+		switch {
+		case errs[i] == nil && winner.ID == "":
+			winner = made[i]
+		case errs[i] == nil:
+			t.Fatalf("two rotations succeeded: %s and %s", winner.ID, made[i].ID)
+		case !errors.Is(errs[i], keys.ErrConcurrentRotation) || !errors.Is(errs[i], store.ErrConflict):
+			t.Fatalf("rotation %d: %v", i, errs[i])
+		}
+	}
+	all, _ := mem.ListKeys(ctx)
+	if len(all) != 2 || all[1].ID != winner.ID || !all[0].RetiredAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("keys after %d concurrent rotations: %+v; want the old one retiring at the new one's NotBefore, and the new one", n, all)
+	}
+	for _, step := range []struct {
+		at   time.Time
+		want string
+	}{{t0.Add(time.Minute - time.Second), old}, {t0.Add(time.Minute), winner.ID}} {
+		if err := s.Reload(ctx, step.at); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.ActiveKeyID(); got != step.want {
+			t.Fatalf("signing at %v: %s, want %s", step.at.Sub(t0), got, step.want)
 		}
 	}
 }

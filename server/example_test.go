@@ -60,7 +60,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(tok.TokenType, strings.HasPrefix(tok.RefreshToken, "rt_"))
+	fmt.Println(tok.TokenType, strings.HasPrefix(tok.RefreshToken, "rt2_"))
 
 	resp, err := http.PostForm(issuer+"/oauth/token", url.Values{"grant_type": {"password"}, "username": {"alice"},
 		"password": {"wrong"}, "client_id": {"web"}, "client_secret": {"web-secret"}})

@@ -7,3 +7,15 @@ import "context"
 func SetPasswordCheck(c *Config, f func(ctx context.Context, hash, pw string) error) {
 	c.checkPassword = f
 }
+
+// FirstRefreshToken returns a new family ID and the first refresh token
+// of that family as a server with this secret issues it, for tests that
+// store families themselves.
+func FirstRefreshToken(secret []byte) (family, token string) {
+	family = newID()
+	token, err := newRefreshKeys(secret).firstRefreshToken(family)
+	if err != nil {
+		panic(err)
+	}
+	return family, token
+}

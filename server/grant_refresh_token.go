@@ -19,14 +19,18 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	if presented == "" {
 		return nil, errInvalidRequest("missing refresh_token")
 	}
-	if !validRefreshToken(presented) {
+	ref, err := s.refreshTokenRef(ctx, presented)
+	if errors.Is(err, errUnknownToken) {
 		return nil, s.refreshRefused(src, c, confidential, true)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var narrowed string
 	if form.Has("scope") {
 		// RFC 6749 §6: the scope may be narrowed, never widened. Checked
 		// before the rotation, so that a refused request spends nothing.
-		_, fam, err := s.store.GetRefreshToken(ctx, hashToken(presented))
+		fam, err := s.store.GetFamily(ctx, ref.family)
 		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
 			return nil, s.refreshRefused(src, c, confidential, true)
 		}
@@ -37,13 +41,16 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 			return nil, err
 		}
 	}
-	next := successor(s.cfg.Secret, presented)
+	next, err := s.refreshKeys.successor(presented, ref)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	// The store checks that the token is this client's in the same atomic
 	// step: another client's token is not found and nothing changes.
 	res, err := s.store.Rotate(ctx, store.RotateRequest{
-		Old: hashToken(presented), New: hashToken(next), ClientID: c.ID, Now: now, Grace: s.cfg.Grace,
-		IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
+		FamilyID: ref.family, Generation: ref.generation, Old: hashToken(presented), New: hashToken(next),
+		ClientID: c.ID, Now: now, Grace: s.cfg.Grace, IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -23,11 +23,11 @@ type fullDisk struct {
 
 var errFull = fmt.Errorf("sqlite: database or disk is full: %w", store.ErrUnavailable)
 
-func (d *fullDisk) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
+func (d *fullDisk) CreateFamily(ctx context.Context, f store.Family) error {
 	if d.failing.Load() {
 		return errFull
 	}
-	return d.Store.CreateFamily(ctx, f, first)
+	return d.Store.CreateFamily(ctx, f)
 }
 
 func (d *fullDisk) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {

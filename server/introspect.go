@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tokend/tokend/keys"
@@ -136,26 +135,8 @@ func (s *Server) introspect(ctx context.Context, w http.ResponseWriter, r *http.
 		return nil, errInvalidRequest("missing token")
 	}
 	now := s.now()
-	if strings.HasPrefix(tok, refreshPrefix) {
-		if !validRefreshToken(tok) {
-			return inactive, nil
-		}
-		rt, f, err := s.store.GetRefreshToken(ctx, hashToken(tok))
-		if errors.Is(err, store.ErrNotFound) {
-			return inactive, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get refresh token: %w", err)
-		}
-		if f.ClientID != client.ID || !f.Active(now) || !rt.RotatedAt.IsZero() {
-			return inactive, nil
-		}
-		exp := f.IdleExpiresAt
-		if f.ExpiresAt.Before(exp) {
-			exp = f.ExpiresAt
-		}
-		return map[string]any{"active": true, "token_type": "refresh_token", "client_id": f.ClientID,
-			"sub": f.Subject, "scope": f.Scope, "iat": rt.IssuedAt.Unix(), "exp": exp.Unix(), "iss": s.cfg.Issuer}, nil
+	if looksLikeRefreshToken(tok) {
+		return s.introspectRefresh(ctx, client, tok, now)
 	}
 	c, ok, err := s.verifyAccess(ctx, tok)
 	if err != nil {
@@ -189,4 +170,36 @@ func (s *Server) introspect(ctx context.Context, w http.ResponseWriter, r *http.
 		out["scope"] = c.scope
 	}
 	return out, nil
+}
+
+// introspectRefresh answers for a refresh token: active while it is its
+// family's current token and the family is active, and the client's.
+func (s *Server) introspectRefresh(ctx context.Context, client store.Client, tok string, now time.Time) (map[string]any, error) {
+	ref, err := s.refreshTokenRef(ctx, tok)
+	if errors.Is(err, errUnknownToken) {
+		return inactive, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.store.GetFamily(ctx, ref.family)
+	if errors.Is(err, store.ErrNotFound) {
+		return inactive, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get family: %w", err)
+	}
+	if f.ClientID != client.ID || !f.Active(now) || ref.generation != f.Generation || !bytes.Equal(hashToken(tok), f.TokenHash) {
+		return inactive, nil
+	}
+	exp := f.IdleExpiresAt
+	if f.ExpiresAt.Before(exp) {
+		exp = f.ExpiresAt
+	}
+	iat := f.RotatedAt
+	if f.Generation == 0 {
+		iat = f.CreatedAt
+	}
+	return map[string]any{"active": true, "token_type": "refresh_token", "client_id": f.ClientID,
+		"sub": f.Subject, "scope": f.Scope, "iat": iat.Unix(), "exp": exp.Unix(), "iss": s.cfg.Issuer}, nil
 }

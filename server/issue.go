@@ -17,9 +17,13 @@ import (
 // family's ID too.
 func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, string, error) {
 	now := s.now()
-	rt := newRefreshToken()
+	id := newID()
+	rt, err := s.refreshKeys.firstRefreshToken(id)
+	if err != nil {
+		return nil, "", err
+	}
 	f := store.Family{
-		ID:            newID(),
+		ID:            id,
 		ClientID:      req.client.ID,
 		Subject:       req.subject,
 		Scope:         req.scope,
@@ -29,12 +33,12 @@ func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, s
 		LastUsedAt:    now,
 		IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
 		ExpiresAt:     now.Add(s.cfg.RefreshAbsolute),
+		TokenHash:     hashToken(rt),
 	}
 	if f.IdleExpiresAt.After(f.ExpiresAt) {
 		f.IdleExpiresAt = f.ExpiresAt
 	}
-	first := store.RefreshToken{Hash: hashToken(rt), FamilyID: f.ID, IssuedAt: now}
-	if err := s.store.CreateFamily(ctx, f, first); err != nil {
+	if err := s.store.CreateFamily(ctx, f); err != nil {
 		return nil, "", fmt.Errorf("create family: %w", err)
 	}
 	if err := s.confirmOwners(ctx, req, f.ID); err != nil {

@@ -1,51 +1,171 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/tokend/tokend/store"
 )
 
-// Refresh tokens are "rt_" followed by 43 base64url characters: 256 bits.
-// The prefix lets secret scanners recognise them.
+// A refresh token is "rt2_" followed by 96 base64url characters, 72 bytes:
+//
+//	family ID (16) | generation (8, big-endian) | body (32) | MAC (16)
+//
+// The MAC, HMAC-SHA-256 under a key derived from Config.Secret and cut to
+// 128 bits, proves the server issued that family and generation, so the
+// store keeps one record per family however often it rotates: an old
+// generation presented again is recognised as reuse without a stored
+// tombstone, and no one can forge one to revoke another's family. The body
+// of the first token is random; each successor's is derived from the token
+// it replaces, so a retry within the grace window gets the same successor
+// without the successor ever being stored in clear. The store holds only
+// SHA-256 hashes of tokens. The prefix lets secret scanners recognise them.
+//
+// Tokens issued before this format ("rt_" and 43 characters, 256 random
+// bits) name no family; a store that still holds them (store.LegacyTokens)
+// finds them by their hash, and their successors have the new format.
 const (
-	refreshPrefix = "rt_"
-	refreshLen    = len(refreshPrefix) + 43
+	refreshPrefix = "rt2_"
+	familyIDLen   = 16
+	bodyLen       = 32
+	macLen        = 16
+	refreshRaw    = familyIDLen + 8 + bodyLen + macLen
+	refreshLen    = len(refreshPrefix) + (refreshRaw*8+5)/6
+
+	legacyPrefix = "rt_"
+	legacyLen    = len(legacyPrefix) + 43
 )
 
-// newRefreshToken returns a refresh token of 256 random bits.
-func newRefreshToken() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
-	return refreshPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+// refreshKeys are the keys derived from Config.Secret for refresh tokens.
+type refreshKeys struct {
+	mac  []byte // authenticates family and generation
+	next []byte // derives a successor's body
 }
 
-// validRefreshToken reports whether s has the shape of a refresh token. It
-// is checked before any lookup so that junk costs nothing.
-func validRefreshToken(s string) bool {
-	if len(s) != refreshLen || !strings.HasPrefix(s, refreshPrefix) {
+func newRefreshKeys(secret []byte) refreshKeys {
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(label))
+		return m.Sum(nil)
+	}
+	return refreshKeys{mac: derive("tokend refresh-token MAC key v2"), next: derive("tokend refresh-token successor key v2")}
+}
+
+// tokenRef is what a refresh token names: its family and generation.
+type tokenRef struct {
+	family     string
+	generation int64
+}
+
+// errUnknownToken reports a presented refresh token the server did not
+// issue, or no longer knows: malformed, a MAC that does not verify, or a
+// legacy token the store does not hold.
+var errUnknownToken = errors.New("server: unknown refresh token")
+
+// issueRefreshToken returns the token of ref with the given body.
+func (k refreshKeys) issueRefreshToken(ref tokenRef, body []byte) (string, error) {
+	id, err := base64.RawURLEncoding.DecodeString(ref.family)
+	if err != nil || len(id) != familyIDLen {
+		return "", fmt.Errorf("server: family ID %q is not %d bytes in base64url", ref.family, familyIDLen)
+	}
+	raw := make([]byte, 0, refreshRaw)
+	raw = append(raw, id...)
+	raw = binary.BigEndian.AppendUint64(raw, uint64(ref.generation))
+	raw = append(raw, body...)
+	m := hmac.New(sha256.New, k.mac)
+	m.Write(raw)
+	raw = m.Sum(raw)[:refreshRaw]
+	return refreshPrefix + base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// firstRefreshToken returns generation 0 of family, with a random body.
+func (k refreshKeys) firstRefreshToken(family string) (string, error) {
+	body := make([]byte, bodyLen)
+	_, _ = rand.Read(body) // never fails (crypto/rand panics instead)
+	return k.issueRefreshToken(tokenRef{family: family}, body)
+}
+
+// successor derives the token that replaces tok, which names ref: the
+// next generation of ref's family, its body an HMAC of tok. A retry of tok
+// gets the same successor again.
+func (k refreshKeys) successor(tok string, ref tokenRef) (string, error) {
+	m := hmac.New(sha256.New, k.next)
+	m.Write([]byte(tok))
+	return k.issueRefreshToken(tokenRef{ref.family, ref.generation + 1}, m.Sum(nil))
+}
+
+// parseRefreshToken returns what tok names if it has the shape of a
+// refresh token and its MAC verifies (in constant time).
+func (k refreshKeys) parseRefreshToken(tok string) (tokenRef, bool) {
+	if len(tok) != refreshLen || !strings.HasPrefix(tok, refreshPrefix) {
+		return tokenRef{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok[len(refreshPrefix):])
+	if err != nil || len(raw) != refreshRaw {
+		return tokenRef{}, false
+	}
+	signed := raw[:refreshRaw-macLen]
+	m := hmac.New(sha256.New, k.mac)
+	m.Write(signed)
+	if !hmac.Equal(m.Sum(nil)[:macLen], raw[refreshRaw-macLen:]) {
+		return tokenRef{}, false
+	}
+	gen := binary.BigEndian.Uint64(signed[familyIDLen:])
+	if gen > 1<<62 {
+		return tokenRef{}, false
+	}
+	return tokenRef{base64.RawURLEncoding.EncodeToString(signed[:familyIDLen]), int64(gen)}, true
+}
+
+// isLegacyRefreshToken reports whether tok has the shape of a refresh
+// token of the format before family and generation were carried.
+func isLegacyRefreshToken(tok string) bool {
+	if len(tok) != legacyLen || !strings.HasPrefix(tok, legacyPrefix) {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(s[len(refreshPrefix):])
+	_, err := base64.RawURLEncoding.DecodeString(tok[len(legacyPrefix):])
 	return err == nil
 }
 
-// hashToken is how a refresh token is stored: SHA-256. A 256-bit random
-// token needs no slow hash: guessing a preimage is as hard as guessing the
-// token.
+// looksLikeRefreshToken reports whether tok is meant as a refresh token,
+// of either format: introspection and revocation tell the kinds apart by
+// it.
+func looksLikeRefreshToken(tok string) bool {
+	return strings.HasPrefix(tok, refreshPrefix) || strings.HasPrefix(tok, legacyPrefix)
+}
+
+// refreshTokenRef returns what a presented refresh token names: read from
+// the token, whose MAC is checked, or for a legacy token looked up in the
+// store. It returns errUnknownToken for a token the server cannot
+// vouch for, and the store's error if it could not ask.
+func (s *Server) refreshTokenRef(ctx context.Context, tok string) (tokenRef, error) {
+	if ref, ok := s.refreshKeys.parseRefreshToken(tok); ok {
+		return ref, nil
+	}
+	l, ok := s.store.(store.LegacyTokens)
+	if !ok || !isLegacyRefreshToken(tok) {
+		return tokenRef{}, errUnknownToken
+	}
+	id, gen, err := l.LegacyToken(ctx, hashToken(tok))
+	if errors.Is(err, store.ErrNotFound) {
+		return tokenRef{}, errUnknownToken
+	}
+	if err != nil {
+		return tokenRef{}, fmt.Errorf("look up legacy refresh token: %w", err)
+	}
+	return tokenRef{id, gen}, nil
+}
+
+// hashToken is how a refresh token is stored: SHA-256. A token with 256
+// bits the holder cannot guess needs no slow hash.
 func hashToken(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
-}
-
-// successor derives the refresh token that replaces tok, with the server's
-// secret: a retry of tok within the grace window gets the same successor
-// again without the successor ever being stored in clear.
-func successor(secret []byte, tok string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("tokend refresh successor v1\x00"))
-	m.Write([]byte(tok))
-	return refreshPrefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

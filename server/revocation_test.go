@@ -93,7 +93,7 @@ func TestRevokeEveryKindOfToken(t *testing.T) {
 			e := newEnv(t, nil)
 			tok, dead := tc.issue(e)
 			for _, d := range dead {
-				if !strings.HasPrefix(d, "rt_") && e.introspect(d).body["active"] != true {
+				if !strings.HasPrefix(d, "rt2_") && e.introspect(d).body["active"] != true {
 					t.Fatalf("access token inactive before revocation")
 				}
 			}
@@ -101,7 +101,7 @@ func TestRevokeEveryKindOfToken(t *testing.T) {
 				t.Fatalf("other client's revoke: %d %v", r.status, r.body)
 			}
 			for _, d := range dead {
-				if !strings.HasPrefix(d, "rt_") && e.introspect(d).body["active"] != true {
+				if !strings.HasPrefix(d, "rt2_") && e.introspect(d).body["active"] != true {
 					t.Fatalf("another client's revocation took effect")
 				}
 			}
@@ -109,7 +109,7 @@ func TestRevokeEveryKindOfToken(t *testing.T) {
 				t.Fatalf("revoke: %d %v", r.status, r.body)
 			}
 			for i, d := range dead {
-				if strings.HasPrefix(d, "rt_") {
+				if strings.HasPrefix(d, "rt2_") {
 					if r := e.refresh(d); r.status != 400 || r.str("error") != "invalid_grant" {
 						t.Errorf("dead[%d]: refresh after revocation: %d %v", i, r.status, r.body)
 					}
@@ -280,12 +280,12 @@ type beforeCreate struct {
 	hook func()
 }
 
-func (b *beforeCreate) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
+func (b *beforeCreate) CreateFamily(ctx context.Context, f store.Family) error {
 	if b.hook != nil {
 		b.hook()
 		b.hook = nil
 	}
-	return b.Store.CreateFamily(ctx, f, first)
+	return b.Store.CreateFamily(ctx, f)
 }
 
 // A login whose user or client is deleted while it is being checked gets

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tokend/tokend/store"
@@ -48,18 +47,17 @@ func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if tok == "" {
 		return errInvalidRequest("missing token")
 	}
-	if strings.HasPrefix(tok, refreshPrefix) {
-		if !validRefreshToken(tok) {
-			return nil
-		}
-		_, f, err := s.store.GetRefreshToken(ctx, hashToken(tok))
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
+	if looksLikeRefreshToken(tok) {
+		// Any token of the family, current or rotated, ends it (RFC 7009
+		// §2.1: the server may revoke the grant the token belongs to).
+		ref, err := s.refreshTokenRef(ctx, tok)
+		if errors.Is(err, errUnknownToken) {
+			return nil // RFC 7009 §2.2: an invalid token is answered 200
 		}
 		if err != nil {
-			return fmt.Errorf("get refresh token: %w", err)
+			return err
 		}
-		return s.revokeFamily(ctx, client, f.ID)
+		return s.revokeFamily(ctx, client, ref.family)
 	}
 	c, ok, err := s.verifyAccess(ctx, tok)
 	if err != nil {

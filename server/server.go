@@ -79,8 +79,10 @@ const DefaultGrace = 5 * time.Minute
 type Config struct {
 	Store  store.Store
 	Signer Signer
-	// Secret (at least 32 bytes) derives the successor of each refresh
-	// token. It must be the same on every instance and survive restarts.
+	// Secret (at least 32 bytes) keys the MAC of refresh tokens and
+	// derives the successor of each. It must be the same on every
+	// instance and survive restarts: with another secret, every refresh
+	// token issued is refused.
 	Secret []byte
 	// Issuer is the server's URL, the iss of its tokens.
 	Issuer string
@@ -171,16 +173,18 @@ type Config struct {
 
 // Server is the token server. Create it with New; it is an http.Handler.
 type Server struct {
-	cfg     Config
-	store   store.Store
-	log     *slog.Logger
-	now     func() time.Time
-	mux     *http.ServeMux
-	thr     *throttler
-	proxies proxySet
-	metrics *metrics
-	minted  *mintCache
-	health  storeHealth
+	cfg   Config
+	store store.Store
+	// refreshKeys issue and check refresh tokens, from Config.Secret.
+	refreshKeys refreshKeys
+	log         *slog.Logger
+	now         func() time.Time
+	mux         *http.ServeMux
+	thr         *throttler
+	proxies     proxySet
+	metrics     *metrics
+	minted      *mintCache
+	health      storeHealth
 	// jwksLoaded is when the JWKS endpoint last reloaded the keys (Unix
 	// nanoseconds).
 	jwksLoaded atomic.Int64
@@ -239,6 +243,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
+		refreshKeys:   newRefreshKeys(cfg.Secret),
 		hashing:       newHashGate(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
 		checkPassword: cfg.checkPassword,
 		dummyHash: sync.OnceValue(func() string {

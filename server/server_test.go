@@ -37,6 +37,9 @@ const (
 	appID, appSecret = "app", "app-secret-0123456789"
 )
 
+// testSecret is the Config.Secret of the servers newEnv starts.
+var testSecret = bytes.Repeat([]byte{7}, 32)
+
 func newEnv(t testing.TB, mod func(*server.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
@@ -52,7 +55,7 @@ func newEnv(t testing.TB, mod func(*server.Config)) *env {
 	hs := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + hs.Listener.Addr().String()
 	cfg := server.Config{
-		Store: st, Signer: ks, Secret: bytes.Repeat([]byte{7}, 32), Issuer: issuer,
+		Store: st, Signer: ks, Secret: testSecret, Issuer: issuer,
 		Logger: logger, Now: clk.Now,
 	}
 	if mod != nil {

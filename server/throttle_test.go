@@ -1,9 +1,8 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -81,23 +80,23 @@ func (e *env) mint(subject string) string {
 
 // spaFamily stores a family of the public client spa and returns its
 // refresh token.
-func (e *env) spaFamily(id string) string {
+func (e *env) spaFamily(subject string) string {
 	e.t.Helper()
 	now := e.clock.Now()
-	rt := junkToken()
-	f := store.Family{ID: id, ClientID: "spa", Subject: id, CreatedAt: now, LastUsedAt: now,
-		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
-	if err := e.store.CreateFamily(e.t.Context(), f, store.RefreshToken{Hash: server.HashClientSecret(rt), IssuedAt: now}); err != nil {
+	id, rt := server.FirstRefreshToken(testSecret)
+	f := store.Family{ID: id, ClientID: "spa", Subject: subject, CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour), TokenHash: server.HashClientSecret(rt)}
+	if err := e.store.CreateFamily(e.t.Context(), f); err != nil {
 		e.t.Fatal(err)
 	}
 	return rt
 }
 
-// junkToken is a well-formed refresh token that was never issued.
+// junkToken is a refresh token of the right shape that was never issued:
+// its MAC does not verify.
 func junkToken() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return "rt_" + base64.RawURLEncoding.EncodeToString(b)
+	_, rt := server.FirstRefreshToken(bytes.Repeat([]byte{8}, 32))
+	return rt
 }
 
 func retryAfter(t testing.TB, a answer) int {

@@ -18,7 +18,7 @@ func TestPasswordGrantAndRotation(t *testing.T) {
 	e := newEnv(t, nil)
 	a := e.login()
 	rt := a.str("refresh_token")
-	if !strings.HasPrefix(rt, "rt_") || a.str("access_token") == "" || a.str("token_type") != "Bearer" || a.body["expires_in"] != float64(900) {
+	if !strings.HasPrefix(rt, "rt2_") || len(rt) != 100 || a.str("access_token") == "" || a.str("token_type") != "Bearer" || a.body["expires_in"] != float64(900) {
 		t.Fatalf("login answer %v", a.body)
 	}
 	if a.header.Get("Cache-Control") != "no-store" {
@@ -181,10 +181,10 @@ func TestErrorAnswers(t *testing.T) {
 func TestPublicClientRefresh(t *testing.T) {
 	e := newEnv(t, nil)
 	now := e.clock.Now()
-	rt := "rt_" + strings.Repeat("B", 43)
-	f := store.Family{ID: "spa-family", ClientID: "spa", Subject: "alice", CreatedAt: now, LastUsedAt: now,
-		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
-	if err := e.store.CreateFamily(t.Context(), f, store.RefreshToken{Hash: server.HashClientSecret(rt), IssuedAt: now}); err != nil {
+	id, rt := server.FirstRefreshToken(testSecret)
+	f := store.Family{ID: id, ClientID: "spa", Subject: "alice", CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour), TokenHash: server.HashClientSecret(rt)}
+	if err := e.store.CreateFamily(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
 	a := e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "client_id": {"spa"}, "refresh_token": {rt}})

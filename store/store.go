@@ -1,9 +1,9 @@
 // Package store defines the storage contract of the token server: the
-// records it keeps (clients, users, signing keys, refresh-token families and
-// the refresh tokens in them), the sentinel errors, and the Store interface
-// every backend implements. Backends live in subpackages (memory, sqlite;
-// postgres and redis later); storetest is the conformance suite they all
-// pass.
+// records it keeps (clients, users, signing keys, refresh-token families),
+// the sentinel errors, the rule of rotation (Decide) and the Store
+// interface every backend implements. Backends live in subpackages
+// (memory, sqlite, postgres, redis, and sealed around any of them);
+// storetest is the conformance suite they all pass.
 //
 // Values go in and come out; no backend shares memory with its callers. A
 // refresh token is known to a store only by its hash: the token itself never
@@ -115,6 +115,17 @@ type Family struct {
 	ExpiresAt     time.Time // absolute end, never moved
 	Generation    int64     // rotations so far; the first token is generation 0
 
+	// TokenHash is the hash of the family's current refresh token, the
+	// one of generation Generation. A family is one record however often
+	// it rotates: older tokens are not stored, and are recognised by the
+	// family and generation they carry (see Decide).
+	TokenHash []byte
+	// PreviousHash is the hash of the token of generation Generation-1,
+	// which TokenHash replaced at RotatedAt: the one token a retry within
+	// the grace window may present. Nil at generation 0.
+	PreviousHash []byte
+	RotatedAt    time.Time // when TokenHash became current; zero at generation 0
+
 	RevokedAt    time.Time // zero unless revoked
 	RevokeReason string    // e.g. "logout", "reuse", "admin"
 }
@@ -124,31 +135,29 @@ func (f Family) Active(now time.Time) bool {
 	return f.RevokedAt.IsZero() && now.Before(f.IdleExpiresAt) && now.Before(f.ExpiresAt)
 }
 
-// RefreshToken is a refresh token as stored: by its hash. Rotated tokens
-// stay as tombstones until their family is deleted, so that a replay is
-// recognised as reuse.
-type RefreshToken struct {
-	Hash       []byte
-	FamilyID   string
-	Generation int64
-	IssuedAt   time.Time
-	RotatedAt  time.Time // zero while the token is its family's current one
-	Successor  []byte    // hash of the token that replaced it; nil while current
-}
-
 // RotateRequest asks to replace a presented refresh token by its successor.
+// The server reads FamilyID and Generation from the presented token, whose
+// MAC it has checked, so the store never needs to have kept that token.
 type RotateRequest struct {
-	Old []byte // hash of the presented token
-	New []byte // hash of its successor
+	FamilyID   string // the family the presented token names
+	Generation int64  // the generation the presented token names
+	Old        []byte // hash of the presented token
+	New        []byte // hash of its successor
 	// ClientID, if set, is the client presenting the token: a token of
 	// another client's family is answered ErrNotFound and nothing changes.
 	ClientID string
-	Now      time.Time
+	// Now is the caller's clock. A store shared by several hosts judges
+	// the grace window and the family's expiry on its own clock instead
+	// (now() in PostgreSQL, TIME in Redis), so that the answer does not
+	// depend on which instance asked; memory and SQLite, on one host, use
+	// Now.
+	Now time.Time
 	// Grace is how long after a rotation the same Old may be presented
 	// again and be answered with the same New (a retry, or a second tab).
 	Grace time.Duration
 	// IdleExpiresAt is the family's new idle expiry if the rotation
-	// happens (capped at the family's ExpiresAt by the store).
+	// happens: a store with its own clock moves it by the same amount as
+	// Now, and every store caps it at the family's ExpiresAt.
 	IdleExpiresAt time.Time
 }
 
@@ -236,6 +245,14 @@ type Store interface {
 	// that is now active: k, or the newest such key another caller created
 	// first. Returns ErrExists if k.ID is taken and no key is active.
 	CreateKeyIfNone(ctx context.Context, k Key) (Key, error)
+	// RotateKey stores k and retires, at k.NotBefore, every key that is
+	// neither retired nor revoked, as one atomic compare-and-set: only if
+	// the newest such key is prev (its ID; "" for none), so that of
+	// concurrent rotations from any number of handles that saw the same
+	// key, at most one stores its key. Returns ErrConflict, having changed
+	// nothing, if another key has become the newest active one, and
+	// ErrExists if k.ID is taken.
+	RotateKey(ctx context.Context, k Key, prev string) error
 	// ListKeys returns every key, oldest first.
 	ListKeys(ctx context.Context) ([]Key, error)
 	// RetireKey sets the key's RetiredAt if it is zero. Returns ErrNotFound
@@ -246,9 +263,11 @@ type Store interface {
 	// unknown id.
 	RevokeKey(ctx context.Context, id string, at time.Time) error
 
-	// CreateFamily stores f and its first refresh token (generation 0)
-	// together. Returns ErrExists if f.ID or first.Hash is taken.
-	CreateFamily(ctx context.Context, f Family, first RefreshToken) error
+	// CreateFamily stores f, whose TokenHash is its first refresh token's
+	// (generation 0). A store with its own clock moves CreatedAt to its
+	// now and the other times by the same amount (see Family.Rebase).
+	// Returns ErrExists if f.ID is taken.
+	CreateFamily(ctx context.Context, f Family) error
 	// GetFamily returns ErrNotFound for an unknown id.
 	GetFamily(ctx context.Context, id string) (Family, error)
 	// ListFamilies returns the families that match, oldest first.
@@ -260,15 +279,13 @@ type Store interface {
 	// returns how many it revoked.
 	RevokeFamilies(ctx context.Context, filter FamilyFilter, at time.Time, reason string) (int, error)
 
-	// GetRefreshToken returns the token with this hash and its family.
-	// Returns ErrNotFound for an unknown hash.
-	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, Family, error)
-	// Rotate replaces a refresh token by its successor as one atomic
-	// compare-and-set: of any number of concurrent Rotates of the same Old,
-	// exactly one returns Rotated. Returns ErrNotFound for an unknown Old,
-	// ErrRevoked or ErrExpired (with the family in the result) when the
-	// family has ended; on ReuseDetected the family is revoked in the same
-	// atomic step.
+	// Rotate replaces a family's refresh token by its successor as one
+	// atomic compare-and-set on the family's record, deciding by Decide:
+	// of any number of concurrent Rotates of the same Old, exactly one
+	// returns Rotated. Returns ErrNotFound for an unknown family, another
+	// client's, or a token it never held; ErrRevoked or ErrExpired (with
+	// the family in the result) when the family has ended; on
+	// ReuseDetected the family is revoked in the same atomic step.
 	Rotate(ctx context.Context, req RotateRequest) (RotateResult, error)
 
 	// RevokeAccessToken puts the access token with this jti on the
@@ -282,7 +299,7 @@ type Store interface {
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 
 	// DeleteExpired deletes the families that ended before the given time
-	// (expired, or revoked before it) with all their tokens, and the
+	// (expired, or revoked before it), and the
 	// deny-list entries that expired before it, and returns how many
 	// families it deleted.
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
@@ -307,4 +324,15 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// LegacyTokens is implemented by a store that holds refresh tokens issued
+// before tokens carried their family and generation (an SQLite database
+// created before its schema version 3): the server looks such a token up
+// by its hash, then rotates it as any other.
+type LegacyTokens interface {
+	// LegacyToken returns the family and generation of the legacy refresh
+	// token with this hash. Returns ErrNotFound for a hash it does not
+	// hold.
+	LegacyToken(ctx context.Context, hash []byte) (familyID string, generation int64, err error)
 }

@@ -51,7 +51,7 @@ func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 		def = defaultStore
 	}
 	sf := &storeFlags{fs: fs}
-	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB or redis://HOST:6379/0 (env TOKEND_STORE)")
+	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB or redis://HOST:6379/0[?prefix=KEYPREFIX] (env TOKEND_STORE)")
 	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
 	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
 	return sf

@@ -123,21 +123,21 @@ func TestBenchTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, urls, err := benchServer(t.Context(), "memory:", params, []string{"on"})
+	stop, groups, err := benchServer(t.Context(), "memory:", params, []string{"on"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	code, _, errOut := runCmd(t, "", "bench", "--target", urls[0])
+	code, _, errOut := runCmd(t, "", "bench", "--target", groups[0][0])
 	if code != 2 || !strings.Contains(errOut, "--target needs --client-id and --client-secret") {
 		t.Errorf("no secret: exit %d, %q", code, errOut)
 	}
-	code, _, errOut = runCmd(t, "", "bench", "--target", urls[0], "--client-secret", "wrong", "--clients", "1", "--duration", "10ms")
+	code, _, errOut = runCmd(t, "", "bench", "--target", groups[0][0], "--client-secret", "wrong", "--clients", "1", "--duration", "10ms")
 	if code != 1 || !strings.Contains(errOut, "mint answered 401") || !strings.Contains(errOut, "tokend client create --id bench --grant refresh_token,password --mint") {
 		t.Errorf("wrong secret: exit %d, %q", code, errOut)
 	}
-	code, out, errOut := runCmd(t, "", "bench", "--target", urls[0], "--client-secret", benchSecret, "--clients", "1", "--duration", "10ms")
-	if code != 0 || !strings.Contains(out, "rotations against "+urls[0]+", ") || strings.Contains(out, "memory:") {
+	code, out, errOut := runCmd(t, "", "bench", "--target", groups[0][0], "--client-secret", benchSecret, "--clients", "1", "--duration", "10ms")
+	if code != 0 || !strings.Contains(out, "rotations against "+groups[0][0]+", ") || strings.Contains(out, "memory:") {
 		t.Errorf("bench --target: exit %d, %q, %q", code, out, errOut)
 	}
 }

@@ -48,7 +48,8 @@ use the password grant, for --grant password), and its secret:
 	}
 	fs := cmd.Flags()
 	storeURL := fs.String("store", "memory:", "store of the in-process server: memory: or sqlite:///path.db")
-	target := fs.String("target", "", "base URL of a running server instead of an in-process one")
+	target := fs.String("target", "", "base URL of a running server instead of an in-process one; several, comma-separated, take the requests in turn (a round-robin load balancer)")
+	instances := fs.Int("instances", 1, "in-process servers, each with its own store handle (connection pool), taking the requests in turn")
 	clientID := fs.String("client-id", "bench", "with --target: a client that may mint and refresh (and log in, for --grant password)")
 	clientSecret := fs.String("client-secret", "", "with --target: its secret (required)")
 	levels := fs.String("clients", "1,4,16,64", "comma-separated numbers of concurrent virtual clients")
@@ -59,13 +60,13 @@ use the password grant, for --grant password), and its secret:
 	argon2 := fs.String("argon2-params", defaultSettings().Argon2Params, "argon2id parameters of the in-process server's user; with --target, the server's (for the anchor of --grant password)")
 	throttle := fs.String("throttle", "", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level, every other level in reverse order (default: on for rotations; off for logins, which it would mostly answer 429 from one address before they reach the hashing)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return bench(cmd, cio.stdout, *storeURL, *target, *clientID, *clientSecret, *levels, *duration, *grant, *username, *pass, *argon2, *throttle)
+		return bench(cmd, cio.stdout, *storeURL, *target, *clientID, *clientSecret, *levels, *duration, *grant, *username, *pass, *argon2, *throttle, *instances)
 	}
 	return cmd
 }
 
 func bench(cmd *cobra.Command, stdout io.Writer, storeURL, target, clientID, clientSecret, levels string, duration time.Duration,
-	grant, username, pass, argon2, throttle string) error {
+	grant, username, pass, argon2, throttle string, instances int) error {
 	ctx := cmd.Context()
 	if target != "" && clientSecret == "" {
 		return usageErrorf("--target needs --client-id and --client-secret of a client that may mint (tokend client create --id bench --grant refresh_token,password --mint)")
@@ -95,6 +96,9 @@ func bench(cmd *cobra.Command, stdout io.Writer, storeURL, target, clientID, cli
 	if len(modes) == 0 || target != "" && throttle != "on" || grant == "password" && len(modes) > 1 {
 		return usageErrorf("--throttle wants on and/or off (one of them for logins), and only for the in-process server")
 	}
+	if instances < 1 || instances > 16 || instances > 1 && (target != "" || len(modes) > 1 || grant == "password") {
+		return usageErrorf("--instances wants 1 to 16 in-process servers, for rotations with one --throttle mode (with --target, list the servers instead)")
+	}
 	var ns []int
 	for _, f := range splitList(levels) {
 		n, err := strconv.Atoi(f)
@@ -107,41 +111,46 @@ func bench(cmd *cobra.Command, stdout io.Writer, storeURL, target, clientID, cli
 	if err != nil {
 		return usageErrorf("--argon2-params: %w", err)
 	}
-	bases, id, secret := []string{target}, clientID, clientSecret
+	// groups[i] are the servers that take the requests of run i in turn.
+	groups, id, secret := [][]string{splitList(target)}, clientID, clientSecret
 	if target == "" {
-		stop, urls, err := benchServer(ctx, storeURL, params, modes)
+		stop, urls, err := benchServer(ctx, storeURL, params, modes, instances)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		bases, id, secret = urls, "bench", benchSecret
+		groups, id, secret = urls, "bench", benchSecret
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 0}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
 	if grant == "password" {
-		b := &bencher{hc: hc, base: strings.TrimRight(bases[0], "/"), id: id, secret: secret}
+		b := newBencher(hc, groups[0][:1], id, secret)
 		return b.benchLogins(ctx, stdout, ns, duration, username, pass, params, target == "")
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	against := strings.Join(bases, " and ") + " (in-process, store " + storeURL + ")"
+	var all []string
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	against := strings.Join(all, " and ") + " (in-process, store " + storeURL + ")"
 	if target != "" {
 		against = target
 	}
 	fmt.Fprintf(stdout, "tokend bench: refresh_token rotations against %s, %v per level\n", against, duration)
-	fmt.Fprintln(tw, "clients\tthrottle\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
+	fmt.Fprintln(tw, "clients\tinstances\tthrottle\trotations\trotations/s\tp50\tp99\tmax\terrors\t")
 	for l, n := range ns {
-		for k := range bases {
+		for k := range groups {
 			i := k
 			if l%2 == 1 { // every other level in reverse, so that drift hits every mode alike
-				i = len(bases) - 1 - k
+				i = len(groups) - 1 - k
 			}
-			b := &bencher{hc: hc, base: strings.TrimRight(bases[i], "/"), id: id, secret: secret}
-			r, err := b.run(ctx, n, duration)
+			r, err := newBencher(hc, groups[i], id, secret).run(ctx, n, duration)
 			if err != nil {
 				return benchHint(err, target, id)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, modes[i], r.ok, float64(r.ok)/r.elapsed.Seconds(),
+			mode := modes[min(i, len(modes)-1)]
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t\n", n, len(groups[i]), mode, r.ok, float64(r.ok)/r.elapsed.Seconds(),
 				pct(r.lat, 0.50), pct(r.lat, 0.99), pct(r.lat, 1), r.errors())
 		}
 	}
@@ -174,40 +183,46 @@ const (
 	benchPassword = "bench-password"
 )
 
-// benchServer starts in-process servers on loopback on one store, one per
-// throttle mode ("on": serve's default configuration; "off": the throttle
-// disabled), with serve's default settings (argon2id parameters: params)
-// and HTTP timeouts, a client that may mint, refresh and log in, and the
-// user benchUser.
-func benchServer(ctx context.Context, storeURL string, params password.Params, modes []string) (stop func(), baseURLs []string, err error) {
+// benchServer starts in-process servers on loopback on one store: for
+// each throttle mode ("on": serve's default configuration; "off": the
+// throttle disabled), a group of instances servers, each with its own
+// store handle (its own connection pool or file handle; memory: shares
+// the one store) and signing-key set, as separate processes would have.
+// They have serve's default settings (argon2id parameters: params) and
+// HTTP timeouts, a client that may mint, refresh and log in, and the user
+// benchUser.
+func benchServer(ctx context.Context, storeURL string, params password.Params, modes []string, instances int) (stop func(), groups [][]string, err error) {
 	st, err := openStore(ctx, storeURL)
 	if err != nil {
 		return nil, nil, err
 	}
 	var servers []*http.Server
+	closers := []func() error{st.Close}
 	stop = func() {
 		for _, hs := range servers {
 			_ = hs.Close()
 		}
-		st.Close()
+		for _, c := range closers {
+			_ = c()
+		}
 	}
-	ks, err := keys.Load(ctx, st, "EdDSA", time.Hour, time.Now())
-	if err != nil {
+	fail := func(err error) (func(), [][]string, error) {
 		stop()
 		return nil, nil, err
+	}
+	if _, err := keys.Load(ctx, st, "EdDSA", time.Hour, time.Now()); err != nil {
+		return fail(err)
 	}
 	_, _ = st.DeleteClient(ctx, "bench", time.Now())
 	if err := st.CreateClient(ctx, store.Client{ID: "bench", SecretHash: server.HashClientSecret(benchSecret),
 		Grants: []string{"refresh_token", "password"}, Mint: true, CreatedAt: time.Now()}); err != nil {
-		stop()
-		return nil, nil, err
+		return fail(err)
 	}
 	defaults := defaultSettings()
 	defaults.Argon2Params = params.String()
 	var cfg server.Config
 	if err := defaults.applyHashing(&cfg); err != nil {
-		stop()
-		return nil, nil, err
+		return fail(err)
 	}
 	hash, err := cfg.PasswordParams.Hash(benchPassword)
 	if err == nil {
@@ -215,37 +230,59 @@ func benchServer(ctx context.Context, storeURL string, params password.Params, m
 		err = st.CreateUser(ctx, store.User{Name: benchUser, PasswordHash: hash, CreatedAt: time.Now()})
 	}
 	if err != nil {
-		stop()
-		return nil, nil, err
+		return fail(err)
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	for _, mode := range modes {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			stop()
-			return nil, nil, err
+		var group []string
+		for i := range instances {
+			handle := st
+			if i > 0 && !strings.HasPrefix(storeURL, "memory:") {
+				if handle, err = openStore(ctx, storeURL); err != nil {
+					return fail(err)
+				}
+				closers = append(closers, handle.Close)
+			}
+			ks, err := keys.Load(ctx, handle, "EdDSA", time.Hour, time.Now())
+			if err != nil {
+				return fail(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fail(err)
+			}
+			c := cfg
+			c.Store, c.Signer, c.Secret, c.Issuer = handle, ks, secret, "http://"+ln.Addr().String()
+			c.Throttle = server.Throttle{Disabled: mode == "off"}
+			srv, err := server.New(c)
+			if err != nil {
+				ln.Close()
+				return fail(err)
+			}
+			hs := newHTTPServer(srv, slog.New(slog.DiscardHandler))
+			servers = append(servers, hs)
+			go func() { _ = hs.Serve(ln) }()
+			group = append(group, "http://"+ln.Addr().String())
 		}
-		c := cfg
-		c.Store, c.Signer, c.Secret, c.Issuer = st, ks, secret, "http://"+ln.Addr().String()
-		c.Throttle = server.Throttle{Disabled: mode == "off"}
-		srv, err := server.New(c)
-		if err != nil {
-			ln.Close()
-			stop()
-			return nil, nil, err
-		}
-		hs := newHTTPServer(srv, slog.New(slog.DiscardHandler))
-		servers = append(servers, hs)
-		go func() { _ = hs.Serve(ln) }()
-		baseURLs = append(baseURLs, "http://"+ln.Addr().String())
+		groups = append(groups, group)
 	}
-	return stop, baseURLs, nil
+	return stop, groups, nil
 }
 
+// bencher drives one run against bases, which take the requests in turn.
 type bencher struct {
-	hc               *http.Client
-	base, id, secret string
+	hc         *http.Client
+	base       string // bases[0]: mints and logins
+	bases      []string
+	id, secret string
+}
+
+func newBencher(hc *http.Client, bases []string, id, secret string) *bencher {
+	for i, b := range bases {
+		bases[i] = strings.TrimRight(b, "/")
+	}
+	return &bencher{hc: hc, base: bases[0], bases: bases, id: id, secret: secret}
 }
 
 type benchResult struct {
@@ -296,9 +333,9 @@ func (b *bencher) run(ctx context.Context, n int, d time.Duration) (*benchResult
 			var lat []time.Duration
 			status := map[int]int{}
 			rt := tokens[i]
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			for k := i; time.Now().Before(deadline) && ctx.Err() == nil; k++ {
 				t0 := time.Now()
-				next, code, err := b.rotate(ctx, rt)
+				next, code, err := b.rotateAt(ctx, b.bases[k%len(b.bases)], rt)
 				lat = append(lat, time.Since(t0))
 				if err != nil || code != http.StatusOK {
 					status[code]++
@@ -361,9 +398,15 @@ func (b *bencher) mint(ctx context.Context, i int) (string, error) {
 	return out.RefreshToken, nil
 }
 
+// rotate refreshes rt through b.base.
 func (b *bencher) rotate(ctx context.Context, rt string) (string, int, error) {
+	return b.rotateAt(ctx, b.base, rt)
+}
+
+// rotateAt refreshes rt through the server at base.
+func (b *bencher) rotateAt(ctx context.Context, base, rt string) (string, int, error) {
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/oauth/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/oauth/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", 0, err
 	}

@@ -104,7 +104,7 @@ type setting struct {
 func (s *settings) table() []setting {
 	return []setting{
 		{"addr", "listen address HOST:PORT", &s.Addr},
-		{"store", "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB, redis://HOST:6379/0 or memory:", &s.Store},
+		{"store", "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB, redis://HOST:6379/0[?prefix=KEYPREFIX] or memory:", &s.Store},
 		{"issuer", "issuer URL, in every token's iss (default http://ADDR; required if ADDR's host is empty, 0.0.0.0 or ::)", &s.Issuer},
 		{"audience", "aud of every access token, the name resource servers check (default: the issuer)", &s.Audience},
 		{"access-ttl", "access token lifetime", &s.AccessTTL},

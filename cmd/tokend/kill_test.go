@@ -183,7 +183,7 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 		}
 		for _, vc := range vcs {
 			for _, tok := range vc.all {
-				if strings.Contains(string(raw), tok) || strings.Contains(string(raw), strings.TrimPrefix(tok, "rt_")) {
+				if strings.Contains(string(raw), tok) || strings.Contains(string(raw), strings.TrimPrefix(tok, "rt2_")) {
 					t.Fatalf("a refresh token is stored in clear in %s", filepath.Base(f))
 				}
 			}

@@ -26,7 +26,8 @@ type storeURL struct {
 }
 
 // parseStoreURL parses sqlite:///abs/path.db, sqlite://relative.db,
-// memory:, postgres://… (or postgresql://…), and redis://… or rediss://….
+// memory:, postgres://… (or postgresql://…), and redis://… or rediss://…
+// (whose query may carry prefix=, the key prefix: see redisPrefix).
 func parseStoreURL(raw string) (storeURL, error) {
 	scheme, _, ok := strings.Cut(raw, ":")
 	if !ok {
@@ -93,7 +94,11 @@ func (u storeURL) open(ctx context.Context) (store.Store, error) {
 	case "postgres":
 		return postgres.Open(ctx, u.raw)
 	case "redis":
-		return redis.Open(ctx, u.raw, nil)
+		raw, prefix, err := redisPrefix(u.raw)
+		if err != nil {
+			return nil, err
+		}
+		return redis.Open(ctx, raw, &redis.Options{Prefix: prefix})
 	}
 	st, err := sqlite.Open(ctx, u.path)
 	if err != nil {
@@ -103,6 +108,28 @@ func (u storeURL) open(ctx context.Context) (store.Store, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// redisPrefix takes the query parameter prefix out of a redis:// URL: the
+// key prefix of the store (redis.Options.Prefix; default redis.DefaultPrefix),
+// so that several deployments, or tests, share one Redis database. It
+// returns the URL without it, as go-redis reads URLs.
+func redisPrefix(raw string) (string, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", fmt.Errorf("store URL %s: %w", redacted(raw), err)
+	}
+	q := u.Query()
+	if !q.Has("prefix") {
+		return raw, "", nil
+	}
+	prefix := q.Get("prefix")
+	if prefix == "" {
+		return "", "", fmt.Errorf("store URL %s: prefix is empty: leave it out for the default %q, or give one such as %q", redacted(raw), redis.DefaultPrefix, "tokend-eu:")
+	}
+	q.Del("prefix")
+	u.RawQuery = q.Encode()
+	return u.String(), prefix, nil
 }
 
 // errNoStore reports an admin command's store that does not exist.

@@ -125,7 +125,7 @@ func TestReadme(t *testing.T) {
 	}
 	// What the README shows: a login and a refresh, each with a refresh
 	// token, and the stores the admin commands opened.
-	if n := strings.Count(out, `"refresh_token":"rt_`); n != 2 {
+	if n := strings.Count(out, `"refresh_token":"rt2_`); n != 2 {
 		t.Errorf("%d answers with a refresh token, want 2 (login, refresh); output:\n%s", n, out)
 	}
 	if !strings.Contains(out, "created user alice") || !strings.Contains(out, "tokend: store sqlite://"+filepath.Join(dir, "tokend.db")) {

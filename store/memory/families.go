@@ -1,9 +1,9 @@
 package memory
 
 import (
-	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -12,20 +12,13 @@ import (
 )
 
 // CreateFamily implements store.Store.
-func (s *Store) CreateFamily(_ context.Context, f store.Family, first store.RefreshToken) error {
+func (s *Store) CreateFamily(_ context.Context, f store.Family) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.families[f.ID]; ok {
 		return fmt.Errorf("family %q: %w", f.ID, store.ErrExists)
 	}
-	if _, ok := s.tokens[string(first.Hash)]; ok {
-		return fmt.Errorf("refresh token: %w", store.ErrExists)
-	}
-	first.FamilyID, first.Generation = f.ID, 0
-	first.RotatedAt, first.Successor = time.Time{}, nil
 	s.families[f.ID] = cloneFamily(f)
-	s.tokens[string(first.Hash)] = cloneToken(first)
-	s.byFamily[f.ID] = []string{string(first.Hash)}
 	return nil
 }
 
@@ -97,59 +90,25 @@ func (s *Store) revokeLocked(filter store.FamilyFilter, at time.Time, reason str
 	return n
 }
 
-// GetRefreshToken implements store.Store.
-func (s *Store) GetRefreshToken(_ context.Context, hash []byte) (store.RefreshToken, store.Family, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tokens[string(hash)]
-	if !ok {
-		return store.RefreshToken{}, store.Family{}, fmt.Errorf("refresh token: %w", store.ErrNotFound)
-	}
-	return cloneToken(t), cloneFamily(s.families[t.FamilyID]), nil
-}
-
-// Rotate implements store.Store.
+// Rotate implements store.Store: the family's record decided by
+// store.Decide under the store's lock, on the caller's clock.
 func (s *Store) Rotate(_ context.Context, req store.RotateRequest) (store.RotateResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.tokens[string(req.Old)]
+	f, ok := s.families[req.FamilyID]
 	if !ok {
-		return store.RotateResult{}, fmt.Errorf("refresh token: %w", store.ErrNotFound)
+		return store.RotateResult{}, fmt.Errorf("memory: refresh token: %w", store.ErrNotFound)
 	}
-	f := s.families[old.FamilyID]
+	o, err := store.Decide(f, req, req.Now)
 	switch {
-	case req.ClientID != "" && f.ClientID != req.ClientID:
-		return store.RotateResult{}, fmt.Errorf("refresh token: %w", store.ErrNotFound)
-	case !f.RevokedAt.IsZero():
-		return store.RotateResult{Family: cloneFamily(f)}, fmt.Errorf("family %q: %w", f.ID, store.ErrRevoked)
-	case !req.Now.Before(f.IdleExpiresAt) || !req.Now.Before(f.ExpiresAt):
-		return store.RotateResult{Family: cloneFamily(f)}, fmt.Errorf("family %q: %w", f.ID, store.ErrExpired)
+	case errors.Is(err, store.ErrNotFound):
+		return store.RotateResult{}, err
+	case err != nil:
+		return store.RotateResult{Family: cloneFamily(f)}, err
 	}
-	if old.RotatedAt.IsZero() {
-		if _, taken := s.tokens[string(req.New)]; taken {
-			return store.RotateResult{}, fmt.Errorf("successor: %w", store.ErrExists)
-		}
-		old.RotatedAt, old.Successor = req.Now, bytes.Clone(req.New)
-		s.tokens[string(req.Old)] = old
-		f.Generation++
-		f.LastUsedAt = req.Now
-		f.IdleExpiresAt = req.IdleExpiresAt
-		if f.IdleExpiresAt.After(f.ExpiresAt) {
-			f.IdleExpiresAt = f.ExpiresAt
-		}
-		s.families[f.ID] = f
-		next := store.RefreshToken{Hash: bytes.Clone(req.New), FamilyID: f.ID, Generation: f.Generation, IssuedAt: req.Now}
-		s.tokens[string(req.New)] = next
-		s.byFamily[f.ID] = append(s.byFamily[f.ID], string(req.New))
-		return store.RotateResult{Outcome: store.Rotated, Family: cloneFamily(f)}, nil
-	}
-	succ, ok := s.tokens[string(old.Successor)]
-	if bytes.Equal(old.Successor, req.New) && req.Now.Sub(old.RotatedAt) <= req.Grace && ok && succ.RotatedAt.IsZero() {
-		return store.RotateResult{Outcome: store.Repeated, Family: cloneFamily(f)}, nil
-	}
-	f.RevokedAt, f.RevokeReason = req.Now, store.ReasonReuse
+	f = store.After(f, req, o, req.Now)
 	s.families[f.ID] = f
-	return store.RotateResult{Outcome: store.ReuseDetected, Family: cloneFamily(f)}, nil
+	return store.RotateResult{Outcome: o, Family: cloneFamily(f)}, nil
 }
 
 // DeleteExpired implements store.Store.
@@ -162,10 +121,6 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 		if !ended {
 			continue
 		}
-		for _, h := range s.byFamily[id] {
-			delete(s.tokens, h)
-		}
-		delete(s.byFamily, id)
 		delete(s.families, id)
 		n++
 	}

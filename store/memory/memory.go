@@ -23,8 +23,6 @@ type Store struct {
 	users    map[string]store.User
 	keys     []store.Key
 	families map[string]store.Family
-	tokens   map[string]store.RefreshToken // by string(hash)
-	byFamily map[string][]string           // family ID → token hashes
 	secrets  map[string][]byte
 	denied   map[string]time.Time // revoked access tokens: jti → exp
 }
@@ -37,8 +35,6 @@ func New() *Store {
 		clients:  map[string]store.Client{},
 		users:    map[string]store.User{},
 		families: map[string]store.Family{},
-		tokens:   map[string]store.RefreshToken{},
-		byFamily: map[string][]string{},
 		secrets:  map[string][]byte{},
 		denied:   map[string]time.Time{},
 	}
@@ -59,13 +55,9 @@ func cloneKey(k store.Key) store.Key {
 
 func cloneFamily(f store.Family) store.Family {
 	f.Claims = bytes.Clone(f.Claims)
+	f.TokenHash = bytes.Clone(f.TokenHash)
+	f.PreviousHash = bytes.Clone(f.PreviousHash)
 	return f
-}
-
-func cloneToken(t store.RefreshToken) store.RefreshToken {
-	t.Hash = bytes.Clone(t.Hash)
-	t.Successor = bytes.Clone(t.Successor)
-	return t
 }
 
 // CreateClient implements store.Store.
@@ -205,6 +197,31 @@ func (s *Store) CreateKeyIfNone(_ context.Context, k store.Key) (store.Key, erro
 		return store.Key{}, err
 	}
 	return cloneKey(k), nil
+}
+
+// RotateKey implements store.Store.
+func (s *Store) RotateKey(_ context.Context, k store.Key, prev string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	newest := ""
+	for i := len(s.keys) - 1; i >= 0; i-- {
+		if s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
+			newest = s.keys[i].ID
+			break
+		}
+	}
+	if newest != prev {
+		return fmt.Errorf("memory: rotate key: the newest active key is %q, not %q: %w", newest, prev, store.ErrConflict)
+	}
+	if err := s.createKeyLocked(k); err != nil {
+		return err
+	}
+	for i := range s.keys[:len(s.keys)-1] {
+		if s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
+			s.keys[i].RetiredAt = k.NotBefore
+		}
+	}
+	return nil
 }
 
 // ListKeys implements store.Store.

@@ -1,10 +1,7 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -16,36 +13,54 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason"
+const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, previous_hash, rotated_at, revoked_at, revoke_reason"
 
 func scanFamily(r row) (store.Family, error) {
 	var f store.Family
 	var ttl int64
-	var created, used, idle, exp, revoked pgtype.Timestamptz
-	if err := r.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation, &revoked, &f.RevokeReason); err != nil {
+	var created, used, idle, exp, rotated, revoked pgtype.Timestamptz
+	if err := r.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation,
+		&f.TokenHash, &f.PreviousHash, &rotated, &revoked, &f.RevokeReason); err != nil {
 		return store.Family{}, err
 	}
 	f.AccessTTL = time.Duration(ttl)
-	f.CreatedAt, f.LastUsedAt, f.IdleExpiresAt, f.ExpiresAt, f.RevokedAt = tout(created), tout(used), tout(idle), tout(exp), tout(revoked)
+	f.CreatedAt, f.LastUsedAt, f.IdleExpiresAt, f.ExpiresAt = tout(created), tout(used), tout(idle), tout(exp)
+	f.RotatedAt, f.RevokedAt = tout(rotated), tout(revoked)
 	if len(f.Claims) == 0 {
 		f.Claims = nil
+	}
+	if len(f.PreviousHash) == 0 {
+		f.PreviousHash = nil
 	}
 	return f, nil
 }
 
-// CreateFamily implements store.Store: the family and its first token in
-// one transaction.
-func (s *Store) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "INSERT INTO families ("+familyCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12)",
-			f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),
-			tin(f.IdleExpiresAt), tin(f.ExpiresAt), tin(f.RevokedAt), f.RevokeReason); err != nil {
-			return err
+// The statements of CreateFamily. qCreateFamily stores the times as
+// given; qCreateFamilyNow stores every time at its distance from
+// f.CreatedAt after now() (an interval, 0 for created_at; NULL stays
+// NULL): f.Rebase(now()) in the INSERT itself, with no round trip to read
+// the database's clock first.
+const (
+	qCreateFamily    = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+	qCreateFamilyNow = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, " +
+		"now() + $8::interval, now() + $9::interval, now() + $10::interval, $11, $12, $13, now() + $14::interval, now() + $15::interval, $16)"
+)
+
+// CreateFamily implements store.Store: one INSERT. With the database's
+// clock (the default) the family is rebased onto now() (see
+// store.Family.Rebase), unless f.CreatedAt is zero, which leaves nothing
+// to rebase from: then, as with WithCallerClock, its times are stored as
+// given. Durations are kept to the microsecond.
+func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
+	q, at := qCreateFamily, func(t time.Time) any { return tin(t) }
+	if !s.callerClock && !f.CreatedAt.IsZero() {
+		q, at = qCreateFamilyNow, func(t time.Time) any {
+			return pgtype.Interval{Microseconds: t.Sub(f.CreatedAt).Microseconds(), Valid: !t.IsZero()}
 		}
-		_, err := tx.Exec(ctx, "INSERT INTO refresh_tokens (hash, family_id, generation, issued_at) VALUES ($1, $2, 0, $3)",
-			first.Hash, f.ID, tin(first.IssuedAt))
-		return err
-	})
+	}
+	_, err := s.pool.Exec(ctx, q, f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL),
+		at(f.CreatedAt), at(f.LastUsedAt), at(f.IdleExpiresAt), at(f.ExpiresAt), f.Generation,
+		f.TokenHash, f.PreviousHash, at(f.RotatedAt), at(f.RevokedAt), f.RevokeReason)
 	return dbErr("create family "+f.ID, err)
 }
 
@@ -111,39 +126,9 @@ func revoke(ctx context.Context, q interface {
 	return int(tag.RowsAffected()), nil
 }
 
-const tokenQuery = "SELECT " + familyColsF + ", t.generation, t.issued_at, t.rotated_at, t.successor FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = $1"
-
-const familyColsF = "f.id, f.client_id, f.subject, f.scope, f.claims, f.access_ttl, f.created_at, f.last_used_at, f.idle_expires_at, f.expires_at, f.generation, f.revoked_at, f.revoke_reason"
-
-// GetRefreshToken implements store.Store.
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, store.Family, error) {
-	var t store.RefreshToken
-	var issued, rotated pgtype.Timestamptz
-	f, err := scanFamily(scanAlso{s.pool.QueryRow(ctx, tokenQuery, hash), []any{&t.Generation, &issued, &rotated, &t.Successor}})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.RefreshToken{}, store.Family{}, fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.RefreshToken{}, store.Family{}, dbErr("refresh token", err)
-	}
-	t.Hash, t.FamilyID, t.IssuedAt, t.RotatedAt = bytes.Clone(hash), f.ID, tout(issued), tout(rotated)
-	if len(t.Successor) == 0 {
-		t.Successor = nil
-	}
-	return t, f, nil
-}
-
-// scanAlso scans a row into the destinations of the caller's Scan
-// followed by extra.
-type scanAlso struct {
-	r     row
-	extra []any
-}
-
-func (s scanAlso) Scan(dest ...any) error { return s.r.Scan(append(dest, s.extra...)...) }
-
-// DeleteExpired implements store.Store. Tokens go with their family
-// (ON DELETE CASCADE); deny-list entries go once expired before before.
+// DeleteExpired implements store.Store: a family is one row, which goes
+// once the family has ended; deny-list entries go once expired before
+// before.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -25,9 +25,9 @@ func newSchema(t testing.TB) string {
 }
 
 // open opens a Store on u, closed when t ends.
-func open(t testing.TB, u string) *postgres.Store {
+func open(t testing.TB, u string, opts ...postgres.Option) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), u)
+	s, err := postgres.Open(t.Context(), u, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,13 +35,23 @@ func open(t testing.TB, u string) *postgres.Store {
 	return s
 }
 
+// The suite's fixed fake times need the caller's clock.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, newSchema(t)) })
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, newSchema(t), postgres.WithCallerClock()) })
 }
 
 // Two Opens on one schema, as two processes would have.
 func TestConformanceShared(t *testing.T) {
 	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		u := newSchema(t)
+		return open(t, u, postgres.WithCallerClock()), open(t, u, postgres.WithCallerClock())
+	})
+}
+
+// Two Opens on one schema with the default clock, the database's, judge
+// time alike however skewed their callers' clocks.
+func TestClock(t *testing.T) {
+	storetest.RunClock(t, func(t *testing.T) (store.Store, store.Store) {
 		u := newSchema(t)
 		return open(t, u), open(t, u)
 	})
@@ -77,8 +87,8 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT count(*), max(version) FROM schema_migrations").Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 1 || version != 1 {
-		t.Fatalf("schema_migrations has %d rows up to version %d; want 1 row, version 1", rows, version)
+	if rows != 3 || version != 3 {
+		t.Fatalf("schema_migrations has %d rows up to version %d; want 3 rows, version 3", rows, version)
 	}
 }
 

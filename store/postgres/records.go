@@ -213,6 +213,39 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 	return out, nil
 }
 
+// RotateKey implements store.Store: one transaction that locks the keys
+// table against other writers, checks the newest active key, retires the
+// active keys and stores k.
+func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
+	conflict := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "LOCK TABLE keys IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		var newest string
+		err := tx.QueryRow(ctx, "SELECT id FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1").Scan(&newest)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if newest != prev {
+			conflict = true
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "UPDATE keys SET retired_at = $1 WHERE retired_at IS NULL AND revoked_at IS NULL", tin(k.NotBefore)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, insertKey, keyArgs(k)...)
+		return err
+	})
+	if err != nil {
+		return dbErr("key "+k.ID, err)
+	}
+	if conflict {
+		return fmt.Errorf("postgres: rotate key: the newest active key is not %q: %w", prev, store.ErrConflict)
+	}
+	return nil
+}
+
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 	return readAll(ctx, s, "list keys", "SELECT "+keyCols+" FROM keys ORDER BY seq", scanKey)

@@ -1,117 +1,114 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tokend/tokend/store"
 )
 
-// The statements of Rotate. qLockFamily finds the family through the
-// token (whose family never changes) and locks its row; qToken then reads
-// the token in a new snapshot, which sees every rotation committed before
-// the lock was granted.
+// The statements of Rotate, each one autocommitted. qReadFamily reads the
+// family with the database's clock; qRotate writes a rotation only if the
+// family still is at the generation and token it was read with; qRevoke
+// keeps the first revocation.
 const (
-	qLockFamily   = "SELECT " + familyCols + " FROM families WHERE id = (SELECT family_id FROM refresh_tokens WHERE hash = $1) FOR UPDATE"
-	qToken        = "SELECT generation, rotated_at, successor FROM refresh_tokens WHERE hash = $1"
-	qRotateOld    = "UPDATE refresh_tokens SET rotated_at = $1, successor = $2 WHERE hash = $3"
-	qInsertToken  = "INSERT INTO refresh_tokens (hash, family_id, generation, issued_at) VALUES ($1, $2, $3, $4)"
-	qUpdateFamily = "UPDATE families SET generation = $1, last_used_at = $2, idle_expires_at = $3 WHERE id = $4"
-	qRevokeReuse  = "UPDATE families SET revoked_at = $1, revoke_reason = '" + store.ReasonReuse + "' WHERE id = $2 AND revoked_at IS NULL"
+	qReadFamily = "SELECT " + familyCols + ", now() FROM families WHERE id = $1"
+	qRotate     = "UPDATE families SET generation = $2, token_hash = $3, previous_hash = $4, rotated_at = $5, last_used_at = $6, idle_expires_at = $7 " +
+		"WHERE id = $1 AND generation = $8 AND token_hash = $9"
+	qRevoke = "UPDATE families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
 )
 
-// presented is what Rotate reads of the presented token.
-type presented struct {
-	generation int64
-	rotatedAt  pgtype.Timestamptz
-	successor  []byte
-}
+// rotateAttempts bounds Rotate's reads. A write fails only because
+// another one succeeded since the read, and each such loss moves the
+// family on for good: after a lost rotation the presented token is no
+// longer current (Repeated, which writes nothing, or ReuseDetected);
+// after a lost revocation the family is revoked (ErrRevoked). So three
+// attempts always decide; the bound only guards against a bug.
+const rotateAttempts = 4
 
-// Rotate implements store.Store as one short transaction: it locks the
-// family's row (SELECT … FOR UPDATE), so Rotates of tokens of one family
-// take turns however many processes send them, then decides from the
-// family's generation and the presented token's row.
+// Rotate implements store.Store as a compare-and-set on the family's row,
+// with the rule in Go: it reads the family and the database's now() in
+// one statement, decides by store.Decide, and writes the family as
+// store.After leaves it in one UPDATE conditioned on the generation and
+// token hash it read (a rotation) or on the family being unrevoked (a
+// reuse). If another Rotate or a revocation changed the row in between,
+// the UPDATE matches nothing and Rotate reads and decides again. Repeated
+// and the errors write nothing; ErrRevoked and ErrExpired come with the
+// family as read.
 func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {
-	var res store.RotateResult
-	var ended error // ErrRevoked or ErrExpired: answered with the family, nothing written
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		f, err := scanFamily(tx.QueryRow(ctx, qLockFamily, req.Old))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
-		}
+	for attempt := range rotateAttempts {
+		f, now, err := s.readFamily(ctx, req)
 		if err != nil {
-			return err
+			return store.RotateResult{}, err
 		}
-		var old presented
-		if err := tx.QueryRow(ctx, qToken, req.Old).Scan(&old.generation, &old.rotatedAt, &old.successor); err != nil {
-			return err // the token cannot vanish while its family is locked
+		if s.raced != nil {
+			s.raced(attempt)
 		}
-		outcome, err := decide(f, old, req)
+		outcome, err := store.Decide(f, req, now)
 		switch {
 		case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
-			res, ended = store.RotateResult{Family: f}, err
-			return nil
+			return store.RotateResult{Family: f}, fmt.Errorf("postgres: rotate: %w", err)
 		case err != nil:
-			return err
+			return store.RotateResult{}, fmt.Errorf("postgres: rotate: %w", err)
+		case outcome == store.Repeated:
+			return store.RotateResult{Outcome: outcome, Family: f}, nil
 		}
-		switch outcome {
-		case store.Rotated:
-			f.Generation++
-			f.LastUsedAt, f.IdleExpiresAt = req.Now, req.IdleExpiresAt
-			if f.IdleExpiresAt.After(f.ExpiresAt) {
-				f.IdleExpiresAt = f.ExpiresAt
-			}
-			if _, err := tx.Exec(ctx, qRotateOld, tin(req.Now), req.New, req.Old); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, qInsertToken, req.New, f.ID, f.Generation, tin(req.Now)); err != nil {
-				return err // a taken successor: store.ErrExists, all rolled back
-			}
-			if _, err := tx.Exec(ctx, qUpdateFamily, f.Generation, tin(f.LastUsedAt), tin(f.IdleExpiresAt), f.ID); err != nil {
-				return err
-			}
-		case store.ReuseDetected:
-			if _, err := tx.Exec(ctx, qRevokeReuse, tin(req.Now), f.ID); err != nil {
-				return err
-			}
-			f.RevokedAt, f.RevokeReason = req.Now, store.ReasonReuse
+		g := stored(store.After(f, req, outcome, now))
+		var q string
+		var args []any
+		if outcome == store.Rotated {
+			q, args = qRotate, []any{f.ID, g.Generation, g.TokenHash, g.PreviousHash, tin(g.RotatedAt), tin(g.LastUsedAt),
+				tin(g.IdleExpiresAt), f.Generation, f.TokenHash}
+		} else { // ReuseDetected
+			q, args = qRevoke, []any{f.ID, tin(g.RevokedAt), g.RevokeReason}
 		}
-		res = store.RotateResult{Outcome: outcome, Family: f}
-		return nil
-	})
-	if err != nil {
-		return store.RotateResult{}, dbErr("rotate", err)
+		tag, err := s.pool.Exec(ctx, q, args...)
+		if err != nil {
+			return store.RotateResult{}, dbErr("rotate", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return store.RotateResult{Outcome: outcome, Family: g}, nil
+		}
 	}
-	if ended != nil {
-		return res, ended
-	}
-	return res, nil
+	return store.RotateResult{}, fmt.Errorf("postgres: rotate family %s: %w: changed concurrently %d times", req.FamilyID, store.ErrUnavailable, rotateAttempts)
 }
 
-// decide is the rule of store.Store.Rotate, from the locked family and the
-// presented token: the token is current while its generation is the
-// family's; a retry is the token just before it, rotated to the same
-// successor within the grace period (the successor then is current, as
-// the family's generation is one more than the presented token's);
-// anything else is reuse.
-func decide(f store.Family, old presented, req store.RotateRequest) (store.Outcome, error) {
-	switch {
-	case req.ClientID != "" && f.ClientID != req.ClientID:
-		return 0, fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
-	case !f.RevokedAt.IsZero():
-		return 0, fmt.Errorf("postgres: family %s: %w", f.ID, store.ErrRevoked)
-	case !req.Now.Before(f.IdleExpiresAt) || !req.Now.Before(f.ExpiresAt):
-		return 0, fmt.Errorf("postgres: family %s: %w", f.ID, store.ErrExpired)
-	case old.generation == f.Generation:
-		return store.Rotated, nil
-	case old.generation == f.Generation-1 && bytes.Equal(old.successor, req.New) &&
-		old.rotatedAt.Valid && req.Now.Sub(old.rotatedAt.Time) <= req.Grace:
-		return store.Repeated, nil
+// readFamily reads the family req names and the time to judge it at: the
+// database's now(), or req.Now with WithCallerClock.
+func (s *Store) readFamily(ctx context.Context, req store.RotateRequest) (store.Family, time.Time, error) {
+	var now time.Time
+	f, err := scanFamily(scanAlso{s.pool.QueryRow(ctx, qReadFamily, req.FamilyID), []any{&now}})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Family{}, time.Time{}, fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
 	}
-	return store.ReuseDetected, nil
+	if err != nil {
+		return store.Family{}, time.Time{}, dbErr("rotate", err)
+	}
+	if s.callerClock {
+		now = req.Now
+	}
+	return f, now, nil
 }
+
+// stored returns f with its times as the database stores them, to the
+// microsecond (pgx truncates), so that Rotate answers what GetFamily
+// then reads.
+func stored(f store.Family) store.Family {
+	for _, t := range []*time.Time{&f.CreatedAt, &f.LastUsedAt, &f.IdleExpiresAt, &f.ExpiresAt, &f.RotatedAt, &f.RevokedAt} {
+		*t = t.Truncate(time.Microsecond)
+	}
+	return f
+}
+
+// scanAlso scans a row into the destinations of the caller's Scan
+// followed by extra.
+type scanAlso struct {
+	r     row
+	extra []any
+}
+
+func (s scanAlso) Scan(dest ...any) error { return s.r.Scan(append(dest, s.extra...)...) }

@@ -278,6 +278,22 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 	return keyFrom(m), nil
 }
 
+// RotateKey implements store.Store: one Lua script checks the newest
+// active key, retires the active keys and stores k.
+func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
+	n, err := rotateKeyScript.Run(ctx, s.rdb, []string{s.keyKey(k.ID), s.p + "keys", s.p + "keyseq"},
+		append([]any{s.p, prev, enc(k.NotBefore)}, keyFields(k)...)...).Int()
+	switch {
+	case err != nil:
+		return wrap("rotate key", err)
+	case n == 0:
+		return fmt.Errorf("redis: rotate key: the newest active key is not %q: %w", prev, store.ErrConflict)
+	case n < 0:
+		return fmt.Errorf("redis: key %q: %w", k.ID, store.ErrExists)
+	}
+	return nil
+}
+
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 	ids, err := s.rdb.ZRange(ctx, s.p+"keys", 0, -1).Result()

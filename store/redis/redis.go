@@ -8,40 +8,52 @@
 //
 // Every key starts with Options.Prefix (P below). Records are hashes:
 // Pclient:ID, Puser:NAME, Pkey:KID (ordered by the sorted set Pkeys),
-// Psecret:NAME (a string). A family and its refresh tokens live under one
-// hash tag derived from the family ID, so that in a Redis Cluster they
-// share a slot: the family is P{fam:ID}, its tokens P{fam:ID}:tok:HASH (hex
-// of the token hash) and the set of its token hashes P{fam:ID}:toks. A
-// presented token finds its family through the index Ptokidx:HASH → ID,
-// which cannot share the family's slot (the token does not carry the
-// family ID). The family indexes Pfams, Pcfams:CLIENT and Psfams:SUBJECT
-// list family IDs; the deny-list is Pdeny:JTI, indexed by the sorted set
-// Pdenyidx scored by expiry.
+// Psecret:NAME (a string). A family is one hash, P{fam:ID}, whatever the
+// number of its rotations: its fields, the current token's hash (tok), the
+// previous one's (prev) and when the current one became current (rotated).
+// Older tokens are not kept: the server reads the family ID and generation
+// from the token it presents. The family ID is the key's hash tag, so
+// the family's key has the slot of its ID. The family indexes Pfams,
+// Pcfams:CLIENT and Psfams:SUBJECT (sets of family IDs) serve listing and
+// revocation by filter; the deny-list is Pdeny:JTI, indexed by the sorted
+// set Pdenyidx scored by expiry. Times are stored in microseconds.
 //
-// # Atomicity
+// # Atomicity and the rule of rotation
 //
-// Rotate reads Ptokidx:OLD, claims Ptokidx:NEW with SET NX (a hash held by
-// another family is ErrExists), then runs one Lua script over the family's
-// keys only: the compare-and-set of the token, reuse detection and the
-// revocation it causes happen in that script, so of any number of
-// concurrent Rotates from any number of servers exactly one rotates. An
-// index entry claimed for a rotation that did not happen (refused, or lost
-// to a concurrent one) stays: it names a token that does not exist, so it
-// finds nothing, and it expires with the family. CreateFamily, the
-// deletes that revoke, RevokeFamilies, DeleteExpired and the deny-list are
-// each one Lua script; RewriteSecrets is one MULTI/EXEC under WATCH of
+// Rotate decides in Go, with store.Decide; no Lua script repeats the
+// rule. It reads the family hash and the server's TIME in one round trip
+// (a read-only script), decides, and writes store.After's result with a
+// compare-and-set script that changes the hash only if its generation,
+// current token hash and revocation are still those it read. A concurrent
+// change fails the compare-and-set; Rotate then reads and decides again, a
+// bounded number of times (then an error wrapping store.ErrConflict and
+// store.ErrUnavailable). So of any number of concurrent Rotates from any
+// number of servers exactly one rotates, and the rule is written once for
+// every backend. CreateFamily,
+// the deletes that revoke, RevokeFamilies, DeleteExpired and the deny-list
+// are each one Lua script; RewriteSecrets is one MULTI/EXEC under WATCH of
 // every key it rewrites (a concurrent change makes it fail with
-// store.ErrConflict, changing nothing). Times are stored in microseconds.
+// store.ErrConflict, changing nothing).
+//
+// # Clocks
+//
+// Several servers with skewed clocks share one Redis, so Rotate judges
+// grace and expiry on the Redis server's TIME, read with the family, and
+// CreateFamily moves the family's times onto it (store.Family.Rebase).
+// Options.CallerClock, for tests, uses RotateRequest.Now instead and
+// stores families as given.
 //
 // # Expiry
 //
-// Every key of a family carries a PEXPIREAT at the family's absolute
-// expiry plus Options.ExpiryMargin, so Redis drops ended families by
-// itself and no sweeper is needed for them; deny-list entries expire at the
-// token's exp. DeleteExpired still deletes what ended before the time it is
-// given (revoked families above all, and families and deny-list entries
-// whose times the caller judges ended), because that time is the caller's
-// clock, not Redis's; it walks every family in one script, O(families).
+// A family's key carries a PEXPIREAT at the family's absolute expiry plus
+// Options.ExpiryMargin (set again by every write of a rotation), so Redis
+// drops ended families by itself and no sweeper is needed for them;
+// deny-list entries expire at the token's exp. DeleteExpired still deletes
+// what ended before the time it is given (revoked families above all, and
+// families and deny-list entries whose times the caller judges ended); it
+// walks every family in one script, O(families), and removes from Pfams
+// the IDs of families Redis has dropped. (Their entries in Pcfams and
+// Psfams stay until a revocation by that client or subject walks them.)
 //
 // # Durability
 //
@@ -67,12 +79,35 @@
 // # Redis Cluster
 //
 // Open connects to one server (redis:// or rediss://, as go-redis's
-// ParseURL reads them). Rotate and GetRefreshToken are written for a
-// cluster (one slot per family plus the single-key index). The scripts that
-// list, revoke or delete across families (DeleteClient, DeleteUser,
-// RevokeFamilies, DeleteExpired, CreateFamily's index entries) touch keys of
-// many slots and so need a single server, or a primary with replicas; a
-// cluster would need them split per slot, giving up their atomicity.
+// ParseURL reads them): a standalone Redis, or a primary with replicas.
+// Which operations could run on a Redis Cluster as they are written:
+//
+//   - Single-slot, Cluster-safe: Rotate (both of its scripts name only
+//     P{fam:ID}, and the TIME it judges on is that slot's primary's),
+//     GetFamily, RevokeFamily, and every single-record read or
+//     compare-and-set: GetClient, GetUser, UpdatePasswordHash, RetireKey,
+//     RevokeKey, AccessTokenRevoked.
+//   - Cross-slot: CreateFamily (the family and its three index entries in
+//     one script), ListFamilies, RevokeFamilies, DeleteClient, DeleteUser,
+//     DeleteExpired, CreateClient, CreateUser, CreateKey, CreateKeyIfNone
+//     (a record and its listing set in one script), ListClients,
+//     ListUsers, ListKeys (one pipeline over many slots), Secret and
+//     RewriteSecrets (MULTI/EXEC over many slots), RevokeAccessToken (the
+//     entry and Pdenyidx). On a Cluster these scripts and transactions fail
+//     with CROSSSLOT (the scripts that build family keys from the prefix
+//     would even touch keys they do not declare), unless every key shared
+//     one hash tag, which puts the whole store on one node.
+//
+// To make them Cluster-safe without one hash tag, each would be split into
+// single-slot steps in a documented order, giving up cross-family
+// atomicity: CreateFamily adds the index entries first, then creates the
+// family (a listing skips an entry whose family does not exist, and
+// DeleteExpired removes it); the revoking deletes delete the record first,
+// then revoke each listed family with RevokeFamily's one-slot script (a
+// crash between leaves families that a retried delete, or RevokeFamilies,
+// revokes); the listing sets, the key index and the secrets would share
+// one tag of their own ({P}) so that the record scripts and RewriteSecrets
+// stay atomic. Rotate, the one hot path, needs no change.
 package redis
 
 import (
@@ -110,6 +145,13 @@ type Options struct {
 	// persistence settings can lose rotations on a crash. Nil: nothing is
 	// logged.
 	Logger *slog.Logger
+	// CallerClock is for tests: the caller's clock is the store's. Rotate
+	// judges grace and expiry on RotateRequest.Now instead of the Redis
+	// server's TIME, and CreateFamily stores the family's times as given
+	// instead of rebasing them on TIME. The conformance suite needs it for
+	// its fixed times; a server sharing Redis with other instances must
+	// leave it false.
+	CallerClock bool
 }
 
 // Store is a store.Store on Redis. It is safe for concurrent use, and any
@@ -118,6 +160,7 @@ type Store struct {
 	rdb        *goredis.Client
 	p          string
 	margin     time.Duration
+	callerClk  bool
 	durability Durability
 }
 
@@ -135,7 +178,7 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	s := &Store{p: opts.Prefix, margin: opts.ExpiryMargin}
+	s := &Store{p: opts.Prefix, margin: opts.ExpiryMargin, callerClk: opts.CallerClock}
 	if s.p == "" {
 		s.p = DefaultPrefix
 	}
@@ -194,12 +237,9 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("redis: %s: %w", op, err)
 }
 
-// Key names. hex is the hex of a token hash.
+// Key names.
 func (s *Store) clientKey(id string) string   { return s.p + "client:" + id }
 func (s *Store) userKey(name string) string   { return s.p + "user:" + name }
 func (s *Store) keyKey(kid string) string     { return s.p + "key:" + kid }
 func (s *Store) secretKey(name string) string { return s.p + "secret:" + name }
 func (s *Store) famKey(id string) string      { return s.p + "{fam:" + id + "}" }
-func (s *Store) tokKey(id, hex string) string { return s.famKey(id) + ":tok:" + hex }
-func (s *Store) toksKey(id string) string     { return s.famKey(id) + ":toks" }
-func (s *Store) idxKey(hex string) string     { return s.p + "tokidx:" + hex }

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,73 +77,154 @@ func open(t testing.TB, prefix string, opts *redis.Options) *redis.Store {
 	return s
 }
 
+// The ordinary suite runs on fixed times in 2030: the caller's clock.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, newPrefix(t), nil) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, newPrefix(t), &redis.Options{CallerClock: true})
+	})
 }
 
 // Two Opens with one prefix, as two processes would have.
 func TestConformanceShared(t *testing.T) {
 	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
 		prefix := newPrefix(t)
+		return open(t, prefix, &redis.Options{CallerClock: true}), open(t, prefix, &redis.Options{CallerClock: true})
+	})
+}
+
+// Two Opens with one prefix, judging on Redis's TIME (the default).
+func TestClock(t *testing.T) {
+	storetest.RunClock(t, func(t *testing.T) (store.Store, store.Store) {
+		prefix := newPrefix(t)
 		return open(t, prefix, nil), open(t, prefix, nil)
 	})
 }
 
-// Every key of a family, and the index entries of its tokens, expire at
-// the family's absolute expiry plus the default margin, so that no sweeper
-// is needed. (Concurrent rotation across handles is storetest.RunShared's.)
-func TestKeysExpireWithTheFamily(t *testing.T) {
-	prefix := newPrefix(t)
-	a := open(t, prefix, nil)
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	f := store.Family{ID: "f", ClientID: "c", Subject: "s", CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour)}
-	old, next := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
-	if err := a.CreateFamily(t.Context(), f, store.RefreshToken{Hash: old, IssuedAt: now}); err != nil {
+// keysUnder lists the keys under prefix, without it, sorted.
+func keysUnder(t *testing.T, c *goredis.Client, prefix string) []string {
+	t.Helper()
+	var keys []string
+	iter := c.Scan(t.Context(), 0, prefix+"*", 1000).Iterator()
+	for iter.Next(t.Context()) {
+		keys = append(keys, strings.TrimPrefix(iter.Val(), prefix))
+	}
+	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := a.Rotate(t.Context(), store.RotateRequest{Old: old, New: next, Now: now, Grace: time.Minute, IdleExpiresAt: now.Add(time.Hour)}); err != nil || res.Outcome != store.Rotated {
-		t.Fatalf("Rotate: %v, %v", res.Outcome, err)
-	}
-	// Every key of the family, and both index entries, expire at the
-	// family's absolute expiry plus the default margin.
+	slices.Sort(keys)
+	return keys
+}
+
+func client(t testing.TB) *goredis.Client {
+	t.Helper()
 	opts, _ := goredis.ParseURL(testURL)
 	c := goredis.NewClient(opts)
-	defer c.Close()
-	want := f.ExpiresAt.Add(redis.DefaultExpiryMargin).UnixMilli()
-	fam := prefix + "{fam:f}"
-	for _, k := range []string{fam, fam + ":toks", fam + ":tok:" + hex.EncodeToString(old), fam + ":tok:" + hex.EncodeToString(next),
-		prefix + "tokidx:" + hex.EncodeToString(old), prefix + "tokidx:" + hex.EncodeToString(next)} {
-		if got, err := c.Do(t.Context(), "PEXPIRETIME", k).Int64(); err != nil || got != want {
-			t.Errorf("PEXPIRETIME %s = %d %v, want %d", strings.TrimPrefix(k, prefix), got, err, want)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// rotateN rotates the family id n times from the token cur of generation
+// gen, on Redis's clock, and returns the last token and its generation.
+func rotateN(t testing.TB, s *redis.Store, id string, cur []byte, gen int64, n int) ([]byte, int64) {
+	t.Helper()
+	for range n {
+		next, err := rotateOnce(t.Context(), s, id, cur, gen)
+		if err != nil {
+			t.Fatal(err)
 		}
+		cur, gen = next, gen+1
+	}
+	return cur, gen
+}
+
+// rotateOnce rotates the token cur of generation gen of the family id to
+// a new one, on Redis's clock, and returns the new one.
+func rotateOnce(ctx context.Context, s *redis.Store, id string, cur []byte, gen int64) ([]byte, error) {
+	next := make([]byte, 32)
+	_, _ = rand.Read(next)
+	now := time.Now()
+	res, err := s.Rotate(ctx, store.RotateRequest{FamilyID: id, Generation: gen, Old: cur, New: next,
+		Now: now, Grace: time.Minute, IdleExpiresAt: now.Add(time.Hour)})
+	if err != nil || res.Outcome != store.Rotated {
+		return nil, fmt.Errorf("rotation of %s at generation %d: %v %w", id, gen, res.Outcome, err)
+	}
+	return next, nil
+}
+
+// newFamily creates the family id of client "c" and subject "s" on
+// Redis's clock and returns its first token.
+func newFamily(t testing.TB, s *redis.Store, id string) []byte {
+	t.Helper()
+	now := time.Now()
+	h := bytes.Repeat([]byte{1}, 32)
+	f := store.Family{ID: id, ClientID: "c", Subject: "s", Scope: "read write", CreatedAt: now, LastUsedAt: now,
+		IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour), TokenHash: h}
+	if err := s.CreateFamily(t.Context(), f); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// A family is one key however often it rotates, besides one entry in each
+// of the three family indexes; that key expires at the family's absolute
+// expiry plus the default margin, so that no sweeper is needed.
+func TestFamilyIsOneKey(t *testing.T) {
+	prefix := newPrefix(t)
+	s := open(t, prefix, nil)
+	c := client(t)
+	newFamily(t, s, "f")
+	got, err := s.GetFamily(t.Context(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = rotateN(t, s, "f", got.TokenHash, 0, 5)
+	if keys := fmt.Sprint(keysUnder(t, c, prefix)); keys != "[cfams:c fams sfams:s {fam:f}]" {
+		t.Fatalf("keys after 5 rotations: %s", keys)
+	}
+	want := got.ExpiresAt.Add(redis.DefaultExpiryMargin).UnixMilli()
+	if pxt, err := c.Do(t.Context(), "PEXPIRETIME", prefix+"{fam:f}").Int64(); err != nil || pxt != want {
+		t.Fatalf("PEXPIRETIME = %d %v, want %d (the family's expiry plus the margin)", pxt, err, want)
 	}
 }
 
-// A reused token revokes the family for both handles, and the successor
-// of a refused rotation is not found.
-func TestSharedReuseRevokesEverywhere(t *testing.T) {
+// memoryUsage is MEMORY USAGE key SAMPLES 0 (every element counted), in
+// bytes.
+func memoryUsage(t testing.TB, c *goredis.Client, key string) int64 {
+	t.Helper()
+	n, err := c.MemoryUsage(t.Context(), key, 0).Result()
+	if err != nil {
+		t.Fatalf("MEMORY USAGE %s: %v", key, err)
+	}
+	return n
+}
+
+// A family takes the same memory after 10,000 rotations as after one: the
+// family hash and its index entries do not grow with rotations. (The
+// generation's digits may add a few bytes.)
+func TestMemoryPerFamilyIsConstant(t *testing.T) {
 	prefix := newPrefix(t)
-	a, b := open(t, prefix, nil), open(t, prefix, nil)
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	f := store.Family{ID: "f", ClientID: "c", Subject: "s", CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour)}
-	h0, h1 := bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{4}, 32)
-	if err := a.CreateFamily(t.Context(), f, store.RefreshToken{Hash: h0, IssuedAt: now}); err != nil {
-		t.Fatal(err)
+	s := open(t, prefix, nil)
+	c := client(t)
+	cur, gen := rotateN(t, s, "f", newFamily(t, s, "f"), 0, 1)
+	keys := []string{"{fam:f}", "fams", "cfams:c", "sfams:s"}
+	measure := func() []int64 {
+		var out []int64
+		for _, k := range keys {
+			out = append(out, memoryUsage(t, c, prefix+k))
+		}
+		return out
 	}
-	req := store.RotateRequest{Old: h0, New: h1, Now: now, Grace: time.Second, IdleExpiresAt: now.Add(time.Hour)}
-	if res, err := a.Rotate(t.Context(), req); err != nil || res.Outcome != store.Rotated {
-		t.Fatalf("rotate through a: %v %v", res.Outcome, err)
+	after1 := measure()
+	_, _ = rotateN(t, s, "f", cur, gen, 9_999)
+	after10k := measure()
+	for i, k := range keys {
+		t.Logf("MEMORY USAGE %s: %d B after 1 rotation, %d B after 10,000", k, after1[i], after10k[i])
+		if d := after10k[i] - after1[i]; d < -8 || d > 8 {
+			t.Errorf("%s: %d B after 1 rotation, %d B after 10,000; want within 8 B", k, after1[i], after10k[i])
+		}
 	}
-	req.Now = now.Add(2 * time.Second)
-	if res, err := b.Rotate(t.Context(), req); err != nil || res.Outcome != store.ReuseDetected {
-		t.Fatalf("replay through b after grace: %v %v", res.Outcome, err)
-	}
-	_, err := a.Rotate(t.Context(), store.RotateRequest{Old: h1, New: bytes.Repeat([]byte{5}, 32), Now: req.Now, IdleExpiresAt: now.Add(time.Hour)})
-	if !errors.Is(err, store.ErrRevoked) {
-		t.Fatalf("successor through a after reuse: %v, want ErrRevoked", err)
-	}
-	if _, _, err := a.GetRefreshToken(t.Context(), bytes.Repeat([]byte{5}, 32)); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the refused successor: %v, want ErrNotFound", err)
+	if n := len(keysUnder(t, c, prefix)); n != len(keys) {
+		t.Errorf("%d keys after 10,000 rotations, want %d", n, len(keys))
 	}
 }
 

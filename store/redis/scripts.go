@@ -5,76 +5,40 @@ import goredis "github.com/redis/go-redis/v9"
 // Times are stored as microseconds since the Unix epoch, "" for the zero
 // time: Lua numbers are doubles, exact to 2^53 µs (year 2255).
 
-// rotateScript is Rotate's compare-and-set. It touches only keys of one
-// family, all under the family's hash tag, so it runs on the family's slot.
-//
-// KEYS: family hash, presented token hash, successor token hash, the
-// family's token set. ARGV: client ID ("" for any), now, grace (µs), new
-// idle expiry ("" for zero), successor hash (hex), PEXPIREAT (ms, "" for
-// none).
-//
-// Returns {"notfound"}, {"exists"}, or {outcome, HGETALL family} with
-// outcome one of rotated, repeated, reuse, revoked, expired.
-var rotateScript = goredis.NewScript(`
-local function num(s) if s == false or s == nil or s == '' then return nil end return tonumber(s) end
-local fam, old, new, toks = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now = tonumber(ARGV[2])
-local f = redis.call('HMGET', fam, 'id', 'client', 'revoked', 'idle', 'exp')
-local t = redis.call('HMGET', old, 'gen', 'rotated', 'succ')
-if not f[1] or not t[1] then return {'notfound'} end
-if ARGV[1] ~= '' and f[2] ~= ARGV[1] then return {'notfound'} end
-if num(f[3]) then return {'revoked', redis.call('HGETALL', fam)} end
-local idle, exp = num(f[4]), num(f[5])
-if not idle or not exp or now >= idle or now >= exp then return {'expired', redis.call('HGETALL', fam)} end
-local rotated = num(t[2])
-if not rotated then
-  if redis.call('EXISTS', new) == 1 then return {'exists'} end
-  local gen = redis.call('HINCRBY', fam, 'gen', 1)
-  redis.call('HSET', old, 'rotated', ARGV[2], 'succ', ARGV[5])
-  local ni = num(ARGV[4])
-  local nis = ''
-  if ni then
-    if ni > exp then ni = exp end
-    nis = string.format('%d', ni)
-  end
-  redis.call('HSET', fam, 'used', ARGV[2], 'idle', nis)
-  redis.call('HSET', new, 'gen', gen, 'issued', ARGV[2], 'rotated', '', 'succ', '')
-  redis.call('SADD', toks, ARGV[5])
-  if ARGV[6] ~= '' then redis.call('PEXPIREAT', new, ARGV[6]) end
-  return {'rotated', redis.call('HGETALL', fam)}
-end
-if t[3] == ARGV[5] and now - rotated <= tonumber(ARGV[3]) then
-  local s = redis.call('HMGET', new, 'gen', 'rotated')
-  if s[1] and not num(s[2]) then return {'repeated', redis.call('HGETALL', fam)} end
-end
-redis.call('HSET', fam, 'revoked', ARGV[2], 'reason', 'reuse')
-return {'reuse', redis.call('HGETALL', fam)}
+// readFamilyScript reads a family hash and the server's clock in one
+// round trip, on the family's slot. KEYS: family hash. Returns {TIME
+// (seconds, microseconds), HGETALL family}.
+var readFamilyScript = goredis.NewScript(`
+return {redis.call('TIME'), redis.call('HGETALL', KEYS[1])}
 `)
 
-// createFamilyScript stores a family, its first token and its entries in
-// the family indexes. The token index entry is written before it, by SET NX.
+// casFamilyScript is Rotate's compare-and-set: it writes field/value
+// pairs to a family hash only if the family's generation, current token
+// hash and revocation are still those Rotate read, and sets the key's
+// expiry. It decides nothing: store.Decide did, in Go.
 //
-// KEYS: family hash, first token hash, the family's token set, all
-// families, the client's families, the subject's families. ARGV: family ID,
-// first token hash (hex), PEXPIREAT (ms, "" for none), then the family's
-// field/value pairs, then "|", then the token's field/value pairs.
-// Returns 0 if the family exists, 1 if stored.
+// KEYS: family hash. ARGV: generation, token hash, revoked ("" for not),
+// PEXPIREAT (ms, "" for none), then field/value pairs. Returns 1 if
+// written, 0 if the family changed (or is gone).
+var casFamilyScript = goredis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'gen', 'tok', 'revoked')
+if f[1] ~= ARGV[1] or f[2] ~= ARGV[2] or (f[3] or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if ARGV[4] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+return 1
+`)
+
+// createFamilyScript stores a family and its entries in the family
+// indexes.
+//
+// KEYS: family hash, all families, the client's families, the subject's
+// families. ARGV: family ID, PEXPIREAT (ms, "" for none), then the
+// family's field/value pairs. Returns 0 if the family exists, 1 if stored.
 var createFamilyScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local i = 4
-local ff, tf = {}, {}
-while ARGV[i] ~= '|' do table.insert(ff, ARGV[i]); i = i + 1 end
-i = i + 1
-while ARGV[i] do table.insert(tf, ARGV[i]); i = i + 1 end
-redis.call('HSET', KEYS[1], unpack(ff))
-redis.call('HSET', KEYS[2], unpack(tf))
-redis.call('SADD', KEYS[3], ARGV[2])
-if ARGV[3] ~= '' then
-  for j = 1, 3 do redis.call('PEXPIREAT', KEYS[j], ARGV[3]) end
-end
-redis.call('SADD', KEYS[4], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[1])
-redis.call('SADD', KEYS[6], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+for j = 2, 4 do redis.call('SADD', KEYS[j], ARGV[1]) end
 return 1
 `)
 
@@ -121,9 +85,9 @@ if not f[2] or f[2] == '' then redis.call('HSET', KEYS[1], 'revoked', ARGV[1], '
 return 1
 `)
 
-// deleteExpiredScript deletes the families that ended before a time, with
-// their tokens and token index entries, and the deny-list entries that
-// expired before it; returns how many families it deleted.
+// deleteExpiredScript deletes the families that ended before a time and
+// the deny-list entries that expired before it; returns how many families
+// it deleted.
 //
 // KEYS: all families, the deny-list index. ARGV: key prefix, before.
 var deleteExpiredScript = goredis.NewScript(`
@@ -131,17 +95,12 @@ local function num(s) if s == false or s == nil or s == '' then return nil end r
 local p, before = ARGV[1], tonumber(ARGV[2])
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local tag = p .. '{fam:' .. id .. '}'
-  local f = redis.call('HMGET', tag, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
+  local fam = p .. '{fam:' .. id .. '}'
+  local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
   local revoked, idle, exp = num(f[4]), num(f[5]), num(f[6])
   local ended = not f[1] or (revoked and revoked < before) or not idle or idle <= before or not exp or exp <= before
   if ended then
-    for _, h in ipairs(redis.call('SMEMBERS', tag .. ':toks')) do
-      redis.call('DEL', tag .. ':tok:' .. h)
-      local idx = p .. 'tokidx:' .. h
-      if redis.call('GET', idx) == id then redis.call('DEL', idx) end
-    end
-    redis.call('DEL', tag, tag .. ':toks')
+    redis.call('DEL', fam)
     redis.call('SREM', KEYS[1], id)
     if f[1] then
       redis.call('SREM', p .. 'cfams:' .. f[2], id)
@@ -206,6 +165,31 @@ local seq = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('ZADD', KEYS[2], seq, ARGV[2])
 return ARGV[2]
+`)
+
+// rotateKeyScript is RotateKey's compare-and-set: if the newest active key
+// (neither retired nor revoked) is ARGV[2] ("" for none), it retires every
+// active key at ARGV[3] and stores the new key as createKeyScript does.
+// Returns 1 on success, 0 if another key is the newest active one, -1 if
+// the kid is taken. KEYS: the new key's hash, the key index, the sequence.
+// ARGV: key prefix, prev, retired time, kid, then field/value pairs.
+var rotateKeyScript = goredis.NewScript(`
+local newest, active = '', {}
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+for i = #ids, 1, -1 do
+  local k = redis.call('HMGET', ARGV[1] .. 'key:' .. ids[i], 'alg', 'retired', 'revoked')
+  if k[1] and (not k[2] or k[2] == '') and (not k[3] or k[3] == '') then
+    if newest == '' then newest = ids[i] end
+    active[#active + 1] = ids[i]
+  end
+end
+if newest ~= ARGV[2] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+for _, id in ipairs(active) do redis.call('HSET', ARGV[1] .. 'key:' .. id, 'retired', ARGV[3]) end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[2], seq, ARGV[4])
+return 1
 `)
 
 // retireKeyScript sets a key's retired (and, if revoking, revoked) time if

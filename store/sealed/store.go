@@ -2,6 +2,7 @@ package sealed
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/tokend/tokend/store"
@@ -63,6 +64,12 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 		return store.Key{}, err
 	}
 	return got, nil
+}
+
+// RotateKey implements store.Store: k.Private is sealed.
+func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
+	k.Private = s.ring.seal(store.KindKey, k.ID, k.Private)
+	return s.inner.RotateKey(ctx, k, prev)
 }
 
 // ListKeys implements store.Store: every Private is opened. A value that
@@ -171,8 +178,8 @@ func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
 }
 
 // CreateFamily implements store.Store.
-func (s *Store) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
-	return s.inner.CreateFamily(ctx, f, first)
+func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
+	return s.inner.CreateFamily(ctx, f)
 }
 
 // GetFamily implements store.Store.
@@ -195,9 +202,13 @@ func (s *Store) RevokeFamilies(ctx context.Context, filter store.FamilyFilter, a
 	return s.inner.RevokeFamilies(ctx, filter, at, reason)
 }
 
-// GetRefreshToken implements store.Store.
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, store.Family, error) {
-	return s.inner.GetRefreshToken(ctx, hash)
+// LegacyToken implements store.LegacyTokens when the wrapped store does;
+// otherwise every hash is unknown (store.ErrNotFound).
+func (s *Store) LegacyToken(ctx context.Context, hash []byte) (string, int64, error) {
+	if l, ok := s.inner.(store.LegacyTokens); ok {
+		return l.LegacyToken(ctx, hash)
+	}
+	return "", 0, fmt.Errorf("sealed: refresh token: %w", store.ErrNotFound)
 }
 
 // Rotate implements store.Store.

@@ -31,14 +31,14 @@ func BenchmarkRotate(b *testing.B) {
 				id := fmt.Sprint("f", next.Add(1))
 				cur := rand.Text()
 				f := store.Family{ID: id, ClientID: "c", Subject: id, CreatedAt: now, LastUsedAt: now,
-					IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
-				if err := s.CreateFamily(b.Context(), f, store.RefreshToken{Hash: []byte(cur), IssuedAt: now}); err != nil {
+					IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour), TokenHash: []byte(cur)}
+				if err := s.CreateFamily(b.Context(), f); err != nil {
 					b.Error(err)
 					return
 				}
-				for pb.Next() {
+				for gen := int64(0); pb.Next(); gen++ {
 					n := rand.Text()
-					res, err := s.Rotate(b.Context(), store.RotateRequest{Old: []byte(cur), New: []byte(n), ClientID: "c",
+					res, err := s.Rotate(b.Context(), store.RotateRequest{FamilyID: id, Generation: gen, Old: []byte(cur), New: []byte(n), ClientID: "c",
 						Now: now, IdleExpiresAt: now.Add(time.Hour)})
 					if err != nil || res.Outcome != store.Rotated {
 						b.Errorf("rotate: %v %v", res.Outcome, err)

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,37 +11,34 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-const (
-	familyCols  = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason"
-	familyColsF = "id, f.client_id, f.subject, f.scope, f.claims, f.access_ttl, f.created_at, f.last_used_at, f.idle_expires_at, f.expires_at, f.generation, f.revoked_at, f.revoke_reason"
-)
+const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason, token_hash, previous_hash, rotated_at"
 
-func scanFamily(row interface{ Scan(...any) error }, extra ...any) (store.Family, error) {
+func scanFamily(row interface{ Scan(...any) error }) (store.Family, error) {
 	var f store.Family
 	var ttl int64
-	var created, used, idle, exp, revoked sql.NullInt64
-	dest := append([]any{&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation, &revoked, &f.RevokeReason}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	var created, used, idle, exp, revoked, rotated sql.NullInt64
+	if err := row.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation, &revoked, &f.RevokeReason,
+		&f.TokenHash, &f.PreviousHash, &rotated); err != nil {
 		return f, err
 	}
 	f.AccessTTL = time.Duration(ttl)
 	f.CreatedAt, f.LastUsedAt, f.IdleExpiresAt, f.ExpiresAt, f.RevokedAt = tout(created), tout(used), tout(idle), tout(exp), tout(revoked)
+	f.RotatedAt = tout(rotated)
 	if len(f.Claims) == 0 {
 		f.Claims = nil
+	}
+	if len(f.PreviousHash) == 0 {
+		f.PreviousHash = nil
 	}
 	return f, nil
 }
 
 // CreateFamily implements store.Store.
-func (s *Store) CreateFamily(ctx context.Context, f store.Family, first store.RefreshToken) error {
+func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, qInsertFamily,
 			f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),
-			tin(f.IdleExpiresAt), tin(f.ExpiresAt), tin(f.RevokedAt), f.RevokeReason)
-		if err == nil {
-			_, err = s.txExec(ctx, tx, qInsertFirstToken,
-				first.Hash, f.ID, tin(first.IssuedAt))
-		}
+			tin(f.IdleExpiresAt), tin(f.ExpiresAt), f.Generation, tin(f.RevokedAt), f.RevokeReason, f.TokenHash, f.PreviousHash, tin(f.RotatedAt))
 		if isConstraint(err) {
 			return fmt.Errorf("sqlite: family %s: %w", f.ID, store.ErrExists)
 		}
@@ -55,7 +51,7 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family, first store.Re
 
 // GetFamily implements store.Store.
 func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) {
-	f, err := scanFamily(s.readRow(ctx, "SELECT "+familyCols+" FROM families WHERE id = ?", id))
+	f, err := scanFamily(s.readRow(ctx, qGetFamily, id))
 	if err != nil {
 		return store.Family{}, s.notFound(err, "family "+id)
 	}
@@ -125,56 +121,21 @@ func (s *Store) revokeTx(ctx context.Context, tx *sql.Tx, filter store.FamilyFil
 	return int(n), nil
 }
 
-const tokenCols = "t.hash, t.family_id, t.generation, t.issued_at, t.rotated_at, t.successor"
-
-func scanToken(dst *store.RefreshToken) []any {
-	return []any{&dst.Hash, &dst.FamilyID, &dst.Generation, new(sql.NullInt64), new(sql.NullInt64), &dst.Successor}
-}
-
-// GetRefreshToken implements store.Store.
-func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (store.RefreshToken, store.Family, error) {
-	t, f, err := getToken(func(q string, args ...any) *sql.Row { return s.readRow(ctx, q, args...) }, hash)
-	if err != nil {
-		return t, f, s.notFound(err, "refresh token")
-	}
-	return t, f, nil
-}
-
 // The queries of the hot path, prepared once at Open.
 const (
-	qRotateOld        = "UPDATE refresh_tokens SET rotated_at = ?, successor = ? WHERE hash = ? AND rotated_at IS NULL"
-	qInsertToken      = "INSERT INTO refresh_tokens (hash, family_id, generation, issued_at) VALUES (?, ?, ?, ?)"
-	qUpdateFamily     = "UPDATE families SET generation = ?, last_used_at = ?, idle_expires_at = ? WHERE id = ?"
-	qSuccessorState   = "SELECT rotated_at FROM refresh_tokens WHERE hash = ?"
-	qRevokeReuse      = "UPDATE families SET revoked_at = ?, revoke_reason = '" + store.ReasonReuse + "' WHERE id = ? AND revoked_at IS NULL"
-	qInsertFamily     = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
-	qInsertFirstToken = "INSERT INTO refresh_tokens (hash, family_id, generation, issued_at) VALUES (?, ?, 0, ?)"
+	qGetFamily    = "SELECT " + familyCols + " FROM families WHERE id = ?"
+	qUpdateFamily = "UPDATE families SET generation = ?, token_hash = ?, previous_hash = ?, rotated_at = ?, last_used_at = ?, idle_expires_at = ? WHERE id = ?"
+	qRevokeReuse  = "UPDATE families SET revoked_at = ?, revoke_reason = '" + store.ReasonReuse + "' WHERE id = ? AND revoked_at IS NULL"
+	qInsertFamily = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	qLegacyToken  = "SELECT family_id, generation FROM legacy_tokens WHERE hash = ?"
+	qForgetLegacy = "DELETE FROM legacy_tokens WHERE family_id = ? AND generation < ?"
 )
 
-var hotWrites = []string{getTokenQuery, qRotateOld, qInsertToken, qUpdateFamily, qSuccessorState, qRevokeReuse,
-	qInsertFamily, qInsertFirstToken, qHeartbeat}
+var hotWrites = []string{qGetFamily, qUpdateFamily, qRevokeReuse, qInsertFamily, qHeartbeat}
 
-const getTokenQuery = "SELECT f." + familyColsF + ", " + tokenCols + " FROM refresh_tokens t JOIN families f ON f.id = t.family_id WHERE t.hash = ?"
-
-// getToken reads a token and its family through query; its errors are
-// Scan's, sql.ErrNoRows for an unknown hash.
-func getToken(query func(q string, args ...any) *sql.Row, hash []byte) (store.RefreshToken, store.Family, error) {
-	var t store.RefreshToken
-	dest := scanToken(&t)
-	row := query(getTokenQuery, hash)
-	f, err := scanFamily(row, dest...)
-	if err != nil {
-		return store.RefreshToken{}, store.Family{}, err
-	}
-	t.IssuedAt, t.RotatedAt = tout(*dest[3].(*sql.NullInt64)), tout(*dest[4].(*sql.NullInt64))
-	if len(t.Successor) == 0 {
-		t.Successor = nil
-	}
-	return t, f, nil
-}
-
-// Rotate implements store.Store: the read and the compare-and-set run in
-// the writer's transaction, so no other write comes between them.
+// Rotate implements store.Store: the family is read, decided by
+// store.Decide on the caller's clock, and written in the writer's
+// transaction, so no other write comes between.
 func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {
 	var res store.RotateResult
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -189,66 +150,49 @@ func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.Rota
 }
 
 func (s *Store) rotate(ctx context.Context, tx *sql.Tx, req store.RotateRequest) (store.RotateResult, error) {
-	old, f, err := getToken(func(q string, args ...any) *sql.Row { return s.txQueryRow(ctx, tx, q, args...) }, req.Old)
+	f, err := scanFamily(s.txQueryRow(ctx, tx, qGetFamily, req.FamilyID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.RotateResult{}, fmt.Errorf("sqlite: refresh token: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.RotateResult{}, dbErr("rotate", err)
 	}
+	o, err := store.Decide(f, req, req.Now)
 	switch {
-	case req.ClientID != "" && f.ClientID != req.ClientID:
-		return store.RotateResult{}, fmt.Errorf("sqlite: refresh token: %w", store.ErrNotFound)
-	case !f.RevokedAt.IsZero():
-		return store.RotateResult{Family: f}, fmt.Errorf("sqlite: family %s: %w", f.ID, store.ErrRevoked)
-	case !req.Now.Before(f.IdleExpiresAt) || !req.Now.Before(f.ExpiresAt):
-		return store.RotateResult{Family: f}, fmt.Errorf("sqlite: family %s: %w", f.ID, store.ErrExpired)
+	case errors.Is(err, store.ErrNotFound):
+		return store.RotateResult{}, err
+	case err != nil:
+		return store.RotateResult{Family: f}, err
 	}
-	now := req.Now.UnixMicro()
-	if old.RotatedAt.IsZero() {
-		res, err := s.txExec(ctx, tx, qRotateOld, now, req.New, req.Old)
-		if err != nil {
+	f = store.After(f, req, o, req.Now)
+	switch o {
+	case store.Rotated:
+		if _, err := s.txExec(ctx, tx, qUpdateFamily, f.Generation, f.TokenHash, f.PreviousHash, tin(f.RotatedAt),
+			tin(f.LastUsedAt), tin(f.IdleExpiresAt), f.ID); err != nil {
 			return store.RotateResult{}, dbErr("rotate", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return store.RotateResult{}, errors.New("sqlite: rotate: token changed under the writer")
-		}
-		f.Generation++
-		if _, err := s.txExec(ctx, tx, qInsertToken, req.New, f.ID, f.Generation, now); err != nil {
-			if isConstraint(err) {
-				return store.RotateResult{}, fmt.Errorf("sqlite: successor: %w", store.ErrExists)
-			}
-			return store.RotateResult{}, dbErr("rotate", err)
-		}
-		f.LastUsedAt, f.IdleExpiresAt = req.Now, req.IdleExpiresAt
-		if f.IdleExpiresAt.After(f.ExpiresAt) {
-			f.IdleExpiresAt = f.ExpiresAt
-		}
-		if _, err := s.txExec(ctx, tx, qUpdateFamily,
-			f.Generation, now, tin(f.IdleExpiresAt), f.ID); err != nil {
-			return store.RotateResult{}, dbErr("rotate", err)
-		}
-		return store.RotateResult{Outcome: store.Rotated, Family: f}, nil
-	}
-	if bytes.Equal(old.Successor, req.New) && req.Now.Sub(old.RotatedAt) <= req.Grace {
-		var rotated sql.NullInt64
-		err := s.txQueryRow(ctx, tx, qSuccessorState, req.New).Scan(&rotated)
-		if err == nil && !rotated.Valid {
-			return store.RotateResult{Outcome: store.Repeated, Family: f}, nil
-		}
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return store.RotateResult{}, dbErr("rotate", err)
+	case store.ReuseDetected:
+		if _, err := s.txExec(ctx, tx, qRevokeReuse, tin(f.RevokedAt), f.ID); err != nil {
+			return store.RotateResult{}, dbErr("revoke on reuse", err)
 		}
 	}
-	if _, err := s.txExec(ctx, tx, qRevokeReuse, now, f.ID); err != nil {
-		return store.RotateResult{}, dbErr("revoke on reuse", err)
-	}
-	f.RevokedAt, f.RevokeReason = req.Now, store.ReasonReuse
-	return store.RotateResult{Outcome: store.ReuseDetected, Family: f}, nil
+	return store.RotateResult{Outcome: o, Family: f}, nil
 }
 
-// DeleteExpired implements store.Store. Tokens go with their family
-// (ON DELETE CASCADE); deny-list entries go once expired before before.
+// LegacyToken implements store.LegacyTokens: the family and generation of
+// a refresh token issued before schema version 3 that was its family's
+// current or previous token when the database was upgraded. Its rows go
+// with the family.
+func (s *Store) LegacyToken(ctx context.Context, hash []byte) (familyID string, generation int64, err error) {
+	if err := s.readRow(ctx, qLegacyToken, hash).Scan(&familyID, &generation); err != nil {
+		return "", 0, s.notFound(err, "refresh token")
+	}
+	return familyID, generation, nil
+}
+
+// DeleteExpired implements store.Store. Legacy tokens go with their
+// family (ON DELETE CASCADE); deny-list entries go once expired before
+// before.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	b := before.UnixMicro()

@@ -62,6 +62,31 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 	return out, nil
 }
 
+// RotateKey implements store.Store, in the writer's transaction.
+func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var newest string
+		err := s.txQueryRow(ctx, tx, "SELECT id FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1").Scan(&newest)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return dbErr("rotate key", err)
+		}
+		if newest != prev {
+			return fmt.Errorf("sqlite: rotate key: the newest active key is %q, not %q: %w", newest, prev, store.ErrConflict)
+		}
+		if _, err := s.txExec(ctx, tx, "UPDATE keys SET retired_at = ? WHERE retired_at IS NULL AND revoked_at IS NULL", tin(k.NotBefore)); err != nil {
+			return dbErr("rotate key", err)
+		}
+		_, err = s.txExec(ctx, tx, insertKey, keyArgs(k)...)
+		if isConstraint(err) {
+			return fmt.Errorf("sqlite: key %s: %w", k.ID, store.ErrExists)
+		}
+		if err != nil {
+			return dbErr("rotate key", err)
+		}
+		return nil
+	})
+}
+
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 	return readAll(ctx, s, "list keys", "SELECT "+keyCols+" FROM keys ORDER BY seq",

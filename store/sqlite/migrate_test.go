@@ -107,10 +107,20 @@ func TestMigrateV1(t *testing.T) {
 	if v, err := s.Secret(ctx, "cookie", []byte("new")); err != nil || !bytes.Equal(v, []byte{0xcc}) {
 		t.Fatalf("secret after the upgrade: %x %v", v, err)
 	}
-	old, f, err := s.GetRefreshToken(ctx, h0)
+	// Version 3: the family keeps its current and previous token's hashes,
+	// and both tokens, which name no family, are found by their hash.
+	f, err := s.GetFamily(ctx, "f")
 	must(t, err)
-	if !bytes.Equal(old.Successor, h1) || f.Generation != 1 || !f.IdleExpiresAt.Equal(v1.Add(time.Hour)) {
-		t.Fatalf("token after the upgrade: %+v in %+v", old, f)
+	if !bytes.Equal(f.TokenHash, h1) || !bytes.Equal(f.PreviousHash, h0) || !f.RotatedAt.Equal(v1) || f.Generation != 1 || !f.IdleExpiresAt.Equal(v1.Add(time.Hour)) {
+		t.Fatalf("family after the upgrade: %+v", f)
+	}
+	for gen, h := range [][]byte{h0, h1} {
+		if id, g, err := s.LegacyToken(ctx, h); err != nil || id != "f" || g != int64(gen) {
+			t.Fatalf("legacy token of generation %d: %q %d %v", gen, id, g, err)
+		}
+	}
+	if _, _, err := s.LegacyToken(ctx, []byte("unknown")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown legacy token: %v", err)
 	}
 
 	// What version 2 added.
@@ -123,12 +133,12 @@ func TestMigrateV1(t *testing.T) {
 	if n, err := s.DeleteUser(ctx, "alice", v1.Add(time.Minute)); err != nil || n != 1 {
 		t.Fatalf("DeleteUser after the upgrade revoked %d: %v", n, err)
 	}
-	if res, err := s.Rotate(ctx, store.RotateRequest{Old: h1, New: []byte("next"), Now: v1.Add(2 * time.Minute)}); !errors.Is(err, store.ErrRevoked) || res.Family.RevokeReason != store.ReasonUserDeleted {
+	if res, err := s.Rotate(ctx, store.RotateRequest{FamilyID: "f", Generation: 1, Old: h1, New: []byte("next"), Now: v1.Add(2 * time.Minute)}); !errors.Is(err, store.ErrRevoked) || res.Family.RevokeReason != store.ReasonUserDeleted {
 		t.Fatalf("rotation in the deleted user's family: %+v %v", res, err)
 	}
 	must(t, s.Ping(ctx))
 	must(t, s.Close())
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "2\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "3\n" {
 		t.Fatalf("user_version %q after the upgrade", v)
 	}
 	s = open(t, path) // opens again without migrating again
@@ -168,12 +178,12 @@ func TestConformanceFromV1(t *testing.T) {
 // A database of a newer schema than this tokend's is refused, untouched.
 func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
-	createV1(t, path, "PRAGMA user_version = 3")
+	createV1(t, path, "PRAGMA user_version = 4")
 	_, err := sqlite.Open(t.Context(), path)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("Open of a version 3 database: %v", err)
+		t.Fatalf("Open of a version 4 database: %v", err)
 	}
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "3\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "4\n" {
 		t.Fatalf("user_version %q after the refusal", v)
 	}
 }

@@ -39,8 +39,8 @@ func TestReopen(t *testing.T) {
 	s := open(t, path)
 	hash := bytes.Repeat([]byte{0xab}, 32)
 	now := time.Now()
-	f := store.Family{ID: "f", ClientID: "c", Subject: "s", CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
-	if err := s.CreateFamily(t.Context(), f, store.RefreshToken{Hash: hash, IssuedAt: now}); err != nil {
+	f := store.Family{ID: "f", ClientID: "c", Subject: "s", CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour), TokenHash: hash}
+	if err := s.CreateFamily(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -48,7 +48,7 @@ func TestReopen(t *testing.T) {
 	}
 	s = open(t, path)
 	defer s.Close()
-	if _, fam, err := s.GetRefreshToken(t.Context(), hash); err != nil || fam.ID != "f" {
+	if fam, err := s.GetFamily(t.Context(), "f"); err != nil || !bytes.Equal(fam.TokenHash, hash) {
 		t.Fatalf("after reopening: %v, %v", fam, err)
 	}
 }

@@ -28,11 +28,11 @@ func wantCode(t *testing.T, err error, code int) {
 }
 
 // bigFamily is a family whose claims need pages of their own.
-func bigFamily(id string) (store.Family, store.RefreshToken) {
+func bigFamily(id string) store.Family {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := store.Family{ID: id, ClientID: "c", Subject: "s", Claims: bytes.Repeat([]byte("x"), 64<<10),
-		CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
-	return f, store.RefreshToken{Hash: bytes.Repeat([]byte{id[0]}, 32), IssuedAt: now}
+	return store.Family{ID: id, ClientID: "c", Subject: "s", Claims: bytes.Repeat([]byte("x"), 64<<10),
+		CreatedAt: now, LastUsedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour),
+		TokenHash: bytes.Repeat([]byte{id[0]}, 32)}
 }
 
 // Room on the "disk": max_page_count caps the database at its size then.
@@ -50,17 +50,14 @@ func TestDiskFull(t *testing.T) {
 	defer s.Close()
 	must(t, s.CreateUser(ctx, store.User{Name: "before", PasswordHash: "h"}))
 	must(t, s.WriterPragma(ctx, full))
-	f, tok := bigFamily("f")
-	wantCode(t, s.CreateFamily(ctx, f, tok), sqlite3lib.SQLITE_FULL)
+	f := bigFamily("f")
+	wantCode(t, s.CreateFamily(ctx, f), sqlite3lib.SQLITE_FULL)
 	if _, err := s.GetFamily(ctx, "f"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the failed write left a family behind: %v", err)
 	}
-	if _, _, err := s.GetRefreshToken(ctx, tok.Hash); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("the failed write left a token behind: %v", err)
-	}
 
 	must(t, s.WriterPragma(ctx, room))
-	must(t, s.CreateFamily(ctx, f, tok))
+	must(t, s.CreateFamily(ctx, f))
 	got, err := s.GetFamily(ctx, "f")
 	must(t, err)
 	if len(got.Claims) != len(f.Claims) {
@@ -203,9 +200,9 @@ func TestClosed(t *testing.T) {
 	}
 	_, calls["GetUser"] = s.GetUser(ctx, "a")
 	_, calls["ListUsers"] = s.ListUsers(ctx)
-	_, _, calls["GetRefreshToken"] = s.GetRefreshToken(ctx, []byte("h"))
+	_, calls["GetFamily"] = s.GetFamily(ctx, "f")
 	_, calls["AccessTokenRevoked"] = s.AccessTokenRevoked(ctx, "j")
-	_, calls["Rotate"] = s.Rotate(ctx, store.RotateRequest{Old: []byte("h"), New: []byte("i")})
+	_, calls["Rotate"] = s.Rotate(ctx, store.RotateRequest{FamilyID: "f", Old: []byte("h"), New: []byte("i")})
 	for name, err := range calls {
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("%s after Close: %v, want store.ErrUnavailable", name, err)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -111,4 +112,88 @@ func testCreateKeyIfNone(t *testing.T, s store.Store) {
 // both handles list only it.
 func testSharedFirstKey(t *testing.T, a, b store.Store) {
 	raceFirstKey(t, []store.Store{a, b}, 2*sharedRotations)
+}
+
+// raceRotateKey starts n RotateKeys at once, the i-th through
+// handles[i%len(handles)] with a key of its own and prev, and checks that
+// exactly one succeeded, the others failing with ErrConflict, that the
+// winner's key is the only active one and every key active before is
+// retired at its NotBefore, on every handle. It returns the winner.
+func raceRotateKey(t *testing.T, handles []store.Store, n int, prev string) store.Key {
+	t.Helper()
+	errs := make([]error, n)
+	offered := make([]store.Key, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		s := handles[i%len(handles)]
+		offered[i] = store.Key{ID: fmt.Sprintf("r%s-%d", prev, i), Algorithm: "EdDSA", Private: fmt.Appendf(nil, "private-%d", i),
+			CreatedAt: t0, NotBefore: t0.Add(time.Duration(i+1) * time.Second)}
+		wg.Go(func() {
+			<-start
+			errs[i] = s.RotateKey(t.Context(), offered[i], prev)
+		})
+	}
+	close(start)
+	wg.Wait()
+	var winner store.Key
+	for i, err := range errs {
+		switch {
+		case err == nil && winner.ID != "":
+			t.Fatalf("two rotations from %q succeeded: %s and %s", prev, winner.ID, offered[i].ID)
+		case err == nil:
+			winner = offered[i]
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("rotation %d: %v, want store.ErrConflict", i, err)
+		}
+	}
+	if winner.ID == "" {
+		t.Fatalf("none of %d rotations from %q succeeded", n, prev)
+	}
+	for i, s := range handles {
+		ks, err := s.ListKeys(t.Context())
+		must(t, err)
+		for _, k := range ks {
+			active := k.RetiredAt.IsZero() && k.RevokedAt.IsZero()
+			if k.ID == winner.ID && !sameKey(k, winner) || k.ID != winner.ID && active {
+				t.Fatalf("handle %d after the rotation from %q: key %+v; want only %s active", i, prev, k, winner.ID)
+			}
+			if k.ID == prev && !k.RetiredAt.Equal(winner.NotBefore) {
+				t.Fatalf("handle %d: the rotated key retires at %v, want the winner's NotBefore %v", i, k.RetiredAt, winner.NotBefore)
+			}
+		}
+	}
+	return winner
+}
+
+// RotateKey is a compare-and-set on the newest active key: from none, then
+// from the key it made, exactly one of 20 concurrent rotations wins; a
+// rotation from a key that is no longer the newest active one, or with a
+// taken kid, changes nothing.
+func testRotateKey(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := raceRotateKey(t, []store.Store{s}, sharedRotations, "")
+	second := raceRotateKey(t, []store.Store{s}, sharedRotations, first.ID)
+	before, err := s.ListKeys(ctx)
+	must(t, err)
+	late := store.Key{ID: "late", Algorithm: "EdDSA", Private: []byte("late"), CreatedAt: t0, NotBefore: t0.Add(time.Hour)}
+	wantErr(t, s.RotateKey(ctx, late, first.ID), store.ErrConflict)
+	wantErr(t, s.RotateKey(ctx, store.Key{ID: first.ID, Algorithm: "EdDSA", Private: []byte("x"), CreatedAt: t0}, second.ID), store.ErrExists)
+	after, err := s.ListKeys(ctx)
+	must(t, err)
+	if len(after) != len(before) {
+		t.Fatalf("refused rotations changed the keys: %d before, %d after", len(before), len(after))
+	}
+	for i := range after {
+		if !sameKey(after[i], before[i]) {
+			t.Fatalf("refused rotations changed key %s: %+v, was %+v", after[i].ID, after[i], before[i])
+		}
+	}
+}
+
+// 20 goroutines on each handle rotate from the same key at once: exactly
+// one wins, on both handles.
+func testSharedRotateKey(t *testing.T, a, b store.Store) {
+	first := raceRotateKey(t, []store.Store{a, b}, 2*sharedRotations, "")
+	raceRotateKey(t, []store.Store{a, b}, 2*sharedRotations, first.ID)
 }

@@ -29,6 +29,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 		{"RevokeSeenAtOnce", testSharedRevoke},
 		{"DeleteClientRevokesOtherHandlesFamily", testSharedDeleteClient},
 		{"ConcurrentFirstKey", testSharedFirstKey},
+		{"ConcurrentRotateKey", testSharedRotateKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,7 +46,7 @@ const sharedRotations = 20
 // rotateBoth starts sharedRotations Rotates of old through each handle at
 // once, the i-th to next(i), and counts their outcomes; an ErrRevoked
 // counts as outcome 0, any other error fails the test.
-func rotateBoth(t *testing.T, a, b store.Store, old []byte, next func(i int) []byte) map[store.Outcome]int {
+func rotateBoth(t *testing.T, a, b store.Store, old token, next func(i int) []byte) map[store.Outcome]int {
 	t.Helper()
 	return runConcurrently(t, 2*sharedRotations, func(i int) (store.RotateResult, error) {
 		s := a
@@ -60,23 +61,15 @@ func rotateBoth(t *testing.T, a, b store.Store, old []byte, next func(i int) []b
 // one Rotated, the 39 others Repeated with that successor, and both
 // handles then read the successor as the current token at generation 1.
 func testSharedSame(t *testing.T, a, b store.Store) {
-	_, h0 := newFamily(t, a, "f", "c", "alice")
+	_, tk0 := newFamily(t, a, "f", "c", "alice")
 	h1 := hash()
-	counts := rotateBoth(t, a, b, h0, func(int) []byte { return h1 })
+	counts := rotateBoth(t, a, b, tk0, func(int) []byte { return h1 })
 	if counts[store.Rotated] != 1 || counts[store.Repeated] != 2*sharedRotations-1 || len(counts) != 2 {
 		t.Fatalf("outcomes %v; want 1 rotated, %d repeated", counts, 2*sharedRotations-1)
 	}
-	for i, s := range []store.Store{a, b} {
-		old, _, err := s.GetRefreshToken(t.Context(), h0)
-		must(t, err)
-		if !bytes.Equal(old.Successor, h1) || old.RotatedAt.IsZero() {
-			t.Fatalf("handle %d: old token %+v; want rotated to the one successor", i, old)
-		}
-		tok, f, err := s.GetRefreshToken(t.Context(), h1)
-		must(t, err)
-		if tok.FamilyID != "f" || tok.Generation != 1 || !tok.RotatedAt.IsZero() || tok.Successor != nil ||
-			f.Generation != 1 || !f.RevokedAt.IsZero() {
-			t.Fatalf("handle %d: successor %+v in family %+v; want current at generation 1, family active", i, tok, f)
+	for _, s := range []store.Store{a, b} {
+		if f := wantFamily(t, s, "f", 1, h1, tk0.hash); !f.RevokedAt.IsZero() || f.RotatedAt.IsZero() {
+			t.Fatalf("family %+v; want active, rotated once", f)
 		}
 	}
 }
@@ -86,25 +79,23 @@ func testSharedSame(t *testing.T, a, b store.Store) {
 // family is revoked, ErrRevoked; both handles see the family revoked for
 // reuse at generation 1, and the winner's successor refused.
 func testSharedDifferent(t *testing.T, a, b store.Store) {
-	_, h0 := newFamily(t, a, "f", "c", "alice")
+	_, tk0 := newFamily(t, a, "f", "c", "alice")
 	next := make([][]byte, 2*sharedRotations)
 	for i := range next {
 		next[i] = hash()
 	}
-	counts := rotateBoth(t, a, b, h0, func(i int) []byte { return next[i] })
+	counts := rotateBoth(t, a, b, tk0, func(i int) []byte { return next[i] })
 	if counts[store.Rotated] != 1 || counts[store.ReuseDetected] == 0 ||
 		counts[store.ReuseDetected]+counts[0] != 2*sharedRotations-1 {
 		t.Fatalf("outcomes %v; want 1 rotated, the %d others reuse (at least one) or revoked", counts, 2*sharedRotations-1)
 	}
-	old, _, err := a.GetRefreshToken(t.Context(), h0)
-	must(t, err)
 	for i, s := range []store.Store{a, b} {
 		f, err := s.GetFamily(t.Context(), "f")
 		must(t, err)
 		if f.RevokedAt.IsZero() || f.RevokeReason != store.ReasonReuse || f.Generation != 1 {
 			t.Fatalf("handle %d: family %+v; want revoked for reuse at generation 1", i, f)
 		}
-		_, err = rotate(t, s, old.Successor, hash(), t0.Add(2*time.Second))
+		_, err = rotate(t, s, tk0.succ(f.TokenHash), hash(), t0.Add(2*time.Second))
 		wantErr(t, err, store.ErrRevoked)
 	}
 }
@@ -160,16 +151,16 @@ func testSharedRevoke(t *testing.T, a, b store.Store) {
 	for i, p := range [][2]store.Store{{a, b}, {b, a}} {
 		use, revoke := p[0], p[1]
 		id := fmt.Sprint("f", i)
-		_, h0 := newFamily(t, use, id, "c", "alice")
-		h1 := hash()
-		res, err := rotate(t, use, h0, h1, t0.Add(time.Second))
+		_, tk0 := newFamily(t, use, id, "c", "alice")
+		tk1 := tk0.succ(hash())
+		res, err := rotate(t, use, tk0, tk1.hash, t0.Add(time.Second))
 		must(t, err)
 		if res.Outcome != store.Rotated {
 			t.Fatalf("rotation of %s: %v, want rotated", id, res.Outcome)
 		}
 		at := t0.Add(time.Minute)
 		must(t, revoke.RevokeFamily(t.Context(), id, at, "logout"))
-		res, err = rotate(t, use, h1, hash(), t0.Add(2*time.Minute))
+		res, err = rotate(t, use, tk1, hash(), t0.Add(2*time.Minute))
 		if !errors.Is(err, store.ErrRevoked) || res.Family.ID != id || !res.Family.RevokedAt.Equal(at) || res.Family.RevokeReason != "logout" {
 			t.Fatalf("rotation of %s after RevokeFamily through the other handle: %v %+v; want ErrRevoked, revoked at %v for logout", id, err, res.Family, at)
 		}
@@ -183,9 +174,9 @@ func testSharedRevoke(t *testing.T, a, b store.Store) {
 func testSharedDeleteClient(t *testing.T, a, b store.Store) {
 	ctx := t.Context()
 	must(t, a.CreateClient(ctx, store.Client{ID: "app", CreatedAt: t0}))
-	_, h0 := newFamily(t, a, "f", "app", "alice")
-	h1 := hash()
-	_, err := rotate(t, a, h0, h1, t0.Add(time.Second))
+	_, tk0 := newFamily(t, a, "f", "app", "alice")
+	tk1 := tk0.succ(hash())
+	_, err := rotate(t, a, tk0, tk1.hash, t0.Add(time.Second))
 	must(t, err)
 	at := t0.Add(time.Minute)
 	n, err := b.DeleteClient(ctx, "app", at)
@@ -195,7 +186,7 @@ func testSharedDeleteClient(t *testing.T, a, b store.Store) {
 	}
 	_, err = a.GetClient(ctx, "app")
 	wantErr(t, err, store.ErrNotFound)
-	res, err := rotate(t, a, h1, hash(), t0.Add(2*time.Minute))
+	res, err := rotate(t, a, tk1, hash(), t0.Add(2*time.Minute))
 	if !errors.Is(err, store.ErrRevoked) || res.Family.RevokeReason != store.ReasonClientDeleted || !res.Family.RevokedAt.Equal(at) {
 		t.Fatalf("rotation after DeleteClient through the other handle: %v %+v; want ErrRevoked, client_deleted at %v", err, res.Family, at)
 	}

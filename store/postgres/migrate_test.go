@@ -1,0 +1,72 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A version-1 database, whose tokens are rows of refresh_tokens, opens
+// with the new code: each family keeps its current token's hash and its
+// previous one's, with the time of the rotation between them, and
+// refresh_tokens is gone.
+func TestMigrateFromVersion1(t *testing.T) {
+	u := newSchema(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	v1, err := os.ReadFile("migrations/1.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h0, h1, h2, g0 := newHash(), newHash(), newHash(), newHash()
+	r1, r2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{string(v1), nil},
+		{"CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO schema_migrations (version) VALUES (1)", nil},
+		// f, rotated twice: generations 0 and 1 are rotated, 2 is current.
+		{`INSERT INTO families (id, client_id, subject, scope, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation)
+			VALUES ('f', 'c', 'alice', 'read', 0, $1, $2, $3, $4, 2)`, []any{t0, r2, r2.Add(time.Hour), t0.Add(24 * time.Hour)}},
+		{`INSERT INTO refresh_tokens (hash, family_id, generation, issued_at, rotated_at, successor) VALUES
+			($1, 'f', 0, $4, $5, $2), ($2, 'f', 1, $5, $6, $3), ($3, 'f', 2, $6, NULL, NULL)`, []any{h0, h1, h2, t0, r1, r2}},
+		// g, never rotated.
+		{`INSERT INTO families (id, client_id, subject, scope, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation)
+			VALUES ('g', 'c', 'bob', 'read', 0, $1, $1, $2, $3, 0)`, []any{t0, t0.Add(time.Hour), t0.Add(24 * time.Hour)}},
+		{`INSERT INTO refresh_tokens (hash, family_id, generation, issued_at) VALUES ($1, 'g', 0, $2)`, []any{g0, t0}},
+	} {
+		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+
+	s := open(t, u)
+	f, err := s.GetFamily(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Generation != 2 || !bytes.Equal(f.TokenHash, h2) || !bytes.Equal(f.PreviousHash, h1) || !f.RotatedAt.Equal(r2) ||
+		!f.LastUsedAt.Equal(r2) || !f.RevokedAt.IsZero() {
+		t.Fatalf("family rotated twice, migrated: %+v; want generation 2, current %x, previous %x, rotated at %v", f, h2, h1, r2)
+	}
+	g, err := s.GetFamily(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Generation != 0 || !bytes.Equal(g.TokenHash, g0) || g.PreviousHash != nil || !g.RotatedAt.IsZero() {
+		t.Fatalf("family never rotated, migrated: %+v; want generation 0, current %x, no previous", g, g0)
+	}
+	var gone bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('refresh_tokens') IS NULL").Scan(&gone); err != nil || !gone {
+		t.Fatalf("refresh_tokens dropped: %v %v", gone, err)
+	}
+}

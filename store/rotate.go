@@ -1,0 +1,87 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// Decide is the rule of Store.Rotate, written once for every backend: what
+// a rotation of req does to the family f, judged at now (the store's
+// clock). A backend reads f's record in the same atomic step as it writes
+// the result (a row lock, a compare-and-set on f.Generation, a script),
+// so that concurrent Rotates see each other's generation.
+//
+// The presented token is identified by req.Generation and req.Old:
+//   - a generation ahead of f's, or f's own or the previous one with a hash
+//     other than f.TokenHash or f.PreviousHash, is a token f never held:
+//     ErrNotFound, as is a family of another client than req.ClientID;
+//   - otherwise an ended family answers ErrRevoked or ErrExpired;
+//   - the current token (generation f.Generation) is Rotated;
+//   - the previous token, presented again within req.Grace of the rotation
+//     that replaced it and asking for the same successor, which is still
+//     current, is Repeated (a retry whose answer was lost, or a second tab);
+//   - any other older token is ReuseDetected: it was rotated before, so
+//     either its holder or whoever presented it now has a copy that must
+//     not exist (RFC 6819 §5.2.2.3, OAuth 2.0 Security BCP §4.14.2).
+//
+// Older generations are not stored: the server has checked the token's MAC
+// before asking, which proves it issued that family and generation.
+func Decide(f Family, req RotateRequest, now time.Time) (Outcome, error) {
+	switch {
+	case req.ClientID != "" && f.ClientID != req.ClientID,
+		req.Generation > f.Generation || req.Generation < 0,
+		req.Generation == f.Generation && !bytes.Equal(req.Old, f.TokenHash),
+		req.Generation == f.Generation-1 && !bytes.Equal(req.Old, f.PreviousHash):
+		return 0, fmt.Errorf("store: refresh token: %w", ErrNotFound)
+	case !f.RevokedAt.IsZero():
+		return 0, fmt.Errorf("store: family %s: %w", f.ID, ErrRevoked)
+	case !f.Active(now):
+		return 0, fmt.Errorf("store: family %s: %w", f.ID, ErrExpired)
+	case req.Generation == f.Generation:
+		return Rotated, nil
+	case req.Generation == f.Generation-1 && bytes.Equal(req.New, f.TokenHash) && !now.After(f.RotatedAt.Add(req.Grace)):
+		return Repeated, nil
+	}
+	return ReuseDetected, nil
+}
+
+// After returns f as outcome o of req leaves it at now, for the backend to
+// write: Rotated moves the generation on, makes New current and Old
+// previous, and sets the idle expiry to now plus the idle time the caller
+// asked for (req.IdleExpiresAt − req.Now), capped at ExpiresAt;
+// ReuseDetected revokes f with ReasonReuse; Repeated changes nothing.
+func After(f Family, req RotateRequest, o Outcome, now time.Time) Family {
+	switch o {
+	case Rotated:
+		f.Generation++
+		f.PreviousHash, f.TokenHash = bytes.Clone(req.Old), bytes.Clone(req.New)
+		f.RotatedAt, f.LastUsedAt = now, now
+		f.IdleExpiresAt = now.Add(req.IdleExpiresAt.Sub(req.Now))
+		if f.IdleExpiresAt.After(f.ExpiresAt) {
+			f.IdleExpiresAt = f.ExpiresAt
+		}
+	case ReuseDetected:
+		f.RevokedAt, f.RevokeReason = now, ReasonReuse
+	}
+	return f
+}
+
+// Rebase returns f with CreatedAt moved to now and LastUsedAt,
+// IdleExpiresAt and ExpiresAt (and RotatedAt and RevokedAt, if set) moved
+// by the same amount: how a store with its own clock stores a family whose
+// times the caller computed on another clock.
+func (f Family) Rebase(now time.Time) Family {
+	d := now.Sub(f.CreatedAt)
+	f.CreatedAt = now
+	f.LastUsedAt = f.LastUsedAt.Add(d)
+	f.IdleExpiresAt = f.IdleExpiresAt.Add(d)
+	f.ExpiresAt = f.ExpiresAt.Add(d)
+	if !f.RotatedAt.IsZero() {
+		f.RotatedAt = f.RotatedAt.Add(d)
+	}
+	if !f.RevokedAt.IsZero() {
+		f.RevokedAt = f.RevokedAt.Add(d)
+	}
+	return f
+}
