@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/tokend/tokend/store/postgres/pgtest"
+	"github.com/tokend/tokend/store/redis/redistest"
 )
 
 // The fleet tests (fleet_test.go) run several `tokend serve` processes on
@@ -106,34 +103,10 @@ var fleetStores = []fleetStore{
 }
 
 // freshRedisPrefix is fleetStore.fresh for the shared Redis: a key prefix
-// of t's own, whose keys are deleted when t ends. Without a Redis it fails
-// the test when CI is set, and skips it otherwise.
+// of t's own (redistest.Prefix).
 func freshRedisPrefix(t *testing.T) func(string) string {
 	t.Helper()
-	const server = "redis://127.0.0.1:6379/0"
-	opts, _ := goredis.ParseURL(server)
-	c := goredis.NewClient(opts)
-	if err := c.Ping(t.Context()).Err(); err != nil {
-		c.Close()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no Redis at %s: %v", server, err)
-		}
-		t.Skipf("no Redis at %s (%v): start one (redis-server --port 6379) to run this test", server, err)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "tokendtest:fleet:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		defer c.Close()
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("cleaning up %s: %v", prefix, err)
-		}
-	})
+	prefix := redistest.Prefix(t)
 	return func(hp string) string { return "redis://" + hp + "/0?prefix=" + url.QueryEscape(prefix) }
 }
 

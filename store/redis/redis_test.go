@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,50 +16,18 @@ import (
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/redis"
+	"github.com/tokend/tokend/store/redis/redistest"
 	"github.com/tokend/tokend/store/storetest"
 )
 
 // testURL is the Redis 7 these machines run.
-const testURL = "redis://127.0.0.1:6379/0"
+const testURL = redistest.ServerURL
 
-// reachable fails the test in CI, and skips it elsewhere, when no Redis
-// answers at testURL.
-func reachable(t testing.TB) {
-	t.Helper()
-	opts, _ := goredis.ParseURL(testURL)
-	c := goredis.NewClient(opts)
-	defer c.Close()
-	if err := c.Ping(t.Context()).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("no Redis at %s: %v", testURL, err)
-		}
-		t.Skipf("no Redis at %s (%v): start one (redis-server --port 6379) to run these tests", testURL, err)
-	}
-}
-
-// newPrefix returns a fresh key prefix whose keys are deleted (SCAN+DEL)
-// when the test ends.
-func newPrefix(t testing.TB) string {
-	t.Helper()
-	reachable(t)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "tokendtest:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		opts, _ := goredis.ParseURL(testURL)
-		c := goredis.NewClient(opts)
-		defer c.Close()
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("cleaning up %s: %v", prefix, err)
-		}
-	})
-	return prefix
-}
+// reachable and newPrefix are redistest's.
+var (
+	reachable = redistest.Reachable
+	newPrefix = redistest.Prefix
+)
 
 func open(t testing.TB, prefix string, opts *redis.Options) *redis.Store {
 	t.Helper()
