@@ -17,6 +17,10 @@
 // timed-out connect) wrap store.ErrUnavailable and the driver's error;
 // nothing was changed and the caller may retry. So do writes to a
 // read-only server (SQLSTATE 25006), a standby that a failover may promote.
+//
+// Besides the records, the Store keeps what the instances of a fleet
+// share (shared.go): the throttle's failure counts (store.FailureCounter)
+// and leases (store.Leaser), both on the database's clock.
 package postgres
 
 import (
@@ -46,7 +50,7 @@ var migrationFS embed.FS
 
 // migrations lists the schema files in order; the schema version is its
 // length.
-var migrations = []string{"migrations/1.sql"}
+var migrations = []string{"migrations/1.sql", "migrations/2.sql"}
 
 // Store is a PostgreSQL store.Store. Open it with Open; it is safe for
 // concurrent use, and any number of Stores (in any number of processes)

@@ -77,8 +77,8 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT count(*), max(version) FROM schema_migrations").Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 1 || version != 1 {
-		t.Fatalf("schema_migrations has %d rows up to version %d; want 1 row, version 1", rows, version)
+	if rows != 2 || version != 2 {
+		t.Fatalf("schema_migrations has %d rows up to version %d; want 2 rows, version 2", rows, version)
 	}
 }
 

@@ -16,7 +16,9 @@
 // which cannot share the family's slot (the token does not carry the
 // family ID). The family indexes Pfams, Pcfams:CLIENT and Psfams:SUBJECT
 // list family IDs; the deny-list is Pdeny:JTI, indexed by the sorted set
-// Pdenyidx scored by expiry.
+// Pdenyidx scored by expiry. The state the instances share besides the
+// records (shared.go) is Pfail:HEX, the throttle's failure counts under
+// opaque keys, and Please:NAME, the leases.
 //
 // # Atomicity
 //
