@@ -109,6 +109,13 @@ type Config struct {
 	// refresh tokens on every endpoint that checks them; successes are
 	// never throttled. The zero value means its documented defaults (on).
 	Throttle Throttle
+	// FailureCounter counts the throttle's failures across the instances
+	// that share it, so that they lock a key about as soon as one
+	// instance would (see Throttle). Default: Store, if it implements
+	// store.FailureCounter (postgres and redis do), else nil, and each
+	// instance counts alone. A store wrapped by another (sealed) hides
+	// it: pass the inner store here.
+	FailureCounter store.FailureCounter
 	// TrustedProxies are the reverse proxies (CIDR prefixes; an address
 	// is a /32 or /128) whose X-Forwarded-For header names the source of
 	// a request. Default: none, and the header is ignored.
@@ -252,7 +259,10 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Authenticate = s.builtinUsers
 	}
 	var err error
-	if s.thr, err = newThrottler(cfg.Throttle, cfg.Logger); err != nil {
+	if cfg.FailureCounter == nil {
+		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
+	}
+	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.Secret, cfg.Logger), cfg.Logger); err != nil {
 		return nil, err
 	}
 	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {
