@@ -27,17 +27,29 @@ import (
 // instance thus learns of a lock at the latest at its own next failure
 // of the key: an attacker spread over N instances gets at most the
 // fleet's limit plus N-1 attempts before every instance refuses, instead
-// of N times the limit. A store that cannot be reached while counting
-// changes nothing for the request: the instance counts alone (and logs
-// it, at most once a minute).
+// of N times the limit. A refresh failure of a key already locked here
+// is not counted in the store again (its lock grows here), so a flood of
+// junk from a locked source costs the store nothing more. The store's
+// keys hold nothing in clear: 16 bytes of HMAC-SHA-256 under a key
+// derived from Config.Secret, which every instance shares. A store that
+// cannot be reached while counting changes nothing for the request: the
+// instance counts alone, and logs it at most once a minute.
 //
-// Per instance, by design: attempts in flight (the reservations of
-// password checks, which last milliseconds), familiar sources (the
-// account lock's exemption, which a success marks: sharing it would
-// write on successes; a source is familiar to the instances it
-// authenticated through), and a success's reset of the pair's count,
-// which clears this instance's count only: the fleet's forgets one
-// failure per Window/PerPair like any other.
+// Per instance, by design, because sharing them would cost successes a
+// round trip:
+//
+//   - attempts in flight (the reservations of password checks, which
+//     last milliseconds);
+//   - familiar sources, the account lock's exemption, which a success
+//     marks: a source is familiar to the instances it authenticated
+//     through, and an account lock that the fleet's count spreads to
+//     another instance holds there for a familiar source it has not
+//     seen;
+//   - a success's reset of the pair's count, which clears this
+//     instance's count only: the pair's failures before the success
+//     still count in the fleet until they leak away (one per
+//     Window/PerPair), so a user who mistyped, logged in and mistypes
+//     again may wait Delay after fewer than PerPair new failures.
 
 // fleetTimeout bounds the round trip of a failure's count: a store that
 // hangs delays a failure's answer by at most this much.

@@ -112,7 +112,7 @@ func TestFleetPasswordFailuresSpread(t *testing.T) {
 // once each, with every key of the attempt.
 func TestFleetStoreOnFailuresOnly(t *testing.T) {
 	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
-	thr := fleetThrottler(t, Throttle{PerPair: 1}, fc, "shared secret", slog.New(slog.DiscardHandler))
+	thr := fleetThrottler(t, Throttle{PerPair: 1, PerSource: 2}, fc, "shared secret", slog.New(slog.DiscardHandler))
 	src := netip.MustParseAddr("192.0.2.1")
 	for range 100 {
 		a, _ := thr.begin(kindSecret, src, "app", t0)
@@ -135,6 +135,14 @@ func TestFleetStoreOnFailuresOnly(t *testing.T) {
 	thr.refreshFailed(src, "", t0)
 	if fc.calls != 3 || len(fc.keys) != 3+2+1 {
 		t.Fatalf("two refresh failures: %d calls, %d keys; want 3, 6", fc.calls, len(fc.keys))
+	}
+	// A refresh failure of a source locked here is not counted in the
+	// fleet again: a flood from it costs the store nothing.
+	for range 10 {
+		thr.refreshFailed(src, "", t0)
+	}
+	if fc.calls != 3 {
+		t.Fatalf("refresh failures of a locked source: %d calls, want 3", fc.calls)
 	}
 }
 

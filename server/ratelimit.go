@@ -65,7 +65,8 @@ type Throttle struct {
 	// its attempts wait. IPv6 addresses count per /64. Default 50.
 	PerSource int
 	// PerPair is how many failures one source may have at one account
-	// before its attempts at that account wait. A success resets it.
+	// before its attempts at that account wait. A success resets it
+	// (the instance's count; the fleet's leaks away, see fleet.go).
 	// Default 5.
 	PerPair int
 	// PerAccount is how many failures one account (client ID or
@@ -278,16 +279,26 @@ func (t *throttler) refreshFailedContext(ctx context.Context, src netip.Addr, cl
 		return 0
 	}
 	ns := now.UnixNano()
-	fails := []fleetFailure{{layer: layerSource, key: throttleKey(t.seed, kindRefresh, layerSource, src, "")}}
-	before, locked := t.failures.fail(fails[0].key, layerSource, ns)
+	// A key already locked here is not counted in the fleet: its lock
+	// grows here, and a flood of junk from a locked source costs the
+	// store nothing more.
+	var fails []fleetFailure
+	key := throttleKey(t.seed, kindRefresh, layerSource, src, "")
+	before, locked := t.failures.fail(key, layerSource, ns)
 	if locked {
 		t.logLock(kindRefresh, layerSource, src, "")
 	}
+	if before == 0 {
+		fails = append(fails, fleetFailure{layer: layerSource, key: key})
+	}
 	if client != "" {
-		fails = append(fails, fleetFailure{layer: layerAccount, key: throttleKey(t.seed, kindRefresh, layerAccount, src, client)})
-		b, locked := t.failures.fail(fails[1].key, layerAccount, ns)
+		key := throttleKey(t.seed, kindRefresh, layerAccount, src, client)
+		b, locked := t.failures.fail(key, layerAccount, ns)
 		if locked {
 			t.logLock(kindRefresh, layerAccount, src, client)
+		}
+		if b == 0 {
+			fails = append(fails, fleetFailure{layer: layerAccount, key: key})
 		}
 		before = max(before, b)
 	}

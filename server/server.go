@@ -16,6 +16,23 @@
 //
 // Errors become RFC 6749 JSON answers only at this edge; the grants and the
 // rotation policy see plain Go errors.
+//
+// # Fleets
+//
+// Any number of Servers (in any number of processes) may share one store
+// behind a load balancer: every record and every rotation lives in the
+// store. What each keeps in its own memory, and why that is safe:
+//
+//   - the throttle's tables (Throttle), the first layer, consulted
+//     without a round trip; with a store.FailureCounter (Config) each
+//     failure is also counted fleet-wide (fleet.go), so the fleet locks
+//     a guesser about as soon as one instance would;
+//   - familiar sources and password reservations (fleet.go says why);
+//   - the mint cache (mintCache), which only saves logins: a repeat that
+//     reaches another instance starts a new one;
+//   - the signing keys, reloaded from the store (Signer, KeyChecker);
+//   - the hashing memory budget (HashMemory), which is this process's
+//     memory.
 package server
 
 import (
