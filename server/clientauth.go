@@ -66,16 +66,16 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same work as a real comparison.
 		subtle.ConstantTimeCompare(HashClientSecret(secret), make([]byte, sha256.Size))
-		att.end(resultFailed, s.now())
+		att.end(ctx, resultFailed, s.now())
 		return store.Client{}, false, errInvalidClient(basic)
 	}
 	if err != nil {
-		att.end(resultNone, s.now())
+		att.end(ctx, resultNone, s.now())
 		return store.Client{}, false, err
 	}
 	if len(c.SecretHash) == 0 {
 		if secret != "" {
-			att.end(resultFailed, s.now())
+			att.end(ctx, resultFailed, s.now())
 			return store.Client{}, false, errInvalidClient(basic)
 		}
 		noteClient(ctx, c.ID)
@@ -85,10 +85,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		return store.Client{}, false, errInvalidClient(basic)
 	}
 	if subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) != 1 {
-		att.end(resultFailed, s.now())
+		att.end(ctx, resultFailed, s.now())
 		return store.Client{}, false, errInvalidClient(basic)
 	}
-	att.end(resultOK, s.now())
+	att.end(ctx, resultOK, s.now())
 	noteClient(ctx, c.ID)
 	return c, true, nil
 }

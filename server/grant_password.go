@@ -28,7 +28,7 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 		return nil, errThrottledFor(wait)
 	}
 	res := resultNone // also if Authenticate panics: the reservation ends
-	defer func() { att.end(res, s.now()) }()
+	defer func() { att.end(ctx, res, s.now()) }()
 	checked := &store.User{} // filled by builtinUsers
 	sub, err := s.cfg.Authenticate(context.WithValue(ctx, checkedUserKey{}, checked), user, pass)
 	switch {

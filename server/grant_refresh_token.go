@@ -21,7 +21,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	}
 	ref, err := s.refreshTokenRef(ctx, presented)
 	if errors.Is(err, errUnknownToken) {
-		return nil, s.refreshRefused(src, c, confidential, true)
+		return nil, s.refreshRefused(ctx, src, c, confidential, true)
 	}
 	if err != nil {
 		return nil, err
@@ -32,7 +32,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 		// before the rotation, so that a refused request spends nothing.
 		fam, err := s.store.GetFamily(ctx, ref.family)
 		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
-			return nil, s.refreshRefused(src, c, confidential, true)
+			return nil, s.refreshRefused(ctx, src, c, confidential, true)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("look up refresh token: %w", err)
@@ -54,16 +54,16 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, s.refreshRefused(src, c, confidential, true)
+		return nil, s.refreshRefused(ctx, src, c, confidential, true)
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
-		return nil, s.refreshRefused(src, c, confidential, false)
+		return nil, s.refreshRefused(ctx, src, c, confidential, false)
 	case err != nil:
 		return nil, fmt.Errorf("rotate: %w", err)
 	case res.Outcome == store.ReuseDetected:
 		s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 		s.metrics.revoked.WithLabelValues("reuse").Inc()
 		s.log.WarnContext(ctx, "refresh token reuse detected; family revoked", "family", res.Family.ID, "client", c.ID, "subject", res.Family.Subject)
-		return nil, s.refreshRefused(src, c, confidential, false)
+		return nil, s.refreshRefused(ctx, src, c, confidential, false)
 	}
 	s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 	f := res.Family
@@ -87,12 +87,12 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 // invalid_grant, the answer that sends its holder to log in again. A
 // valid token is never refused for the failures of others: no one can
 // guess one.
-func (s *Server) refreshRefused(src netip.Addr, c store.Client, confidential, unknown bool) error {
+func (s *Server) refreshRefused(ctx context.Context, src netip.Addr, c store.Client, confidential, unknown bool) error {
 	client := ""
 	if confidential {
 		client = c.ID // a client_id alone never spends the client's budget
 	}
-	if wait := s.thr.refreshFailed(src, client, s.now()); wait > 0 && unknown {
+	if wait := s.thr.refreshFailed(ctx, src, client, s.now()); wait > 0 && unknown {
 		return errThrottledFor(wait)
 	}
 	return errInvalidGrant("invalid refresh token")

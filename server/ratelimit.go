@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -50,8 +51,13 @@ import (
 // passwords from its own address must forward their addresses the same
 // way, or it is one source for all its users.
 //
-// State lives in the process's memory, bounded by MaxEntries: each
-// instance of a cluster counts apart, and a restart forgets.
+// State lives in the process's memory, bounded by MaxEntries, and a
+// restart forgets it. Instances that share a store which can count
+// (Config.FailureCounter; postgres and redis) also count each failure
+// there, so that a fleet behind a load balancer locks a key after about
+// as many failures as one instance: see fleet.go for what is shared and
+// what stays per instance. Successes never reach the store for the
+// throttle.
 type Throttle struct {
 	// Disabled turns the throttle off: nothing is counted or refused.
 	Disabled bool
@@ -59,7 +65,8 @@ type Throttle struct {
 	// its attempts wait. IPv6 addresses count per /64. Default 50.
 	PerSource int
 	// PerPair is how many failures one source may have at one account
-	// before its attempts at that account wait. A success resets it.
+	// before its attempts at that account wait. A success resets it
+	// (the instance's count; the fleet's leaks away, see fleet.go).
 	// Default 5.
 	PerPair int
 	// PerAccount is how many failures one account (client ID or
@@ -120,18 +127,21 @@ const maxLimit = 1_000_000
 // throttler applies Throttle. A nil *throttler lets everything through.
 type throttler struct {
 	seed     maphash.Seed
+	fleet    *fleet // nil: this instance counts alone
 	failures failureTable
 	familiar familiarTable
 	log      *slog.Logger
 }
 
-func newThrottler(c Throttle, log *slog.Logger) (*throttler, error) {
+// newThrottler returns the throttler of c, nil if it is disabled. With
+// fl, failures are also counted across the fleet.
+func newThrottler(c Throttle, fl *fleet, log *slog.Logger) (*throttler, error) {
 	c, err := c.withDefaults()
 	if err != nil || c.Disabled {
 		return nil, err
 	}
 	perShard := (c.MaxEntries + tableShards - 1) / tableShards
-	t := &throttler{seed: maphash.MakeSeed(), log: log}
+	t := &throttler{seed: maphash.MakeSeed(), fleet: fl, log: log}
 	t.failures.perShard, t.familiar.perShard = perShard, perShard
 	t.failures.delay, t.failures.maxDelay = int64(c.Delay), int64(c.MaxDelay)
 	t.familiar.within = int64(familiarFor)
@@ -207,14 +217,16 @@ func (t *throttler) begin(k kind, src netip.Addr, account string, now time.Time)
 		wait = max(wait, w)
 	}
 	if wait > 0 {
-		a.end(resultNone, now) // give back the reservations
+		a.end(context.Background(), resultNone, now) // give back the reservations (no store call)
 		return attempt{}, time.Duration(wait)
 	}
 	return a, 0
 }
 
-// end records how the attempt turned out.
-func (a *attempt) end(r result, now time.Time) {
+// end records how the attempt turned out. A failure is also counted in
+// the fleet (one store round trip, bounded by fleetTimeout; ctx's values
+// only, not its end: a failure counts even if the client hung up).
+func (a *attempt) end(ctx context.Context, r result, now time.Time) {
 	if a.t == nil {
 		return
 	}
@@ -238,28 +250,50 @@ func (a *attempt) end(r result, now time.Time) {
 			a.t.failures.finish(a.keys[l], l, false, ns)
 		}
 	}
+	if r == resultFailed && a.t.fleet != nil {
+		fails := make([]fleetFailure, numLayers)
+		for l := range numLayers {
+			fails[l] = fleetFailure{layer: l, key: a.keys[l]}
+		}
+		a.t.countInFleet(ctx, a.kind, a.src, a.account, fails, now)
+	}
 	a.t = nil
 }
 
-// refreshFailed counts an invalid refresh token presented from src and,
-// if client is not empty (it authenticated), against the client. It
-// returns how long the source or the client was already locked, 0 if
-// neither was.
-func (t *throttler) refreshFailed(src netip.Addr, client string, now time.Time) time.Duration {
+// refreshFailed counts an invalid refresh token presented from
+// src and, if client is not empty (it authenticated), against the client,
+// here and in the fleet. It returns how long the source or the client
+// was already locked here, 0 if neither was.
+func (t *throttler) refreshFailed(ctx context.Context, src netip.Addr, client string, now time.Time) time.Duration {
 	if t == nil {
 		return 0
 	}
 	ns := now.UnixNano()
-	before, locked := t.failures.fail(throttleKey(t.seed, kindRefresh, layerSource, src, ""), layerSource, ns)
+	// A key already locked here is not counted in the fleet: its lock
+	// grows here, and a flood of junk from a locked source costs the
+	// store nothing more.
+	var fails []fleetFailure
+	key := throttleKey(t.seed, kindRefresh, layerSource, src, "")
+	before, locked := t.failures.fail(key, layerSource, ns)
 	if locked {
 		t.logLock(kindRefresh, layerSource, src, "")
 	}
+	if before == 0 {
+		fails = append(fails, fleetFailure{layer: layerSource, key: key})
+	}
 	if client != "" {
-		b, locked := t.failures.fail(throttleKey(t.seed, kindRefresh, layerAccount, src, client), layerAccount, ns)
+		key := throttleKey(t.seed, kindRefresh, layerAccount, src, client)
+		b, locked := t.failures.fail(key, layerAccount, ns)
 		if locked {
 			t.logLock(kindRefresh, layerAccount, src, client)
 		}
+		if b == 0 {
+			fails = append(fails, fleetFailure{layer: layerAccount, key: key})
+		}
 		before = max(before, b)
+	}
+	if t.fleet != nil {
+		t.countInFleet(ctx, kindRefresh, src, client, fails, now)
 	}
 	return time.Duration(before)
 }

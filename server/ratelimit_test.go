@@ -15,7 +15,7 @@ var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func testThrottler(tb testing.TB, c Throttle) *throttler {
 	tb.Helper()
-	t, err := newThrottler(c, slog.New(slog.DiscardHandler))
+	t, err := newThrottler(c, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestThrottleMemoryBound(t *testing.T) {
 	// A distributed guesser locks alice, and one source locks itself.
 	for range 25 {
 		a, _ := thr.begin(kindPassword, randomAddr(), "alice", now)
-		a.end(resultFailed, now)
+		a.end(t.Context(), resultFailed, now)
 	}
 	greedy := netip.MustParseAddr("198.51.100.1")
 	for i := range 5 {
@@ -143,13 +143,13 @@ func TestThrottleMemoryBound(t *testing.T) {
 		if wait > 0 {
 			t.Fatal("locked too early")
 		}
-		a.end(resultFailed, now)
+		a.end(t.Context(), resultFailed, now)
 	}
 	for i := range 100_000 {
 		a, _ := thr.begin(kindPassword, randomAddr(), fmt.Sprint("user", i), now)
-		a.end(resultFailed, now)
+		a.end(t.Context(), resultFailed, now)
 		s, _ := thr.begin(kindSecret, randomAddr(), fmt.Sprint("client", i), now)
-		s.end(resultOK, now) // a familiar source each
+		s.end(t.Context(), resultOK, now) // a familiar source each
 	}
 	if n := thr.failures.len(); n > maxEntries {
 		t.Fatalf("%d failure records, bound %d", n, maxEntries)
@@ -165,7 +165,7 @@ func TestThrottleMemoryBound(t *testing.T) {
 		if wait > 0 {
 			t.Fatalf("failure %d locked", 5+i)
 		}
-		a.end(resultFailed, now)
+		a.end(t.Context(), resultFailed, now)
 	}
 	if _, wait := thr.begin(kindSecret, greedy, "y", now); wait == 0 {
 		t.Fatal("the greedy source is not locked")
@@ -212,15 +212,15 @@ func BenchmarkThrottleClientSecret(b *testing.B) {
 			if full { // other clients' successes fill the familiar table
 				for i := range defaultMaxEntries {
 					a, _ := thr.begin(kindSecret, randomAddr(), fmt.Sprint(i), now)
-					a.end(resultOK, now)
+					a.end(b.Context(), resultOK, now)
 				}
 			}
 			a, _ := thr.begin(kindSecret, src, "app", now) // the app's usual source
-			a.end(resultOK, now)
+			a.end(b.Context(), resultOK, now)
 			if full { // and an attacker's guesses from everywhere the failure table
 				for range defaultMaxEntries {
 					a, _ := thr.begin(kindSecret, randomAddr(), "app", now)
-					a.end(resultFailed, now)
+					a.end(b.Context(), resultFailed, now)
 				}
 				if thr.failures.lockedFor(throttleKey(thr.seed, kindSecret, layerAccount, src, "app"), now.UnixNano()) == 0 {
 					b.Fatal("the app is not locked")
@@ -232,7 +232,7 @@ func BenchmarkThrottleClientSecret(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				a, _ := thr.begin(kindSecret, src, "app", now)
-				a.end(resultOK, now)
+				a.end(b.Context(), resultOK, now)
 			}
 		})
 	}

@@ -16,6 +16,23 @@
 //
 // Errors become RFC 6749 JSON answers only at this edge; the grants and the
 // rotation policy see plain Go errors.
+//
+// # Fleets
+//
+// Any number of Servers (in any number of processes) may share one store
+// behind a load balancer: every record and every rotation lives in the
+// store. What each keeps in its own memory, and why that is safe:
+//
+//   - the throttle's tables (Throttle), the first layer, consulted
+//     without a round trip; with a store.FailureCounter (Config) each
+//     failure is also counted fleet-wide (fleet.go), so the fleet locks
+//     a guesser about as soon as one instance would;
+//   - familiar sources and password reservations (fleet.go says why);
+//   - the mint cache (mintCache), which only saves logins: a repeat that
+//     reaches another instance starts a new one;
+//   - the signing keys, reloaded from the store (Signer, KeyChecker);
+//   - the hashing memory budget (HashMemory), which is this process's
+//     memory.
 package server
 
 import (
@@ -111,6 +128,13 @@ type Config struct {
 	// refresh tokens on every endpoint that checks them; successes are
 	// never throttled. The zero value means its documented defaults (on).
 	Throttle Throttle
+	// FailureCounter counts the throttle's failures across the instances
+	// that share it, so that they lock a key about as soon as one
+	// instance would (see Throttle). Default: Store, if it implements
+	// store.FailureCounter (postgres and redis do), else nil, and each
+	// instance counts alone. A store wrapped by another (sealed) hides
+	// it: pass the inner store here.
+	FailureCounter store.FailureCounter
 	// TrustedProxies are the reverse proxies (CIDR prefixes; an address
 	// is a /32 or /128) whose X-Forwarded-For header names the source of
 	// a request. Default: none, and the header is ignored.
@@ -257,7 +281,10 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Authenticate = s.builtinUsers
 	}
 	var err error
-	if s.thr, err = newThrottler(cfg.Throttle, cfg.Logger); err != nil {
+	if cfg.FailureCounter == nil {
+		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
+	}
+	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.Secret, cfg.Logger), cfg.Logger); err != nil {
 		return nil, err
 	}
 	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {

@@ -200,6 +200,30 @@ func (t *failureTable) failLocked(sh *failureShard, key uint64, r failureRecord,
 	return before, locked
 }
 
+// raise lifts key's count to at least count, the fleet's, and locks it
+// for as long as the count-th failure would. It reports whether this
+// locked a key that was not locked.
+func (t *failureTable) raise(key uint64, l layer, count int64, now int64) (locked bool) {
+	sh := t.shard(key)
+	defer sh.mu.Unlock()
+	r, ok := sh.m[key]
+	if !ok {
+		t.makeRoomLocked(sh, now)
+		r = failureRecord{layer: l, last: now}
+	}
+	t.leak(&r, now)
+	r.count = max(r.count, uint32(min(max(count, 0), math.MaxUint32)))
+	if r.count == 0 {
+		return false
+	}
+	was := r.until > now
+	if d := t.lockFor(r.count, t.rules[r.layer].limit); d > 0 {
+		r.until = max(r.until, now+d)
+	}
+	sh.m[key] = r
+	return !was && r.until > now
+}
+
 // admit reserves an attempt at key, for credentials slow to check: the
 // failures of attempts still in flight are not counted yet, so the
 // attempts in flight may not exceed the failures left before the limit

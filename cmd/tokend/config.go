@@ -112,7 +112,7 @@ func (s *settings) table() []setting {
 		{"refresh-absolute", "a refresh-token family ends this long after login", &s.RefreshAbsolute},
 		{"grace", "window in which a retried refresh token gets the same successor (0: none)", &s.Grace},
 		{"key-alg", "signing algorithm of new keys: EdDSA or ES256", &s.KeyAlg},
-		{"gc-interval", "how often ended families are deleted", &s.GCInterval},
+		{"gc-interval", "how often ended families are deleted (by one instance of those sharing a PostgreSQL or Redis store)", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
 		{"access-log", "log every request: method, path, status, client, latency", &s.AccessLog},
 		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},

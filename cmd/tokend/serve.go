@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/redis"
 )
 
@@ -98,6 +99,9 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
 		Logger: log,
+		// Failures count across the instances that share the store; the
+		// sealed wrapper hides that the store can.
+		FailureCounter: failureCounter(raw),
 		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
 			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
 		TrustedProxies: proxies,
@@ -116,8 +120,11 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	hs := newHTTPServer(srv, log)
 
 	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
-	go background(bg, log, cfg, ks, st)
+	gcDone := make(chan struct{})
+	defer func() { stopBG(); <-gcDone }() // the gc lease is released before the store closes
+	go background(bg, log, cfg, ks)
+	leaser, _ := raw.(store.Leaser) // the sealed wrapper hides it
+	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, leaser, gcHolder()) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
@@ -164,18 +171,21 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 }
 
-// background reloads the signing keys and deletes ended families. A key
-// made by `tokend keys rotate` is published from the first reload after,
-// and signs from its NotBefore, which rotate sets --key-reload +
-// --jwks-max-age ahead: by then every instance has reloaded it and every
-// verifier's cached JWKS holds it.
-func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, st interface {
-	DeleteExpired(context.Context, time.Time) (int, error)
-}) {
+// failureCounter returns st's store.FailureCounter, nil if it has none.
+func failureCounter(st store.Store) store.FailureCounter {
+	fc, _ := st.(store.FailureCounter)
+	return fc
+}
+
+// background reloads the signing keys (each instance its own: they are
+// its memory); runGC deletes ended families. A key made by `tokend keys
+// rotate` is published from the first reload after, and signs from its
+// NotBefore, which rotate sets --key-reload + --jwks-max-age ahead: by
+// then every instance has reloaded it and every verifier's cached JWKS
+// holds it.
+func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set) {
 	reload := time.NewTicker(cfg.KeyReload)
 	defer reload.Stop()
-	gc := time.NewTicker(cfg.GCInterval)
-	defer gc.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,14 +196,6 @@ func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Se
 				log.Warn("reload signing keys", "err", err)
 			} else if kid := ks.ActiveKeyID(); kid != was {
 				log.Info("signing key changed", "kid", kid, "was", was)
-			}
-		case <-gc.C:
-			// Revoked families are kept for a day for the sessions listing.
-			n, err := st.DeleteExpired(ctx, time.Now().Add(-24*time.Hour))
-			if err != nil {
-				log.Warn("delete ended families", "err", err)
-			} else if n > 0 {
-				log.Info("deleted ended families", "count", n)
 			}
 		}
 	}

@@ -21,6 +21,10 @@
 // timed-out connect) wrap store.ErrUnavailable and the driver's error;
 // nothing was changed and the caller may retry. So do writes to a
 // read-only server (SQLSTATE 25006), a standby that a failover may promote.
+//
+// Besides the records, the Store keeps what the instances of a fleet
+// share (shared.go): the throttle's failure counts (store.FailureCounter)
+// and leases (store.Leaser), both on the database's clock.
 package postgres
 
 import (

@@ -16,7 +16,10 @@
 // the family's key has the slot of its ID. The family indexes Pfams,
 // Pcfams:CLIENT and Psfams:SUBJECT (sets of family IDs) serve listing and
 // revocation by filter; the deny-list is Pdeny:JTI, indexed by the sorted
-// set Pdenyidx scored by expiry. Times are stored in microseconds.
+// set Pdenyidx scored by expiry. Times are stored in microseconds. The
+// state the instances share besides the records (shared.go) is Pfail:HEX,
+// the throttle's failure counts under opaque keys, and Please:NAME, the
+// leases.
 //
 // # Atomicity and the rule of rotation
 //

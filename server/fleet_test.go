@@ -1,0 +1,226 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// fakeCounter is a store.FailureCounter in memory, on a clock of its own
+// (the store's), counting like the real ones (GCRA) and its calls.
+type fakeCounter struct {
+	mu    sync.Mutex
+	now   time.Time
+	tat   map[string]time.Time
+	calls int
+	keys  []string
+	err   error
+}
+
+func (f *fakeCounter) CountFailures(_ context.Context, fs []store.Failure) ([]int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([]int64, len(fs))
+	for i, x := range fs {
+		f.keys = append(f.keys, x.Key)
+		tat := f.tat[x.Key]
+		if tat.Before(f.now) {
+			tat = f.now
+		}
+		tat = tat.Add(x.Forget)
+		f.tat[x.Key] = tat
+		out[i] = int64((tat.Sub(f.now) + x.Forget - 1) / x.Forget)
+	}
+	return out, nil
+}
+
+func fleetThrottler(t *testing.T, c Throttle, fc store.FailureCounter, secret string, log *slog.Logger) *throttler {
+	t.Helper()
+	thr, err := newThrottler(c, newFleet(fc, []byte(secret), log), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return thr
+}
+
+// Two instances sharing a counter: failures spread over both lock the
+// pair on both after the limit plus one (N-1), with the lock of the
+// fleet's count; each instance alone would have allowed 3 each.
+func TestFleetPasswordFailuresSpread(t *testing.T) {
+	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
+	c := Throttle{PerPair: 3, PerAccount: 100, PerSource: 100, Delay: time.Second, MaxDelay: time.Hour}
+	a := fleetThrottler(t, c, fc, "shared secret", slog.New(slog.DiscardHandler))
+	b := fleetThrottler(t, c, fc, "shared secret", slog.New(slog.DiscardHandler))
+	src := netip.MustParseAddr("203.0.113.9")
+	try := func(thr *throttler) time.Duration {
+		att, wait := thr.begin(kindPassword, src, "Alice", t0)
+		if wait == 0 {
+			att.end(t.Context(), resultFailed, t0)
+		}
+		return wait
+	}
+	for i, thr := range []*throttler{a, b, a} {
+		if w := try(thr); w != 0 {
+			t.Fatalf("failure %d: wait %v", i+1, w)
+		}
+	}
+	if w := try(a); w != time.Second { // a counted the fleet's third
+		t.Fatalf("a after 3 failures: wait %v, want 1s", w)
+	}
+	if w := try(b); w != 0 { // b learns at its own next failure
+		t.Fatalf("b's second failure (the fleet's 4th): wait %v", w)
+	}
+	if w := try(b); w != 2*time.Second {
+		t.Fatalf("b after the fleet's 4th failure: wait %v, want 2s", w)
+	}
+	if w := try(a); w != time.Second {
+		t.Fatalf("a: wait %v, want 1s", w)
+	}
+	if fc.calls != 4 {
+		t.Fatalf("%d store calls for 4 failures", fc.calls)
+	}
+	// The locks pass; the next failure anywhere counts the fleet's 5th
+	// (both instances hold 4 now) and locks for 4s.
+	later := t0.Add(2 * time.Second)
+	fc.now = later
+	att, w := a.begin(kindPassword, src, "alice", later)
+	if w != 0 {
+		t.Fatalf("after the locks: wait %v", w)
+	}
+	att.end(t.Context(), resultFailed, later)
+	if _, w := a.begin(kindPassword, src, "alice", later); w != 4*time.Second {
+		t.Fatalf("after the fleet's 5th: wait %v, want 4s", w)
+	}
+	if _, w := b.begin(kindPassword, src, "alice", later); w != 0 {
+		t.Fatalf("b, not told yet: wait %v", w)
+	}
+}
+
+// Successes and locked attempts never call the store; failures call it
+// once each, with every key of the attempt.
+func TestFleetStoreOnFailuresOnly(t *testing.T) {
+	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
+	thr := fleetThrottler(t, Throttle{PerPair: 1, PerSource: 2}, fc, "shared secret", slog.New(slog.DiscardHandler))
+	src := netip.MustParseAddr("192.0.2.1")
+	for range 100 {
+		a, _ := thr.begin(kindSecret, src, "app", t0)
+		a.end(t.Context(), resultOK, t0)
+		a, _ = thr.begin(kindPassword, src, "alice", t0)
+		a.end(t.Context(), resultOK, t0)
+	}
+	if fc.calls != 0 {
+		t.Fatalf("successes called the store %d times", fc.calls)
+	}
+	a, _ := thr.begin(kindPassword, src, "bob", t0)
+	a.end(t.Context(), resultFailed, t0)
+	if _, w := thr.begin(kindPassword, src, "bob", t0); w == 0 {
+		t.Fatal("not locked")
+	}
+	if fc.calls != 1 || len(fc.keys) != 3 {
+		t.Fatalf("one failure: %d calls, %d keys; want 1, 3", fc.calls, len(fc.keys))
+	}
+	thr.refreshFailed(t.Context(), src, "app", t0)
+	thr.refreshFailed(t.Context(), src, "", t0)
+	if fc.calls != 3 || len(fc.keys) != 3+2+1 {
+		t.Fatalf("two refresh failures: %d calls, %d keys; want 3, 6", fc.calls, len(fc.keys))
+	}
+	// A refresh failure of a source locked here is not counted in the
+	// fleet again: a flood from it costs the store nothing.
+	for range 10 {
+		thr.refreshFailed(t.Context(), src, "", t0)
+	}
+	if fc.calls != 3 {
+		t.Fatalf("refresh failures of a locked source: %d calls, want 3", fc.calls)
+	}
+}
+
+// The store's keys are 16 opaque bytes: the same on every instance with
+// one secret, another under another secret, never the username or the
+// address in clear; and the layers of one attempt differ.
+func TestFleetKeysOpaque(t *testing.T) {
+	src := netip.MustParseAddr("2001:db8::1")
+	keysOf := func(secret string, addr netip.Addr) []string {
+		fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
+		thr := fleetThrottler(t, Throttle{}, fc, secret, slog.New(slog.DiscardHandler))
+		a, _ := thr.begin(kindPassword, addr, "alice@example.com", t0)
+		a.end(t.Context(), resultFailed, t0)
+		return fc.keys
+	}
+	k1, k2 := keysOf("secret one", src), keysOf("secret one", netip.MustParseAddr("2001:db8::2")) // same /64
+	other := keysOf("secret two", src)
+	seen := map[string]bool{}
+	for i, k := range k1 {
+		if len(k) != 16 || strings.Contains(k, "alice") || bytes.Contains([]byte(k), src.AsSlice()[:8]) {
+			t.Errorf("key %d: %x", i, k)
+		}
+		if k != k2[i] || k == other[i] || seen[k] {
+			t.Errorf("key %d: %x, same /64 %x, other secret %x", i, k, k2[i], other[i])
+		}
+		seen[k] = true
+	}
+}
+
+// A store that fails while counting changes nothing for the request:
+// the instance counts alone, and says so at most once a minute.
+func TestFleetStoreDown(t *testing.T) {
+	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}, err: store.ErrUnavailable}
+	var logs bytes.Buffer
+	thr := fleetThrottler(t, Throttle{PerPair: 2}, fc, "s", slog.New(slog.NewTextHandler(&logs, nil)))
+	src := netip.MustParseAddr("192.0.2.1")
+	fail := func(now time.Time) {
+		a, w := thr.begin(kindPassword, src, "alice", now)
+		if w != 0 {
+			t.Fatalf("locked at %v", now)
+		}
+		a.end(t.Context(), resultFailed, now)
+	}
+	fail(t0)
+	fail(t0.Add(30 * time.Second))
+	if _, w := thr.begin(kindPassword, src, "alice", t0.Add(30*time.Second)); w != time.Second {
+		t.Fatalf("local lock: %v, want 1s", w)
+	}
+	if n := strings.Count(logs.String(), "cannot count a failure in the store"); n != 1 {
+		t.Fatalf("%d log lines within a minute, want 1:\n%s", n, logs.String())
+	}
+	thr.refreshFailed(t.Context(), src, "", t0.Add(time.Minute))
+	if n := strings.Count(logs.String(), "cannot count a failure in the store"); n != 2 {
+		t.Fatalf("%d log lines after a minute, want 2", n)
+	}
+	if !errors.Is(fc.err, store.ErrUnavailable) || fc.calls != 3 {
+		t.Fatalf("calls %d", fc.calls)
+	}
+}
+
+// A fleet count below the local one changes nothing; one above it locks
+// as the count-th failure would.
+func TestFailureTableRaise(t *testing.T) {
+	thr := testThrottler(t, Throttle{PerPair: 3, Delay: time.Second, MaxDelay: time.Minute})
+	ft := &thr.failures
+	now := t0.UnixNano()
+	ft.fail(1, layerPair, now)
+	ft.fail(1, layerPair, now)
+	if ft.raise(1, layerPair, 1, now) || ft.lockedFor(1, now) != 0 {
+		t.Fatal("a lower count locked")
+	}
+	if !ft.raise(1, layerPair, 5, now) || time.Duration(ft.lockedFor(1, now)) != 4*time.Second {
+		t.Fatalf("count 5 of limit 3: %v, want 4s", time.Duration(ft.lockedFor(1, now)))
+	}
+	if ft.raise(1, layerPair, 5, now) {
+		t.Fatal("a locked key locked again")
+	}
+	if !ft.raise(2, layerPair, 3, now) || time.Duration(ft.lockedFor(2, now)) != time.Second {
+		t.Fatal("an unknown key raised to its limit is not locked")
+	}
+}

@@ -1,0 +1,188 @@
+// Package fleettest is the conformance suite of the state that the
+// instances of a fleet share through a store: store.FailureCounter and
+// store.Leaser. Each test gets two handles on one store (two Opens of one
+// schema or prefix, as two processes would have) and a function that
+// ages the shared state, so that expiry is tested exactly, without
+// waiting for the database's clock.
+package fleettest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tokend/tokend/store"
+)
+
+// Handles is what a backend gives each test.
+type Handles[T any] struct {
+	A, B T
+	// Age moves every time of the shared state (failure counts' tats,
+	// leases' ends) d into the past, as if the store's clock had moved d
+	// forward.
+	Age func(t *testing.T, d time.Duration)
+}
+
+// RunFailureCounter tests a FailureCounter; open returns fresh handles.
+func RunFailureCounter(t *testing.T, open func(t *testing.T) Handles[store.FailureCounter]) {
+	count := func(t *testing.T, c store.FailureCounter, fs ...store.Failure) []int64 {
+		t.Helper()
+		got, err := c.CountFailures(t.Context(), fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	const every = 10 * time.Minute
+	k1 := store.Failure{Key: "\x00k1\xff", Forget: every}
+	k2 := store.Failure{Key: "k2", Forget: every}
+	t.Run("AcrossHandles", func(t *testing.T) {
+		h := open(t)
+		for i, step := range []struct {
+			c    store.FailureCounter
+			fs   []store.Failure
+			want []int64
+		}{
+			{h.A, []store.Failure{k1}, []int64{1}},
+			{h.B, []store.Failure{k1, k2}, []int64{2, 1}},
+			{h.A, []store.Failure{k2, k1}, []int64{2, 3}},
+			{h.B, []store.Failure{k1}, []int64{4}},
+		} {
+			if got := count(t, step.c, step.fs...); !slices.Equal(got, step.want) {
+				t.Fatalf("step %d: counts %v, want %v", i, got, step.want)
+			}
+		}
+	})
+	t.Run("Forgets", func(t *testing.T) {
+		h := open(t)
+		for want := range int64(3) {
+			if got := count(t, h.A, k1)[0]; got != want+1 {
+				t.Fatalf("failure %d: count %d", want+1, got)
+			}
+		}
+		// 3 failures, 2.5 of them forgotten: 1 left (ceil), plus this one.
+		h.Age(t, 25*time.Minute)
+		if got := count(t, h.B, k1)[0]; got != 2 {
+			t.Fatalf("after 25m: count %d, want 2", got)
+		}
+		h.Age(t, 2*time.Hour) // all forgotten
+		if got := count(t, h.A, k1, k2); !slices.Equal(got, []int64{1, 1}) {
+			t.Fatalf("after 2h: counts %v, want [1 1]", got)
+		}
+	})
+	t.Run("Concurrent", func(t *testing.T) {
+		h := open(t)
+		const n = 20
+		errs := make(chan error, 2*n)
+		for i := range 2 * n {
+			c := h.A
+			if i%2 == 1 {
+				c = h.B
+			}
+			go func() {
+				_, err := c.CountFailures(context.WithoutCancel(t.Context()), []store.Failure{k2, k1})
+				errs <- err
+			}()
+		}
+		for range 2 * n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := count(t, h.A, k1, k2); !slices.Equal(got, []int64{2*n + 1, 2*n + 1}) {
+			t.Fatalf("after %d concurrent counts: %v", 2*n, got)
+		}
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		h := open(t)
+		for _, fs := range [][]store.Failure{
+			{k1, k1},
+			{{Key: "", Forget: every}},
+			{{Key: "k", Forget: 0}},
+			{{Key: string(make([]byte, 65)), Forget: every}},
+		} {
+			if _, err := h.A.CountFailures(t.Context(), fs); err == nil {
+				t.Errorf("CountFailures(%q): no error", fs)
+			}
+		}
+	})
+}
+
+// RunLeaser tests a Leaser; open returns fresh handles.
+func RunLeaser(t *testing.T, open func(t *testing.T) Handles[store.Leaser]) {
+	lease := func(t *testing.T, l store.Leaser, name, holder string, want bool) {
+		t.Helper()
+		held, err := l.Lease(t.Context(), name, holder, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held != want {
+			t.Fatalf("Lease(%s, %s): held %v, want %v", name, holder, held, want)
+		}
+	}
+	t.Run("HolderRenewsOthersWait", func(t *testing.T) {
+		h := open(t)
+		lease(t, h.A, "gc", "a", true)
+		lease(t, h.B, "gc", "b", false)
+		lease(t, h.A, "gc", "a", true) // renewed, from either handle
+		lease(t, h.B, "gc", "a", true)
+		lease(t, h.B, "other", "b", true) // names are apart
+		h.Age(t, 59*time.Second)
+		lease(t, h.B, "gc", "b", false)
+		lease(t, h.A, "gc", "a", true) // renewed for a minute from now
+		h.Age(t, 59*time.Second)
+		lease(t, h.B, "gc", "b", false)
+		h.Age(t, 2*time.Second) // expired
+		lease(t, h.B, "gc", "b", true)
+		lease(t, h.A, "gc", "a", false)
+	})
+	t.Run("Release", func(t *testing.T) {
+		h := open(t)
+		lease(t, h.A, "gc", "a", true)
+		if err := h.B.Release(t.Context(), "gc", "b"); err != nil { // not b's: nothing
+			t.Fatal(err)
+		}
+		lease(t, h.B, "gc", "b", false)
+		if err := h.A.Release(t.Context(), "gc", "a"); err != nil {
+			t.Fatal(err)
+		}
+		lease(t, h.B, "gc", "b", true)
+		lease(t, h.A, "gc", "a", false)
+		if err := h.A.Release(t.Context(), "none", "a"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The one test that waits for the store's own clock: a short lease
+	// ends by itself.
+	t.Run("ExpiresOnStoreClock", func(t *testing.T) {
+		h := open(t)
+		held, err := h.A.Lease(t.Context(), "gc", "a", 300*time.Millisecond)
+		if err != nil || !held {
+			t.Fatalf("Lease: %v, %v", held, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		poll := time.NewTicker(20 * time.Millisecond)
+		defer poll.Stop()
+		for {
+			held, err := h.B.Lease(t.Context(), "gc", "b", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a lease of 300ms still held after 10s")
+			}
+			<-poll.C
+		}
+		lease(t, h.A, "gc", "a", false)
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		h := open(t)
+		if _, err := h.A.Lease(t.Context(), "gc", "a", 0); err == nil {
+			t.Error("Lease with ttl 0: no error")
+		}
+	})
+}
