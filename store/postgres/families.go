@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +69,20 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 // GetFamily implements store.Store.
 func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) {
 	return readOne(ctx, s, "family "+id, "SELECT "+familyCols+" FROM families WHERE id = $1", scanFamily, id)
+}
+
+// LegacyToken implements store.LegacyTokens: the family and generation of
+// a refresh token issued before schema version 3 that was its family's
+// current or previous token when the database was upgraded.
+func (s *Store) LegacyToken(ctx context.Context, hash []byte) (familyID string, generation int64, err error) {
+	err = s.pool.QueryRow(ctx, "SELECT family_id, generation FROM legacy_tokens WHERE hash = $1", hash).Scan(&familyID, &generation)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return "", 0, dbErr("legacy refresh token", err)
+	}
+	return familyID, generation, nil
 }
 
 // where builds the WHERE clause of a filter, its placeholders numbered

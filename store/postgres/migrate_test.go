@@ -3,11 +3,14 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tokend/tokend/store"
 )
 
 // A version-1 database, whose tokens are rows of refresh_tokens, opens
@@ -68,5 +71,26 @@ func TestMigrateFromVersion1(t *testing.T) {
 	var gone bool
 	if err := conn.QueryRow(ctx, "SELECT to_regclass('refresh_tokens') IS NULL").Scan(&gone); err != nil || !gone {
 		t.Fatalf("refresh_tokens dropped: %v %v", gone, err)
+	}
+	// The current and previous tokens, which name no family, are found by
+	// their hash; the older rotated one is forgotten.
+	for _, want := range []struct {
+		hash []byte
+		id   string
+		gen  int64
+	}{{h2, "f", 2}, {h1, "f", 1}, {g0, "g", 0}} {
+		if id, gen, err := s.LegacyToken(ctx, want.hash); err != nil || id != want.id || gen != want.gen {
+			t.Fatalf("legacy token %x: %q %d %v; want %q %d", want.hash, id, gen, err, want.id, want.gen)
+		}
+	}
+	if _, _, err := s.LegacyToken(ctx, h0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the rotated token of generation 0: %v; want store.ErrNotFound", err)
+	}
+	// They go with their family.
+	if n, err := s.DeleteExpired(ctx, t0.Add(48*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("DeleteExpired = %d, %v", n, err)
+	}
+	if _, _, err := s.LegacyToken(ctx, h2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a legacy token of a deleted family: %v; want store.ErrNotFound", err)
 	}
 }

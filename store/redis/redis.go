@@ -111,6 +111,14 @@
 // revokes); the listing sets, the key index and the secrets would share
 // one tag of their own ({P}) so that the record scripts and RewriteSecrets
 // stay atomic. Rotate, the one hot path, needs no change.
+//
+// # Upgrading
+//
+// This layout replaced, before any release, one that kept a key per
+// refresh token. A family written in that layout has no current token's
+// hash: its tokens are refused (invalid_grant) and its user logs in
+// again; its keys expire with it. Clients, users, keys and secrets carry
+// over unchanged.
 package redis
 
 import (
