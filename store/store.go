@@ -63,7 +63,17 @@ type Client struct {
 	// with Mint set, a mint naming one of them (POST /v1/tokens with
 	// "client_id") starts a family that belongs to that public client,
 	// which then refreshes it without a secret. Empty: none.
-	MintFor   []string
+	MintFor []string
+	// Origins are the browser origins (scheme://host[:port], exact, no
+	// path and no wildcard, e.g. "http://localhost:5173") from which a
+	// browser app may use this client: the server answers CORS for them
+	// and refuses this client's requests that carry another Origin header.
+	// Empty: no browser origin (requests without an Origin are unaffected).
+	Origins []string
+	// Cookie puts the client in cookie mode: its refresh token travels in
+	// the server's HttpOnly cookie, never in a token response's body. Only
+	// for a browser app, so it goes with Origins.
+	Cookie    bool
 	CreatedAt time.Time
 }
 

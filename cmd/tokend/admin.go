@@ -117,13 +117,14 @@ func newClientCmd(cio *cmdIO) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTYPE\tGRANTS\tSCOPES\tMINT\tMINT FOR")
+			fmt.Fprintln(tw, "ID\tTYPE\tGRANTS\tSCOPES\tMINT\tMINT FOR\tORIGINS\tCOOKIE")
 			for _, c := range cs {
 				typ := "confidential"
 				if len(c.SecretHash) == 0 {
 					typ = "public"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", c.ID, typ, strings.Join(c.Grants, ","), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%v\n", c.ID, typ, strings.Join(c.Grants, ","), strings.Join(c.Scopes, " "),
+					c.Mint, strings.Join(c.MintFor, ","), strings.Join(c.Origins, ","), c.Cookie)
 			}
 			return tw.Flush()
 		})
@@ -160,12 +161,18 @@ public client (--public: a browser or mobile app, which cannot keep a
 secret) has none, so it can only use refresh_token, starting from tokens
 a trusted backend mints for it: a backend created with --mint and
 --mint-for APP may name the public client APP in its mint requests
-("client_id": "APP"), and the session it starts is then APP's.`,
+("client_id": "APP"), and the session it starts is then APP's.
+
+A browser app lists the origins it runs on (--origin, as the browser
+sends them: scheme://host[:port]); the server answers CORS for them and
+refuses the client's requests from any other origin. With --cookie, its
+refresh token lives in the server's HttpOnly cookie instead of the page.`,
 		Example: `  tokend client create --id demo --grant password,refresh_token
   SECRET=$(tokend client create --id demo --quiet)
   tokend client create --id backend --mint --grant refresh_token
   tokend client create --id spa --public
-  tokend client create --id backend --mint --mint-for spa`,
+  tokend client create --id backend --mint --mint-for spa
+  tokend client create --id spa --public --origin http://localhost:5173 --cookie`,
 		Args: noArgs,
 	}
 	fs := cmd.Flags()
@@ -176,6 +183,8 @@ a trusted backend mints for it: a backend created with --mint and
 	scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
 	mint := fs.Bool("mint", false, "may mint tokens for its users (POST /v1/tokens)")
 	mintFor := fs.String("mint-for", "", "comma-separated public clients this client may start logins for (with --mint)")
+	originFlag := fs.StringSlice("origin", nil, "browser origin allowed to use the client, scheme://host[:port] (repeatable, or comma-separated)")
+	cookie := fs.Bool("cookie", false, "cookie mode: the refresh token travels in the server's HttpOnly cookie (with --origin)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.BoolP("quiet", "q", false, "print only the secret, for SECRET=$(tokend client create ... -q)")
 	sf := addStoreFlags(fs, "encryption-")
@@ -187,7 +196,15 @@ a trusted backend mints for it: a backend created with --mint and
 		if *asJSON && *quiet {
 			return usageErrorf("--json and --quiet: choose one")
 		}
-		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, MintFor: splitList(*mintFor), CreatedAt: time.Now()}
+		origins, err := parseOrigins(*originFlag)
+		if err != nil {
+			return err
+		}
+		if *cookie && len(origins) == 0 {
+			return usageErrorf("--cookie without --origin: cookie mode is for a browser app, whose origins the server must know to send it the cookie and to refuse other pages")
+		}
+		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, MintFor: splitList(*mintFor),
+			Origins: origins, Cookie: *cookie, CreatedAt: time.Now()}
 		for _, g := range c.Grants {
 			if g != "client_credentials" && g != "refresh_token" && g != "password" {
 				return usageErrorf("unknown grant %q: want client_credentials, refresh_token or password", g)
@@ -238,7 +255,8 @@ a trusted backend mints for it: a backend created with --mint and
 			}
 			switch {
 			case *asJSON:
-				return json.NewEncoder(cio.stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint, "mint_for": c.MintFor})
+				return json.NewEncoder(cio.stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint, "mint_for": c.MintFor,
+					"origins": c.Origins, "cookie": c.Cookie})
 			case *quiet:
 				fmt.Fprintln(cio.stdout, *secret)
 				return nil

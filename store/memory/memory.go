@@ -45,6 +45,7 @@ func cloneClient(c store.Client) store.Client {
 	c.Grants = slices.Clone(c.Grants)
 	c.Scopes = slices.Clone(c.Scopes)
 	c.MintFor = slices.Clone(c.MintFor)
+	c.Origins = slices.Clone(c.Origins)
 	return c
 }
 

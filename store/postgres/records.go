@@ -51,20 +51,22 @@ func readAll[T any](ctx context.Context, s *Store, what, query string, scan func
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	return s.exec(ctx, "client "+c.ID, false,
-		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt))
+		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
+		strings.Join(c.Origins, " "), c.Cookie)
 }
 
-const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at"
+const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie"
 
 func scanClient(r row) (store.Client, error) {
 	var c store.Client
-	var grants, scopes, mintFor string
+	var grants, scopes, mintFor, origins string
 	var created pgtype.Timestamptz
-	if err := r.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created); err != nil {
+	if err := r.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie); err != nil {
 		return store.Client{}, err
 	}
 	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
+	c.Origins = strings.Fields(origins)
 	return c, nil
 }
 

@@ -97,18 +97,23 @@ func (s *Store) getAll(ctx context.Context, op string, keys []string) ([]map[str
 
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	mint := ""
+	mint, cookie := "", ""
 	if c.Mint {
 		mint = "1"
 	}
+	if c.Cookie {
+		cookie = "1"
+	}
 	return s.createRecord(ctx, "client", c.ID, s.clientKey(c.ID), s.p+"clients",
 		"id", c.ID, "secret", c.SecretHash, "grants", jsonStrs(c.Grants), "scopes", jsonStrs(c.Scopes),
-		"mint", mint, "mintfor", jsonStrs(c.MintFor), "created", enc(c.CreatedAt))
+		"mint", mint, "mintfor", jsonStrs(c.MintFor), "created", enc(c.CreatedAt),
+		"origins", jsonStrs(c.Origins), "cookie", cookie)
 }
 
 func clientOf(m map[string]string) store.Client {
 	c := store.Client{ID: m["id"], Grants: strs(m["grants"]), Scopes: strs(m["scopes"]), Mint: m["mint"] == "1",
-		MintFor: strs(m["mintfor"]), CreatedAt: dec(m["created"])}
+		MintFor: strs(m["mintfor"]), CreatedAt: dec(m["created"]),
+		Origins: strs(m["origins"]), Cookie: m["cookie"] == "1"}
 	if v := m["secret"]; v != "" {
 		c.SecretHash = []byte(v)
 	}

@@ -91,7 +91,8 @@ func TestMigrateV1(t *testing.T) {
 	defer s.Close()
 	c, err := s.GetClient(ctx, "app")
 	must(t, err)
-	if !bytes.Equal(c.SecretHash, []byte{1, 2}) || fmt.Sprint(c.Grants) != "[refresh_token password]" || !c.Mint || !c.CreatedAt.Equal(v1) {
+	if !bytes.Equal(c.SecretHash, []byte{1, 2}) || fmt.Sprint(c.Grants) != "[refresh_token password]" || !c.Mint || !c.CreatedAt.Equal(v1) ||
+		len(c.Origins) != 0 || c.Cookie {
 		t.Fatalf("client after the upgrade: %+v", c)
 	}
 	u, err := s.GetUser(ctx, "alice")
@@ -123,6 +124,11 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("an unknown legacy token: %v", err)
 	}
 
+	// What version 4 added.
+	must(t, s.CreateClient(ctx, store.Client{ID: "spa", Origins: []string{"http://localhost:5173"}, Cookie: true, CreatedAt: v1}))
+	if c, err := s.GetClient(ctx, "spa"); err != nil || fmt.Sprint(c.Origins) != "[http://localhost:5173]" || !c.Cookie {
+		t.Fatalf("browser client after the upgrade: %+v %v", c, err)
+	}
 	// What version 2 added.
 	must(t, s.RevokeKey(ctx, "k2", v1.Add(time.Minute)))
 	must(t, s.RevokeAccessToken(ctx, "j", v1.Add(time.Hour)))
@@ -138,7 +144,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	must(t, s.Ping(ctx))
 	must(t, s.Close())
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "3\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "4\n" {
 		t.Fatalf("user_version %q after the upgrade", v)
 	}
 	s = open(t, path) // opens again without migrating again
@@ -178,12 +184,12 @@ func TestConformanceFromV1(t *testing.T) {
 // A database of a newer schema than this tokend's is refused, untouched.
 func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
-	createV1(t, path, "PRAGMA user_version = 4")
+	createV1(t, path, "PRAGMA user_version = 5")
 	_, err := sqlite.Open(t.Context(), path)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("Open of a version 4 database: %v", err)
+		t.Fatalf("Open of a version 5 database: %v", err)
 	}
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "4\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "5\n" {
 		t.Fatalf("user_version %q after the refusal", v)
 	}
 }

@@ -84,25 +84,30 @@ func hash() []byte {
 
 func testClients(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	c := store.Client{ID: "b", SecretHash: []byte{1, 2, 3}, Grants: []string{"refresh_token", "password"}, Scopes: []string{"read"}, Mint: true, MintFor: []string{"spa", "mobile"}, CreatedAt: t0}
+	c := store.Client{ID: "b", SecretHash: []byte{1, 2, 3}, Grants: []string{"refresh_token", "password"}, Scopes: []string{"read"}, Mint: true, MintFor: []string{"spa", "mobile"},
+		Origins: []string{"http://localhost:5173", "https://app.example.com"}, Cookie: true, CreatedAt: t0}
 	must(t, s.CreateClient(ctx, c))
+	c.Origins[0] = "https://changed.example" // the store keeps its own copy
+	c.Origins = []string{"http://localhost:5173", "https://app.example.com"}
 	must(t, s.CreateClient(ctx, store.Client{ID: "a", CreatedAt: t0}))
 	wantErr(t, s.CreateClient(ctx, c), store.ErrExists)
 	got, err := s.GetClient(ctx, "b")
 	must(t, err)
 	if got.ID != "b" || !bytes.Equal(got.SecretHash, c.SecretHash) || fmt.Sprint(got.Grants) != "[refresh_token password]" ||
-		fmt.Sprint(got.Scopes) != "[read]" || !got.Mint || fmt.Sprint(got.MintFor) != "[spa mobile]" || !got.CreatedAt.Equal(t0) {
+		fmt.Sprint(got.Scopes) != "[read]" || !got.Mint || fmt.Sprint(got.MintFor) != "[spa mobile]" || !got.CreatedAt.Equal(t0) ||
+		fmt.Sprint(got.Origins) != "[http://localhost:5173 https://app.example.com]" || !got.Cookie {
 		t.Fatalf("GetClient = %+v", got)
 	}
-	got.Grants[0], got.MintFor[0] = "changed", "changed"
+	got.Grants[0], got.MintFor[0], got.Origins[0] = "changed", "changed", "changed"
 	again, _ := s.GetClient(ctx, "b")
-	if again.Grants[0] != "refresh_token" || again.MintFor[0] != "spa" {
+	if again.Grants[0] != "refresh_token" || again.MintFor[0] != "spa" || again.Origins[0] != "http://localhost:5173" {
 		t.Fatal("the store shares memory with its callers")
 	}
 	all, err := s.ListClients(ctx)
 	must(t, err)
 	if len(all) != 2 || all[0].ID != "a" || all[1].ID != "b" || len(all[0].SecretHash) != 0 ||
-		len(all[0].MintFor) != 0 || fmt.Sprint(all[1].MintFor) != "[spa mobile]" {
+		len(all[0].MintFor) != 0 || fmt.Sprint(all[1].MintFor) != "[spa mobile]" ||
+		len(all[0].Origins) != 0 || all[0].Cookie || fmt.Sprint(all[1].Origins) != "[http://localhost:5173 https://app.example.com]" || !all[1].Cookie {
 		t.Fatalf("ListClients = %+v", all)
 	}
 	_, err = s.DeleteClient(ctx, "a", t0)
