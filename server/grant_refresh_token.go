@@ -11,14 +11,10 @@ import (
 )
 
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation: the
-// presented token is replaced by its successor in one atomic step. A
+// presented token (the parameter, or cookie mode's cookie) is replaced by its successor in one atomic step. A
 // refused token counts for the throttle against src and, if the client
 // proved a secret (confidential), against the client; see refreshRefused.
-func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, form url.Values) (*tokenResponse, error) {
-	presented := form.Get("refresh_token")
-	if presented == "" {
-		return nil, errInvalidRequest("missing refresh_token")
-	}
+func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, presented string, form url.Values) (*tokenResponse, error) {
 	ref, err := s.refreshTokenRef(ctx, presented)
 	if errors.Is(err, errUnknownToken) {
 		return nil, s.refreshRefused(ctx, src, c, confidential, true)
@@ -76,7 +72,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	if err != nil {
 		return nil, err
 	}
-	resp.RefreshToken = next
+	resp.RefreshToken, resp.familyExpires = next, f.ExpiresAt
 	return resp, nil
 }
 

@@ -49,7 +49,7 @@ func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, s
 	if err != nil {
 		return nil, "", err
 	}
-	resp.RefreshToken = rt
+	resp.RefreshToken, resp.familyExpires = rt, f.ExpiresAt
 	return resp, f.ID, nil
 }
 

@@ -325,6 +325,37 @@ func TestOpenAPIResponses(t *testing.T) {
 	ck.do(call{method: "DELETE", path: "/v1/sessions/x", basic: [2]string{appID, "wrong"}}, 401)
 	ck.do(call{method: "POST", path: "/v1/sessions/x"}, 405)
 
+	// Browser apps: preflights, a refusal of another page, cookie mode.
+	if err := e.store.CreateClient(t.Context(), store.Client{ID: "web", Grants: []string{"refresh_token"},
+		Origins: []string{"http://localhost:5173"}, Cookie: true}); err != nil {
+		t.Fatal(err)
+	}
+	page := http.Header{"Origin": {"http://localhost:5173"}, "Access-Control-Request-Method": {"POST"}}
+	for _, path := range []string{"/oauth/token", "/oauth/revoke", "/v1/tokens", "/v1/subjects/u1/sessions", "/v1/sessions/x"} {
+		if a := ck.do(call{method: "OPTIONS", path: path, header: page}, 204); a.header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+			t.Errorf("preflight of %s: %v", path, a.header)
+		}
+	}
+	fromPage := func(c call, extra ...string) call {
+		c.header = c.header.Clone()
+		c.header.Set("Origin", "http://localhost:5173")
+		for i := 0; i+1 < len(extra); i += 2 {
+			c.header.Set(extra[i], extra[i+1])
+		}
+		return c
+	}
+	ck.do(fromPage(post("/oauth/token", app, url.Values{"grant_type": {"client_credentials"}})), 401)
+	if err := e.store.CreateClient(t.Context(), store.Client{ID: "webminter", SecretHash: server.HashClientSecret("webminter-secret"),
+		Grants: []string{"client_credentials"}, Mint: true, MintFor: []string{"web"}}); err != nil {
+		t.Fatal(err)
+	}
+	webRT := ck.do(mint(`{"subject":"u3","client_id":"web"}`, [2]string{"webminter", "webminter-secret"}), 200).str("refresh_token")
+	byCookie := ck.do(fromPage(post("/oauth/token", [2]string{}, url.Values{"grant_type": {"refresh_token"}, "client_id": {"web"}, "refresh_token": {webRT}})), 200)
+	if byCookie.str("refresh_token") != "" || byCookie.header.Get("Set-Cookie") == "" {
+		t.Errorf("cookie-mode refresh: %v %v", byCookie.body, byCookie.header)
+	}
+	ck.do(fromPage(post("/oauth/revoke", [2]string{}, url.Values{"client_id": {"web"}}), "X-Tokend", "1"), 200)
+
 	// Operations.
 	ck.do(call{method: "GET", path: "/healthz"}, 200)
 	ck.do(call{method: "GET", path: "/readyz"}, 200)

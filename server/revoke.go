@@ -20,33 +20,59 @@ import (
 //     store's deny-list until its exp, and introspection reports it
 //     inactive from then on.
 //
+// A cookie-mode client (cookie.go) may leave the token out: the request
+// then revokes the family of the refresh token in its cookie. Every 200 to
+// such a client clears the cookie.
+//
 // The answer is 200 when the token was revoked, and also, as RFC 7009 §2.2
 // asks, when it is unknown, expired, malformed or another client's: those
 // tokens are left alone, and the caller learns nothing about them.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := s.revoke(r.Context(), w, r); err != nil {
+	cookie, err := s.revoke(r.Context(), w, r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if cookie {
+		clearRefreshCookie(w)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+// revoke revokes what the request names and reports whether the client
+// is in cookie mode.
+func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Request) (cookie bool, err error) {
 	form, err := readForm(w, r)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// A public client identifies itself with client_id alone: it may
 	// revoke its own tokens, whose possession it proves by sending them.
 	client, _, err := s.authenticateClient(ctx, r, form)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if err := checkClientOrigin(r, client); err != nil {
+		return false, err
 	}
 	tok := form.Get("token")
-	if tok == "" {
-		return errInvalidRequest("missing token")
+	if tok == "" && client.Cookie {
+		if err := cookieRequest(r, "revocation"); err != nil {
+			return false, err
+		}
+		if tok = cookieToken(r); tok == "" {
+			return true, nil // no cookie: nothing to revoke
+		}
 	}
+	if tok == "" {
+		return false, errInvalidRequest("missing token")
+	}
+	return client.Cookie, s.revokeToken(ctx, client, tok)
+}
+
+// revokeToken revokes tok if it is client's.
+func (s *Server) revokeToken(ctx context.Context, client store.Client, tok string) error {
 	if looksLikeRefreshToken(tok) {
 		// Any token of the family, current or rotated, ends it (RFC 7009
 		// §2.1: the server may revoke the grant the token belongs to).

@@ -208,6 +208,7 @@ type Server struct {
 	proxies     proxySet
 	metrics     *metrics
 	minted      *mintCache
+	origins     *originSet // the union of the clients' browser origins (cors.go)
 	health      storeHealth
 	// jwksLoaded is when the JWKS endpoint last reloaded the keys (Unix
 	// nanoseconds).
@@ -293,6 +294,9 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	s.hashing.register(s.metrics.reg)
 	s.minted = newMintCache()
+	s.origins = &originSet{list: cfg.Store.ListClients, now: s.now, log: func(ctx context.Context, err error) {
+		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
+	}}
 	s.routes()
 	return s, nil
 }
@@ -321,6 +325,9 @@ func (s *Server) Metrics() http.Handler { return s.metrics.handler() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if corsPath(r.URL.Path) && s.cors(w, r) {
+		return // a preflight
+	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		serveUnrouted(h, w, r) // a 404 or 405 as JSON
 		return

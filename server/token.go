@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/tokend/tokend/internal/oauth"
 )
@@ -21,6 +22,12 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+
+	// familyExpires is the absolute end of RefreshToken's family.
+	familyExpires time.Time
+	// cookie: the client is in cookie mode, so RefreshToken goes in the
+	// cookie (cookie.go).
+	cookie bool
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -28,6 +35,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if resp.cookie && resp.RefreshToken != "" {
+		setRefreshCookie(w, resp.RefreshToken, resp.familyExpires, s.now())
+		resp.RefreshToken = ""
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -45,6 +56,9 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return nil, err
 	}
+	if err := checkClientOrigin(r, client); err != nil {
+		return nil, err
+	}
 	switch grant {
 	case grantClientCredentials, grantRefreshToken, grantPassword:
 	default:
@@ -56,12 +70,22 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if !confidential && grant != grantRefreshToken {
 		return nil, errInvalidClient(false)
 	}
+	var resp *tokenResponse
 	switch grant {
 	case grantClientCredentials:
-		return s.clientCredentials(ctx, client, form)
+		resp, err = s.clientCredentials(ctx, client, form)
 	case grantRefreshToken:
-		return s.refresh(ctx, client, confidential, s.sourceAddr(r), form)
+		var presented string
+		if presented, err = presentedRefreshToken(r, client, form); err != nil {
+			return nil, err
+		}
+		resp, err = s.refresh(ctx, client, confidential, s.sourceAddr(r), presented, form)
 	default:
-		return s.password(ctx, client, s.sourceAddr(r), form)
+		resp, err = s.password(ctx, client, s.sourceAddr(r), form)
 	}
+	if err != nil {
+		return nil, err
+	}
+	resp.cookie = client.Cookie
+	return resp, nil
 }

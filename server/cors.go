@@ -1,0 +1,141 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/store"
+)
+
+// CORS (the Fetch standard's CORS protocol) for browser apps, on the
+// endpoints a page calls: POST /oauth/token, POST /oauth/revoke and /v1/*.
+//
+// The origins allowed are the union of every client's store.Client.Origins,
+// read from the store at most every originsReload (a client created or
+// deleted is seen within that long by every instance). A preflight
+// (OPTIONS) from an allowed origin is answered 204 with the
+// Access-Control-Allow-* headers, any other OPTIONS 204 without them; an
+// actual request from an allowed origin gets Access-Control-Allow-Origin
+// (that origin, never "*") and Access-Control-Allow-Credentials, so that
+// the page may read the answer, errors included. The union says only
+// which pages may read answers: once the client of a request is known,
+// /oauth/token and /oauth/revoke refuse an Origin that is not that
+// client's (checkClientOrigin). Requests without an Origin header (servers,
+// curl) are not affected and never read the store for it.
+
+// originsReload bounds how often the union of the clients' origins is
+// read from the store.
+const originsReload = 5 * time.Second
+
+// CORS answer headers.
+const (
+	corsAllowMethods = "POST, GET, DELETE"
+	corsAllowHeaders = "Authorization, Content-Type, X-Tokend"
+	corsMaxAge       = "600" // seconds a browser may cache a preflight
+)
+
+// corsPath reports whether path is served with CORS.
+func corsPath(path string) bool {
+	return path == "/oauth/token" || path == "/oauth/revoke" || strings.HasPrefix(path, "/v1/")
+}
+
+// originSet caches the union of the clients' origins.
+type originSet struct {
+	list func(ctx context.Context) ([]store.Client, error)
+	now  func() time.Time
+	log  func(ctx context.Context, err error)
+	mu   sync.Mutex // held while loading, so that one request loads
+	cur  atomic.Pointer[originSnapshot]
+}
+
+type originSnapshot struct {
+	set    map[string]bool
+	loaded time.Time
+}
+
+// allowed reports whether origin is some client's. One request reloads
+// a stale union while the others use the one before; a store that fails
+// leaves that one in place (none at first) until the next attempt,
+// originsReload later.
+func (o *originSet) allowed(ctx context.Context, origin string) bool {
+	snap := o.cur.Load()
+	if snap != nil && o.fresh(snap) {
+		return snap.set[origin]
+	}
+	if snap != nil && !o.mu.TryLock() {
+		return snap.set[origin] // another request is reloading
+	}
+	if snap == nil {
+		o.mu.Lock()
+	}
+	defer o.mu.Unlock()
+	if snap = o.cur.Load(); snap != nil && o.fresh(snap) {
+		return snap.set[origin]
+	}
+	next := &originSnapshot{loaded: o.now()}
+	if cs, err := o.list(ctx); err != nil {
+		o.log(ctx, err)
+		if snap != nil {
+			next.set = snap.set
+		}
+	} else {
+		next.set = map[string]bool{}
+		for _, c := range cs {
+			for _, v := range c.Origins {
+				next.set[v] = true
+			}
+		}
+	}
+	o.cur.Store(next)
+	return next.set[origin]
+}
+
+func (o *originSet) fresh(snap *originSnapshot) bool {
+	d := o.now().Sub(snap.loaded)
+	return d >= 0 && d < originsReload
+}
+
+// cors adds the CORS headers of a request to a CORS path and reports
+// whether the request was a preflight, which it has answered.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	ok := origin != "" && len(r.Header.Values("Origin")) == 1 && s.origins.allowed(r.Context(), origin)
+	if ok {
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	if ok {
+		h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		h.Set("Access-Control-Max-Age", corsMaxAge)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// checkClientOrigin refuses a request that carries an Origin header not
+// among c's origins: 401 invalid_client, with no challenge (a browser
+// would prompt for a password). It is no failed authentication (the
+// client may have proved its secret, and an Origin is no credential), so
+// it counts nothing for the throttle.
+func checkClientOrigin(r *http.Request, c store.Client) error {
+	vs := r.Header.Values("Origin")
+	if len(vs) == 0 {
+		return nil
+	}
+	if len(vs) == 1 && slices.Contains(c.Origins, vs[0]) {
+		return nil
+	}
+	return &Error{Status: http.StatusUnauthorized, Code: oauth.InvalidClient, Description: "origin not allowed for this client"}
+}
