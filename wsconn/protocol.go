@@ -40,6 +40,17 @@
 // client renews by make before break: it opens a second connection with the
 // new token, moves sending to it, and closes the old one normally.
 //
+// # Browsers
+//
+// A page offers its access token as a subprotocol,
+// new WebSocket(url, ["tokend", "tokend.bearer." + token]); Handler
+// selects "tokend". A browser cannot read a refused upgrade, so Handler
+// accepts a browser's upgrade (one with an Origin header) whose token is
+// missing or invalid and closes it at once with CloseTokenExpired and the
+// reason "invalid_token"; the page refreshes its token and reconnects.
+// Pages of another origin than the server's need Handler.Accept's
+// OriginPatterns. In-band renewal works as below.
+//
 // # Delivery
 //
 // A client Conn sends what the application writes in order, across

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,35 @@ import (
 // Handler is an http.Handler that accepts WebSocket connections bearing a
 // valid access token and hands them to Serve. The token comes from the
 // Authorization header or, for browsers, which cannot set headers on a
-// WebSocket, from the access_token query parameter.
+// WebSocket, from a subprotocol or the access_token query parameter.
+//
+// A browser offers the subprotocols "tokend" and "tokend.bearer." followed
+// by the access token (the subprotocol syntax allows every character of a
+// JWT):
+//
+//	new WebSocket(url, ["tokend", "tokend.bearer." + accessToken])
+//
+// Handler takes the token from the "tokend.bearer." entry and selects the
+// subprotocol "tokend", never the entry with the token. Unlike the query
+// parameter, the token then stays out of URLs and access logs.
+//
+// A browser cannot read the status of a refused upgrade, so for an upgrade
+// with an Origin header (a browser's) and a missing, malformed or invalid
+// token Handler accepts the connection and closes it at once with
+// CloseTokenExpired (4001) and the reason "invalid_token": the page then
+// refreshes its token and reconnects, as it does when a token expires on
+// an open connection. An upgrade without Origin (a Go client, Dial) is
+// refused with 401 as before.
+//
+// Cross-origin pages: coder/websocket accepts an upgrade only from the
+// server's own origin (its Host) unless Accept.OriginPatterns lists the
+// page's host, e.g.
+//
+//	Accept: &websocket.AcceptOptions{OriginPatterns: []string{"localhost:5173", "app.example.com"}}
+//
+// Any other Origin is refused with 403 before the token is looked at. Do
+// not set InsecureSkipVerify: it lets any site's page open connections
+// with the tokens it holds.
 type Handler struct {
 	// Verifier checks tokens. Required.
 	Verifier *verify.Verifier
@@ -28,7 +57,9 @@ type Handler struct {
 	// ctx is cancelled when the token expires without renewal or the
 	// connection is closed through ServerConn.Close.
 	Serve func(ctx context.Context, c *ServerConn)
-	// Accept configures the upgrade. Optional.
+	// Accept configures the upgrade (OriginPatterns for pages of other
+	// origins, and the application's own subprotocols, after which
+	// "tokend" is preferred). Optional.
 	Accept *websocket.AcceptOptions
 	// QueryParam names the query parameter a token may come in. Default
 	// "access_token"; "-" accepts the header only.
@@ -163,33 +194,41 @@ func (h *Handler) afterFunc() func(time.Duration, func()) func() bool {
 
 // ServeHTTP verifies the token and upgrades the connection. Without a
 // valid token it answers 401 with a Bearer challenge (RFC 6750 §3;
-// error="invalid_token" for a token that fails) and a JSON error body.
+// error="invalid_token" for a token that fails) and a JSON error body, or,
+// to a browser, accepts and closes with CloseTokenExpired.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tok, err := bearer.FromHeader(r.Header)
-	if errors.Is(err, bearer.ErrNoToken) && h.QueryParam != "-" {
-		param := h.QueryParam
-		if param == "" {
-			param = "access_token"
+	var claims *verify.Claims
+	code, desc := "", ""
+	tok, err := h.token(r)
+	switch {
+	case errors.Is(err, bearer.ErrNoToken):
+		desc = "bearer token required"
+	case errors.Is(err, errBadProtocol):
+		code, desc = oauth.InvalidRequest, "malformed token subprotocol"
+	case err != nil:
+		code, desc = oauth.InvalidRequest, "malformed Authorization header"
+	default:
+		if claims, err = h.Verifier.Verify(r.Context(), tok); err != nil {
+			code, desc = oauth.InvalidToken, "the access token is not valid"
 		}
-		if q := r.URL.Query().Get(param); q != "" {
-			tok, err = q, nil
+	}
+	if claims == nil {
+		if r.Header.Get("Origin") == "" {
+			unauthorized(w, code, desc)
+			return
 		}
-	}
-	if errors.Is(err, bearer.ErrNoToken) {
-		unauthorized(w, "", "bearer token required")
-		return
-	}
-	if err != nil {
-		unauthorized(w, oauth.InvalidRequest, "malformed Authorization header")
-		return
-	}
-	claims, err := h.Verifier.Verify(r.Context(), tok)
-	if err != nil {
-		unauthorized(w, oauth.InvalidToken, "the access token is not valid")
+		// A browser: it sees only that the upgrade failed, so it is told
+		// in the close instead.
+		ws, err := websocket.Accept(w, r, h.acceptOptions())
+		if err != nil {
+			h.logger().WarnContext(r.Context(), "websocket upgrade failed", "err", err)
+			return
+		}
+		_ = ws.Close(CloseTokenExpired, oauth.InvalidToken)
 		return
 	}
 	w.Header().Set(RenewalHeader, RenewalInBand)
-	ws, err := websocket.Accept(w, r, h.Accept)
+	ws, err := websocket.Accept(w, r, h.acceptOptions())
 	if err != nil {
 		h.logger().WarnContext(r.Context(), "websocket upgrade failed", "err", err)
 		return
@@ -203,6 +242,65 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sc.schedule(claims.Expiry)
 	h.Serve(ctx, sc)
 	_ = sc.Close(websocket.StatusNormalClosure, "")
+}
+
+// Subprotocol is the WebSocket subprotocol Handler selects when a client
+// offers it; SubprotocolBearer, followed by an access token, is how a
+// browser offers its token alongside it.
+const (
+	Subprotocol       = "tokend"
+	SubprotocolBearer = "tokend.bearer."
+)
+
+// errBadProtocol reports offered subprotocols with more than one token,
+// or an empty or malformed one.
+var errBadProtocol = errors.New("wsconn: malformed token subprotocol")
+
+// token returns the request's access token: from the Authorization header,
+// else from a SubprotocolBearer entry, else from the query parameter.
+func (h *Handler) token(r *http.Request) (string, error) {
+	tok, err := bearer.FromHeader(r.Header)
+	if !errors.Is(err, bearer.ErrNoToken) {
+		return tok, err
+	}
+	found := 0
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if t, ok := strings.CutPrefix(strings.TrimSpace(p), SubprotocolBearer); ok {
+				tok, found = t, found+1
+			}
+		}
+	}
+	if found > 0 {
+		if found > 1 {
+			return "", errBadProtocol
+		}
+		if _, err := bearer.Token("Bearer " + tok); err != nil {
+			return "", errBadProtocol
+		}
+		return tok, nil
+	}
+	if h.QueryParam != "-" {
+		param := h.QueryParam
+		if param == "" {
+			param = "access_token"
+		}
+		if q := r.URL.Query().Get(param); q != "" {
+			return q, nil
+		}
+	}
+	return "", bearer.ErrNoToken
+}
+
+// acceptOptions are h.Accept with Subprotocol first among the
+// subprotocols, so that a client that offers it gets it.
+func (h *Handler) acceptOptions() *websocket.AcceptOptions {
+	var o websocket.AcceptOptions
+	if h.Accept != nil {
+		o = *h.Accept
+	}
+	o.Subprotocols = append([]string{Subprotocol}, o.Subprotocols...)
+	return &o
 }
 
 func (h *Handler) logger() *slog.Logger {
