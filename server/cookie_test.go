@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 )
 
@@ -190,5 +191,27 @@ func TestCookieModeRevokeByToken(t *testing.T) {
 	if a := pb.post("/oauth/revoke", url.Values{"client_id": {"web"}}, "X-Tokend", "1"); a.status != http.StatusBadRequest ||
 		a.str("error_description") != "missing token" || a.header.Get("Set-Cookie") != "" {
 		t.Errorf("revocation without a token, not in cookie mode: %d %v", a.status, a.body)
+	}
+}
+
+// A password login of a confidential client in cookie mode also puts the
+// refresh token in the cookie; client_credentials, which has none, sets
+// no cookie.
+func TestCookieModePasswordLogin(t *testing.T) {
+	e := browserEnv(t, true)
+	if err := e.store.CreateClient(t.Context(), store.Client{ID: "portal", SecretHash: server.HashClientSecret("portal-secret"),
+		Grants: []string{"password", "refresh_token", "client_credentials"}, Origins: []string{pageOrigin}, Cookie: true}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, e)
+	a := b.post("/oauth/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wonderland"},
+		"client_id": {"portal"}, "client_secret": {"portal-secret"}})
+	m := setCookieRE.FindStringSubmatch(a.header.Get("Set-Cookie"))
+	if a.status != http.StatusOK || a.body["refresh_token"] != nil || m == nil || m[2] != "7776000" || b.cookie() != m[1] {
+		t.Fatalf("password login in cookie mode: %d %v %q", a.status, a.body, a.header.Get("Set-Cookie"))
+	}
+	a = b.post("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"portal"}, "client_secret": {"portal-secret"}})
+	if a.status != http.StatusOK || a.header.Get("Set-Cookie") != "" {
+		t.Errorf("client_credentials in cookie mode: %d %v", a.status, a.header)
 	}
 }

@@ -17,6 +17,24 @@
 // Errors become RFC 6749 JSON answers only at this edge; the grants and the
 // rotation policy see plain Go errors.
 //
+// # Browser apps
+//
+// A browser app is a public client registered with the origins of its
+// pages (store.Client.Origins; `tokend client create --id spa --public
+// --origin http://localhost:5173`). /oauth/token, /oauth/revoke and /v1/*
+// answer CORS for the union of every client's origins (cors.go); a
+// request to /oauth/token or /oauth/revoke whose Origin is not its
+// client's is refused with 401 invalid_client. The app's first tokens come
+// from its backend: a confidential client with Mint and MintFor naming
+// the app mints them (POST /v1/tokens, "client_id": "spa") and hands them
+// to the page, which then refreshes with client_id alone. In cookie mode
+// (store.Client.Cookie, `--cookie`) the page never holds a refresh token
+// after that first exchange: it lives in the HttpOnly cookie
+// __Host-tokend-rt, and the page refreshes and logs out by POSTing
+// without it, with the header "X-Tokend: 1" (cookie.go). The token
+// server and the page must then share a site (SameSite=Strict): serve
+// both under one registrable domain, or behind one host.
+//
 // # Fleets
 //
 // Any number of Servers (in any number of processes) may share one store
