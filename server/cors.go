@@ -41,6 +41,11 @@ const (
 )
 
 // corsPath reports whether path is served with CORS.
+// corsExposeHeaders are the response headers beyond the CORS-safelisted
+// ones that a page may read (Fetch, "CORS-safelisted response-header
+// name").
+const corsExposeHeaders = "Retry-After, WWW-Authenticate"
+
 func corsPath(path string) bool {
 	return path == "/oauth/token" || path == "/oauth/revoke" || strings.HasPrefix(path, "/v1/")
 }
@@ -111,6 +116,11 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
 	if ok {
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
+		if r.Method != http.MethodOptions {
+			// A page backs off by Retry-After (429, 503) only if it may
+			// read it.
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		}
 	}
 	if r.Method != http.MethodOptions {
 		return false

@@ -79,7 +79,7 @@ func (e *env) mintFor(subject string) answer {
 }
 
 // corsHeaders are the CORS answer headers a test looks at.
-var corsHeaders = []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Allow-Methods",
+var corsHeaders = []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers", "Access-Control-Allow-Methods",
 	"Access-Control-Allow-Headers", "Access-Control-Max-Age"}
 
 func corsOf(h http.Header) map[string]string {
@@ -144,7 +144,8 @@ func TestCORSActualRequest(t *testing.T) {
 	e := browserEnv(t, false)
 	rt := e.mintFor("alice").str("refresh_token")
 	a := e.request("POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"web"}, "refresh_token": {rt}}, [2]string{}, "Origin", pageOrigin)
-	want := map[string]string{"Access-Control-Allow-Origin": pageOrigin, "Access-Control-Allow-Credentials": "true"}
+	want := map[string]string{"Access-Control-Allow-Origin": pageOrigin, "Access-Control-Allow-Credentials": "true",
+		"Access-Control-Expose-Headers": "Retry-After, WWW-Authenticate"}
 	if a.status != http.StatusOK || a.str("refresh_token") == "" || !equalMaps(corsOf(a.header), want) || a.header.Get("Vary") != "Origin" {
 		t.Fatalf("refresh from the page: %d %v %v", a.status, a.body, a.header)
 	}
