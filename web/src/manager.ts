@@ -123,6 +123,8 @@ export class TokenManager {
   #terminal = false;
   #reauthCalled = false;
   #epoch = 0;
+  /** The access token of the login that ended here: a late broadcast of it must not revive the login. */
+  #dead: string | undefined;
   #started = false;
   #closed = false;
   #channel: BroadcastChannelLike | null = null;
@@ -373,6 +375,7 @@ export class TokenManager {
   #end(tell: boolean): void {
     this.#epoch++;
     this.#terminal = true;
+    this.#dead = this.#state?.accessToken ?? this.#dead;
     this.#state = null;
     this.#firstRT = undefined;
     this.#inflight = null;
@@ -452,7 +455,7 @@ export class TokenManager {
     const d = m as { type?: unknown; access_token?: unknown; expires_at?: unknown; refresh_token?: unknown };
     if (d.type === "logout") {
       if (this.#state || !this.#terminal) this.#end(true);
-    } else if (d.type === "tokens" && typeof d.access_token === "string" && d.access_token !== this.#state?.accessToken) {
+    } else if (d.type === "tokens" && typeof d.access_token === "string" && d.access_token !== this.#state?.accessToken && d.access_token !== this.#dead) {
       const exp = typeof d.expires_at === "number" ? d.expires_at : Infinity;
       const rt = typeof d.refresh_token === "string" ? d.refresh_token : undefined;
       this.#adopt({ access_token: d.access_token }, exp, rt);
