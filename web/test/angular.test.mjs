@@ -11,7 +11,8 @@ import { TokenManager } from "../dist/index.js";
 import { tokendInterceptor } from "../dist/angular.js";
 
 async function startServer(t) {
-  const seen = { token: [], api: [], refuseAll: false };
+  const seen = { token: [], api: [], refuseAll: false, holdUntil: 0 };
+  const held = [];
   let issued = 0;
   const server = createServer((req, res) => {
     let body = "";
@@ -20,14 +21,19 @@ async function startServer(t) {
       if (req.url.startsWith("/oauth/token")) {
         seen.token.push({ auth: req.headers.authorization, body });
         issued++;
-        // A slow token endpoint: every 401 arrives while the refresh is in flight.
-        setTimeout(() => {
+        const n = issued;
+        const answer = () => {
           res.writeHead(200, { "Content-Type": "application/json" });
-          res.end(JSON.stringify({ access_token: "at" + issued, refresh_token: "rt" + issued, expires_in: 3600 }));
-        }, 20);
+          res.end(JSON.stringify({ access_token: "at" + n, refresh_token: "rt" + n, expires_in: 3600 }));
+        };
+        // The token endpoint answers only once the API has seen holdUntil
+        // requests: the refresh is surely in flight while the 401s arrive.
+        if (seen.api.length >= seen.holdUntil) answer();
+        else held.push(answer);
         return;
       }
       seen.api.push(req.headers.authorization);
+      if (seen.api.length >= seen.holdUntil) held.splice(0).forEach((f) => f());
       if (!seen.refuseAll && req.headers.authorization === "Bearer at" + issued && issued > 0) {
         res.writeHead(200, { "Content-Type": "application/json" });
         res.end(JSON.stringify({ path: req.url }));
@@ -60,6 +66,7 @@ test("Angular: 20 concurrent requests that get 401 → 1 refresh, 20 replays, al
   t.after(() => m.close());
   m.start({ access_token: "at0", refresh_token: "rt0", expires_in: 3600 });
   const http = angular(t, m);
+  seen.holdUntil = 20;
   const res = await Promise.all(Array.from({ length: 20 }, (_, i) => firstValueFrom(http.get(`${base}/api/${i}`))));
   assert.deepEqual(res.map((r) => r.path), Array.from({ length: 20 }, (_, i) => `/api/${i}`));
   assert.equal(seen.token.length, 1);

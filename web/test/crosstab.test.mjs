@@ -89,6 +89,10 @@ test("logout in one tab: revokes once, the other tab forgets and is told once", 
   await assert.rejects(b.getAccessToken(), ReauthRequiredError);
   assert.equal(told, 1);
   assert.equal(srv.tokenCalls.length, 0);
+  // A new login in one tab is adopted by the other.
+  b.start({ access_token: "at5", refresh_token: "rt5", expires_in: 3600 });
+  await flush();
+  assert.equal(await a.getAccessToken(), "at5");
 });
 
 test("storage: memory by default (nothing written)", async (t) => {
