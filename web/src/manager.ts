@@ -99,6 +99,19 @@ export const BACKOFF_BASE_MS = 1_000;
 export const BACKOFF_CAP_MS = 30_000;
 const MAX_TIMER = 2 ** 31 - 1;
 
+/** Resolves after the tasks queued so far (a MessageChannel round trip; not a timer, which tests mock). */
+function nextTask(): Promise<void> {
+  if (typeof MessageChannel !== "function") return Promise.resolve();
+  return new Promise((resolve) => {
+    const c = new MessageChannel();
+    c.port1.onmessage = () => {
+      c.port1.close();
+      resolve();
+    };
+    c.port2.postMessage(0);
+  });
+}
+
 /** Is this response a challenge worth a refresh (401, or 403 when enabled), not insufficient_scope? */
 export function isTokenChallenge(status: number, wwwAuthenticate: string | null, refreshOn403: boolean): boolean {
   if (wwwAuthenticate && /error\s*=\s*"?insufficient_scope/i.test(wwwAuthenticate)) return false;
@@ -298,6 +311,10 @@ export class TokenManager {
     const locks = this.#locks;
     const run = locks
       ? locks.request("tokend-refresh:" + this.#o.clientId, async () => {
+          // The tab that held the lock broadcast its tokens before releasing
+          // it, but the lock can be granted before that message event runs
+          // (Chromium, measured): let one task pass first.
+          if (this.#channel) await nextTask();
           this.#reread();
           const s = this.#state;
           if (s && s.accessToken !== wanted && this.#usable(s, this.#now())) return s.accessToken;
