@@ -1,0 +1,25 @@
+export {
+  TokenManager,
+  ReauthRequiredError,
+  TokenRefreshError,
+  isTokenChallenge,
+  BACKOFF_BASE_MS,
+  BACKOFF_CAP_MS,
+  type TokenResponse,
+  type TokenManagerOptions,
+  type LockManagerLike,
+  type BroadcastChannelLike,
+  type StorageLike,
+} from "./manager.js";
+export {
+  tokenSocket,
+  SOCKET_BACKOFF_BASE_MS,
+  SOCKET_BACKOFF_CAP_MS,
+  SOCKET_STABLE_MS,
+  type TokenSocket,
+  type TokenSocketOptions,
+  type WebSocketLike,
+  type WebSocketConstructor,
+  type SocketData,
+} from "./socket.js";
+export { jwtClaims, jwtExpiry } from "./jwt.js";

@@ -1,0 +1,28 @@
+/**
+ * Reads the claims of a JWT without verifying it: the browser only needs the
+ * expiry to schedule a refresh, and the server verifies every token it gets.
+ * Returns undefined for anything that is not a three-part token with a JSON
+ * object payload.
+ */
+export function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const parts = token.split(".");
+  if (parts.length !== 3) return undefined;
+  try {
+    let b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    while (b64.length % 4) b64 += "=";
+    const bin = atob(b64);
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return claims !== null && typeof claims === "object" && !Array.isArray(claims)
+      ? (claims as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `exp` claim of a JWT in epoch milliseconds, or undefined. */
+export function jwtExpiry(token: string): number | undefined {
+  const exp = jwtClaims(token)?.exp;
+  return typeof exp === "number" && isFinite(exp) ? exp * 1000 : undefined;
+}

@@ -1,0 +1,559 @@
+import { jwtClaims } from "./jwt.js";
+
+/** A token endpoint answer (RFC 6749 §5.1). */
+export interface TokenResponse {
+  access_token: string;
+  refresh_token?: string;
+  /** Lifetime of the access token in seconds. */
+  expires_in?: number;
+  token_type?: string;
+  scope?: string;
+}
+
+/** The part of the Web Locks API the manager uses (navigator.locks). */
+export interface LockManagerLike {
+  request<T>(name: string, callback: (lock: unknown) => Promise<T>): Promise<T>;
+}
+
+/** The part of BroadcastChannel the manager uses. */
+export interface BroadcastChannelLike {
+  postMessage(message: unknown): void;
+  close(): void;
+  onmessage: ((ev: MessageEvent) => void) | null;
+}
+
+/** The part of the Storage interface (sessionStorage, localStorage) the manager uses. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+export interface TokenManagerOptions {
+  /** The token endpoint, e.g. "https://auth.example.com/oauth/token". */
+  tokenEndpoint: string;
+  /** A public client's id. */
+  clientId: string;
+  /** Default: tokenEndpoint with its final /token replaced by /revoke. */
+  revocationEndpoint?: string;
+  /** Cookie mode: the refresh token lives in tokend's HttpOnly cookie. */
+  cookie?: boolean;
+  /** Where tokens are kept; default "memory". */
+  storage?: "memory" | "session" | "local";
+  /** Default "tokend:" + clientId. */
+  storageKey?: string;
+  /** Default 60_000: refresh at 80 % of the lifetime or this long before expiry, whichever first (capped at half the lifetime). */
+  refreshLeadMs?: number;
+  /** Default false: also refresh and replay on 403, never for error="insufficient_scope". */
+  refreshOn403?: boolean;
+  /** Default true: coordinate tabs with Web Locks + BroadcastChannel when available. */
+  crossTab?: boolean;
+  /** Called once when a refresh fails terminally (or another tab logged out). */
+  onReauthRequired?: () => void;
+  /** Default globalThis.fetch. */
+  fetch?: typeof fetch;
+  /** Default Date.now. */
+  now?: () => number;
+  /** Test hook: the Storage object for "session"/"local" (default sessionStorage/localStorage). */
+  storageArea?: StorageLike;
+  /** Test hook: where visibilitychange, pageshow and online are heard (default globalThis; null: nowhere). */
+  events?: EventTarget | null;
+  /** Test hook: the lock manager (default navigator.locks; null: none). */
+  locks?: LockManagerLike | null;
+  /** Test hook: makes the broadcast channel (default new BroadcastChannel(name); null: none). */
+  channel?: ((name: string) => BroadcastChannelLike) | null;
+  /** Test hook: uniform in [0, 1), for jitter (default Math.random). */
+  random?: () => number;
+}
+
+/** The login is over (terminal refresh failure, logout, no refresh token): the user must sign in again. */
+export class ReauthRequiredError extends Error {
+  constructor(message = "tokend: reauthentication required") {
+    super(message);
+    this.name = "ReauthRequiredError";
+  }
+}
+
+/** A refresh failed for a reason that may pass (network, 5xx, 429); the manager retries with backoff. */
+export class TokenRefreshError extends Error {
+  /** The token endpoint's HTTP status, undefined for a network error. */
+  readonly status?: number;
+  constructor(message: string, status?: number, cause?: unknown) {
+    super(message, { cause });
+    this.name = "TokenRefreshError";
+    this.status = status;
+  }
+}
+
+interface State {
+  accessToken: string;
+  /** Epoch ms; Infinity when the lifetime is unknown (then only a 401 refreshes). */
+  expiresAt: number;
+  issuedAt: number;
+  refreshAt: number;
+  refreshToken?: string;
+}
+
+/** Backoff of failed refreshes: full jitter, ceiling BACKOFF_BASE_MS·2^(n-1) capped at BACKOFF_CAP_MS. */
+export const BACKOFF_BASE_MS = 1_000;
+export const BACKOFF_CAP_MS = 30_000;
+const MAX_TIMER = 2 ** 31 - 1;
+
+/** Resolves after the tasks queued so far (a MessageChannel round trip; not a timer, which tests mock). */
+function nextTask(): Promise<void> {
+  if (typeof MessageChannel !== "function") return Promise.resolve();
+  return new Promise((resolve) => {
+    const c = new MessageChannel();
+    c.port1.onmessage = () => {
+      c.port1.close();
+      resolve();
+    };
+    c.port2.postMessage(0);
+  });
+}
+
+/** Is this response a challenge worth a refresh (401, or 403 when enabled), not insufficient_scope? */
+export function isTokenChallenge(status: number, wwwAuthenticate: string | null, refreshOn403: boolean): boolean {
+  if (wwwAuthenticate && /error\s*=\s*"?insufficient_scope/i.test(wwwAuthenticate)) return false;
+  return status === 401 || (status === 403 && refreshOn403);
+}
+
+/** Keeps a public client's access token fresh; see the README for the behaviour. */
+export class TokenManager {
+  readonly #o: TokenManagerOptions;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #revoke: string;
+  #state: State | null = null;
+  /** Cookie mode: a refresh token handed to start() for the first exchange, used once, never stored. */
+  #firstRT: string | undefined;
+  #inflight: Promise<string> | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #backoff: ReturnType<typeof setTimeout> | undefined;
+  #failures = 0;
+  #lastError: unknown;
+  #terminal = false;
+  #reauthCalled = false;
+  #epoch = 0;
+  /** The access token of the login that ended here: a late broadcast of it must not revive the login. */
+  #dead: string | undefined;
+  #started = false;
+  #closed = false;
+  #channel: BroadcastChannelLike | null = null;
+  #locks: LockManagerLike | null = null;
+  #listeners = new Set<(token: string) => void>();
+  #wake = (ev: Event) => this.#onWake(ev);
+
+  constructor(opts: TokenManagerOptions) {
+    this.#o = opts;
+    const f = opts.fetch;
+    this.#fetch = f ? (i, n) => f(i, n) : (i, n) => globalThis.fetch(i, n);
+    this.#now = opts.now ?? (() => Date.now());
+    this.#random = opts.random ?? Math.random;
+    this.#revoke = opts.revocationEndpoint ?? opts.tokenEndpoint.replace(/\/token(?=$|[?#])/, "/revoke");
+  }
+
+  /** Adopt tokens the app has (e.g. from its backend's mint); with none, in cookie mode, the first getAccessToken refreshes from the cookie. */
+  start(tokens?: TokenResponse): void {
+    if (this.#closed) return;
+    if (!this.#started) {
+      this.#started = true;
+      const o = this.#o;
+      if (o.crossTab !== false) {
+        const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
+        this.#locks = o.locks !== undefined ? o.locks : nav?.locks ?? null;
+        const name = "tokend:" + o.clientId;
+        try {
+          this.#channel =
+            o.channel !== undefined
+              ? o.channel && o.channel(name)
+              : typeof BroadcastChannel === "function"
+                ? new BroadcastChannel(name)
+                : null;
+        } catch {
+          this.#channel = null;
+        }
+        (this.#channel as { unref?: () => void } | null)?.unref?.();
+        if (this.#channel) this.#channel.onmessage = (ev) => this.#onBroadcast(ev.data);
+      }
+      const target = o.events !== undefined ? o.events : (globalThis as unknown as EventTarget);
+      if (target && typeof target.addEventListener === "function") {
+        for (const t of ["visibilitychange", "pageshow", "online"]) target.addEventListener(t, this.#wake);
+      }
+    }
+    if (tokens) {
+      if (this.#o.cookie) this.#firstRT = tokens.refresh_token;
+      this.#broadcast(this.#adopt(tokens));
+    } else if (!this.#state) {
+      this.#reread();
+    }
+  }
+
+  /** A valid access token, refreshing first if it is expired or about to be. Rejects with ReauthRequiredError after a terminal failure. */
+  async getAccessToken(): Promise<string> {
+    this.start();
+    if (this.#terminal) throw new ReauthRequiredError();
+    const s = this.#state;
+    const now = this.#now();
+    if (s && now < s.refreshAt) return s.accessToken;
+    if (s && this.#usable(s, now)) {
+      this.#kick();
+      return s.accessToken;
+    }
+    return this.refresh();
+  }
+
+  /** Single-flight refresh; if `rejected` is given and is no longer the current token, resolves with the current one without a request. */
+  refresh(rejected?: string): Promise<string> {
+    this.start();
+    if (this.#terminal) return Promise.reject(new ReauthRequiredError());
+    const s = this.#state;
+    if (rejected !== undefined && s && s.accessToken !== rejected && this.#usable(s, this.#now())) {
+      return Promise.resolve(s.accessToken);
+    }
+    if (!this.#inflight && this.#backoff !== undefined) return Promise.reject(this.#lastError);
+    return this.#refreshNow();
+  }
+
+  /** fetch with Authorization: Bearer; on 401 (and 403 if refreshOn403) refreshes once and replays once. Never touches the token endpoint. */
+  async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    if (this.isEndpoint(input instanceof Request ? input.url : String(input))) return this.#fetch(input, init);
+    const token = await this.getAccessToken();
+    const body = init?.body;
+    const replayable = !(body != null && typeof ReadableStream === "function" && body instanceof ReadableStream);
+    const withBody = input instanceof Request && input.body != null && replayable;
+    const send = (tok: string, first: boolean) => {
+      const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+      headers.set("Authorization", "Bearer " + tok);
+      return this.#fetch(first && withBody ? (input as Request).clone() : input, { ...init, headers });
+    };
+    const res = await send(token, true);
+    if (!isTokenChallenge(res.status, res.headers.get("WWW-Authenticate"), !!this.#o.refreshOn403)) return res;
+    if (!replayable) {
+      this.#drop(token);
+      return res;
+    }
+    let fresh: string;
+    try {
+      fresh = await this.refresh(token);
+    } catch {
+      return res;
+    }
+    void res.body?.cancel().catch(() => {});
+    return send(fresh, false);
+  }
+
+  /** Revoke the login at the server and forget the tokens (all tabs). Rejects if the revocation request failed; the tokens are forgotten anyway. */
+  async logout(): Promise<void> {
+    this.start();
+    const o = this.#o;
+    const rt = this.#state?.refreshToken;
+    this.#end(false);
+    this.#channel?.postMessage({ type: "logout" });
+    const body = new URLSearchParams();
+    if (!o.cookie) {
+      if (!rt) return;
+      body.set("token", rt);
+      body.set("token_type_hint", "refresh_token");
+    }
+    body.set("client_id", o.clientId);
+    const res = await this.#fetch(this.#revoke, this.#post(body));
+    if (!res.ok) throw new TokenRefreshError("tokend: revocation failed with HTTP " + res.status, res.status);
+  }
+
+  /** Stop timers and listeners. */
+  close(): void {
+    this.#closed = true;
+    this.#clearTimers();
+    this.#channel?.close();
+    this.#channel = null;
+    const target = this.#o.events !== undefined ? this.#o.events : (globalThis as unknown as EventTarget);
+    if (target && typeof target.removeEventListener === "function") {
+      for (const t of ["visibilitychange", "pageshow", "online"]) target.removeEventListener(t, this.#wake);
+    }
+    this.#listeners.clear();
+  }
+
+  /** Calls listener with every new access token (refresh, another tab, start); returns the unsubscribe function. */
+  onToken(listener: (token: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Is url the token or revocation endpoint (never given a bearer, never intercepted)? */
+  isEndpoint(url: string): boolean {
+    const key = (u: string) => {
+      try {
+        const p = new URL(u, (globalThis as { location?: { href: string } }).location?.href ?? this.#o.tokenEndpoint);
+        return p.origin + p.pathname;
+      } catch {
+        return u;
+      }
+    };
+    const k = key(url);
+    return k === key(this.#o.tokenEndpoint) || k === key(this.#revoke);
+  }
+
+  /** Whether a response with this status and WWW-Authenticate warrants refresh-and-replay under these options. */
+  isChallenge(status: number, wwwAuthenticate: string | null): boolean {
+    return isTokenChallenge(status, wwwAuthenticate, !!this.#o.refreshOn403);
+  }
+
+  #usable(s: State, now: number): boolean {
+    return now < s.expiresAt - Math.min(5_000, Math.max(0, (s.expiresAt - s.issuedAt) / 10));
+  }
+
+  #refreshNow(): Promise<string> {
+    if (this.#inflight) return this.#inflight;
+    const wanted = this.#state?.accessToken;
+    const epoch = this.#epoch;
+    const locks = this.#locks;
+    const run = locks
+      ? locks.request("tokend-refresh:" + this.#o.clientId, async () => {
+          // The tab that held the lock broadcast its tokens before releasing
+          // it, but the lock can be granted before that message event runs
+          // (Chromium, measured): let one task pass first.
+          if (this.#channel) await nextTask();
+          this.#reread();
+          const s = this.#state;
+          if (s && s.accessToken !== wanted && this.#usable(s, this.#now())) return s.accessToken;
+          return this.#request(epoch);
+        })
+      : this.#request(epoch);
+    const p = run.then(
+      (tok) => {
+        this.#failures = 0;
+        return tok;
+      },
+      (e: unknown) => {
+        if (!(e instanceof ReauthRequiredError) && epoch === this.#epoch && !this.#closed) this.#retryLater(e);
+        throw e;
+      },
+    );
+    const done = () => {
+      if (this.#inflight === p) this.#inflight = null;
+    };
+    p.then(done, done);
+    this.#inflight = p;
+    return p;
+  }
+
+  async #request(epoch: number): Promise<string> {
+    const o = this.#o;
+    const body = new URLSearchParams({ grant_type: "refresh_token" });
+    const rt = o.cookie ? this.#firstRT : this.#state?.refreshToken;
+    if (!o.cookie && !rt) throw this.#fail();
+    if (rt) body.set("refresh_token", rt);
+    body.set("client_id", o.clientId);
+    let res: Response;
+    try {
+      res = await this.#fetch(o.tokenEndpoint, this.#post(body));
+    } catch (e) {
+      throw new TokenRefreshError("tokend: token endpoint unreachable", undefined, e);
+    }
+    let json: Partial<TokenResponse> & { error?: string } = {};
+    try {
+      json = await res.json();
+    } catch {
+      // a body that is not JSON counts like an empty one
+    }
+    if (epoch !== this.#epoch) throw new ReauthRequiredError();
+    if (res.ok && typeof json.access_token === "string") {
+      this.#firstRT = undefined;
+      const s = this.#adopt(json as TokenResponse);
+      this.#broadcast(s);
+      return s.accessToken;
+    }
+    const st = res.status;
+    if (res.ok || st >= 500 || st === 408 || st === 429) {
+      throw new TokenRefreshError("tokend: token endpoint answered HTTP " + st, st);
+    }
+    // 400 invalid_grant, 401 invalid_client and every other 4xx: retrying cannot help.
+    throw this.#fail();
+  }
+
+  #post(body: URLSearchParams): RequestInit {
+    const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" };
+    const init: RequestInit = { method: "POST", headers, body: body.toString() };
+    if (this.#o.cookie) {
+      headers["X-Tokend"] = "1";
+      init.credentials = "include";
+    }
+    return init;
+  }
+
+  /** Terminal failure: forget everything, tell the app once. */
+  #fail(): ReauthRequiredError {
+    this.#end(true);
+    return new ReauthRequiredError();
+  }
+
+  #end(tell: boolean): void {
+    this.#epoch++;
+    this.#terminal = true;
+    this.#dead = this.#state?.accessToken ?? this.#dead;
+    this.#state = null;
+    this.#firstRT = undefined;
+    this.#inflight = null;
+    this.#clearTimers();
+    this.#save();
+    if (tell && !this.#reauthCalled) {
+      this.#reauthCalled = true;
+      try {
+        this.#o.onReauthRequired?.();
+      } catch {
+        // the app's callback must not break the manager
+      }
+    }
+  }
+
+  #retryLater(e: unknown): void {
+    this.#lastError = e;
+    this.#failures++;
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.#failures - 1));
+    clearTimeout(this.#timer);
+    clearTimeout(this.#backoff);
+    this.#backoff = setTimeout(() => {
+      this.#backoff = undefined;
+      this.#refreshNow().catch(() => {});
+    }, this.#random() * ceiling);
+  }
+
+  #kick(): void {
+    if (!this.#inflight && this.#backoff === undefined && !this.#terminal) this.#refreshNow().catch(() => {});
+  }
+
+  /** Adopt a token response (or a broadcast/stored state) and schedule its refresh. */
+  #adopt(t: TokenResponse, expiresAt?: number, refreshToken?: string): State {
+    const now = this.#now();
+    const claims = jwtClaims(t.access_token);
+    const iat = typeof claims?.iat === "number" ? claims.iat * 1000 : NaN;
+    const exp = typeof claims?.exp === "number" ? claims.exp * 1000 : NaN;
+    let issuedAt = now;
+    if (expiresAt === undefined) {
+      expiresAt = typeof t.expires_in === "number" ? now + t.expires_in * 1000 : exp > 0 ? exp : Infinity;
+      if (typeof t.expires_in !== "number" && iat <= now) issuedAt = iat;
+    } else if (iat <= now && iat < expiresAt) {
+      issuedAt = iat;
+    }
+    const lifetime = Math.max(0, expiresAt - issuedAt);
+    const lead = Math.max(lifetime * 0.2, Math.min(this.#o.refreshLeadMs ?? 60_000, lifetime / 2));
+    const s: State = {
+      accessToken: t.access_token,
+      expiresAt,
+      issuedAt,
+      refreshAt: isFinite(expiresAt) ? expiresAt - lead - this.#random() * lead * 0.1 : Infinity,
+      refreshToken: this.#o.cookie ? undefined : refreshToken ?? t.refresh_token ?? this.#state?.refreshToken,
+    };
+    this.#state = s;
+    this.#terminal = false;
+    this.#reauthCalled = false;
+    this.#save();
+    this.#schedule();
+    for (const l of this.#listeners) {
+      try {
+        l(s.accessToken);
+      } catch {
+        // a listener's error is its own
+      }
+    }
+    return s;
+  }
+
+  #broadcast(s: State): void {
+    const m: Record<string, unknown> = { type: "tokens", access_token: s.accessToken, expires_at: s.expiresAt };
+    if (s.refreshToken) m.refresh_token = s.refreshToken;
+    this.#channel?.postMessage(m);
+  }
+
+  #onBroadcast(m: unknown): void {
+    if (this.#closed || !m || typeof m !== "object") return;
+    const d = m as { type?: unknown; access_token?: unknown; expires_at?: unknown; refresh_token?: unknown };
+    if (d.type === "logout") {
+      if (this.#state || !this.#terminal) this.#end(true);
+    } else if (d.type === "tokens" && typeof d.access_token === "string" && d.access_token !== this.#state?.accessToken && d.access_token !== this.#dead) {
+      const exp = typeof d.expires_at === "number" ? d.expires_at : Infinity;
+      const rt = typeof d.refresh_token === "string" ? d.refresh_token : undefined;
+      this.#adopt({ access_token: d.access_token }, exp, rt);
+    }
+  }
+
+  #area(): StorageLike | null {
+    const o = this.#o;
+    if (!o.storage || o.storage === "memory") return null;
+    try {
+      return o.storageArea ?? (o.storage === "local" ? globalThis.localStorage : globalThis.sessionStorage) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  #key(): string {
+    return this.#o.storageKey ?? "tokend:" + this.#o.clientId;
+  }
+
+  #save(): void {
+    const a = this.#area();
+    const s = this.#state;
+    try {
+      if (!s) a?.removeItem(this.#key());
+      else a?.setItem(this.#key(), JSON.stringify({ access_token: s.accessToken, expires_at: isFinite(s.expiresAt) ? s.expiresAt : null, refresh_token: s.refreshToken }));
+    } catch {
+      // quota or privacy mode: memory still holds the tokens
+    }
+  }
+
+  /** Adopt what storage holds if it is another token than ours and lives longer. */
+  #reread(): void {
+    const a = this.#area();
+    let d: { access_token?: unknown; expires_at?: unknown; refresh_token?: unknown } | null = null;
+    try {
+      d = JSON.parse(a?.getItem(this.#key()) ?? "null");
+    } catch {
+      return;
+    }
+    if (!d || typeof d.access_token !== "string" || d.access_token === this.#state?.accessToken) return;
+    const exp = typeof d.expires_at === "number" ? d.expires_at : Infinity;
+    if (this.#state && exp <= this.#state.expiresAt) return;
+    this.#adopt({ access_token: d.access_token }, exp, typeof d.refresh_token === "string" ? d.refresh_token : undefined);
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    const s = this.#state;
+    if (!s || this.#closed || !this.#started || this.#backoff !== undefined || !isFinite(s.refreshAt)) return;
+    this.#timer = setTimeout(() => {
+      if (this.#now() < s.refreshAt) this.#schedule();
+      else this.#kick();
+    }, Math.min(MAX_TIMER, Math.max(0, s.refreshAt - this.#now())));
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#backoff);
+    this.#timer = this.#backoff = undefined;
+  }
+
+  /** A 401 for a request we cannot replay: the token is dead, the next call refreshes. */
+  #drop(token: string): void {
+    const s = this.#state;
+    if (s && s.accessToken === token) {
+      s.expiresAt = s.refreshAt = 0;
+      clearTimeout(this.#timer);
+      this.#save();
+    }
+  }
+
+  #onWake(ev: Event): void {
+    if (this.#closed || this.#terminal || !this.#state) return;
+    const doc = (globalThis as { document?: { visibilityState?: string } }).document;
+    if (ev.type === "visibilitychange" && doc?.visibilityState === "hidden") return;
+    if (ev.type === "online" && this.#backoff !== undefined) {
+      clearTimeout(this.#backoff);
+      this.#backoff = undefined;
+    }
+    if (this.#now() >= this.#state.refreshAt) this.#kick();
+    else this.#schedule();
+  }
+}

@@ -1,0 +1,196 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { TokenManager, ReauthRequiredError } from "../dist/index.js";
+import { REVOKE, TOKEN, channelHub, deferred, fakeLocks, fakeServer, fakeStorage, flush } from "./helpers.mjs";
+
+function manager(t, srv, opts = {}) {
+  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random: () => 0, events: null, ...opts });
+  t.after(() => m.close());
+  return m;
+}
+
+const LOGIN = { access_token: "at0", refresh_token: "rt0", expires_in: 3600 };
+
+test("two tabs wanting a refresh: 1 token request, the other adopts the broadcast tokens", async (t) => {
+  const srv = fakeServer();
+  const gate = deferred();
+  srv.tokenReply = async () => (await gate.promise, srv.issue());
+  const locks = fakeLocks();
+  const channel = channelHub();
+  const a = manager(t, srv, { locks, channel });
+  const b = manager(t, srv, { locks, channel });
+  a.start(LOGIN);
+  b.start(LOGIN);
+  const pa = a.refresh("at0");
+  const pb = b.refresh("at0");
+  await flush();
+  assert.equal(locks.requests, 2, "both asked for the lock");
+  assert.equal(srv.tokenCalls.length, 1);
+  gate.resolve();
+  assert.deepEqual(await Promise.all([pa, pb]), ["at1", "at1"]);
+  assert.equal(srv.tokenCalls.length, 1);
+  assert.deepEqual(channel.posted.map((p) => [p.name, p.data.type, p.data.access_token]).slice(-1), [["tokend:spa", "tokens", "at1"]]);
+  // b adopted the rotated refresh token too: its next refresh sends rt1.
+  await b.refresh("at1");
+  assert.equal(srv.tokenCalls[1].body, "grant_type=refresh_token&refresh_token=rt1&client_id=spa");
+  assert.equal(await a.getAccessToken(), "at2", "and a adopted b's broadcast");
+});
+
+test("the lock waiter re-reads shared state (storage) before refreshing", async (t) => {
+  const srv = fakeServer();
+  const gate = deferred();
+  srv.tokenReply = async () => (await gate.promise, srv.issue());
+  const locks = fakeLocks();
+  const storageArea = fakeStorage();
+  // No broadcast channel: only the storage tells b what a did.
+  const a = manager(t, srv, { locks, channel: null, storage: "local", storageArea });
+  const b = manager(t, srv, { locks, channel: null, storage: "local", storageArea });
+  a.start(LOGIN);
+  b.start();
+  assert.equal(await b.getAccessToken(), "at0", "b restored the login from storage");
+  const pa = a.refresh();
+  const pb = b.refresh();
+  await flush();
+  gate.resolve();
+  assert.deepEqual(await Promise.all([pa, pb]), ["at1", "at1"]);
+  assert.equal(srv.tokenCalls.length, 1);
+});
+
+test("without Web Locks (and without BroadcastChannel) the manager works alone", async (t) => {
+  const srv = fakeServer();
+  const m = manager(t, srv, { locks: null, channel: null });
+  m.start(LOGIN);
+  assert.deepEqual(await Promise.all([m.refresh(), m.refresh()]), ["at1", "at1"]);
+  assert.equal(srv.tokenCalls.length, 1);
+});
+
+test("defaults in an environment without navigator.locks (Node): a single tab works", async (t) => {
+  assert.equal(globalThis.navigator?.locks, undefined);
+  const srv = fakeServer();
+  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa-default-" + process.pid, fetch: srv.fetch });
+  t.after(() => m.close());
+  m.start(LOGIN);
+  assert.equal(await m.refresh(), "at1");
+  assert.equal(srv.tokenCalls.length, 1);
+});
+
+test("logout in one tab: revokes once, the other tab forgets and is told once", async (t) => {
+  const srv = fakeServer();
+  const channel = channelHub();
+  let told = 0;
+  const a = manager(t, srv, { locks: fakeLocks(), channel });
+  const b = manager(t, srv, { locks: fakeLocks(), channel, onReauthRequired: () => told++ });
+  a.start(LOGIN);
+  b.start(LOGIN);
+  await a.logout();
+  await flush();
+  assert.deepEqual(srv.calls.map((c) => [c.url, c.body]), [[REVOKE, "token=rt0&token_type_hint=refresh_token&client_id=spa"]]);
+  await assert.rejects(a.getAccessToken(), ReauthRequiredError);
+  await assert.rejects(b.getAccessToken(), ReauthRequiredError);
+  assert.equal(told, 1);
+  assert.equal(srv.tokenCalls.length, 0);
+  // A new login in one tab is adopted by the other.
+  b.start({ access_token: "at5", refresh_token: "rt5", expires_in: 3600 });
+  await flush();
+  assert.equal(await a.getAccessToken(), "at5");
+});
+
+test("storage: memory by default (nothing written)", async (t) => {
+  const srv = fakeServer();
+  const storageArea = fakeStorage();
+  const m = manager(t, srv, { crossTab: false, storageArea });
+  m.start(LOGIN);
+  await m.refresh();
+  assert.equal(storageArea.map.size, 0);
+});
+
+for (const storage of ["session", "local"]) {
+  test(`storage: ${storage} persists and a new manager restores`, async (t) => {
+    const srv = fakeServer();
+    const storageArea = fakeStorage();
+    const m1 = manager(t, srv, { crossTab: false, storage, storageArea, storageKey: "k" });
+    m1.start(LOGIN);
+    const saved = JSON.parse(storageArea.getItem("k"));
+    assert.equal(saved.access_token, "at0");
+    assert.equal(saved.refresh_token, "rt0");
+    assert.equal(typeof saved.expires_at, "number");
+    m1.close();
+    const m2 = manager(t, srv, { crossTab: false, storage, storageArea, storageKey: "k" });
+    assert.equal(await m2.getAccessToken(), "at0");
+    assert.equal(srv.tokenCalls.length, 0);
+    assert.equal(await m2.refresh(), "at1");
+    assert.equal(srv.tokenCalls[0].body, "grant_type=refresh_token&refresh_token=rt0&client_id=spa");
+    assert.equal(JSON.parse(storageArea.getItem("k")).refresh_token, "rt1");
+    await m2.logout();
+    assert.equal(storageArea.getItem("k"), null);
+  });
+}
+
+test("the default storage key is tokend:<clientId>", async (t) => {
+  const srv = fakeServer();
+  const storageArea = fakeStorage();
+  manager(t, srv, { crossTab: false, storage: "session", storageArea }).start(LOGIN);
+  assert.deepEqual([...storageArea.map.keys()], ["tokend:spa"]);
+});
+
+test("non-cookie refresh: form body, public client, no cookie credentials, no X-Tokend", async (t) => {
+  const srv = fakeServer();
+  const m = manager(t, srv, { crossTab: false });
+  m.start(LOGIN);
+  await m.refresh();
+  const c = srv.tokenCalls[0];
+  assert.equal(c.method, "POST");
+  assert.equal(c.body, "grant_type=refresh_token&refresh_token=rt0&client_id=spa");
+  assert.equal(c.headers.get("Content-Type"), "application/x-www-form-urlencoded");
+  assert.equal(c.headers.get("X-Tokend"), null);
+  assert.notEqual(c.credentials, "include");
+  assert.equal(c.auth, null);
+});
+
+test("cookie mode: credentials include, X-Tokend: 1, no refresh_token sent or kept anywhere", async (t) => {
+  const srv = fakeServer(); // its answers carry refresh_token: the manager must ignore it
+  const storageArea = fakeStorage();
+  const channel = channelHub();
+  const m = manager(t, srv, { cookie: true, storage: "local", storageArea, channel, locks: fakeLocks() });
+  m.start(); // nothing yet: the first getAccessToken refreshes from the cookie
+  assert.equal(await m.getAccessToken(), "at1");
+  assert.equal(await m.refresh(), "at2");
+  for (const c of srv.tokenCalls) {
+    assert.equal(c.body, "grant_type=refresh_token&client_id=spa");
+    assert.equal(c.credentials, "include");
+    assert.equal(c.headers.get("X-Tokend"), "1");
+  }
+  assert.ok(!storageArea.getItem("tokend:spa").includes("rt"), "no refresh token in storage");
+  assert.ok(channel.posted.every((p) => !("refresh_token" in p.data)), "no refresh token broadcast");
+});
+
+test("cookie mode: a refresh token given to start() is used once (the first exchange), never stored", async (t) => {
+  const srv = fakeServer();
+  const storageArea = fakeStorage();
+  const m = manager(t, srv, { cookie: true, crossTab: false, storage: "session", storageArea });
+  m.start({ access_token: "at0", refresh_token: "minted", expires_in: 3600 });
+  assert.ok(!storageArea.getItem("tokend:spa").includes("minted"));
+  await m.refresh();
+  await m.refresh();
+  assert.deepEqual(srv.tokenCalls.map((c) => c.body), ["grant_type=refresh_token&refresh_token=minted&client_id=spa", "grant_type=refresh_token&client_id=spa"]);
+});
+
+test("cookie mode logout: POST client_id to the revocation endpoint with X-Tokend and credentials", async (t) => {
+  const srv = fakeServer();
+  const m = manager(t, srv, { cookie: true, crossTab: false });
+  m.start({ access_token: "at0", expires_in: 3600 });
+  await m.logout();
+  assert.equal(srv.calls.length, 1);
+  const c = srv.calls[0];
+  assert.deepEqual([c.url, c.method, c.body, c.credentials, c.headers.get("X-Tokend")], [REVOKE, "POST", "client_id=spa", "include", "1"]);
+  await assert.rejects(m.getAccessToken(), ReauthRequiredError);
+  assert.equal(srv.tokenCalls.length, 0);
+});
+
+test("revocationEndpoint option overrides the derived one", async (t) => {
+  const srv = fakeServer();
+  const m = manager(t, srv, { crossTab: false, revocationEndpoint: "https://auth.test/custom/revoke" });
+  m.start(LOGIN);
+  await m.logout().catch(() => {});
+  assert.equal(srv.calls[0].url, "https://auth.test/custom/revoke");
+});

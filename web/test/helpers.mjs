@@ -1,0 +1,154 @@
+// Fakes shared by the unit tests: a token endpoint and API behind an
+// injected fetch, Web Locks, BroadcastChannel, Storage and WebSocket.
+export const TOKEN = "https://auth.test/oauth/token";
+export const REVOKE = "https://auth.test/oauth/revoke";
+export const API = "https://api.test/data";
+
+/** Lets pending promise callbacks run (setImmediate is not mocked). */
+export const flush = async (n = 3) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+export const json = (status, body, headers = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
+
+/** A deferred promise. */
+export function deferred() {
+  let resolve, reject;
+  const promise = new Promise((a, b) => ((resolve = a), (reject = b)));
+  return { promise, resolve, reject };
+}
+
+/**
+ * A fake server behind fetch. The token endpoint issues at1/rt1, at2/rt2, …
+ * (expires_in 3600) unless tokenReply is set; the API answers 200 for the
+ * newest access token and 401 otherwise unless apiReply is set.
+ */
+export function fakeServer() {
+  const s = {
+    calls: [],
+    issued: 0,
+    tokenReply: null, // (call) => Response | Promise<Response>
+    apiReply: null,
+    get tokenCalls() {
+      return s.calls.filter((c) => c.url === TOKEN);
+    },
+    get apiCalls() {
+      return s.calls.filter((c) => c.url.startsWith("https://api.test"));
+    },
+    issue() {
+      s.issued++;
+      return json(200, { access_token: "at" + s.issued, refresh_token: "rt" + s.issued, expires_in: 3600, token_type: "Bearer" });
+    },
+    fetch: async (input, init = {}) => {
+      const req = new Request(input, init.body instanceof ReadableStream ? { ...init, body: null } : init);
+      const call = {
+        url: req.url.split("?")[0],
+        method: req.method,
+        auth: req.headers.get("Authorization"),
+        headers: req.headers,
+        credentials: init.credentials,
+        body: init.body instanceof ReadableStream ? init.body : await req.text(),
+      };
+      s.calls.push(call);
+      if (call.url === TOKEN) return s.tokenReply ? s.tokenReply(call) : s.issue();
+      if (call.url === REVOKE) return new Response(null, { status: 200 });
+      if (s.apiReply) return s.apiReply(call);
+      return s.issued > 0 && call.auth === "Bearer at" + s.issued ? json(200, { ok: true }) : json(401, { error: "invalid_token" }, { "WWW-Authenticate": 'Bearer error="invalid_token"' });
+    },
+  };
+  return s;
+}
+
+/** A Web Locks fake: one FIFO queue per name. */
+export function fakeLocks() {
+  const tails = new Map();
+  return {
+    requests: 0,
+    request(name, cb) {
+      this.requests++;
+      const p = (tails.get(name) ?? Promise.resolve()).then(() => cb({ name }));
+      tails.set(name, p.catch(() => {}));
+      return p;
+    },
+  };
+}
+
+/** A BroadcastChannel fake: channels made by one hub talk to each other (not to themselves), asynchronously. */
+export function channelHub() {
+  const members = new Set();
+  const posted = [];
+  const make = (name) => {
+    const ch = {
+      name,
+      onmessage: null,
+      postMessage(m) {
+        const data = structuredClone(m);
+        posted.push({ name, data });
+        for (const o of members) if (o !== ch && o.name === name) queueMicrotask(() => o.onmessage?.({ data }));
+      },
+      close() {
+        members.delete(ch);
+      },
+    };
+    members.add(ch);
+    return ch;
+  };
+  make.posted = posted;
+  return make;
+}
+
+/** A Storage fake. */
+export function fakeStorage() {
+  const m = new Map();
+  return {
+    map: m,
+    getItem: (k) => (m.has(k) ? m.get(k) : null),
+    setItem: (k, v) => void m.set(k, String(v)),
+    removeItem: (k) => void m.delete(k),
+  };
+}
+
+/** A WebSocket fake: the test plays the server with open(), message(), serverClose(). */
+export function fakeWebSocket() {
+  const sockets = [];
+  class WS {
+    constructor(url, protocols) {
+      this.url = String(url);
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.sent = [];
+      this.closedWith = null;
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+      sockets.push(this);
+    }
+    send(d) {
+      if (this.readyState !== 1) throw new Error("fake ws: send while not open");
+      this.sent.push(d);
+    }
+    close(code = 1000, reason = "") {
+      if (this.readyState >= 2) return;
+      this.readyState = 3;
+      this.closedWith = { code, reason };
+      queueMicrotask(() => this.onclose?.({ code, reason }));
+    }
+    open() {
+      this.readyState = 1;
+      this.onopen?.({ type: "open" });
+    }
+    message(data) {
+      this.onmessage?.({ data });
+    }
+    serverClose(code, reason = "") {
+      this.readyState = 3;
+      this.onclose?.({ code, reason });
+    }
+  }
+  return { WS, sockets };
+}
+
+/** An unsigned JWT with the given claims (the manager never verifies). */
+export function jwt(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.sig`;
+}
