@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { browserMissing, fingerprint, startStack } from "./setup.mjs";
+import { browserMissing, fingerprint, startStack, until } from "./setup.mjs";
 
 const skip = browserMissing() || false;
 
@@ -64,7 +64,6 @@ describe("harness", { skip }, () => {
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ grant_type: "refresh_token", client_id: "spa", refresh_token: t.refresh_token }),
     }).catch((e) => e.name);
-    const { until } = await import("./setup.mjs");
     await until(async () => (await stack.rotations()).rotated === before.rotated + 1, "the held refresh to rotate");
     ac.abort();
     assert.equal(await pending, "AbortError");

@@ -34,6 +34,7 @@ type wsConnEntry struct {
 	ID        int      `json:"id"`
 	Subject   string   `json:"subject"`
 	Protocol  string   `json:"protocol"` // the subprotocol selected
+	Via       string   `json:"via"`      // where the token came: subprotocol, query or header
 	OpenedMs  int64    `json:"opened_ms"`
 	ClosedMs  int64    `json:"closed_ms"`  // 0 while open
 	CloseCode int      `json:"close_code"` // the peer's close code, or the one the server sent, -1 if none
@@ -41,6 +42,9 @@ type wsConnEntry struct {
 	JTIs      []string `json:"jtis"`       // the token IDs seen on this connection, in order (renewals add one)
 	Messages  int      `json:"messages"`
 }
+
+// viaKey is the context key of where an upgrade carried its token.
+type viaKey struct{}
 
 // wsMessage is one application message the echo server received.
 type wsMessage struct {
@@ -111,7 +115,20 @@ func (a *api) routes(mux *http.ServeMux) {
 		a.log = append(a.log, apiEntry{Seq: len(a.log) + 1, Status: rec.status, TokenFP: fingerprint(tok), Subject: sub, AtMs: time.Now().UnixMilli()})
 		a.mu.Unlock()
 	}))
-	mux.Handle("/ws", a.ws)
+	mux.Handle("/ws", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Where the upgrade carried its token, for the tests to check
+		// that browsers use the subprotocol (never the URL).
+		via := "none"
+		switch {
+		case strings.Contains(r.Header.Get("Sec-WebSocket-Protocol"), "tokend.bearer."):
+			via = "subprotocol"
+		case r.URL.Query().Has("access_token"):
+			via = "query"
+		case r.Header.Get("Authorization") != "":
+			via = "header"
+		}
+		a.ws.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), viaKey{}, via)))
+	}))
 	mux.HandleFunc("GET /api/ws-log", a.wsLog)
 }
 
@@ -165,7 +182,8 @@ func (a *api) closeSockets() { a.closeAll(websocket.StatusGoingAway, "harness st
 func (a *api) serveWS(ctx context.Context, c *wsconn.ServerConn) {
 	cl := c.Claims()
 	a.mu.Lock()
-	e := &wsConnEntry{ID: len(a.conns) + 1, Subject: cl.Subject, Protocol: c.Conn().Subprotocol(), OpenedMs: time.Now().UnixMilli(), CloseCode: -1, JTIs: []string{cl.ID}}
+	via, _ := ctx.Value(viaKey{}).(string)
+	e := &wsConnEntry{ID: len(a.conns) + 1, Subject: cl.Subject, Protocol: c.Conn().Subprotocol(), Via: via, OpenedMs: time.Now().UnixMilli(), CloseCode: -1, JTIs: []string{cl.ID}}
 	a.conns = append(a.conns, e)
 	a.open[e.ID] = c
 	a.mu.Unlock()

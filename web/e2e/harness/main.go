@@ -5,17 +5,17 @@
 // It listens on four loopback ports and prints them as one JSON line on
 // standard output:
 //
-//	{"app":"http://localhost:P1","other":"http://localhost:P2","auth":"http://localhost:P3","ws":"ws://localhost:P1/ws","control":"http://127.0.0.1:P4"}
+//		{"app":"http://localhost:P1","other":"http://localhost:P2","auth":"http://localhost:P3","ws":"ws://localhost:P1/ws","control":"http://127.0.0.1:P4"}
 //
-//   - app: the test pages (-pages) at /, the built package (-dist) at
-//     /lib/, GET /api/echo guarded by verify, /ws a wsconn.Handler echoing
-//     every message, GET /api/log and GET /api/ws-log.
-//   - other: the same pages and package, from an origin no client allows.
-//   - auth: a reverse proxy to tokend (set through the control port), which
-//     logs the requests it forwards and can delay the token endpoint.
-//   - control: POST /upstream?url=, POST /slow?ms=&when=before|after,
-//     POST /ws-close?code=&reason=, POST /reset, GET /auth-log, GET /api-log,
-//     GET /ws-log. Only the tests use it; pages never do.
+//	  - app: the test pages (-pages) at /, the built package (-dist) at
+//	    /lib/, GET /api/echo guarded by verify, /ws a wsconn.Handler echoing
+//	    every message, GET /api/log and GET /api/ws-log.
+//	  - other: the same pages and package, from an origin no client allows.
+//	  - auth: a reverse proxy to tokend (set through the control port), which
+//	    logs the requests it forwards and can delay the token endpoint.
+//	  - control: POST /upstream?url=, POST /slow?ms=&when=before|after,
+//	    POST /ws-close?code=&reason=, POST /reset, GET /auth-log, GET /api-log,
+//	    GET /ws-log. Only the tests use it; pages never do.
 //
 // The issuer (-issuer, default the auth origin) is what the API's verifier
 // expects in iss and where it fetches the keys: tokend must be started

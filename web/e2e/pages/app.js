@@ -38,7 +38,7 @@ window.h = {
   manager: null,
 
   /** Starts a TokenManager for clientId at the auth origin with the given tokens. */
-  start({ auth, clientId, tokens, cookie = false, storage, crossTab }) {
+  start({ auth, clientId, tokens, cookie = false, storage, crossTab, refreshLeadMs }) {
     const opts = {
       tokenEndpoint: auth + "/oauth/token",
       clientId,
@@ -48,6 +48,7 @@ window.h = {
     };
     if (storage) opts.storage = storage;
     if (crossTab !== undefined) opts.crossTab = crossTab;
+    if (refreshLeadMs !== undefined) opts.refreshLeadMs = refreshLeadMs;
     const m = new lib.TokenManager(opts);
     m.start(tokens);
     this.manager = m;
@@ -61,9 +62,46 @@ window.h = {
         const res = await this.manager.fetch("/api/echo");
         return { status: res.status, body: res.status === 200 ? await res.json() : await res.text() };
       } catch (e) {
-        return { status: 0, error: e.name + ": " + e.message };
+        return { status: 0, error: e.name + ": " + e.message, reauth: e instanceof lib.ReauthRequiredError };
       }
     }));
+  },
+
+  /** Opens a tokenSocket to url with the current manager; records what the app sees. */
+  socket(url) {
+    const s = lib.tokenSocket(url, this.manager);
+    const on = (type, fn) => {
+      if (typeof s.addEventListener === "function") s.addEventListener(type, fn);
+      else s["on" + type] = fn;
+    };
+    on("message", (ev) => state.received.push(typeof ev === "string" ? ev : ev.data));
+    on("open", () => state.socketEvents.push("open"));
+    on("close", (ev) => state.socketEvents.push("close:" + (ev && ev.code)));
+    this.ws = s;
+    return true;
+  },
+
+  /** Sends n messages prefix000… through the socket, one every gapMs (real time). */
+  async sendPaced(prefix, n, gapMs) {
+    for (let i = 0; i < n; i++) {
+      this.ws.send(prefix + String(i).padStart(3, "0"));
+      if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+    }
+    return true;
+  },
+
+  /** Times n sequential GET /api/echo with manager.fetch ("manager") or a plain fetch with the header ("plain"), in ms. */
+  async timeCalls(kind, n, token) {
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const res = kind === "manager"
+        ? await this.manager.fetch("/api/echo")
+        : await fetch("/api/echo", { headers: { authorization: "Bearer " + token } });
+      await res.arrayBuffer();
+      out.push({ ms: performance.now() - t0, status: res.status });
+    }
+    return out;
   },
 
   /** One plain fetch of /api/echo with the bearer set by hand. */
