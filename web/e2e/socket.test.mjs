@@ -43,6 +43,7 @@ describe("tokenSocket", { skip }, () => {
     const jtis = new Set(log.connections.flatMap((c) => c.jtis));
     assert.ok(jtis.size >= 2, `the token was renewed in band or on a reconnect (token IDs seen: ${jtis.size})`);
     assert.ok(log.connections.every((c) => c.close_code !== 4001), "no connection ended for an expired token");
+    t.diagnostic(`socket: ${log.connections.length} connection(s), token IDs per connection ${log.connections.map((c) => c.jtis.length).join(",")}`);
 
     // Server closes 4001 on an open socket: exactly one immediate reconnect.
     const before = log.connections.length;
@@ -56,6 +57,7 @@ describe("tokenSocket", { skip }, () => {
     assert.equal(closed.close_code, 4001);
     const gap = fresh.opened_ms - closed.closed_ms;
     assert.ok(gap < 250, `reconnected ${gap} ms after the close, before any backoff (250 ms)`);
+    t.diagnostic(`socket: reconnected ${gap} ms after the 4001 close`);
     assert.deepEqual(final.messages.at(-1), { conn: fresh.id, data: "after000" });
     assert.equal(after.connections.at(-1).id, fresh.id);
   });

@@ -136,7 +136,7 @@ func (a *api) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api-log", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		writeJSON(w, a.log)
+		writeJSON(w, append([]apiEntry{}, a.log...))
 	})
 	mux.HandleFunc("GET /ws-log", a.wsLog)
 	mux.HandleFunc("POST /ws-close", func(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +157,7 @@ func (a *api) wsLog(w http.ResponseWriter, r *http.Request) {
 	for i, c := range a.conns {
 		conns[i] = *c
 	}
-	writeJSON(w, map[string]any{"connections": conns, "messages": a.messages})
+	writeJSON(w, map[string]any{"connections": conns, "messages": append([]wsMessage{}, a.messages...)})
 }
 
 // closeAll closes every open connection with code and says how many.
