@@ -2,11 +2,20 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint bench bench-smoke fuzz
+.PHONY: test test-go test-web lint bench bench-smoke fuzz
 
-# The whole test suite, with the race detector.
-test:
+# The whole test suite: Go with the race detector, then the browser package.
+test: test-go test-web
+
+test-go:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+# web/: unit tests (node --test, fake timers), then end to end in Chromium
+# (Debian's chromium at /usr/bin/chromium, or $$CHROMIUM) against a real
+# tokend serve. Needs Node.js 20 and npm.
+test-web:
+	cd web && npm ci --no-audit --no-fund && npm test
+	cd web/e2e && npm ci --no-audit --no-fund && npm test
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -13,6 +13,9 @@ export interface TokenResponse {
 /** The part of the Web Locks API the manager uses (navigator.locks). */
 export interface LockManagerLike {
   request<T>(name: string, callback: (lock: unknown) => Promise<T>): Promise<T>;
+  request<T>(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<T>): Promise<T>;
+  /** The locks held and requested; without it, a waiting tab relies on the broadcast alone. */
+  query?(): Promise<{ held?: { name?: string }[] }>;
 }
 
 /** The part of BroadcastChannel the manager uses. */
@@ -99,17 +102,14 @@ export const BACKOFF_BASE_MS = 1_000;
 export const BACKOFF_CAP_MS = 30_000;
 const MAX_TIMER = 2 ** 31 - 1;
 
-/** Resolves after the tasks queued so far (a MessageChannel round trip; not a timer, which tests mock). */
-function nextTask(): Promise<void> {
-  if (typeof MessageChannel !== "function") return Promise.resolve();
-  return new Promise((resolve) => {
-    const c = new MessageChannel();
-    c.port1.onmessage = () => {
-      c.port1.close();
-      resolve();
-    };
-    c.port2.postMessage(0);
-  });
+/** How long a tab that found its token replaced by another tab waits for that tab's broadcast before refreshing itself. */
+const ADOPT_WAIT_MS = 5_000;
+
+/** A short tag of a token, for lock names: FNV-1a, 32 bits; it does not reveal the token. */
+function tag(t: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36);
 }
 
 /** Is this response a challenge worth a refresh (401, or 403 when enabled), not insufficient_scope? */
@@ -273,6 +273,7 @@ export class TokenManager {
       for (const t of ["visibilitychange", "pageshow", "online"]) target.removeEventListener(t, this.#wake);
     }
     this.#listeners.clear();
+    this.#unmark();
   }
 
   /** Calls listener with every new access token (refresh, another tab, start); returns the unsubscribe function. */
@@ -311,14 +312,20 @@ export class TokenManager {
     const locks = this.#locks;
     const run = locks
       ? locks.request("tokend-refresh:" + this.#o.clientId, async () => {
-          // The tab that held the lock broadcast its tokens before releasing
-          // it, but the lock can be granted before that message event runs
-          // (Chromium, measured): let one task pass first.
-          if (this.#channel) await nextTask();
           this.#reread();
           const s = this.#state;
           if (s && s.accessToken !== wanted && this.#usable(s, this.#now())) return s.accessToken;
-          return this.#request(epoch);
+          // A tab that replaced `wanted` took a marker lock before it
+          // released the refresh lock: then its broadcast is on its way
+          // (the lock may be granted before that message event runs).
+          const marker = wanted && locks.query ? "tokend-replaced:" + this.#o.clientId + ":" + tag(wanted) : "";
+          if (marker && (await locks.query!()).held?.some((l) => l.name === marker)) {
+            const tok = await this.#adoption(wanted!);
+            if (tok) return tok;
+          }
+          const tok = await this.#request(epoch);
+          if (marker) await this.#mark(locks, marker);
+          return tok;
         })
       : this.#request(epoch);
     const p = run.then(
@@ -372,6 +379,37 @@ export class TokenManager {
     // 400 invalid_grant, 401 invalid_client and every other 4xx: retrying cannot help.
     throw this.#fail();
   }
+
+  /** The token that replaces `old` once another tab's broadcast brings it, or undefined after ADOPT_WAIT_MS. */
+  #adoption(old: string): Promise<string | undefined> {
+    const now = this.#state?.accessToken;
+    if (now && now !== old) return Promise.resolve(now); // it came while we asked the lock manager
+    return new Promise((resolve) => {
+      const done = (t?: string) => {
+        clearTimeout(timer);
+        off();
+        resolve(t);
+      };
+      const off = this.onToken((t) => t !== old && done(t));
+      const timer = setTimeout(done, ADOPT_WAIT_MS);
+    });
+  }
+
+  /**
+   * Hold the lock `name` (until this manager marks again or closes), and resolve once it is held,
+   * or at once if another tab holds it (its marker says the same).
+   */
+  #mark(locks: LockManagerLike, name: string): Promise<void> {
+    this.#unmark();
+    return new Promise((held) => {
+      void locks.request(name, { ifAvailable: true }, (lock) => {
+        held();
+        return lock ? new Promise<void>((release) => (this.#unmark = release)) : Promise.resolve();
+      });
+    });
+  }
+
+  #unmark: () => void = () => {};
 
   #post(body: URLSearchParams): RequestInit {
     const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" };

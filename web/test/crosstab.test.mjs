@@ -36,6 +36,78 @@ test("two tabs wanting a refresh: 1 token request, the other adopts the broadcas
   assert.equal(await a.getAccessToken(), "at2", "and a adopted b's broadcast");
 });
 
+test("the lock is granted before the winner's broadcast arrives: the waiter sees the marker and waits for it, 1 token request", async (t) => {
+  const srv = fakeServer();
+  const gate = deferred();
+  srv.tokenReply = async () => (await gate.promise, srv.issue());
+  const locks = fakeLocks();
+  const channel = channelHub();
+  const a = manager(t, srv, { locks, channel });
+  const b = manager(t, srv, { locks, channel });
+  a.start(LOGIN);
+  b.start(LOGIN);
+  channel.hold = true; // a's broadcast will be late: b gets the lock first
+  const pa = a.refresh("at0");
+  const pb = b.refresh("at0");
+  await flush();
+  gate.resolve();
+  assert.equal(await pa, "at1");
+  await flush();
+  assert.equal(srv.tokenCalls.length, 1, "b holds the lock but waits for the broadcast");
+  const held = (await locks.query()).held.map((l) => l.name);
+  assert.ok(held.some((n) => n.startsWith("tokend-replaced:spa:")), `a holds its marker: ${held}`);
+  assert.ok(!held.some((n) => n.includes("at0")), "the marker does not carry the token");
+  channel.release();
+  assert.equal(await pb, "at1");
+  assert.equal(srv.tokenCalls.length, 1);
+});
+
+test("the broadcast arrives while the waiter asks the lock manager: it adopts at once, no second request", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const srv = fakeServer();
+  const locks = fakeLocks();
+  const channel = channelHub();
+  const a = manager(t, srv, { locks, channel });
+  const b = manager(t, srv, { locks, channel });
+  a.start(LOGIN);
+  b.start(LOGIN);
+  channel.hold = true;
+  await a.refresh("at0"); // a holds the marker; its broadcast waits
+  const query = locks.query.bind(locks);
+  locks.query = async () => {
+    const r = await query();
+    channel.release(); // the message event runs before query's answer
+    await flush();
+    return r;
+  };
+  assert.equal(await b.refresh("at0"), "at1");
+  assert.equal(srv.tokenCalls.length, 1);
+});
+
+test("a marker without its broadcast (the tab closed meanwhile): the waiter refreshes after 5 s", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const srv = fakeServer();
+  const locks = fakeLocks();
+  const channel = channelHub();
+  const b = manager(t, srv, { locks, channel });
+  b.start(LOGIN);
+  // Another tab replaced at0 and holds the marker, but its message never comes.
+  const a = manager(t, srv, { locks, channel });
+  a.start(LOGIN);
+  channel.hold = true;
+  await a.refresh("at0");
+  channel.held.splice(0);
+  const pb = b.refresh("at0");
+  await flush();
+  assert.equal(srv.tokenCalls.length, 1);
+  t.mock.timers.tick(4_999);
+  await flush();
+  assert.equal(srv.tokenCalls.length, 1, "still waiting at 4.999 s");
+  t.mock.timers.tick(1);
+  assert.equal(await pb, "at2");
+  assert.equal(srv.tokenCalls.length, 2);
+});
+
 test("the lock waiter re-reads shared state (storage) before refreshing", async (t) => {
   const srv = fakeServer();
   const gate = deferred();

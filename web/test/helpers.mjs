@@ -60,24 +60,41 @@ export function fakeServer() {
   return s;
 }
 
-/** A Web Locks fake: one FIFO queue per name. */
+/** A Web Locks fake: one FIFO queue per name; query() lists the held locks. */
 export function fakeLocks() {
   const tails = new Map();
+  const held = new Map(); // name → how many holders (0 or 1: exclusive)
   return {
     requests: 0,
-    request(name, cb) {
+    request(name, opts, cb) {
+      if (typeof opts === "function") cb = opts;
+      else if (opts?.ifAvailable && held.has(name)) return Promise.resolve().then(() => cb(null));
       this.requests++;
-      const p = (tails.get(name) ?? Promise.resolve()).then(() => cb({ name }));
+      const p = (tails.get(name) ?? Promise.resolve()).then(async () => {
+        held.set(name, 1);
+        try {
+          return await cb({ name });
+        } finally {
+          held.delete(name);
+        }
+      });
       tails.set(name, p.catch(() => {}));
       return p;
+    },
+    async query() {
+      return { held: [...held.keys()].map((name) => ({ name })) };
     },
   };
 }
 
-/** A BroadcastChannel fake: channels made by one hub talk to each other (not to themselves), asynchronously. */
+/**
+ * A BroadcastChannel fake: channels made by one hub talk to each other (not to themselves), asynchronously.
+ * While make.hold is true, messages wait in make.held until make.release() delivers them (a slow renderer).
+ */
 export function channelHub() {
   const members = new Set();
   const posted = [];
+  const held = [];
   const make = (name) => {
     const ch = {
       name,
@@ -85,7 +102,12 @@ export function channelHub() {
       postMessage(m) {
         const data = structuredClone(m);
         posted.push({ name, data });
-        for (const o of members) if (o !== ch && o.name === name) queueMicrotask(() => o.onmessage?.({ data }));
+        for (const o of members) {
+          if (o === ch || o.name !== name) continue;
+          const deliver = () => o.onmessage?.({ data });
+          if (make.hold) held.push(deliver);
+          else queueMicrotask(deliver);
+        }
       },
       close() {
         members.delete(ch);
@@ -95,6 +117,12 @@ export function channelHub() {
     return ch;
   };
   make.posted = posted;
+  make.hold = false;
+  make.held = held;
+  make.release = () => {
+    make.hold = false;
+    for (const d of held.splice(0)) d();
+  };
   return make;
 }
 
