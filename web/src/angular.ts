@@ -7,13 +7,15 @@ import type { TokenManager } from "./index.js";
  * manager, and on a 401 (or a 403 with refreshOn403, never for
  * error="insufficient_scope") refreshes once through the manager's
  * single flight and replays once with the new token; the replay's error
- * propagates. Requests to the token and revocation endpoints pass untouched.
+ * propagates. Requests the manager gives no token (sendsTokenTo: another
+ * origin than the page's and apiOrigins, or the token and revocation
+ * endpoints) pass untouched.
  *
  *   provideHttpClient(withInterceptors([tokendInterceptor(manager)]))
  */
 export function tokendInterceptor(manager: TokenManager): HttpInterceptorFn {
   return (req, next) => {
-    if (manager.isEndpoint(req.url)) return next(req);
+    if (!manager.sendsTokenTo(req.url)) return next(req);
     const auth = (r: HttpRequest<unknown>, token: string) => r.clone({ setHeaders: { Authorization: "Bearer " + token } });
     return from(manager.getAccessToken()).pipe(
       switchMap((token) =>

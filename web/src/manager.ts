@@ -142,7 +142,7 @@ export class TokenManager {
 
   /** fetch with Authorization: Bearer; on 401 (and 403 if refreshOn403) refreshes once and replays once. Never touches the token endpoint. */
   async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-    if (this.isEndpoint(input instanceof Request ? input.url : String(input))) return this.#fetch(input, init);
+    if (!this.sendsTokenTo(input instanceof Request ? input.url : String(input))) return this.#fetch(input, init);
     const token = await this.getAccessToken();
     const body = init?.body;
     const replayable = !(body != null && typeof ReadableStream === "function" && body instanceof ReadableStream);
@@ -207,6 +207,28 @@ export class TokenManager {
   }
 
   /** Is url the token or revocation endpoint (never given a bearer, never intercepted)? */
+  /**
+   * Whether a request to url gets the access token: its origin is the page's
+   * or one of apiOrigins, and it is not the token or revocation endpoint.
+   */
+  sendsTokenTo(url: string): boolean {
+    if (this.isEndpoint(url)) return false;
+    const page = (globalThis as { location?: { href: string; origin: string } }).location;
+    let origin: string;
+    try {
+      origin = new URL(url, page?.href).origin;
+    } catch {
+      return false;
+    }
+    return origin === page?.origin || (this.#o.apiOrigins ?? []).some((o) => {
+      try {
+        return new URL(o).origin === origin;
+      } catch {
+        return false;
+      }
+    });
+  }
+
   isEndpoint(url: string): boolean {
     const key = (u: string) => {
       try {

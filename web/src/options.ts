@@ -35,6 +35,13 @@ export interface StorageLike {
 }
 
 export interface TokenManagerOptions {
+  /**
+   * The origins, besides the page's own, whose requests get the access token
+   * (e.g. ["https://api.example.com"]); a request anywhere else passes
+   * through fetch and the Angular interceptor untouched, so that the token
+   * never leaks to another site. Default: the page's origin only.
+   */
+  apiOrigins?: string[];
   /** The token endpoint, e.g. "https://auth.example.com/oauth/token". */
   tokenEndpoint: string;
   /** A public client's id. */

@@ -62,7 +62,7 @@ function angular(t, manager) {
 
 test("Angular: 20 concurrent requests that get 401 → 1 refresh, 20 replays, all succeed", async (t) => {
   const { base, seen } = await startServer(t);
-  const m = new TokenManager({ tokenEndpoint: base + "/oauth/token", clientId: "spa", events: null, crossTab: false });
+  const m = new TokenManager({ tokenEndpoint: base + "/oauth/token", clientId: "spa", events: null, crossTab: false, apiOrigins: [base] });
   t.after(() => m.close());
   m.start({ access_token: "at0", refresh_token: "rt0", expires_in: 3600 });
   const http = angular(t, m);
@@ -78,7 +78,7 @@ test("Angular: 20 concurrent requests that get 401 → 1 refresh, 20 replays, al
 
 test("Angular: the error of the replay propagates (no loop); the token endpoint is not intercepted", async (t) => {
   const { base, seen } = await startServer(t);
-  const m = new TokenManager({ tokenEndpoint: base + "/oauth/token", clientId: "spa", events: null, crossTab: false });
+  const m = new TokenManager({ tokenEndpoint: base + "/oauth/token", clientId: "spa", events: null, crossTab: false, apiOrigins: [base] });
   t.after(() => m.close());
   m.start({ access_token: "at0", refresh_token: "rt0", expires_in: 3600 });
   const http = angular(t, m);

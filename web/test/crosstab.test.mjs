@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TokenManager, ReauthRequiredError } from "../dist/index.js";
-import { REVOKE, TOKEN, channelHub, deferred, fakeLocks, fakeServer, fakeStorage, flush } from "./helpers.mjs";
+import { API, REVOKE, TOKEN, channelHub, deferred, fakeLocks, fakeServer, fakeStorage, flush } from "./helpers.mjs";
 
 function manager(t, srv, opts = {}) {
-  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random: () => 0, events: null, ...opts });
+  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random: () => 0, events: null, apiOrigins: [API], ...opts });
   t.after(() => m.close());
   return m;
 }

@@ -13,6 +13,7 @@ function setup(t, opts = {}) {
   const m = new TokenManager({
     tokenEndpoint: TOKEN,
     clientId: "spa",
+    apiOrigins: [API],
     fetch: srv.fetch,
     random: () => r.value,
     events: null,

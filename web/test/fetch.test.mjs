@@ -5,7 +5,7 @@ import { API, REVOKE, TOKEN, deferred, fakeServer, flush, json } from "./helpers
 
 function setup(t, opts = {}) {
   const srv = fakeServer();
-  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random: () => 0, events: null, crossTab: false, ...opts });
+  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random: () => 0, events: null, crossTab: false, apiOrigins: [API], ...opts });
   t.after(() => m.close());
   // at0 is no longer accepted by the API (only "at" + issued is).
   m.start({ access_token: "at0", refresh_token: "rt0", expires_in: 3600 });
@@ -138,4 +138,18 @@ test("the caller's headers are kept and Authorization is set", async (t) => {
   await m.fetch(API, { headers: { Authorization: "Basic x", "X-Trace": "7" } });
   assert.equal(srv.apiCalls[0].auth, "Bearer at0");
   assert.equal(srv.apiCalls[0].headers.get("X-Trace"), "7");
+});
+
+test("the token goes only to the page's origin and apiOrigins: another site, or another path of tokend, gets no bearer", async (t) => {
+  const { srv, m } = setup(t);
+  const elsewhere = ["https://evil.example/steal", "https://api.test.evil.example/data", "http://api.test/data", "https://tokend.test/oauth/introspect"];
+  for (const url of elsewhere) await m.fetch(url);
+  const sent = srv.calls.filter((c) => elsewhere.includes(c.url));
+  assert.equal(sent.length, elsewhere.length, "each went out, untouched");
+  assert.deepEqual(sent.map((c) => c.auth), elsewhere.map(() => null), "none carried the token");
+  assert.equal(m.sendsTokenTo(API), true);
+  assert.equal(m.sendsTokenTo("https://api.test/other?x=1"), true, "any path of a listed origin");
+  for (const url of ["https://evil.example/", "http://api.test/data", "https://api.test:8443/data", TOKEN, "not a url ::"]) {
+    assert.equal(m.sendsTokenTo(url), false, url);
+  }
 });

@@ -1,14 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TokenManager, jwtExpiry } from "../dist/index.js";
-import { TOKEN, fakeServer, flush, jwt } from "./helpers.mjs";
+import { API, TOKEN, fakeServer, flush, jwt } from "./helpers.mjs";
 
 const T0 = 1_700_000_000_000;
 
 function setup(t, { random = () => 0, ...opts } = {}) {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: T0 });
   const srv = fakeServer();
-  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random, events: null, crossTab: false, ...opts });
+  const m = new TokenManager({ tokenEndpoint: TOKEN, clientId: "spa", fetch: srv.fetch, random, events: null, crossTab: false, apiOrigins: [API], ...opts });
   t.after(() => m.close());
   return { srv, m };
 }
