@@ -22,7 +22,8 @@ import (
 //
 // A refresh_token grant of the client without a refresh_token parameter
 // presents the cookie's token; a revocation without a token parameter
-// revokes the cookie's family and clears the cookie. Such a request must
+// revokes the cookie's family and clears the cookie, as does a refresh by
+// cookie answered invalid_grant (the login has ended). Such a request must
 // come from a page of the client (an Origin header among its Origins,
 // checked as for any request of it) and carry "X-Tokend: 1": a header no
 // form or simple request can send, so a cross-site page cannot make the
@@ -32,6 +33,10 @@ import (
 // is served as usual and its answer sets the cookie. A mint (POST
 // /v1/tokens) is a backend's call: its answer keeps the refresh token in
 // its body even for a cookie-mode client.
+//
+// The cookie is one per tokend host (the __Host- prefix forbids a Domain
+// and any Path but "/"): give each cookie-mode app its own tokend host
+// name. SameSite=Strict keeps it to pages of the same site as tokend.
 
 // refreshCookie is the name of the cookie of cookie mode.
 const refreshCookie = "__Host-tokend-rt"

@@ -215,3 +215,35 @@ func TestCookieModePasswordLogin(t *testing.T) {
 		t.Errorf("client_credentials in cookie mode: %d %v", a.status, a.header)
 	}
 }
+
+// A cookie whose login has ended (here: its token replayed after its
+// successor was used, which is reuse) is answered invalid_grant and
+// cleared, so the browser does not keep a dead cookie; a refusal that
+// says nothing of the login (a missing X-Tokend) keeps it.
+func TestCookieClearedWhenLoginEnds(t *testing.T) {
+	e := browserEnv(t, true)
+	b := newBrowser(t, e)
+	minted := e.mintFor("alice")
+	if a := b.post("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {"web"}, "refresh_token": {minted.str("refresh_token")}}); a.status != http.StatusOK {
+		t.Fatalf("first exchange: %d %v", a.status, a.body)
+	}
+	old := b.cookie()
+	cookieRefresh := url.Values{"grant_type": {"refresh_token"}, "client_id": {"web"}}
+	if a := b.post("/oauth/token", cookieRefresh, "X-Tokend", "1"); a.status != http.StatusOK {
+		t.Fatalf("refresh by cookie: %d %v", a.status, a.body)
+	}
+	if a := b.post("/oauth/token", cookieRefresh, "X-Tokend", "1"); a.status != http.StatusOK {
+		t.Fatalf("second refresh by cookie: %d %v", a.status, a.body)
+	}
+	if a := b.post("/oauth/token", cookieRefresh); a.status != http.StatusBadRequest || a.header.Get("Set-Cookie") != "" || b.cookie() == "" {
+		t.Fatalf("without X-Tokend: %d %v, Set-Cookie %q; want the cookie kept", a.status, a.body, a.header.Get("Set-Cookie"))
+	}
+	// The old cookie value, replayed: reuse ends the login, and the cookie goes.
+	u, _ := url.Parse(e.url)
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: "__Host-tokend-rt", Value: old, Path: "/"}})
+	a := b.post("/oauth/token", cookieRefresh, "X-Tokend", "1")
+	if a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" ||
+		a.header.Get("Set-Cookie") != "__Host-tokend-rt=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict" || b.cookie() != "" {
+		t.Fatalf("replayed cookie: %d %v, Set-Cookie %q, jar %q; want invalid_grant and the cookie cleared", a.status, a.body, a.header.Get("Set-Cookie"), b.cookie())
+	}
+}

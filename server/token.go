@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -80,6 +81,11 @@ func (s *Server) token(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			return nil, err
 		}
 		resp, err = s.refresh(ctx, client, confidential, s.sourceAddr(r), presented, form)
+		if e := (*Error)(nil); client.Cookie && form.Get("refresh_token") == "" && errors.As(err, &e) && e.Code == oauth.InvalidGrant {
+			// The cookie's login has ended (reuse, revocation, expiry): the
+			// browser drops the dead cookie.
+			clearRefreshCookie(w)
+		}
 	default:
 		resp, err = s.password(ctx, client, s.sourceAddr(r), form)
 	}
