@@ -54,9 +54,11 @@
 // deny-list entries expire at the token's exp. DeleteExpired still deletes
 // what ended before the time it is given (revoked families above all, and
 // families and deny-list entries whose times the caller judges ended); it
-// walks every family in one script, O(families), and removes from Pfams
-// the IDs of families Redis has dropped. (Their entries in Pcfams and
-// Psfams stay until a revocation by that client or subject walks them.)
+// walks every family in one script, O(families + their index entries),
+// and removes the IDs of families Redis has dropped from Pfams and from
+// the Pcfams and Psfams sets of the live families. The set of a client or
+// subject with no live family left expires with its last family (each
+// set's PEXPIREAT is the latest of its families'), so nothing stays.
 //
 // # Durability
 //

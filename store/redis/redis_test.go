@@ -153,6 +153,54 @@ func TestFamilyIsOneKey(t *testing.T) {
 	}
 }
 
+// The index sets leave nothing behind: a client's or subject's set expires
+// with the last of its families, and an ID whose family Redis expired by
+// its TTL is taken out of the sets of the live families by DeleteExpired.
+func TestIndexSetsLeaveNothing(t *testing.T) {
+	ctx := t.Context()
+	prefix := newPrefix(t)
+	s := open(t, prefix, nil)
+	c := client(t)
+	now := time.Now()
+	create := func(id, client, subject string, life time.Duration) {
+		t.Helper()
+		f := store.Family{ID: id, ClientID: client, Subject: subject, CreatedAt: now, LastUsedAt: now,
+			IdleExpiresAt: now.Add(life), ExpiresAt: now.Add(life), TokenHash: bytes.Repeat([]byte{1}, 32)}
+		if err := s.CreateFamily(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pxt := func(key string) int64 {
+		t.Helper()
+		n, err := c.Do(ctx, "PEXPIRETIME", prefix+key).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	create("long", "app", "alice", 48*time.Hour)
+	create("short", "app", "alice", time.Hour)
+	if got, want := pxt("sfams:alice"), pxt("{fam:long}"); got != want || got <= 0 {
+		t.Fatalf("sfams:alice expires at %d, want %d (its longest family's expiry)", got, want)
+	}
+	if got, want := pxt("cfams:app"), pxt("{fam:long}"); got != want {
+		t.Fatalf("cfams:app expires at %d, want %d", got, want)
+	}
+	// Redis expires "short" (here: deleted as its TTL would).
+	if err := c.Del(ctx, prefix+"{fam:short}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteExpired(ctx, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"fams", "cfams:app", "sfams:alice"} {
+		ids, err := c.SMembers(ctx, prefix+key).Result()
+		if err != nil || fmt.Sprint(ids) != "[long]" {
+			t.Fatalf("%s = %v %v after DeleteExpired; want only the live family", key, ids, err)
+		}
+	}
+}
+
 // memoryUsage is MEMORY USAGE key SAMPLES 0 (every element counted), in
 // bytes.
 func memoryUsage(t testing.TB, c *goredis.Client, key string) int64 {

@@ -34,11 +34,20 @@ return 1
 // KEYS: family hash, all families, the client's families, the subject's
 // families. ARGV: family ID, PEXPIREAT (ms, "" for none), then the
 // family's field/value pairs. Returns 0 if the family exists, 1 if stored.
+//
+// The client's and the subject's index sets expire with the last of their
+// families (PEXPIREAT … GT, or no expiry while one has none), so that the
+// index of a client or subject that is gone leaves nothing behind.
 var createFamilyScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
 for j = 2, 4 do redis.call('SADD', KEYS[j], ARGV[1]) end
+for j = 3, 4 do
+  if ARGV[2] == '' then redis.call('PERSIST', KEYS[j])
+  elseif redis.call('PTTL', KEYS[j]) == -1 and redis.call('SCARD', KEYS[j]) == 1 then redis.call('PEXPIREAT', KEYS[j], ARGV[2])
+  else redis.call('PEXPIREAT', KEYS[j], ARGV[2], 'GT') end
+end
 return 1
 `)
 
@@ -94,6 +103,7 @@ var deleteExpiredScript = goredis.NewScript(`
 local function num(s) if s == false or s == nil or s == '' then return nil end return tonumber(s) end
 local p, before = ARGV[1], tonumber(ARGV[2])
 local n = 0
+local sets = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local fam = p .. '{fam:' .. id .. '}'
   local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
@@ -107,6 +117,16 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       redis.call('SREM', p .. 'sfams:' .. f[3], id)
       n = n + 1
     end
+  else
+    sets[p .. 'cfams:' .. f[2]] = true
+    sets[p .. 'sfams:' .. f[3]] = true
+  end
+end
+-- A family Redis expired by its TTL left its ID in its client's and
+-- subject's sets; the sets still in use are those of the live families.
+for set in pairs(sets) do
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    if redis.call('EXISTS', p .. '{fam:' .. id .. '}') == 0 then redis.call('SREM', set, id) end
   end
 end
 for _, jti in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])) do
