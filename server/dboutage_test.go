@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -35,15 +33,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + hs.Listener.Addr().String()
-	srv, err := server.New(server.Config{Store: st, Signer: ks, Secret: bytes.Repeat([]byte{7}, 32), Issuer: issuer, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = srv
-	hs.Start()
-	t.Cleanup(hs.Close)
+	srv, issuer := serve(t, server.Config{Store: st, Signer: ks, Secret: testSecret, Now: clk.Now}, nil)
 	if err := st.CreateClient(ctx, store.Client{ID: appID, SecretHash: server.HashClientSecret(appSecret), Grants: []string{"refresh_token", "password"}}); err != nil {
 		t.Fatal(err)
 	}

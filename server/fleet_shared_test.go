@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -45,17 +43,7 @@ func fleetEnvs(t *testing.T, open func(t *testing.T) (store.Store, store.Store),
 		if err != nil {
 			t.Fatal(err)
 		}
-		hs := httptest.NewUnstartedServer(nil)
-		issuer := "http://" + hs.Listener.Addr().String()
-		cfg := server.Config{Store: st, Signer: ks, Secret: bytes.Repeat([]byte{7}, 32), Issuer: issuer, Now: clk.Now}
-		mod(&cfg)
-		srv, err := server.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs.Config.Handler = srv
-		hs.Start()
-		t.Cleanup(hs.Close)
+		srv, issuer := serve(t, server.Config{Store: st, Signer: ks, Secret: testSecret, Now: clk.Now}, mod)
 		envs[i] = &env{t: t, url: issuer, store: st, clock: clk, srv: srv}
 	}
 	return envs[0], envs[1]

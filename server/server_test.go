@@ -37,6 +37,26 @@ const (
 	appID, appSecret = "app", "app-secret-0123456789"
 )
 
+// serve starts a Server with cfg, changed by mod if not nil, behind an
+// httptest server whose URL is the Issuer, and returns both; the server
+// stops when t ends.
+func serve(t testing.TB, cfg server.Config, mod func(*server.Config)) (*server.Server, string) {
+	t.Helper()
+	hs := httptest.NewUnstartedServer(nil)
+	cfg.Issuer = "http://" + hs.Listener.Addr().String()
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = srv
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return srv, cfg.Issuer
+}
+
 // testSecret is the Config.Secret of the servers newEnv starts.
 var testSecret = bytes.Repeat([]byte{7}, 32)
 
@@ -52,22 +72,7 @@ func newEnv(t testing.TB, mod func(*server.Config)) *env {
 	logs := &bytes.Buffer{}
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	hs := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + hs.Listener.Addr().String()
-	cfg := server.Config{
-		Store: st, Signer: ks, Secret: testSecret, Issuer: issuer,
-		Logger: logger, Now: clk.Now,
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = srv
-	hs.Start()
-	t.Cleanup(hs.Close)
+	srv, issuer := serve(t, server.Config{Store: st, Signer: ks, Secret: testSecret, Logger: logger, Now: clk.Now}, mod)
 	for _, c := range []store.Client{
 		{ID: appID, SecretHash: server.HashClientSecret(appSecret), Grants: []string{"client_credentials", "refresh_token", "password"}, Mint: true},
 		{ID: "other", SecretHash: server.HashClientSecret("other-secret"), Grants: []string{"client_credentials", "refresh_token", "password"}},
