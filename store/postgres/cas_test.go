@@ -84,6 +84,19 @@ func TestRotateLosesRace(t *testing.T) {
 			},
 		},
 		{
+			name:  "revoked (a logout) while the rotation is being written: revoked, no rotation",
+			setup: func(_ *testing.T, _ *Store, h0 []byte) store.RotateRequest { return req(0, h0, hash()) },
+			other: func(t *testing.T, s *Store, _ store.RotateRequest) error {
+				return s.RevokeFamily(t.Context(), "f", t0, "logout")
+			},
+			wantErr: store.ErrRevoked, attempts: 2,
+			check: func(t *testing.T, f store.Family) {
+				if f.Generation != 0 || f.RevokeReason != "logout" {
+					t.Errorf("family %+v; want generation 0, revoked for logout", f)
+				}
+			},
+		},
+		{
 			name:  "deleted first: not found",
 			setup: func(_ *testing.T, _ *Store, h0 []byte) store.RotateRequest { return req(0, h0, hash()) },
 			other: func(t *testing.T, s *Store, _ store.RotateRequest) error {

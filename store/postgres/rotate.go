@@ -13,12 +13,13 @@ import (
 
 // The statements of Rotate, each one autocommitted. qReadFamily reads the
 // family with the database's clock; qRotate writes a rotation only if the
-// family still is at the generation and token it was read with; qRevoke
+// family still is at the generation and token it was read with, and not
+// revoked since (a logout between the read and the write); qRevoke
 // keeps the first revocation.
 const (
 	qReadFamily = "SELECT " + familyCols + ", now() FROM families WHERE id = $1"
 	qRotate     = "UPDATE families SET generation = $2, token_hash = $3, previous_hash = $4, rotated_at = $5, last_used_at = $6, idle_expires_at = $7 " +
-		"WHERE id = $1 AND generation = $8 AND token_hash = $9"
+		"WHERE id = $1 AND generation = $8 AND token_hash = $9 AND revoked_at IS NULL"
 	qRevoke = "UPDATE families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
 )
 

@@ -128,7 +128,6 @@ const (
 	qRevokeReuse  = "UPDATE families SET revoked_at = ?, revoke_reason = '" + store.ReasonReuse + "' WHERE id = ? AND revoked_at IS NULL"
 	qInsertFamily = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	qLegacyToken  = "SELECT family_id, generation FROM legacy_tokens WHERE hash = ?"
-	qForgetLegacy = "DELETE FROM legacy_tokens WHERE family_id = ? AND generation < ?"
 )
 
 var hotWrites = []string{qGetFamily, qUpdateFamily, qRevokeReuse, qInsertFamily, qHeartbeat}
