@@ -36,6 +36,16 @@ function tag(t: string): string {
   return (h >>> 0).toString(36);
 }
 
+/** url's origin and path, resolved against the page (or base, outside a page): how endpoints are compared. */
+function endpointKey(url: string, base: string): string {
+  try {
+    const p = new URL(url, (globalThis as { location?: { href: string } }).location?.href ?? base);
+    return p.origin + p.pathname;
+  } catch {
+    return url;
+  }
+}
+
 /** Is this response a challenge worth a refresh (401, or 403 when enabled), not insufficient_scope? */
 export function isTokenChallenge(status: number, wwwAuthenticate: string | null, refreshOn403: boolean): boolean {
   if (wwwAuthenticate && /error\s*=\s*"?insufficient_scope/i.test(wwwAuthenticate)) return false;
@@ -76,6 +86,14 @@ export class TokenManager {
     this.#now = opts.now ?? (() => Date.now());
     this.#random = opts.random ?? Math.random;
     this.#revoke = opts.revocationEndpoint ?? opts.tokenEndpoint.replace(/\/token(?=$|[?#])/, "/revoke");
+    this.#endpoints = new Set([endpointKey(opts.tokenEndpoint, opts.tokenEndpoint), endpointKey(this.#revoke, opts.tokenEndpoint)]);
+    for (const o of opts.apiOrigins ?? []) {
+      try {
+        this.#apiOrigins.add(new URL(o).origin);
+      } catch {
+        // not a URL: no request goes there with the token
+      }
+    }
   }
 
   /** Adopt tokens the app has (e.g. from its backend's mint); with none, in cookie mode, the first getAccessToken refreshes from the cookie. */
@@ -206,7 +224,6 @@ export class TokenManager {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Is url the token or revocation endpoint (never given a bearer, never intercepted)? */
   /**
    * Whether a request to url gets the access token: its origin is the page's
    * or one of apiOrigins, and it is not the token or revocation endpoint.
@@ -214,33 +231,23 @@ export class TokenManager {
   sendsTokenTo(url: string): boolean {
     if (this.isEndpoint(url)) return false;
     const page = (globalThis as { location?: { href: string; origin: string } }).location;
-    let origin: string;
     try {
-      origin = new URL(url, page?.href).origin;
+      const origin = new URL(url, page?.href).origin;
+      return origin === page?.origin || this.#apiOrigins.has(origin);
     } catch {
       return false;
     }
-    return origin === page?.origin || (this.#o.apiOrigins ?? []).some((o) => {
-      try {
-        return new URL(o).origin === origin;
-      } catch {
-        return false;
-      }
-    });
   }
 
+  /** Is url the token or revocation endpoint (never given a bearer, never intercepted)? */
   isEndpoint(url: string): boolean {
-    const key = (u: string) => {
-      try {
-        const p = new URL(u, (globalThis as { location?: { href: string } }).location?.href ?? this.#o.tokenEndpoint);
-        return p.origin + p.pathname;
-      } catch {
-        return u;
-      }
-    };
-    const k = key(url);
-    return k === key(this.#o.tokenEndpoint) || k === key(this.#revoke);
+    return this.#endpoints.has(endpointKey(url, this.#o.tokenEndpoint));
   }
+
+  /** The origins of apiOrigins, parsed once. */
+  #apiOrigins: Set<string> = new Set();
+  /** The token and revocation endpoints, as endpointKey gives them. */
+  #endpoints: Set<string> = new Set();
 
   /** Whether a response with this status and WWW-Authenticate warrants refresh-and-replay under these options. */
   isChallenge(status: number, wwwAuthenticate: string | null): boolean {
@@ -266,6 +273,7 @@ export class TokenManager {
           // (the lock may be granted before that message event runs).
           const marker = wanted && locks.query ? "tokend-replaced:" + this.#o.clientId + ":" + tag(wanted) : "";
           if (marker && (await locks.query!()).held?.some((l) => l.name === marker)) {
+            this.#channel?.postMessage({ type: "resend" }); // in case its broadcast was missed (a frozen tab)
             const tok = await this.#adoption(wanted!);
             if (tok) return tok;
           }
@@ -456,8 +464,14 @@ export class TokenManager {
     const d = m as { type?: unknown; access_token?: unknown; expires_at?: unknown; refresh_token?: unknown };
     if (d.type === "logout") {
       if (this.#state || !this.#terminal) this.#end(true);
+    } else if (d.type === "resend") {
+      // A tab found our marker and waits for the tokens we broadcast.
+      if (this.#state && !this.#terminal) this.#broadcast(this.#state);
     } else if (d.type === "tokens" && typeof d.access_token === "string" && d.access_token !== this.#state?.accessToken && d.access_token !== this.#dead) {
       const exp = typeof d.expires_at === "number" ? d.expires_at : Infinity;
+      // A late message of an older token (whose refresh token has been
+      // rotated since) must not replace a newer one.
+      if (this.#state && exp <= this.#state.expiresAt) return;
       const rt = typeof d.refresh_token === "string" ? d.refresh_token : undefined;
       this.#adopt({ access_token: d.access_token }, exp, rt);
     }

@@ -84,6 +84,46 @@ test("the broadcast arrives while the waiter asks the lock manager: it adopts at
   assert.equal(srv.tokenCalls.length, 1);
 });
 
+test("a missed broadcast: the waiter that finds the marker asks for it again, the holder resends, 1 token request", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const srv = fakeServer();
+  const locks = fakeLocks();
+  const channel = channelHub();
+  const a = manager(t, srv, { locks, channel });
+  const b = manager(t, srv, { locks, channel });
+  a.start(LOGIN);
+  b.start(LOGIN);
+  channel.hold = true;
+  await a.refresh("at0");
+  channel.held.splice(0); // b (frozen) never got a's message
+  channel.hold = false;
+  assert.equal(await b.refresh("at0"), "at1", "adopted from the resend, before any timer");
+  assert.equal(srv.tokenCalls.length, 1);
+  assert.ok(channel.posted.some((p) => p.data.type === "resend"));
+});
+
+test("a late message of an older token does not replace a newer one", async (t) => {
+  const srv = fakeServer();
+  const channel = channelHub();
+  const a = manager(t, srv, { locks: null, channel });
+  const b = manager(t, srv, { locks: null, channel });
+  a.start(LOGIN);
+  b.start(LOGIN);
+  await flush();
+  channel.hold = true;
+  await a.refresh("at0"); // broadcasts at1 (held)
+  const older = channel.held.splice(0);
+  channel.hold = false;
+  await a.refresh("at1"); // broadcasts at2
+  await flush();
+  assert.equal(await b.getAccessToken(), "at2");
+  for (const deliver of older) deliver(); // at1 arrives late
+  await flush();
+  assert.equal(await b.getAccessToken(), "at2", "the older token was not adopted");
+  await b.refresh("at2");
+  assert.equal(srv.tokenCalls.at(-1).body, "grant_type=refresh_token&refresh_token=rt2&client_id=spa", "b refreshes with the newest refresh token");
+});
+
 test("a marker without its broadcast (the tab closed meanwhile): the waiter refreshes after 5 s", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const srv = fakeServer();
