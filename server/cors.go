@@ -40,12 +40,12 @@ const (
 	corsMaxAge       = "600" // seconds a browser may cache a preflight
 )
 
-// corsPath reports whether path is served with CORS.
 // corsExposeHeaders are the response headers beyond the CORS-safelisted
 // ones that a page may read (Fetch, "CORS-safelisted response-header
 // name").
 const corsExposeHeaders = "Retry-After, WWW-Authenticate"
 
+// corsPath reports whether path is served with CORS.
 func corsPath(path string) bool {
 	return path == "/oauth/token" || path == "/oauth/revoke" || strings.HasPrefix(path, "/v1/")
 }

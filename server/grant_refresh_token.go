@@ -11,8 +11,8 @@ import (
 )
 
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation: the
-// presented token (the parameter, or cookie mode's cookie) is replaced by its successor in one atomic step. A
-// refused token counts for the throttle against src and, if the client
+// presented token (the parameter, or cookie mode's cookie) is replaced by
+// its successor in one atomic step. A refused token counts for the throttle against src and, if the client
 // proved a secret (confidential), against the client; see refreshRefused.
 func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, presented string, form url.Values) (*tokenResponse, error) {
 	ref, err := s.refreshTokenRef(ctx, presented)

@@ -158,7 +158,7 @@ func (s *Server) refreshTokenRef(ctx context.Context, tok string) (tokenRef, err
 		return tokenRef{}, errUnknownToken
 	}
 	if err != nil {
-		return tokenRef{}, fmt.Errorf("look up legacy refresh token: %w", err)
+		return tokenRef{}, fmt.Errorf("server: look up legacy refresh token: %w", err)
 	}
 	return tokenRef{id, gen}, nil
 }
