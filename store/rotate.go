@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -84,4 +86,56 @@ func (f Family) Rebase(now time.Time) Family {
 		f.RevokedAt = f.RevokedAt.Add(d)
 	}
 	return f
+}
+
+// rotateAttempts bounds CompareAndRotate's rounds. A write fails only
+// because another call changed the family since the read, and each such
+// change moves the family on for good (after a lost rotation the presented
+// token is no longer current; after a lost revocation the family is
+// revoked), so three rounds always decide; the bound guards against a bug.
+const rotateAttempts = 8
+
+// CompareAndRotate is Store.Rotate for every backend: it reads the family,
+// decides by Decide, and writes what After leaves of it, with read and
+// write the backend's:
+//   - read returns the family req names and the time to judge it at (the
+//     store's clock, or req.Now for a store on one host); ErrNotFound (or an
+//     error wrapping it) for none.
+//   - write stores next, what outcome o (Rotated or ReuseDetected) leaves
+//     of f, only if the record still is f: the same generation and token
+//     hash, and unrevoked. It returns the family as stored (a backend may
+//     round its times) and whether it wrote.
+//
+// When write did not (another call changed the family in between),
+// CompareAndRotate reads and decides again; after rotateAttempts rounds it
+// fails with an error wrapping ErrConflict and ErrUnavailable, having
+// changed nothing. A backend that holds a lock from read to write passes
+// a write that always writes. Repeated and the errors of Decide write
+// nothing; ErrRevoked and ErrExpired come with the family as read.
+func CompareAndRotate(ctx context.Context, req RotateRequest,
+	read func(ctx context.Context) (Family, time.Time, error),
+	write func(ctx context.Context, f, next Family, o Outcome) (Family, bool, error)) (RotateResult, error) {
+	for range rotateAttempts {
+		f, now, err := read(ctx)
+		if err != nil {
+			return RotateResult{}, err
+		}
+		o, err := Decide(f, req, now)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return RotateResult{}, err
+		case err != nil:
+			return RotateResult{Family: f}, err
+		case o == Repeated:
+			return RotateResult{Outcome: o, Family: f}, nil
+		}
+		stored, ok, err := write(ctx, f, After(f, req, o, now), o)
+		if err != nil {
+			return RotateResult{}, err
+		}
+		if ok {
+			return RotateResult{Outcome: o, Family: stored}, nil
+		}
+	}
+	return RotateResult{}, fmt.Errorf("store: rotate family %s: changed concurrently %d times: %w: %w", req.FamilyID, rotateAttempts, ErrConflict, ErrUnavailable)
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -96,5 +97,52 @@ func TestRebase(t *testing.T) {
 	if !got.CreatedAt.Equal(t0.Add(10*time.Second)) || got.IdleExpiresAt.Sub(got.CreatedAt) != time.Hour ||
 		got.ExpiresAt.Sub(got.CreatedAt) != 24*time.Hour || !got.RotatedAt.IsZero() || !got.RevokedAt.IsZero() {
 		t.Fatalf("Rebase = %+v", got)
+	}
+}
+
+// CompareAndRotate decides again after a lost write, stops at its bound
+// with ErrConflict and ErrUnavailable, and never writes a Repeated or an
+// ended family.
+func TestCompareAndRotate(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	f := store.Family{ID: "f", Generation: 0, TokenHash: []byte("t0"), IdleExpiresAt: t0.Add(time.Hour), ExpiresAt: t0.Add(time.Hour)}
+	req := store.RotateRequest{FamilyID: "f", Old: []byte("t0"), New: []byte("t1"), Now: t0, Grace: time.Minute, IdleExpiresAt: t0.Add(time.Hour)}
+	read := func(fs ...store.Family) (func(context.Context) (store.Family, time.Time, error), *int) {
+		n := 0
+		return func(context.Context) (store.Family, time.Time, error) {
+			n++
+			return fs[min(n, len(fs))-1], t0, nil
+		}, &n
+	}
+	writes := 0
+	lose := func(context.Context, store.Family, store.Family, store.Outcome) (store.Family, bool, error) {
+		writes++
+		return store.Family{}, false, nil
+	}
+
+	// The first write loses to a rotation to the same successor: the
+	// second round reads it and answers Repeated without writing.
+	rotated := store.After(f, req, store.Rotated, t0)
+	r, n := read(f, rotated)
+	res, err := store.CompareAndRotate(ctx, req, r, lose)
+	if err != nil || res.Outcome != store.Repeated || *n != 2 || writes != 1 || res.Family.Generation != 1 {
+		t.Fatalf("after a lost write: %v %v, %d reads, %d writes", res.Outcome, err, *n, writes)
+	}
+	// Losing every round: the bound, nothing written.
+	writes = 0
+	r, n = read(f)
+	_, err = store.CompareAndRotate(ctx, req, r, lose)
+	if !errors.Is(err, store.ErrConflict) || !errors.Is(err, store.ErrUnavailable) || *n != 8 || writes != 8 {
+		t.Fatalf("always losing: %v after %d reads, %d writes", err, *n, writes)
+	}
+	// An ended family comes back with the error, and nothing is written.
+	writes = 0
+	revoked := f
+	revoked.RevokedAt = t0
+	r, _ = read(revoked)
+	res, err = store.CompareAndRotate(ctx, req, r, lose)
+	if !errors.Is(err, store.ErrRevoked) || res.Family.ID != "f" || writes != 0 {
+		t.Fatalf("revoked: %v %+v, %d writes", err, res.Family, writes)
 	}
 }

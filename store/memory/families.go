@@ -3,7 +3,6 @@ package memory
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -90,25 +89,25 @@ func (s *Store) revokeLocked(filter store.FamilyFilter, at time.Time, reason str
 	return n
 }
 
-// Rotate implements store.Store: the family's record decided by
-// store.Decide under the store's lock, on the caller's clock.
-func (s *Store) Rotate(_ context.Context, req store.RotateRequest) (store.RotateResult, error) {
+// Rotate implements store.Store: store.CompareAndRotate under the store's
+// lock, on the caller's clock.
+func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, ok := s.families[req.FamilyID]
-	if !ok {
-		return store.RotateResult{}, fmt.Errorf("memory: refresh token: %w", store.ErrNotFound)
-	}
-	o, err := store.Decide(f, req, req.Now)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return store.RotateResult{}, err
-	case err != nil:
-		return store.RotateResult{Family: cloneFamily(f)}, err
-	}
-	f = store.After(f, req, o, req.Now)
-	s.families[f.ID] = f
-	return store.RotateResult{Outcome: o, Family: cloneFamily(f)}, nil
+	res, err := store.CompareAndRotate(ctx, req,
+		func(context.Context) (store.Family, time.Time, error) {
+			f, ok := s.families[req.FamilyID]
+			if !ok {
+				return store.Family{}, time.Time{}, fmt.Errorf("memory: refresh token: %w", store.ErrNotFound)
+			}
+			return f, req.Now, nil
+		},
+		func(_ context.Context, _, next store.Family, _ store.Outcome) (store.Family, bool, error) {
+			s.families[next.ID] = cloneFamily(next)
+			return next, true, nil
+		})
+	res.Family = cloneFamily(res.Family)
+	return res, err
 }
 
 // DeleteExpired implements store.Store.

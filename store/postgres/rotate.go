@@ -23,59 +23,37 @@ const (
 	qRevoke = "UPDATE families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL"
 )
 
-// rotateAttempts bounds Rotate's reads. A write fails only because
-// another one succeeded since the read, and each such loss moves the
-// family on for good: after a lost rotation the presented token is no
-// longer current (Repeated, which writes nothing, or ReuseDetected);
-// after a lost revocation the family is revoked (ErrRevoked). So three
-// attempts always decide; the bound only guards against a bug.
-const rotateAttempts = 4
-
-// Rotate implements store.Store as a compare-and-set on the family's row,
-// with the rule in Go: it reads the family and the database's now() in
-// one statement, decides by store.Decide, and writes the family as
-// store.After leaves it in one UPDATE conditioned on the generation and
-// token hash it read (a rotation) or on the family being unrevoked (a
-// reuse). If another Rotate or a revocation changed the row in between,
-// the UPDATE matches nothing and Rotate reads and decides again. Repeated
-// and the errors write nothing; ErrRevoked and ErrExpired come with the
-// family as read.
+// Rotate implements store.Store as store.CompareAndRotate on the
+// family's row: it reads the family and the database's now() in one
+// statement, and writes with one UPDATE conditioned on the generation and
+// token hash it read and on the family being unrevoked (a rotation), or on
+// the family being unrevoked (a reuse). If another Rotate or a revocation
+// changed the row in between, the UPDATE matches nothing and Rotate reads
+// and decides again.
 func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {
-	for attempt := range rotateAttempts {
-		f, now, err := s.readFamily(ctx, req)
-		if err != nil {
-			return store.RotateResult{}, err
-		}
-		if s.raced != nil {
-			s.raced(attempt)
-		}
-		outcome, err := store.Decide(f, req, now)
-		switch {
-		case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
-			return store.RotateResult{Family: f}, fmt.Errorf("postgres: rotate: %w", err)
-		case err != nil:
-			return store.RotateResult{}, fmt.Errorf("postgres: rotate: %w", err)
-		case outcome == store.Repeated:
-			return store.RotateResult{Outcome: outcome, Family: f}, nil
-		}
-		g := stored(store.After(f, req, outcome, now))
-		var q string
-		var args []any
-		if outcome == store.Rotated {
-			q, args = qRotate, []any{f.ID, g.Generation, g.TokenHash, g.PreviousHash, tin(g.RotatedAt), tin(g.LastUsedAt),
-				tin(g.IdleExpiresAt), f.Generation, f.TokenHash}
-		} else { // ReuseDetected
-			q, args = qRevoke, []any{f.ID, tin(g.RevokedAt), g.RevokeReason}
-		}
-		tag, err := s.pool.Exec(ctx, q, args...)
-		if err != nil {
-			return store.RotateResult{}, dbErr("rotate", err)
-		}
-		if tag.RowsAffected() == 1 {
-			return store.RotateResult{Outcome: outcome, Family: g}, nil
-		}
-	}
-	return store.RotateResult{}, fmt.Errorf("postgres: rotate family %s: %w: changed concurrently %d times", req.FamilyID, store.ErrUnavailable, rotateAttempts)
+	attempt := 0
+	return store.CompareAndRotate(ctx, req,
+		func(ctx context.Context) (store.Family, time.Time, error) {
+			f, now, err := s.readFamily(ctx, req)
+			if err == nil && s.raced != nil {
+				s.raced(attempt)
+			}
+			attempt++
+			return f, now, err
+		},
+		func(ctx context.Context, f, g store.Family, o store.Outcome) (store.Family, bool, error) {
+			g = stored(g)
+			q, args := qRevoke, []any{f.ID, tin(g.RevokedAt), g.RevokeReason}
+			if o == store.Rotated {
+				q, args = qRotate, []any{f.ID, g.Generation, g.TokenHash, g.PreviousHash, tin(g.RotatedAt), tin(g.LastUsedAt),
+					tin(g.IdleExpiresAt), f.Generation, f.TokenHash}
+			}
+			tag, err := s.pool.Exec(ctx, q, args...)
+			if err != nil {
+				return store.Family{}, false, dbErr("rotate", err)
+			}
+			return g, tag.RowsAffected() == 1, nil
+		})
 }
 
 // readFamily reads the family req names and the time to judge it at: the

@@ -149,33 +149,30 @@ func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.Rota
 }
 
 func (s *Store) rotate(ctx context.Context, tx *sql.Tx, req store.RotateRequest) (store.RotateResult, error) {
-	f, err := scanFamily(s.txQueryRow(ctx, tx, qGetFamily, req.FamilyID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.RotateResult{}, fmt.Errorf("sqlite: refresh token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.RotateResult{}, dbErr("rotate", err)
-	}
-	o, err := store.Decide(f, req, req.Now)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return store.RotateResult{}, err
-	case err != nil:
-		return store.RotateResult{Family: f}, err
-	}
-	f = store.After(f, req, o, req.Now)
-	switch o {
-	case store.Rotated:
-		if _, err := s.txExec(ctx, tx, qUpdateFamily, f.Generation, f.TokenHash, f.PreviousHash, tin(f.RotatedAt),
-			tin(f.LastUsedAt), tin(f.IdleExpiresAt), f.ID); err != nil {
-			return store.RotateResult{}, dbErr("rotate", err)
-		}
-	case store.ReuseDetected:
-		if _, err := s.txExec(ctx, tx, qRevokeReuse, tin(f.RevokedAt), f.ID); err != nil {
-			return store.RotateResult{}, dbErr("revoke on reuse", err)
-		}
-	}
-	return store.RotateResult{Outcome: o, Family: f}, nil
+	return store.CompareAndRotate(ctx, req,
+		func(ctx context.Context) (store.Family, time.Time, error) {
+			f, err := scanFamily(s.txQueryRow(ctx, tx, qGetFamily, req.FamilyID))
+			if errors.Is(err, sql.ErrNoRows) {
+				return store.Family{}, time.Time{}, fmt.Errorf("sqlite: refresh token: %w", store.ErrNotFound)
+			}
+			if err != nil {
+				return store.Family{}, time.Time{}, dbErr("rotate", err)
+			}
+			return f, req.Now, nil
+		},
+		func(ctx context.Context, _, f store.Family, o store.Outcome) (store.Family, bool, error) {
+			var err error
+			if o == store.Rotated {
+				_, err = s.txExec(ctx, tx, qUpdateFamily, f.Generation, f.TokenHash, f.PreviousHash, tin(f.RotatedAt),
+					tin(f.LastUsedAt), tin(f.IdleExpiresAt), f.ID)
+			} else {
+				_, err = s.txExec(ctx, tx, qRevokeReuse, tin(f.RevokedAt), f.ID)
+			}
+			if err != nil {
+				return store.Family{}, false, dbErr("rotate", err)
+			}
+			return f, true, nil // the writer's transaction held the family since the read
+		})
 }
 
 // LegacyToken implements store.LegacyTokens: the family and generation of
