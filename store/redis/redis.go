@@ -49,7 +49,7 @@
 // # Expiry
 //
 // A family's key carries a PEXPIREAT at the family's absolute expiry plus
-// Options.ExpiryMargin (set again by every write of a rotation), so Redis
+// Options.ExpiryMargin (set at its creation; the expiry never moves), so Redis
 // drops ended families by itself and no sweeper is needed for them;
 // deny-list entries expire at the token's exp. DeleteExpired still deletes
 // what ended before the time it is given (revoked families above all, and

@@ -35,7 +35,7 @@ func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.Rota
 				fields = []any{"gen", g.Generation, "tok", g.TokenHash, "prev", g.PreviousHash,
 					"rotated", enc(g.RotatedAt), "used", enc(g.LastUsedAt), "idle", enc(g.IdleExpiresAt)}
 			}
-			argv := append([]any{f.Generation, f.TokenHash, enc(f.RevokedAt), s.pxat(f.ExpiresAt)}, fields...)
+			argv := append([]any{f.Generation, f.TokenHash, enc(f.RevokedAt)}, fields...)
 			ok, err := casFamilyScript.Run(ctx, s.rdb, []string{fam}, argv...).Int()
 			if err != nil {
 				return store.Family{}, false, wrap("rotate", err)

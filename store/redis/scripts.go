@@ -14,17 +14,17 @@ return {redis.call('TIME'), redis.call('HGETALL', KEYS[1])}
 
 // casFamilyScript is Rotate's compare-and-set: it writes field/value
 // pairs to a family hash only if the family's generation, current token
-// hash and revocation are still those Rotate read, and sets the key's
-// expiry. It decides nothing: store.Decide did, in Go.
+// hash and revocation are still those Rotate read. It decides nothing:
+// store.Decide did, in Go. The key keeps the expiry CreateFamily gave it
+// (a family's absolute expiry never moves).
 //
 // KEYS: family hash. ARGV: generation, token hash, revoked ("" for not),
-// PEXPIREAT (ms, "" for none), then field/value pairs. Returns 1 if
-// written, 0 if the family changed (or is gone).
+// then field/value pairs. Returns 1 if written, 0 if the family changed
+// (or is gone).
 var casFamilyScript = goredis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'gen', 'tok', 'revoked')
 if f[1] ~= ARGV[1] or f[2] ~= ARGV[2] or (f[3] or '') ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-if ARGV[4] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[4]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 return 1
 `)
 
