@@ -51,6 +51,13 @@
 //   - the signing keys, reloaded from the store (Signer, KeyChecker);
 //   - the hashing memory budget (HashMemory), which is this process's
 //     memory.
+//
+// Rotation judges grace and expiry on the store's clock (store.Store's
+// Rotate), so instances whose clocks disagree rotate alike. Introspection
+// and the sessions listing judge a family's expiry on this Server's clock
+// (Config.Now): an instance whose clock is off by d may report a refresh
+// token active up to d after the store has let it expire, never a
+// revoked one.
 package server
 
 import (
