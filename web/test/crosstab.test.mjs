@@ -11,16 +11,27 @@ function manager(t, srv, opts = {}) {
 
 const LOGIN = { access_token: "at0", refresh_token: "rt0", expires_in: 3600 };
 
-test("two tabs wanting a refresh: 1 token request, the other adopts the broadcast tokens", async (t) => {
+/** A fake server whose token endpoint answers once gate is resolved. */
+function heldServer(gate) {
   const srv = fakeServer();
-  const gate = deferred();
   srv.tokenReply = async () => (await gate.promise, srv.issue());
+  return srv;
+}
+
+/** Two tabs, a and b, logged in with LOGIN, sharing a fake lock manager and channel. */
+function twoTabs(t, srv = fakeServer()) {
   const locks = fakeLocks();
   const channel = channelHub();
   const a = manager(t, srv, { locks, channel });
   const b = manager(t, srv, { locks, channel });
   a.start(LOGIN);
   b.start(LOGIN);
+  return { srv, locks, channel, a, b };
+}
+
+test("two tabs wanting a refresh: 1 token request, the other adopts the broadcast tokens", async (t) => {
+  const gate = deferred();
+  const { srv, locks, channel, a, b } = twoTabs(t, heldServer(gate));
   const pa = a.refresh("at0");
   const pb = b.refresh("at0");
   await flush();
@@ -37,15 +48,8 @@ test("two tabs wanting a refresh: 1 token request, the other adopts the broadcas
 });
 
 test("the lock is granted before the winner's broadcast arrives: the waiter sees the marker and waits for it, 1 token request", async (t) => {
-  const srv = fakeServer();
   const gate = deferred();
-  srv.tokenReply = async () => (await gate.promise, srv.issue());
-  const locks = fakeLocks();
-  const channel = channelHub();
-  const a = manager(t, srv, { locks, channel });
-  const b = manager(t, srv, { locks, channel });
-  a.start(LOGIN);
-  b.start(LOGIN);
+  const { srv, locks, channel, a, b } = twoTabs(t, heldServer(gate));
   channel.hold = true; // a's broadcast will be late: b gets the lock first
   const pa = a.refresh("at0");
   const pb = b.refresh("at0");
@@ -64,13 +68,7 @@ test("the lock is granted before the winner's broadcast arrives: the waiter sees
 
 test("the broadcast arrives while the waiter asks the lock manager: it adopts at once, no second request", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
-  const srv = fakeServer();
-  const locks = fakeLocks();
-  const channel = channelHub();
-  const a = manager(t, srv, { locks, channel });
-  const b = manager(t, srv, { locks, channel });
-  a.start(LOGIN);
-  b.start(LOGIN);
+  const { srv, locks, channel, a, b } = twoTabs(t);
   channel.hold = true;
   await a.refresh("at0"); // a holds the marker; its broadcast waits
   const query = locks.query.bind(locks);
@@ -86,13 +84,7 @@ test("the broadcast arrives while the waiter asks the lock manager: it adopts at
 
 test("a missed broadcast: the waiter that finds the marker asks for it again, the holder resends, 1 token request", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
-  const srv = fakeServer();
-  const locks = fakeLocks();
-  const channel = channelHub();
-  const a = manager(t, srv, { locks, channel });
-  const b = manager(t, srv, { locks, channel });
-  a.start(LOGIN);
-  b.start(LOGIN);
+  const { srv, locks, channel, a, b } = twoTabs(t);
   channel.hold = true;
   await a.refresh("at0");
   channel.held.splice(0); // b (frozen) never got a's message
@@ -126,14 +118,8 @@ test("a late message of an older token does not replace a newer one", async (t) 
 
 test("a marker without its broadcast (the tab closed meanwhile): the waiter refreshes after 5 s", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
-  const srv = fakeServer();
-  const locks = fakeLocks();
-  const channel = channelHub();
-  const b = manager(t, srv, { locks, channel });
-  b.start(LOGIN);
-  // Another tab replaced at0 and holds the marker, but its message never comes.
-  const a = manager(t, srv, { locks, channel });
-  a.start(LOGIN);
+  // Another tab, a, replaced at0 and holds the marker, but its message never comes.
+  const { srv, locks, channel, a, b } = twoTabs(t);
   channel.hold = true;
   await a.refresh("at0");
   channel.held.splice(0);
