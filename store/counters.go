@@ -40,3 +40,31 @@ type FailureCounter interface {
 	// store wrap ErrUnavailable; the caller then counts locally only.
 	CountFailures(ctx context.Context, fs []Failure) ([]int64, error)
 }
+
+// FamiliarPerAccount is how many sources a FamiliarSources keeps per
+// account: the ones marked last.
+const FamiliarPerAccount = 8
+
+// FamiliarSources is implemented by stores that several server instances
+// share (postgres, redis): where each account has authenticated from
+// lately, so that the throttle's exemption of an account's usual sources
+// from its lock holds on every instance and across restarts, as the
+// failure counts that make the lock do (FailureCounter). account and
+// source are opaque keys of at most 64 bytes, derived with a keyed hash
+// as Failure.Key is, so that the store holds no username or address in
+// clear.
+//
+// Per account, at most FamiliarPerAccount sources are kept, the ones
+// marked last: marks of one account never push out another's, so no
+// flood of successes elsewhere can make an account's usual source
+// unfamiliar. Times are the store's clock.
+type FamiliarSources interface {
+	// MarkFamiliar records that source has just authenticated as account,
+	// for keep (positive): the mark lasts until keep from now, the store's
+	// now. It drops the account's marks beyond the FamiliarPerAccount
+	// marked last. Errors of an unreachable store wrap ErrUnavailable.
+	MarkFamiliar(ctx context.Context, account, source string, keep time.Duration) error
+	// Familiar reports whether source's mark for account lasts still.
+	// Errors of an unreachable store wrap ErrUnavailable.
+	Familiar(ctx context.Context, account, source string) (bool, error)
+}

@@ -186,3 +186,76 @@ func RunLeaser(t *testing.T, open func(t *testing.T) Handles[store.Leaser]) {
 		}
 	})
 }
+
+// RunFamiliarSources tests a FamiliarSources; open returns fresh handles.
+// Age must move the ends of marks too.
+func RunFamiliarSources(t *testing.T, open func(t *testing.T) Handles[store.FamiliarSources]) {
+	const keep = 30 * 24 * time.Hour
+	mark := func(t *testing.T, f store.FamiliarSources, account, source string) {
+		t.Helper()
+		if err := f.MarkFamiliar(t.Context(), account, source, keep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	familiar := func(t *testing.T, f store.FamiliarSources, account, source string, want bool) {
+		t.Helper()
+		got, err := f.Familiar(t.Context(), account, source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("Familiar(%q, %q) = %v, want %v", account, source, got, want)
+		}
+	}
+	t.Run("AcrossHandles", func(t *testing.T) {
+		h := open(t)
+		mark(t, h.A, "alice", "\x00home\xff")
+		familiar(t, h.B, "alice", "\x00home\xff", true)
+		familiar(t, h.B, "alice", "elsewhere", false)
+		familiar(t, h.A, "bob", "\x00home\xff", false)
+	})
+	t.Run("LastsKeep", func(t *testing.T) {
+		h := open(t)
+		mark(t, h.A, "alice", "home")
+		h.Age(t, keep-time.Minute)
+		familiar(t, h.B, "alice", "home", true)
+		mark(t, h.B, "alice", "home") // a new mark lasts keep from now
+		h.Age(t, keep-time.Minute)
+		familiar(t, h.A, "alice", "home", true)
+		h.Age(t, 2*time.Minute)
+		familiar(t, h.A, "alice", "home", false)
+	})
+	t.Run("PerAccountNewestKept", func(t *testing.T) {
+		h := open(t)
+		src := func(i int) string { return "src" + string(rune('a'+i)) }
+		for i := range store.FamiliarPerAccount + 2 {
+			mark(t, []store.FamiliarSources{h.A, h.B}[i%2], "alice", src(i))
+			h.Age(t, time.Second) // an order the store's clock cannot blur
+		}
+		for i := range store.FamiliarPerAccount + 2 {
+			familiar(t, h.A, "alice", src(i), i >= 2)
+		}
+		// Marks of other accounts never push out alice's.
+		for i := range 4 * store.FamiliarPerAccount {
+			mark(t, h.B, "mallory"+string(rune('a'+i%26))+string(rune('a'+i/26)), "flood")
+			mark(t, h.B, "mallory", src(i%26)+string(rune('a'+i/26)))
+		}
+		for i := 2; i < store.FamiliarPerAccount+2; i++ {
+			familiar(t, h.A, "alice", src(i), true)
+		}
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		h := open(t)
+		for _, k := range [][2]string{{"", "s"}, {"a", ""}, {string(make([]byte, 65)), "s"}, {"a", string(make([]byte, 65))}} {
+			if err := h.A.MarkFamiliar(t.Context(), k[0], k[1], keep); err == nil {
+				t.Errorf("MarkFamiliar(%q, %q): no error", k[0], k[1])
+			}
+			if _, err := h.A.Familiar(t.Context(), k[0], k[1]); err == nil {
+				t.Errorf("Familiar(%q, %q): no error", k[0], k[1])
+			}
+		}
+		if err := h.A.MarkFamiliar(t.Context(), "a", "s", 0); err == nil {
+			t.Error("MarkFamiliar with keep 0: no error")
+		}
+	})
+}

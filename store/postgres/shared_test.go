@@ -27,6 +27,7 @@ func handles[T any](t *testing.T, as func(s store.Store) T) fleettest.Handles[T]
 		for _, q := range []string{
 			"UPDATE failure_counts SET tat = tat - $1 * interval '1 microsecond'",
 			"UPDATE leases SET expires_at = expires_at - $1 * interval '1 microsecond'",
+			"UPDATE familiar_sources SET expires_at = expires_at - $1 * interval '1 microsecond'",
 		} {
 			if _, err := conn.Exec(t.Context(), q, us); err != nil {
 				t.Fatal(err)
@@ -38,6 +39,12 @@ func handles[T any](t *testing.T, as func(s store.Store) T) fleettest.Handles[T]
 func TestFailureCounter(t *testing.T) {
 	fleettest.RunFailureCounter(t, func(t *testing.T) fleettest.Handles[store.FailureCounter] {
 		return handles(t, func(s store.Store) store.FailureCounter { return s.(store.FailureCounter) })
+	})
+}
+
+func TestFamiliarSources(t *testing.T) {
+	fleettest.RunFamiliarSources(t, func(t *testing.T) fleettest.Handles[store.FamiliarSources] {
+		return handles(t, func(s store.Store) store.FamiliarSources { return s.(store.FamiliarSources) })
 	})
 }
 

@@ -50,12 +50,33 @@ func handles[T any](t *testing.T, as func(s store.Store) T) fleettest.Handles[T]
 		if err := iter.Err(); err != nil {
 			t.Fatal(err)
 		}
+		iter = c.Scan(ctx, 0, prefix+"seen:*", 1000).Iterator()
+		for iter.Next(ctx) {
+			marks, err := c.ZRangeWithScores(ctx, iter.Val(), 0, -1).Result()
+			for _, m := range marks {
+				if err == nil {
+					err = c.ZAdd(ctx, iter.Val(), goredis.Z{Score: m.Score - float64(d.Microseconds()), Member: m.Member}).Err()
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
 	}}
 }
 
 func TestFailureCounter(t *testing.T) {
 	fleettest.RunFailureCounter(t, func(t *testing.T) fleettest.Handles[store.FailureCounter] {
 		return handles(t, func(s store.Store) store.FailureCounter { return s.(store.FailureCounter) })
+	})
+}
+
+func TestFamiliarSources(t *testing.T) {
+	fleettest.RunFamiliarSources(t, func(t *testing.T) fleettest.Handles[store.FamiliarSources] {
+		return handles(t, func(s store.Store) store.FamiliarSources { return s.(store.FamiliarSources) })
 	})
 }
 
