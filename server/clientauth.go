@@ -26,8 +26,9 @@ func HashClientSecret(secret string) []byte {
 // client_secret_basic or client_secret_post (never both), or as a public
 // client that sends only client_id. It returns the client and whether it
 // proved a secret. A request that presents a secret is an attempt for the
-// throttle: refused with 429 while its source or the client is locked,
-// counted if the secret is wrong or the client unknown or public.
+// throttle: refused with 429 while its source, or the client from that
+// source, is locked; counted if the secret is wrong or the client
+// unknown or public.
 func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (store.Client, bool, error) {
 	if _, err := singleHeader(r, "Authorization"); err != nil {
 		return store.Client{}, false, err
@@ -58,7 +59,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	var att attempt
 	if secret != "" && s.thr != nil {
 		var wait time.Duration
-		if att, wait = s.thr.begin(kindSecret, s.sourceAddr(r), id, s.now()); wait > 0 {
+		if att, wait = s.thr.begin(ctx, kindSecret, s.sourceAddr(r), id, s.now()); wait > 0 {
 			return store.Client{}, false, errThrottledFor(wait)
 		}
 	}

@@ -16,40 +16,38 @@ import (
 // The throttle across a fleet: the instances that share a store which
 // implements store.FailureCounter (postgres, redis) count each failure
 // there too, on the failure path only, and lock a key from the larger of
-// their own count and the fleet's.
+// their own count and the fleet's; and, with store.FamiliarSources, they
+// share where each user has logged in from, so that the exemption of a
+// user's usual sources from her account's lock holds on all of them.
 //
 // The in-process tables stay the first layer and the only one a request
-// consults before its credential is checked: a success never waits for
-// the store, and neither does a locked key's 429. Only a failure does,
-// once: its keys are counted in the store in one round trip, and each
-// count that the fleet has beyond this instance's is applied to this
-// instance's table, with the lock the count-th failure starts. An
-// instance thus learns of a lock at the latest at its own next failure
-// of the key: an attacker spread over N instances gets at most the
-// fleet's limit plus N-1 attempts before every instance refuses, instead
-// of N times the limit. A refresh failure of a key already locked here
-// is not counted in the store again (its lock grows here), so a flood of
-// junk from a locked source costs the store nothing more. The store's
-// keys hold nothing in clear: 16 bytes of HMAC-SHA-256 under a key
-// derived from Config.Secret, which every instance shares. A store that
-// cannot be reached while counting changes nothing for the request: the
-// instance counts alone, and logs it at most once a minute.
+// consults before its credential is checked, but for one case: a locked
+// account, asked for by a source this instance does not know as
+// familiar, asks the store whether the fleet knows it (the lock is rare,
+// and the answer is then remembered here). A success of a password marks
+// its source familiar in the store when this instance had not marked it
+// within familiarRefresh (an hour): one round trip per user, source and
+// instance an hour, beside the login's own writes; a client's success
+// never reaches the store for the throttle, nor does a locked key's 429.
+// A failure does, once: its keys are counted in the store in one round
+// trip, and each count that the fleet has beyond this instance's is
+// applied to this instance's table, with the lock the count-th failure
+// starts. An instance thus learns of a lock at the latest at its own next
+// failure of the key: an attacker spread over N instances gets at most
+// the fleet's limit plus N-1 attempts before every instance refuses,
+// instead of N times the limit. The store's keys hold nothing in clear:
+// 16 bytes of HMAC-SHA-256 under a key derived from Config.Secret, which
+// every instance shares. A store that cannot be reached while counting
+// or marking changes nothing for the request: the instance counts (and
+// remembers) alone, and logs it at most once a minute; one that cannot
+// be asked whether a source is familiar leaves the lock on.
 //
-// Per instance, by design, because sharing them would cost successes a
-// round trip:
-//
-//   - attempts in flight (the reservations of password checks, which
-//     last milliseconds);
-//   - familiar sources, the account lock's exemption, which a success
-//     marks: a source is familiar to the instances it authenticated
-//     through, and an account lock that the fleet's count spreads to
-//     another instance holds there for a familiar source it has not
-//     seen;
-//   - a success's reset of the pair's count, which clears this
-//     instance's count only: the pair's failures before the success
-//     still count in the fleet until they leak away (one per
-//     Window/PerPair), so a user who mistyped, logged in and mistypes
-//     again may wait Delay after fewer than PerPair new failures.
+// Per instance, by design, because sharing it would cost successes a
+// round trip: a success's reset of the pair's count, which clears this
+// instance's count only: the pair's failures before the success still
+// count in the fleet until they leak away (one per Window/PerPair), so a
+// user who mistyped, logged in and mistypes again may wait Delay after
+// fewer than PerPair new failures.
 
 // fleetTimeout bounds the round trip of a failure's count: a store that
 // hangs delays a failure's answer by at most this much.
@@ -62,7 +60,8 @@ const fleetLogEvery = time.Minute
 // fleet counts failures in a store.FailureCounter under keys no one can
 // map back to a username or an address without the server secret.
 type fleet struct {
-	counter store.FailureCounter
+	counter   store.FailureCounter
+	familiars store.FamiliarSources // nil: familiar sources are per instance
 	// key is the HMAC-SHA-256 key of the keys, derived from the server
 	// secret that every instance shares.
 	key     []byte
@@ -70,14 +69,14 @@ type fleet struct {
 	lastLog atomic.Int64 // Unix ns of the last logged error
 }
 
-// newFleet returns a fleet on c, nil if c is nil.
-func newFleet(c store.FailureCounter, secret []byte, log *slog.Logger) *fleet {
+// newFleet returns a fleet on c and fs, nil if c is nil.
+func newFleet(c store.FailureCounter, fs store.FamiliarSources, secret []byte, log *slog.Logger) *fleet {
 	if c == nil {
 		return nil
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("tokend throttle: fleet keys v1"))
-	return &fleet{counter: c, key: m.Sum(nil), log: log}
+	return &fleet{counter: c, familiars: fs, key: m.Sum(nil), log: log}
 }
 
 // fleetKey is the store's key of (k, l, src, account): 16 bytes of an
@@ -125,10 +124,7 @@ func (t *throttler) countInFleet(ctx context.Context, k kind, src netip.Addr, ac
 		err = errFleetCounts
 	}
 	if err != nil {
-		ns := now.UnixNano()
-		if last := f.lastLog.Load(); ns-last >= int64(fleetLogEvery) && f.lastLog.CompareAndSwap(last, ns) {
-			f.log.WarnContext(ctx, "throttle: cannot count a failure in the store; this instance counts alone", "err", err)
-		}
+		f.warn(ctx, "throttle: cannot count a failure in the store; this instance counts alone", err, now)
 		return
 	}
 	for i, x := range fails {
@@ -141,3 +137,43 @@ func (t *throttler) countInFleet(ctx context.Context, k kind, src netip.Addr, ac
 // errFleetCounts reports a store that answered with a count too few or
 // too many.
 var errFleetCounts = errors.New("server: the store returned the wrong number of failure counts")
+
+// warn logs err with msg, at most once per fleetLogEvery.
+func (f *fleet) warn(ctx context.Context, msg string, err error, now time.Time) {
+	ns := now.UnixNano()
+	if last := f.lastLog.Load(); ns-last >= int64(fleetLogEvery) && f.lastLog.CompareAndSwap(last, ns) {
+		f.log.WarnContext(ctx, msg, "err", err)
+	}
+}
+
+// familiar reports whether the fleet's store knows src as a familiar
+// source of account (a password's, already lower-cased). Not knowing,
+// or a store that cannot answer within fleetTimeout, is false: the lock
+// stays on.
+func (f *fleet) familiar(ctx context.Context, src netip.Addr, account string, now time.Time) bool {
+	if f.familiars == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
+	defer cancel()
+	ok, err := f.familiars.Familiar(ctx, f.fleetKey(kindPassword, layerAccount, src, account), f.fleetKey(kindPassword, layerSource, src, ""))
+	if err != nil {
+		f.warn(ctx, "throttle: cannot ask the store for a familiar source; the account's lock holds", err, now)
+		return false
+	}
+	return ok
+}
+
+// markFamiliar marks src as a familiar source of account in the fleet's
+// store, for familiarFor. The success has happened: a client that hangs
+// up must not keep it from being marked.
+func (f *fleet) markFamiliar(ctx context.Context, src netip.Addr, account string, now time.Time) {
+	if f.familiars == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fleetTimeout)
+	defer cancel()
+	if err := f.familiars.MarkFamiliar(ctx, f.fleetKey(kindPassword, layerAccount, src, account), f.fleetKey(kindPassword, layerSource, src, ""), familiarFor); err != nil {
+		f.warn(ctx, "throttle: cannot mark a familiar source in the store; this instance remembers it alone", err, now)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"sync/atomic"
@@ -49,11 +50,13 @@ func fleetEnvs(t *testing.T, open func(t *testing.T) (store.Store, store.Store),
 	return envs[0], envs[1]
 }
 
-// testFleetThrottle: wrong passwords and junk refresh tokens from one
-// source, sent to two instances in turn, lock it on both after the limit
-// plus one (an instance learns of the fleet's lock at its own next
-// failure), with the lock of the fleet's count; alone, each would have
-// allowed the limit. Valid credentials go through as always.
+// testFleetThrottle: wrong passwords from one source, sent to two
+// instances in turn, lock it on both after the limit plus one (an
+// instance learns of the fleet's lock at its own next failure), with the
+// lock of the fleet's count; alone, each would have allowed the limit.
+// Valid credentials go through as always, from where they usually come
+// on any instance, also one started after the guesses; refresh tokens
+// never lock.
 func testFleetThrottle(t *testing.T, open func(t *testing.T) (store.Store, store.Store)) {
 	const src, home = "203.0.113.77", "198.51.100.1"
 	throttle := with(trustLoopback, cheapUsers, func(c *server.Config) {
@@ -97,20 +100,84 @@ func testFleetThrottle(t *testing.T, open func(t *testing.T) (store.Store, store
 			t.Fatalf("alice from home: %d %v", r.status, r.body)
 		}
 	})
-	t.Run("RefreshTokens", func(t *testing.T) {
+	t.Run("RefreshTokensNeverLock", func(t *testing.T) {
 		a, b := fleetEnvs(t, open, throttle)
 		valid := a.spaFamily("fam1")
-		check(t, []step{
-			{a, 400, 0}, {b, 400, 0}, {a, 400, 0}, {b, 400, 0}, // the fleet's 4th: b locks
-			{a, 400, 0}, // a learns of it at its next failure, the fleet's 5th
-			{b, 429, 1}, {a, 429, 2},
-		}, func(e *env) answer {
-			return e.postFrom(src, "/oauth/token", "", "", spaRefresh(junkToken()))
-		})
+		for i := range 40 {
+			e := []*env{a, b}[i%2]
+			if r := e.postFrom(src, "/oauth/token", "", "", spaRefresh(junkToken())); r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
+				t.Fatalf("junk %d: %d %v, want 400 invalid_grant", i, r.status, r.body)
+			}
+		}
 		if r := b.postFrom(src, "/oauth/token", "", "", spaRefresh(valid)); r.status != http.StatusOK {
-			t.Fatalf("a valid refresh token from the locked source: %d %v", r.status, r.body)
+			t.Fatalf("a valid refresh token from the junk's source: %d %v", r.status, r.body)
 		}
 	})
+	// The reported lockout: client app authenticates through a from
+	// home; 24 wrong secrets from 24 addresses spread over a and b; the
+	// right secret then works on both, from home and from a new pod
+	// address, and on an instance started after the guesses.
+	t.Run("ClientNeverLockedOut", func(t *testing.T) {
+		a, b := fleetEnvs(t, open, with(throttle, func(c *server.Config) { c.Throttle.PerAccount = 20 }))
+		if r := a.postFrom("10.1.1.2", "/oauth/token", appID, appSecret, clientCredentials); r.status != http.StatusOK {
+			t.Fatalf("first: %d %v", r.status, r.body)
+		}
+		for i := range 24 {
+			e := []*env{a, b}[i%2]
+			if r := e.postFrom(fmt.Sprintf("203.0.113.%d", i), "/oauth/token", appID, "wrong", clientCredentials); r.status != http.StatusUnauthorized {
+				t.Fatalf("guess %d: %d %v", i, r.status, r.body)
+			}
+		}
+		c := restarted(t, b, throttle)
+		if r := c.postFrom("203.0.113.99", "/oauth/token", appID, "wrong", clientCredentials); r.status != http.StatusUnauthorized {
+			t.Fatalf("a guess through the restarted instance: %d %v", r.status, r.body)
+		}
+		for _, e := range []*env{a, b, c} {
+			for _, from := range []string{"10.1.1.2", "10.1.1.3"} {
+				if r := e.postFrom(from, "/oauth/token", appID, appSecret, clientCredentials); r.status != http.StatusOK {
+					t.Fatalf("the client from %s through %s: %d %v", from, e.url, r.status, r.body)
+				}
+			}
+		}
+	})
+	// The same for a user's password: alice logs in through a from home;
+	// 24 wrong passwords from 24 addresses over a and b lock her account;
+	// from home she gets in through b, and through an instance started
+	// after the lock; from a new address she waits.
+	t.Run("UserNeverLockedOutFromHome", func(t *testing.T) {
+		a, b := fleetEnvs(t, open, with(throttle, func(c *server.Config) { c.Throttle.PerAccount = 20 }))
+		if r := a.postFrom("10.1.1.2", "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); r.status != http.StatusOK {
+			t.Fatalf("first: %d %v", r.status, r.body)
+		}
+		for i := range 24 {
+			e := []*env{a, b}[i%2]
+			e.postFrom(fmt.Sprintf("203.0.113.%d", i), "/oauth/token", appID, appSecret, passwordGrant("alice", "guess"))
+		}
+		for _, e := range []*env{a, b} {
+			is429(t, e.postFrom("203.0.113.200", "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")))
+		}
+		if r := b.postFrom("10.1.1.2", "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); r.status != http.StatusOK {
+			t.Fatalf("alice from home through b: %d %v", r.status, r.body)
+		}
+		c := restarted(t, a, throttle)
+		c.postFrom("203.0.113.201", "/oauth/token", appID, appSecret, passwordGrant("alice", "guess")) // learns the lock
+		is429(t, c.postFrom("10.1.1.3", "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")))
+		if r := c.postFrom("10.1.1.2", "/oauth/token", appID, appSecret, passwordGrant("alice", "wonderland")); r.status != http.StatusOK {
+			t.Fatalf("alice from home through the restarted instance: %d %v", r.status, r.body)
+		}
+	})
+}
+
+// restarted returns a new server on e's store and clock, as e's instance
+// is after a restart: its memory is gone, the store is not.
+func restarted(t *testing.T, e *env, mod func(*server.Config)) *env {
+	t.Helper()
+	ks, err := keys.Load(t.Context(), e.store, "EdDSA", time.Hour, e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, issuer := serve(t, server.Config{Store: e.store, Signer: ks, Secret: testSecret, Now: e.clock.Now}, mod)
+	return &env{t: t, url: issuer, store: e.store, clock: e.clock, srv: srv}
 }
 
 func TestFleetThrottlePostgres(t *testing.T) {
@@ -202,9 +269,9 @@ func TestFleetSuccessesCostNoRoundTrip(t *testing.T) {
 		t.Fatalf("successes called the counter %d times", n)
 	}
 	e.post("/oauth/token", appID, "wrong", clientCredentials)
-	e.refresh(junkToken())
+	e.refresh(junkToken()) // not a failure: refresh tokens are not throttled
 	e.post("/oauth/token", appID, appSecret, passwordGrant("alice", "guess"))
-	if n := fc.calls.Load(); n != 3 {
-		t.Fatalf("3 failures called the counter %d times", n)
+	if n := fc.calls.Load(); n != 2 {
+		t.Fatalf("2 failures called the counter %d times", n)
 	}
 }

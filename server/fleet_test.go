@@ -14,15 +14,45 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// fakeCounter is a store.FailureCounter in memory, on a clock of its own
-// (the store's), counting like the real ones (GCRA) and its calls.
+// fakeCounter is a store.FailureCounter and store.FamiliarSources in
+// memory, on a clock of its own (the store's), counting like the real
+// ones (GCRA) and its calls.
 type fakeCounter struct {
 	mu    sync.Mutex
 	now   time.Time
 	tat   map[string]time.Time
-	calls int
+	calls int // of CountFailures
 	keys  []string
 	err   error
+	// familiar sources: the end of each (account, source)'s mark, and the
+	// calls of MarkFamiliar and Familiar.
+	marks     map[[2]string]time.Time
+	markCalls int
+	askCalls  int
+}
+
+func (f *fakeCounter) MarkFamiliar(_ context.Context, account, source string, keep time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.markCalls++
+	if f.err != nil {
+		return f.err
+	}
+	if f.marks == nil {
+		f.marks = map[[2]string]time.Time{}
+	}
+	f.marks[[2]string{account, source}] = f.now.Add(keep)
+	return nil
+}
+
+func (f *fakeCounter) Familiar(_ context.Context, account, source string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.askCalls++
+	if f.err != nil {
+		return false, f.err
+	}
+	return f.marks[[2]string{account, source}].After(f.now), nil
 }
 
 func (f *fakeCounter) CountFailures(_ context.Context, fs []store.Failure) ([]int64, error) {
@@ -48,7 +78,7 @@ func (f *fakeCounter) CountFailures(_ context.Context, fs []store.Failure) ([]in
 
 func fleetThrottler(t *testing.T, c Throttle, fc store.FailureCounter, secret string, log *slog.Logger) *throttler {
 	t.Helper()
-	thr, err := newThrottler(c, newFleet(fc, []byte(secret), log), log)
+	thr, err := newThrottler(c, newFleet(fc, fc.(store.FamiliarSources), []byte(secret), log), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +95,7 @@ func TestFleetPasswordFailuresSpread(t *testing.T) {
 	b := fleetThrottler(t, c, fc, "shared secret", slog.New(slog.DiscardHandler))
 	src := netip.MustParseAddr("203.0.113.9")
 	try := func(thr *throttler) time.Duration {
-		att, wait := thr.begin(kindPassword, src, "Alice", t0)
+		att, wait := thr.begin(t.Context(), kindPassword, src, "Alice", t0)
 		if wait == 0 {
 			att.end(t.Context(), resultFailed, t0)
 		}
@@ -95,15 +125,15 @@ func TestFleetPasswordFailuresSpread(t *testing.T) {
 	// (both instances hold 4 now) and locks for 4s.
 	later := t0.Add(2 * time.Second)
 	fc.now = later
-	att, w := a.begin(kindPassword, src, "alice", later)
+	att, w := a.begin(t.Context(), kindPassword, src, "alice", later)
 	if w != 0 {
 		t.Fatalf("after the locks: wait %v", w)
 	}
 	att.end(t.Context(), resultFailed, later)
-	if _, w := a.begin(kindPassword, src, "alice", later); w != 4*time.Second {
+	if _, w := a.begin(t.Context(), kindPassword, src, "alice", later); w != 4*time.Second {
 		t.Fatalf("after the fleet's 5th: wait %v, want 4s", w)
 	}
-	if _, w := b.begin(kindPassword, src, "alice", later); w != 0 {
+	if _, w := b.begin(t.Context(), kindPassword, src, "alice", later); w != 0 {
 		t.Fatalf("b, not told yet: wait %v", w)
 	}
 }
@@ -115,34 +145,36 @@ func TestFleetStoreOnFailuresOnly(t *testing.T) {
 	thr := fleetThrottler(t, Throttle{PerPair: 1, PerSource: 2}, fc, "shared secret", slog.New(slog.DiscardHandler))
 	src := netip.MustParseAddr("192.0.2.1")
 	for range 100 {
-		a, _ := thr.begin(kindSecret, src, "app", t0)
+		a, _ := thr.begin(t.Context(), kindSecret, src, "app", t0)
 		a.end(t.Context(), resultOK, t0)
-		a, _ = thr.begin(kindPassword, src, "alice", t0)
+		a, _ = thr.begin(t.Context(), kindPassword, src, "alice", t0)
 		a.end(t.Context(), resultOK, t0)
 	}
-	if fc.calls != 0 {
-		t.Fatalf("successes called the store %d times", fc.calls)
+	if fc.calls != 0 || fc.askCalls != 0 {
+		t.Fatalf("successes counted %d times and asked %d", fc.calls, fc.askCalls)
 	}
-	a, _ := thr.begin(kindPassword, src, "bob", t0)
+	// A password's success marks its source once an hour; a client's never.
+	if fc.markCalls != 1 {
+		t.Fatalf("100 logins of alice from one source marked it %d times, want 1", fc.markCalls)
+	}
+	a, _ := thr.begin(t.Context(), kindPassword, src, "alice", t0.Add(time.Hour))
+	a.end(t.Context(), resultOK, t0.Add(time.Hour))
+	if fc.markCalls != 2 {
+		t.Fatalf("a login an hour later: %d marks, want 2", fc.markCalls)
+	}
+	a, _ = thr.begin(t.Context(), kindPassword, src, "bob", t0)
 	a.end(t.Context(), resultFailed, t0)
-	if _, w := thr.begin(kindPassword, src, "bob", t0); w == 0 {
+	if _, w := thr.begin(t.Context(), kindPassword, src, "bob", t0); w == 0 {
 		t.Fatal("not locked")
 	}
 	if fc.calls != 1 || len(fc.keys) != 3 {
 		t.Fatalf("one failure: %d calls, %d keys; want 1, 3", fc.calls, len(fc.keys))
 	}
-	thr.refreshFailed(t.Context(), src, "app", t0)
-	thr.refreshFailed(t.Context(), src, "", t0)
-	if fc.calls != 3 || len(fc.keys) != 3+2+1 {
-		t.Fatalf("two refresh failures: %d calls, %d keys; want 3, 6", fc.calls, len(fc.keys))
-	}
-	// A refresh failure of a source locked here is not counted in the
-	// fleet again: a flood from it costs the store nothing.
-	for range 10 {
-		thr.refreshFailed(t.Context(), src, "", t0)
-	}
-	if fc.calls != 3 {
-		t.Fatalf("refresh failures of a locked source: %d calls, want 3", fc.calls)
+	other := netip.MustParseAddr("192.0.2.2")
+	a, _ = thr.begin(t.Context(), kindSecret, other, "app", t0)
+	a.end(t.Context(), resultFailed, t0)
+	if fc.calls != 2 || len(fc.keys) != 3+2 {
+		t.Fatalf("a client secret's failure: %d calls, %d keys; want 2, 5 (no account key)", fc.calls, len(fc.keys))
 	}
 }
 
@@ -154,7 +186,7 @@ func TestFleetKeysOpaque(t *testing.T) {
 	keysOf := func(secret string, addr netip.Addr) []string {
 		fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
 		thr := fleetThrottler(t, Throttle{}, fc, secret, slog.New(slog.DiscardHandler))
-		a, _ := thr.begin(kindPassword, addr, "alice@example.com", t0)
+		a, _ := thr.begin(t.Context(), kindPassword, addr, "alice@example.com", t0)
 		a.end(t.Context(), resultFailed, t0)
 		return fc.keys
 	}
@@ -180,7 +212,7 @@ func TestFleetStoreDown(t *testing.T) {
 	thr := fleetThrottler(t, Throttle{PerPair: 2}, fc, "s", slog.New(slog.NewTextHandler(&logs, nil)))
 	src := netip.MustParseAddr("192.0.2.1")
 	fail := func(now time.Time) {
-		a, w := thr.begin(kindPassword, src, "alice", now)
+		a, w := thr.begin(t.Context(), kindPassword, src, "alice", now)
 		if w != 0 {
 			t.Fatalf("locked at %v", now)
 		}
@@ -188,13 +220,13 @@ func TestFleetStoreDown(t *testing.T) {
 	}
 	fail(t0)
 	fail(t0.Add(30 * time.Second))
-	if _, w := thr.begin(kindPassword, src, "alice", t0.Add(30*time.Second)); w != time.Second {
+	if _, w := thr.begin(t.Context(), kindPassword, src, "alice", t0.Add(30*time.Second)); w != time.Second {
 		t.Fatalf("local lock: %v, want 1s", w)
 	}
 	if n := strings.Count(logs.String(), "cannot count a failure in the store"); n != 1 {
 		t.Fatalf("%d log lines within a minute, want 1:\n%s", n, logs.String())
 	}
-	thr.refreshFailed(t.Context(), src, "", t0.Add(time.Minute))
+	fail(t0.Add(time.Minute + 2*time.Second)) // after the 2s lock
 	if n := strings.Count(logs.String(), "cannot count a failure in the store"); n != 2 {
 		t.Fatalf("%d log lines after a minute, want 2", n)
 	}
@@ -222,5 +254,72 @@ func TestFailureTableRaise(t *testing.T) {
 	}
 	if !ft.raise(2, layerPair, 3, now) || time.Duration(ft.lockedFor(2, now)) != time.Second {
 		t.Fatal("an unknown key raised to its limit is not locked")
+	}
+}
+
+// A user's familiar source holds across instances and restarts: alice
+// logs in from home through a; a guesser spread over many addresses and
+// both instances locks her account on both; alice from home gets through
+// b (which asks the store, once) and through c, an instance started after
+// the lock (which learns the lock from the fleet's count at its first
+// failure); a new source of alice waits.
+func TestFleetFamiliarAcrossInstances(t *testing.T) {
+	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
+	c := Throttle{PerAccount: 20, Delay: time.Second, MaxDelay: time.Hour}
+	log := slog.New(slog.DiscardHandler)
+	a, b := fleetThrottler(t, c, fc, "shared", log), fleetThrottler(t, c, fc, "shared", log)
+	home := netip.MustParseAddr("10.1.1.2")
+	login := func(thr *throttler, src netip.Addr, r result) time.Duration {
+		t.Helper()
+		att, w := thr.begin(t.Context(), kindPassword, src, "alice", t0)
+		if w == 0 {
+			att.end(t.Context(), r, t0)
+		}
+		return w
+	}
+	if w := login(a, home, resultOK); w != 0 {
+		t.Fatal(w)
+	}
+	for i := range 24 {
+		login([]*throttler{a, b}[i%2], netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), resultFailed)
+	}
+	stranger := netip.MustParseAddr("203.0.113.50")
+	for _, thr := range []*throttler{a, b} {
+		if w := login(thr, stranger, resultFailed); w == 0 {
+			t.Fatal("the account is not locked")
+		}
+	}
+	asked := fc.askCalls
+	for i, thr := range []*throttler{a, b, b} {
+		if w := login(thr, home, resultOK); w != 0 {
+			t.Fatalf("login %d from home: wait %v", i+1, w)
+		}
+	}
+	if fc.askCalls-asked != 1 {
+		t.Fatalf("b asked the store %d times, want once (then it remembers)", fc.askCalls-asked)
+	}
+	// A new instance (a restart) knows nothing; one guess tells it of
+	// the fleet's lock, and alice's home is still familiar.
+	restarted := fleetThrottler(t, c, fc, "shared", log)
+	if w := login(restarted, stranger, resultFailed); w != 0 {
+		t.Fatal("a new instance locked before any failure")
+	}
+	if w := login(restarted, netip.MustParseAddr("203.0.113.51"), resultFailed); w == 0 {
+		t.Fatal("the restarted instance did not learn the fleet's lock")
+	}
+	if w := login(restarted, home, resultOK); w != 0 {
+		t.Fatalf("alice from home through the restarted instance: wait %v", w)
+	}
+	if w := login(restarted, netip.MustParseAddr("10.1.1.3"), resultOK); w == 0 {
+		t.Fatal("a source new to alice went through a locked account")
+	}
+	// A store that cannot answer leaves the lock on.
+	fc.err = store.ErrUnavailable
+	fresh := fleetThrottler(t, c, fc, "shared", log)
+	fc.err = nil
+	login(fresh, stranger, resultFailed) // learns the lock
+	fc.err = store.ErrUnavailable
+	if w := login(fresh, home, resultOK); w == 0 {
+		t.Fatal("a store that cannot answer let a locked account through")
 	}
 }

@@ -23,11 +23,11 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 	if err != nil {
 		return nil, err
 	}
-	att, wait := s.thr.begin(kindPassword, src, user, s.now())
+	att, wait := s.thr.begin(ctx, kindPassword, src, user, s.now())
 	if wait > 0 {
 		return nil, errThrottledFor(wait)
 	}
-	res := resultNone // also if Authenticate panics: the reservation ends
+	res := resultNone // also if Authenticate panics
 	defer func() { att.end(ctx, res, s.now()) }()
 	checked := &store.User{} // filled by builtinUsers
 	sub, err := s.cfg.Authenticate(context.WithValue(ctx, checkedUserKey{}, checked), user, pass)

@@ -12,12 +12,12 @@ import (
 
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation: the
 // presented token (the parameter, or cookie mode's cookie) is replaced by
-// its successor in one atomic step. A refused token counts for the throttle against src and, if the client
-// proved a secret (confidential), against the client; see refreshRefused.
+// its successor in one atomic step. A refused token is invalid_grant
+// (refreshRefused).
 func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, presented string, form url.Values) (*tokenResponse, error) {
 	ref, err := s.refreshTokenRef(ctx, presented)
 	if errors.Is(err, errUnknownToken) {
-		return nil, s.refreshRefused(ctx, src, c, confidential, true)
+		return nil, s.refreshRefused()
 	}
 	if err != nil {
 		return nil, err
@@ -28,7 +28,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 		// before the rotation, so that a refused request spends nothing.
 		fam, err := s.store.GetFamily(ctx, ref.family)
 		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
-			return nil, s.refreshRefused(ctx, src, c, confidential, true)
+			return nil, s.refreshRefused()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("look up refresh token: %w", err)
@@ -50,16 +50,16 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, s.refreshRefused(ctx, src, c, confidential, true)
+		return nil, s.refreshRefused()
 	case errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired):
-		return nil, s.refreshRefused(ctx, src, c, confidential, false)
+		return nil, s.refreshRefused()
 	case err != nil:
 		return nil, fmt.Errorf("rotate: %w", err)
 	case res.Outcome == store.ReuseDetected:
 		s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 		s.metrics.revoked.WithLabelValues("reuse").Inc()
 		s.log.WarnContext(ctx, "refresh token reuse detected; family revoked", "family", res.Family.ID, "client", c.ID, "subject", res.Family.Subject)
-		return nil, s.refreshRefused(ctx, src, c, confidential, false)
+		return nil, s.refreshRefused()
 	}
 	s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
 	f := res.Family
@@ -76,20 +76,11 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	return resp, nil
 }
 
-// refreshRefused counts a refused refresh token and returns the answer:
-// invalid_grant, or 429 if the token is unknown (malformed, never issued,
-// another client's, or deleted) and its source or client was already
-// locked. A token the store knows but that has ended is always
-// invalid_grant, the answer that sends its holder to log in again. A
-// valid token is never refused for the failures of others: no one can
-// guess one.
-func (s *Server) refreshRefused(ctx context.Context, src netip.Addr, c store.Client, confidential, unknown bool) error {
-	client := ""
-	if confidential {
-		client = c.ID // a client_id alone never spends the client's budget
-	}
-	if wait := s.thr.refreshFailed(ctx, src, client, s.now()); wait > 0 && unknown {
-		return errThrottledFor(wait)
-	}
+// refreshRefused is the answer to a refresh token that cannot work:
+// invalid_grant (RFC 6749 §5.2), whatever it was (unknown, forged,
+// damaged, another client's, of an ended or deleted login) and however
+// many came before, so that its holder goes back to log in instead of
+// retrying. Refresh tokens are not throttled (see Throttle).
+func (s *Server) refreshRefused() error {
 	return errInvalidGrant("invalid refresh token")
 }

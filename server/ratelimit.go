@@ -14,37 +14,50 @@ import (
 
 // Throttle configures how the server slows down guessing. It counts
 // failures, never successes: a failed client authentication (a wrong
-// client secret, or a secret for an unknown or public client), a wrong
-// username or password, and a refresh token that is unknown or spent
-// (invalid_grant on the refresh_token grant). Client secrets, passwords
-// and refresh tokens count apart.
+// client secret, or a secret for an unknown or public client) and a
+// wrong username or password. Client secrets and passwords count apart.
 //
-// A client secret or password is checked only if none of its keys is
-// locked: the request's source address (Config.TrustedProxies says which
-// one that is), the pair (source, account) and the account (the client ID
-// or the username) across all sources. Once a key holds its limit of
-// failures, each further failure locks it, for Delay and then twice as
-// long each time up to MaxDelay (the exponential lockout of OWASP's
-// Authentication Cheat Sheet), and a locked key's attempts are answered
-// 429 with Retry-After before anything is checked, right or wrong, so
-// that a lock reveals nothing. Failures are forgotten one by one, limit
-// of them per Window.
+// A credential is checked only if none of its keys is locked: the
+// request's source address (Config.TrustedProxies says which one that
+// is), the pair (source, account) and, for passwords, the account (the
+// username) across all sources. Once a key holds its limit of failures,
+// each further failure locks it, for Delay and then twice as long each
+// time up to MaxDelay (the exponential lockout of OWASP's Authentication
+// Cheat Sheet), and a locked key's attempts are answered 429 with
+// Retry-After before anything is checked, right or wrong, so that a lock
+// reveals nothing. Failures are forgotten one by one, limit of them per
+// Window.
 //
-// An account lock must not let an attacker lock the real user out at
-// the price of one request per lock: the pair (source, account) is what
-// locks first, and a source that has authenticated as the account within
-// the last 30 days is exempt from the account's lock (OWASP's "device
-// cookie" idea, with the source address as the device). The account lock
-// thus stops a guesser spread over many addresses without shutting out
-// the clients and users where they usually are; only a new source waits.
+// What it promises a legitimate client or user: the right credential,
+// presented from where it has authenticated before, is never refused for
+// anyone else's failures, on any instance, after any restart, however
+// the others flood:
 //
-// Refresh tokens are 256 random bits: no one guesses one, and a valid one
-// always goes through. Their failures count per source and, for a client
-// that authenticated, per client (a request with only a client_id never
-// spends the client's budget); while a key is locked an unknown token is
-// answered 429 instead of invalid_grant. A token the store knows but that
-// has ended (revoked, expired, spent) is always answered invalid_grant,
-// so that its holder learns to log in again.
+//   - A client secret has no account lock. It is 256 random bits (tokend
+//     refuses an operator's secret shorter than 32 characters), which no
+//     guesser spread over many addresses finds, so locking the client
+//     would only let anyone shut it out; its source and pair locks slow
+//     a guesser at its own addresses, and a client's new address (a new
+//     pod) is never locked for failures elsewhere.
+//   - A password's account lock exempts the sources that authenticated as
+//     that user within the last 30 days (OWASP's "device cookie" idea,
+//     with the source address as the device): the lock stops a guesser
+//     spread over many addresses, and only a source new to the user
+//     waits. The last 8 such sources of each user are kept, so that no
+//     flood of successes (another account's, from any number of
+//     addresses) pushes one out; with a store.FamiliarSources (postgres,
+//     redis) they are kept in the store, so that every instance knows
+//     them, also after a restart.
+//   - Successes never count as failures, also when many arrive at once:
+//     how many checks may be in flight is bounded by the hashing gate
+//     (HashMemory, HashQueue), not by the throttle.
+//
+// Refresh tokens are not throttled: a refresh token carries a MAC under
+// the server secret, checked before any store access, so there is
+// nothing to guess, and a token that cannot work (unknown, forged,
+// damaged, of a deleted or ended login) is always answered invalid_grant
+// (RFC 6749 §5.2), which sends its holder to log in again instead of
+// into a loop of 429s.
 //
 // Keys behind one address share its budget: with clients behind a proxy,
 // list the proxy in Config.TrustedProxies; a web app that sends its users'
@@ -56,8 +69,7 @@ import (
 // (Config.FailureCounter; postgres and redis) also count each failure
 // there, so that a fleet behind a load balancer locks a key after about
 // as many failures as one instance: see fleet.go for what is shared and
-// what stays per instance. Successes never reach the store for the
-// throttle.
+// what stays per instance.
 type Throttle struct {
 	// Disabled turns the throttle off: nothing is counted or refused.
 	Disabled bool
@@ -65,13 +77,13 @@ type Throttle struct {
 	// its attempts wait. IPv6 addresses count per /64. Default 50.
 	PerSource int
 	// PerPair is how many failures one source may have at one account
-	// before its attempts at that account wait. A success resets it
-	// (the instance's count; the fleet's leaks away, see fleet.go).
-	// Default 5.
+	// (client ID or username) before its attempts at that account wait.
+	// A success resets it (the instance's count; the fleet's leaks away,
+	// see fleet.go). Default 5.
 	PerPair int
-	// PerAccount is how many failures one account (client ID or
-	// username) may have from all sources before attempts at it wait,
-	// except from its familiar sources. Default 20.
+	// PerAccount is how many failures one username may have from all
+	// sources before attempts at it wait, except from its familiar
+	// sources. Default 20.
 	PerAccount int
 	// Window is how long a key takes to forget its limit of failures: it
 	// forgets one every Window/limit. Default 1h.
@@ -80,8 +92,9 @@ type Throttle struct {
 	// Defaults 1s and 15m.
 	Delay, MaxDelay time.Duration
 	// MaxEntries bounds the memory: at most this many failure records
-	// (rounded up to a multiple of 16) and as many familiar sources,
-	// under 80 bytes for one of each: 8 MB at the default of 100,000.
+	// and as many users' familiar sources (each rounded up to a multiple
+	// of 16), under 250 bytes for one of each: 25 MB at the default of
+	// 100,000.
 	MaxEntries int
 }
 
@@ -163,26 +176,19 @@ const (
 // attempt is one check of a client secret or a password from a source
 // for an account. The zero attempt (of a nil throttler) counts nothing.
 type attempt struct {
-	t        *throttler
-	kind     kind
-	src      netip.Addr
-	account  string
-	keys     [numLayers]uint64
-	reserved [numLayers]bool // admitted with a reservation (passwords)
+	t       *throttler
+	kind    kind
+	src     netip.Addr
+	account string
+	keys    [numLayers]uint64
 }
 
 // begin starts an attempt at account from src. It returns how long the
 // attempt must wait instead, 0 if it may go ahead; an attempt that went
-// ahead ends with end.
-//
-// A client secret is checked in microseconds: its attempts are only
-// checked against the locks (attempts racing each other before the first
-// failure is counted each count too). A password takes an argon2id hash:
-// its attempts reserve their place in the budgets of the account and of
-// the pair (unless the source is familiar), so that guesses sent together
-// at one account cannot outrun the count; correct logins of many users
-// from one address are never refused for being many.
-func (t *throttler) begin(k kind, src netip.Addr, account string, now time.Time) (attempt, time.Duration) {
+// ahead ends with end. A locked account lets a familiar source through:
+// one this instance knows, or else one the fleet's store knows (a round
+// trip, on the locked path only).
+func (t *throttler) begin(ctx context.Context, k kind, src netip.Addr, account string, now time.Time) (attempt, time.Duration) {
 	if t == nil {
 		return attempt{}, 0
 	}
@@ -190,112 +196,64 @@ func (t *throttler) begin(k kind, src netip.Addr, account string, now time.Time)
 		account = strings.ToLower(account)
 	}
 	a := attempt{t: t, kind: k, src: src, account: account}
-	for l := range numLayers {
+	for _, l := range k.layers() {
 		a.keys[l] = throttleKey(t.seed, k, l, src, account)
 	}
 	ns := now.UnixNano()
-	familiar := t.familiar.seen(a.keys[layerPair], ns)
-	var wait int64
-	for l := range numLayers {
-		var w int64
-		switch {
-		case l == layerAccount && familiar:
-			// A familiar source does not wait for the account.
-		case k == kindPassword && l == layerPair && !familiar:
-			// Reserve, so that guesses sent together at one account from
-			// one source cannot outrun the count. Not at the source
-			// layer (many users may log in from one address at once,
-			// behind a NAT or a backend), nor from a familiar source.
-			w = t.failures.admit(a.keys[l], l, ns)
-			a.reserved[l] = w == 0
-		case k == kindPassword && l == layerAccount:
-			w = t.failures.admit(a.keys[l], l, ns)
-			a.reserved[l] = w == 0
-		default:
-			w = t.failures.lockedFor(a.keys[l], ns)
+	wait := max(t.failures.lockedFor(a.keys[layerSource], ns), t.failures.lockedFor(a.keys[layerPair], ns))
+	if wait == 0 && k == kindPassword {
+		if w := t.failures.lockedFor(a.keys[layerAccount], ns); w > 0 && !t.familiarSource(ctx, &a, now) {
+			wait = w
 		}
-		wait = max(wait, w)
 	}
 	if wait > 0 {
-		a.end(context.Background(), resultNone, now) // give back the reservations (no store call)
 		return attempt{}, time.Duration(wait)
 	}
 	return a, 0
 }
 
+// familiarSource reports whether a's source authenticated as a's account
+// within familiarFor: as this instance remembers, or as the fleet's
+// store does, which this instance then remembers too.
+func (t *throttler) familiarSource(ctx context.Context, a *attempt, now time.Time) bool {
+	ns := now.UnixNano()
+	if t.familiar.seen(a.keys[layerAccount], a.keys[layerSource], ns) {
+		return true
+	}
+	if t.fleet == nil || !t.fleet.familiar(ctx, a.src, a.account, now) {
+		return false
+	}
+	t.familiar.mark(a.keys[layerAccount], a.keys[layerSource], ns)
+	return true
+}
+
 // end records how the attempt turned out. A failure is also counted in
-// the fleet (one store round trip, bounded by fleetTimeout; ctx's values
-// only, not its end: a failure counts even if the client hung up).
+// the fleet, and a password's success marks its source familiar there
+// when this instance had not marked it within familiarRefresh (one store
+// round trip each, bounded by fleetTimeout; ctx's values only, not its
+// end: what happened counts even if the client hung up).
 func (a *attempt) end(ctx context.Context, r result, now time.Time) {
 	if a.t == nil {
 		return
 	}
 	ns := now.UnixNano()
-	for l := range numLayers {
-		switch {
-		case r == resultFailed:
-			var locked bool
-			if a.reserved[l] {
-				_, locked = a.t.failures.finish(a.keys[l], l, true, ns)
-			} else {
-				_, locked = a.t.failures.fail(a.keys[l], l, ns)
-			}
-			if locked {
+	switch r {
+	case resultFailed:
+		var fails []fleetFailure
+		for _, l := range a.kind.layers() {
+			if _, locked := a.t.failures.fail(a.keys[l], l, ns); locked {
 				a.t.logLock(a.kind, l, a.src, a.account)
 			}
-		case r == resultOK && l == layerPair:
-			a.t.failures.forget(a.keys[l])
-			a.t.familiar.mark(a.keys[l], ns)
-		case a.reserved[l]:
-			a.t.failures.finish(a.keys[l], l, false, ns)
-		}
-	}
-	if r == resultFailed && a.t.fleet != nil {
-		fails := make([]fleetFailure, numLayers)
-		for l := range numLayers {
-			fails[l] = fleetFailure{layer: l, key: a.keys[l]}
+			fails = append(fails, fleetFailure{layer: l, key: a.keys[l]})
 		}
 		a.t.countInFleet(ctx, a.kind, a.src, a.account, fails, now)
+	case resultOK:
+		a.t.failures.forget(a.keys[layerPair])
+		if a.kind == kindPassword && a.t.familiar.mark(a.keys[layerAccount], a.keys[layerSource], ns) && a.t.fleet != nil {
+			a.t.fleet.markFamiliar(ctx, a.src, a.account, now)
+		}
 	}
 	a.t = nil
-}
-
-// refreshFailed counts an invalid refresh token presented from
-// src and, if client is not empty (it authenticated), against the client,
-// here and in the fleet. It returns how long the source or the client
-// was already locked here, 0 if neither was.
-func (t *throttler) refreshFailed(ctx context.Context, src netip.Addr, client string, now time.Time) time.Duration {
-	if t == nil {
-		return 0
-	}
-	ns := now.UnixNano()
-	// A key already locked here is not counted in the fleet: its lock
-	// grows here, and a flood of junk from a locked source costs the
-	// store nothing more.
-	var fails []fleetFailure
-	key := throttleKey(t.seed, kindRefresh, layerSource, src, "")
-	before, locked := t.failures.fail(key, layerSource, ns)
-	if locked {
-		t.logLock(kindRefresh, layerSource, src, "")
-	}
-	if before == 0 {
-		fails = append(fails, fleetFailure{layer: layerSource, key: key})
-	}
-	if client != "" {
-		key := throttleKey(t.seed, kindRefresh, layerAccount, src, client)
-		b, locked := t.failures.fail(key, layerAccount, ns)
-		if locked {
-			t.logLock(kindRefresh, layerAccount, src, client)
-		}
-		if b == 0 {
-			fails = append(fails, fleetFailure{layer: layerAccount, key: key})
-		}
-		before = max(before, b)
-	}
-	if t.fleet != nil {
-		t.countInFleet(ctx, kindRefresh, src, client, fails, now)
-	}
-	return time.Duration(before)
 }
 
 // logLock logs a key that has reached its limit (OWASP: log lockouts).

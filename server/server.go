@@ -45,7 +45,8 @@
 //     without a round trip; with a store.FailureCounter (Config) each
 //     failure is also counted fleet-wide (fleet.go), so the fleet locks
 //     a guesser about as soon as one instance would;
-//   - familiar sources and password reservations (fleet.go says why);
+//   - with a store.FamiliarSources, a cache of each user's familiar
+//     sources (the store holds them; without it, this is all there is);
 //   - the mint cache (mintCache), which only saves logins: a repeat that
 //     reaches another instance starts a new one;
 //   - the signing keys, reloaded from the store (Signer, KeyChecker);
@@ -160,6 +161,13 @@ type Config struct {
 	// instance counts alone. A store wrapped by another (sealed) hides
 	// it: pass the inner store here.
 	FailureCounter store.FailureCounter
+	// FamiliarSources keeps, across the instances that share it and
+	// across restarts, where each user has logged in from lately, the
+	// sources exempt from her account's lock (see Throttle). Default:
+	// FailureCounter, if it implements store.FamiliarSources (postgres
+	// and redis do), else nil, and each instance remembers alone. Used
+	// only with a FailureCounter.
+	FamiliarSources store.FamiliarSources
 	// TrustedProxies are the reverse proxies (CIDR prefixes; an address
 	// is a /32 or /128) whose X-Forwarded-For header names the source of
 	// a request. Default: none, and the header is ignored.
@@ -310,7 +318,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FailureCounter == nil {
 		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
 	}
-	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.Secret, cfg.Logger), cfg.Logger); err != nil {
+	if cfg.FamiliarSources == nil {
+		cfg.FamiliarSources, _ = cfg.FailureCounter.(store.FamiliarSources)
+	}
+	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, cfg.Secret, cfg.Logger), cfg.Logger); err != nil {
 		return nil, err
 	}
 	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {

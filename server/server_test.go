@@ -22,7 +22,7 @@ import (
 )
 
 // env is a running server on loopback with one confidential client "app"
-// (secret "app-secret", every grant, may mint), one public client "spa"
+// (secret "app-secret-0123456789abcdef0123456789", every grant, may mint), one public client "spa"
 // and one user "alice" (password "wonderland").
 type env struct {
 	t     testing.TB

@@ -4,8 +4,11 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/tokend/tokend/store"
 )
 
 // The throttle's memory (the policy is in ratelimit.go): failure records
@@ -53,10 +56,22 @@ type kind uint8
 const (
 	kindSecret   kind = iota // client secrets
 	kindPassword             // resource owners' passwords
-	kindRefresh              // refresh tokens
 )
 
-var kindNames = [...]string{"client_secret", "password", "refresh_token"}
+var kindNames = [...]string{"client_secret", "password"}
+
+// layers returns the layers that count failures of k. A client secret
+// has no account layer: it is 256 random bits (or an operator's choice
+// of at least as many characters), which no one spread over many
+// addresses guesses, so a lock of the client would only let anyone shut
+// the client out; the source and the pair still slow a guesser. A
+// password is guessable, so its account counts too.
+func (k kind) layers() []layer {
+	if k == kindSecret {
+		return []layer{layerSource, layerPair}
+	}
+	return []layer{layerSource, layerPair, layerAccount}
+}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -92,11 +107,10 @@ type rule struct {
 
 // failureRecord is the state of one key. Times are Unix nanoseconds.
 type failureRecord struct {
-	until    int64  // attempts wait until then
-	last     int64  // count is up to date as of then
-	count    uint32 // failures not yet forgotten
-	inflight uint16 // attempts admitted and not finished (passwords)
-	layer    layer
+	until int64  // attempts wait until then
+	last  int64  // count is up to date as of then
+	count uint32 // failures not yet forgotten
+	layer layer
 }
 
 // failureTable counts failures per key and computes the waits: once a
@@ -155,7 +169,7 @@ func (t *failureTable) lockFor(count, limit uint32) int64 {
 
 // dead reports whether r carries nothing worth keeping.
 func dead(r failureRecord, now int64) bool {
-	return r.count == 0 && r.inflight == 0 && r.until <= now
+	return r.count == 0 && r.until <= now
 }
 
 // lockedFor returns how long attempts at key must still wait, 0 if none.
@@ -224,58 +238,6 @@ func (t *failureTable) raise(key uint64, l layer, count int64, now int64) (locke
 	return !was && r.until > now
 }
 
-// admit reserves an attempt at key, for credentials slow to check: the
-// failures of attempts still in flight are not counted yet, so the
-// attempts in flight may not exceed the failures left before the limit
-// (one at least, once a lock has passed). It returns how long the attempt
-// must wait instead, 0 if it was admitted; an admitted attempt ends with
-// finish.
-func (t *failureTable) admit(key uint64, l layer, now int64) int64 {
-	sh := t.shard(key)
-	defer sh.mu.Unlock()
-	r, ok := sh.m[key]
-	if !ok {
-		r = failureRecord{layer: l, last: now}
-	}
-	t.leak(&r, now)
-	if w := r.until - now; w > 0 {
-		return w
-	}
-	budget := max(int64(t.rules[r.layer].limit)-int64(r.count), 1)
-	if int64(r.inflight) >= budget || r.inflight == math.MaxUint16 {
-		return int64(time.Second)
-	}
-	if !ok {
-		t.makeRoomLocked(sh, now)
-	}
-	r.inflight++
-	sh.m[key] = r
-	return 0
-}
-
-// finish ends an attempt admitted at key, counting a failure if failed;
-// it returns what fail returns.
-func (t *failureTable) finish(key uint64, l layer, failed bool, now int64) (before int64, locked bool) {
-	sh := t.shard(key)
-	defer sh.mu.Unlock()
-	r, ok := sh.m[key]
-	if ok && r.inflight > 0 {
-		r.inflight--
-	}
-	if failed {
-		return t.failLocked(sh, key, r, ok, l, now)
-	}
-	if ok {
-		t.leak(&r, now)
-		if dead(r, now) {
-			delete(sh.m, key)
-		} else {
-			sh.m[key] = r
-		}
-	}
-	return 0, false
-}
-
 // forget deletes key.
 func (t *failureTable) forget(key uint64) {
 	sh := t.shard(key)
@@ -284,14 +246,14 @@ func (t *failureTable) forget(key uint64) {
 }
 
 // worth orders records for eviction: failures not yet forgotten, then
-// locks; attempts in flight weigh most.
+// locks.
 func (t *failureTable) worth(r failureRecord, now int64) float64 {
 	t.leak(&r, now)
 	w := float64(r.count)
 	if r.until > now {
 		w += 0.5
 	}
-	return w + 1e6*float64(r.inflight)
+	return w
 }
 
 // makeRoomLocked makes room for one more record in sh.
@@ -327,8 +289,16 @@ func (t *failureTable) len() int {
 	return n
 }
 
-// familiarTable remembers when a (source, account) pair last
-// authenticated. It is safe for concurrent use.
+// familiarSlots is how many sources familiarTable keeps per account, as
+// many as a store.FamiliarSources does.
+const familiarSlots = store.FamiliarPerAccount
+
+// familiarTable remembers, per account, when the familiarSlots sources
+// that authenticated as it last did so. An account's sources never push
+// out another's, so successes elsewhere, however many, cannot make an
+// account's usual source unfamiliar; a full table forgets the account,
+// of a few picked at random, whose last success is the oldest. It is
+// safe for concurrent use.
 type familiarTable struct {
 	perShard int
 	within   int64 // nanoseconds a success keeps a source familiar
@@ -337,55 +307,94 @@ type familiarTable struct {
 
 type familiarShard struct {
 	mu sync.Mutex
-	m  map[uint64]int64
+	m  map[uint64]familiarAccount
 	_  [40]byte
 }
 
-func (t *familiarTable) shard(key uint64) *familiarShard {
-	sh := &t.shards[key&(tableShards-1)]
+// familiarAccount is one account's sources (keys of the source layer)
+// and when each last authenticated (Unix ns; 0: an empty slot).
+type familiarAccount struct {
+	src [familiarSlots]uint64
+	at  [familiarSlots]int64
+}
+
+// newest returns the time of a's last success.
+func (a *familiarAccount) newest() int64 { return slices.Max(a.at[:]) }
+
+func (t *familiarTable) shard(account uint64) *familiarShard {
+	sh := &t.shards[account&(tableShards-1)]
 	sh.mu.Lock()
 	return sh
 }
 
-// seen reports whether key authenticated within t.within before now.
-func (t *familiarTable) seen(key uint64, now int64) bool {
-	sh := t.shard(key)
+// seen reports whether src authenticated as account within t.within
+// before now.
+func (t *familiarTable) seen(account, src uint64, now int64) bool {
+	sh := t.shard(account)
 	defer sh.mu.Unlock()
-	last, ok := sh.m[key]
-	return ok && now-last < t.within
+	a, ok := sh.m[account]
+	if !ok {
+		return false
+	}
+	for i, s := range a.src {
+		if s == src && a.at[i] != 0 {
+			return now-a.at[i] < t.within
+		}
+	}
+	return false
 }
 
-// mark records a success of key at now. A recent mark is left as it is,
-// so that the successes of a busy client are reads.
-func (t *familiarTable) mark(key uint64, now int64) {
-	sh := t.shard(key)
+// mark records a success of src as account at now, in the slot of src or
+// else of the account's oldest. It reports whether it wrote the mark: a
+// mark younger than familiarRefresh is left as it is, so that the
+// successes of a busy account are reads.
+func (t *familiarTable) mark(account, src uint64, now int64) bool {
+	sh := t.shard(account)
 	defer sh.mu.Unlock()
-	last, ok := sh.m[key]
-	if ok && now >= last && now-last < int64(familiarRefresh) {
+	a, ok := sh.m[account]
+	if !ok {
+		t.makeRoomLocked(sh)
+	}
+	slot := 0
+	for i := range a.src {
+		if a.src[i] == src && a.at[i] != 0 {
+			slot = i
+			break
+		}
+		if a.at[i] < a.at[slot] {
+			slot = i
+		}
+	}
+	if last := a.at[slot]; a.src[slot] == src && last != 0 && now >= last && now-last < int64(familiarRefresh) {
+		return false
+	}
+	a.src[slot], a.at[slot] = src, max(now, 1)
+	sh.m[account] = a
+	return true
+}
+
+// makeRoomLocked makes room for one more account in sh.
+func (t *familiarTable) makeRoomLocked(sh *familiarShard) {
+	if sh.m == nil {
+		sh.m = make(map[uint64]familiarAccount)
+	}
+	if len(sh.m) < t.perShard {
 		return
 	}
-	if !ok {
-		if sh.m == nil {
-			sh.m = make(map[uint64]int64)
+	var victim uint64
+	oldest, n := int64(math.MaxInt64), 0
+	for k, a := range sh.m { // map order is random: a random sample
+		if at := a.newest(); at < oldest {
+			victim, oldest = k, at
 		}
-		if len(sh.m) >= t.perShard {
-			var victim uint64
-			oldest, n := int64(math.MaxInt64), 0
-			for k, at := range sh.m {
-				if at < oldest {
-					victim, oldest = k, at
-				}
-				if n++; n == evictSample {
-					break
-				}
-			}
-			delete(sh.m, victim)
+		if n++; n == evictSample {
+			break
 		}
 	}
-	sh.m[key] = now
+	delete(sh.m, victim)
 }
 
-// len returns the number of familiar sources.
+// len returns the number of accounts.
 func (t *familiarTable) len() int {
 	n := 0
 	for i := range t.shards {

@@ -12,6 +12,21 @@ import (
 
 // client create refuses public clients that could never work, and stores
 // only refresh_token for --public.
+// An operator's client secret must have at least 32 characters: the
+// throttle never locks a client for failures from everywhere.
+func TestClientCreateShortSecret(t *testing.T) {
+	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "t.db")
+	for _, secret := range []string{"7q", "app-secret", strings.Repeat("x", 31), strings.Repeat("é", 31)} {
+		code, out, errOut := runCmd(t, "", "client", "create", "--init", "--id", "app", "--secret", secret, "--store", storeURL)
+		if code != 2 || out != "" || !strings.Contains(errOut, "needs at least 32") || strings.Contains(errOut, secret) {
+			t.Errorf("--secret of %d characters: exit %d, stdout %q, stderr %q; want 2 and a refusal that does not echo it", len([]rune(secret)), code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCmd(t, "", "client", "create", "--init", "--id", "app", "--secret", strings.Repeat("é", 32), "--quiet", "--store", storeURL); code != 0 {
+		t.Fatalf("a secret of 32 characters: exit %d, %q", code, errOut)
+	}
+}
+
 func TestClientCreatePublic(t *testing.T) {
 	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "t.db")
 	for _, tc := range []struct {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -91,7 +92,7 @@ refresh token lives in the server's HttpOnly cookie instead of the page.`,
 	}
 	fs := cmd.Flags()
 	id := fs.String("id", "", "client ID (required)")
-	secret := fs.String("secret", "", "client secret (default: 256 random bits, printed once)")
+	secret := fs.String("secret", "", "client secret, at least 32 characters and random (default: 256 random bits, printed once)")
 	public := fs.Bool("public", false, "a public client, with no secret (refresh_token grant only)")
 	grants := fs.String("grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
 	scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
@@ -155,8 +156,11 @@ refresh token lives in the server's HttpOnly cookie instead of the page.`,
 			case slices.Contains(c.MintFor, c.ID):
 				return usageErrorf("--mint-for names %s itself: a client mints for itself without it", c.ID)
 			}
-			if *secret == "" {
+			switch n := utf8.RuneCountInString(*secret); {
+			case *secret == "":
 				*secret = randomSecret()
+			case n < minSecretLength:
+				return usageErrorf("--secret has %d characters: a client secret needs at least %d, and random ones, since the throttle does not lock a client for failures from everywhere (omit --secret for 256 random bits)", n, minSecretLength)
 			}
 			c.SecretHash = server.HashClientSecret(*secret)
 		}
@@ -184,3 +188,9 @@ refresh token lives in the server's HttpOnly cookie instead of the page.`,
 	}
 	return cmd
 }
+
+// minSecretLength is the shortest client secret `client create` takes
+// from an operator: the throttle has no account lock for client secrets
+// (server.Throttle), so a secret must be beyond guessing on its own
+// (RFC 6749 §10.10).
+const minSecretLength = 32

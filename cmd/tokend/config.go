@@ -128,7 +128,7 @@ func (s *settings) table() []setting {
 		{"trusted-proxies", "comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (default: none, header ignored)", &s.TrustedProxies},
 		{"throttle-source", "failed attempts one source address may make before it must wait", &s.ThrottleSource},
 		{"throttle-pair", "failed attempts one source may make at one client or user before it must wait", &s.ThrottlePair},
-		{"throttle-account", "failed attempts at one client or user, from anywhere, before sources it has not logged in from must wait", &s.ThrottleAccount},
+		{"throttle-account", "failed passwords of one user, from anywhere, before sources she has not logged in from must wait", &s.ThrottleAccount},
 		{"throttle-window", "time in which a limit's worth of failures is forgotten", &s.ThrottleWindow},
 		{"throttle-max-delay", "longest wait after repeated failures (at most 24h)", &s.ThrottleMaxDelay},
 	}

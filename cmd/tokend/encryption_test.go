@@ -364,7 +364,7 @@ func TestServeSealedStore(t *testing.T) {
 	storeURL := "sqlite://" + dbPath
 	keyFile, k, keyText := newKeyFile(t, dir, "key")
 	otherFile, other, otherText := newKeyFile(t, dir, "other")
-	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--init", "--store", storeURL); code != 0 {
+	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", "svc-secret-0123456789abcdef0123456789", "--grant", "client_credentials,password,refresh_token", "--init", "--store", storeURL); code != 0 {
 		t.Fatalf("client create: %s", errOut)
 	}
 	if code, _, errOut := runCmd(t, "pw\n", "user", "create", "alice", "--password-stdin", "--store", storeURL); code != 0 {
@@ -373,7 +373,7 @@ func TestServeSealedStore(t *testing.T) {
 	var logs syncBuffer
 
 	base, stop := serveInProcess(t, &logs, "--store", storeURL, "--encryption-key-file", keyFile)
-	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret", TokenURL: base + "/oauth/token"}
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", TokenURL: base + "/oauth/token"}
 	tok, err := cc.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +389,7 @@ func TestServeSealedStore(t *testing.T) {
 	} else if _, err := jws.Verify(pub[0].Key); err != nil {
 		t.Fatalf("the JWKS does not verify the access token: %v", err)
 	}
-	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
 	login, err := cfg.PasswordCredentialsToken(ctx, "alice", "pw")
 	if err != nil {
 		t.Fatal(err)

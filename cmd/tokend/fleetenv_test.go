@@ -31,7 +31,7 @@ const (
 	// load balancer: a token from one is verified by the others.
 	fleetIssuer = "http://tokend.fleet.test"
 	fleetClient = "app"
-	fleetSecret = "app-secret"
+	fleetSecret = "app-secret-0123456789abcdef0123456789"
 	// keyReload and jwksMaxAge are short so that a key rotation signs
 	// after keyReload + jwksMaxAge.
 	keyReload  = 200 * time.Millisecond
@@ -115,6 +115,8 @@ type fleet struct {
 	t     *testing.T
 	store string // the store URL the admin commands use
 	hc    *http.Client
+	bin   string
+	args  []string // every instance's serve command line
 	nodes []*node
 }
 
@@ -130,8 +132,8 @@ type node struct {
 // client_credentials grants; may mint) and the user alice in the store
 // adminURL with the admin CLI, then starts n instances together on
 // serveURL (adminURL, or the same store through a proxy). grace is their
-// --grace; 0 keeps serve's default.
-func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duration) *fleet {
+// --grace; 0 keeps serve's default. extra are more serve flags.
+func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duration, extra ...string) *fleet {
 	t.Helper()
 	bin := tokendBin.get(t)
 	if code, _, errOut := runCmd(t, "", "client", "create", "--init", "--id", fleetClient, "--secret", fleetSecret,
@@ -151,6 +153,8 @@ func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duratio
 	if grace > 0 {
 		args = append(args, "--grace", grace.String())
 	}
+	args = append(args, extra...)
+	f.bin, f.args = bin, args
 	// Started together, as a deployment does: the first key and the
 	// server secret are created once, whichever instance comes first.
 	f.nodes = make([]*node, n)
@@ -162,12 +166,7 @@ func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duratio
 	wg.Wait()
 	for _, nd := range f.nodes {
 		if nd != nil {
-			t.Cleanup(func() {
-				nd.kill()
-				if t.Failed() {
-					t.Logf("log of instance %s:\n%s", nd.name, nd.log.String())
-				}
-			})
+			f.cleanup(nd)
 		}
 	}
 	for _, err := range errs {
@@ -176,6 +175,31 @@ func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duratio
 		}
 	}
 	return f
+}
+
+// cleanup kills nd when the test ends, logging its log if the test failed.
+func (f *fleet) cleanup(nd *node) {
+	f.t.Cleanup(func() {
+		nd.kill()
+		if f.t.Failed() {
+			f.t.Logf("log of instance %s:\n%s", nd.name, nd.log.String())
+		}
+	})
+}
+
+// restart kills instance i and starts it again with the same flags: what
+// it kept in memory is gone, the store is not.
+func (f *fleet) restart(i int) *node {
+	f.t.Helper()
+	f.nodes[i].kill()
+	nd, err := startNode(f.bin, f.nodes[i].name+"'", f.args)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.cleanup(nd)
+	f.nodes[i] = nd
+	f.waitReady(f.t.Context(), nd, fleetRequestTimeout)
+	return nd
 }
 
 // startNode runs `tokend serve args` and waits for the address it prints.

@@ -74,11 +74,11 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 	dir := t.TempDir()
 	storeURL := "sqlite://" + filepath.Join(dir, "tokend.db")
 	var out strings.Builder
-	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "app", "--secret", "app-secret", "--grant", "refresh_token", "--mint", "--store", storeURL}, nil, &out, &out); code != 0 {
+	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "app", "--secret", "app-secret-0123456789abcdef0123456789", "--grant", "refresh_token", "--mint", "--store", storeURL}, nil, &out, &out); code != 0 {
 		t.Fatalf("client create: %s", out.String())
 	}
 	cmd, base := startServe(t, bin, storeURL)
-	b := &bencher{hc: &http.Client{Timeout: 5 * time.Second}, base: base, id: "app", secret: "app-secret"}
+	b := &bencher{hc: &http.Client{Timeout: 5 * time.Second}, base: base, id: "app", secret: "app-secret-0123456789abcdef0123456789"}
 	ctx := context.Background()
 
 	const clients = 16
@@ -201,7 +201,7 @@ func TestServeEndToEnd(t *testing.T) {
 	bin := buildTokend(t)
 	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "tokend.db")
 	var out strings.Builder
-	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "svc", "--secret", "svc-secret", "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
+	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "svc", "--secret", "svc-secret-0123456789abcdef0123456789", "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
 		t.Fatalf("client create: %s", out.String())
 	}
 	if code := run(t.Context(), []string{"user", "create", "alice", "--password-stdin", "--store", storeURL}, strings.NewReader("pw\n"), &out, &out); code != 0 {
@@ -209,11 +209,11 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	cmd, base := startServe(t, bin, storeURL)
 	ctx := t.Context()
-	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret", TokenURL: base + "/oauth/token"}
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", TokenURL: base + "/oauth/token"}
 	if tok, err := cc.Token(ctx); err != nil || tok.AccessToken == "" {
 		t.Fatalf("clientcredentials: %v, %v", tok, err)
 	}
-	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token"}}
+	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token"}}
 	tok, err := cfg.PasswordCredentialsToken(ctx, "alice", "pw")
 	if err != nil {
 		t.Fatal(err)
