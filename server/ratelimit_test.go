@@ -230,3 +230,35 @@ func BenchmarkThrottleClientSecret(b *testing.B) {
 		})
 	}
 }
+
+// No flood of successes elsewhere makes a user's usual source unfamiliar
+// (one instance, the default table size): 300,000 clients' successes and
+// 300,000 of another user's, each from an IPv6 /64 of its own, then a
+// guesser locks alice's account; alice from home still gets in.
+func TestFamiliarSurvivesFloods(t *testing.T) {
+	thr := testThrottler(t, Throttle{})
+	now := t0
+	home := netip.MustParseAddr("2001:db8:aaaa:1::7")
+	ok := func(k kind, src netip.Addr, account string) {
+		t.Helper()
+		a, wait := thr.begin(t.Context(), k, src, account, now)
+		if wait > 0 {
+			t.Fatalf("%s from %s: wait %v", account, src, wait)
+		}
+		a.end(t.Context(), resultOK, now)
+	}
+	ok(kindPassword, home, "alice")
+	for i := range 300_000 {
+		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 16), byte(i >> 8), byte(i), 1, 15: 1})
+		ok(kindSecret, src, "cc")
+		ok(kindPassword, src, "mallory")
+	}
+	for i := range 25 {
+		a, _ := thr.begin(t.Context(), kindPassword, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), "alice", now)
+		a.end(t.Context(), resultFailed, now)
+	}
+	if _, wait := thr.begin(t.Context(), kindPassword, netip.MustParseAddr("198.51.100.1"), "alice", now); wait == 0 {
+		t.Fatal("alice's account is not locked")
+	}
+	ok(kindPassword, home, "alice")
+}
