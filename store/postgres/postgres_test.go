@@ -87,8 +87,8 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT count(*), max(version) FROM schema_migrations").Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 4 || version != 4 {
-		t.Fatalf("schema_migrations has %d rows up to version %d; want 4 rows, version 4", rows, version)
+	if rows != 5 || version != 5 {
+		t.Fatalf("schema_migrations has %d rows up to version %d; want 5 rows, version 5", rows, version)
 	}
 }
 
