@@ -16,7 +16,10 @@ import (
 //
 //	Set-Cookie: __Host-tokend-rt=<token>; Path=/; Max-Age=<s>; HttpOnly; Secure; SameSite=Strict
 //
-// Max-Age is the time left until the family's absolute expiry. The
+// Max-Age is the life left to that refresh token, in whole seconds
+// rounded down (lifetime.go): until the login ends if the token goes
+// unused, at its idle expiry or its absolute one if sooner. A token with
+// less than a second left is not set; the cookie is cleared instead. The
 // __Host- prefix binds the cookie to this host and path "/"; browsers
 // accept Secure cookies from http://localhost too (a secure context).
 //
@@ -41,10 +44,16 @@ import (
 // refreshCookie is the name of the cookie of cookie mode.
 const refreshCookie = "__Host-tokend-rt"
 
-// setRefreshCookie sets the cookie to token, to expire at expires.
+// setRefreshCookie sets the cookie to token, which ends at expires, for
+// an answer written at now; a token with less than a second left clears
+// the cookie instead.
 func setRefreshCookie(w http.ResponseWriter, token string, expires, now time.Time) {
-	age := int64(expires.Sub(now) / time.Second)
-	w.Header().Add("Set-Cookie", refreshCookie+"="+token+"; Path=/; Max-Age="+strconv.FormatInt(max(age, 1), 10)+"; HttpOnly; Secure; SameSite=Strict")
+	age := secondsLeft(expires, now)
+	if age < 1 {
+		clearRefreshCookie(w)
+		return
+	}
+	w.Header().Add("Set-Cookie", refreshCookie+"="+token+"; Path=/; Max-Age="+strconv.FormatInt(age, 10)+"; HttpOnly; Secure; SameSite=Strict")
 }
 
 // clearRefreshCookie tells the browser to drop the cookie.

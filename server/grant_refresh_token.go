@@ -72,7 +72,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	if err != nil {
 		return nil, err
 	}
-	resp.RefreshToken, resp.familyExpires = next, f.ExpiresAt
+	resp.RefreshToken, resp.refreshExpires = next, refreshExpiry(f, res.Outcome == store.Repeated, s.cfg.Grace, now)
 	return resp, nil
 }
 

@@ -192,10 +192,7 @@ func (s *Server) introspectRefresh(ctx context.Context, client store.Client, tok
 	if f.ClientID != client.ID || !f.Active(now) || ref.generation != f.Generation || !bytes.Equal(hashToken(tok), f.TokenHash) {
 		return inactive, nil
 	}
-	exp := f.IdleExpiresAt
-	if f.ExpiresAt.Before(exp) {
-		exp = f.ExpiresAt
-	}
+	exp := loginEnd(f)
 	iat := f.RotatedAt
 	if f.Generation == 0 {
 		iat = f.CreatedAt

@@ -49,7 +49,7 @@ func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, s
 	if err != nil {
 		return nil, "", err
 	}
-	resp.RefreshToken, resp.familyExpires = rt, f.ExpiresAt
+	resp.RefreshToken, resp.refreshExpires = rt, refreshExpiry(f, false, 0, now)
 	return resp, f.ID, nil
 }
 
@@ -101,7 +101,7 @@ type issueRequest struct {
 	ttl     time.Duration // overrides Config.AccessTTL if positive
 }
 
-// issue signs an access token (RFC 9068).
+// issue signs an access token (RFC 9068), to expire at accessExpiry.
 func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, error) {
 	ttl := s.cfg.AccessTTL
 	if req.ttl > 0 {
@@ -126,8 +126,9 @@ func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, e
 	claims["iss"] = s.cfg.Issuer
 	claims["sub"] = req.subject
 	claims["aud"] = s.cfg.Audience
+	exp := accessExpiry(now, ttl)
 	claims["iat"] = now.Unix()
-	claims["exp"] = now.Add(ttl).Unix()
+	claims["exp"] = exp.Unix()
 	claims["jti"] = newID()
 	claims["client_id"] = req.client.ID
 	if req.scope != "" {
@@ -145,7 +146,9 @@ func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, e
 		return nil, fmt.Errorf("sign access token: %w", err)
 	}
 	s.metrics.issued.WithLabelValues(req.grant).Inc()
-	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: req.scope}, nil
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", Scope: req.scope, expires: exp}
+	resp.stamp(now)
+	return resp, nil
 }
 
 // newID returns 128 random bits, base64url: family IDs and jti.

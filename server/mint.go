@@ -74,6 +74,7 @@ func (s *Server) handleMint(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	resp.stamp(s.now())
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -114,7 +115,7 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			f, err := s.store.GetFamily(ctx, hit.resp.SessionID)
 			if err == nil && f.Active(now) {
 				out := *hit.resp // the access token alone: see mintCache
-				out.ExpiresIn = int64(hit.accessExpiry.Sub(now) / time.Second)
+				out.stamp(now)
 				return &out, nil
 			}
 		}

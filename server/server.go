@@ -132,7 +132,7 @@ type Config struct {
 	// Audience is the aud of access tokens. Default: Issuer.
 	Audience string
 
-	AccessTTL       time.Duration // default 15m
+	AccessTTL       time.Duration // default 15m; a token lives at least this, less than a second more (exp has whole seconds)
 	RefreshIdle     time.Duration // a family unused this long ends; default 30 days
 	RefreshAbsolute time.Duration // a family ends this long after login; default 90 days
 	// Grace is how long after a rotation the presented refresh token may

@@ -77,11 +77,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]session, 0, len(fams))
 	for _, f := range fams {
-		exp := f.ExpiresAt
-		if f.IdleExpiresAt.Before(exp) {
-			exp = f.IdleExpiresAt
-		}
-		out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: exp.UTC()})
+		out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: loginEnd(f).UTC()})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }

@@ -24,8 +24,12 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 
-	// familyExpires is the absolute end of RefreshToken's family.
-	familyExpires time.Time
+	// expires is the access token's exp; ExpiresIn is stamped from it
+	// when the answer is written (lifetime.go).
+	expires time.Time
+	// refreshExpires is when RefreshToken ends, on this server's clock
+	// (refreshExpiry).
+	refreshExpires time.Time
 	// cookie: the client is in cookie mode, so RefreshToken goes in the
 	// cookie (cookie.go).
 	cookie bool
@@ -37,8 +41,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	now := s.now()
+	resp.stamp(now)
 	if resp.cookie && resp.RefreshToken != "" {
-		setRefreshCookie(w, resp.RefreshToken, resp.familyExpires, s.now())
+		setRefreshCookie(w, resp.RefreshToken, resp.refreshExpires, now)
 		resp.RefreshToken = ""
 	}
 	writeJSON(w, http.StatusOK, resp)

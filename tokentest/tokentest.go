@@ -64,9 +64,9 @@ type Options struct {
 	// and "secret"). They are accepted with client_secret_basic (HTTP Basic, form-encoded
 	// per RFC 6749 §2.3.1) or client_secret_post, and compared in constant time.
 	ClientID, ClientSecret string
-	// TTL is the access token lifetime, sent as expires_in in whole seconds rounded up.
-	// Zero means one hour; negative means expires_in is omitted and tokens never expire.
-	// Valid uses the exact TTL, not the rounded value.
+	// TTL is the access token lifetime, rounded up to whole seconds: a token is valid
+	// for exactly the expires_in it is sent with, never less, as with tokend. Zero means
+	// one hour; negative means expires_in is omitted and tokens never expire.
 	TTL time.Duration
 	// Rotate makes the refresh grant return a new refresh token and invalidate the old
 	// one. Without it the response carries no refresh_token and the old one stays valid.
@@ -327,13 +327,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) issueAccess(resp map[string]any) {
 	at := newToken("at_")
 	var exp time.Time
-	if ttl := s.opts.TTL; ttl > 0 {
-		exp = s.opts.Now().Add(ttl)
-		secs := ttl / time.Second
-		if ttl%time.Second != 0 {
-			secs++
+	if life := s.opts.TTL; life > 0 {
+		if r := life % time.Second; r > 0 {
+			life += time.Second - r
 		}
-		resp["expires_in"] = int64(secs)
+		exp = s.opts.Now().Add(life)
+		resp["expires_in"] = int64(life / time.Second)
 	}
 	s.access[at] = exp
 	resp["access_token"] = at

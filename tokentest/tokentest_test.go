@@ -91,6 +91,8 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
+// expires_in is the TTL rounded up to whole seconds, and the token is
+// valid for exactly that long: never less than it was said to be.
 func TestExpiresIn(t *testing.T) {
 	for _, tc := range []struct {
 		ttl  time.Duration
@@ -101,10 +103,24 @@ func TestExpiresIn(t *testing.T) {
 		{time.Nanosecond, 1.0},
 		{-1, nil},
 	} {
-		s, _ := newServer(t, &tokentest.Options{TTL: tc.ttl})
+		c := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 500_000_000, time.UTC))
+		s, _ := newServer(t, &tokentest.Options{TTL: tc.ttl, Now: c.Now})
 		body := post(t, s, url.Values{"grant_type": {"client_credentials"}}, true)
 		if got := body["expires_in"]; got != tc.want {
 			t.Errorf("TTL %v: expires_in = %v, want %v", tc.ttl, got, tc.want)
+		}
+		at, _ := body["access_token"].(string)
+		if in, ok := tc.want.(float64); ok {
+			c.Advance(time.Duration(in)*time.Second - time.Nanosecond)
+			if !s.Valid(at) {
+				t.Errorf("TTL %v: not valid 1 ns before the expires_in it was sent with", tc.ttl)
+			}
+			c.Advance(time.Nanosecond)
+			if s.Valid(at) {
+				t.Errorf("TTL %v: still valid after expires_in", tc.ttl)
+			}
+		} else if c.Advance(100 * 365 * 24 * time.Hour); !s.Valid(at) {
+			t.Errorf("TTL %v: a token without expires_in expired", tc.ttl)
 		}
 		if _, ok := body["refresh_token"]; ok {
 			t.Errorf("TTL %v: client_credentials returned a refresh token", tc.ttl)

@@ -29,6 +29,9 @@ var (
 	ErrOnMessage = errors.New("wsconn: messages go to Options.OnMessage")
 
 	errExpiring = errors.New("wsconn: the server says the token is expiring")
+	// errRenewRefused: the server refused an in-band renewal, so this
+	// connection can never carry the Source's current token.
+	errRenewRefused = errors.New("wsconn: the server refused the renewed token")
 )
 
 // Renewal is how a client renews its token before it expires.

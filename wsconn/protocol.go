@@ -25,9 +25,13 @@
 //	{"type":"tokend.renew","token":"<new access token>"}
 //
 // The server answers {"type":"tokend.renewed","exp":<unix seconds>} when the
-// new token is valid and names the same subject, and otherwise
+// new token is valid and keeps who the connection is (below), and otherwise
 // {"type":"tokend.renew_failed","error":"<reason>"}, keeping the old token
-// until it expires.
+// until it expires; the reason never echoes the token. A Dial client
+// answers a refusal by replacing the connection at once with one opened
+// with the Source's current token (it closes with CloseTokenExpired after
+// the message in flight, so nothing is lost); a refusal again before a
+// connection has stayed up 5 s backs off, as for any token failure.
 //
 // When a token expires unrenewed, the server sends {"type":"tokend.expiring"}
 // and keeps reading: the client stops sending, closes with
@@ -39,6 +43,29 @@
 // the header "Tokend-Renewal: in-band" (Handler does). With other servers a
 // client renews by make before break: it opens a second connection with the
 // new token, moves sending to it, and closes the old one normally.
+//
+// # Renewal keeps who the connection is
+//
+// A renewal extends a connection's life; it never changes whose
+// connection it is. Handler accepts a new token only if, compared with the
+// token the connection was opened with, it has:
+//   - the same sub, client_id and sid. sid is the login: tokend puts in
+//     sid the family a token was refreshed from, and a token without sid
+//     renews only one without, and the reverse. So another user's token is
+//     refused, and so are another client's token for the same user (even
+//     one with a wider scope), a client_credentials token of a client
+//     whose ID equals the user's name (client IDs and subjects share one
+//     namespace, RFC 9068 §5), and a token of another login of the same
+//     user and client;
+//   - the same iss and aud;
+//   - a scope within the opening token's. Narrower is accepted (a refresh
+//     may narrow a scope, RFC 6749 §6), and so is the opening scope again
+//     after a narrowing; any scope the connection was not opened with is
+//     refused.
+//
+// A claim absent from one token and present in the other differs.
+// ServerConn.Claims reports the current token, so after a narrowing it
+// reports the narrower scope.
 //
 // # Browsers
 //

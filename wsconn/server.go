@@ -80,6 +80,7 @@ type Handler struct {
 type ServerConn struct {
 	c      *websocket.Conn
 	h      *Handler
+	opened *verify.Claims // the token the connection was opened with
 	claims atomic.Pointer[verify.Claims]
 
 	cancel context.CancelFunc // ends the ctx given to Serve
@@ -88,7 +89,13 @@ type ServerConn struct {
 	stop func() bool // cancels the pending expiry close
 }
 
-// Claims returns the claims of the connection's current token.
+// Claims returns the claims of the connection's current token: the one
+// it was opened with, or the last one an in-band renewal accepted. A
+// renewal never changes who the connection is (its iss, aud, sub,
+// client_id and sid stay the opening token's) and never widens its scope;
+// it may narrow it, and Claims then reports the narrower scope, so an
+// application that honours narrowing checks the scope when it acts, not
+// only in Serve's first lines. See the package doc.
 func (c *ServerConn) Claims() *verify.Claims { return c.claims.Load() }
 
 // Conn returns the underlying connection, for what ServerConn does not
@@ -134,11 +141,11 @@ func (c *ServerConn) control(ctx context.Context, ctl Control) error {
 		return c.send(ctx, Control{Type: TypeRenewFailed, Error: "unknown control message"})
 	}
 	claims, err := c.h.Verifier.Verify(ctx, ctl.Token)
-	switch {
-	case err != nil:
-		return c.send(ctx, Control{Type: TypeRenewFailed, Error: "invalid token"})
-	case claims.Subject != c.Claims().Subject:
-		return c.send(ctx, Control{Type: TypeRenewFailed, Error: "token is for another subject"})
+	if err != nil {
+		return c.send(ctx, Control{Type: TypeRenewFailed, Error: refusedInvalid})
+	}
+	if reason := renewalRefusal(c.opened, claims); reason != "" {
+		return c.send(ctx, Control{Type: TypeRenewFailed, Error: reason})
 	}
 	c.claims.Store(claims)
 	c.schedule(claims.Expiry)
@@ -237,7 +244,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// connection is hijacked, nothing but the end of ServeHTTP cancels it.
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	sc := &ServerConn{c: ws, h: h, cancel: cancel}
+	sc := &ServerConn{c: ws, h: h, opened: claims, cancel: cancel}
 	sc.claims.Store(claims)
 	sc.schedule(claims.Expiry)
 	h.Serve(ctx, sc)

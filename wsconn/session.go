@@ -179,8 +179,15 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 		var err error
 		select {
 		case err = <-l.rerr:
-			if errors.Is(err, errExpiring) {
-				c.handOver(l, CloseTokenExpired, "token expired; reconnecting", false)
+			if errors.Is(err, errExpiring) || errors.Is(err, errRenewRefused) {
+				// Replaced by a connection opened with the Source's current
+				// token: at once, unless a token failure was already
+				// answered so since the last healthy connection (run).
+				reason := "token expired; reconnecting"
+				if errors.Is(err, errRenewRefused) {
+					reason = "token renewal refused; reconnecting"
+				}
+				c.handOver(l, CloseTokenExpired, reason, false)
 				return true, c.o.now().Sub(start), true, err
 			}
 			l.cancel()
@@ -304,7 +311,8 @@ func (c *Conn) reader(l *link) error {
 					c.o.OnRenewed()
 				}
 			case TypeRenewFailed:
-				c.o.Logger.WarnContext(l.ctx, "wsconn: the server refused the renewed token", "reason", ctl.Error)
+				c.o.Logger.WarnContext(l.ctx, "wsconn: the server refused the renewed token; reconnecting with it", "reason", ctl.Error)
+				return fmt.Errorf("%w: %q", errRenewRefused, ctl.Error)
 			}
 			continue
 		}

@@ -160,6 +160,26 @@ test("tokend.renew_failed: reconnect at once with the manager's current token, n
   assert.deepEqual(got, []);
 });
 
+test("tokend.renew_failed again before the new connection proved stable: refresh, then back off (no loop)", async (t) => {
+  const { sockets, srv } = await setup(t, { login: { access_token: "at0", refresh_token: "rt0", expires_in: 100 } });
+  sockets[0].open();
+  t.mock.timers.tick(50_000);
+  await flush();
+  sockets[0].message('{"type":"tokend.renew_failed","error":"token is of another client (client_id)"}');
+  await flush();
+  assert.equal(sockets.length, 2, "the first refusal reconnects at once");
+  sockets[1].open();
+  sockets[1].message('{"type":"tokend.renew_failed","error":"token is of another client (client_id)"}');
+  await flush();
+  assert.deepEqual(sockets[1].closedWith, { code: 4001, reason: "token" });
+  assert.equal(srv.tokenCalls.length, 2, "refresh(at1) fetches at2");
+  assert.equal(sockets.length, 2, "no second immediate reconnect");
+  t.mock.timers.tick(125);
+  await flush();
+  assert.equal(sockets.length, 3);
+  assert.deepEqual(sockets[2].protocols, ["tokend", "tokend.bearer.at2"]);
+});
+
 test("tokend.expiring: stop sending, close 4001, reconnect at once with a fresh token, queued sends follow", async (t) => {
   const { s, sockets, got, srv } = await setup(t);
   sockets[0].open();
