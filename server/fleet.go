@@ -31,7 +31,8 @@ import (
 // is not counted in the store again (its lock grows here), so a flood of
 // junk from a locked source costs the store nothing more. The store's
 // keys hold nothing in clear: 16 bytes of HMAC-SHA-256 under a key
-// derived from Config.Secret, which every instance shares. A store that
+// derived from the current server secret, which every instance shares
+// (secrets.go). A store that
 // cannot be reached while counting changes nothing for the request: the
 // instance counts alone, and logs it at most once a minute.
 //
@@ -63,27 +64,25 @@ const fleetLogEvery = time.Minute
 // map back to a username or an address without the server secret.
 type fleet struct {
 	counter store.FailureCounter
-	// key is the HMAC-SHA-256 key of the keys, derived from the server
-	// secret that every instance shares.
-	key     []byte
+	// key returns the HMAC-SHA-256 key of the keys, derived from the
+	// server secret that every instance shares (refreshKeys.fleetKey).
+	key     func() []byte
 	log     *slog.Logger
 	lastLog atomic.Int64 // Unix ns of the last logged error
 }
 
 // newFleet returns a fleet on c, nil if c is nil.
-func newFleet(c store.FailureCounter, secret []byte, log *slog.Logger) *fleet {
+func newFleet(c store.FailureCounter, key func() []byte, log *slog.Logger) *fleet {
 	if c == nil {
 		return nil
 	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("tokend throttle: fleet keys v1"))
-	return &fleet{counter: c, key: m.Sum(nil), log: log}
+	return &fleet{counter: c, key: key, log: log}
 }
 
 // fleetKey is the store's key of (k, l, src, account): 16 bytes of an
 // HMAC, as throttleKey sees it (IPv6 by /64, the layer's parts only).
 func (f *fleet) fleetKey(k kind, l layer, src netip.Addr, account string) string {
-	m := hmac.New(sha256.New, f.key)
+	m := hmac.New(sha256.New, f.key())
 	m.Write([]byte{byte(k), byte(l)})
 	if l != layerAccount {
 		if src.Is6() {

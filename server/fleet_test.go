@@ -48,7 +48,7 @@ func (f *fakeCounter) CountFailures(_ context.Context, fs []store.Failure) ([]in
 
 func fleetThrottler(t *testing.T, c Throttle, fc store.FailureCounter, secret string, log *slog.Logger) *throttler {
 	t.Helper()
-	thr, err := newThrottler(c, newFleet(fc, []byte(secret), log), log)
+	thr, err := newThrottler(c, newFleet(fc, newRefreshKeys([]byte(secret)).fleetKey, log), log)
 	if err != nil {
 		t.Fatal(err)
 	}
