@@ -15,25 +15,29 @@
 // whose ActiveFrom has passed (Ring.Current) tags new ones.
 //
 // Rotate adds a secret that takes over a lead after now: with a lead of
-// two reload intervals plus Skew, every server has reloaded the ring, and
-// so verifies with the new secret, before any server tags a token with it
-// (serve reloads every --key-reload), and clocks up to Skew apart agree on
-// the moment. No server ever refuses a token that another issued, and no
-// one is logged out: a refresh token tagged under an older secret still
-// refreshes, and its successor is tagged under the current secret, so a
-// login moves to the new secret at its next refresh.
+// two reload intervals plus the skew (how far apart the servers' clocks,
+// and the store's, may be: DefaultSkew unless the operator knows better),
+// every server has reloaded the ring, and so verifies with the new
+// secret, before any server tags a token with it (serve reloads every
+// --key-reload), and their clocks agree on the moment. No server ever
+// refuses a token that another issued, and no one is logged out: a
+// refresh token tagged under an older secret still refreshes, and its
+// successor is tagged under the current secret, so a login moves to the
+// new secret at its next refresh.
 //
 // Retire removes every secret older than the current one, once the
-// current one has tagged for Skew. The logins not refreshed since it took
-// over still hold a token under an old secret, which would no longer
+// current one has tagged for the skew. The logins not refreshed since it
+// took over still hold a token under an old secret, which would no longer
 // verify: Retire ends them (it revokes their families, reason
 // ReasonRetired) and says how many; Dependents counts them beforehand.
 // Each login's last issue time (its last rotation, or its start) tells
-// which secret tagged its token: this is exact for one server on its own
-// clock (memory, sqlite), and for a fleet assumes that the servers' clocks
-// are within Skew of the store's; a login refreshed on a server further
-// off may be ended although it had moved, or keep a token that no longer
-// verifies (its next refresh is invalid_grant) and not be counted.
+// which secret tagged its token, judged against the takeover plus the
+// skew: a login refreshed within the skew after the takeover is ended
+// too, although it may have moved. This is exact for one server on its
+// own clock (memory, sqlite); for a fleet it assumes that the servers'
+// clocks are within the skew of the store's, and a login refreshed on a
+// server further off may keep a token that no longer verifies (its next
+// refresh is invalid_grant) without being counted.
 //
 // # Format
 //
@@ -76,11 +80,11 @@ const (
 // Rotate refuses to grow it beyond this; retire first.
 const MaxSecrets = 8
 
-// Skew is how far apart the clocks of the servers (and of the store that
-// records when each login was refreshed) may be for a rotation to be
-// seamless and for Retire to count exactly: a rotation's lead includes
-// it, and Retire waits for it after the new secret has taken over.
-const Skew = 10 * time.Second
+// DefaultSkew is how far apart the clocks of the servers (and of the store
+// that records when each login was refreshed) are taken to be unless the
+// operator says otherwise: a rotation's lead includes the skew, and
+// Retire waits for it after the new secret has taken over.
+const DefaultSkew = 10 * time.Second
 
 // ReasonRetired is the revocation reason (store.Family.RevokeReason) of a
 // login that Retire ended.
@@ -101,7 +105,7 @@ var (
 	// the current one.
 	ErrNothingToRetire = errors.New("secrets: nothing to retire")
 	// ErrTooSoon reports a retirement before the current secret has
-	// tagged for Skew.
+	// tagged for the skew.
 	ErrTooSoon = errors.New("secrets: too soon to retire")
 )
 

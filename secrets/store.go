@@ -31,8 +31,8 @@ func Load(ctx context.Context, st store.Store) (Ring, error) {
 }
 
 // Rotate adds a new random secret to st's ring that takes over lead after
-// now (two reload intervals of the servers plus Skew, see the package
-// doc), in one atomic store.Store.RewriteSecrets, and returns it. It
+// now (two reload intervals of the servers plus their clock skew, see the
+// package doc), in one atomic store.Store.RewriteSecrets, and returns it. It
 // returns an error wrapping ErrPending if the previous rotation has not
 // taken over yet, ErrFull if the ring already holds MaxSecrets.
 func Rotate(ctx context.Context, st store.Store, now time.Time, lead time.Duration) (Secret, error) {
@@ -65,8 +65,8 @@ func Rotate(ctx context.Context, st store.Store, now time.Time, lead time.Durati
 type Retirement struct {
 	Retired []int // the Seq of each secret removed
 	Current int   // the Seq of the secret that tags
-	// Cutoff is the current secret's ActiveFrom plus Skew: the logins
-	// last issued a refresh token before it were ended.
+	// Cutoff is the current secret's ActiveFrom plus the skew: the
+	// logins last issued a refresh token before it were ended.
 	Cutoff time.Time
 	// Ended is how many logins Retire ended (revoked with ReasonRetired).
 	Ended int
@@ -76,18 +76,19 @@ type Retirement struct {
 // current one (see Dependents), then removes those secrets from st's ring
 // in one atomic store.Store.RewriteSecrets. It returns an error wrapping
 // ErrNothingToRetire if there is no older secret, and ErrTooSoon before
-// the current secret has tagged for Skew.
+// the current secret has tagged for skew (how far apart the servers'
+// clocks and the store's may be; DefaultSkew unless known better).
 //
 // Logins end one at a time; a failure stops Retire before it changes the
 // ring, with Ended saying how many it had ended. Running it again ends
 // the rest: a login already ended is not counted twice.
-func Retire(ctx context.Context, st store.Store, now time.Time) (Retirement, error) {
+func Retire(ctx context.Context, st store.Store, now time.Time, skew time.Duration) (Retirement, error) {
 	r, err := Load(ctx, st)
 	if err != nil {
 		return Retirement{}, err
 	}
 	cur := r.Current(now)
-	ret := Retirement{Current: cur.Seq, Cutoff: cur.ActiveFrom.Add(Skew)}
+	ret := Retirement{Current: cur.Seq, Cutoff: cur.ActiveFrom.Add(skew)}
 	for _, s := range r {
 		if s.Seq < cur.Seq {
 			ret.Retired = append(ret.Retired, s.Seq)
@@ -137,16 +138,16 @@ func Retire(ctx context.Context, st store.Store, now time.Time) (Retirement, err
 
 // Dependents returns how many logins active at now Retire would end: those
 // whose current refresh token was issued (the family's last rotation, or
-// its start) before cutoff, r.Current(now)'s ActiveFrom plus Skew, and so
+// its start) before cutoff, r.Current(now)'s ActiveFrom plus skew, and so
 // is tagged under an older secret. A login whose current token is of the
 // format before tags (store.LegacyTokens) depends on no secret and is not
 // counted. It returns 0 if r has no secret older than the current one.
-func Dependents(ctx context.Context, st store.Store, r Ring, now time.Time) (n int, cutoff time.Time, err error) {
+func Dependents(ctx context.Context, st store.Store, r Ring, now time.Time, skew time.Duration) (n int, cutoff time.Time, err error) {
 	cur := r.Current(now)
 	if r[0].Seq == cur.Seq {
 		return 0, time.Time{}, nil
 	}
-	cutoff = cur.ActiveFrom.Add(Skew)
+	cutoff = cur.ActiveFrom.Add(skew)
 	fams, err := dependents(ctx, st, cutoff, now)
 	if err != nil {
 		return 0, cutoff, fmt.Errorf("secrets: %w", err)

@@ -59,7 +59,7 @@ func TestRotateRetire(t *testing.T) {
 	if again, _ := secrets.Load(ctx, st); !equal(again, first) {
 		t.Fatal("a second Load made another secret")
 	}
-	if _, err := secrets.Retire(ctx, st, t0); !errors.Is(err, secrets.ErrNothingToRetire) {
+	if _, err := secrets.Retire(ctx, st, t0, secrets.DefaultSkew); !errors.Is(err, secrets.ErrNothingToRetire) {
 		t.Fatalf("Retire with one secret: %v", err)
 	}
 
@@ -75,11 +75,11 @@ func TestRotateRetire(t *testing.T) {
 	if _, err := secrets.Rotate(ctx, st, t0.Add(lead-time.Nanosecond), lead); !errors.Is(err, secrets.ErrPending) {
 		t.Fatalf("a second Rotate before the first takes over: %v", err)
 	}
-	if _, err := secrets.Retire(ctx, st, t0.Add(lead-time.Nanosecond)); !errors.Is(err, secrets.ErrNothingToRetire) {
+	if _, err := secrets.Retire(ctx, st, t0.Add(lead-time.Nanosecond), secrets.DefaultSkew); !errors.Is(err, secrets.ErrNothingToRetire) {
 		t.Fatalf("Retire before the new secret takes over: %v", err)
 	}
-	cutoff := t0.Add(lead + secrets.Skew)
-	if _, err := secrets.Retire(ctx, st, cutoff.Add(-time.Nanosecond)); !errors.Is(err, secrets.ErrTooSoon) {
+	cutoff := t0.Add(lead + secrets.DefaultSkew)
+	if _, err := secrets.Retire(ctx, st, cutoff.Add(-time.Nanosecond), secrets.DefaultSkew); !errors.Is(err, secrets.ErrTooSoon) {
 		t.Fatalf("Retire within Skew of the takeover: %v", err)
 	}
 
@@ -94,11 +94,11 @@ func TestRotateRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := cutoff.Add(2 * time.Minute)
-	n, gotCutoff, err := secrets.Dependents(ctx, st, ring, now)
+	n, gotCutoff, err := secrets.Dependents(ctx, st, ring, now, secrets.DefaultSkew)
 	if err != nil || n != 2 || !gotCutoff.Equal(cutoff) {
 		t.Fatalf("Dependents = %d, %v, %v; want 2 (idle, before), %v", n, gotCutoff, err, cutoff)
 	}
-	ret, err := secrets.Retire(ctx, st, now)
+	ret, err := secrets.Retire(ctx, st, now, secrets.DefaultSkew)
 	if err != nil || ret.Ended != 2 || ret.Current != 2 || len(ret.Retired) != 1 || ret.Retired[0] != 1 || !ret.Cutoff.Equal(cutoff) {
 		t.Fatalf("Retire = %+v, %v; want secret 1 retired and 2 logins ended", ret, err)
 	}
@@ -111,10 +111,10 @@ func TestRotateRetire(t *testing.T) {
 	if err != nil || !equal(ring, secrets.Ring{added}) {
 		t.Fatalf("after Retire the ring is %+v, %v; want secret 2 alone", ring, err)
 	}
-	if n, _, err := secrets.Dependents(ctx, st, ring, now); err != nil || n != 0 {
+	if n, _, err := secrets.Dependents(ctx, st, ring, now, secrets.DefaultSkew); err != nil || n != 0 {
 		t.Fatalf("Dependents after Retire = %d, %v", n, err)
 	}
-	if _, err := secrets.Retire(ctx, st, now); !errors.Is(err, secrets.ErrNothingToRetire) {
+	if _, err := secrets.Retire(ctx, st, now, secrets.DefaultSkew); !errors.Is(err, secrets.ErrNothingToRetire) {
 		t.Fatalf("Retire again: %v", err)
 	}
 }

@@ -96,7 +96,7 @@ func TestSecretRotation(t *testing.T) {
 	}
 	// Past Skew, so that what follows is not taken for a token that a
 	// server whose clock is behind may have tagged under secret 1.
-	e.clock.Advance(secrets.Skew)
+	e.clock.Advance(secrets.DefaultSkew)
 	// After: tokens of the old secret refresh, into the new one.
 	moving = refresh("a token of secret 1 after the takeover", moving)
 	tagged("a successor after the takeover", moving, added.Seq)
@@ -115,7 +115,7 @@ func TestSecretRotation(t *testing.T) {
 
 	// Retire: the logins last given a token before the takeover (plus
 	// Skew) end, and are counted.
-	ret, err := secrets.Retire(ctx, e.store, e.clock.Now())
+	ret, err := secrets.Retire(ctx, e.store, e.clock.Now(), secrets.DefaultSkew)
 	if err != nil {
 		t.Fatal(err)
 	}
