@@ -29,10 +29,11 @@ const scrubAttempt = time.Second
 //     never a row.
 //
 // The checkpoint cannot truncate the log while another connection (a
-// running server's) is reading a snapshot that needs it. A server's reads
-// last milliseconds, so Scrub retries, each attempt waiting up to a
+// running server's) is reading a snapshot that needs it, nor overwrite
+// the pages of the database file that such a snapshot reads. A server's
+// reads last milliseconds, so Scrub retries, each attempt waiting up to a
 // second for them, until ctx ends; then it returns an error wrapping
-// store.ErrUnavailable that names the file that may still hold old
+// store.ErrUnavailable that names the files that may still hold old
 // values. VACUUM takes about as long as copying the database, and needs
 // as much free space again.
 func (s *Store) Scrub(ctx context.Context) error {
@@ -70,12 +71,12 @@ func (s *Store) Scrub(ctx context.Context) error {
 		}
 		switch {
 		case err != nil:
-			return fmt.Errorf("sqlite: scrub: the checkpoint did not finish, so %s-wal may still hold old values: %w", file, unavailable(err))
+			return fmt.Errorf("sqlite: scrub: the checkpoint did not finish, so %s and %s-wal may still hold old values: %w", file, file, unavailable(err))
 		case busy == 0:
 			return nil
 		case ctx.Err() != nil:
-			return fmt.Errorf("sqlite: scrub: another connection (a running server?) kept reading an older snapshot, so %s-wal (%d pages) may still hold old values: %w: %w",
-				file, frames, store.ErrUnavailable, ctx.Err())
+			return fmt.Errorf("sqlite: scrub: another connection (a running server?) kept reading an older snapshot, so %s and %s-wal (%d pages) may still hold old values: %w: %w",
+				file, file, frames, store.ErrUnavailable, ctx.Err())
 		}
 	}
 }

@@ -70,8 +70,8 @@ func rewrite(t *testing.T, st store.Store) [][]byte {
 // served; an admin command's store, open beside it, rewrites them and
 // scrubs: then no byte of an old value is left in the database, its -wal
 // or its -shm file, and the server's store goes on. While a connection
-// keeps reading an older snapshot, Scrub says that the -wal may still hold
-// old values, which it does; once the read ends, Scrub finishes.
+// keeps reading an older snapshot, Scrub says that the files may still
+// hold old values, which they do; once the read ends, Scrub finishes.
 func TestScrub(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "t.db")
@@ -141,10 +141,10 @@ func TestScrub(t *testing.T) {
 	defer cancel()
 	err = admin.Scrub(wait)
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), path+"-wal") || !strings.Contains(err.Error(), "may still hold old values") {
-		t.Fatalf("Scrub while a read holds an older snapshot: %v; want ErrUnavailable naming %s-wal", err, filepath.Base(path))
+		t.Fatalf("Scrub while a read holds an older snapshot: %v; want ErrUnavailable naming %s and its -wal", err, filepath.Base(path))
 	}
-	if found := holding(t, path, sealed); !strings.Contains(strings.Join(found, ","), "t.db-wal") {
-		t.Fatalf("the -wal holds no old value (%v), yet Scrub said it may: the test would prove nothing", found)
+	if holding(t, path, sealed) == nil {
+		t.Fatal("no file holds an old value, yet Scrub said one may: the test would prove nothing")
 	}
 	must(t, tx.Rollback())
 	if err := admin.Scrub(ctx); err != nil {
