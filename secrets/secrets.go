@@ -222,7 +222,7 @@ func Parse(b []byte) (Ring, error) {
 	}
 	r := make(Ring, len(w.Secrets))
 	for i, s := range w.Secrets {
-		r[i] = Secret{Seq: s.Seq, Value: s.Value, CreatedAt: s.CreatedAt, ActiveFrom: s.ActiveFrom}
+		r[i] = Secret(s)
 	}
 	if err := r.Check(); err != nil {
 		return nil, err
