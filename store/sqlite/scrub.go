@@ -9,8 +9,9 @@ import (
 )
 
 // scrubAttempt bounds how long one checkpoint of Scrub waits for other
-// connections' reads before it looks at its ctx again.
-const scrubAttempt = time.Second
+// connections' reads, holding off their writes meanwhile, and is how long
+// it then lets those writes in before the next attempt.
+const scrubAttempt = 200 * time.Millisecond
 
 // Scrub implements store.Scrubber. Overwriting a row leaves its old bytes
 // behind: in the page's free space, in pages moved or freed as the table
@@ -30,12 +31,14 @@ const scrubAttempt = time.Second
 //
 // The checkpoint cannot truncate the log while another connection (a
 // running server's) is reading a snapshot that needs it, nor overwrite
-// the pages of the database file that such a snapshot reads. A server's
-// reads last milliseconds, so Scrub retries, each attempt waiting up to a
-// second for them, until ctx ends; then it returns an error wrapping
-// store.ErrUnavailable that names the files that may still hold old
-// values. VACUUM takes about as long as copying the database, and needs
-// as much free space again.
+// the pages of the database file that such a snapshot reads, and while it
+// waits for such reads it holds off every writer. A server's reads last
+// milliseconds, so Scrub retries until ctx ends, each attempt waiting up
+// to scrubAttempt for them and then pausing as long, so that the writers
+// of a running server are delayed, never starved; then it returns an
+// error wrapping store.ErrUnavailable that names the files that may still
+// hold old values. VACUUM takes about as long as copying the database,
+// and needs as much free space again.
 func (s *Store) Scrub(ctx context.Context) error {
 	if s.closed.Load() {
 		return errClosed
@@ -74,7 +77,12 @@ func (s *Store) Scrub(ctx context.Context) error {
 			return fmt.Errorf("sqlite: scrub: the checkpoint did not finish, so %s and %s-wal may still hold old values: %w", file, file, unavailable(err))
 		case busy == 0:
 			return nil
-		case ctx.Err() != nil:
+		}
+		pause := time.NewTimer(scrubAttempt)
+		select {
+		case <-pause.C:
+		case <-ctx.Done():
+			pause.Stop()
 			return fmt.Errorf("sqlite: scrub: another connection (a running server?) kept reading an older snapshot, so %s and %s-wal (%d pages) may still hold old values: %w: %w",
 				file, file, frames, store.ErrUnavailable, ctx.Err())
 		}
