@@ -334,7 +334,8 @@ type Store interface {
 	// in one atomic step: if fn or the store fails, nothing changes. It is
 	// how secrets are sealed, unsealed or resealed under a new key. fn runs
 	// inside that step, so it must not call the store; it may modify value,
-	// which is its own copy.
+	// which is its own copy. The values replaced may linger in the
+	// store's files until a Scrubber's Scrub.
 	RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error
 
 	// Ping reports whether the store can serve reads and writes now (for
