@@ -54,7 +54,10 @@ ends that, without logging anyone out but the logins idle since:
      at its next reload.
 
 Rotate the signing keys too (tokend keys rotate, then tokend keys revoke
-OLD once the new key signs): the two are independent.`,
+OLD once the new key signs): the two are independent. Run every server
+on this version or later before the first rotation: an earlier one would
+take the stored secrets for a single secret and refuse every refresh
+token.`,
 		Args: cobra.ArbitraryArgs, RunE: groupRun("list, rotate or retire")}
 
 	list := &cobra.Command{Use: "list", Short: "list the server secrets and the logins still on older ones", Args: noArgs}
