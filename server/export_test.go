@@ -1,6 +1,10 @@
 package server
 
-import "context"
+import (
+	"context"
+
+	"github.com/tokend/tokend/secrets"
+)
 
 // SetPasswordCheck makes the server built from c check passwords with f
 // instead of argon2id, so that tests can hold checks while they run.
@@ -18,4 +22,15 @@ func FirstRefreshToken(secret []byte) (family, token string) {
 		panic(err)
 	}
 	return family, token
+}
+
+// TaggedUnder returns the Seq of the secret of r whose MAC the refresh
+// token tok carries, 0 if none.
+func TaggedUnder(r secrets.Ring, tok string) int {
+	for _, s := range r {
+		if _, ok := newRefreshKeys(s.Value).parseRefreshToken(tok); ok {
+			return s.Seq
+		}
+	}
+	return 0
 }

@@ -36,8 +36,10 @@ import (
 // failure of the key: an attacker spread over N instances gets at most
 // the fleet's limit plus N-1 attempts before every instance refuses,
 // instead of N times the limit. The store's keys hold nothing in clear:
-// 16 bytes of HMAC-SHA-256 under a key derived from Config.Secret, which
-// every instance shares. A store that cannot be reached while counting
+// 16 bytes of HMAC-SHA-256 under a key derived from the current server
+// secret, which every instance shares (secrets.go); a source marked
+// familiar under an older secret of the ring is still found, until that
+// secret is retired. A store that cannot be reached while counting
 // or marking changes nothing for the request: the instance counts (and
 // remembers) alone, and logs it at most once a minute; one that cannot
 // be asked whether a source is familiar leaves the lock on.
@@ -62,27 +64,30 @@ const fleetLogEvery = time.Minute
 type fleet struct {
 	counter   store.FailureCounter
 	familiars store.FamiliarSources // nil: familiar sources are per instance
-	// key is the HMAC-SHA-256 key of the keys, derived from the server
-	// secret that every instance shares.
-	key     []byte
+	// keys are the server secrets' keys; their fleet keys are the
+	// HMAC-SHA-256 keys of the store's keys.
+	keys    *refreshKeys
 	log     *slog.Logger
 	lastLog atomic.Int64 // Unix ns of the last logged error
 }
 
 // newFleet returns a fleet on c and fs, nil if c is nil.
-func newFleet(c store.FailureCounter, fs store.FamiliarSources, secret []byte, log *slog.Logger) *fleet {
+func newFleet(c store.FailureCounter, fs store.FamiliarSources, keys *refreshKeys, log *slog.Logger) *fleet {
 	if c == nil {
 		return nil
 	}
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("tokend throttle: fleet keys v1"))
-	return &fleet{counter: c, familiars: fs, key: m.Sum(nil), log: log}
+	return &fleet{counter: c, familiars: fs, keys: keys, log: log}
 }
 
 // fleetKey is the store's key of (k, l, src, account): 16 bytes of an
 // HMAC, as throttleKey sees it (IPv6 by /64, the layer's parts only).
 func (f *fleet) fleetKey(k kind, l layer, src netip.Addr, account string) string {
-	m := hmac.New(sha256.New, f.key)
+	return fleetKeyUnder(f.keys.fleetKey(), k, l, src, account)
+}
+
+// fleetKeyUnder is fleetKey under the HMAC key key.
+func fleetKeyUnder(key []byte, k kind, l layer, src netip.Addr, account string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte{byte(k), byte(l)})
 	if l != layerAccount {
 		if src.Is6() {
@@ -147,7 +152,9 @@ func (f *fleet) warn(ctx context.Context, msg string, err error, now time.Time) 
 }
 
 // familiar reports whether the fleet's store knows src as a familiar
-// source of account (a password's, already lower-cased). Not knowing,
+// source of account (a password's, already lower-cased), marked under
+// any secret of the ring (one round trip each, the current's first, on
+// the locked path only). Not knowing,
 // or a store that cannot answer within fleetTimeout, is false: the lock
 // stays on.
 func (f *fleet) familiar(ctx context.Context, src netip.Addr, account string, now time.Time) bool {
@@ -156,12 +163,17 @@ func (f *fleet) familiar(ctx context.Context, src netip.Addr, account string, no
 	}
 	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
 	defer cancel()
-	ok, err := f.familiars.Familiar(ctx, f.fleetKey(kindPassword, layerAccount, src, account), f.fleetKey(kindPassword, layerSource, src, ""))
-	if err != nil {
-		f.warn(ctx, "throttle: cannot ask the store for a familiar source; the account's lock holds", err, now)
-		return false
+	for _, key := range f.keys.fleetKeys() { // the current secret's first
+		ok, err := f.familiars.Familiar(ctx, fleetKeyUnder(key, kindPassword, layerAccount, src, account), fleetKeyUnder(key, kindPassword, layerSource, src, ""))
+		if err != nil {
+			f.warn(ctx, "throttle: cannot ask the store for a familiar source; the account's lock holds", err, now)
+			return false
+		}
+		if ok {
+			return true
+		}
 	}
-	return ok
+	return false
 }
 
 // markFamiliar marks src as a familiar source of account in the fleet's

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/store"
 )
 
@@ -78,7 +79,7 @@ func (f *fakeCounter) CountFailures(_ context.Context, fs []store.Failure) ([]in
 
 func fleetThrottler(t *testing.T, c Throttle, fc store.FailureCounter, secret string, log *slog.Logger) *throttler {
 	t.Helper()
-	thr, err := newThrottler(c, newFleet(fc, fc.(store.FamiliarSources), []byte(secret), log), log)
+	thr, err := newThrottler(c, newFleet(fc, fc.(store.FamiliarSources), newRefreshKeys([]byte(secret)), log), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,5 +322,43 @@ func TestFleetFamiliarAcrossInstances(t *testing.T) {
 	fc.err = store.ErrUnavailable
 	if w := login(fresh, home, resultOK); w == 0 {
 		t.Fatal("a store that cannot answer let a locked account through")
+	}
+}
+
+// A source marked familiar under the server secret before a rotation is
+// still found after the new secret takes over, until the old one is
+// retired: alice's home stays familiar across `tokend secrets rotate`.
+func TestFleetFamiliarAcrossSecretRotation(t *testing.T) {
+	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
+	c := Throttle{PerAccount: 3, Delay: time.Second, MaxDelay: time.Hour}
+	log := slog.New(slog.DiscardHandler)
+	old := bytes.Repeat([]byte{1}, 32)
+	a := fleetThrottler(t, c, fc, string(old), log)
+	home := netip.MustParseAddr("10.1.1.2")
+	att, _ := a.begin(t.Context(), kindPassword, home, "alice", t0)
+	att.end(t.Context(), resultOK, t0)
+
+	rotated := secrets.Ring{{Seq: 1, Value: old}, {Seq: 2, Value: bytes.Repeat([]byte{2}, 32), ActiveFrom: t0}}
+	b := fleetThrottler(t, c, fc, string(old), log)
+	b.fleet.keys.now = func() time.Time { return t0 }
+	b.fleet.keys.set(rotated)
+	for i := range 4 {
+		att, _ := b.begin(t.Context(), kindPassword, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), "alice", t0)
+		att.end(t.Context(), resultFailed, t0)
+	}
+	if _, w := b.begin(t.Context(), kindPassword, netip.MustParseAddr("198.51.100.1"), "alice", t0); w == 0 {
+		t.Fatal("the account is not locked")
+	}
+	if _, w := b.begin(t.Context(), kindPassword, home, "alice", t0); w != 0 {
+		t.Fatalf("alice's home, marked under the old secret: wait %v", w)
+	}
+	// Once the old secret is retired, marks under it are gone.
+	cNew := fleetThrottler(t, c, fc, string(old), log)
+	cNew.fleet.keys.now = func() time.Time { return t0 }
+	cNew.fleet.keys.set(rotated[1:])
+	att, _ = cNew.begin(t.Context(), kindPassword, netip.MustParseAddr("203.0.113.99"), "alice", t0)
+	att.end(t.Context(), resultFailed, t0)
+	if _, w := cNew.begin(t.Context(), kindPassword, home, "alice", t0); w == 0 {
+		t.Fatal("a mark under a retired secret still found")
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,8 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 	res, err := s.store.Rotate(ctx, store.RotateRequest{
 		FamilyID: ref.family, Generation: ref.generation, Old: hashToken(presented), New: hashToken(next),
 		ClientID: c.ID, Now: now, Grace: s.cfg.Grace, IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
+		// A retry may have been given its successor under another secret.
+		Alternates: s.refreshKeys.alternates(presented, ref),
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -62,6 +65,13 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 		return nil, s.refreshRefused()
 	}
 	s.metrics.rotations.WithLabelValues(res.Outcome.String()).Inc()
+	if res.Outcome == store.Repeated && !bytes.Equal(res.Family.TokenHash, hashToken(next)) {
+		// The successor given first was derived under another secret.
+		var ok bool
+		if next, ok = s.refreshKeys.repeated(presented, ref, res.Family.TokenHash); !ok {
+			return nil, fmt.Errorf("rotate: family %s repeated with a successor no secret derives", res.Family.ID)
+		}
+	}
 	f := res.Family
 	scope := f.Scope
 	if narrowed != "" {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -18,11 +19,13 @@ import (
 //
 //	family ID (16) | generation (8, big-endian) | body (32) | MAC (16)
 //
-// The MAC, HMAC-SHA-256 under a key derived from Config.Secret and cut to
-// 128 bits, proves the server issued that family and generation, so the
-// store keeps one record per family however often it rotates: an old
-// generation presented again is recognised as reuse without a stored
-// tombstone, and no one can forge one to revoke another's family. The body
+// The MAC, HMAC-SHA-256 under a key derived from the current server secret
+// (Config.Secrets) and cut to 128 bits, proves the server issued that
+// family and generation, so the store keeps one record per family however
+// often it rotates: an old generation presented again is recognised as
+// reuse without a stored tombstone, and no one can forge one to revoke
+// another's family. A token verifies under any secret of the ring, so a
+// rotation of the secret logs no one out (secrets.go). The body
 // of the first token is random; each successor's is derived from the token
 // it replaces, so a retry within the grace window gets the same successor
 // without the successor ever being stored in clear. The store holds only
@@ -43,21 +46,6 @@ const (
 	legacyLen    = len(legacyPrefix) + 43
 )
 
-// refreshKeys are the keys derived from Config.Secret for refresh tokens.
-type refreshKeys struct {
-	mac  []byte // authenticates family and generation
-	next []byte // derives a successor's body
-}
-
-func newRefreshKeys(secret []byte) refreshKeys {
-	derive := func(label string) []byte {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(label))
-		return m.Sum(nil)
-	}
-	return refreshKeys{mac: derive("tokend refresh-token MAC key v2"), next: derive("tokend refresh-token successor key v2")}
-}
-
 // tokenRef is what a refresh token names: its family and generation.
 type tokenRef struct {
 	family     string
@@ -69,8 +57,8 @@ type tokenRef struct {
 // legacy token the store does not hold.
 var errUnknownToken = errors.New("server: unknown refresh token")
 
-// issueRefreshToken returns the token of ref with the given body.
-func (k refreshKeys) issueRefreshToken(ref tokenRef, body []byte) (string, error) {
+// issue returns the token of ref with the given body, tagged under sk.
+func (sk secretKeys) issue(ref tokenRef, body []byte) (string, error) {
 	id, err := base64.RawURLEncoding.DecodeString(ref.family)
 	if err != nil || len(id) != familyIDLen {
 		return "", fmt.Errorf("server: family ID %q is not %d bytes in base64url", ref.family, familyIDLen)
@@ -79,31 +67,87 @@ func (k refreshKeys) issueRefreshToken(ref tokenRef, body []byte) (string, error
 	raw = append(raw, id...)
 	raw = binary.BigEndian.AppendUint64(raw, uint64(ref.generation))
 	raw = append(raw, body...)
-	m := hmac.New(sha256.New, k.mac)
+	m := hmac.New(sha256.New, sk.mac)
 	m.Write(raw)
 	raw = m.Sum(raw)[:refreshRaw]
 	return refreshPrefix + base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
+// successor derives, under sk, the token that replaces tok, which names
+// ref: the next generation of ref's family, its body an HMAC of tok.
+func (sk secretKeys) successor(tok string, ref tokenRef) (string, error) {
+	m := hmac.New(sha256.New, sk.next)
+	m.Write([]byte(tok))
+	return sk.issue(tokenRef{ref.family, ref.generation + 1}, m.Sum(nil))
+}
+
+// verifies reports, in constant time, whether the MAC of raw (a decoded
+// token) is sk's.
+func (sk secretKeys) verifies(raw []byte) bool {
+	m := hmac.New(sha256.New, sk.mac)
+	m.Write(raw[:refreshRaw-macLen])
+	return hmac.Equal(m.Sum(nil)[:macLen], raw[refreshRaw-macLen:])
+}
+
+// issueRefreshToken returns the token of ref with the given body, tagged
+// under the current secret.
+func (k *refreshKeys) issueRefreshToken(ref tokenRef, body []byte) (string, error) {
+	return k.current().issue(ref, body)
+}
+
 // firstRefreshToken returns generation 0 of family, with a random body.
-func (k refreshKeys) firstRefreshToken(family string) (string, error) {
+func (k *refreshKeys) firstRefreshToken(family string) (string, error) {
 	body := make([]byte, bodyLen)
 	_, _ = rand.Read(body) // never fails (crypto/rand panics instead)
 	return k.issueRefreshToken(tokenRef{family: family}, body)
 }
 
-// successor derives the token that replaces tok, which names ref: the
-// next generation of ref's family, its body an HMAC of tok. A retry of tok
-// gets the same successor again.
-func (k refreshKeys) successor(tok string, ref tokenRef) (string, error) {
-	m := hmac.New(sha256.New, k.next)
-	m.Write([]byte(tok))
-	return k.issueRefreshToken(tokenRef{ref.family, ref.generation + 1}, m.Sum(nil))
+// successor derives the token that replaces tok, which names ref, under
+// the current secret. A retry of tok gets the same successor again, as
+// long as the current secret is the same; alternates and repeated cover a
+// retry under another.
+func (k *refreshKeys) successor(tok string, ref tokenRef) (string, error) {
+	return k.current().successor(tok, ref)
+}
+
+// alternates returns the hashes of tok's successors under every secret of
+// the ring but the current one (store.RotateRequest.Alternates): the
+// successor a first presentation of tok was given, if the current secret
+// has changed since, or another instance's clock put it on another one.
+func (k *refreshKeys) alternates(tok string, ref tokenRef) [][]byte {
+	ring := *k.ring.Load()
+	if len(ring) == 1 {
+		return nil
+	}
+	cur := current(ring, k.now())
+	out := make([][]byte, 0, len(ring)-1)
+	for _, sk := range ring {
+		if sk.seq == cur.seq {
+			continue
+		}
+		if next, err := sk.successor(tok, ref); err == nil {
+			out = append(out, hashToken(next))
+		}
+	}
+	return out
+}
+
+// repeated returns tok's successor whose hash is hash, under whichever
+// secret of the ring derives it: the successor a retry of tok is
+// answered with again.
+func (k *refreshKeys) repeated(tok string, ref tokenRef, hash []byte) (string, bool) {
+	for _, sk := range *k.ring.Load() {
+		if next, err := sk.successor(tok, ref); err == nil && bytes.Equal(hashToken(next), hash) {
+			return next, true
+		}
+	}
+	return "", false
 }
 
 // parseRefreshToken returns what tok names if it has the shape of a
-// refresh token and its MAC verifies (in constant time).
-func (k refreshKeys) parseRefreshToken(tok string) (tokenRef, bool) {
+// refresh token and its MAC verifies (in constant time) under a secret of
+// the ring, the newest first.
+func (k *refreshKeys) parseRefreshToken(tok string) (tokenRef, bool) {
 	if len(tok) != refreshLen || !strings.HasPrefix(tok, refreshPrefix) {
 		return tokenRef{}, false
 	}
@@ -111,17 +155,19 @@ func (k refreshKeys) parseRefreshToken(tok string) (tokenRef, bool) {
 	if err != nil || len(raw) != refreshRaw {
 		return tokenRef{}, false
 	}
-	signed := raw[:refreshRaw-macLen]
-	m := hmac.New(sha256.New, k.mac)
-	m.Write(signed)
-	if !hmac.Equal(m.Sum(nil)[:macLen], raw[refreshRaw-macLen:]) {
+	ring := *k.ring.Load()
+	ok := false
+	for i := len(ring) - 1; i >= 0 && !ok; i-- {
+		ok = ring[i].verifies(raw)
+	}
+	if !ok {
 		return tokenRef{}, false
 	}
-	gen := binary.BigEndian.Uint64(signed[familyIDLen:])
+	gen := binary.BigEndian.Uint64(raw[familyIDLen:])
 	if gen > 1<<62 {
 		return tokenRef{}, false
 	}
-	return tokenRef{base64.RawURLEncoding.EncodeToString(signed[:familyIDLen]), int64(gen)}, true
+	return tokenRef{base64.RawURLEncoding.EncodeToString(raw[:familyIDLen]), int64(gen)}, true
 }
 
 // isLegacyRefreshToken reports whether tok has the shape of a refresh

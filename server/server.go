@@ -73,6 +73,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/password"
+	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/store"
 )
 
@@ -125,8 +126,14 @@ type Config struct {
 	// Secret (at least 32 bytes) keys the MAC of refresh tokens and
 	// derives the successor of each. It must be the same on every
 	// instance and survive restarts: with another secret, every refresh
-	// token issued is refused.
+	// token issued is refused. Ignored if Secrets is set.
 	Secret []byte
+	// Secrets are the server secrets as a ring (package secrets, which
+	// keeps them in the store): the current one tags new refresh tokens,
+	// and every one verifies, so a rotation logs no one out (secrets.go
+	// says what they key). SetSecrets replaces them while the server
+	// runs. If empty, Secret is a ring of one.
+	Secrets secrets.Ring
 	// Issuer is the server's URL, the iss of its tokens.
 	Issuer string
 	// Audience is the aud of access tokens. Default: Issuer.
@@ -232,8 +239,9 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	store store.Store
-	// refreshKeys issue and check refresh tokens, from Config.Secret.
-	refreshKeys refreshKeys
+	// refreshKeys issue and check refresh tokens, from Config.Secrets
+	// (or Secret); SetSecrets replaces them.
+	refreshKeys *refreshKeys
 	log         *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
@@ -265,8 +273,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: Config.Store is required")
 	case cfg.Signer == nil:
 		return nil, errors.New("server: Config.Signer is required")
-	case len(cfg.Secret) < 32:
-		return nil, errors.New("server: Config.Secret must have at least 32 bytes")
+	case len(cfg.Secret) < 32 && len(cfg.Secrets) == 0:
+		return nil, errNoSecret
 	case cfg.Issuer == "":
 		return nil, errors.New("server: Config.Issuer is required")
 	}
@@ -300,8 +308,12 @@ func New(cfg Config) (*Server, error) {
 	if err := hashingDefaults(&cfg); err != nil {
 		return nil, err
 	}
+	rk, err := newSecretKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
-		refreshKeys:   newRefreshKeys(cfg.Secret),
+		refreshKeys:   rk,
 		hashing:       newHashGate(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
 		checkPassword: cfg.checkPassword,
 		dummyHash: sync.OnceValue(func() string {
@@ -314,14 +326,13 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = s.builtinUsers
 	}
-	var err error
 	if cfg.FailureCounter == nil {
 		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
 	}
 	if cfg.FamiliarSources == nil {
 		cfg.FamiliarSources, _ = cfg.FailureCounter.(store.FamiliarSources)
 	}
-	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, cfg.Secret, cfg.Logger), cfg.Logger); err != nil {
+	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
 		return nil, err
 	}
 	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {
@@ -329,6 +340,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics()
 	s.hashing.register(s.metrics.reg)
+	s.refreshKeys.register(s.metrics.reg)
 	s.minted = newMintCache()
 	s.origins = &originSet{list: cfg.Store.ListClients, now: s.now, log: func(ctx context.Context, err error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)

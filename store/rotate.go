@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -21,8 +22,9 @@ import (
 //   - otherwise an ended family answers ErrRevoked or ErrExpired;
 //   - the current token (generation f.Generation) is Rotated;
 //   - the previous token, presented again within req.Grace of the rotation
-//     that replaced it and asking for the same successor, which is still
-//     current, is Repeated (a retry whose answer was lost, or a second tab);
+//     that replaced it and asking for the same successor (req.New or one
+//     of req.Alternates), which is still current, is Repeated (a retry
+//     whose answer was lost, or a second tab);
 //   - any other older token is ReuseDetected: it was rotated before, so
 //     either its holder or whoever presented it now has a copy that must
 //     not exist (RFC 6819 §5.2.2.3, OAuth 2.0 Security BCP §4.14.2).
@@ -42,10 +44,15 @@ func Decide(f Family, req RotateRequest, now time.Time) (Outcome, error) {
 		return 0, fmt.Errorf("store: family %s: %w", f.ID, ErrExpired)
 	case req.Generation == f.Generation:
 		return Rotated, nil
-	case req.Generation == f.Generation-1 && bytes.Equal(req.New, f.TokenHash) && !now.After(f.RotatedAt.Add(req.Grace)):
+	case req.Generation == f.Generation-1 && req.asks(f.TokenHash) && !now.After(f.RotatedAt.Add(req.Grace)):
 		return Repeated, nil
 	}
 	return ReuseDetected, nil
+}
+
+// asks reports whether hash is req.New or one of req.Alternates.
+func (req RotateRequest) asks(hash []byte) bool {
+	return bytes.Equal(req.New, hash) || slices.ContainsFunc(req.Alternates, func(a []byte) bool { return bytes.Equal(a, hash) })
 }
 
 // After returns f as outcome o of req leaves it at now, for the backend to

@@ -153,6 +153,15 @@ type RotateRequest struct {
 	Generation int64  // the generation the presented token names
 	Old        []byte // hash of the presented token
 	New        []byte // hash of its successor
+	// Alternates are hashes of other successors of the same token that
+	// the caller would hand out as readily as New: the server derives a
+	// successor under its current secret, and these under the other
+	// secrets of its ring, so that a retry after the current secret
+	// changed (or on an instance whose clock put it on another one)
+	// still finds the successor it was first given. A retry within Grace
+	// finding one of them current is Repeated, as one finding New is.
+	// Never stored.
+	Alternates [][]byte
 	// ClientID, if set, is the client presenting the token: a token of
 	// another client's family is answered ErrNotFound and nothing changes.
 	ClientID string
@@ -325,7 +334,8 @@ type Store interface {
 	// in one atomic step: if fn or the store fails, nothing changes. It is
 	// how secrets are sealed, unsealed or resealed under a new key. fn runs
 	// inside that step, so it must not call the store; it may modify value,
-	// which is its own copy.
+	// which is its own copy. The values replaced may linger in the
+	// store's files until a Scrubber's Scrub.
 	RewriteSecrets(ctx context.Context, fn func(kind, name string, value []byte) ([]byte, error)) error
 
 	// Ping reports whether the store can serve reads and writes now (for

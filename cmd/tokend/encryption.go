@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -110,9 +112,31 @@ secrets, under a 32-byte operator key (go doc ./store/sealed).
 Each command but keygen acts on --store (env TOKEND_STORE, default
 sqlite://tokend.db) in one atomic step: a failure changes nothing. Keys
 also come from TOKEND_ENCRYPTION_KEY_FILE / TOKEND_ENCRYPTION_OLD_KEY_FILE,
-or in base64 from TOKEND_ENCRYPTION_KEY / TOKEND_ENCRYPTION_OLD_KEY.`,
+or in base64 from TOKEND_ENCRYPTION_KEY / TOKEND_ENCRYPTION_OLD_KEY.
+
+What is left on disk. An overwritten value lingers in a database's files
+until they are rewritten: the values in clear after seal, those sealed
+under the old key after rotate or unseal, a retired server secret after
+tokend secrets retire.
+  SQLite: these commands then rewrite the database (VACUUM) and empty its
+    -wal file, so that no file of the store holds an old copy. A running
+    server may keep the -wal in use for a moment; the command waits for
+    it (--wait, 30 s), and otherwise says so and exits 1: run tokend
+    encryption scrub later, or with the servers stopped. VACUUM needs as
+    much free space as the database and blocks writes while it runs.
+  PostgreSQL: the old row versions stay in the table's files until VACUUM
+    reuses their space (VACUUM FULL keys, secrets rewrites the two tables
+    at once), and in the WAL, its archives, replicas and base backups.
+  Redis: the AOF keeps every write until it is rewritten
+    (BGREWRITEAOF), and RDB snapshots, replicas and backups keep theirs.
+  Everywhere: filesystem snapshots, backups and freed disk blocks are out
+    of reach. So treat any copy made before sealing as holding the values
+    in clear, and make those values worthless: rotate the signing keys
+    (tokend keys rotate; once the new key signs, tokend keys revoke OLD)
+    and the server secret (tokend secrets rotate, later tokend secrets
+    retire). Neither logs anyone out.`,
 		Args: cobra.ArbitraryArgs,
-		RunE: groupRun("keygen, status, seal, rotate or unseal"),
+		RunE: groupRun("keygen, status, seal, rotate, unseal or scrub"),
 	}
 	keygenCmd := &cobra.Command{Use: "keygen --out FILE", Short: "write a new random key (mode 0600; - for stdout)", Args: noArgs}
 	out := keygenCmd.Flags().String("out", "", "file to write the new key to, which must not exist (- for standard output)")
@@ -131,6 +155,10 @@ or in base64 from TOKEND_ENCRYPTION_KEY / TOKEND_ENCRYPTION_OLD_KEY.`,
 	} {
 		name, _, _ := strings.Cut(op.use, " ")
 		c := &cobra.Command{Use: op.use, Short: op.short, Args: noArgs}
+		var wait *time.Duration
+		if name != "status" {
+			wait = waitFlag(c.Flags())
+		}
 		sf := addStoreFlags(c.Flags(), "")
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			ring, err := loadKeyring(sf.keys.current, sf.keys.old, os.Getenv)
@@ -145,10 +173,25 @@ or in base64 from TOKEND_ENCRYPTION_KEY / TOKEND_ENCRYPTION_OLD_KEY.`,
 				return err
 			}
 			defer st.Close()
-			return encryption(cmd.Context(), name, st, ring, cio.stdout)
+			if err := encryption(cmd.Context(), name, st, ring, cio.stdout); err != nil || name == "status" {
+				return err
+			}
+			return scrub(cmd.Context(), st, *wait, "the "+name, cio.stdout)
 		}
 		e.AddCommand(c)
 	}
+	scrubCmd := &cobra.Command{Use: "scrub", Short: "remove old copies of overwritten values from the store's files (SQLite)", Args: noArgs}
+	wait := waitFlag(scrubCmd.Flags())
+	ssf := addStoreFlags(scrubCmd.Flags(), "")
+	scrubCmd.RunE = func(cmd *cobra.Command, args []string) error {
+		st, err := ssf.openRaw(cmd.Context(), cio.stderr)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return scrub(cmd.Context(), st, *wait, "", cio.stdout)
+	}
+	e.AddCommand(scrubCmd)
 	return e
 }
 
@@ -204,6 +247,9 @@ func encryption(ctx context.Context, op string, st store.Store, ring sealed.Keyr
 			fmt.Fprintf(stdout, "restart the servers with %s alone, then destroy the old key\n", ring.Current.ID())
 		} else {
 			fmt.Fprintln(stdout, "(re)start the servers with this key")
+		}
+		if slices.ContainsFunc(recs, func(r sealed.Record) bool { return r.KeyID == "" }) {
+			fmt.Fprintln(stdout, "copies made while values were in clear (backups, snapshots, replicas) still hold them: make them worthless with tokend keys rotate and tokend secrets rotate (tokend encryption help)")
 		}
 	case "unseal":
 		fmt.Fprintf(stdout, "%d values now in clear (were %s)\nrestart the servers without a key\n", len(recs), summary(recs))

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/store/memory"
 	"github.com/tokend/tokend/store/sealed"
 	"github.com/tokend/tokend/store/sqlite"
@@ -134,7 +135,7 @@ func TestEncryptionUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"encryption"}, 2, "want a command: keygen, status, seal, rotate or unseal"},
+		{[]string{"encryption"}, 2, "want a command: keygen, status, seal, rotate, unseal or scrub"},
 		{[]string{"encryption", "help"}, 0, "write a new random key"},
 		{[]string{"encryption", "-h"}, 0, "write a new random key"},
 		{[]string{"encryption", "seal", "-h"}, 0, "--key-file"},
@@ -167,7 +168,7 @@ func TestEncryptionCommands(t *testing.T) {
 	if _, err := keys.Load(ctx, st, keys.EdDSA, time.Hour, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Secret(ctx, secretName, bytes.Repeat([]byte{9}, 32)); err != nil {
+	if _, err := st.Secret(ctx, secrets.Name, bytes.Repeat([]byte{9}, 32)); err != nil {
 		t.Fatal(err)
 	}
 	ks, _ := st.ListKeys(ctx)
@@ -416,7 +417,7 @@ func TestServeSealedStore(t *testing.T) {
 	if err != nil || len(ks) != 1 || ks[0].ID != kid {
 		t.Fatalf("stored keys %v, %v", ks, err)
 	}
-	secret, err := raw.Secret(ctx, secretName, []byte("unused: the secret exists"))
+	secret, err := raw.Secret(ctx, secrets.Name, []byte("unused: the secret exists"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +425,7 @@ func TestServeSealedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clearSecret, err := sealed.Wrap(raw, sealed.Keyring{Current: k}).Secret(ctx, secretName, nil)
+	clearSecret, err := sealed.Wrap(raw, sealed.Keyring{Current: k}).Secret(ctx, secrets.Name, nil)
 	raw.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -93,14 +93,14 @@ TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE:          groupRun("serve, client, user, keys, sessions, encryption, bench, migrate or version"),
+		RunE:          groupRun("serve, client, user, keys, secrets, sessions, encryption, bench, migrate or version"),
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
 	}
 	root.SetUsageTemplate(usageTemplate)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
-	root.AddCommand(newServeCmd(cio), newClientCmd(cio), newUserCmd(cio), newKeysCmd(cio),
+	root.AddCommand(newServeCmd(cio), newClientCmd(cio), newUserCmd(cio), newKeysCmd(cio), newSecretsCmd(cio),
 		newSessionsCmd(cio), newEncryptionCmd(cio), newBenchCmd(cio), newMigrateCmd(cio), newVersionCmd(cio))
 	return root
 }

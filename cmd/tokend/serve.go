@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,19 +10,18 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/redis"
 )
-
-// secretName names the server secret that derives refresh-token successors.
-const secretName = "refresh-successor"
 
 func newServeCmd(cio *cmdIO) *cobra.Command {
 	cmd := &cobra.Command{
@@ -89,14 +87,12 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
-	fresh := make([]byte, 32)
-	_, _ = rand.Read(fresh)
-	secret, err := st.Secret(ctx, secretName, fresh)
+	secretRing, err := secrets.Load(ctx, st)
 	if err != nil {
-		return fmt.Errorf("load server secret: %w", err)
+		return fmt.Errorf("load server secrets: %w", err)
 	}
 	scfg := server.Config{
-		Store: st, Signer: ks, Secret: secret, Issuer: cfg.Issuer, Audience: cfg.Audience,
+		Store: st, Signer: ks, Secrets: secretRing, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
 		Logger: log,
 		// Failures count across the instances that share the store; the
@@ -122,7 +118,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	bg, stopBG := context.WithCancel(ctx)
 	gcDone := make(chan struct{})
 	defer func() { stopBG(); <-gcDone }() // the gc lease is released before the store closes
-	go background(bg, log, cfg, ks)
+	go background(bg, log, cfg, ks, &secretReload{st: st, srv: srv, was: secretRing})
 	leaser, _ := raw.(store.Leaser) // the sealed wrapper hides it
 	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, leaser, gcHolder()) }()
 
@@ -177,13 +173,15 @@ func failureCounter(st store.Store) store.FailureCounter {
 	return fc
 }
 
-// background reloads the signing keys (each instance its own: they are
-// its memory); runGC deletes ended families. A key made by `tokend keys
-// rotate` is published from the first reload after, and signs from its
-// NotBefore, which rotate sets --key-reload + --jwks-max-age ahead: by
-// then every instance has reloaded it and every verifier's cached JWKS
-// holds it.
-func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set) {
+// background reloads the signing keys and the server secrets (each
+// instance its own: they are its memory); runGC deletes ended families. A
+// key made by `tokend keys rotate` is published from the first reload
+// after, and signs from its NotBefore, which rotate sets --key-reload +
+// --jwks-max-age ahead: by then every instance has reloaded it and every
+// verifier's cached JWKS holds it. A secret made by `tokend secrets
+// rotate` verifies from the first reload after, and tags from 2 ×
+// --key-reload + --clock-skew on.
+func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, sr *secretReload) {
 	reload := time.NewTicker(cfg.KeyReload)
 	defer reload.Stop()
 	for {
@@ -197,8 +195,43 @@ func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Se
 			} else if kid := ks.ActiveKeyID(); kid != was {
 				log.Info("signing key changed", "kid", kid, "was", was)
 			}
+			sr.reload(ctx, log)
 		}
 	}
+}
+
+// secretReload hands the server secrets, read again from the store, to a
+// running server.
+type secretReload struct {
+	st  store.Store
+	srv *server.Server
+	was secrets.Ring
+}
+
+// reload reads the ring again and gives it to the server, and logs a
+// change (never a secret: their numbers).
+func (r *secretReload) reload(ctx context.Context, log *slog.Logger) {
+	ring, err := secrets.Load(ctx, r.st)
+	if err == nil {
+		err = r.srv.SetSecrets(ring)
+	}
+	if err != nil {
+		log.Warn("reload server secrets", "err", err)
+		return
+	}
+	if seqs(ring) != seqs(r.was) {
+		log.Info("server secrets changed", "secrets", seqs(ring), "was", seqs(r.was), "tags", ring.Current(time.Now()).Seq)
+	}
+	r.was = ring
+}
+
+// seqs lists the numbers of a ring's secrets: "1,2".
+func seqs(r secrets.Ring) string {
+	s := make([]string, len(r))
+	for i, x := range r {
+		s[i] = strconv.Itoa(x.Seq)
+	}
+	return strings.Join(s, ",")
 }
 
 // parseTrustedProxies parses --trusted-proxies: comma-separated addresses

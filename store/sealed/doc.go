@@ -73,6 +73,39 @@
 // only (--encryption-old-key-file), run "tokend encryption unseal
 // --old-key-file FILE", then restart them without any key.
 //
+// # What is left on disk
+//
+// Seal, Unseal and a rotation overwrite each value in place, and a
+// database keeps overwritten values in its files until they are
+// rewritten: the values in clear after a seal, those sealed under the old
+// key after a rotation (as good as clear once that key leaks). How much a
+// store can promise depends on who owns its files:
+//
+//   - SQLite (store.Scrubber): after each of them, and after "tokend
+//     secrets retire", the tokend commands call Scrub, which rewrites the
+//     database from its live rows (VACUUM) and truncates the -wal file
+//     (the -shm holds no row): then no file of the store holds an old
+//     value, byte for byte, even with servers running on it. A server
+//     whose read pins the -wal longer than --wait is reported (exit 1,
+//     the files named); "tokend encryption scrub" finishes later.
+//   - PostgreSQL: the old row versions stay in the table files until
+//     VACUUM reuses their space ("VACUUM FULL keys, secrets" rewrites the
+//     two small tables at once), and in the WAL, its archives, replicas
+//     and base backups, which tokend cannot reach.
+//   - Redis: the AOF keeps every write until it is rewritten
+//     (BGREWRITEAOF), and RDB snapshots, replicas and backups keep the
+//     values of their day.
+//
+// No store reaches backups, filesystem snapshots or freed disk blocks. So
+// treat every copy made before sealing as holding the values in clear,
+// and make those values worthless: rotate the signing keys ("tokend keys
+// rotate"; once the new key signs, "tokend keys revoke" the old one, so
+// that nothing it signs is accepted) and the server secret ("tokend
+// secrets rotate", then "tokend secrets retire", package secrets). Neither
+// logs anyone out; retire ends only the logins still on the old secret,
+// and says how many. "tokend encryption seal" says so when it found values
+// in clear.
+//
 // What the key protects: the signing keys' private parts and the server
 // secrets, against whoever reads the database or its backups but not the
 // key. What it does not: refresh tokens and client secrets are stored only

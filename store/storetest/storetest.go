@@ -343,6 +343,15 @@ func testRepeat(t *testing.T, s store.Store) {
 		t.Fatalf("retry within grace = %v %+v", res.Outcome, res.Family)
 	}
 	wantFamily(t, s, "f", 1, tk1.hash, tk0.hash)
+	// A retry that asks for another successor but also for tk1's (the
+	// server derives one under each of its secrets) is Repeated too.
+	r := req(tk0, hash(), t0.Add(20*time.Second))
+	r.Alternates = [][]byte{hash(), tk1.hash}
+	res, err = s.Rotate(t.Context(), r)
+	if err != nil || res.Outcome != store.Repeated || !bytes.Equal(res.Family.TokenHash, tk1.hash) {
+		t.Fatalf("retry finding its successor among the alternates = %v %+v, %v", res.Outcome, res.Family, err)
+	}
+	wantFamily(t, s, "f", 1, tk1.hash, tk0.hash)
 	// Once the successor has itself been rotated, the old token is reuse
 	// even within the grace window.
 	_, err = rotate(t, s, tk1, hash(), t0.Add(31*time.Second))
