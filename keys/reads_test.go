@@ -147,3 +147,54 @@ func TestReloadUnchangedKeepsTheSet(t *testing.T) {
 		t.Fatalf("Check past the retirement and publishFor: %v; want ErrUnknownKey", err)
 	}
 }
+
+// BenchmarkReloadAndSign is what the server pays per signature to see
+// every revocation: a Reload that finds nothing changed (one ListKeys of
+// the memory store), beside the signature alone (the anchor) and the two
+// together; parallel shares reads among the goroutines.
+func BenchmarkReloadAndSign(b *testing.B) {
+	ctx := b.Context()
+	s, err := keys.Load(ctx, memory.New(), keys.EdDSA, time.Hour, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	claims := map[string]any{"iss": "https://issuer.example", "sub": "alice", "aud": "api", "exp": 1893456000, "iat": 1893455100,
+		"jti": "Hd2m7Jbq3xZkzQ7c1Cq2Ag", "client_id": "app", "scope": "read write"}
+	sign := func(b *testing.B) {
+		if _, err := s.Sign(claims); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reload := func(b *testing.B) {
+		if err := s.Reload(ctx, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("Sign", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sign(b)
+		}
+	})
+	b.Run("Reload", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			reload(b)
+		}
+	})
+	b.Run("Reload+Sign", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			reload(b)
+			sign(b)
+		}
+	})
+	b.Run("Reload/parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				reload(b)
+			}
+		})
+	})
+}

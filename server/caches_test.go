@@ -383,3 +383,70 @@ func TestCORSFollowsTheStore(t *testing.T) {
 	check("web deleted", moved, false)
 	check("site untouched", otherOrigin, true)
 }
+
+// plainSigner hides the KeyChecker of a *keys.Set: the server then signs
+// from its last Reload without reading the store, as it did before every
+// signature started with a Reload.
+type plainSigner struct{ ks *keys.Set }
+
+func (p plainSigner) Sign(claims any) (string, error) { return p.ks.Sign(claims) }
+func (p plainSigner) JWKS() []byte                    { return p.ks.JWKS() }
+
+// BenchmarkRefreshKeyReload alternates, request by request, a
+// refresh_token grant on a server whose signer reloads the keys before
+// every signature (the default) and one on a server whose signer does
+// not (the anchor), each with the memory store through the handler, and
+// reports both and their ratio: the price of never signing with a key
+// revoked elsewhere.
+func BenchmarkRefreshKeyReload(b *testing.B) {
+	type refresher struct {
+		e  *env
+		rt string
+	}
+	start := func(plain bool) *refresher {
+		e := newEnv(b, func(c *server.Config) {
+			if plain {
+				c.Signer = plainSigner{c.Signer.(*keys.Set)}
+			}
+		})
+		a := e.mintJSON(`{"subject":"bench","force":true}`)
+		if a.status != http.StatusOK {
+			b.Fatalf("mint: %d %v", a.status, a.body)
+		}
+		return &refresher{e: e, rt: a.str("refresh_token")}
+	}
+	refresh := func(r *refresher) {
+		req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader("grant_type=refresh_token&refresh_token="+r.rt))
+		req.RemoteAddr = "192.0.2.1:40000"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(appID, appSecret)
+		rec := httptest.NewRecorder()
+		r.e.srv.ServeHTTP(rec, req)
+		var out struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+			b.Fatalf("refresh: %d %s", rec.Code, rec.Body)
+		}
+		r.rt = out.RefreshToken
+	}
+	fresh, plain := start(false), start(true)
+	var tFresh, tPlain time.Duration
+	n := 0
+	for b.Loop() {
+		first, second, t1, t2 := fresh, plain, &tFresh, &tPlain
+		if n%2 == 1 {
+			first, second, t1, t2 = plain, fresh, &tPlain, &tFresh
+		}
+		t0 := time.Now()
+		refresh(first)
+		mid := time.Now()
+		refresh(second)
+		*t1 += mid.Sub(t0)
+		*t2 += time.Since(mid)
+		n++
+	}
+	b.ReportMetric(float64(tPlain.Nanoseconds())/float64(n), "ns/anchor")
+	b.ReportMetric(float64(tFresh.Nanoseconds())/float64(n), "ns/reload")
+	b.ReportMetric(float64(tFresh)/float64(tPlain), "reload/anchor")
+}
