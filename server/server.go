@@ -27,7 +27,10 @@
 // client's is refused with 401 invalid_client. The app's first tokens come
 // from its backend: a confidential client with Mint and MintFor naming
 // the app mints them (POST /v1/tokens, "client_id": "spa") and hands them
-// to the page, which then refreshes with client_id alone. In cookie mode
+// to the page, which then refreshes with client_id alone. A mint for a
+// public client always starts a new login with its refresh token (only a
+// confidential client's repeated mints for itself are de-duplicated; see
+// handleMint), so the backend may mint on every page load. In cookie mode
 // (store.Client.Cookie, `--cookie`) the page never holds a refresh token
 // after that first exchange: it lives in the HttpOnly cookie
 // __Host-tokend-rt, and the page refreshes and logs out by POSTing
@@ -46,8 +49,12 @@
 //     failure is also counted fleet-wide (fleet.go), so the fleet locks
 //     a guesser about as soon as one instance would;
 //   - familiar sources and password reservations (fleet.go says why);
-//   - the mint cache (mintCache), which only saves logins: a repeat that
-//     reaches another instance starts a new one;
+//   - the mint cache (mintCache) of confidential clients' mints for
+//     themselves, which only saves logins: a repeat that reaches another
+//     instance starts a new one, and an entry is handed out again only
+//     once the store confirms its session and signing key;
+//   - the union of the clients' browser origins (cors.go), which only ever
+//     refuses on its own: an origin it holds is confirmed in the store;
 //   - the signing keys (Signer), re-read from the store before every
 //     signature and JWKS answer (KeyChecker), reads that concurrent
 //     requests share;
