@@ -223,3 +223,35 @@ func TestMintCacheAcrossInstances(t *testing.T) {
 		})
 	}
 }
+
+// A browser origin whose client was deleted through another handle on
+// the store is refused by the next request to either instance, on every
+// backend, though both had allowed it a moment before.
+func TestCORSAcrossInstances(t *testing.T) {
+	for _, b := range storePairs {
+		t.Run(b.name, func(t *testing.T) {
+			e, e2 := twoInstances(t, b.open)
+			if err := e.store.CreateClient(t.Context(), store.Client{ID: "web", Grants: []string{"refresh_token"}, Origins: []string{pageOrigin}}); err != nil {
+				t.Fatal(err)
+			}
+			preflight := func(inst *env) string {
+				t.Helper()
+				a := inst.request("OPTIONS", "/oauth/token", nil, [2]string{}, "Origin", pageOrigin, "Access-Control-Request-Method", "POST")
+				return a.header.Get("Access-Control-Allow-Origin")
+			}
+			for i, inst := range []*env{e, e2} {
+				if got := preflight(inst); got != pageOrigin {
+					t.Fatalf("instance %d before the delete: Allow-Origin %q; want %s", i+1, got, pageOrigin)
+				}
+			}
+			if _, err := e2.store.DeleteClient(t.Context(), "web", e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			for i, inst := range []*env{e, e2} {
+				if got := preflight(inst); got != "" {
+					t.Errorf("instance %d right after the delete: Allow-Origin %q; want none", i+1, got)
+				}
+			}
+		})
+	}
+}
