@@ -375,7 +375,9 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	maxAge := int(s.cfg.JWKSMaxAge / time.Second)
 	if kc, ok := s.cfg.Signer.(KeyChecker); ok {
 		if err := kc.Reload(r.Context(), s.now()); err != nil {
-			s.log.WarnContext(r.Context(), "reload signing keys for the JWKS; serving the keys loaded before", "err", err)
+			if r.Context().Err() == nil { // not a client that went away
+				s.log.WarnContext(r.Context(), "reload signing keys for the JWKS; serving the keys loaded before", "err", err)
+			}
 			maxAge = 0
 		}
 	}
