@@ -23,11 +23,14 @@
 //
 // Revoke marks the key revoked in the store. Each server's Set drops it
 // from its JWKS and stops signing with it at its next Reload; Check, which
-// reads the store, refuses it at once, before any Reload. Resource servers
-// that cache the JWKS (package verify) refuse its tokens once their copy is
-// refreshed: within the JWKS's Cache-Control max-age, which the server
-// sets when it serves JWKS, plus verify's stale period if the server
-// cannot be reached meanwhile.
+// reads the store, refuses it at once. The server reloads before every
+// signature, every JWKS answer and every Check (Reload: concurrent calls
+// share one read of the store), so no instance signs with a key the store
+// has revoked or publishes it, whichever process revoked it. Resource
+// servers that cache the JWKS (package verify) refuse its tokens once
+// their copy is refreshed: within the JWKS's Cache-Control max-age, which
+// the server sets when it serves JWKS, plus verify's stale period if the
+// server cannot be reached meanwhile.
 package keys
 
 import (
@@ -43,7 +46,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -223,18 +225,19 @@ func published(k store.Key, publishFor time.Duration, now time.Time) bool {
 // atomically.
 //
 // Sign, JWKS, ActiveKeyID and Published answer from the last Reload, with
-// no I/O: a server reloads periodically so that a rotation or a
-// revocation made by another process (the tokend CLI) takes effect. Where
-// the server itself accepts its tokens (introspection, revocation), it
-// calls Check with the token's kid as well, which reads the store and so
-// refuses a revoked key at once.
+// no I/O. Where a rotation or a revocation made by another process (the
+// tokend CLI, another instance) must take effect at once, call Reload
+// first: the server does before every signature and every JWKS answer,
+// and Check, which introspection and revocation call, reloads too.
+// Concurrent Reloads share one read of the store, so a busy server reads
+// the keys about once per store round trip, not once per request.
 type Set struct {
 	st         store.Store
 	alg        string
 	publishFor time.Duration
 
-	cur      atomic.Pointer[snapshot]
-	reloadMu sync.Mutex
+	cur   atomic.Pointer[snapshot]
+	reads reads
 }
 
 // snapshot is one immutable loaded state.
@@ -243,6 +246,13 @@ type snapshot struct {
 	signer    jose.Signer
 	jwks      []byte
 	published map[string]bool // the kids in jwks
+	keys      []keyState      // every key of the read, oldest first, for Check
+}
+
+// keyState is what Check needs of a stored key.
+type keyState struct {
+	id                   string
+	retiredAt, revokedAt time.Time
 }
 
 // Load reads the keys from st, first creating an alg key if none is active
@@ -271,6 +281,13 @@ func Load(ctx context.Context, st store.Store, alg string, publishFor time.Durat
 // publishFor or longer before now, keys that do not sign yet included. On
 // error the Set is unchanged.
 //
+// Reload returns once a read of the store that began after it was called
+// has ended, with that read's error: it sees every change the store
+// holds at the moment of the call. Concurrent calls share reads (one at a
+// time), and the read uses the now of the call that starts it. A read
+// costs one store.Store.ListKeys; it rebuilds the signer and the JWKS only
+// when the key that signs or the keys published have changed.
+//
 // If no key may sign, Reload creates one that signs at once, through
 // store.CreateKeyIfNone, so that of several instances starting together
 // on an empty store only one creates it and all sign with it. If the store
@@ -278,13 +295,11 @@ func Load(ctx context.Context, st store.Store, alg string, publishFor time.Durat
 // retired or revoked without Rotate or Revoke), that key signs early
 // rather than none.
 func (s *Set) Reload(ctx context.Context, now time.Time) error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	return s.reloadLocked(ctx, now)
+	return s.reads.do(ctx, func(ctx context.Context) error { return s.read(ctx, now) })
 }
 
-// reloadLocked is Reload; s.reloadMu is held.
-func (s *Set) reloadLocked(ctx context.Context, now time.Time) error {
+// read is one read of Reload; s.reads runs one at a time.
+func (s *Set) read(ctx context.Context, now time.Time) error {
 	all, err := s.st.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("keys: list: %w", err)
@@ -305,12 +320,57 @@ func (s *Set) reloadLocked(ctx context.Context, now time.Time) error {
 			use = len(all) - 1
 		}
 	}
+	old := s.cur.Load()
+	if old != nil && old.kid == all[use].ID && samePublished(old.published, all, s.publishFor, now) {
+		if !sameStates(old.keys, all) {
+			next := *old
+			next.keys = states(all)
+			s.cur.Store(&next)
+		}
+		return nil // the same signer and JWKS
+	}
 	snap, err := build(all, use, s.publishFor, now)
 	if err != nil {
 		return err
 	}
+	snap.keys = states(all)
 	s.cur.Store(snap)
 	return nil
+}
+
+// samePublished reports whether all publishes at now exactly the kids in
+// pub.
+func samePublished(pub map[string]bool, all []store.Key, publishFor time.Duration, now time.Time) bool {
+	n := 0
+	for _, k := range all {
+		if published(k, publishFor, now) {
+			if !pub[k.ID] {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(pub)
+}
+
+func states(all []store.Key) []keyState {
+	out := make([]keyState, len(all))
+	for i, k := range all {
+		out[i] = keyState{id: k.ID, retiredAt: k.RetiredAt, revokedAt: k.RevokedAt}
+	}
+	return out
+}
+
+func sameStates(ks []keyState, all []store.Key) bool {
+	if len(ks) != len(all) {
+		return false
+	}
+	for i, k := range all {
+		if ks[i].id != k.ID || !ks[i].retiredAt.Equal(k.RetiredAt) || !ks[i].revokedAt.Equal(k.RevokedAt) {
+			return false
+		}
+	}
+	return true
 }
 
 func build(all []store.Key, active int, publishFor time.Duration, now time.Time) (*snapshot, error) {
@@ -357,7 +417,9 @@ func matches(alg string, priv any) bool {
 }
 
 // Sign returns claims, marshalled to JSON, as a JWS compact JWT signed with
-// the active key, with the header {"alg", "kid", "typ": "at+jwt"}.
+// the active key of the last Reload, with the header {"alg", "kid", "typ":
+// "at+jwt"}. Call Reload first so as never to sign with a key another
+// process has revoked since (the server does).
 func (s *Set) Sign(claims any) (string, error) {
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -370,8 +432,8 @@ func (s *Set) Sign(claims any) (string, error) {
 	return jws.CompactSerialize()
 }
 
-// JWKS returns the JSON Web Key Set document. The bytes are shared: do not
-// modify them.
+// JWKS returns the JSON Web Key Set document of the last Reload. The
+// bytes are shared: do not modify them.
 func (s *Set) JWKS() []byte { return s.cur.Load().jwks }
 
 // ActiveKeyID returns the kid of the key that signs.
@@ -383,37 +445,29 @@ func (s *Set) ActiveKeyID() string { return s.cur.Load().kid }
 func (s *Set) Published(kid string) bool { return s.cur.Load().published[kid] }
 
 // Check reports whether tokens signed by kid may be accepted at now,
-// reading the store rather than the last Reload, so that a key revoked by
-// another process (tokend keys revoke) is refused at once. It returns nil
-// for a published key; an error wrapping ErrRevoked for a revoked key;
-// ErrUnknownKey for a kid the store does not have or no longer publishes
-// (retired publishFor or longer ago); or the store's error, wrapped, when
-// the answer cannot be known (a server answers that with 503, not 401).
+// reading the store rather than trusting the last Reload, so that a key
+// revoked by another process (tokend keys revoke) is refused at once. It
+// returns nil for a published key; an error wrapping ErrRevoked for a
+// revoked key; ErrUnknownKey for a kid the store does not have or no
+// longer publishes (retired publishFor or longer ago); or the store's
+// error, wrapped, when the answer cannot be known (a server answers that
+// with 503, not 401).
 //
-// Check costs one ListKeys. When the store and the last Reload disagree
-// about kid, Check also reloads the Set, so that its JWKS and signing key
-// follow at once; that reload is best effort: if it fails, the Set is
-// unchanged until the next Reload or Check, and Check's answer stands.
+// Check is a Reload (so the Set's JWKS and signing key follow the store
+// too) and a look at what that read found: it shares reads with
+// concurrent Reloads and Checks.
 func (s *Set) Check(ctx context.Context, kid string, now time.Time) error {
-	all, err := s.st.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("keys: list: %w", err)
+	if err := s.Reload(ctx, now); err != nil {
+		return err
 	}
-	verdict := fmt.Errorf("%w %q", ErrUnknownKey, kid)
-	if i := slices.IndexFunc(all, func(k store.Key) bool { return k.ID == kid }); i >= 0 {
-		switch k := all[i]; {
-		case !k.RevokedAt.IsZero():
-			verdict = fmt.Errorf("%w: %q at %s", ErrRevoked, kid, k.RevokedAt.UTC().Format(time.RFC3339))
-		case published(k, s.publishFor, now):
-			verdict = nil
+	ks := s.cur.Load().keys
+	if i := slices.IndexFunc(ks, func(k keyState) bool { return k.id == kid }); i >= 0 {
+		switch k := ks[i]; {
+		case !k.revokedAt.IsZero():
+			return fmt.Errorf("%w: %q at %s", ErrRevoked, kid, k.revokedAt.UTC().Format(time.RFC3339))
+		case published(store.Key{RetiredAt: k.retiredAt}, s.publishFor, now):
+			return nil
 		}
 	}
-	if (verdict == nil) != s.Published(kid) {
-		s.reloadMu.Lock()
-		if (verdict == nil) != s.Published(kid) { // not reloaded meanwhile
-			_ = s.reloadLocked(ctx, now)
-		}
-		s.reloadMu.Unlock()
-	}
-	return verdict
+	return fmt.Errorf("%w %q", ErrUnknownKey, kid)
 }

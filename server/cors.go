@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,21 +17,30 @@ import (
 // CORS (the Fetch standard's CORS protocol) for browser apps, on the
 // endpoints a page calls: POST /oauth/token, POST /oauth/revoke and /v1/*.
 //
-// The origins allowed are the union of every client's store.Client.Origins,
-// read from the store at most every originsReload (a client created or
-// deleted is seen within that long by every instance). A preflight
-// (OPTIONS) from an allowed origin is answered 204 with the
-// Access-Control-Allow-* headers, any other OPTIONS 204 without them; an
-// actual request from an allowed origin gets Access-Control-Allow-Origin
-// (that origin, never "*") and Access-Control-Allow-Credentials, so that
-// the page may read the answer, errors included. The union says only
-// which pages may read answers: once the client of a request is known,
-// /oauth/token and /oauth/revoke refuse an Origin that is not that
-// client's (checkClientOrigin). Requests without an Origin header (servers,
-// curl) are not affected and never read the store for it.
+// The origins allowed are those of the clients the store holds at the
+// request (store.Client.Origins). A preflight (OPTIONS) from an allowed
+// origin is answered 204 with the Access-Control-Allow-* headers, any
+// other OPTIONS 204 without them; an actual request from an allowed
+// origin gets Access-Control-Allow-Origin (that origin, never "*") and
+// Access-Control-Allow-Credentials, so that the page may read the answer,
+// errors included. Which pages may read answers is all the union says:
+// once the client of a request is known, /oauth/token and /oauth/revoke
+// refuse an Origin that is not that client's (checkClientOrigin).
+// Requests without an Origin header (servers, curl) are not affected and
+// never read the store for it.
+//
+// The union of every client's origins is kept in memory and read again
+// at most every originsReload, but it only ever says no on its own: an
+// origin it holds is allowed only once one of the clients that listed
+// it, read from the store at the request, still lists it, so that a
+// client deleted, or created again without that origin, loses it at once
+// on every instance. An origin the union does not hold is refused until
+// the next read (a new client's page waits up to originsReload). If the
+// store cannot be read, the union answers: the request then meets the
+// same store and fails with 503, which the page may read.
 
 // originsReload bounds how often the union of the clients' origins is
-// read from the store.
+// read from the store when nothing forces it.
 const originsReload = 5 * time.Second
 
 // CORS answer headers.
@@ -50,9 +60,11 @@ func corsPath(path string) bool {
 	return path == "/oauth/token" || path == "/oauth/revoke" || strings.HasPrefix(path, "/v1/")
 }
 
-// originSet caches the union of the clients' origins.
+// originSet is the union of the clients' origins, checked against the
+// store before it allows one (see above).
 type originSet struct {
 	list func(ctx context.Context) ([]store.Client, error)
+	get  func(ctx context.Context, id string) (store.Client, error)
 	now  func() time.Time
 	log  func(ctx context.Context, err error)
 	mu   sync.Mutex // held while loading, so that one request loads
@@ -60,48 +72,72 @@ type originSet struct {
 }
 
 type originSnapshot struct {
-	set    map[string]bool
+	set    map[string][]string // origin → the IDs of the clients that list it
 	loaded time.Time
+	fresh  bool // read from the store (not kept from before a failed read)
 }
 
-// allowed reports whether origin is some client's. One request reloads
-// a stale union while the others use the one before; a store that fails
-// leaves that one in place (none at first) until the next attempt,
-// originsReload later.
+// allowed reports whether origin is some client's now.
 func (o *originSet) allowed(ctx context.Context, origin string) bool {
+	ids := o.union(ctx, false).set[origin]
+	if len(ids) == 0 {
+		return false
+	}
+	for _, id := range ids {
+		c, err := o.get(ctx, id)
+		switch {
+		case err == nil && slices.Contains(c.Origins, origin):
+			return true
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			o.log(ctx, err)
+			return true // the store cannot tell; see above
+		}
+	}
+	// Every client that listed it is gone or has dropped it: read the
+	// union again, in case a client created since lists it.
+	snap := o.union(ctx, true)
+	return snap.fresh && len(snap.set[origin]) > 0
+}
+
+// union returns the union of the clients' origins. One request reloads a
+// stale union (or any, with force) while the others use the one before; a
+// store that fails leaves that one in place (none at first) until the
+// next attempt, originsReload later.
+func (o *originSet) union(ctx context.Context, force bool) *originSnapshot {
 	snap := o.cur.Load()
-	if snap != nil && o.fresh(snap) {
-		return snap.set[origin]
+	if snap != nil && !force && o.current(snap) {
+		return snap
 	}
-	if snap != nil && !o.mu.TryLock() {
-		return snap.set[origin] // another request is reloading
+	if snap != nil && !force && !o.mu.TryLock() {
+		return snap // another request is reloading
 	}
-	if snap == nil {
+	if snap == nil || force {
 		o.mu.Lock()
 	}
 	defer o.mu.Unlock()
-	if snap = o.cur.Load(); snap != nil && o.fresh(snap) {
-		return snap.set[origin]
+	if cur := o.cur.Load(); !force && cur != nil && cur != snap && o.current(cur) {
+		return cur // loaded meanwhile
 	}
-	next := &originSnapshot{loaded: o.now()}
+	next := &originSnapshot{loaded: o.now(), fresh: true}
 	if cs, err := o.list(ctx); err != nil {
 		o.log(ctx, err)
+		next.fresh = false
 		if snap != nil {
 			next.set = snap.set
 		}
 	} else {
-		next.set = map[string]bool{}
+		next.set = map[string][]string{}
 		for _, c := range cs {
 			for _, v := range c.Origins {
-				next.set[v] = true
+				next.set[v] = append(next.set[v], c.ID)
 			}
 		}
 	}
 	o.cur.Store(next)
-	return next.set[origin]
+	return next
 }
 
-func (o *originSet) fresh(snap *originSnapshot) bool {
+func (o *originSet) current(snap *originSnapshot) bool {
 	d := o.now().Sub(snap.loaded)
 	return d >= 0 && d < originsReload
 }

@@ -65,11 +65,13 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 //   - Check reports, from the store, whether tokens signed by kid may be
 //     accepted at now: an error wrapping keys.ErrRevoked or
 //     keys.ErrUnknownKey when they may not, any other error when the answer
-//     cannot be known. Introspection and revocation call it for every
-//     access token.
-//   - Reload re-reads the keys from the store; the JWKS endpoint calls it
-//     at most once a second, so a withdrawn key leaves the published JWKS
-//     within a second.
+//     cannot be known. Introspection, revocation and the mint cache call
+//     it for every access token they accept or hand out again.
+//   - Reload brings Sign and JWKS up to date with the store as of the
+//     call. The server calls it before every signature and every JWKS
+//     answer, so that it never signs with, nor publishes, a key the store
+//     has withdrawn; it must therefore be cheap when nothing changed, and
+//     share reads among concurrent calls (*keys.Set's does both).
 type KeyChecker interface {
 	Check(ctx context.Context, kid string, now time.Time) error
 	Reload(ctx context.Context, now time.Time) error

@@ -141,7 +141,7 @@ func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, e
 	} else {
 		delete(claims, "sid")
 	}
-	at, err := s.cfg.Signer.Sign(claims)
+	at, err := s.sign(ctx, claims)
 	if err != nil {
 		return nil, fmt.Errorf("sign access token: %w", err)
 	}

@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/internal/oauth"
-
+	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/verify"
 )
 
 // mintRequest is the body of POST /v1/tokens.
@@ -60,14 +61,23 @@ func (s *Server) authenticateMinter(ctx context.Context, r *http.Request) (store
 }
 
 // handleMint lets a trusted backend issue a token pair for one of its
-// users: every mint with force, and the first without, starts a new login
-// (family) and returns its refresh token. Without force, a repeated mint for
-// the same subject, scope, TTL and claims within the first half of the
-// access token's life returns the same access token again, with the same
-// session_id but no refresh_token: a refresh-token family is never handed
-// to two callers (two devices sharing one family would log each other out
-// through reuse detection). A caller that needs a refresh token for each
-// device sets force.
+// users. The rule for repeated mints:
+//
+//   - A mint for a public client (client_id naming one of the minting
+//     client's MintFor) always starts a new login (family) and returns its
+//     refresh token: the page it is for refreshes on its own, so every page
+//     load may mint, and a reload never leaves a page without a refresh
+//     token.
+//   - A mint by a confidential client for itself starts a new login when
+//     it has force, or when no matching one is cached; without force, a
+//     repeat for the same subject, scope, TTL and claims within the first
+//     half of the access token's life returns the same access token again,
+//     with the same session_id but no refresh_token, and only while
+//     introspection would still call that token active (mintCache). A
+//     refresh-token family is never handed to two callers (two devices
+//     sharing one family would log each other out through reuse
+//     detection): a caller that needs a refresh token for each device
+//     sets force.
 func (s *Server) handleMint(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.mint(r.Context(), w, r)
 	if err != nil {
@@ -108,16 +118,15 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		scope = strings.Join(dedupe(parts), " ")
 	}
 	ttl := time.Duration(req.TTL) * time.Second
-	key := mintKey(c.ID, target.ID, req.Subject, scope, ttl, req.Claims)
+	// Only a confidential client's mint for itself is de-duplicated: see
+	// handleMint.
+	reuse := target.ID == c.ID
+	key := mintKey(c.ID, req.Subject, scope, ttl, req.Claims)
 	now := s.now()
-	if !req.Force {
-		if hit, ok := s.minted.get(key, now); ok {
-			f, err := s.store.GetFamily(ctx, hit.resp.SessionID)
-			if err == nil && f.Active(now) {
-				out := *hit.resp // the access token alone: see mintCache
-				out.stamp(now)
-				return &out, nil
-			}
+	if reuse && !req.Force {
+		out, err := s.mintAgain(ctx, key, now)
+		if out != nil || err != nil {
+			return out, err
 		}
 	}
 	resp, fam, err := s.login(ctx, issueRequest{client: target, subject: req.Subject, scope: scope, grant: "mint", claims: req.Claims, ttl: ttl})
@@ -125,12 +134,50 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		return nil, err
 	}
 	out := &mintResponse{tokenResponse: *resp, SessionID: fam}
-	cached := *out
-	cached.RefreshToken = "" // never handed to a second caller, never kept
-	life := time.Duration(resp.ExpiresIn) * time.Second
-	// Reuse an access token only during the first half of its life.
-	s.minted.put(key, mintEntry{resp: &cached, until: now.Add(life / 2), accessExpiry: now.Add(life)}, now)
+	if reuse {
+		cached := *out
+		cached.RefreshToken = "" // never handed to a second caller, never kept
+		// Reuse an access token only during the first half of its life.
+		s.minted.put(key, mintEntry{resp: &cached, until: now.Add(resp.expires.Sub(now) / 2),
+			kid: verify.KeyID(resp.AccessToken)}, now)
+	}
 	return out, nil
+}
+
+// mintAgain returns the cached answer of key, without its refresh token,
+// if introspection would call its access token active now: the family it
+// belongs to is active (revoking a session, or deleting its client or
+// user, revokes it) and the key that signed it may still be accepted
+// (KeyChecker.Check, which reads the store). Otherwise it forgets the
+// entry and returns nil, and the caller starts a new login. The caller
+// has checked the request against the minting client as the store holds
+// it now (its secret, Mint, Scopes). The error is the store's, when it
+// cannot tell.
+func (s *Server) mintAgain(ctx context.Context, key string, now time.Time) (*mintResponse, error) {
+	hit, ok := s.minted.get(key, now)
+	if !ok {
+		return nil, nil
+	}
+	f, err := s.store.GetFamily(ctx, hit.resp.SessionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && !f.Active(now):
+		s.minted.drop(key)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get minted family: %w", err)
+	}
+	if kc, ok := s.cfg.Signer.(KeyChecker); ok {
+		switch err := kc.Check(ctx, hit.kid, now); {
+		case errors.Is(err, keys.ErrRevoked), errors.Is(err, keys.ErrUnknownKey):
+			s.minted.drop(key)
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("check the minted token's key: %w", err)
+		}
+	}
+	out := *hit.resp // the access token alone: see mintCache
+	out.stamp(now)
+	return &out, nil
 }
 
 // mintTarget returns the client a mint by c is for: c itself when id is
@@ -274,26 +321,28 @@ func describeJSONError(err error) string {
 	return "malformed JSON body"
 }
 
-// mintKey is the mint cache's key: the minting client and the client the
-// login is for are both in it, so a mint for a public client never returns
-// a token minted for another.
-func mintKey(minter, target, subject, scope string, ttl time.Duration, claims []byte) string {
-	return strings.Join([]string{minter, target, subject, scope, ttl.String(), string(claims)}, "\x00")
+// mintKey is the mint cache's key. Only a client's mints for itself are
+// cached, so the minting client is the client the login is for.
+func mintKey(minter, subject, scope string, ttl time.Duration, claims []byte) string {
+	return strings.Join([]string{minter, subject, scope, ttl.String(), string(claims)}, "\x00")
 }
 
-// mintCache remembers minted access tokens in this process's memory (never
-// in the store) during the first half of their life. It never holds a
-// refresh token. Each instance has its own: a repeated mint that reaches
-// another instance starts a new login, which is safe, only less frugal.
+// mintCache remembers the access tokens that confidential clients minted
+// for themselves, in this process's memory (never in the store), during
+// the first half of their life. It never holds a refresh token. An entry
+// is handed out again only after the store has confirmed that
+// introspection would call its token active (mintAgain). Each instance
+// has its own: a repeated mint that reaches another instance starts a new
+// login, which is safe, only less frugal.
 type mintCache struct {
 	mu      sync.Mutex
 	entries map[string]mintEntry
 }
 
 type mintEntry struct {
-	resp         *mintResponse
-	until        time.Time // reused until then
-	accessExpiry time.Time
+	resp  *mintResponse // its expires says when the access token ends
+	until time.Time     // reused until then
+	kid   string        // the key that signed resp's access token
 }
 
 const maxMintCache = 10_000
@@ -309,6 +358,12 @@ func (m *mintCache) get(key string, now time.Time) (mintEntry, bool) {
 		return mintEntry{}, false
 	}
 	return e, ok
+}
+
+func (m *mintCache) drop(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, key)
 }
 
 func (m *mintCache) put(key string, e mintEntry, now time.Time) {

@@ -27,7 +27,10 @@
 // client's is refused with 401 invalid_client. The app's first tokens come
 // from its backend: a confidential client with Mint and MintFor naming
 // the app mints them (POST /v1/tokens, "client_id": "spa") and hands them
-// to the page, which then refreshes with client_id alone. In cookie mode
+// to the page, which then refreshes with client_id alone. A mint for a
+// public client always starts a new login with its refresh token (only a
+// confidential client's repeated mints for itself are de-duplicated; see
+// handleMint), so the backend may mint on every page load. In cookie mode
 // (store.Client.Cookie, `--cookie`) the page never holds a refresh token
 // after that first exchange: it lives in the HttpOnly cookie
 // __Host-tokend-rt, and the page refreshes and logs out by POSTing
@@ -47,9 +50,15 @@
 //     a guesser about as soon as one instance would;
 //   - with a store.FamiliarSources, a cache of each user's familiar
 //     sources (the store holds them; without it, this is all there is);
-//   - the mint cache (mintCache), which only saves logins: a repeat that
-//     reaches another instance starts a new one;
-//   - the signing keys, reloaded from the store (Signer, KeyChecker);
+//   - the mint cache (mintCache) of confidential clients' mints for
+//     themselves, which only saves logins: a repeat that reaches another
+//     instance starts a new one, and an entry is handed out again only
+//     once the store confirms its session and signing key;
+//   - the union of the clients' browser origins (cors.go), which only ever
+//     refuses on its own: an origin it holds is confirmed in the store;
+//   - the signing keys (Signer), re-read from the store before every
+//     signature and JWKS answer (KeyChecker), reads that concurrent
+//     requests share;
 //   - the hashing memory budget (HashMemory), which is this process's
 //     memory.
 //
@@ -251,9 +260,6 @@ type Server struct {
 	minted      *mintCache
 	origins     *originSet // the union of the clients' browser origins (cors.go)
 	health      storeHealth
-	// jwksLoaded is when the JWKS endpoint last reloaded the keys (Unix
-	// nanoseconds).
-	jwksLoaded atomic.Int64
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
 
@@ -342,7 +348,7 @@ func New(cfg Config) (*Server, error) {
 	s.hashing.register(s.metrics.reg)
 	s.refreshKeys.register(s.metrics.reg)
 	s.minted = newMintCache()
-	s.origins = &originSet{list: cfg.Store.ListClients, now: s.now, log: func(ctx context.Context, err error) {
+	s.origins = &originSet{list: cfg.Store.ListClients, get: cfg.Store.GetClient, now: s.now, log: func(ctx context.Context, err error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
 	}}
 	s.routes()
@@ -383,21 +389,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// jwksReloadEvery bounds how often the JWKS endpoint re-reads the keys.
-const jwksReloadEvery = time.Second
-
+// handleJWKS serves the Signer's keys as the store holds them at the
+// request (KeyChecker.Reload): a key withdrawn by another process is gone
+// from the very next answer. If the store cannot be read, the keys loaded
+// before are served with max-age=0, so that verifiers keep verifying
+// through a store outage but ask again soon.
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	maxAge := int(s.cfg.JWKSMaxAge / time.Second)
 	if kc, ok := s.cfg.Signer.(KeyChecker); ok {
-		now := s.now()
-		last := s.jwksLoaded.Load()
-		if now.UnixNano()-last >= int64(jwksReloadEvery) && s.jwksLoaded.CompareAndSwap(last, now.UnixNano()) {
-			if err := kc.Reload(r.Context(), now); err != nil {
-				s.log.WarnContext(r.Context(), "reload signing keys", "err", err) // serve the keys loaded before
+		if err := kc.Reload(r.Context(), s.now()); err != nil {
+			if r.Context().Err() == nil { // not a client that went away
+				s.log.WarnContext(r.Context(), "reload signing keys for the JWKS; serving the keys loaded before", "err", err)
 			}
+			maxAge = 0
 		}
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.JWKSMaxAge/time.Second)))
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))
 	_, _ = w.Write(s.cfg.Signer.JWKS())
 }
 

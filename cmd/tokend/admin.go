@@ -254,7 +254,7 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 			}
 			fmt.Fprintf(cio.stdout, "revoked key %s: it leaves the JWKS, and introspection refuses its tokens now\n", args[0])
 			if next.ID != "" {
-				fmt.Fprintf(cio.stdout, "new signing key %s (%s): signs now, from each server's next --key-reload\n", next.ID, next.Algorithm)
+				fmt.Fprintf(cio.stdout, "new signing key %s (%s): signs now, on every server\n", next.ID, next.Algorithm)
 			}
 			return nil
 		})

@@ -184,16 +184,19 @@ func failureCounter(st store.Store) store.FailureCounter {
 func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, sr *secretReload) {
 	reload := time.NewTicker(cfg.KeyReload)
 	defer reload.Stop()
+	// Requests reload the keys too (before every signature), so the change
+	// is logged against the key seen at the last tick, whoever reloaded.
+	was := ks.ActiveKeyID()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-reload.C:
-			was := ks.ActiveKeyID()
 			if err := ks.Reload(ctx, time.Now()); err != nil {
 				log.Warn("reload signing keys", "err", err)
 			} else if kid := ks.ActiveKeyID(); kid != was {
 				log.Info("signing key changed", "kid", kid, "was", was)
+				was = kid
 			}
 			sr.reload(ctx, log)
 		}

@@ -163,6 +163,7 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
 
   const control = (path, init = {}) => fetch(origins.control + path, { method: "POST", ...init });
   await control(`/upstream?url=${encodeURIComponent(tokendURL)}`);
+  await control(`/backend?id=backend&secret=${encodeURIComponent(backend.client_secret)}`);
   await until(async () => (await fetch(origins.auth + "/readyz").catch(() => ({}))).status === 200, "tokend /readyz through the proxy");
 
   const basic = "Basic " + Buffer.from(`backend:${backend.client_secret}`).toString("base64");
@@ -195,6 +196,8 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
     async authLog() { return (await fetch(origins.control + "/auth-log")).json(); },
     async apiLog() { return (await fetch(origins.control + "/api-log")).json(); },
     async wsLog() { return (await fetch(origins.control + "/ws-log")).json(); },
+    /** The app backend's mints (GET /session/tokens) since the last reset: their count and tokend's statuses. */
+    async backendLog() { return (await fetch(origins.control + "/backend-log")).json(); },
     async wsClose(code, reason = "") { return (await control(`/ws-close?code=${code}&reason=${encodeURIComponent(reason)}`)).json(); },
     browser: null,
     async launch() {

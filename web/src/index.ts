@@ -1,5 +1,6 @@
 export {
   TokenManager,
+  MissingRefreshTokenError,
   ReauthRequiredError,
   TokenRefreshError,
   isTokenChallenge,

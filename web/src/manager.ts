@@ -1,5 +1,6 @@
 import { jwtClaims } from "./jwt.js";
 import {
+  MissingRefreshTokenError,
   ReauthRequiredError,
   TokenRefreshError,
   type BroadcastChannelLike,
@@ -9,7 +10,7 @@ import {
   type TokenResponse,
 } from "./options.js";
 
-export { ReauthRequiredError, TokenRefreshError };
+export { MissingRefreshTokenError, ReauthRequiredError, TokenRefreshError };
 export type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse };
 
 interface State {
@@ -96,9 +97,13 @@ export class TokenManager {
     }
   }
 
-  /** Adopt tokens the app has (e.g. from its backend's mint); with none, in cookie mode, the first getAccessToken refreshes from the cookie. */
+  /**
+   * Adopt tokens the app has (e.g. from its backend's mint); with none, in cookie mode, the first getAccessToken refreshes from the cookie.
+   * Throws MissingRefreshTokenError, changing nothing, if tokens has no refresh_token outside cookie mode.
+   */
   start(tokens?: TokenResponse): void {
     if (this.#closed) return;
+    if (tokens && !this.#o.cookie && !tokens.refresh_token) throw new MissingRefreshTokenError();
     if (!this.#started) {
       this.#started = true;
       const o = this.#o;

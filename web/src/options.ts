@@ -96,3 +96,18 @@ export class TokenRefreshError extends Error {
     this.status = status;
   }
 }
+
+/**
+ * start() was given tokens without a refresh_token outside cookie mode:
+ * the manager could never refresh them, and the user would be sent to
+ * log in again once the access token expires. Thrown by start() before it
+ * changes anything. With tokend, a backend's mint for a public client
+ * always carries one; a response without one is a mint for the backend
+ * itself, or one that lost it on the way to the page.
+ */
+export class MissingRefreshTokenError extends Error {
+  constructor(message = "tokend: start() was given tokens without a refresh_token; outside cookie mode the manager needs one to refresh") {
+    super(message);
+    this.name = "MissingRefreshTokenError";
+  }
+}

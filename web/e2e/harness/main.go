@@ -9,13 +9,16 @@
 //
 //	  - app: the test pages (-pages) at /, the built package (-dist) at
 //	    /lib/, GET /api/echo guarded by verify, /ws a wsconn.Handler echoing
-//	    every message, GET /api/log and GET /api/ws-log.
+//	    every message, GET /api/log and GET /api/ws-log, and GET
+//	    /session/tokens, the app's backend, which mints a login for alice
+//	    at tokend on every call (backend.go).
 //	  - other: the same pages and package, from an origin no client allows.
 //	  - auth: a reverse proxy to tokend (set through the control port), which
 //	    logs the requests it forwards and can delay the token endpoint.
-//	  - control: POST /upstream?url=, POST /slow?ms=&when=before|after,
+//	  - control: POST /upstream?url=, POST /backend?id=&secret= (the
+//	    client the backend mints as), POST /slow?ms=&when=before|after,
 //	    POST /ws-close?code=&reason=, POST /reset, GET /auth-log, GET /api-log,
-//	    GET /ws-log. Only the tests use it; pages never do.
+//	    GET /ws-log, GET /backend-log. Only the tests use it; pages never do.
 //
 // The issuer (-issuer, default the auth origin) is what the API's verifier
 // expects in iss and where it fetches the keys: tokend must be started
@@ -80,6 +83,7 @@ func run() error {
 		}
 	}
 	api := newAPI(*issuer, *leeway, fmt.Sprintf("localhost:%d", port(0)), logger)
+	be := &backend{logger: logger, upstream: proxy.upstream.Load}
 
 	static := func() *http.ServeMux {
 		mux := http.NewServeMux()
@@ -89,14 +93,17 @@ func run() error {
 	}
 	app := static()
 	api.routes(app)
+	be.routes(app)
 	other := static()
 
 	control := http.NewServeMux()
 	proxy.controlRoutes(control)
 	api.controlRoutes(control)
+	be.controlRoutes(control)
 	control.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
 		proxy.reset()
 		api.reset()
+		be.reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
 
