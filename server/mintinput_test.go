@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,54 @@ func TestIssuedTokensDropFoldedServerClaims(t *testing.T) {
 	if strings.Contains(logs, "root") || strings.Contains(logs, "evil") {
 		t.Errorf("a dropped claim's value reached the log:\n%s", logs)
 	}
+}
+
+// FuzzMintBody sends arbitrary bodies to POST /v1/tokens: never a panic
+// or a 5xx, every refusal an RFC 6749 JSON error; every token minted
+// holds no two claim names that fold alike (so a case-insensitive decoder
+// reads the server's sub, scope and the rest), and every stored lifetime
+// is within 0 to 24h.
+func FuzzMintBody(f *testing.F) {
+	e := newEnv(f, nil) // shared by every input
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := rawRequest("POST", "/v1/tokens", "application/json", string(body), "Authorization", basic(appID, appSecret))
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatalf("answer is not JSON: %q", rec.Body)
+		}
+		if rec.Code != 200 {
+			if code, _ := m["error"].(string); code == "" {
+				t.Fatalf("error answer without error code: %q", rec.Body)
+			}
+			return
+		}
+		at, _ := m["access_token"].(string)
+		var claims map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(jwtPayload(t, at)), &claims); err != nil {
+			t.Fatal(err)
+		}
+		folded := map[string]string{}
+		for k := range claims {
+			for other, prev := range folded {
+				if strings.EqualFold(other, k) {
+					t.Fatalf("token for %q holds %q and %q", body, prev, k)
+				}
+			}
+			folded[k] = k
+		}
+		sid, _ := m["session_id"].(string)
+		fam, err := e.store.GetFamily(t.Context(), sid)
+		if exp, _ := m["expires_in"].(float64); err != nil || fam.AccessTTL < 0 || fam.AccessTTL > server.MaxAccessTTL || exp > 86400 {
+			t.Fatalf("mint %q: family %+v, %v; expires_in %v", body, fam, err, m["expires_in"])
+		}
+		var sub string
+		if err := json.Unmarshal(claims["sub"], &sub); err != nil || sub != fam.Subject {
+			t.Fatalf("token sub %s, family subject %q", claims["sub"], fam.Subject)
+		}
+	})
 }
