@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/memory"
 )
 
 // mintBody posts body to /v1/tokens as app.
@@ -223,4 +225,21 @@ func FuzzMintBody(f *testing.F) {
 			t.Fatalf("token sub %s, family subject %q", claims["sub"], fam.Subject)
 		}
 	})
+}
+
+// The server's own access-token lifetime has the mint's bound.
+func TestAccessTTLBound(t *testing.T) {
+	st := memory.New()
+	ks, err := keys.Load(t.Context(), st, "EdDSA", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.Config{Store: st, Signer: ks, Secret: testSecret, Issuer: "http://tokend.test", AccessTTL: server.MaxAccessTTL + time.Second}
+	if _, err := server.New(cfg); err == nil || err.Error() != "server: Config.AccessTTL is longer than MaxAccessTTL (24h)" {
+		t.Fatalf("New with AccessTTL 24h1s: %v", err)
+	}
+	cfg.AccessTTL = server.MaxAccessTTL
+	if _, err := server.New(cfg); err != nil {
+		t.Fatalf("New with AccessTTL 24h: %v", err)
+	}
 }
