@@ -12,9 +12,10 @@ import (
 // parsing and before any arithmetic (settings.checkBounds, and `tokend
 // keys rotate` for its two durations). Beyond being positive
 // (checkIssuer):
-//   - every duration is at least a second: tokens, Retry-After and
-//     max-age count whole seconds, and an interval of nanoseconds would
-//     spin a ticker;
+//   - every lifetime and wait is at least a second: tokens, Retry-After
+//     and max-age count whole seconds; the intervals (gc-interval,
+//     key-reload) are at least 10ms, as a ticker of nanoseconds would
+//     keep a core and the store busy for nothing;
 //   - access-ttl is at most server.MaxAccessTTL, like a mint's ttl;
 //   - key-reload and jwks-max-age are at most 24h each, so that their
 //     sum, how far ahead `tokend keys rotate` sets a new key's NotBefore,
@@ -28,8 +29,8 @@ var durationRanges = map[string][2]time.Duration{
 	"access-ttl":         {time.Second, server.MaxAccessTTL},
 	"refresh-idle":       {time.Second, 0},
 	"refresh-absolute":   {time.Second, 0},
-	"gc-interval":        {time.Second, 0},
-	"key-reload":         {time.Second, 24 * time.Hour},
+	"gc-interval":        {10 * time.Millisecond, 0},
+	"key-reload":         {10 * time.Millisecond, 24 * time.Hour},
 	"jwks-max-age":       {time.Second, 24 * time.Hour},
 	"throttle-window":    {time.Second, 24 * time.Hour},
 	"throttle-max-delay": {time.Second, 24 * time.Hour},

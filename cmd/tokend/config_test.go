@@ -215,8 +215,9 @@ func TestSettingsChecked(t *testing.T) {
 		{[]string{"--access-ttl", "500ms"}, nil, "access-ttl must be from 1s to 24h, such as 15m, not 500ms"},
 		{[]string{"--refresh-idle", "1ns"}, nil, "refresh-idle must be at least 1s, such as 720h, not 1ns"},
 		{[]string{"--refresh-absolute", "2562048h"}, nil, `invalid argument "2562048h" for "--refresh-absolute" flag: want a duration such as 2160h, not "2562048h"`},
-		{[]string{"--gc-interval", "1ns"}, nil, "gc-interval must be at least 1s, such as 1m, not 1ns"},
-		{[]string{"--key-reload", "2562047h"}, nil, "key-reload must be from 1s to 24h, such as 10s, not 2562047h"},
+		{[]string{"--gc-interval", "1ns"}, nil, "gc-interval must be at least 10ms, such as 1m, not 1ns"},
+		{[]string{"--key-reload", "9ms"}, nil, "key-reload must be from 10ms to 24h, such as 10s, not 9ms"},
+		{[]string{"--key-reload", "2562047h"}, nil, "key-reload must be from 10ms to 24h, such as 10s, not 2562047h"},
 		{nil, map[string]string{"TOKEND_JWKS_MAX_AGE": "100000h"}, "jwks-max-age must be from 1s to 24h, such as 1m, not 100000h"},
 		{[]string{"--throttle-window", "168h"}, nil, "throttle-window must be from 1s to 24h, such as 1h, not 168h"},
 		{[]string{"--throttle-max-delay", "500ms"}, nil, "throttle-max-delay must be from 1s to 24h, such as 15m, not 500ms"},
@@ -237,7 +238,7 @@ func TestSettingsChecked(t *testing.T) {
 		}
 	}
 	// The edges of the ranges are fine.
-	edges := []string{"--access-ttl", "24h", "--refresh-idle", "1s", "--key-reload", "24h", "--jwks-max-age", "24h", "--hash-queue", "-1",
+	edges := []string{"--access-ttl", "24h", "--refresh-idle", "1s", "--key-reload", "24h", "--gc-interval", "10ms", "--jwks-max-age", "24h", "--hash-queue", "-1",
 		"--hash-memory", "1048576", "--throttle-pair", "1000000", "--throttle-window", "1s", "--throttle-max-delay", "24h", "--refresh-absolute", "2562047h"}
 	if _, err := loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), edges, func(string) string { return "" }); err != nil {
 		t.Errorf("%q: %v", edges, err)

@@ -33,7 +33,7 @@ func TestAdminArgumentsChecked(t *testing.T) {
 		{[]string{"sessions", "revoke", "a\nb"}, "", "tokend sessions revoke: the session ID must be " + rule},
 		{[]string{"sessions", "revoke", "--subject", "\x00"}, "", "tokend sessions revoke: --subject must be " + rule},
 		{[]string{"sessions", "list", "--client", "\x7f"}, "", "tokend sessions list: --client must be " + rule},
-		{[]string{"keys", "rotate", "--key-reload", "2562047h", "--jwks-max-age", "2562047h"}, "", "tokend keys rotate: --key-reload must be from 1s to 24h, such as 10s, not 2562047h"},
+		{[]string{"keys", "rotate", "--key-reload", "2562047h", "--jwks-max-age", "2562047h"}, "", "tokend keys rotate: --key-reload must be from 10ms to 24h, such as 10s, not 2562047h"},
 		{[]string{"keys", "rotate", "--jwks-max-age", "-1m"}, "", "tokend keys rotate: --jwks-max-age must be from 1s to 24h, such as 1m, not -1m"},
 	}
 	for _, tc := range cases {
