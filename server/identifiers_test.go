@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -215,5 +216,23 @@ func TestMalformedScopeNamesIt(t *testing.T) {
 				t.Errorf("mint scope %q: %d %v", scope, a.status, a.body)
 			}
 		}
+	}
+}
+
+// An Authenticator that returns a subject no store may hold is the
+// server's fault: 500, logged without the subject, and no login stored.
+func TestAuthenticatorSubjectChecked(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) {
+		c.Authenticate = func(context.Context, string, string) (string, error) { return "ro\x00ot", nil }
+	})
+	a := e.post("/oauth/token", appID, appSecret, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"x"}})
+	if a.status != 500 || a.str("error") != "server_error" {
+		t.Fatalf("%d %v", a.status, a.body)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "family Subject: store: invalid identifier: a control character (U+0000)") || strings.Contains(logs, "ro\x00ot") || strings.Contains(logs, `ro\x00ot`) {
+		t.Errorf("log:\n%s", logs)
+	}
+	if fams, _ := e.store.ListFamilies(t.Context(), store.FamilyFilter{}); len(fams) != 0 {
+		t.Errorf("%d families stored", len(fams))
 	}
 }
