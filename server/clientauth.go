@@ -54,6 +54,9 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if id == "" {
 		return store.Client{}, false, errInvalidClient(true)
 	}
+	if err := checkClientID(id, basic); err != nil {
+		return store.Client{}, false, err
+	}
 	// Only a presented secret can be a guess; a request with a client_id
 	// alone is a public client's, or refused below without counting.
 	var att attempt

@@ -2,10 +2,14 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/tokend/tokend/internal/oauth"
 )
@@ -57,17 +61,30 @@ func parseForm(body string) (url.Values, error) {
 
 // quoteParam names a parameter in an error description, safely: a name is
 // never a secret, but it may be junk, so only a short printable prefix is
-// shown.
+// shown: its first 32 bytes, in ASCII, a letter beyond ASCII as a JSON
+// escape ("\u017fub" for "ſub": names that fold onto others must be
+// told apart), and a control character, a quote, a backslash or a byte
+// that is not UTF-8 as "?".
 func quoteParam(k string) string {
 	const max = 32
 	out := make([]byte, 0, len(k)+2)
 	out = append(out, '"')
-	for i := 0; i < len(k) && i < max; i++ {
-		c := k[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			c = '?'
+	for i := 0; i < len(k) && i < max; {
+		r, n := utf8.DecodeRuneInString(k[i:])
+		switch {
+		case r >= 0x20 && r <= 0x7e && r != '"' && r != '\\':
+			out = append(out, byte(r))
+		case r > 0x7e && r != utf8.RuneError && unicode.IsGraphic(r):
+			if r > 0xffff {
+				r1, r2 := utf16.EncodeRune(r)
+				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+			} else {
+				out = fmt.Appendf(out, `\u%04x`, r)
+			}
+		default:
+			out = append(out, '?')
 		}
-		out = append(out, c)
+		i += n
 	}
 	return string(append(out, '"'))
 }

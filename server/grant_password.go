@@ -19,6 +19,9 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 	if user == "" || pass == "" {
 		return nil, errInvalidRequest("missing username or password")
 	}
+	if err := checkParam("parameter", "username", user); err != nil {
+		return nil, err
+	}
 	scope, err := requestedScope(form, c.Scopes)
 	if err != nil {
 		return nil, err

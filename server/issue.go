@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -108,20 +107,9 @@ func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, e
 		ttl = req.ttl
 	}
 	now := s.now()
-	claims := map[string]any{}
-	if len(req.claims) > 0 {
-		if err := json.Unmarshal(req.claims, &claims); err != nil {
-			return nil, fmt.Errorf("custom claims: %w", err)
-		}
-	}
-	if s.cfg.Claims != nil {
-		extra, err := s.cfg.Claims(ctx, ClaimsRequest{ClientID: req.client.ID, Subject: req.subject, Scope: req.scope, Grant: req.grant})
-		if err != nil {
-			return nil, fmt.Errorf("claims hook: %w", err)
-		}
-		for k, v := range extra {
-			claims[k] = v
-		}
+	claims, err := s.customClaims(ctx, req) // claims.go
+	if err != nil {
+		return nil, err
 	}
 	claims["iss"] = s.cfg.Issuer
 	claims["sub"] = req.subject

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,9 +79,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // requestInfo is what handlers learn about a request that the access log
-// reports: the authenticated client.
+// reports: the authenticated client, and whether a segment of the path
+// was refused (pathID), which keeps the path out of the log.
 type requestInfo struct {
-	client string
+	client      string
+	pathRefused bool
 }
 
 type requestInfoKey struct{}
@@ -114,9 +117,14 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 		}
 		if s.cfg.AccessLog {
 			// The path and the client id, never the query, a header or the
-			// body: nothing secret.
+			// body: nothing secret. A path with a refused segment is
+			// logged as its route's pattern: the value goes to no log.
+			path := r.URL.Path
+			if info.pathRefused {
+				_, path, _ = strings.Cut(r.Pattern, " ")
+			}
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", cmp.Or(sw.status, http.StatusOK)),
+				slog.String("method", r.Method), slog.String("path", path), slog.Int("status", cmp.Or(sw.status, http.StatusOK)),
 				slog.String("client", info.client), slog.Duration("latency", latency))
 		}
 	}

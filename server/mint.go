@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/keys"
@@ -39,10 +40,14 @@ type mintResponse struct {
 	SessionID string `json:"session_id"`
 }
 
-// registered claims cannot be set through mint: they are the server's.
-var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "sid"}
+// MaxAccessTTL is the longest lifetime of an access token, 24 hours:
+// Config.AccessTTL and a mint's "ttl" may be at most this long.
+const MaxAccessTTL = maxTTLSeconds * time.Second
 
-const maxTTL = 24 * time.Hour
+const maxTTLSeconds = 86400
+
+// ttlType says what a mint's "ttl" must be.
+var ttlType = "a whole number of seconds from 0 to " + strconv.Itoa(maxTTLSeconds)
 
 // authenticateMinter checks Basic client authentication for the /v1 API
 // and that the client may mint.
@@ -105,7 +110,7 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 	if scope != "" {
 		parts, ok := parseScope(scope)
 		if !ok {
-			return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: "malformed scope"}
+			return nil, errMalformedScope("field")
 		}
 		for _, p := range parts {
 			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p) {
@@ -211,9 +216,12 @@ func (s *Server) mintTarget(ctx context.Context, c store.Client, id string) (sto
 	return t, nil
 }
 
-// readMintRequest reads the JSON body of POST /v1/tokens. Every refusal is
-// 400 invalid_request (413 for a body over maxFormBytes) whose description
-// names the offending field and what it must be.
+// readMintRequest reads the JSON body of POST /v1/tokens and checks every
+// field before anything uses it: the subject and client_id are
+// identifiers (store.IDRule), the ttl is in range before it becomes a
+// duration, and the claims pass checkClaims. Every refusal is 400
+// invalid_request (413 for a body over maxFormBytes) whose description
+// names the offending field and what it must be, never its value.
 func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error) {
 	var req mintRequest
 	ct, err := singleHeader(r, "Content-Type")
@@ -231,6 +239,10 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 	if err != nil {
 		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: oauth.InvalidRequest, Description: "request body too large"}
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bytes with U+FFFD, silently.
+		return req, errInvalidRequest("malformed JSON body: not UTF-8 (RFC 8259 §8.1)")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -242,22 +254,25 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 	switch {
 	case req.Subject == "":
 		return req, errInvalidRequest(`field "subject" is required: the user to issue the tokens for`)
-	case len(req.Subject) > 256:
-		return req, errInvalidRequest(`field "subject" must have 1 to 256 characters`)
-	case req.TTL < 0 || time.Duration(req.TTL)*time.Second > maxTTL:
-		return req, errInvalidRequest(`field "ttl" must be between 0 and 86400 seconds`)
+	case req.TTL < 0 || req.TTL > maxTTLSeconds: // before it is multiplied
+		return req, errInvalidRequest(`field "ttl" must be ` + ttlType)
+	}
+	if err := checkParam("field", "subject", req.Subject); err != nil {
+		return req, err
+	}
+	if req.ClientID != "" {
+		if err := checkParam("field", "client_id", req.ClientID); err != nil {
+			return req, err
+		}
 	}
 	if len(req.Claims) > 0 && !bytes.Equal(bytes.TrimSpace(req.Claims), []byte("null")) {
-		var m map[string]any
-		if err := json.Unmarshal(req.Claims, &m); err != nil {
+		canon, err := canonicalClaims(req.Claims)
+		if err != nil {
 			return req, errInvalidRequest(`field "claims" must be a JSON object`)
 		}
-		for _, k := range registered {
-			if _, ok := m[k]; ok {
-				return req, errInvalidRequest(`field "claims" may not set ` + k)
-			}
+		if desc := checkClaims(req.Claims); desc != "" {
+			return req, errInvalidRequest(desc)
 		}
-		canon, _ := json.Marshal(m) // sorted keys: a canonical form
 		req.Claims = canon
 	} else {
 		req.Claims = nil
@@ -272,7 +287,7 @@ const mintShape = `{"subject": string, "scope": string, "ttl": seconds, "claims"
 var mintFieldTypes = map[string]string{
 	"subject":   "a string",
 	"scope":     "a string of space-separated scopes",
-	"ttl":       "a whole number of seconds",
+	"ttl":       ttlType,
 	"claims":    "a JSON object",
 	"force":     "true or false",
 	"client_id": "a string: a public client this client may mint for",

@@ -323,6 +323,15 @@ func TestOpenAPIResponses(t *testing.T) {
 	ck.do(call{method: "DELETE", path: "/v1/subjects/u1/sessions", basic: [2]string{appID, "wrong"}}, 401)
 	ck.do(call{method: "DELETE", path: "/v1/subjects/u1/sessions", basic: [2]string{"other", "other-secret"}}, 403)
 	ck.do(call{method: "DELETE", path: "/v1/sessions/x", basic: [2]string{appID, "wrong"}}, 401)
+	// Identifiers that break the rule (issue 16, item 6), and claim names
+	// that fold onto reserved ones (item 5).
+	ck.do(call{method: "GET", path: "/v1/subjects/al%00ice/sessions", basic: app}, 400)
+	ck.do(call{method: "DELETE", path: "/v1/subjects/al%FFice/sessions", basic: app}, 400)
+	ck.do(call{method: "DELETE", path: "/v1/sessions/a%1Bb", basic: app}, 400)
+	ck.do(mint(`{"subject":"al\u0000ice"}`, app), 400)
+	ck.do(mint(`{"subject":"u1","claims":{"ſub":"root"}}`, app), 400)
+	ck.do(post("/oauth/token", app, url.Values{"grant_type": {"password"}, "username": {"al\x00ice"}, "password": {"x"}}), 400)
+	ck.do(post("/oauth/token", [2]string{"al\x00ice", "x"}, url.Values{"grant_type": {"client_credentials"}}), 401)
 	ck.do(call{method: "POST", path: "/v1/sessions/x"}, 405)
 
 	// Browser apps: preflights, a refusal of another page, cookie mode.

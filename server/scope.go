@@ -8,6 +8,15 @@ import (
 	"github.com/tokend/tokend/internal/oauth"
 )
 
+// scopeSyntax says what a scope parameter must be, for messages.
+const scopeSyntax = `scope tokens of printable ASCII other than " and \, separated by single spaces (RFC 6749 §3.3)`
+
+// errMalformedScope is 400 invalid_scope for a scope that parseScope
+// refuses; kind says where it came from: "parameter" or "field".
+func errMalformedScope(kind string) *Error {
+	return &Error{Status: 400, Code: oauth.InvalidScope, Description: kind + ` "scope" must be ` + scopeSyntax}
+}
+
 // parseScope splits a scope parameter (RFC 6749 §3.3) into its tokens and
 // checks their characters.
 func parseScope(s string) ([]string, bool) {
@@ -34,7 +43,7 @@ func requestedScope(form url.Values, allowed []string) (string, error) {
 	}
 	parts, ok := parseScope(form.Get("scope"))
 	if !ok {
-		return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "malformed scope"}
+		return "", errMalformedScope("parameter")
 	}
 	if len(allowed) > 0 {
 		for _, p := range parts {
@@ -50,7 +59,7 @@ func requestedScope(form url.Values, allowed []string) (string, error) {
 func narrowScope(requested, granted string) (string, error) {
 	parts, ok := parseScope(requested)
 	if !ok {
-		return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "malformed scope"}
+		return "", errMalformedScope("parameter")
 	}
 	have := strings.Fields(granted)
 	for _, p := range parts {

@@ -105,7 +105,10 @@ var ErrBadCredentials = errors.New("bad credentials")
 
 // ClaimsFunc adds custom claims to an access token. The claims it returns
 // cannot replace the registered ones (iss, sub, aud, exp, iat, jti,
-// client_id, scope, sid).
+// client_id, scope, sid): the server sets those, and drops (and logs) a
+// claim whose name equals one of them under Unicode case folding, such
+// as "SUB" or "ſub", which case-insensitive decoders would read in its
+// place.
 type ClaimsFunc func(ctx context.Context, req ClaimsRequest) (map[string]any, error)
 
 // ClaimsRequest describes the access token being issued, for a ClaimsFunc.
@@ -148,7 +151,7 @@ type Config struct {
 	// Audience is the aud of access tokens. Default: Issuer.
 	Audience string
 
-	AccessTTL       time.Duration // default 15m; a token lives at least this, less than a second more (exp has whole seconds)
+	AccessTTL       time.Duration // default 15m, at most MaxAccessTTL; a token lives at least this, less than a second more (exp has whole seconds)
 	RefreshIdle     time.Duration // a family unused this long ends; default 30 days
 	RefreshAbsolute time.Duration // a family ends this long after login; default 90 days
 	// Grace is how long after a rotation the presented refresh token may
@@ -289,6 +292,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.AccessTTL > MaxAccessTTL {
+		return nil, errors.New("server: Config.AccessTTL is longer than MaxAccessTTL (24h)")
 	}
 	if cfg.RefreshIdle <= 0 {
 		cfg.RefreshIdle = 30 * 24 * time.Hour

@@ -62,8 +62,13 @@ var testSecret = bytes.Repeat([]byte{7}, 32)
 
 func newEnv(t testing.TB, mod func(*server.Config)) *env {
 	t.Helper()
+	return newEnvOn(t, memory.New(), mod)
+}
+
+// newEnvOn is newEnv on st, an empty store of any backend.
+func newEnvOn(t testing.TB, st store.Store, mod func(*server.Config)) *env {
+	t.Helper()
 	ctx := t.Context()
-	st := memory.New()
 	clk := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ks, err := keys.Load(ctx, st, "EdDSA", time.Hour, clk.Now())
 	if err != nil {

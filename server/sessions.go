@@ -60,6 +60,11 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	sub, err := pathID(r, "sub")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	owners, err := s.sessionOwners(ctx, c)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -68,7 +73,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	var fams []store.Family
 	for _, id := range owners {
-		fs, err := s.store.ListFamilies(ctx, store.FamilyFilter{ClientID: id, Subject: r.PathValue("sub"), ActiveAt: now})
+		fs, err := s.store.ListFamilies(ctx, store.FamilyFilter{ClientID: id, Subject: sub, ActiveAt: now})
 		if err != nil {
 			s.writeError(w, r, fmt.Errorf("list families: %w", err))
 			return
@@ -93,6 +98,11 @@ func (s *Server) handleRevokeSubject(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	sub, err := pathID(r, "sub")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	owners, err := s.sessionOwners(ctx, c)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -100,7 +110,7 @@ func (s *Server) handleRevokeSubject(w http.ResponseWriter, r *http.Request) {
 	}
 	n := 0
 	for _, id := range owners {
-		k, err := s.store.RevokeFamilies(ctx, store.FamilyFilter{ClientID: id, Subject: r.PathValue("sub")}, s.now(), "logout")
+		k, err := s.store.RevokeFamilies(ctx, store.FamilyFilter{ClientID: id, Subject: sub}, s.now(), "logout")
 		n += k
 		if err != nil {
 			s.metrics.revoked.WithLabelValues("logout").Add(float64(n))
@@ -122,13 +132,18 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	owners, err := s.sessionOwners(ctx, c)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	notFound := &Error{Status: http.StatusNotFound, Code: oauth.NotFound, Description: "no such session"}
-	f, err := s.store.GetFamily(ctx, r.PathValue("id"))
+	f, err := s.store.GetFamily(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && !slices.Contains(owners, f.ClientID):
 		s.writeError(w, r, notFound)

@@ -225,6 +225,8 @@ type FamilyFilter struct {
 
 // Store is the server's storage. All methods are safe for concurrent use
 // and take the context first. A method either does all it says or nothing.
+// An identifier that breaks IDRule is refused (ErrInvalid) by a method
+// that would store it and unknown to one that looks it up (ids.go).
 type Store interface {
 	// CreateClient stores c. Returns ErrExists if c.ID is taken.
 	CreateClient(ctx context.Context, c Client) error

@@ -32,12 +32,32 @@ type storeFlags struct {
 }
 
 // envDuration is the duration in the environment variable name, or def if
-// it is unset or not a duration.
-func envDuration(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
+// it is unset; an error if it is set to something else than a duration.
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return def, fmt.Errorf("%s: want a duration such as %s, not %q", name, fmtDuration(def), v)
+	}
+	return d, nil
+}
+
+// checkIDArg refuses an identifier an operator typed that no store may
+// hold (store.CheckID; store.CheckClientID for a new client's ID), naming
+// the argument (what) and the rule. It never echoes the value: it may hold
+// control characters that would rewrite the terminal.
+func checkIDArg(what, id string, newClient bool) error {
+	check, rule := store.CheckID, store.IDRule
+	if newClient {
+		check, rule = store.CheckClientID, store.ClientIDRule
+	}
+	if check(id) != nil {
+		return usageError{err: fmt.Errorf("%s must be %s", what, rule), brief: true}
+	}
+	return nil
 }
 
 // addStoreFlags registers --store, --init and the key-file flags (named
@@ -115,6 +135,9 @@ func newUserCmd(cio *cmdIO) *cobra.Command {
 	csf := addStoreFlags(fs, "encryption-")
 	create.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if err := checkIDArg("the user name", args[0], false); err != nil {
+			return err
+		}
 		if !*fromStdin {
 			return usageErrorf("--password-stdin is required: pipe the password in, so that it stays out of the shell history")
 		}
@@ -173,6 +196,9 @@ func newUserCmd(cio *cmdIO) *cobra.Command {
 	dsf := addStoreFlags(del.Flags(), "encryption-")
 	del.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if err := checkIDArg("the user name", args[0], false); err != nil {
+			return err
+		}
 		return dsf.with(ctx, cio.stderr, func(st store.Store) error {
 			n, err := st.DeleteUser(ctx, args[0], time.Now())
 			if errors.Is(err, store.ErrNotFound) {
@@ -220,13 +246,29 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 	rotate := &cobra.Command{Use: "rotate", Short: "make a new signing key; the old one stays published while its tokens may live", Args: noArgs}
 	alg := rotate.Flags().String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
 	def := defaultSettings()
-	reloadEvery := rotate.Flags().Duration("key-reload", envDuration("TOKEND_KEY_RELOAD", def.KeyReload),
+	reloadDef, reloadErr := envDuration("TOKEND_KEY_RELOAD", def.KeyReload)
+	maxAgeDef, maxAgeErr := envDuration("TOKEND_JWKS_MAX_AGE", def.JWKSMaxAge)
+	reloadEvery := rotate.Flags().Duration("key-reload", reloadDef,
 		"the servers' --key-reload (env TOKEND_KEY_RELOAD): the new key signs from --key-reload + --jwks-max-age after now")
-	maxAge := rotate.Flags().Duration("jwks-max-age", envDuration("TOKEND_JWKS_MAX_AGE", def.JWKSMaxAge),
+	maxAge := rotate.Flags().Duration("jwks-max-age", maxAgeDef,
 		"the servers' --jwks-max-age (env TOKEND_JWKS_MAX_AGE)")
 	rsf := addStoreFlags(rotate.Flags(), "encryption-")
 	rotate.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		// Checked before they are added: the sum must not overflow
+		// (bounds.go).
+		for _, d := range []struct {
+			name     string
+			envErr   error
+			got, def time.Duration
+		}{{"key-reload", reloadErr, *reloadEvery, def.KeyReload}, {"jwks-max-age", maxAgeErr, *maxAge, def.JWKSMaxAge}} {
+			if d.envErr != nil && !cmd.Flags().Changed(d.name) {
+				return usageError{err: d.envErr, brief: true}
+			}
+			if err := checkDuration(d.name, d.got, d.def); err != nil {
+				return usageError{err: fmt.Errorf("--%w", err), brief: true}
+			}
+		}
 		lead := *reloadEvery + *maxAge
 		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
 			k, err := keys.Rotate(ctx, st, *alg, time.Now(), lead)
@@ -274,6 +316,9 @@ func newSessionsCmd(cio *cmdIO) *cobra.Command {
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if err := checkFilterArgs(*lsubject, *lclient); err != nil {
+			return err
+		}
 		return lsf.with(ctx, cio.stderr, func(st store.Store) error {
 			filter := store.FamilyFilter{ClientID: *lclient, Subject: *lsubject}
 			if !*all {
@@ -308,6 +353,14 @@ func newSessionsCmd(cio *cmdIO) *cobra.Command {
 		if len(args) > 1 || len(args) == 1 == byFilter {
 			return usageErrorf("want a session ID, or --subject and/or --client")
 		}
+		if len(args) == 1 {
+			if err := checkIDArg("the session ID", args[0], false); err != nil {
+				return err
+			}
+		}
+		if err := checkFilterArgs(*rsubject, *rclient); err != nil {
+			return err
+		}
 		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
 			now := time.Now()
 			if len(args) == 1 {
@@ -331,6 +384,20 @@ func newSessionsCmd(cio *cmdIO) *cobra.Command {
 	}
 	s.AddCommand(list, revoke)
 	return s
+}
+
+// checkFilterArgs checks the --subject and --client of the sessions
+// commands, if given.
+func checkFilterArgs(subject, client string) error {
+	if subject != "" {
+		if err := checkIDArg("--subject", subject, false); err != nil {
+			return err
+		}
+	}
+	if client != "" {
+		return checkIDArg("--client", client, false)
+	}
+	return nil
 }
 
 func splitList(s string) []string {

@@ -49,6 +49,9 @@ func newClientCmd(cio *cmdIO) *cobra.Command {
 	dsf := addStoreFlags(del.Flags(), "encryption-")
 	del.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if err := checkIDArg("the client ID", args[0], false); err != nil {
+			return err
+		}
 		return dsf.with(ctx, cio.stderr, func(st store.Store) error {
 			n, err := st.DeleteClient(ctx, args[0], time.Now())
 			if errors.Is(err, store.ErrNotFound) {
@@ -108,6 +111,9 @@ refresh token lives in the server's HttpOnly cookie instead of the page.`,
 		if *id == "" {
 			return usageErrorf("--id is required")
 		}
+		if err := checkIDArg("--id", *id, true); err != nil {
+			return err
+		}
 		if *asJSON && *quiet {
 			return usageErrorf("--json and --quiet: choose one")
 		}
@@ -153,6 +159,8 @@ refresh token lives in the server's HttpOnly cookie instead of the page.`,
 				return usageErrorf("--mint-for without --mint: only a client that may mint can start logins for %s", *mintFor)
 			case fs.Changed("mint-for") && len(c.MintFor) == 0:
 				return usageErrorf("--mint-for names no client: want the IDs of public clients, comma-separated")
+			case slices.ContainsFunc(c.MintFor, func(m string) bool { return store.CheckClientID(m) != nil }):
+				return usageError{err: fmt.Errorf("each client of --mint-for must be %s", store.ClientIDRule), brief: true}
 			case slices.Contains(c.MintFor, c.ID):
 				return usageErrorf("--mint-for names %s itself: a client mints for itself without it", c.ID)
 			}

@@ -425,6 +425,9 @@ func (s *settings) checkIssuer() error {
 			return fmt.Errorf("%s must be positive, such as %d, not %d", n.name, n.want, n.got)
 		}
 	}
+	if err := s.checkBounds(); err != nil { // bounds.go
+		return err
+	}
 	if s.KeyAlg != "EdDSA" && s.KeyAlg != "ES256" {
 		return fmt.Errorf("key-alg must be EdDSA or ES256, not %q", s.KeyAlg)
 	}

@@ -210,6 +210,22 @@ func TestSettingsChecked(t *testing.T) {
 		{[]string{"--hash-memory", "0"}, nil, "hash-memory must be positive, such as 128"},
 		{[]string{"--throttle-pair", "-1"}, nil, "throttle-pair must be positive, such as 5"},
 		{[]string{"--throttle-max-delay", "48h"}, nil, "throttle-max-delay must be at most 24h"},
+		// issue 16, item 7: ranges, checked before any arithmetic.
+		{[]string{"--access-ttl", "25h"}, nil, "access-ttl must be from 1s to 24h, such as 15m, not 25h"},
+		{[]string{"--access-ttl", "500ms"}, nil, "access-ttl must be from 1s to 24h, such as 15m, not 500ms"},
+		{[]string{"--refresh-idle", "1ns"}, nil, "refresh-idle must be at least 1s, such as 720h, not 1ns"},
+		{[]string{"--refresh-absolute", "2562048h"}, nil, `invalid argument "2562048h" for "--refresh-absolute" flag: want a duration such as 2160h, not "2562048h"`},
+		{[]string{"--gc-interval", "1ns"}, nil, "gc-interval must be at least 10ms, such as 1m, not 1ns"},
+		{[]string{"--key-reload", "9ms"}, nil, "key-reload must be from 10ms to 24h, such as 10s, not 9ms"},
+		{[]string{"--key-reload", "2562047h"}, nil, "key-reload must be from 10ms to 24h, such as 10s, not 2562047h"},
+		{nil, map[string]string{"TOKEND_JWKS_MAX_AGE": "100000h"}, "jwks-max-age must be from 1s to 24h, such as 1m, not 100000h"},
+		{[]string{"--throttle-window", "168h"}, nil, "throttle-window must be from 1s to 24h, such as 1h, not 168h"},
+		{[]string{"--throttle-max-delay", "500ms"}, nil, "throttle-max-delay must be from 1s to 24h, such as 15m, not 500ms"},
+		{[]string{"--hash-memory", "9223372036854775807"}, nil, "hash-memory must be from 1 to 1048576, such as 128, not 9223372036854775807"},
+		{[]string{"--hash-memory", "9223372036854775808"}, nil, `want a whole number such as 128, not "9223372036854775808"`},
+		{[]string{"--hash-queue", "100001"}, nil, "hash-queue must be from any negative (no queue) to 100000, such as 64, not 100001"},
+		{[]string{"--throttle-source", "1000001"}, nil, "throttle-source must be from 1 to 1000000, such as 50, not 1000001"},
+		{nil, map[string]string{"TOKEND_THROTTLE_ACCOUNT": "4294967297"}, "throttle-account must be from 1 to 1000000, such as 20, not 4294967297"},
 		{[]string{"--store", "mysql://x"}, nil, `store: store URL "mysql://x": unknown scheme`},
 		{[]string{"--store", "sqlite://"}, nil, "names no file"},
 	}
@@ -220,6 +236,12 @@ func TestSettingsChecked(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q %v: %v; want %q", tc.args, tc.env, err, tc.want)
 		}
+	}
+	// The edges of the ranges are fine.
+	edges := []string{"--access-ttl", "24h", "--refresh-idle", "1s", "--key-reload", "24h", "--gc-interval", "10ms", "--jwks-max-age", "24h", "--hash-queue", "-1",
+		"--hash-memory", "1048576", "--throttle-pair", "1000000", "--throttle-window", "1s", "--throttle-max-delay", "24h", "--refresh-absolute", "2562047h"}
+	if _, err := loadSettings(pflag.NewFlagSet("serve", pflag.ContinueOnError), edges, func(string) string { return "" }); err != nil {
+		t.Errorf("%q: %v", edges, err)
 	}
 	// Binding every interface with an issuer is fine; a port of 0 leaves
 	// the issuer to serve, which takes the listener's.

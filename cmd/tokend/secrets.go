@@ -65,18 +65,33 @@ token.`,
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if err := checkSkew(*lskew); err != nil {
+			return err
+		}
 		return lsf.with(ctx, cio.stderr, func(st store.Store) error {
 			return listSecrets(ctx, st, time.Now(), *lskew, cio.stdout)
 		})
 	}
 
 	rotate := &cobra.Command{Use: "rotate", Short: "add a new server secret, which tags new refresh tokens after a lead", Args: noArgs}
-	reloadEvery := rotate.Flags().Duration("key-reload", envDuration("TOKEND_KEY_RELOAD", defaultSettings().KeyReload),
+	reloadDef, reloadErr := envDuration("TOKEND_KEY_RELOAD", defaultSettings().KeyReload)
+	reloadEvery := rotate.Flags().Duration("key-reload", reloadDef,
 		"the servers' --key-reload (env TOKEND_KEY_RELOAD): the new secret tags from 2 x --key-reload + --clock-skew after now")
 	rskew := skewFlag(rotate.Flags())
 	rsf := addStoreFlags(rotate.Flags(), "encryption-")
 	rotate.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if reloadErr != nil && !cmd.Flags().Changed("key-reload") {
+			return usageError{err: reloadErr, brief: true}
+		}
+		// Checked before they are added: the sum must not overflow
+		// (bounds.go).
+		if err := checkDuration("key-reload", *reloadEvery, defaultSettings().KeyReload); err != nil {
+			return usageError{err: fmt.Errorf("--%w", err), brief: true}
+		}
+		if err := checkSkew(*rskew); err != nil {
+			return err
+		}
 		lead := 2**reloadEvery + *rskew
 		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
 			s, err := secrets.Rotate(ctx, st, time.Now(), lead)
@@ -99,6 +114,9 @@ token.`,
 	tsf := addStoreFlags(retire.Flags(), "encryption-")
 	retire.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if err := checkSkew(*tskew); err != nil {
+			return err
+		}
 		ring, err := loadKeyring(tsf.keys.current, tsf.keys.old, os.Getenv)
 		if err != nil {
 			return err
@@ -125,6 +143,14 @@ token.`,
 }
 
 // skewFlag registers --clock-skew on fs.
+// checkSkew checks a --clock-skew (bounds.go).
+func checkSkew(d time.Duration) error {
+	if err := checkDuration("clock-skew", d, secrets.DefaultSkew); err != nil {
+		return usageError{err: fmt.Errorf("--%w", err), brief: true}
+	}
+	return nil
+}
+
 func skewFlag(fs *pflag.FlagSet) *time.Duration {
 	return fs.Duration("clock-skew", secrets.DefaultSkew,
 		"how far apart the servers' clocks and the store's may be: a new secret tags from 2 x --key-reload + this after rotate, and retire ends the logins last refreshed before this after it took over")

@@ -12,6 +12,9 @@ import (
 
 // CreateFamily implements store.Store.
 func (s *Store) CreateFamily(_ context.Context, f store.Family) error {
+	if err := store.CheckFamily(f); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.families[f.ID]; ok {

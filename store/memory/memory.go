@@ -63,6 +63,9 @@ func cloneFamily(f store.Family) store.Family {
 
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(_ context.Context, c store.Client) error {
+	if err := store.CheckClient(c); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.clients[c.ID]; ok {
@@ -108,6 +111,9 @@ func (s *Store) DeleteClient(_ context.Context, id string, at time.Time) (int, e
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(_ context.Context, u store.User) error {
+	if err := store.CheckID(u.Name); err != nil {
+		return fmt.Errorf("memory: user name: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[u.Name]; ok {
@@ -271,6 +277,9 @@ func (s *Store) RevokeKey(_ context.Context, id string, at time.Time) error {
 
 // RevokeAccessToken implements store.Store.
 func (s *Store) RevokeAccessToken(_ context.Context, jti string, expiresAt time.Time) error {
+	if err := store.CheckID(jti); err != nil {
+		return fmt.Errorf("memory: jti: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.denied[jti]; !ok || expiresAt.After(old) {

@@ -54,6 +54,9 @@ const (
 // to rebase from: then, as with WithCallerClock, its times are stored as
 // given. Durations are kept to the microsecond.
 func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
+	if err := store.CheckFamily(f); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	q, at := qCreateFamily, func(t time.Time) any { return tin(t) }
 	if !s.callerClock && !f.CreatedAt.IsZero() {
 		q, at = qCreateFamilyNow, func(t time.Time) any {
@@ -68,6 +71,9 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 
 // GetFamily implements store.Store.
 func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) {
+	if store.Unknown(id) {
+		return store.Family{}, unknown("family")
+	}
 	return readOne(ctx, s, "family "+id, "SELECT "+familyCols+" FROM families WHERE id = $1", scanFamily, id)
 }
 
@@ -108,6 +114,9 @@ func where(filter store.FamilyFilter, first int) (string, []any) {
 
 // ListFamilies implements store.Store.
 func (s *Store) ListFamilies(ctx context.Context, filter store.FamilyFilter) ([]store.Family, error) {
+	if store.Unknown(filter.ClientID, filter.Subject) {
+		return nil, nil
+	}
 	cond, args := where(filter, 1)
 	return readAll(ctx, s, "list families", "SELECT "+familyCols+" FROM families WHERE "+cond+" ORDER BY created_at NULLS FIRST, id",
 		scanFamily, args...)
@@ -115,6 +124,9 @@ func (s *Store) ListFamilies(ctx context.Context, filter store.FamilyFilter) ([]
 
 // RevokeFamily implements store.Store.
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
+	if store.Unknown(id) {
+		return unknown("family")
+	}
 	return s.exec(ctx, "family "+id, true,
 		"UPDATE families SET revoke_reason = CASE WHEN revoked_at IS NULL THEN $1 ELSE revoke_reason END, revoked_at = COALESCE(revoked_at, $2) WHERE id = $3",
 		reason, tin(at), id)
@@ -122,6 +134,9 @@ func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reaso
 
 // RevokeFamilies implements store.Store.
 func (s *Store) RevokeFamilies(ctx context.Context, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
+	if store.Unknown(filter.ClientID, filter.Subject) {
+		return 0, nil
+	}
 	n, err := revoke(ctx, s.pool, filter, at, reason)
 	if err != nil {
 		return 0, dbErr("revoke families", err)

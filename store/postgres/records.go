@@ -48,8 +48,17 @@ func readAll[T any](ctx context.Context, s *Store, what, query string, scan func
 	return out, nil
 }
 
+// unknown is the answer to a lookup of an identifier that breaks
+// store.IDRule (store.Unknown), without asking the database: no row can
+// have it, and PostgreSQL would refuse some (NUL, invalid UTF-8) with an
+// error. The identifier is not quoted.
+func unknown(what string) error { return fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound) }
+
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	if err := store.CheckClient(c); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	return s.exec(ctx, "client "+c.ID, false,
 		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
@@ -72,6 +81,9 @@ func scanClient(r row) (store.Client, error) {
 
 // GetClient implements store.Store.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	if store.Unknown(id) {
+		return store.Client{}, unknown("client")
+	}
 	return readOne(ctx, s, "client "+id, "SELECT "+clientCols+" FROM clients WHERE id = $1", scanClient, id)
 }
 
@@ -83,12 +95,18 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 // DeleteClient implements store.Store: the client's row goes and its
 // families are revoked in one transaction.
 func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
+	if store.Unknown(id) {
+		return 0, unknown("client")
+	}
 	return s.deleteAndRevoke(ctx, "client "+id, "DELETE FROM clients WHERE id = $1", id,
 		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted)
 }
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	if err := store.CheckID(u.Name); err != nil {
+		return fmt.Errorf("postgres: user name: %w", err)
+	}
 	return s.exec(ctx, "user "+u.Name, false,
 		"INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)", u.Name, u.PasswordHash, tin(u.CreatedAt))
 }
@@ -105,6 +123,9 @@ func scanUser(r row) (store.User, error) {
 
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, name string) (store.User, error) {
+	if store.Unknown(name) {
+		return store.User{}, unknown("user")
+	}
 	return readOne(ctx, s, "user "+name, "SELECT name, password_hash, created_at FROM users WHERE name = $1", scanUser, name)
 }
 
@@ -117,6 +138,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 // one UPDATE; when it changes nothing, a second look tells an unknown user
 // from a changed hash.
 func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error {
+	if store.Unknown(name) {
+		return unknown("user")
+	}
 	tag, err := s.pool.Exec(ctx, "UPDATE users SET password_hash = $1 WHERE name = $2 AND password_hash = $3", newHash, name, oldHash)
 	if err != nil {
 		return dbErr("update password hash", err)
@@ -137,6 +161,9 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash s
 // DeleteUser implements store.Store: the user's row goes and the families
 // of the subject are revoked in one transaction.
 func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
+	if store.Unknown(name) {
+		return 0, unknown("user")
+	}
 	return s.deleteAndRevoke(ctx, "user "+name, "DELETE FROM users WHERE name = $1", name,
 		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted)
 }
@@ -255,6 +282,9 @@ func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
 
 // RetireKey implements store.Store.
 func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
+	if store.Unknown(id) {
+		return unknown("key")
+	}
 	return s.exec(ctx, "key "+id, true, "UPDATE keys SET retired_at = COALESCE(retired_at, $1) WHERE id = $2", tin(at), id)
 }
 
@@ -262,6 +292,9 @@ func (s *Store) RetireKey(ctx context.Context, id string, at time.Time) error {
 // the row as it was, so retired_at is set only by the revocation that sets
 // revoked_at.
 func (s *Store) RevokeKey(ctx context.Context, id string, at time.Time) error {
+	if store.Unknown(id) {
+		return unknown("key")
+	}
 	return s.exec(ctx, "key "+id, true,
 		"UPDATE keys SET retired_at = CASE WHEN revoked_at IS NULL THEN COALESCE(retired_at, $1) ELSE retired_at END, revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
 		tin(at), id)
@@ -333,6 +366,9 @@ type pair struct {
 
 // RevokeAccessToken implements store.Store.
 func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if err := store.CheckID(jti); err != nil {
+		return fmt.Errorf("postgres: jti: %w", err)
+	}
 	return s.exec(ctx, "revoke access token", false,
 		"INSERT INTO denied_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO UPDATE SET expires_at = GREATEST(denied_access_tokens.expires_at, excluded.expires_at)",
 		jti, expiresAt)
@@ -340,6 +376,9 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 
 // AccessTokenRevoked implements store.Store.
 func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	if store.Unknown(jti) {
+		return false, nil
+	}
 	var denied bool
 	err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM denied_access_tokens WHERE jti = $1)", jti).Scan(&denied)
 	if err != nil {

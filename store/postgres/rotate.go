@@ -31,6 +31,9 @@ const (
 // changed the row in between, the UPDATE matches nothing and Rotate reads
 // and decides again.
 func (s *Store) Rotate(ctx context.Context, req store.RotateRequest) (store.RotateResult, error) {
+	if store.Unknown(req.FamilyID) {
+		return store.RotateResult{}, unknown("refresh token")
+	}
 	attempt := 0
 	return store.CompareAndRotate(ctx, req,
 		func(ctx context.Context) (store.Family, time.Time, error) {

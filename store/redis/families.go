@@ -45,6 +45,9 @@ func bytesOf(v string) []byte {
 // (on the family's slot, unless Options.CallerClock), rebases f on it, and
 // writes the family and its index entries in one script.
 func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
+	if err := store.CheckFamily(f); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
 	fam := s.famKey(f.ID)
 	if !s.callerClk {
 		m, now, err := s.readFamily(ctx, fam)

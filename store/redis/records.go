@@ -97,6 +97,9 @@ func (s *Store) getAll(ctx context.Context, op string, keys []string) ([]map[str
 
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	if err := store.CheckClient(c); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
 	mint, cookie := "", ""
 	if c.Mint {
 		mint = "1"
@@ -187,6 +190,9 @@ func (s *Store) deleteRevoking(ctx context.Context, what, name, key, list, fams,
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	if err := store.CheckID(u.Name); err != nil {
+		return fmt.Errorf("redis: user name: %w", err)
+	}
 	return s.createRecord(ctx, "user", u.Name, s.userKey(u.Name), s.p+"users",
 		"name", u.Name, "hash", u.PasswordHash, "created", enc(u.CreatedAt))
 }
@@ -347,6 +353,9 @@ func (s *Store) retireKey(ctx context.Context, op, id string, at time.Time, revo
 // RevokeAccessToken implements store.Store: the entry expires in Redis at
 // expiresAt.
 func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if err := store.CheckID(jti); err != nil {
+		return fmt.Errorf("redis: jti: %w", err)
+	}
 	ms := max(expiresAt.UnixMilli(), 1)
 	err := denyScript.Run(ctx, s.rdb, []string{s.p + "deny:" + jti, s.p + "denyidx"}, jti, expiresAt.UnixMicro(), ms).Err()
 	return wrap("revoke access token", err)

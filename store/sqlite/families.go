@@ -35,6 +35,9 @@ func scanFamily(row interface{ Scan(...any) error }) (store.Family, error) {
 
 // CreateFamily implements store.Store.
 func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
+	if err := store.CheckFamily(f); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := s.txExec(ctx, tx, qInsertFamily,
 			f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),

@@ -31,6 +31,9 @@ func (s *Store) exec(ctx context.Context, what string, mustChange bool, query st
 
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	if err := store.CheckClient(c); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
 	return s.exec(ctx, "client "+c.ID, false,
 		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
@@ -75,6 +78,9 @@ func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int,
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	if err := store.CheckID(u.Name); err != nil {
+		return fmt.Errorf("sqlite: user name: %w", err)
+	}
 	return s.exec(ctx, "user "+u.Name, false,
 		"INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)", u.Name, u.PasswordHash, tin(u.CreatedAt))
 }
@@ -157,6 +163,9 @@ func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filte
 
 // RevokeAccessToken implements store.Store.
 func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if err := store.CheckID(jti); err != nil {
+		return fmt.Errorf("sqlite: jti: %w", err)
+	}
 	return s.exec(ctx, "revoke access token", false,
 		"INSERT INTO denied_access_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
 		jti, expiresAt.UnixMicro())

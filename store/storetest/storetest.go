@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DenyList", testDenyList},
 		{"UpdatePasswordHash", testUpdatePasswordHash},
 		{"RewriteSecrets", testRewriteSecrets},
+		{"Identifiers", testIdentifiers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,7 +208,7 @@ func testCreateFamily(t *testing.T, s store.Store) {
 		t.Fatal("the store shares memory with its callers")
 	}
 	// A duplicate family ID writes nothing.
-	wantErr(t, s.CreateFamily(ctx, store.Family{ID: "f1", TokenHash: hash()}), store.ErrExists)
+	wantErr(t, s.CreateFamily(ctx, store.Family{ID: "f1", ClientID: "c", Subject: "bob", TokenHash: hash()}), store.ErrExists)
 	if again, _ := s.GetFamily(ctx, "f1"); again.Subject != "alice" || !bytes.Equal(again.TokenHash, tk.hash) {
 		t.Fatalf("a refused CreateFamily changed the family: %+v", again)
 	}
