@@ -29,8 +29,11 @@ var (
 	ErrExpired = errors.New("store: family expired")
 	// ErrUnavailable reports a store that cannot serve the request now but
 	// may later: a full disk, an I/O error, a database that is down or
-	// busy. Nothing was changed; the caller may retry. The server answers
-	// it with 503 temporarily_unavailable.
+	// busy, or that did not answer within the call's deadline
+	// (WithTimeout). Nothing was changed, unless the answer to a write was
+	// what got lost (a commit whose acknowledgement did not arrive in
+	// time); the caller may retry. The server answers it with 503
+	// temporarily_unavailable.
 	ErrUnavailable = errors.New("store: unavailable")
 	// ErrConflict reports a compare-and-set that found another value than
 	// the one it expected: someone else changed the record first.
