@@ -52,7 +52,7 @@ func (s stalled) RotateKey(ctx context.Context, _ store.Key, _ string) error { r
 func (s stalled) ListKeys(ctx context.Context) ([]store.Key, error)          { return nil, s.wait(ctx) }
 func (s stalled) RetireKey(ctx context.Context, _ string, _ time.Time) error { return s.wait(ctx) }
 func (s stalled) RevokeKey(ctx context.Context, _ string, _ time.Time) error { return s.wait(ctx) }
-func (s stalled) CreateFamily(ctx context.Context, _ store.Family) error    { return s.wait(ctx) }
+func (s stalled) CreateFamily(ctx context.Context, _ store.Family) error     { return s.wait(ctx) }
 func (s stalled) GetFamily(ctx context.Context, _ string) (store.Family, error) {
 	return store.Family{}, s.wait(ctx)
 }
