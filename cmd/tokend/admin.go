@@ -25,10 +25,11 @@ import (
 // it may be created, and the operator keys it is sealed with
 // (encryption.go).
 type storeFlags struct {
-	fs   *pflag.FlagSet
-	url  string
-	init bool
-	keys *keyFiles
+	fs      *pflag.FlagSet
+	url     string
+	timeout time.Duration
+	init    bool
+	keys    *keyFiles
 }
 
 // envDuration is the duration in the environment variable name, or def if
@@ -40,8 +41,8 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// addStoreFlags registers --store, --init and the key-file flags (named
-// with keyPrefix) on fs.
+// addStoreFlags registers --store, --store-timeout, --init and the
+// key-file flags (named with keyPrefix) on fs.
 func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	def := os.Getenv("TOKEND_STORE")
 	if def == "" {
@@ -49,6 +50,7 @@ func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	}
 	sf := &storeFlags{fs: fs}
 	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB or redis://HOST:6379/0[?prefix=KEYPREFIX] (env TOKEND_STORE)")
+	fs.DurationVar(&sf.timeout, "store-timeout", envDuration("TOKEND_STORE_TIMEOUT", store.DefaultTimeout), storeTimeoutUsage+" (env TOKEND_STORE_TIMEOUT)")
 	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
 	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
 	return sf
@@ -68,7 +70,7 @@ func (sf *storeFlags) from() string {
 // openRaw opens the store unwrapped (for the encryption commands), after
 // saying on stderr which one.
 func (sf *storeFlags) openRaw(ctx context.Context, stderr io.Writer) (store.Store, error) {
-	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init)
+	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init, sf.timeout)
 	if err != nil {
 		return nil, err
 	}

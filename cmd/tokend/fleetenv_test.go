@@ -130,8 +130,8 @@ type node struct {
 // client_credentials grants; may mint) and the user alice in the store
 // adminURL with the admin CLI, then starts n instances together on
 // serveURL (adminURL, or the same store through a proxy). grace is their
-// --grace; 0 keeps serve's default.
-func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duration) *fleet {
+// --grace; 0 keeps serve's default. extra are more flags of serve.
+func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duration, extra ...string) *fleet {
 	t.Helper()
 	bin := tokendBin.get(t)
 	if code, _, errOut := runCmd(t, "", "client", "create", "--init", "--id", fleetClient, "--secret", fleetSecret,
@@ -151,6 +151,7 @@ func newFleet(t *testing.T, adminURL, serveURL string, n int, grace time.Duratio
 	if grace > 0 {
 		args = append(args, "--grace", grace.String())
 	}
+	args = append(args, extra...)
 	// Started together, as a deployment does: the first key and the
 	// server secret are created once, whichever instance comes first.
 	f.nodes = make([]*node, n)

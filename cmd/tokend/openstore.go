@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
@@ -78,16 +79,34 @@ func (u storeURL) String() string {
 }
 
 // openStore opens the store a URL names, creating a missing SQLite file:
-// what serve and the in-process bench do.
-func openStore(ctx context.Context, raw string) (store.Store, error) {
+// what serve and the in-process bench do. Every call of the store returned
+// has the deadline timeout (see storeURL.open).
+func openStore(ctx context.Context, raw string, timeout time.Duration) (store.Store, error) {
 	u, err := parseStoreURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	return u.open(ctx)
+	return u.open(ctx, timeout)
 }
 
-func (u storeURL) open(ctx context.Context) (store.Store, error) {
+// open opens the store u names, with a deadline of timeout (0:
+// store.DefaultTimeout) on each of its calls (store.WithTimeout), those of
+// the optional interfaces too: every command's store comes from here, so
+// that no request, admin command or background job (the GC, its lease,
+// the key reload, the fleet's failure counts) waits longer for a database
+// that holds its bytes.
+func (u storeURL) open(ctx context.Context, timeout time.Duration) (store.Store, error) {
+	if timeout < 0 {
+		return nil, fmt.Errorf("store-timeout must be positive, such as %v, not %v", store.DefaultTimeout, timeout)
+	}
+	st, err := u.openBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.WithTimeout(st, timeout), nil
+}
+
+func (u storeURL) openBackend(ctx context.Context) (store.Store, error) {
 	switch u.scheme {
 	case "memory":
 		return memory.New(), nil
@@ -139,7 +158,7 @@ var errNoStore = errors.New("no store")
 // (a store inside this process would vanish with it), and a SQLite file
 // only if it exists, unless init is set. from says where the URL came from,
 // for messages.
-func openAdminStore(ctx context.Context, raw, from string, init bool) (store.Store, error) {
+func openAdminStore(ctx context.Context, raw, from string, init bool, timeout time.Duration) (store.Store, error) {
 	u, err := parseStoreURL(raw)
 	if err != nil {
 		return nil, err
@@ -153,5 +172,5 @@ func openAdminStore(ctx context.Context, raw, from string, init bool) (store.Sto
 			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, raw, from)
 		}
 	}
-	return u.open(ctx)
+	return u.open(ctx, timeout)
 }
