@@ -50,6 +50,7 @@ func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	}
 	sf := &storeFlags{fs: fs}
 	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB or redis://HOST:6379/0[?prefix=KEYPREFIX] (env TOKEND_STORE)")
+	fs.Lookup("store").DefValue = redacted(def) // shown by -h
 	fs.DurationVar(&sf.timeout, "store-timeout", envDuration("TOKEND_STORE_TIMEOUT", store.DefaultTimeout), storeTimeoutUsage+" (env TOKEND_STORE_TIMEOUT)")
 	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
 	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
