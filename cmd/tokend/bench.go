@@ -133,7 +133,7 @@ func bench(cmd *cobra.Command, stdout io.Writer, storeURL, target, clientID, cli
 	for _, g := range groups {
 		all = append(all, g...)
 	}
-	against := strings.Join(all, " and ") + " (in-process, store " + storeURL + ")"
+	against := strings.Join(all, " and ") + " (in-process, store " + redacted(storeURL) + ")"
 	if target != "" {
 		against = target
 	}
