@@ -213,4 +213,3 @@ func TestRedactPanic(t *testing.T) {
 		panic("driver broke on " + raw)
 	}()
 }
-
