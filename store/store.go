@@ -3,7 +3,10 @@
 // the sentinel errors, the rule of rotation (Decide) and the Store
 // interface every backend implements. Backends live in subpackages
 // (memory, sqlite, postgres, redis, and sealed around any of them);
-// storetest is the conformance suite they all pass.
+// storetest is the conformance suite they all pass. WithTimeout puts a
+// deadline on every call of a store, so that a database that stops
+// answering costs its callers an error wrapping ErrUnavailable, not a
+// hang.
 //
 // Values go in and come out; no backend shares memory with its callers. A
 // refresh token is known to a store only by its hash: the token itself never

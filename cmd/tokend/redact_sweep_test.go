@@ -81,14 +81,17 @@ func TestServeStoreLineRedacted(t *testing.T) {
 	}
 }
 
-// adminRuns are the arguments each admin command that opens a store runs
-// with in TestAdminStoreLineRedacted, in order; stdin for those that read
-// it. K and K2 stand for operator key files.
-var adminRuns = []struct {
+// adminRun is one run of an admin command.
+type adminRun struct {
 	path  string // the command, as after "tokend "
 	args  []string
 	stdin string
-}{
+}
+
+// adminRuns are the arguments each admin command that opens a store runs
+// with in TestAdminStoreLineRedacted, in order; stdin for those that read
+// it. K and K2 stand for operator key files.
+var adminRuns = []adminRun{
 	{"migrate", nil, ""},
 	{"client create", []string{"--id", "app", "--secret", "app-secret", "--grant", "client_credentials"}, ""},
 	{"client list", nil, ""},
@@ -125,13 +128,7 @@ func TestAdminStoreLineRedacted(t *testing.T) {
 	}
 	walk(newRoot(&cmdIO{}))
 	for _, p := range paths {
-		if !slices.ContainsFunc(adminRuns, func(r struct {
-			path  string
-			args  []string
-			stdin string
-		}) bool {
-			return r.path == p
-		}) {
+		if !slices.ContainsFunc(adminRuns, func(r adminRun) bool { return r.path == p }) {
 			t.Errorf("tokend %s takes --store but is not in adminRuns", p)
 		}
 	}
