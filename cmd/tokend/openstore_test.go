@@ -66,7 +66,9 @@ func TestOpenStoreBounded(t *testing.T) {
 		{func(*testing.T) string { return "memory:" }, "*memory.Store", "FailureCounter=false Leaser=false LegacyTokens=false"},
 		{func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "t.db") }, "*sqlite.Store", "FailureCounter=false Leaser=false LegacyTokens=true"},
 		{func(t *testing.T) string { return pgtest.ServerURL + pgtest.Schema(t) }, "*postgres.Store", "FailureCounter=true Leaser=true LegacyTokens=true"},
-		{func(t *testing.T) string { return redistest.ServerURL + "?prefix=" + url.QueryEscape(redistest.Prefix(t)) }, "*redis.Store", "FailureCounter=true Leaser=true LegacyTokens=false"},
+		{func(t *testing.T) string {
+			return redistest.ServerURL + "?prefix=" + url.QueryEscape(redistest.Prefix(t))
+		}, "*redis.Store", "FailureCounter=true Leaser=true LegacyTokens=false"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.backend, func(t *testing.T) {
