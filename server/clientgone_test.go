@@ -25,23 +25,40 @@ type hangup struct {
 type hangupKey struct{}
 
 func (h hangup) GetClient(ctx context.Context, id string) (store.Client, error) {
+	if err := h.hangUp(ctx); err != nil {
+		return store.Client{}, err
+	}
+	return h.Store.GetClient(ctx, id)
+}
+
+func (h hangup) Ping(ctx context.Context) error {
+	if err := h.hangUp(ctx); err != nil {
+		return err
+	}
+	return h.Store.Ping(ctx)
+}
+
+// hangUp cancels the request of ctx, if it carries a hangupKey, and
+// returns the error of the interrupted call; nil otherwise.
+func (h hangup) hangUp(ctx context.Context) error {
 	cancel, ok := ctx.Value(hangupKey{}).(context.CancelFunc)
 	if !ok {
-		return h.Store.GetClient(ctx, id)
+		return nil
 	}
 	cancel()
 	<-ctx.Done()
 	if h.unavailable {
-		return store.Client{}, fmt.Errorf("db: %w: read tcp 127.0.0.1:5432: i/o timeout", store.ErrUnavailable)
+		return fmt.Errorf("db: %w: read tcp 127.0.0.1:5432: i/o timeout", store.ErrUnavailable)
 	}
-	return store.Client{}, fmt.Errorf("db: %w", ctx.Err())
+	return fmt.Errorf("db: %w", ctx.Err())
 }
 
 // A client that hangs up while its request waits for the store, on every
 // endpoint that reads it, is neither an error in the log nor a server
 // error in the metrics, whatever the driver makes of it: it is recorded
 // as 499 client_closed_request and logged at debug level, and the store is
-// not taken for failing (/readyz stays 200).
+// not taken for failing (/readyz stays 200, also after a prober of /readyz
+// hung up).
 func TestClientGone(t *testing.T) {
 	requests := []struct {
 		endpoint, method, path, body string
@@ -90,10 +107,17 @@ func TestClientGone(t *testing.T) {
 			if logs := e.logs.String(); strings.Contains(logs, "level=ERROR") || strings.Count(logs, `level=DEBUG msg="client went away"`) != len(requests) {
 				t.Errorf("logs: want no error, and %d clients that went away at debug level:\n%s", len(requests), logs)
 			}
+			// A prober of /readyz that hangs up does not blame the store either.
+			ctx, cancel := context.WithCancel(t.Context())
+			e.srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(context.WithValue(ctx, hangupKey{}, context.CancelFunc(cancel)), http.MethodGet, "/readyz", nil))
+			cancel()
 			w = httptest.NewRecorder()
 			e.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 			if w.Code != http.StatusOK {
 				t.Errorf("/readyz after the hang-ups: %d; want 200", w.Code)
+			}
+			if logs := e.logs.String(); strings.Contains(logs, "level=ERROR") {
+				t.Errorf("logs: want no error:\n%s", logs)
 			}
 		})
 	}
