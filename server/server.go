@@ -119,16 +119,8 @@ const DefaultGrace = 5 * time.Minute
 // Config configures a Server. Store, Signer, Secret and Issuer are
 // required; the other zero values mean the documented defaults.
 type Config struct {
-	Store store.Store
-	// StoreTimeout bounds every call the server makes to Store (and to
-	// the FailureCounter found on it), so that a database that stops
-	// answering costs a request a 503 temporarily_unavailable with
-	// Retry-After within it, and /readyz reports not ready, rather than a
-	// hang (store.WithTimeout). Default store.DefaultTimeout (5s);
-	// negative: none, for a Store already bounded by store.WithTimeout.
-	// The Signer's store (keys.Load) is the caller's to bound.
-	StoreTimeout time.Duration
-	Signer       Signer
+	Store  store.Store
+	Signer Signer
 	// Secret (at least 32 bytes) keys the MAC of refresh tokens and
 	// derives the successor of each. It must be the same on every
 	// instance and survive restarts: with another secret, every refresh
@@ -183,6 +175,15 @@ type Config struct {
 	// NoMetricsRoute leaves /metrics off the Handler, for serving Metrics
 	// on a listen address of its own.
 	NoMetricsRoute bool
+
+	// StoreTimeout bounds every call the server makes to Store (and to
+	// the FailureCounter found on it), so that a database that stops
+	// answering costs a request a 503 temporarily_unavailable with
+	// Retry-After within it, and /readyz reports not ready, rather than a
+	// hang (store.WithTimeout). Default store.DefaultTimeout (5s);
+	// negative: none, for a Store already bounded by store.WithTimeout.
+	// The Signer's store (keys.Load) is the caller's to bound.
+	StoreTimeout time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
