@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -61,11 +62,30 @@ func errThrottled(desc string, retryAfter int) *Error {
 // store could not serve.
 const storeRetryAfter = 5
 
+// statusClientGone is the status recorded (nginx's 499, Client Closed
+// Request) for a request whose client went away before its answer, and
+// codeClientGone its error label in the metrics.
+const (
+	statusClientGone = 499
+	codeClientGone   = "client_closed_request"
+)
+
 // writeError answers with err as an RFC 6749 JSON error. Errors that are not
 // an *Error are internal: the client sees a generic server_error and the
 // details go to the log only. A store that is unavailable (a full disk, a
-// database that is down) is 503 temporarily_unavailable with Retry-After.
+// database that is down, or slower than Config.StoreTimeout) is 503
+// temporarily_unavailable with Retry-After. A request whose client has
+// gone (its context cancelled) is none of these, whatever err says: it is
+// logged at debug level and recorded as 499 client_closed_request.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		s.log.DebugContext(r.Context(), "client went away", "path", r.URL.Path, "err", err)
+		if sw, ok := w.(*statusWriter); ok {
+			sw.code = codeClientGone
+		}
+		w.WriteHeader(statusClientGone)
+		return
+	}
 	var e *Error
 	if errors.Is(err, store.ErrUnavailable) {
 		s.storeFailed(r.Context(), r.URL.Path, err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -74,6 +75,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
+		if errors.Is(r.Context().Err(), context.Canceled) {
+			return // the prober gave up: it learns nothing, and the store is not blamed
+		}
 		s.storeFailed(ctx, "readyz", err)
 		oauth.WriteError(w, oauth.Answer{Status: http.StatusServiceUnavailable, RetryAfter: storeRetryAfter},
 			oauth.TemporarilyUnavailable, "the store is unavailable")

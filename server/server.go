@@ -183,9 +183,10 @@ type Config struct {
 	// FamiliarSources keeps, across the instances that share it and
 	// across restarts, where each user has logged in from lately, the
 	// sources exempt from her account's lock (see Throttle). Default:
-	// FailureCounter, if it implements store.FamiliarSources (postgres
-	// and redis do), else nil, and each instance remembers alone. Used
-	// only with a FailureCounter.
+	// FailureCounter, if it implements store.FamiliarSources, else Store
+	// or a store under it (store.Capability; postgres and redis are
+	// ones), else nil, and each instance remembers alone. Used only with
+	// a FailureCounter; each call is bounded by the throttle itself.
 	FamiliarSources store.FamiliarSources
 	// TrustedProxies are the reverse proxies (CIDR prefixes; an address
 	// is a /32 or /128) whose X-Forwarded-For header names the source of
@@ -202,6 +203,15 @@ type Config struct {
 	// NoMetricsRoute leaves /metrics off the Handler, for serving Metrics
 	// on a listen address of its own.
 	NoMetricsRoute bool
+
+	// StoreTimeout bounds every call the server makes to Store (and to
+	// the FailureCounter found on it), so that a database that stops
+	// answering costs a request a 503 temporarily_unavailable with
+	// Retry-After within it, and /readyz reports not ready, rather than a
+	// hang (store.WithTimeout). Default store.DefaultTimeout (5s);
+	// negative: none, for a Store already bounded by store.WithTimeout.
+	// The Signer's store (keys.Load) is the caller's to bound.
+	StoreTimeout time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -320,6 +330,7 @@ func New(cfg Config) (*Server, error) {
 	if err := hashingDefaults(&cfg); err != nil {
 		return nil, err
 	}
+	cfg.Store = store.WithTimeout(cfg.Store, cfg.StoreTimeout)
 	rk, err := newSecretKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -341,8 +352,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.FailureCounter == nil {
 		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
 	}
-	if cfg.FamiliarSources == nil {
-		cfg.FamiliarSources, _ = cfg.FailureCounter.(store.FamiliarSources)
+	if cfg.FamiliarSources == nil && cfg.FailureCounter != nil {
+		if fs, ok := cfg.FailureCounter.(store.FamiliarSources); ok {
+			cfg.FamiliarSources = fs
+		} else {
+			cfg.FamiliarSources, _ = store.Capability[store.FamiliarSources](cfg.Store)
+		}
 	}
 	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
 		return nil, err

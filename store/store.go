@@ -3,7 +3,10 @@
 // the sentinel errors, the rule of rotation (Decide) and the Store
 // interface every backend implements. Backends live in subpackages
 // (memory, sqlite, postgres, redis, and sealed around any of them);
-// storetest is the conformance suite they all pass.
+// storetest is the conformance suite they all pass. WithTimeout puts a
+// deadline on every call of a store, so that a database that stops
+// answering costs its callers an error wrapping ErrUnavailable, not a
+// hang.
 //
 // Values go in and come out; no backend shares memory with its callers. A
 // refresh token is known to a store only by its hash: the token itself never
@@ -29,8 +32,11 @@ var (
 	ErrExpired = errors.New("store: family expired")
 	// ErrUnavailable reports a store that cannot serve the request now but
 	// may later: a full disk, an I/O error, a database that is down or
-	// busy. Nothing was changed; the caller may retry. The server answers
-	// it with 503 temporarily_unavailable.
+	// busy, or that did not answer within the call's deadline
+	// (WithTimeout). Nothing was changed, unless the answer to a write was
+	// what got lost (a commit whose acknowledgement did not arrive in
+	// time); the caller may retry. The server answers it with 503
+	// temporarily_unavailable.
 	ErrUnavailable = errors.New("store: unavailable")
 	// ErrConflict reports a compare-and-set that found another value than
 	// the one it expected: someone else changed the record first.

@@ -25,10 +25,12 @@ import (
 // it may be created, and the operator keys it is sealed with
 // (encryption.go).
 type storeFlags struct {
-	fs   *pflag.FlagSet
-	url  string
-	init bool
-	keys *keyFiles
+	fs         *pflag.FlagSet
+	url        string
+	timeout    time.Duration
+	timeoutErr error // a malformed TOKEND_STORE_TIMEOUT
+	init       bool
+	keys       *keyFiles
 }
 
 // envDuration is the duration in the environment variable name, or def if
@@ -60,8 +62,8 @@ func checkIDArg(what, id string, newClient bool) error {
 	return nil
 }
 
-// addStoreFlags registers --store, --init and the key-file flags (named
-// with keyPrefix) on fs.
+// addStoreFlags registers --store, --store-timeout, --init and the
+// key-file flags (named with keyPrefix) on fs.
 func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	def := os.Getenv("TOKEND_STORE")
 	if def == "" {
@@ -69,6 +71,10 @@ func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	}
 	sf := &storeFlags{fs: fs}
 	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB or redis://HOST:6379/0[?prefix=KEYPREFIX] (env TOKEND_STORE)")
+	fs.Lookup("store").DefValue = redacted(def) // shown by -h
+	var timeoutDef time.Duration
+	timeoutDef, sf.timeoutErr = envDuration("TOKEND_STORE_TIMEOUT", store.DefaultTimeout)
+	fs.DurationVar(&sf.timeout, "store-timeout", timeoutDef, storeTimeoutUsage+" (env TOKEND_STORE_TIMEOUT)")
 	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
 	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
 	return sf
@@ -88,7 +94,10 @@ func (sf *storeFlags) from() string {
 // openRaw opens the store unwrapped (for the encryption commands), after
 // saying on stderr which one.
 func (sf *storeFlags) openRaw(ctx context.Context, stderr io.Writer) (store.Store, error) {
-	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init)
+	if sf.timeoutErr != nil && !sf.fs.Changed("store-timeout") {
+		return nil, usageError{err: sf.timeoutErr, brief: true}
+	}
+	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init, sf.timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func TestClientCreatePublic(t *testing.T) {
 	if code, out, errOut := runCmd(t, "", "client", "create", "--init", "--id", "app", "--public", "--store", storeURL); code != 0 || strings.Contains(out, "client_secret") {
 		t.Fatalf("--public: exit %d, %q, %q", code, out, errOut)
 	}
-	st, err := openStore(t.Context(), storeURL)
+	st, err := openStore(t.Context(), storeURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestAdminMessages(t *testing.T) {
 	if code != 0 || strings.ContainsAny(secret, " \n:") || len(secret) != 43 {
 		t.Fatalf("--quiet: exit %d, stdout %q, stderr %q; want only the secret", code, out, errOut)
 	}
-	st, err := openStore(t.Context(), storeURL)
+	st, err := openStore(t.Context(), storeURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestClientCreateMintFor(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "MINT FOR") || !strings.Contains(out, "spa,web") {
 		t.Errorf("client list: exit %d, %q, %q; want a MINT FOR column with spa,web", code, out, errOut)
 	}
-	st, err := openStore(t.Context(), storeURL)
+	st, err := openStore(t.Context(), storeURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

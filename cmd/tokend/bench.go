@@ -133,7 +133,7 @@ func bench(cmd *cobra.Command, stdout io.Writer, storeURL, target, clientID, cli
 	for _, g := range groups {
 		all = append(all, g...)
 	}
-	against := strings.Join(all, " and ") + " (in-process, store " + storeURL + ")"
+	against := strings.Join(all, " and ") + " (in-process, store " + redacted(storeURL) + ")"
 	if target != "" {
 		against = target
 	}
@@ -192,7 +192,7 @@ const (
 // HTTP timeouts, a client that may mint, refresh and log in, and the user
 // benchUser.
 func benchServer(ctx context.Context, storeURL string, params password.Params, modes []string, instances int) (stop func(), groups [][]string, err error) {
-	st, err := openStore(ctx, storeURL)
+	st, err := openStore(ctx, storeURL, store.DefaultTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -239,7 +239,7 @@ func benchServer(ctx context.Context, storeURL string, params password.Params, m
 		for i := range instances {
 			handle := st
 			if i > 0 && !strings.HasPrefix(storeURL, "memory:") {
-				if handle, err = openStore(ctx, storeURL); err != nil {
+				if handle, err = openStore(ctx, storeURL, store.DefaultTimeout); err != nil {
 					return fail(err)
 				}
 				closers = append(closers, handle.Close)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/store"
 )
 
 // settings are tokend serve's knobs. Each is set, in rising precedence, by
@@ -28,6 +29,7 @@ import (
 type settings struct {
 	Addr            string
 	Store           string
+	StoreTimeout    time.Duration
 	Issuer          string
 	Audience        string
 	AccessTTL       time.Duration
@@ -66,6 +68,7 @@ func defaultSettings() settings {
 	return settings{
 		Addr:            "127.0.0.1:8080",
 		Store:           defaultStore,
+		StoreTimeout:    store.DefaultTimeout,
 		AccessTTL:       15 * time.Minute,
 		RefreshIdle:     30 * 24 * time.Hour,
 		RefreshAbsolute: 90 * 24 * time.Hour,
@@ -89,6 +92,10 @@ func defaultSettings() settings {
 	}
 }
 
+// storeTimeoutUsage describes --store-timeout, of serve and of the admin
+// commands.
+const storeTimeoutUsage = "longest a store call may take before it fails as unavailable (a database that holds its bytes): serve answers 503 with Retry-After, and /readyz reports not ready"
+
 // defaultStore is the SQLite file in the working directory that serve
 // creates and the admin commands find.
 const defaultStore = "sqlite://tokend.db"
@@ -105,6 +112,7 @@ func (s *settings) table() []setting {
 	return []setting{
 		{"addr", "listen address HOST:PORT", &s.Addr},
 		{"store", "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB, redis://HOST:6379/0[?prefix=KEYPREFIX] or memory:", &s.Store},
+		{"store-timeout", storeTimeoutUsage, &s.StoreTimeout},
 		{"issuer", "issuer URL, in every token's iss (default http://ADDR; required if ADDR's host is empty, 0.0.0.0 or ::)", &s.Issuer},
 		{"audience", "aud of every access token, the name resource servers check (default: the issuer)", &s.Audience},
 		{"access-ttl", "access token lifetime", &s.AccessTTL},
@@ -402,6 +410,7 @@ func (s *settings) checkIssuer() error {
 		{"access-ttl", s.AccessTTL, def.AccessTTL}, {"refresh-idle", s.RefreshIdle, def.RefreshIdle},
 		{"refresh-absolute", s.RefreshAbsolute, def.RefreshAbsolute}, {"gc-interval", s.GCInterval, def.GCInterval},
 		{"key-reload", s.KeyReload, def.KeyReload}, {"jwks-max-age", s.JWKSMaxAge, def.JWKSMaxAge},
+		{"store-timeout", s.StoreTimeout, def.StoreTimeout},
 		{"throttle-window", s.ThrottleWindow, def.ThrottleWindow}, {"throttle-max-delay", s.ThrottleMaxDelay, def.ThrottleMaxDelay},
 	} {
 		if d.got <= 0 {

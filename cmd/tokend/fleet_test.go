@@ -38,6 +38,7 @@ func TestFleet(t *testing.T) {
 		{"Storm", testFleetStorm},
 		{"KillOne", testFleetKillOne},
 		{"DatabaseOutage", testFleetDatabaseOutage},
+		{"DatabaseStall", testFleetDatabaseStall},
 		{"KeyRotation", testFleetKeyRotation},
 	}
 	for _, fs := range fleetStores {

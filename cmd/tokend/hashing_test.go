@@ -79,7 +79,7 @@ func TestUserCreateParams(t *testing.T) {
 		if code := run(t.Context(), append(tc.args, "--store", storeURL), strings.NewReader("pw\n"), &out, &errOut); code != 0 {
 			t.Fatalf("%v: exit %d: %s", tc.args, code, errOut.String())
 		}
-		st, err := openStore(t.Context(), storeURL)
+		st, err := openStore(t.Context(), storeURL, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

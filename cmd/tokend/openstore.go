@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
@@ -27,11 +29,20 @@ type storeURL struct {
 
 // parseStoreURL parses sqlite:///abs/path.db, sqlite://relative.db,
 // memory:, postgres://… (or postgresql://…), and redis://… or rediss://…
-// (whose query may carry prefix=, the key prefix: see redisPrefix).
+// (whose query may carry prefix=, the key prefix: see redisPrefix). Its
+// errors show the URL redacted.
 func parseStoreURL(raw string) (storeURL, error) {
+	u, err := parseStoreURLText(raw)
+	return u, redactErr(err, raw)
+}
+
+// schemeText is a URL scheme (RFC 3986 §3.1).
+var schemeText = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+
+func parseStoreURLText(raw string) (storeURL, error) {
 	scheme, _, ok := strings.Cut(raw, ":")
-	if !ok {
-		return storeURL{}, fmt.Errorf("%q is not a store URL: use sqlite:///path/tokend.db, sqlite://tokend.db or memory: (in-process)", raw)
+	if !ok || !schemeText.MatchString(scheme) {
+		return storeURL{}, fmt.Errorf("%q is not a store URL: use sqlite:///path/tokend.db, sqlite://tokend.db, postgres://HOST/DB, redis://HOST:6379/0 or memory: (in-process)", redacted(raw))
 	}
 	switch scheme {
 	case "memory":
@@ -39,11 +50,11 @@ func parseStoreURL(raw string) (storeURL, error) {
 	case "sqlite":
 		u, err := url.Parse(raw)
 		if err != nil {
-			return storeURL{}, fmt.Errorf("store URL %q: %w", raw, err)
+			return storeURL{}, err // redactErr says what
 		}
 		path := u.Host + u.Path // sqlite://rel.db → rel.db; sqlite:///abs → /abs
 		if path == "" {
-			return storeURL{}, fmt.Errorf("store URL %q names no file: use sqlite:///path/tokend.db or sqlite://tokend.db", raw)
+			return storeURL{}, fmt.Errorf("store URL %q names no file: use sqlite:///path/tokend.db or sqlite://tokend.db", redacted(raw))
 		}
 		return storeURL{raw: raw, scheme: scheme, path: path}, nil
 	case "postgres", "postgresql":
@@ -54,16 +65,6 @@ func parseStoreURL(raw string) (storeURL, error) {
 	return storeURL{}, fmt.Errorf("store URL %q: unknown scheme %q: use memory:, sqlite:///path/tokend.db, postgres://HOST/DB or redis://HOST:6379/0", redacted(raw), scheme)
 }
 
-// redacted is a URL with its password, if any, replaced by xxxxx: URLs are
-// printed and logged.
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
 // String is the URL with an absolute path, as the admin commands report
 // it.
 func (u storeURL) String() string {
@@ -72,22 +73,44 @@ func (u storeURL) String() string {
 	}
 	abs, err := filepath.Abs(u.path)
 	if err != nil {
-		return u.raw
+		return redacted(u.raw)
 	}
 	return "sqlite://" + abs
 }
 
 // openStore opens the store a URL names, creating a missing SQLite file:
-// what serve and the in-process bench do.
-func openStore(ctx context.Context, raw string) (store.Store, error) {
+// what serve and the in-process bench do. Every call of the store returned
+// has the deadline timeout (see storeURL.open).
+func openStore(ctx context.Context, raw string, timeout time.Duration) (store.Store, error) {
 	u, err := parseStoreURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	return u.open(ctx)
+	return u.open(ctx, timeout)
 }
 
-func (u storeURL) open(ctx context.Context) (store.Store, error) {
+// open opens the store u names, with a deadline of timeout (0:
+// store.DefaultTimeout) on each of its calls (store.WithTimeout), those of
+// the optional interfaces too: every command's store comes from here, so
+// that no request, admin command or background job (the GC, its lease,
+// the key reload, the fleet's failure counts) waits longer for a database
+// that holds its bytes.
+//
+// Its errors, and a panic of a driver, show the URL redacted, and none of
+// its secrets.
+func (u storeURL) open(ctx context.Context, timeout time.Duration) (store.Store, error) {
+	if timeout < 0 {
+		return nil, fmt.Errorf("store-timeout must be positive, such as %v, not %v", store.DefaultTimeout, timeout)
+	}
+	defer redactPanic(u.raw)
+	st, err := u.openBackend(ctx)
+	if err != nil {
+		return nil, redactErr(err, u.raw)
+	}
+	return store.WithTimeout(st, timeout), nil
+}
+
+func (u storeURL) openBackend(ctx context.Context) (store.Store, error) {
 	switch u.scheme {
 	case "memory":
 		return memory.New(), nil
@@ -117,7 +140,7 @@ func (u storeURL) open(ctx context.Context) (store.Store, error) {
 func redisPrefix(raw string) (string, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", fmt.Errorf("store URL %s: %w", redacted(raw), err)
+		return "", "", err // open's redactErr says what
 	}
 	q := u.Query()
 	if !q.Has("prefix") {
@@ -139,7 +162,7 @@ var errNoStore = errors.New("no store")
 // (a store inside this process would vanish with it), and a SQLite file
 // only if it exists, unless init is set. from says where the URL came from,
 // for messages.
-func openAdminStore(ctx context.Context, raw, from string, init bool) (store.Store, error) {
+func openAdminStore(ctx context.Context, raw, from string, init bool, timeout time.Duration) (store.Store, error) {
 	u, err := parseStoreURL(raw)
 	if err != nil {
 		return nil, err
@@ -150,8 +173,8 @@ func openAdminStore(ctx context.Context, raw, from string, init bool) (store.Sto
 	if !init && u.scheme == "sqlite" {
 		abs, _ := filepath.Abs(u.path)
 		if _, err := os.Stat(u.path); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, raw, from)
+			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, redacted(raw), from)
 		}
 	}
-	return u.open(ctx)
+	return u.open(ctx, timeout)
 }

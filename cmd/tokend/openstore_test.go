@@ -1,8 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/postgres/pgtest"
+	"github.com/tokend/tokend/store/redis/redistest"
 )
 
 // Every kind of store is chosen by its URL, and a URL is never shown with
@@ -43,5 +50,40 @@ func TestRedisPrefix(t *testing.T) {
 	}
 	if _, _, err := redisPrefix("redis://:s3cret@cache:6379/0?prefix="); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("an empty prefix: %v", err)
+	}
+}
+
+// Every store a command opens is the backend under store.WithTimeout (the
+// deadline of --store-timeout on each call), which keeps the capabilities
+// of its backend: the fleet's failure counts and the GC's lease
+// (PostgreSQL, Redis), the legacy tokens (SQLite, PostgreSQL).
+func TestOpenStoreBounded(t *testing.T) {
+	cases := []struct {
+		url     func(t *testing.T) string
+		backend string
+		caps    string
+	}{
+		{func(*testing.T) string { return "memory:" }, "*memory.Store", "FailureCounter=false Leaser=false LegacyTokens=false"},
+		{func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "t.db") }, "*sqlite.Store", "FailureCounter=false Leaser=false LegacyTokens=true"},
+		{func(t *testing.T) string { return pgtest.ServerURL + pgtest.Schema(t) }, "*postgres.Store", "FailureCounter=true Leaser=true LegacyTokens=true"},
+		{func(t *testing.T) string {
+			return redistest.ServerURL + "?prefix=" + url.QueryEscape(redistest.Prefix(t))
+		}, "*redis.Store", "FailureCounter=true Leaser=true LegacyTokens=false"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.backend, func(t *testing.T) {
+			st, err := openStore(t.Context(), tc.url(t), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			_, fc := st.(store.FailureCounter)
+			_, le := st.(store.Leaser)
+			_, lt := st.(store.LegacyTokens)
+			caps := fmt.Sprintf("FailureCounter=%v Leaser=%v LegacyTokens=%v", fc, le, lt)
+			if b := fmt.Sprintf("%T", store.Unwrap(st)); b != tc.backend || caps != tc.caps {
+				t.Errorf("opened %s with %s; want %s with %s", b, caps, tc.backend, tc.caps)
+			}
+		})
 	}
 }

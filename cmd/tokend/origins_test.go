@@ -51,7 +51,7 @@ func TestClientCreateOrigins(t *testing.T) {
 		fmt.Sprint(created.Origins) != "[http://localhost:5173 https://app.example.com http://[::1]:8080]" || !created.Cookie {
 		t.Fatalf("create: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	st, err := openStore(t.Context(), storeURL)
+	st, err := openStore(t.Context(), storeURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

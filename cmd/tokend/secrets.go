@@ -206,11 +206,14 @@ func seqList(seqs []int) string {
 }
 
 // scrub removes the old copies of overwritten values from the files of
-// st, the store itself (not wrapped), once what (a seal, a retirement;
+// st (or the backend under its deadline wrapper), once what (a seal, a retirement;
 // "" for nothing) is done: SQLite's through store.Scrubber, waiting up to wait for running
 // servers' reads. For a store whose files a database server keeps it
 // says what is left to the operator.
 func scrub(ctx context.Context, st store.Store, wait time.Duration, what string, stdout io.Writer) error {
+	if backend := store.Unwrap(st); backend != nil {
+		st = backend
+	}
 	switch s := st.(type) {
 	case store.Scrubber:
 		ctx, cancel := context.WithTimeout(ctx, wait)

@@ -189,7 +189,7 @@ func TestFleetSecretRotation(t *testing.T) {
 			a, b := f.nodes[0], f.nodes[1]
 			ring := func() secrets.Ring {
 				t.Helper()
-				st, err := openAdminStore(ctx, u, "--store", false)
+				st, err := openAdminStore(ctx, u, "--store", false, 0)
 				if err != nil {
 					t.Fatal(err)
 				}

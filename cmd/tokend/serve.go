@@ -61,16 +61,19 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 		return err
 	}
 	logKeyring(log, ring)
-	raw, err := openStore(ctx, cfg.Store)
+	// Every call of bounded, and of st over it, has the deadline
+	// cfg.StoreTimeout; so have the FailureCounter and the Leaser it has
+	// if the backend has them (the sealed wrapper hides them).
+	bounded, err := openStore(ctx, cfg.Store, cfg.StoreTimeout)
 	if err != nil {
 		return err
 	}
-	if rs, ok := raw.(*redis.Store); ok {
+	if rs, ok := store.Unwrap(bounded).(*redis.Store); ok {
 		if w := rs.Durability().Warning(); w != "" {
 			log.Warn("redis persistence can lose rotations on a crash", "store", redacted(cfg.Store), "detail", w)
 		}
 	}
-	st := wrapSealed(raw, ring)
+	st := wrapSealed(bounded, ring)
 	defer st.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -97,7 +100,12 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 		Logger: log,
 		// Failures count across the instances that share the store; the
 		// sealed wrapper hides that the store can.
-		FailureCounter: failureCounter(raw),
+		FailureCounter: failureCounter(bounded),
+		FamiliarSources: func() store.FamiliarSources {
+			fs, _ := store.Capability[store.FamiliarSources](bounded)
+			return fs
+		}(),
+		StoreTimeout: -1, // st is bounded already
 		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
 			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
 		TrustedProxies: proxies,
@@ -119,7 +127,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	gcDone := make(chan struct{})
 	defer func() { stopBG(); <-gcDone }() // the gc lease is released before the store closes
 	go background(bg, log, cfg, ks, &secretReload{st: st, srv: srv, was: secretRing})
-	leaser, _ := raw.(store.Leaser) // the sealed wrapper hides it
+	leaser, _ := bounded.(store.Leaser) // the sealed wrapper hides it
 	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, leaser, gcHolder()) }()
 
 	errc := make(chan error, 2)

@@ -20,7 +20,10 @@
 // and 53, 57P01–57P03, deadlocks and serialization failures, a failed or
 // timed-out connect) wrap store.ErrUnavailable and the driver's error;
 // nothing was changed and the caller may retry. So do writes to a
-// read-only server (SQLSTATE 25006), a standby that a failover may promote.
+// read-only server (SQLSTATE 25006), a standby that a failover may promote,
+// and calls whose context's deadline passes (store.WithTimeout sets one):
+// a call ends when its context does, on a pooled connection or while a new
+// one connects, and the connection it was using is closed.
 //
 // Besides the records, the Store keeps what the instances of a fleet
 // share (shared.go): the throttle's failure counts (store.FailureCounter)

@@ -81,6 +81,15 @@
 // set, Open warns once when they can lose rotations. Replicas do not help
 // unless writes wait for them (WAIT), which this store does not do.
 //
+// # Deadlines
+//
+// Every call ends when its context does, on a pooled connection or a new
+// one alike (Open sets go-redis's ContextTimeoutEnabled, without which a
+// server that holds its bytes keeps a call for ReadTimeout, once per
+// retry), with an error wrapping store.ErrUnavailable if the context's
+// deadline passed (store.WithTimeout sets one). A script Redis has begun
+// runs to its end all the same.
+//
 // # Redis Cluster
 //
 // Open connects to one server (redis:// or rediss://, as go-redis's
@@ -201,6 +210,10 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 	if s.margin <= 0 {
 		s.margin = DefaultExpiryMargin
 	}
+	// Without it, go-redis ignores a context's deadline on the socket
+	// and waits ReadTimeout, MaxRetries times over, for a server that
+	// holds its bytes: a call must end when its context does.
+	ro.ContextTimeoutEnabled = true
 	s.rdb = goredis.NewClient(ro)
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		_ = s.rdb.Close()

@@ -17,6 +17,13 @@
 // store.ErrUnavailable, SQLite's error below it, and changes nothing; once
 // the cause is gone (room on the disk again), the same Store takes writes
 // again. A closed Store answers store.ErrUnavailable too.
+//
+// Every call ends when its context does: a read waiting for a lock, and a
+// write waiting for the writer (which may wait up to the busy timeout, 10
+// seconds, for a lock another process holds), whose caller then gets an
+// error wrapping store.ErrUnavailable if the context's deadline passed
+// (store.WithTimeout sets one); a write the writer has taken may still
+// commit.
 package sqlite
 
 import (

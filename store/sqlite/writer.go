@@ -27,13 +27,31 @@ var errClosed = fmt.Errorf("sqlite: store closed: %w", store.ErrUnavailable)
 // write runs fn in the writer's next transaction and returns its error
 // once that transaction has committed (or the commit's error). A caller
 // whose ctx ends before its write is taken gets ctx's error and its write
-// never runs; once taken, the write runs to its commit.
+// never runs. Once taken, the write runs to its commit, but a caller whose
+// ctx ends first stops waiting for it (the writer may be waiting for a
+// lock another process holds): it gets ctx's error, wrapping
+// store.ErrUnavailable if ctx's deadline passed, and its write may still
+// commit.
 func (s *Store) write(ctx context.Context, fn writeFn) error {
 	o, err := s.enqueue(ctx, fn)
 	if err != nil {
-		return err
+		return ctxErr(err)
 	}
-	return <-o.done
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: no commit before the caller's context ended (the write may still commit): %w", ctxErr(ctx.Err()))
+	}
+}
+
+// ctxErr is err wrapping store.ErrUnavailable if it is a passed deadline:
+// the store did not answer in time.
+func ctxErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return unavailable(err)
+	}
+	return err
 }
 
 // enqueue hands fn to the writer and returns its op, whose done channel
