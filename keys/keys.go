@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -247,6 +248,14 @@ type snapshot struct {
 	jwks      []byte
 	published map[string]bool // the kids in jwks
 	keys      []keyState      // every key of the read, oldest first, for Check
+	// signErr is why signer is nil: the key that signs is one this
+	// process cannot read.
+	signErr error
+	// private are the published keys, parsed: a later build takes a
+	// kid's from here rather than parsing it again, so that a server
+	// started before its store was sealed (which it cannot open) keeps
+	// the keys it has.
+	private map[string]crypto.Signer
 }
 
 // keyState is what Check needs of a stored key.
@@ -301,6 +310,20 @@ func (s *Set) Reload(ctx context.Context, now time.Time) error {
 // read is one read of Reload; s.reads runs one at a time.
 func (s *Set) read(ctx context.Context, now time.Time) error {
 	all, err := s.st.ListKeys(ctx)
+	if errors.Is(err, store.ErrUnreadable) && s.cur.Load() != nil {
+		// The store was sealed, rotated or unsealed under this process,
+		// which cannot open the private keys any more: it reads the keys'
+		// states as stored (under the sealed wrapper) and signs on with
+		// the private keys it holds, until it restarts with the operator
+		// key. A key it has never held cannot sign here (build).
+		if inner := store.Unwrap(s.st); inner != nil {
+			if all, err = inner.ListKeys(ctx); err == nil {
+				for i := range all {
+					all[i].Private = nil
+				}
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("keys: list: %w", err)
 	}
@@ -329,13 +352,16 @@ func (s *Set) read(ctx context.Context, now time.Time) error {
 		}
 		return nil // the same signer and JWKS
 	}
-	snap, err := build(all, use, s.publishFor, now)
-	if err != nil {
+	snap, err := build(all, use, s.publishFor, now, old)
+	if snap == nil {
 		return err
 	}
+	// With err (ErrUnreadable) snap is still the truth: it publishes the
+	// keys this process can, and cannot sign if the key that signs is not
+	// one of them.
 	snap.keys = states(all)
 	s.cur.Store(snap)
-	return nil
+	return err
 }
 
 // samePublished reports whether all publishes at now exactly the kids in
@@ -373,27 +399,46 @@ func sameStates(ks []keyState, all []store.Key) bool {
 	return true
 }
 
-func build(all []store.Key, active int, publishFor time.Duration, now time.Time) (*snapshot, error) {
+// build returns the snapshot of all with all[active] signing; the
+// private keys of prev (nil for none) are reused by kid. A key read
+// without its private part (read's fallback) that prev did not hold is
+// left out, and if it is the one that signs, the snapshot cannot sign: it
+// is returned with an error wrapping store.ErrUnreadable.
+func build(all []store.Key, active int, publishFor time.Duration, now time.Time, prev *snapshot) (*snapshot, error) {
 	var set jose.JSONWebKeySet
 	var signer jose.Signer
+	var unreadable []string
 	kids := make(map[string]bool)
+	private := make(map[string]crypto.Signer)
 	for i, k := range all {
 		if !published(k, publishFor, now) {
 			continue // revoked, or every token it signed has expired
 		}
-		priv, err := x509.ParsePKCS8PrivateKey(k.Private)
-		if err != nil {
-			return nil, fmt.Errorf("keys: key %s: %w", k.ID, err)
+		var cs crypto.Signer
+		if prev != nil {
+			cs = prev.private[k.ID]
 		}
-		cs, ok := priv.(crypto.Signer)
-		if !ok || !matches(k.Algorithm, priv) {
-			return nil, fmt.Errorf("keys: key %s: %w for its %s key", k.ID, ErrAlgorithm, k.Algorithm)
+		if cs == nil && k.Private == nil {
+			unreadable = append(unreadable, k.ID)
+			continue
 		}
+		if cs == nil {
+			priv, err := x509.ParsePKCS8PrivateKey(k.Private)
+			if err != nil {
+				return nil, fmt.Errorf("keys: key %s: %w", k.ID, err)
+			}
+			var ok bool
+			if cs, ok = priv.(crypto.Signer); !ok || !matches(k.Algorithm, priv) {
+				return nil, fmt.Errorf("keys: key %s: %w for its %s key", k.ID, ErrAlgorithm, k.Algorithm)
+			}
+		}
+		private[k.ID] = cs
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: cs.Public(), KeyID: k.ID, Algorithm: k.Algorithm, Use: "sig"})
 		kids[k.ID] = true
 		if i == active {
 			opts := (&jose.SignerOptions{}).WithType("at+jwt").WithHeader(jose.HeaderKey("kid"), k.ID)
-			signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: priv}, opts)
+			var err error
+			signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: cs}, opts)
 			if err != nil {
 				return nil, fmt.Errorf("keys: signer for %s: %w", k.ID, err)
 			}
@@ -403,7 +448,15 @@ func build(all []store.Key, active int, publishFor time.Duration, now time.Time)
 	if err != nil {
 		return nil, fmt.Errorf("keys: encode JWKS: %w", err)
 	}
-	return &snapshot{kid: all[active].ID, signer: signer, jwks: jwks, published: kids}, nil
+	snap := &snapshot{kid: all[active].ID, signer: signer, jwks: jwks, published: kids, private: private}
+	if len(unreadable) > 0 {
+		err := fmt.Errorf("keys: keys %s: %w: this process never held them (restart it with the store's operator key)", strings.Join(unreadable, ", "), store.ErrUnreadable)
+		if signer == nil {
+			snap.signErr = err
+		}
+		return snap, err
+	}
+	return snap, nil
 }
 
 func matches(alg string, priv any) bool {
@@ -425,7 +478,11 @@ func (s *Set) Sign(claims any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keys: encode claims: %w", err)
 	}
-	jws, err := s.cur.Load().signer.Sign(payload)
+	snap := s.cur.Load()
+	if snap.signer == nil {
+		return "", snap.signErr
+	}
+	jws, err := snap.signer.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("keys: sign: %w", err)
 	}
@@ -457,7 +514,9 @@ func (s *Set) Published(kid string) bool { return s.cur.Load().published[kid] }
 // too) and a look at what that read found: it shares reads with
 // concurrent Reloads and Checks.
 func (s *Set) Check(ctx context.Context, kid string, now time.Time) error {
-	if err := s.Reload(ctx, now); err != nil {
+	// A reload that could not read a private key still read every key's
+	// state, which is all Check needs.
+	if err := s.Reload(ctx, now); err != nil && !errors.Is(err, store.ErrUnreadable) {
 		return err
 	}
 	ks := s.cur.Load().keys

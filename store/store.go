@@ -38,6 +38,11 @@ var (
 	// time); the caller may retry. The server answers it with 503
 	// temporarily_unavailable.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrUnreadable reports a stored value this process cannot read: a
+	// private key or secret sealed under an operator key it does not
+	// hold, or in clear where it expects a sealed one (package sealed),
+	// as when the store was sealed, rotated or unsealed while it ran.
+	ErrUnreadable = errors.New("store: a stored value cannot be read by this process")
 	// ErrConflict reports a compare-and-set that found another value than
 	// the one it expected: someone else changed the record first.
 	ErrConflict = errors.New("store: changed concurrently")

@@ -131,7 +131,7 @@ func TestSealWhileServing(t *testing.T) {
 		code, out, errOut := runCmd(t, "", append(args, "--store", storeURL)...)
 		close(done)
 		if err := <-failed; err != nil {
-			t.Fatalf("the server failed a refresh during %q: %v", args, err)
+			t.Fatalf("the server failed a refresh during %q: %v\n%s", args, err, logs.String())
 		}
 		return code, out, errOut
 	}

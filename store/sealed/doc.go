@@ -34,9 +34,12 @@
 // variables. A key file that its group or others may access is refused,
 // as ssh refuses such a private key. Servers that run without the key
 // while the store is sealed keep serving with the keys they have loaded
-// and log a warning at each reload; restart them with the key soon, and do
-// not run "tokend keys rotate" in between. (Or stop the servers, seal, and
-// start them with the key.)
+// (their reads of the keys fail with store.ErrUnreadable, and they read
+// each key's state from the store under this wrapper, so a revocation
+// still holds on them at once) and log a warning at each reload; restart
+// them with the key soon, and do not run "tokend keys rotate" in between:
+// a key they never held cannot sign on them. (Or stop the servers, seal,
+// and start them with the key.)
 //
 // A server with a key refuses to start on a store that holds a value in
 // clear (ErrClear): a key or secret written by a process without the key,

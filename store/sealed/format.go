@@ -65,7 +65,9 @@ func (e *recordError) Error() string {
 	return "sealed: " + label + " " + strconv.Quote(e.name) + ": " + e.detail
 }
 
-func (e *recordError) Unwrap() error { return e.err }
+// Unwrap returns the sentinel and store.ErrUnreadable: a value that does
+// not open is one this process cannot read.
+func (e *recordError) Unwrap() []error { return []error{e.err, store.ErrUnreadable} }
 
 // keyID returns the operator key ID of a sealed value, or ok false if v is
 // in clear.

@@ -45,6 +45,10 @@ func unwrap(st store.Store) store.Store {
 // Keyring returns the keyring the Store was wrapped with.
 func (s *Store) Keyring() Keyring { return s.ring }
 
+// Unwrap returns the store that s seals into (store.Unwrap): its
+// records as stored, sealed or not.
+func (s *Store) Unwrap() store.Store { return s.inner }
+
 // CreateKey implements store.Store: k.Private is sealed.
 func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 	k.Private = s.ring.seal(store.KindKey, k.ID, k.Private)
