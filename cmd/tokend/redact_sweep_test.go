@@ -93,7 +93,7 @@ type adminRun struct {
 // it. K and K2 stand for operator key files.
 var adminRuns = []adminRun{
 	{"migrate", nil, ""},
-	{"client create", []string{"--id", "app", "--secret", "app-secret", "--grant", "client_credentials"}, ""},
+	{"client create", []string{"--id", "app", "--secret", "app-secret-0123456789abcdef0123456789", "--grant", "client_credentials"}, ""},
 	{"client list", nil, ""},
 	{"user create", []string{"alice", "--password-stdin"}, "wonderland\n"},
 	{"user list", nil, ""},
@@ -106,6 +106,10 @@ var adminRuns = []adminRun{
 	{"encryption seal", []string{"--key-file", "K"}, ""},
 	{"encryption rotate", []string{"--key-file", "K2", "--old-key-file", "K"}, ""},
 	{"encryption unseal", []string{"--old-key-file", "K2"}, ""},
+	{"encryption scrub", nil, ""},
+	{"secrets list", nil, ""},
+	{"secrets rotate", nil, ""},
+	{"secrets retire", nil, ""},
 	{"user delete", []string{"alice"}, ""},
 	{"client delete", []string{"app"}, ""},
 }

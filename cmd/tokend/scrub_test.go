@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"database/sql"
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,30 +10,8 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokend/tokend/store/sqlite"
+	"github.com/tokend/tokend/store/sqlite/sqlitetest"
 )
-
-// holding returns the files of the SQLite database at path (the database,
-// its -wal and -shm, a -journal if any) that hold a byte-for-byte copy of
-// one of values, as "tokend.db-wal: value 2".
-func holding(t *testing.T, path string, values [][]byte) []string {
-	t.Helper()
-	var found []string
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		b, err := os.ReadFile(path + suffix)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range values {
-			if bytes.Contains(b, v) {
-				found = append(found, fmt.Sprintf("%s: value %d", filepath.Base(path+suffix), i))
-			}
-		}
-	}
-	return found
-}
 
 // storedValues returns every signing key's Private and every server
 // secret's value as the SQLite database at path holds them (sealed or in
@@ -106,8 +81,8 @@ func TestSealWhileServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear := storedValues(t, dbPath) // two private keys and the secret
-	if len(clear) != 3 || holding(t, dbPath, clear) == nil {
-		t.Fatalf("%d values in clear, found in %v: the test would prove nothing", len(clear), holding(t, dbPath, clear))
+	if len(clear) != 3 || sqlitetest.Holding(t, dbPath, clear) == nil {
+		t.Fatalf("%d values in clear, found in %v: the test would prove nothing", len(clear), sqlitetest.Holding(t, dbPath, clear))
 	}
 
 	// Each step runs while the server refreshes a login over and over.
@@ -140,7 +115,7 @@ func TestSealWhileServing(t *testing.T) {
 		!strings.Contains(out, "the database files hold no old copy") || !strings.Contains(out, "tokend keys rotate and tokend secrets rotate") {
 		t.Fatalf("seal: exit %d: %q %q", code, out, errOut)
 	}
-	if found := holding(t, dbPath, clear); found != nil {
+	if found := sqlitetest.Holding(t, dbPath, clear); found != nil {
 		t.Fatalf("after seal, in clear: %s", strings.Join(found, ", "))
 	}
 	underK1 := storedValues(t, dbPath)
@@ -149,7 +124,7 @@ func TestSealWhileServing(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "now sealed under operator key "+k2.ID()) {
 		t.Fatalf("rotate: exit %d: %q %q", code, out, errOut)
 	}
-	if found := holding(t, dbPath, append(underK1, clear...)); found != nil {
+	if found := sqlitetest.Holding(t, dbPath, append(underK1, clear...)); found != nil {
 		t.Fatalf("after rotate, sealed under the old key or in clear: %s", strings.Join(found, ", "))
 	}
 	underK2 := storedValues(t, dbPath)
@@ -158,7 +133,7 @@ func TestSealWhileServing(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 values now in clear") {
 		t.Fatalf("unseal: exit %d: %q %q", code, out, errOut)
 	}
-	if found := holding(t, dbPath, append(underK2, underK1...)); found != nil {
+	if found := sqlitetest.Holding(t, dbPath, append(underK2, underK1...)); found != nil {
 		t.Fatalf("after unseal, sealed under a retired key: %s", strings.Join(found, ", "))
 	}
 	if err := refresh(); err != nil {
@@ -204,7 +179,7 @@ func TestSealWhileReading(t *testing.T) {
 		!strings.Contains(errOut, dbPath+"-wal") || !strings.Contains(errOut, "may still hold old values") || !strings.Contains(errOut, "tokend encryption scrub") {
 		t.Fatalf("seal while a read holds the -wal: exit %d: %q %q", code, out, errOut)
 	}
-	if holding(t, dbPath, clear) == nil {
+	if sqlitetest.Holding(t, dbPath, clear) == nil {
 		t.Fatal("no file holds a value in clear, yet seal said one may: the test would prove nothing")
 	}
 	if err := tx.Rollback(); err != nil {
@@ -214,7 +189,7 @@ func TestSealWhileReading(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "the database files hold no old copy") {
 		t.Fatalf("scrub: exit %d: %q %q", code, out, errOut)
 	}
-	if found := holding(t, dbPath, clear); found != nil {
+	if found := sqlitetest.Holding(t, dbPath, clear); found != nil {
 		t.Fatalf("after scrub, in clear: %s", strings.Join(found, ", "))
 	}
 }

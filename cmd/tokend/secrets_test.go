@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/store/sqlite"
+	"github.com/tokend/tokend/store/sqlite/sqlitetest"
 )
 
 // Settings of the secret-rotation tests: a short reload, and a skew that
@@ -160,7 +161,7 @@ func TestSecretsCommands(t *testing.T) {
 	if r := ring(); len(r) != 1 || r[0].Seq != added.Seq {
 		t.Fatalf("after retire the ring is %+v", r)
 	}
-	if found := holding(t, dbPath, [][]byte{old.Value}); found != nil {
+	if found := sqlitetest.Holding(t, dbPath, [][]byte{old.Value}); found != nil {
 		t.Fatalf("after retire the old secret is still in %v", found)
 	}
 	if err := stop(); err != nil {

@@ -15,30 +15,8 @@ import (
 
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/sqlite"
+	"github.com/tokend/tokend/store/sqlite/sqlitetest"
 )
-
-// holding returns the files of the database at path (the database, its
-// -wal and -shm files, and a -journal if there is one) that hold any of
-// values, as "t.db-wal: value 3".
-func holding(t *testing.T, path string, values [][]byte) []string {
-	t.Helper()
-	var found []string
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		b, err := os.ReadFile(path + suffix)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range values {
-			if bytes.Contains(b, v) {
-				found = append(found, fmt.Sprintf("%s: value %d", filepath.Base(path+suffix), i))
-			}
-		}
-	}
-	return found
-}
 
 // newValues returns n random values of size bytes.
 func newValues(n, size int) [][]byte {
@@ -103,13 +81,13 @@ func TestScrub(t *testing.T) {
 	if len(clear) != len(keys)+1 {
 		t.Fatalf("RewriteSecrets passed %d values, want %d", len(clear), len(keys)+1)
 	}
-	if found := holding(t, path, clear); len(found) == 0 {
+	if found := sqlitetest.Holding(t, path, clear); len(found) == 0 {
 		t.Fatal("before Scrub no file holds an old value: the test would prove nothing")
 	}
 	if err := admin.Scrub(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if found := holding(t, path, clear); found != nil {
+	if found := sqlitetest.Holding(t, path, clear); found != nil {
 		t.Fatalf("after Scrub: %s", strings.Join(found, ", "))
 	}
 	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
@@ -143,14 +121,14 @@ func TestScrub(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), path+"-wal") || !strings.Contains(err.Error(), "may still hold old values") {
 		t.Fatalf("Scrub while a read holds an older snapshot: %v; want ErrUnavailable naming %s and its -wal", err, filepath.Base(path))
 	}
-	if holding(t, path, sealed) == nil {
+	if sqlitetest.Holding(t, path, sealed) == nil {
 		t.Fatal("no file holds an old value, yet Scrub said one may: the test would prove nothing")
 	}
 	must(t, tx.Rollback())
 	if err := admin.Scrub(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if found := holding(t, path, append(sealed, clear...)); found != nil {
+	if found := sqlitetest.Holding(t, path, append(sealed, clear...)); found != nil {
 		t.Fatalf("after the read ended and Scrub ran again: %s", strings.Join(found, ", "))
 	}
 }
