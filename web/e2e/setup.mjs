@@ -193,7 +193,7 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
     control,
     async slow(ms, when = "after") { await control(`/slow?ms=${ms}&when=${when}`); },
     async reset() { await control("/reset"); },
-    async authLog() { return (await fetch(origins.control + "/auth-log")).json(); },
+    async authLog({ settled = false } = {}) { return (await fetch(origins.control + "/auth-log" + (settled ? "?settled=1" : ""))).json(); },
     async apiLog() { return (await fetch(origins.control + "/api-log")).json(); },
     async wsLog() { return (await fetch(origins.control + "/ws-log")).json(); },
     /** The app backend's mints (GET /session/tokens) since the last reset: their count and tokend's statuses. */

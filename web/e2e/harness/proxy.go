@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -47,12 +48,15 @@ type authProxy struct {
 
 	mu      sync.Mutex
 	entries []*authEntry
+	// settled is closed, and replaced, each time a request finishes, so
+	// that GET /auth-log?settled=1 can wait for those in flight.
+	settled chan struct{}
 	slowMs  int
 	slowWhn string // "before": delay forwarding; "after": forward, delay the answer
 }
 
 func newAuthProxy(logger *slog.Logger) *authProxy {
-	p := &authProxy{logger: logger}
+	p := &authProxy{logger: logger, settled: make(chan struct{})}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(p.upstream.Load())
@@ -127,6 +131,8 @@ func (p *authProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	e.Status, e.Done, e.DurationMs = rec.status, true, time.Since(start).Milliseconds()
 	e.Canceled = r.Context().Err() != nil
+	close(p.settled)
+	p.settled = make(chan struct{})
 	if c := rec.Header().Get("Set-Cookie"); c != "" {
 		if i := bytes.IndexByte([]byte(c), ';'); i >= 0 {
 			name, _, _ := bytes.Cut([]byte(c[:i]), []byte("="))
@@ -161,8 +167,21 @@ func (p *authProxy) controlRoutes(mux *http.ServeMux) {
 		p.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// With settled=1 the log is answered once no request is in flight
+	// (a browser may see an answer before the proxy has finished it), or
+	// when the caller gives up.
 	mux.HandleFunc("GET /auth-log", func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
+		for r.URL.Query().Get("settled") == "1" && slices.ContainsFunc(p.entries, func(e *authEntry) bool { return !e.Done }) {
+			wait := p.settled
+			p.mu.Unlock()
+			select {
+			case <-wait:
+			case <-r.Context().Done():
+				return
+			}
+			p.mu.Lock()
+		}
 		out := make([]authEntry, len(p.entries))
 		for i, e := range p.entries {
 			out[i] = *e
