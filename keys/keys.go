@@ -228,8 +228,9 @@ func published(k store.Key, publishFor time.Duration, now time.Time) bool {
 // Sign, JWKS, ActiveKeyID and Published answer from the last Reload, with
 // no I/O. Where a rotation or a revocation made by another process (the
 // tokend CLI, another instance) must take effect at once, call Reload
-// first: the server does before every signature and every JWKS answer,
-// and Check, which introspection and revocation call, reloads too.
+// first: the server does before a signature or a JWKS answer when its
+// last reload is older than its KeyStaleness (250 ms), and Check, which
+// introspection and revocation call, reloads every time.
 // Concurrent Reloads share one read of the store, so a busy server reads
 // the keys about once per store round trip, not once per request.
 type Set struct {

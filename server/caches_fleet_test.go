@@ -133,6 +133,10 @@ func testRevokedKeySignsNothing(t *testing.T, e, e2 *env) {
 	if err != nil || next.ID == "" {
 		t.Fatalf("Revoke: %v, %v", next, err)
 	}
+	// Each instance read its keys within the last KeyStaleness; once that
+	// has passed (`tokend keys revoke` waits for it), none signs with the
+	// revoked key nor publishes it.
+	e.clock.Advance(server.DefaultKeyStaleness)
 	for i, inst := range []*env{e, e2} {
 		minted := inst.mintJSON(`{"subject":"bob","force":true}`)
 		grants := []struct {
@@ -161,7 +165,7 @@ func testRevokedKeySignsNothing(t *testing.T, e, e2 *env) {
 			}
 		}
 		if kids, cc := inst.jwksKids(); !slices.Equal(kids, []string{next.ID}) || cc != "public, max-age=60" {
-			t.Errorf("instance %d: JWKS %v (%s) right after the revocation; want only %s", i+1, kids, cc, next.ID)
+			t.Errorf("instance %d: JWKS %v (%s) KeyStaleness after the revocation; want only %s", i+1, kids, cc, next.ID)
 		}
 		if r := inst.introspect(old.str("access_token")); r.status != http.StatusOK || r.body["active"] != false {
 			t.Errorf("instance %d: the revoked key's token: %d %v; want inactive", i+1, r.status, r.body)

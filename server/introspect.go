@@ -68,10 +68,11 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 //     cannot be known. Introspection, revocation and the mint cache call
 //     it for every access token they accept or hand out again.
 //   - Reload brings Sign and JWKS up to date with the store as of the
-//     call. The server calls it before every signature and every JWKS
-//     answer, so that it never signs with, nor publishes, a key the store
-//     has withdrawn; it must therefore be cheap when nothing changed, and
-//     share reads among concurrent calls (*keys.Set's does both).
+//     call. The server calls it before a signature or a JWKS answer when
+//     its last reload began Config.KeyStaleness or longer before, so that
+//     it never signs with, nor publishes, a key the store withdrew longer
+//     ago than that; it should share reads among concurrent calls
+//     (*keys.Set's does).
 type KeyChecker interface {
 	Check(ctx context.Context, kid string, now time.Time) error
 	Reload(ctx context.Context, now time.Time) error

@@ -56,9 +56,10 @@
 //     once the store confirms its session and signing key;
 //   - the union of the clients' browser origins (cors.go), which only ever
 //     refuses on its own: an origin it holds is confirmed in the store;
-//   - the signing keys (Signer), re-read from the store before every
-//     signature and JWKS answer (KeyChecker), reads that concurrent
-//     requests share;
+//   - the signing keys (Signer), re-read from the store before a
+//     signature or a JWKS answer once the last read is KeyStaleness
+//     (250 ms) old (KeyChecker), so that a revoked key signs nothing
+//     after that on any instance;
 //   - the hashing memory budget (HashMemory), which is this process's
 //     memory.
 //
@@ -193,6 +194,16 @@ type Config struct {
 	// a request. Default: none, and the header is ignored.
 	TrustedProxies []netip.Prefix
 
+	// KeyStaleness is how old the keys a signature or a JWKS answer uses
+	// may be: with a KeyChecker Signer (*keys.Set), the server reads the
+	// keys from the store again when its last read began longer ago, so
+	// that a key revoked by another process or instance (`tokend keys
+	// revoke`, which waits this long before it returns) signs nothing and
+	// is published by no instance once this has passed. Introspection and
+	// the mint cache check a token's key in the store at every request.
+	// Default DefaultKeyStaleness; negative: read before every signature.
+	KeyStaleness time.Duration
+
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS: how long
 	// verifiers may trust it, and so how long a withdrawn key may still be
 	// accepted by them. Default 1 minute.
@@ -271,8 +282,11 @@ type Server struct {
 	proxies     proxySet
 	metrics     *metrics
 	minted      *mintCache
-	origins     *originSet // the union of the clients' browser origins (cors.go)
-	health      storeHealth
+	// keysReadAt is when the last successful reload of the keys began
+	// (Unix ns, the server's clock; keysFresh).
+	keysReadAt atomic.Int64
+	origins    *originSet // the union of the clients' browser origins (cors.go)
+	health     storeHealth
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
 
@@ -317,6 +331,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Grace < 0 {
 		cfg.Grace = 0
+	}
+	switch {
+	case cfg.KeyStaleness == 0:
+		cfg.KeyStaleness = DefaultKeyStaleness
+	case cfg.KeyStaleness < 0:
+		cfg.KeyStaleness = 0
 	}
 	if cfg.JWKSMaxAge <= 0 {
 		cfg.JWKSMaxAge = time.Minute
@@ -410,20 +430,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// handleJWKS serves the Signer's keys as the store holds them at the
-// request (KeyChecker.Reload): a key withdrawn by another process is gone
-// from the very next answer. If the store cannot be read, the keys loaded
+// handleJWKS serves the Signer's keys as the store holds them, read at
+// most Config.KeyStaleness before (keysFresh): a key withdrawn by another
+// process is gone from every answer that begins KeyStaleness later. If the store cannot be read, the keys loaded
 // before are served with max-age=0, so that verifiers keep verifying
 // through a store outage but ask again soon.
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	maxAge := int(s.cfg.JWKSMaxAge / time.Second)
-	if kc, ok := s.cfg.Signer.(KeyChecker); ok {
-		if err := kc.Reload(r.Context(), s.now()); err != nil {
-			if r.Context().Err() == nil { // not a client that went away
-				s.log.WarnContext(r.Context(), "reload signing keys for the JWKS; serving the keys loaded before", "err", err)
-			}
-			maxAge = 0
+	if err := s.keysFresh(r.Context()); err != nil {
+		if r.Context().Err() == nil { // not a client that went away
+			s.log.WarnContext(r.Context(), "reload signing keys for the JWKS; serving the keys loaded before", "err", err)
 		}
+		maxAge = 0
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 )
 
@@ -303,7 +304,14 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cio.stdout, "revoked key %s: it leaves the JWKS, and introspection refuses its tokens now\n", args[0])
+			// Servers read their keys at most server.DefaultKeyStaleness
+			// apart: once that has passed, none signs with the key.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(server.DefaultKeyStaleness):
+			}
+			fmt.Fprintf(cio.stdout, "revoked key %s: introspection refuses its tokens, no server signs with it or publishes it in its JWKS\n", args[0])
 			if next.ID != "" {
 				fmt.Fprintf(cio.stdout, "new signing key %s (%s): signs now, on every server\n", next.ID, next.Algorithm)
 			}

@@ -192,7 +192,7 @@ func failureCounter(st store.Store) store.FailureCounter {
 func background(ctx context.Context, log *slog.Logger, cfg settings, ks *keys.Set, sr *secretReload) {
 	reload := time.NewTicker(cfg.KeyReload)
 	defer reload.Stop()
-	// Requests reload the keys too (before every signature), so the change
+	// Requests reload the keys too (every KeyStaleness), so the change
 	// is logged against the key seen at the last tick, whoever reloaded.
 	was := ks.ActiveKeyID()
 	for {

@@ -66,7 +66,13 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...an
 
 // readAll runs a read query and scans every row with scan.
 func readAll[T any](ctx context.Context, s *Store, what, q string, scan func(*sql.Rows) (T, error), args ...any) ([]T, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	var rows *sql.Rows
+	var err error
+	if st := s.rs.get(ctx, q); st != nil { // q is one of a few texts: the cache stays small
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = s.r.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, s.readErr(what, err)
 	}
