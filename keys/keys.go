@@ -97,9 +97,20 @@ func Generate(alg string, now time.Time) (store.Key, error) {
 	if err != nil {
 		return store.Key{}, fmt.Errorf("keys: encode private key: %w", err)
 	}
-	kid := make([]byte, 12)
-	_, _ = rand.Read(kid)
-	return store.Key{ID: base64.RawURLEncoding.EncodeToString(kid), Algorithm: alg, Private: der, CreatedAt: now}, nil
+	return store.Key{ID: newKID(), Algorithm: alg, Private: der, CreatedAt: now}, nil
+}
+
+// newKID returns a random key ID: 96 bits in base64url, never beginning
+// with "-", so that it can be typed after a command (`tokend keys revoke
+// KID`) without being taken for a flag.
+func newKID() string {
+	b := make([]byte, 12)
+	for {
+		_, _ = rand.Read(b)
+		if kid := base64.RawURLEncoding.EncodeToString(b); kid[0] != '-' {
+			return kid
+		}
+	}
 }
 
 // Rotate stores a new key with alg that signs from now+lead (its

@@ -151,3 +151,17 @@ func BenchmarkSign(b *testing.B) {
 		}
 	})
 }
+
+// A key ID never begins with "-": `tokend keys revoke KID` would take it
+// for a flag (one in 64 did).
+func TestKeyIDNotAFlag(t *testing.T) {
+	for range 2000 {
+		k, err := keys.Generate(keys.EdDSA, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(k.ID) != 16 || k.ID[0] == '-' {
+			t.Fatalf("kid %q", k.ID)
+		}
+	}
+}
