@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -15,11 +14,6 @@ import (
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
-	"github.com/tokend/tokend/store/postgres"
-	"github.com/tokend/tokend/store/postgres/pgtest"
-	"github.com/tokend/tokend/store/redis"
-	"github.com/tokend/tokend/store/redis/redistest"
-	"github.com/tokend/tokend/store/sqlite"
 	"github.com/tokend/tokend/verify"
 )
 
@@ -262,45 +256,13 @@ func TestIntrospectionLifeIsTrue(t *testing.T) {
 	}
 }
 
-// lifetimeStores open a new store of each backend for t.
-var lifetimeStores = []struct {
-	name string
-	open func(t *testing.T) store.Store
-}{
-	{"memory", func(t *testing.T) store.Store { return memory.New() }},
-	{"sqlite", func(t *testing.T) store.Store {
-		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "tokend.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}},
-	{"postgres", func(t *testing.T) store.Store {
-		st, err := postgres.Open(t.Context(), pgtest.ServerURL+pgtest.Schema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}},
-	{"redis", func(t *testing.T) store.Store {
-		st, err := redis.Open(t.Context(), redistest.ServerURL, &redis.Options{Prefix: redistest.Prefix(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}},
-}
-
 // On every store, the refresh cookie's Max-Age is the token's life as the
 // store will judge it. PostgreSQL and Redis keep a login's times on their
 // own clock, here years from the server's: the life is measured on it.
 // A repeat within the grace window (the same successor again) counts its
 // life as if the grace had passed.
 func TestRefreshCookieLifeOnEveryStore(t *testing.T) {
-	for _, s := range lifetimeStores {
+	for _, s := range backends {
 		t.Run(s.name, func(t *testing.T) {
 			e := lifetimeEnv(t, s.open(t), func(c *server.Config) { c.RefreshIdle, c.RefreshAbsolute = 30*time.Minute, time.Hour })
 			minted := e.mintFor("alice")
