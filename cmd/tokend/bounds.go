@@ -35,6 +35,7 @@ var durationRanges = map[string][2]time.Duration{
 	"throttle-window":    {time.Second, 24 * time.Hour},
 	"throttle-max-delay": {time.Second, 24 * time.Hour},
 	"clock-skew":         {time.Nanosecond, 24 * time.Hour},
+	"store-timeout":      {time.Millisecond, 0},
 }
 
 // countRanges are the ranges of the settings that are counts.
@@ -59,23 +60,35 @@ func checkDuration(name string, d, example time.Duration) error {
 	return nil
 }
 
-// checkBounds checks the settings against durationRanges and
-// countRanges.
-func (s *settings) checkBounds() error {
+// durationSetting is a setting that is a duration, with its default as
+// an example for messages.
+type durationSetting struct {
+	name      string
+	got, want time.Duration
+}
+
+// durations lists the settings that are durations, for checkIssuer
+// (positive) and checkBounds (durationRanges).
+func (s *settings) durations() []durationSetting {
 	def := defaultSettings()
-	for _, d := range []struct {
-		name      string
-		got, want time.Duration
-	}{
+	return []durationSetting{
 		{"access-ttl", s.AccessTTL, def.AccessTTL}, {"refresh-idle", s.RefreshIdle, def.RefreshIdle},
 		{"refresh-absolute", s.RefreshAbsolute, def.RefreshAbsolute}, {"gc-interval", s.GCInterval, def.GCInterval},
 		{"key-reload", s.KeyReload, def.KeyReload}, {"jwks-max-age", s.JWKSMaxAge, def.JWKSMaxAge},
+		{"store-timeout", s.StoreTimeout, def.StoreTimeout},
 		{"throttle-window", s.ThrottleWindow, def.ThrottleWindow}, {"throttle-max-delay", s.ThrottleMaxDelay, def.ThrottleMaxDelay},
-	} {
+	}
+}
+
+// checkBounds checks the settings against durationRanges and
+// countRanges.
+func (s *settings) checkBounds() error {
+	for _, d := range s.durations() {
 		if err := checkDuration(d.name, d.got, d.want); err != nil {
 			return err
 		}
 	}
+	def := defaultSettings()
 	for _, n := range []struct {
 		name      string
 		got, want int

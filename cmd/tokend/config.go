@@ -403,16 +403,7 @@ func (s *settings) check() error {
 // checkIssuer is check without the audience.
 func (s *settings) checkIssuer() error {
 	def := defaultSettings()
-	for _, d := range []struct {
-		name      string
-		got, want time.Duration
-	}{
-		{"access-ttl", s.AccessTTL, def.AccessTTL}, {"refresh-idle", s.RefreshIdle, def.RefreshIdle},
-		{"refresh-absolute", s.RefreshAbsolute, def.RefreshAbsolute}, {"gc-interval", s.GCInterval, def.GCInterval},
-		{"key-reload", s.KeyReload, def.KeyReload}, {"jwks-max-age", s.JWKSMaxAge, def.JWKSMaxAge},
-		{"store-timeout", s.StoreTimeout, def.StoreTimeout},
-		{"throttle-window", s.ThrottleWindow, def.ThrottleWindow}, {"throttle-max-delay", s.ThrottleMaxDelay, def.ThrottleMaxDelay},
-	} {
+	for _, d := range s.durations() { // bounds.go
 		if d.got <= 0 {
 			return fmt.Errorf("%s must be positive, such as %s, not %s", d.name, fmtDuration(d.want), fmtDuration(d.got))
 		}
