@@ -33,6 +33,27 @@
 // [ErrTokenRejected] at once instead of a token. A token that proves good
 // ends the run. [Source.Invalidate] and [Transport] give the details.
 //
+// # Errors and Retry-After
+//
+// A failed fetch whose error holds the token endpoint's answer (an
+// *oauth2.RetrieveError, as x/oauth2 returns, or an [OAuthError] from the
+// fetch function) reaches callers as an error holding an [*OAuthError]:
+// the RFC 6749 §5.2 error, error_description and error_uri, the HTTP
+// status and the Retry-After. errors.As gives it; errors.Is(err,
+// [ErrReauthRequired]) still tells a terminal failure.
+//
+// After a 429 or 503 answer with a Retry-After (RFC 9110 §10.2.3:
+// delay-seconds, or an HTTP-date, read against the answer's Date header so
+// that a skewed client clock does not change it), the next fetch waits at
+// least that long after the answer arrived, and at most
+// [Options.MaxBackoff]: the wait is min(max(backoff, Retry-After),
+// MaxBackoff). This holds for every fetch, background or on demand
+// (Token, FreshToken, a [Transport] replaying after a 401): until then no
+// fetch is made, and a caller without a valid token gets the failure at
+// once. A Retry-After that cannot be read, or one on
+// another status, is ignored and the backoff alone applies.
+// [Source.Reset] clears the wait with every other failure.
+//
 // Sources are built from a fetch function ([New], [NewRotating]) or from
 // golang.org/x/oauth2 pieces ([FromTokenSource], [FromConfig],
 // [FromClientCredentials]). A Source is itself an [oauth2.TokenSource].

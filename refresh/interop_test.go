@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -104,6 +105,53 @@ func TestOAuth2Interop(t *testing.T) {
 		}
 		if _, err := src.Token(); err != nil {
 			t.Fatalf("after the retry: %v", err)
+		}
+	})
+	t.Run("the answer is an OAuthError, Retry-After honoured", func(t *testing.T) {
+		idp := tokentest.NewServer(nil)
+		defer idp.Close()
+		idp.SetRetryAfter("5")
+		idp.Fail(1, http.StatusServiceUnavailable, "temporarily_unavailable")
+		fetched := make(chan refresh.FetchInfo, 2)
+		src := refresh.FromClientCredentials(&clientcredentials.Config{
+			ClientID: "client", ClientSecret: "secret", TokenURL: idp.TokenURL(),
+			AuthStyle: oauth2.AuthStyleInHeader,
+		}, &refresh.Options{OnFetch: func(i refresh.FetchInfo) { fetched <- i }})
+		defer src.Close()
+		_, err := src.Token()
+		oe, ok := errors.AsType[*refresh.OAuthError](err)
+		if !ok || oe.Status != http.StatusServiceUnavailable || oe.Code != "temporarily_unavailable" ||
+			oe.Description != "failure injected by tokentest" || oe.RetryAfter != 5*time.Second {
+			t.Fatalf("err = %v, want tokentest's 503 temporarily_unavailable with Retry-After 5s", err)
+		}
+		// The backoff after one failure is at most MinBackoff, 1s: the
+		// Retry-After decides.
+		if info := <-fetched; info.RetryIn != 5*time.Second {
+			t.Fatalf("RetryIn %v, want 5s", info.RetryIn)
+		}
+		if _, again := src.Token(); again == nil || idp.Requests() != 1 {
+			t.Fatalf("at once again: %v after %d requests; want the failure without a request", again, idp.Requests())
+		}
+	})
+	t.Run("invalid_client and invalid_grant told apart", func(t *testing.T) {
+		for _, code := range []string{"invalid_client", "invalid_grant"} {
+			idp := tokentest.NewServer(nil)
+			status := http.StatusBadRequest
+			if code == "invalid_client" {
+				status = http.StatusUnauthorized
+			}
+			idp.Fail(1, status, code)
+			src := refresh.FromClientCredentials(&clientcredentials.Config{
+				ClientID: "client", ClientSecret: "secret", TokenURL: idp.TokenURL(),
+				AuthStyle: oauth2.AuthStyleInHeader,
+			}, nil)
+			_, err := src.Token()
+			oe, ok := errors.AsType[*refresh.OAuthError](err)
+			if !ok || oe.Code != code || oe.Status != status || !errors.Is(err, refresh.ErrReauthRequired) {
+				t.Errorf("err = %v, want ErrReauthRequired with the OAuthError %d %s", err, status, code)
+			}
+			_ = src.Close()
+			idp.Close()
 		}
 	})
 }

@@ -177,6 +177,7 @@ func (s *Source) attempt(l *loop, reason string) {
 	s.fetches.Add(1)
 	s.latency.Store(int64(latency))
 
+	var retryIn time.Duration
 	s.mu.Lock()
 	if err == nil {
 		if !s.rejected {
@@ -194,14 +195,20 @@ func (s *Source) attempt(l *loop, reason string) {
 	} else {
 		s.failures.Add(1)
 		l.failures++
-		if terminal(err) {
+		oe, added := asOAuthError(err, got)
+		isTerminal := terminal(err, oe)
+		if added {
+			err = oe // wraps err
+		}
+		if isTerminal {
 			if !errors.Is(err, ErrReauthRequired) {
 				err = fmt.Errorf("%w: %w", ErrReauthRequired, err)
 			}
 			l.terminal = err
 		} else {
 			err = fmt.Errorf("refresh: fetch token: %w", err)
-			l.nextTry = got.Add(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter))
+			retryIn = retryWait(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter), oe, s.o.MaxBackoff)
+			l.nextTry = got.Add(retryIn)
 		}
 		s.lastErr = err
 		if cur := s.cur.Load(); !cur.ok {
@@ -221,7 +228,7 @@ func (s *Source) attempt(l *loop, reason string) {
 		}
 	}
 	if s.o.OnFetch != nil {
-		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures}
+		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures, RetryIn: retryIn}
 		if err == nil && !p.expiry.IsZero() {
 			info.Lifetime = p.expiry.Sub(got)
 		}

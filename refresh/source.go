@@ -43,7 +43,9 @@ type Options struct {
 	FetchTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff between
 	// failed fetches, and between fetches for tokens rejected soon after
-	// they arrived (see Source.Invalidate). Defaults 1s and 1m.
+	// they arrived (see Source.Invalidate). Defaults 1s and 1m. After a
+	// 429 or 503 with Retry-After the wait is at least the Retry-After,
+	// and still at most MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 	// WallClockCheck is how often, while it holds a token with a known
 	// expiry, the background goroutine compares the wall clock with that
@@ -133,6 +135,11 @@ type FetchInfo struct {
 	Lifetime time.Duration
 	// Failures counts consecutive failures, this one included.
 	Failures int
+	// RetryIn is, after a transient failure, how long the Source waits
+	// before its next fetch: the backoff, raised to the answer's
+	// Retry-After after a 429 or 503, at most MaxBackoff. 0 after a
+	// success or a terminal failure.
+	RetryIn time.Duration
 }
 
 // Stats is a snapshot of a Source's counters.
@@ -203,9 +210,10 @@ type attempt struct {
 // first caller needs a token, then in the background before each expires.
 // fetch runs on the Source's goroutine with a context that carries
 // Options.FetchTimeout and is cancelled by Close. A fetch error that wraps
-// ErrReauthRequired, or an *oauth2.RetrieveError for invalid_grant,
-// invalid_client or a 400/401 answer, is terminal; any other is retried.
-// opts may be nil.
+// ErrReauthRequired, or an *oauth2.RetrieveError or *OAuthError for
+// invalid_grant, invalid_client, unauthorized_client or a 400/401 answer,
+// is terminal; any other is retried, after a 429 or 503 not before its
+// Retry-After (see OAuthError). opts may be nil.
 func New(fetch func(ctx context.Context) (*oauth2.Token, error), opts *Options) *Source {
 	return newSource(func(ctx context.Context, _ *oauth2.Token) (*oauth2.Token, error) {
 		return fetch(ctx)

@@ -354,12 +354,16 @@ func TestClassification(t *testing.T) {
 		{retrieve(500, ""), false},
 		{retrieve(503, "temporarily_unavailable"), false},
 		{retrieve(429, ""), false},
+		{&OAuthError{Status: 400, Code: "invalid_client"}, true},
+		{fmt.Errorf("mine: %w", &OAuthError{Code: "unauthorized_client"}), true},
+		{&OAuthError{Status: 503, Code: "temporarily_unavailable"}, false},
 		{context.DeadlineExceeded, false},
 		{errors.New("connection reset by peer"), false},
 		{ErrMalformedToken, false},
 	}
 	for _, tc := range cases {
-		if got := terminal(tc.err); got != tc.want {
+		oe, _ := asOAuthError(tc.err, time.Time{})
+		if got := terminal(tc.err, oe); got != tc.want {
 			t.Errorf("terminal(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}

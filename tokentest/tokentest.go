@@ -47,6 +47,7 @@ type Server struct {
 	failN     int                  // remaining one-shot failures (Fail)
 	failNext  failure              // answer for one-shot failures
 	failing   failure              // persistent failure (SetFailing); zero: off
+	retry     string               // Retry-After of injected failures (SetRetryAfter); "": none
 	delay     func(*http.Request)
 	requests  int
 	refreshes int
@@ -184,6 +185,16 @@ func (s *Server) SetFailing(status int, code string) {
 	s.mu.Unlock()
 }
 
+// SetRetryAfter makes injected failures (Fail, SetFailing) carry the header Retry-After:
+// v, as tokend's 429 and 503 answers do (RFC 9110 §10.2.3: delay-seconds such as "5", or
+// an HTTP-date). v is sent as it is, so a test can send one a client cannot read; ""
+// sends none (the default).
+func (s *Server) SetRetryAfter(v string) {
+	s.mu.Lock()
+	s.retry = v
+	s.mu.Unlock()
+}
+
 // SetDelay sets a function called at the start of each token request (in the handler
 // goroutine) before it is answered: tests use it to block on a channel or count calls.
 // f may be nil to remove it.
@@ -246,6 +257,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		if f.code == "" {
 			f.code = oauth.ServerError
 		}
+		s.mu.Lock()
+		if s.retry != "" {
+			w.Header().Set("Retry-After", s.retry)
+		}
+		s.mu.Unlock()
 		s.fail(w, f.status, f.code, "failure injected by tokentest")
 		return
 	}

@@ -229,6 +229,41 @@ func TestSetFailing(t *testing.T) {
 	}
 }
 
+// Injected failures carry the Retry-After set, as it is, and none once
+// it is cleared; successes never carry one.
+func TestSetRetryAfter(t *testing.T) {
+	s, ctx := newServer(t, nil)
+	retryAfter := func(err error) string {
+		t.Helper()
+		re, ok := errors.AsType[*oauth2.RetrieveError](err)
+		if !ok {
+			t.Fatalf("error = %v, want *oauth2.RetrieveError", err)
+		}
+		return re.Response.Header.Get("Retry-After")
+	}
+	s.SetRetryAfter("5")
+	s.Fail(1, http.StatusServiceUnavailable, "temporarily_unavailable")
+	_, err := ccConfig(s).Token(ctx)
+	if got := retryAfter(err); got != "5" {
+		t.Errorf("Retry-After %q, want 5", got)
+	}
+	s.SetRetryAfter("Sun, 06 Dec 2026 14:00:05 GMT")
+	s.Fail(1, http.StatusTooManyRequests, "temporarily_unavailable")
+	_, err = ccConfig(s).Token(ctx)
+	if got := retryAfter(err); got != "Sun, 06 Dec 2026 14:00:05 GMT" {
+		t.Errorf("Retry-After %q, want the date", got)
+	}
+	if _, err := ccConfig(s).Token(ctx); err != nil {
+		t.Fatalf("after the failure: %v", err)
+	}
+	s.SetRetryAfter("")
+	s.Fail(1, http.StatusServiceUnavailable, "temporarily_unavailable")
+	_, err = ccConfig(s).Token(ctx)
+	if got := retryAfter(err); got != "" {
+		t.Errorf("Retry-After %q after SetRetryAfter(\"\"), want none", got)
+	}
+}
+
 func TestFailPanicsOnBadStatus(t *testing.T) {
 	s, _ := newServer(t, nil)
 	defer func() {

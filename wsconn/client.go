@@ -81,6 +81,9 @@ type Options struct {
 	// at 0, 0, 0.125, 0.375, 0.875, 1.875, 3.875, 7.875, 15.875, 30.875,
 	// 45.875 seconds at the quickest), and fetches at most one token per
 	// connect. Renewals are no more frequent than one per MinBackoff.
+	// After an upgrade answered 429 or 503 with Retry-After, the wait is
+	// at least the Retry-After and at most MaxBackoff (see the package
+	// documentation).
 	MinBackoff, MaxBackoff time.Duration
 	// QueueSize bounds the messages waiting to be sent. Default 1024.
 	QueueSize int

@@ -44,6 +44,20 @@
 // client renews by make before break: it opens a second connection with the
 // new token, moves sending to it, and closes the old one normally.
 //
+// # Refusals and Retry-After
+//
+// A refused upgrade, and an in-band renewal the server refuses, reach
+// Options.OnDisconnect as an error holding a *refresh.OAuthError (get it
+// with errors.As): for an upgrade, the HTTP status, the error code and
+// description of its JSON body (RFC 6749 §5.2) or else of its Bearer
+// challenge (RFC 6750 §3), and its Retry-After; for a renewal, the code
+// invalid_token and the server's reason, with status 0. After an upgrade
+// answered 429 or 503 with a Retry-After (delay-seconds, or an HTTP-date
+// read against the answer's Date header, RFC 9110 §10.2.3), the next
+// connect waits min(max(backoff, Retry-After), Options.MaxBackoff): never
+// sooner than the server asked, never longer than the client's own cap.
+// A Retry-After that cannot be read, or one on another status, is ignored.
+//
 // # Renewal keeps who the connection is
 //
 // A renewal extends a connection's life; it never changes whose

@@ -3,6 +3,7 @@ package wsconn_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"strings"
 	"sync"
@@ -248,6 +249,10 @@ func TestClientReconnectsOnRefusedRenewal(t *testing.T) {
 	for _, err := range disconnects {
 		if !strings.Contains(err.Error(), "refused the renewed token") || !strings.Contains(err.Error(), "another client (client_id)") {
 			t.Fatalf("disconnect %v; want the refused renewal and its reason", err)
+		}
+		if oe, ok := errors.AsType[*refresh.OAuthError](err); !ok || oe.Code != "invalid_token" || oe.Status != 0 ||
+			oe.Description != "token is of another client (client_id)" {
+			t.Fatalf("disconnect %v; want an OAuthError invalid_token with the reason", err)
 		}
 	}
 }

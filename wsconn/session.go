@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/oauth2"
 
+	"github.com/tokend/tokend/internal/bearer"
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/refresh"
 )
 
@@ -40,6 +43,7 @@ func (c *Conn) run(first chan<- error) {
 		}
 		var cause error
 		authFailure := false
+		retryAfter := time.Duration(0) // asked for by a refused upgrade
 		if err == nil {
 			var connected bool
 			var up time.Duration
@@ -49,6 +53,8 @@ func (c *Conn) run(first chan<- error) {
 				if up >= healthyAfter {
 					failures, authRetried = 0, false
 				}
+			} else if refused := (*refresh.OAuthError)(nil); errors.As(cause, &refused) && refused.Throttled() {
+				retryAfter = refused.RetryAfter
 			}
 		} else {
 			cause = err
@@ -68,6 +74,10 @@ func (c *Conn) run(first chan<- error) {
 		}
 		failures++
 		wait := c.backoff(failures)
+		if retryAfter > wait {
+			// The upgrade was answered 429 or 503 with Retry-After.
+			wait = min(retryAfter, c.o.MaxBackoff)
+		}
 		if c.o.OnReconnecting != nil {
 			c.o.OnReconnecting(failures, wait)
 		}
@@ -143,7 +153,11 @@ func (c *Conn) connect(ctx context.Context, tok *oauth2.Token) (l *link, authFai
 	if err != nil {
 		auth := resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden)
 		// The error names the URL, which may carry the token.
-		return nil, auth, fmt.Errorf("wsconn: dial %s%s: %w", c.url.Host, c.url.Path, redact(err, tok.AccessToken))
+		err = redact(err, tok.AccessToken)
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			err = refusal(resp, c.o.now(), err)
+		}
+		return nil, auth, fmt.Errorf("wsconn: dial %s%s: %w", c.url.Host, c.url.Path, err)
 	}
 	l = &link{ws: ws, tok: tok, opened: c.o.now()}
 	switch c.o.Renewal {
@@ -312,7 +326,7 @@ func (c *Conn) reader(l *link) error {
 				}
 			case TypeRenewFailed:
 				c.o.Logger.WarnContext(l.ctx, "wsconn: the server refused the renewed token; reconnecting with it", "reason", ctl.Error)
-				return fmt.Errorf("%w: %q", errRenewRefused, ctl.Error)
+				return fmt.Errorf("%w: %w", errRenewRefused, &refresh.OAuthError{Code: oauth.InvalidToken, Description: ctl.Error})
 			}
 			continue
 		}
@@ -386,6 +400,28 @@ func (c *Conn) renew(l *link, replace chan<- *link) {
 		}
 		tok = fresh
 	}
+}
+
+// maxRefusalBody bounds how much of a refused upgrade's body is read
+// (coder/websocket keeps 1 KiB of it).
+const maxRefusalBody = 1 << 10
+
+// refusal returns the OAuth error of an upgrade answered resp (not 101),
+// received at now, wrapping err: the status, the code and description of
+// its JSON body (RFC 6749 §5.2) or else of its Bearer challenge (RFC 6750
+// §3), and its Retry-After.
+func refusal(resp *http.Response, now time.Time, err error) *refresh.OAuthError {
+	oe := &refresh.OAuthError{Status: resp.StatusCode, Err: err}
+	oe.RetryAfter, _ = oauth.RetryAfter(resp.Header, now)
+	if resp.Body != nil {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalBody))
+		if body, ok := oauth.ParseBody(b); ok {
+			oe.Code, oe.Description, oe.URI = body.Error, body.Description, body.URI
+			return oe
+		}
+	}
+	oe.Code = bearer.BearerError(resp.Header.Values("WWW-Authenticate"))
+	return oe
 }
 
 // redactedError hides a secret in the text of err; errors.Is and errors.As

@@ -54,6 +54,7 @@ func Terminal(code string) bool {
 type Body struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+	URI         string `json:"error_uri,omitempty"`
 }
 
 // Answer is everything an error answer carries besides its body.
