@@ -1,6 +1,7 @@
 export {
   TokenManager,
   MissingRefreshTokenError,
+  OAuthError,
   ReauthRequiredError,
   TokenRefreshError,
   isTokenChallenge,
@@ -24,3 +25,4 @@ export {
   type SocketData,
 } from "./socket.js";
 export { jwtClaims, jwtExpiry } from "./jwt.js";
+export type { OAuthErrorInit } from "./oauth.js";

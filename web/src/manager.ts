@@ -1,8 +1,8 @@
 import { jwtClaims } from "./jwt.js";
+import { OAuthError, TokenRefreshError, answerError } from "./oauth.js";
 import {
   MissingRefreshTokenError,
   ReauthRequiredError,
-  TokenRefreshError,
   type BroadcastChannelLike,
   type LockManagerLike,
   type StorageLike,
@@ -10,7 +10,7 @@ import {
   type TokenResponse,
 } from "./options.js";
 
-export { MissingRefreshTokenError, ReauthRequiredError, TokenRefreshError };
+export { MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError };
 export type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse };
 
 interface State {
@@ -22,7 +22,10 @@ interface State {
   refreshToken?: string;
 }
 
-/** Backoff of failed refreshes: full jitter, ceiling BACKOFF_BASE_MS·2^(n-1) capped at BACKOFF_CAP_MS. */
+/**
+ * Backoff of failed refreshes: full jitter, ceiling BACKOFF_BASE_MS·2^(n-1) capped at BACKOFF_CAP_MS,
+ * and never shorter than the answer's Retry-After, itself capped at BACKOFF_CAP_MS.
+ */
 export const BACKOFF_BASE_MS = 1_000;
 export const BACKOFF_CAP_MS = 30_000;
 const MAX_TIMER = 2 ** 31 - 1;
@@ -68,7 +71,11 @@ export class TokenManager {
   #backoff: ReturnType<typeof setTimeout> | undefined;
   #failures = 0;
   #lastError: unknown;
+  /** Epoch ms before which the token endpoint's Retry-After forbids the next attempt ('online' does not cut it short). */
+  #notBefore = 0;
   #terminal = false;
+  /** Why the login ended (the endpoint's OAuthError), the cause of every ReauthRequiredError since. */
+  #cause: unknown;
   #reauthCalled = false;
   #epoch = 0;
   /** The access token of the login that ended here: a late broadcast of it must not revive the login. */
@@ -140,7 +147,7 @@ export class TokenManager {
   /** A valid access token, refreshing first if it is expired or about to be. Rejects with ReauthRequiredError after a terminal failure. */
   async getAccessToken(): Promise<string> {
     this.start();
-    if (this.#terminal) throw new ReauthRequiredError();
+    if (this.#terminal) throw this.#reauth();
     const s = this.#state;
     const now = this.#now();
     if (s && now < s.refreshAt) return s.accessToken;
@@ -154,7 +161,7 @@ export class TokenManager {
   /** Single-flight refresh; if `rejected` is given and is no longer the current token, resolves with the current one without a request. */
   refresh(rejected?: string): Promise<string> {
     this.start();
-    if (this.#terminal) return Promise.reject(new ReauthRequiredError());
+    if (this.#terminal) return Promise.reject(this.#reauth());
     const s = this.#state;
     if (rejected !== undefined && s && s.accessToken !== rejected && this.#usable(s, this.#now())) {
       return Promise.resolve(s.accessToken);
@@ -191,7 +198,10 @@ export class TokenManager {
     return send(fresh, false);
   }
 
-  /** Revoke the login at the server and forget the tokens (all tabs). Rejects if the revocation request failed; the tokens are forgotten anyway. */
+  /**
+   * Revoke the login at the server and forget the tokens (all tabs). Rejects with an OAuthError if the
+   * revocation request failed (not retried; the error carries the answer's Retry-After); the tokens are forgotten anyway.
+   */
   async logout(): Promise<void> {
     this.start();
     const o = this.#o;
@@ -205,8 +215,13 @@ export class TokenManager {
       body.set("token_type_hint", "refresh_token");
     }
     body.set("client_id", o.clientId);
-    const res = await this.#fetch(this.#revoke, this.#post(body));
-    if (!res.ok) throw new TokenRefreshError("tokend: revocation failed with HTTP " + res.status, res.status);
+    let res: Response;
+    try {
+      res = await this.#fetch(this.#revoke, this.#post(body));
+    } catch (e) {
+      throw new OAuthError("tokend: revocation endpoint unreachable", { cause: e });
+    }
+    if (!res.ok) throw answerError("revocation", res, await res.json().catch(() => null), this.#now());
   }
 
   /** Stop timers and listeners. */
@@ -316,15 +331,15 @@ export class TokenManager {
     try {
       res = await this.#fetch(o.tokenEndpoint, this.#post(body));
     } catch (e) {
-      throw new TokenRefreshError("tokend: token endpoint unreachable", undefined, e);
+      throw new OAuthError("tokend: token endpoint unreachable", { cause: e });
     }
-    let json: Partial<TokenResponse> & { error?: string } = {};
+    let json: Partial<TokenResponse> = {};
     try {
       json = await res.json();
     } catch {
       // a body that is not JSON counts like an empty one
     }
-    if (epoch !== this.#epoch) throw new ReauthRequiredError();
+    if (epoch !== this.#epoch) throw this.#reauth();
     if (res.ok && typeof json.access_token === "string") {
       this.#firstRT = undefined;
       const s = this.#adopt(json as TokenResponse);
@@ -332,11 +347,10 @@ export class TokenManager {
       return s.accessToken;
     }
     const st = res.status;
-    if (res.ok || st >= 500 || st === 408 || st === 429) {
-      throw new TokenRefreshError("tokend: token endpoint answered HTTP " + st, st);
-    }
+    const e = answerError("token", res, json, this.#now());
+    if (res.ok || st >= 500 || st === 408 || st === 429) throw e;
     // 400 invalid_grant, 401 invalid_client and every other 4xx: retrying cannot help.
-    throw this.#fail();
+    throw this.#fail(e);
   }
 
   /** The token that replaces `old` once another tab's broadcast brings it, or undefined after ADOPT_WAIT_MS. */
@@ -380,15 +394,20 @@ export class TokenManager {
     return init;
   }
 
-  /** Terminal failure: forget everything, tell the app once. */
-  #fail(): ReauthRequiredError {
-    this.#end(true);
-    return new ReauthRequiredError();
+  /** Terminal failure (cause: the endpoint's answer, if any): forget everything, tell the app once. */
+  #fail(cause?: OAuthError): ReauthRequiredError {
+    this.#end(true, cause);
+    return this.#reauth();
   }
 
-  #end(tell: boolean): void {
+  #reauth(): ReauthRequiredError {
+    return new ReauthRequiredError(undefined, { cause: this.#cause });
+  }
+
+  #end(tell: boolean, cause?: unknown): void {
     this.#epoch++;
     this.#terminal = true;
+    this.#cause = cause;
     this.#dead = this.#state?.accessToken ?? this.#dead;
     this.#state = null;
     this.#firstRT = undefined;
@@ -398,7 +417,7 @@ export class TokenManager {
     if (tell && !this.#reauthCalled) {
       this.#reauthCalled = true;
       try {
-        this.#o.onReauthRequired?.();
+        this.#o.onReauthRequired?.(this.#reauth());
       } catch {
         // the app's callback must not break the manager
       }
@@ -409,12 +428,14 @@ export class TokenManager {
     this.#lastError = e;
     this.#failures++;
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.#failures - 1));
+    const floor = Math.min(BACKOFF_CAP_MS, (e instanceof OAuthError && e.retryAfterMs) || 0);
+    this.#notBefore = this.#now() + floor;
     clearTimeout(this.#timer);
     clearTimeout(this.#backoff);
     this.#backoff = setTimeout(() => {
       this.#backoff = undefined;
       this.#refreshNow().catch(() => {});
-    }, this.#random() * ceiling);
+    }, Math.max(floor, this.#random() * ceiling));
   }
 
   #kick(): void {
@@ -446,6 +467,10 @@ export class TokenManager {
     this.#state = s;
     this.#terminal = false;
     this.#reauthCalled = false;
+    // New tokens (a refresh, another tab's, a new login) end the failures: no retry, no wait is left.
+    clearTimeout(this.#backoff);
+    this.#backoff = undefined;
+    this.#failures = 0;
     this.#save();
     this.#schedule();
     for (const l of this.#listeners) {
@@ -552,7 +577,7 @@ export class TokenManager {
     if (this.#closed || this.#terminal || !this.#state) return;
     const doc = (globalThis as { document?: { visibilityState?: string } }).document;
     if (ev.type === "visibilitychange" && doc?.visibilityState === "hidden") return;
-    if (ev.type === "online" && this.#backoff !== undefined) {
+    if (ev.type === "online" && this.#backoff !== undefined && this.#now() >= this.#notBefore) {
       clearTimeout(this.#backoff);
       this.#backoff = undefined;
     }

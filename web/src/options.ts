@@ -1,6 +1,6 @@
 // The shapes TokenManager takes and gives: its options, the token
 // endpoint's answer, the browser APIs it uses (so that tests can inject
-// them), and its errors.
+// them), and its errors (OAuthError: oauth.ts).
 
 /** A token endpoint answer (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -60,8 +60,11 @@ export interface TokenManagerOptions {
   refreshOn403?: boolean;
   /** Default true: coordinate tabs with Web Locks + BroadcastChannel when available. */
   crossTab?: boolean;
-  /** Called once when a refresh fails terminally (or another tab logged out). */
-  onReauthRequired?: () => void;
+  /**
+   * Called once when a refresh fails terminally (or another tab logged out), with the error
+   * getAccessToken then rejects with (its cause: the endpoint's OAuthError, if one answered).
+   */
+  onReauthRequired?: (error: ReauthRequiredError) => void;
   /** Default globalThis.fetch. */
   fetch?: typeof fetch;
   /** Default Date.now. */
@@ -78,22 +81,14 @@ export interface TokenManagerOptions {
   random?: () => number;
 }
 
-/** The login is over (terminal refresh failure, logout, no refresh token): the user must sign in again. */
+/**
+ * The login is over (terminal refresh failure, logout, no refresh token): the user must sign in again.
+ * After an endpoint's terminal answer (e.g. 400 invalid_grant, 401 invalid_client), cause is its OAuthError.
+ */
 export class ReauthRequiredError extends Error {
-  constructor(message = "tokend: reauthentication required") {
-    super(message);
+  constructor(message = "tokend: reauthentication required", options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "ReauthRequiredError";
-  }
-}
-
-/** A refresh failed for a reason that may pass (network, 5xx, 429); the manager retries with backoff. */
-export class TokenRefreshError extends Error {
-  /** The token endpoint's HTTP status, undefined for a network error. */
-  readonly status?: number;
-  constructor(message: string, status?: number, cause?: unknown) {
-    super(message, { cause });
-    this.name = "TokenRefreshError";
-    this.status = status;
   }
 }
 
