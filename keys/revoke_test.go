@@ -363,7 +363,7 @@ func TestRevokedKeyRefusedByVerifier(t *testing.T) {
 	t.Cleanup(srv.Close)
 	clock := clocktest.New(t0)
 	v := verify.New("https://issuer.example", &verify.Options{JWKSURL: srv.URL, Now: clock.Now, HTTPClient: srv.Client()})
-	claims := map[string]any{"iss": "https://issuer.example", "sub": "alice", "exp": t0.Add(time.Hour).Unix()}
+	claims := map[string]any{"iss": "https://issuer.example", "aud": "https://issuer.example", "sub": "alice", "exp": t0.Add(time.Hour).Unix()}
 	tok, err := s.Sign(claims)
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func (s *Server) accessVerifier() *verify.Verifier {
 			Body: io.NopCloser(bytes.NewReader(jwks)), Request: r}, nil
 	})
 	sv := &selfVerifier{jwks: jwks, v: verify.New(s.cfg.Issuer, &verify.Options{
-		Audience:   s.cfg.Audience,
+		Audience:   []string{s.cfg.Audience},
 		JWKSURL:    "http://tokend.internal/jwks.json",
 		HTTPClient: &http.Client{Transport: rt},
 		// The document never changes: a new one makes a new verifier.

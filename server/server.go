@@ -149,7 +149,9 @@ type Config struct {
 	Secrets secrets.Ring
 	// Issuer is the server's URL, the iss of its tokens.
 	Issuer string
-	// Audience is the aud of access tokens. Default: Issuer.
+	// Audience is the aud of access tokens, the name resource servers
+	// check (verify.Options.Audience, whose default is also the issuer).
+	// Default: Issuer.
 	Audience string
 
 	AccessTTL       time.Duration // default 15m, at most MaxAccessTTL; a token lives at least this, less than a second more (exp has whole seconds)

@@ -55,11 +55,14 @@ func (v *Verifier) claims(payload []byte, kid string, now time.Time) (*Claims, e
 		return nil, fmt.Errorf("%w: no exp", ErrMalformed)
 	}
 
-	switch {
-	case c.Issuer == "" || c.Issuer != *v.iss.Load():
+	iss := *v.iss.Load()
+	if c.Issuer == "" || c.Issuer != iss {
 		return nil, fmt.Errorf("%w: %q", ErrIssuer, truncate(c.Issuer))
-	case v.o.Audience != "" && !slices.Contains(c.Audience, v.o.Audience):
-		return nil, ErrAudience
+	}
+	if err := v.checkAudience(c.Audience, iss); err != nil {
+		return nil, err
+	}
+	switch {
 	case !now.Before(c.Expiry.Add(v.o.Leeway)):
 		return nil, fmt.Errorf("%w at %s", ErrExpired, c.Expiry.UTC().Format(time.RFC3339))
 	case !c.NotBefore.IsZero() && now.Add(v.o.Leeway).Before(c.NotBefore):
@@ -68,6 +71,28 @@ func (v *Verifier) claims(payload []byte, kid string, now time.Time) (*Claims, e
 		return nil, fmt.Errorf("%w: iat is %s", ErrNotYetValid, c.IssuedAt.UTC().Format(time.RFC3339))
 	}
 	return c, nil
+}
+
+// checkAudience checks aud, a token's, against Options.Audience, or iss
+// (the issuer, not "") if that is empty.
+func (v *Verifier) checkAudience(aud []string, iss string) error {
+	switch {
+	case v.o.InsecureSkipAudienceCheck:
+		return nil
+	case len(aud) == 0:
+		return fmt.Errorf("%w: no aud", ErrAudience)
+	case len(v.o.Audience) == 0:
+		if slices.Contains(aud, iss) {
+			return nil
+		}
+		return ErrAudience
+	}
+	for _, a := range aud {
+		if slices.Contains(v.o.Audience, a) {
+			return nil
+		}
+	}
+	return ErrAudience
 }
 
 // audience takes aud, a string or an array of strings, out of m.

@@ -33,8 +33,9 @@ func ExampleVerifier_Middleware() {
 		}})
 	})
 
-	// The resource server.
-	v := verify.New(issuer.URL, &verify.Options{Audience: "https://api.example"})
+	// The resource server. Its tokens have aud "https://api.example"
+	// (tokend --audience); without Options.Audience, aud must name the issuer.
+	v := verify.New(issuer.URL, &verify.Options{Audience: []string{"https://api.example"}})
 	api := v.Middleware(verify.RequireScope("read", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verify.FromContext(r.Context())
 		fmt.Fprintf(w, "hello %s", c.Subject)

@@ -187,7 +187,7 @@ func TestDiscovery(t *testing.T) {
 	check := func(t *testing.T, iss string, o *verify.Options, want error) {
 		t.Helper()
 		o.Now = newClock().Now
-		c := map[string]any{"iss": iss, "exp": t0.Add(time.Minute).Unix()}
+		c := map[string]any{"iss": iss, "aud": iss, "exp": t0.Add(time.Minute).Unix()}
 		_, err := verify.New(iss, o).Verify(t.Context(), sign(hdr("EdDSA", "ed"), c, edSign(edKey)))
 		if !errors.Is(err, want) || (err == nil) != (want == nil) {
 			t.Fatalf("err = %v, want %v", err, want)
@@ -277,24 +277,28 @@ func TestIssuerTrailingSlash(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}
-	tok := func(iss string) string {
-		return sign(hdr("EdDSA", "ed"), map[string]any{"iss": iss, "exp": t0.Add(time.Minute).Unix()}, edSign(edKey))
+	tok := func(iss, aud string) string {
+		return sign(hdr("EdDSA", "ed"), map[string]any{"iss": iss, "aud": aud, "exp": t0.Add(time.Minute).Unix()}, edSign(edKey))
 	}
+	// The default audience is the issuer, in the form the metadata names.
 	cases := []struct {
 		name                 string
 		published, configure string // suffixes of the server's URL
 		jwksURL              bool
-		iss                  string // suffix of the token's iss
+		iss, aud             string // suffixes of the token's iss and aud
 		want                 error
 	}{
-		{"configured with a slash, published without", "", "/", false, "", nil},
-		{"configured with a slash, published without: iss with the slash", "", "/", false, "/", verify.ErrIssuer},
-		{"configured without a slash, published with", "/", "", false, "/", nil},
-		{"configured without a slash, published with: iss without", "/", "", false, "", verify.ErrIssuer},
-		{"two slashes are another issuer", "", "//", false, "", verify.ErrKeys},
-		{"a path is another issuer", "", "/x", false, "", verify.ErrKeys},
-		{"JWKSURL: exactly as configured", "", "/", true, "/", nil},
-		{"JWKSURL: no metadata to learn the form from", "", "/", true, "", verify.ErrIssuer},
+		{"configured with a slash, published without", "", "/", false, "", "", nil},
+		{"configured with a slash, published without: iss with the slash", "", "/", false, "/", "/", verify.ErrIssuer},
+		{"configured with a slash, published without: aud with the slash", "", "/", false, "", "/", verify.ErrAudience},
+		{"configured without a slash, published with", "/", "", false, "/", "/", nil},
+		{"configured without a slash, published with: iss without", "/", "", false, "", "", verify.ErrIssuer},
+		{"configured without a slash, published with: aud without", "/", "", false, "/", "", verify.ErrAudience},
+		{"two slashes are another issuer", "", "//", false, "", "", verify.ErrKeys},
+		{"a path is another issuer", "", "/x", false, "", "", verify.ErrKeys},
+		{"JWKSURL: exactly as configured", "", "/", true, "/", "/", nil},
+		{"JWKSURL: no metadata to learn the form from", "", "/", true, "", "", verify.ErrIssuer},
+		{"JWKSURL: aud exactly as configured", "", "/", true, "/", "", verify.ErrAudience},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,7 +308,7 @@ func TestIssuerTrailingSlash(t *testing.T) {
 				o.JWKSURL = base + "/keys"
 			}
 			v := verify.New(base+tc.configure, o)
-			_, err := v.Verify(t.Context(), tok(base+tc.iss))
+			_, err := v.Verify(t.Context(), tok(base+tc.iss, base+tc.aud))
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}

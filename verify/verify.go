@@ -2,7 +2,7 @@
 // access tokens (RFC 9068) against the issuer's published keys, and
 // provides HTTP middleware that admits only requests bearing a valid one.
 //
-//	v := verify.New("https://auth.example.com", nil)
+//	v := verify.New("https://auth.example.com", nil) // aud must name the issuer, tokend's default audience
 //	http.Handle("/orders", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 //		claims, _ := verify.FromContext(r.Context())
 //		fmt.Fprintln(w, "hello", claims.Subject)
@@ -20,6 +20,21 @@
 // accepted, and a token's alg must match its key's: "none", HMAC and
 // algorithm confusion are rejected. The keys come only from the JWKS:
 // header parameters such as jku, jwk or x5u are ignored.
+//
+// # Audience
+//
+// A token is accepted only if its aud names this resource server (RFC 9068
+// §4); without one it is ErrAudience, and the middleware's 401
+// invalid_token. The names are Options.Audience; by default the issuer
+// itself, which is the aud tokend issues unless it is started with
+// another (--audience, server.Config.Audience). A resource server behind
+// a tokend with its own audience names it:
+//
+//	verify.New(issuer, &verify.Options{Audience: []string{"https://api.example.com"}})
+//
+// Options.InsecureSkipAudienceCheck turns the check off, which is not
+// recommended: a token meant for any other resource server of the issuer
+// is then accepted too.
 //
 // # Key lifetime
 //
@@ -82,7 +97,8 @@ var (
 	ErrNotYetValid = errors.New("verify: token not valid yet")
 	// ErrIssuer reports an iss other than the Verifier's issuer.
 	ErrIssuer = errors.New("verify: wrong issuer")
-	// ErrAudience reports an aud without Options.Audience.
+	// ErrAudience reports a token whose aud is missing or names none of
+	// Options.Audience (by default, the issuer).
 	ErrAudience = errors.New("verify: wrong audience")
 	// ErrAlgorithm reports an alg that is not allowed, or that does not
 	// match the key the kid names.
@@ -116,9 +132,21 @@ const (
 
 // Options configures a Verifier. Zero values mean the documented defaults.
 type Options struct {
-	// Audience, if set, must be the token's aud or one of its aud values
-	// (aud may be a string or an array). "" means aud is not checked.
-	Audience string
+	// Audience are the names this resource server answers to: a token is
+	// accepted only if its aud (a string or an array, RFC 7519 §4.1.3)
+	// contains one of them, as RFC 9068 §4 requires. Names are compared
+	// exactly; empty ones are ignored. Default: the issuer, which is
+	// tokend's default audience (server.Config.Audience), so that New(issuer,
+	// nil) accepts what a tokend left to its defaults issues. When the keys
+	// are found through the metadata and it names the issuer with or without
+	// a trailing slash (see New), the default is the issuer it names.
+	Audience []string
+	// InsecureSkipAudienceCheck accepts a token whatever its aud, or
+	// without one. Not recommended: a token issued for another resource
+	// server of the same issuer is then accepted here, which RFC 9068 §4
+	// forbids. It is ignored, and a warning logged, if Audience names an
+	// audience.
+	InsecureSkipAudienceCheck bool
 	// Leeway allows for clock skew in exp, nbf and iat. Default 30s.
 	Leeway time.Duration
 	// JWKSURL is where the issuer's keys are. Default: the jwks_uri of the
@@ -177,8 +205,9 @@ type Verifier struct {
 
 // New returns a Verifier for the tokens issuer issues; issuer is the exact
 // iss value (a token without iss is never accepted, even if issuer is "").
-// opts may be nil. New fetches nothing: the metadata and keys are fetched
-// on the first Verify.
+// opts may be nil: then aud must name the issuer (see Options.Audience).
+// New fetches nothing: the metadata and keys are fetched on the first
+// Verify.
 //
 // A trailing slash: an issuer identifier is compared as a string (RFC 8414
 // §3.3), so "https://as.example" and "https://as.example/" are different
@@ -186,10 +215,11 @@ type Verifier struct {
 // the metadata and the metadata names issuer with or without one trailing
 // slash more, the metadata's issuer is taken as the issuer: the server is
 // the authority on its own identifier, and from then on iss must equal it
-// exactly (the form configured is no longer accepted if it differs). Any
-// other difference is refused as before (ErrKeys, naming each metadata URL
-// tried and the issuer it named). With Options.JWKSURL there is no metadata
-// to ask, and iss must equal issuer exactly as given.
+// exactly (the form configured is no longer accepted if it differs), and
+// it is the default audience. Any other difference is refused as before
+// (ErrKeys, naming each metadata URL tried and the issuer it named). With
+// Options.JWKSURL there is no metadata to ask, and iss must equal issuer
+// exactly as given.
 func New(issuer string, opts *Options) *Verifier {
 	var o Options
 	if opts != nil {
@@ -222,6 +252,11 @@ func New(issuer string, opts *Options) *Verifier {
 	}
 	if len(o.Algorithms) == 0 {
 		o.Algorithms = []string{algEdDSA, algES256}
+	}
+	o.Audience = slices.DeleteFunc(slices.Clone(o.Audience), func(a string) bool { return a == "" })
+	if len(o.Audience) > 0 && o.InsecureSkipAudienceCheck {
+		o.Logger.Warn("verify: InsecureSkipAudienceCheck ignored: Audience names the audiences to check", "audience", o.Audience)
+		o.InsecureSkipAudienceCheck = false
 	}
 	v := &Verifier{
 		issuer: issuer,
@@ -292,9 +327,10 @@ var b64 = base64.RawURLEncoding.Strict()
 // MaxTokenLength); the syntax; that the header's alg is allowed, its typ
 // is "at+jwt" or "application/at+jwt", it has a kid and no crit; that the
 // kid names a published key whose algorithm is the header's alg; the
-// signature; then that iss is the issuer, aud contains Options.Audience
-// (if set), exp is present and not past, and nbf and iat are not in the
-// future (all with Options.Leeway). The error wraps one of the package's
+// signature; then that iss is the issuer, aud names one of
+// Options.Audience (by default the issuer; unless
+// Options.InsecureSkipAudienceCheck), exp is present and not past, and nbf
+// and iat are not in the future (all with Options.Leeway). The error wraps one of the package's
 // sentinel errors. ctx bounds the wait for a key fetch, if Verify needs
 // one.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {

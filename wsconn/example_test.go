@@ -47,7 +47,7 @@ func Example() {
 	// The client: every (re)connect takes its token from src.
 	src := refresh.New(func(ctx context.Context) (*oauth2.Token, error) {
 		exp := time.Now().Add(time.Minute)
-		tok, err := signer.Sign(map[string]any{"iss": issuer, "sub": "alice", "exp": exp.Unix()})
+		tok, err := signer.Sign(map[string]any{"iss": issuer, "aud": issuer, "sub": "alice", "exp": exp.Unix()})
 		return &oauth2.Token{AccessToken: tok, Expiry: exp}, err
 	}, nil)
 	defer src.Close()

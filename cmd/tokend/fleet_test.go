@@ -351,7 +351,7 @@ func testFleetKeyRotation(t *testing.T, fs fleetStore) {
 	old := access(f.nodes[0])
 	oldKid := verify.KeyID(old)
 	for i, nd := range f.nodes {
-		vs[i] = verify.New(fleetIssuer, &verify.Options{JWKSURL: nd.base + "/.well-known/jwks.json", Audience: fleetIssuer,
+		vs[i] = verify.New(fleetIssuer, &verify.Options{JWKSURL: nd.base + "/.well-known/jwks.json",
 			MinRefresh: jwksMaxAge, HTTPClient: f.hc})
 		if _, err := vs[i].Verify(ctx, old); err != nil {
 			t.Fatalf("the old key's token through %s's JWKS: %v", nd.name, err)

@@ -82,7 +82,7 @@ func run(ctx context.Context, ttl, duration time.Duration, renewal wsconn.Renewa
 	// The chat server: every message goes back to every connection.
 	var hub sync.Map // *wsconn.ServerConn → struct{}
 	chat := &wsconn.Handler{
-		Verifier: verify.New(issuer, nil),
+		Verifier: verify.New(issuer, nil), // aud must name the issuer: the token server's default audience
 		Serve: func(ctx context.Context, c *wsconn.ServerConn) {
 			hub.Store(c, struct{}{})
 			defer hub.Delete(c)

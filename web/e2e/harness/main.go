@@ -21,8 +21,9 @@
 //	    GET /ws-log, GET /backend-log. Only the tests use it; pages never do.
 //
 // The issuer (-issuer, default the auth origin) is what the API's verifier
-// expects in iss and where it fetches the keys: tokend must be started
-// with --issuer set to the auth origin.
+// expects in iss and in aud (tokend's default audience) and where it
+// fetches the keys: tokend must be started with --issuer set to the auth
+// origin and no other --audience.
 package main
 
 import (
