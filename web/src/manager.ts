@@ -302,16 +302,19 @@ export class TokenManager {
           return tok;
         })
       : this.#request(epoch);
-    const p = run.then(
-      (tok) => {
+    const p = run
+      .then(() => {
+        // Never hand out a token that is, or is about to be, past its expiry:
+        // an answer that came too late for its own token is retried.
+        const s = this.#state;
+        if (!s || !this.#usable(s, this.#now())) throw new OAuthError("tokend: token expired in transit");
         this.#failures = 0;
-        return tok;
-      },
-      (e: unknown) => {
+        return s.accessToken;
+      })
+      .catch((e: unknown) => {
         if (!(e instanceof ReauthRequiredError) && epoch === this.#epoch && !this.#closed) this.#retryLater(e);
         throw e;
-      },
-    );
+      });
     const done = () => {
       if (this.#inflight === p) this.#inflight = null;
     };
@@ -328,6 +331,8 @@ export class TokenManager {
     if (rt) body.set("refresh_token", rt);
     body.set("client_id", o.clientId);
     let res: Response;
+    // The lifetime counts from when the request was sent: expires_in is what was left when tokend answered.
+    const sent = this.#now();
     try {
       res = await this.#fetch(o.tokenEndpoint, this.#post(body));
     } catch (e) {
@@ -342,7 +347,7 @@ export class TokenManager {
     if (epoch !== this.#epoch) throw this.#reauth();
     if (res.ok && typeof json.access_token === "string") {
       this.#firstRT = undefined;
-      const s = this.#adopt(json as TokenResponse);
+      const s = this.#adopt(json as TokenResponse, undefined, undefined, sent);
       this.#broadcast(s);
       return s.accessToken;
     }
@@ -442,9 +447,8 @@ export class TokenManager {
     if (!this.#inflight && this.#backoff === undefined && !this.#terminal) this.#refreshNow().catch(() => {});
   }
 
-  /** Adopt a token response (or a broadcast/stored state) and schedule its refresh. */
-  #adopt(t: TokenResponse, expiresAt?: number, refreshToken?: string): State {
-    const now = this.#now();
+  /** Adopt a token response (its expires_in counted from `now`, default the present) or a broadcast/stored state, and schedule its refresh. */
+  #adopt(t: TokenResponse, expiresAt?: number, refreshToken?: string, now = this.#now()): State {
     const claims = jwtClaims(t.access_token);
     const iat = typeof claims?.iat === "number" ? claims.iat * 1000 : NaN;
     const exp = typeof claims?.exp === "number" ? claims.exp * 1000 : NaN;
@@ -500,8 +504,10 @@ export class TokenManager {
     } else if (d.type === "tokens" && typeof d.access_token === "string" && d.access_token !== this.#state?.accessToken && d.access_token !== this.#dead) {
       const exp = typeof d.expires_at === "number" ? d.expires_at : Infinity;
       // A late message of an older token (whose refresh token has been
-      // rotated since) must not replace a newer one.
-      if (this.#state && exp <= this.#state.expiresAt) return;
+      // rotated since) must not replace a newer one. An equal expiry is a
+      // newer token's: its lifetime counts from when its request was sent,
+      // which can be the millisecond the current one was adopted.
+      if (this.#state && exp < this.#state.expiresAt) return;
       const rt = typeof d.refresh_token === "string" ? d.refresh_token : undefined;
       this.#adopt({ access_token: d.access_token }, exp, rt);
     }
@@ -543,7 +549,7 @@ export class TokenManager {
     }
     if (!d || typeof d.access_token !== "string" || d.access_token === this.#state?.accessToken) return;
     const exp = typeof d.expires_at === "number" ? d.expires_at : Infinity;
-    if (this.#state && exp <= this.#state.expiresAt) return;
+    if (this.#state && exp < this.#state.expiresAt) return;
     this.#adopt({ access_token: d.access_token }, exp, typeof d.refresh_token === "string" ? d.refresh_token : undefined);
   }
 
