@@ -60,8 +60,16 @@
 //
 // # Time
 //
-// Token lifetimes are measured on the local clock from the moment a token is
-// received (expires_in), so the server's clock does not matter. Expiry is
+// Token lifetimes are measured on the local clock from the moment the
+// request for the token was sent: the token expires at send time +
+// expires_in, so neither the server's clock nor the answer's flight time
+// matters (expires_in is what was left when the server answered). A token
+// is never served past send time + expires_in, whatever the margins: it
+// stops being served [Options.ExpiryMargin] (at most a tenth of its
+// lifetime) before then, also while its refresh is in flight, and a token
+// that arrives after that point is refused ([ErrMalformedToken]) and
+// fetched again. (A suspended machine is the one exception for
+// [Source.Token], below.) Expiry is
 // judged on the wall clock, not the monotonic clock: monotonic time stands
 // still while a machine is suspended, so a timer alone would keep serving a
 // token that expired during the suspend. [Source.Token] never reads the clock
@@ -76,9 +84,10 @@
 //
 // [Options.Now] replaces the wall clock on which refreshes are scheduled and
 // expiry is judged; a token's lifetime does not depend on it. The lifetime
-// comes from the token: expires_in; else its Expiry, read against time.Now at
-// arrival, because that is the clock x/oauth2 sets it on (time.Now plus
-// expires_in, and its clientcredentials package keeps nothing else); else the
+// comes from the token, read when it arrives and counted from the send
+// time: expires_in; else its Expiry, read against time.Now at arrival,
+// because that is the clock x/oauth2 sets it on (time.Now plus expires_in,
+// and its clientcredentials package keeps nothing else); else the
 // exp claim of a JWT access token (exp-iat, or exp against Options.Now). The
 // lifetime is then placed on Options.Now. A token from storage
 // ([Options.Initial], the token given to [FromConfig], [Source.Reset]) is

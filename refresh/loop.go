@@ -151,6 +151,20 @@ func (s *Source) attempt(l *loop, reason string) {
 		// answered with the failure it may repair.
 		s.cur.Store(&state{tok: prev.tok})
 	}
+	if prev.ok && prev.deadline != 0 {
+		// The loop is busy with this fetch and cannot withdraw the token
+		// being served at its deadline: this timer does, so that callers
+		// wait for the fetch instead of getting a token past its deadline.
+		withdraw := time.AfterFunc(time.Duration(prev.deadline-s.o.Now().UnixNano()), func() {
+			s.mu.Lock()
+			if s.cur.Load() == prev {
+				s.cur.Store(&state{tok: prev.tok})
+				s.wanted, s.reason = true, "expired"
+			}
+			s.mu.Unlock()
+		})
+		defer withdraw.Stop()
+	}
 	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.WithValue(s.ctx, fetchKey{}, s), s.o.FetchTimeout)
@@ -158,13 +172,17 @@ func (s *Source) attempt(l *loop, reason string) {
 	if s.o.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.o.HTTPClient)
 	}
+	// The lifetime is counted from when the request was sent: the
+	// server's expires_in is what was left when it answered, so counting
+	// from the answer's arrival would add the flight time to it.
 	start := time.Now()
+	sent := sendTime{now: s.o.Now().Round(0), real: start.Round(0)}
 	tok, err := s.fetch(ctx, prev.tok)
 	latency := time.Since(start)
 	got, real := s.o.Now().Round(0), time.Now().Round(0)
 	var p plan
 	if err == nil {
-		tok, p, err = s.accept(prev.tok, tok, got, real)
+		tok, p, err = s.accept(prev.tok, tok, sent, got, real)
 	}
 	if s.ctx.Err() != nil {
 		return // closed: Close answers the waiters
@@ -230,7 +248,7 @@ func (s *Source) attempt(l *loop, reason string) {
 	if s.o.OnFetch != nil {
 		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures, RetryIn: retryIn}
 		if err == nil && !p.expiry.IsZero() {
-			info.Lifetime = p.expiry.Sub(got)
+			info.Lifetime = p.expiry.Sub(sent.now)
 		}
 		s.o.OnFetch(info)
 	}
@@ -244,11 +262,20 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// accept checks a fetched token, received at got (Options.Now) and real
-// (time.Now), and plans its refresh. It returns a copy whose Expiry is its
-// expiry on time.Now's clock, as x/oauth2 reads it (Token.Valid), and which
-// keeps prev's refresh token when the answer carried none.
-func (s *Source) accept(prev, tok *oauth2.Token, got, real time.Time) (*oauth2.Token, plan, error) {
+// sendTime is when a fetch's request was sent, on Options.Now (now) and on
+// time.Now (real), both without a monotonic reading.
+type sendTime struct{ now, real time.Time }
+
+// accept checks a fetched token, sent for at sent and received at got
+// (Options.Now) and real (time.Now), and plans its refresh. The lifetime
+// read from the answer at its arrival (expires_in, or an Expiry set on
+// arrival as x/oauth2 sets it) is counted from sent, so that the token
+// expires no later than the server's exp whatever the request's flight
+// time. It returns a copy whose Expiry is that expiry on time.Now's clock,
+// as x/oauth2 reads it (Token.Valid), and which keeps prev's refresh token
+// when the answer carried none. A token that arrives at or after its
+// deadline is refused: it could not be served.
+func (s *Source) accept(prev, tok *oauth2.Token, sent sendTime, got, real time.Time) (*oauth2.Token, plan, error) {
 	if tok == nil || tok.AccessToken == "" {
 		return nil, plan{}, fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
@@ -264,7 +291,10 @@ func (s *Source) accept(prev, tok *oauth2.Token, got, real time.Time) (*oauth2.T
 	if life <= 0 {
 		return nil, plan{}, fmt.Errorf("%w: expired on arrival", ErrMalformedToken)
 	}
-	p := makePlan(got, life, &s.o, s.o.jitter)
-	cp.Expiry = real.Add(life)
+	p := makePlan(sent.now, life, &s.o, s.o.jitter)
+	if !got.Before(p.deadline) {
+		return nil, plan{}, fmt.Errorf("%w: arrived %v after its request, past its deadline (lifetime %v)", ErrMalformedToken, got.Sub(sent.now), life)
+	}
+	cp.Expiry = sent.real.Add(life)
 	return &cp, p, nil
 }

@@ -26,8 +26,8 @@ type plan struct {
 // received, and whether that is known at all. now is Options.Now at that
 // moment and real is time.Now, both without a monotonic reading.
 //
-// A fresh token (just fetched) is judged by expires_in first, measured from
-// receipt; a token from storage (Options.Initial, Reset) by its Expiry
+// A fresh token (just fetched) is judged by expires_in first (accept counts
+// the result from the request's send time); a token from storage (Options.Initial, Reset) by its Expiry
 // first, because its expires_in is as old as the token. An Expiry is read
 // on time.Now's clock, real, whatever clock Options.Now is: x/oauth2 sets it
 // to time.Now()+expires_in (its clientcredentials package keeps only that),

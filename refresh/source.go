@@ -33,9 +33,10 @@ type Options struct {
 	// is moved earlier at random, so that a fleet of processes does not
 	// refresh in lockstep. Default 0.05; negative disables it.
 	Jitter float64
-	// ExpiryMargin is how long before expiry a token stops being served,
-	// to cover clock error and the request's flight time. It is capped at a
-	// tenth of the token's lifetime. Default 10s.
+	// ExpiryMargin is how long before expiry (send time + expires_in) a
+	// token stops being served, to cover the flight time of the requests
+	// that present it. It is capped at a tenth of the token's lifetime.
+	// Default 10s.
 	ExpiryMargin time.Duration
 
 	// FetchTimeout bounds each fetch, independently of the callers waiting
