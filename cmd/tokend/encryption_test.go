@@ -365,16 +365,11 @@ func TestServeSealedStore(t *testing.T) {
 	storeURL := "sqlite://" + dbPath
 	keyFile, k, keyText := newKeyFile(t, dir, "key")
 	otherFile, other, otherText := newKeyFile(t, dir, "other")
-	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", "svc-secret-0123456789abcdef0123456789", "--grant", "client_credentials,password,refresh_token", "--init", "--store", storeURL); code != 0 {
-		t.Fatalf("client create: %s", errOut)
-	}
-	if code, _, errOut := runCmd(t, "pw\n", "user", "create", "alice", "--password-stdin", "--store", storeURL); code != 0 {
-		t.Fatalf("user create: %s", errOut)
-	}
+	createSvcAndAlice(t, storeURL, "client_credentials,password,refresh_token")
 	var logs syncBuffer
 
 	base, stop := serveInProcess(t, &logs, "--store", storeURL, "--encryption-key-file", keyFile)
-	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", TokenURL: base + "/oauth/token"}
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: svcSecret, TokenURL: base + "/oauth/token"}
 	tok, err := cc.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +385,7 @@ func TestServeSealedStore(t *testing.T) {
 	} else if _, err := jws.Verify(pub[0].Key); err != nil {
 		t.Fatalf("the JWKS does not verify the access token: %v", err)
 	}
-	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	cfg := oauth2.Config{ClientID: "svc", ClientSecret: svcSecret, Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
 	login, err := cfg.PasswordCredentialsToken(ctx, "alice", "pw")
 	if err != nil {
 		t.Fatal(err)
@@ -519,4 +514,20 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	root.SetErr(stderr)
 	_, err := root.ExecuteContextC(ctx)
 	return err
+}
+
+// svcSecret is the secret of the client svc that createSvcAndAlice makes.
+const svcSecret = "svc-secret-0123456789abcdef0123456789"
+
+// createSvcAndAlice creates, with the admin commands, the client svc
+// (secret svcSecret, grants as given) and the user alice (password pw)
+// in the store at storeURL, creating the store.
+func createSvcAndAlice(t *testing.T, storeURL, grants string) {
+	t.Helper()
+	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", svcSecret, "--grant", grants, "--init", "--store", storeURL); code != 0 {
+		t.Fatalf("client create: %s", errOut)
+	}
+	if code, _, errOut := runCmd(t, "pw\n", "user", "create", "alice", "--password-stdin", "--store", storeURL); code != 0 {
+		t.Fatalf("user create: %s", errOut)
+	}
 }

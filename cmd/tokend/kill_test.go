@@ -201,7 +201,7 @@ func TestServeEndToEnd(t *testing.T) {
 	bin := buildTokend(t)
 	storeURL := "sqlite://" + filepath.Join(t.TempDir(), "tokend.db")
 	var out strings.Builder
-	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "svc", "--secret", "svc-secret-0123456789abcdef0123456789", "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
+	if code := run(t.Context(), []string{"client", "create", "--init", "--id", "svc", "--secret", svcSecret, "--grant", "client_credentials,password,refresh_token", "--store", storeURL}, nil, &out, &out); code != 0 {
 		t.Fatalf("client create: %s", out.String())
 	}
 	if code := run(t.Context(), []string{"user", "create", "alice", "--password-stdin", "--store", storeURL}, strings.NewReader("pw\n"), &out, &out); code != 0 {
@@ -209,11 +209,11 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	cmd, base := startServe(t, bin, storeURL)
 	ctx := t.Context()
-	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", TokenURL: base + "/oauth/token"}
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: svcSecret, TokenURL: base + "/oauth/token"}
 	if tok, err := cc.Token(ctx); err != nil || tok.AccessToken == "" {
 		t.Fatalf("clientcredentials: %v, %v", tok, err)
 	}
-	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token"}}
+	cfg := oauth2.Config{ClientID: "svc", ClientSecret: svcSecret, Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token"}}
 	tok, err := cfg.PasswordCredentialsToken(ctx, "alice", "pw")
 	if err != nil {
 		t.Fatal(err)

@@ -48,15 +48,10 @@ func TestSealWhileServing(t *testing.T) {
 	storeURL := "sqlite://" + dbPath
 	k1File, k1, _ := newKeyFile(t, dir, "k1")
 	k2File, k2, _ := newKeyFile(t, dir, "k2")
-	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "svc", "--secret", "svc-secret-0123456789abcdef0123456789", "--grant", "password,refresh_token", "--init", "--store", storeURL); code != 0 {
-		t.Fatalf("client create: %s", errOut)
-	}
-	if code, _, errOut := runCmd(t, "pw\n", "user", "create", "alice", "--password-stdin", "--store", storeURL); code != 0 {
-		t.Fatalf("user create: %s", errOut)
-	}
+	createSvcAndAlice(t, storeURL, "password,refresh_token")
 	var logs syncBuffer
 	base, stop := serveInProcess(t, &logs, "--store", storeURL, "--key-reload", "20ms")
-	cfg := oauth2.Config{ClientID: "svc", ClientSecret: "svc-secret-0123456789abcdef0123456789", Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	cfg := oauth2.Config{ClientID: "svc", ClientSecret: svcSecret, Endpoint: oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
 	login, err := cfg.PasswordCredentialsToken(ctx, "alice", "pw")
 	if err != nil {
 		t.Fatal(err)

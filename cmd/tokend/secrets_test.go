@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/secrets"
-	"github.com/tokend/tokend/store/sqlite"
 	"github.com/tokend/tokend/store/sqlite/sqlitetest"
 )
 
@@ -99,19 +98,7 @@ func TestSecretsCommands(t *testing.T) {
 	base, stop := serveInProcess(t, io.Discard, "--store", storeURL, "--key-reload", secretsReload.String())
 	f := &fleet{t: t, store: storeURL, hc: &http.Client{Timeout: fleetRequestTimeout}}
 	nd := &node{name: "A", base: base}
-	ring := func() secrets.Ring {
-		t.Helper()
-		st, err := sqlite.Open(ctx, dbPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		r, err := secrets.Load(ctx, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	ring := func() secrets.Ring { return storedRing(t, storeURL) }
 	old := ring()[0]
 	idle := f.login(ctx, nd).str("refresh_token")
 	rt := f.login(ctx, nd).str("refresh_token")
@@ -188,19 +175,7 @@ func TestFleetSecretRotation(t *testing.T) {
 			f := newFleet(t, u, u, 2, 0)
 			ctx := t.Context()
 			a, b := f.nodes[0], f.nodes[1]
-			ring := func() secrets.Ring {
-				t.Helper()
-				st, err := openAdminStore(ctx, u, "--store", false, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer st.Close()
-				r, err := secrets.Load(ctx, st)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return r
-			}
+			ring := func() secrets.Ring { return storedRing(t, u) }
 			idle := f.login(ctx, a).str("refresh_token")
 			rt := f.login(ctx, b).str("refresh_token")
 			turn := 0
@@ -267,4 +242,20 @@ func TestFleetSecretRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// storedRing reads the server secrets of the store at storeURL, as the
+// admin commands open it.
+func storedRing(t *testing.T, storeURL string) secrets.Ring {
+	t.Helper()
+	st, err := openAdminStore(t.Context(), storeURL, "--store", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := secrets.Load(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
