@@ -7,6 +7,7 @@ export {
   isTokenChallenge,
   BACKOFF_BASE_MS,
   BACKOFF_CAP_MS,
+  UNANSWERED_CAP_MS,
   type TokenResponse,
   type TokenManagerOptions,
   type LockManagerLike,
@@ -25,4 +26,4 @@ export {
   type SocketData,
 } from "./socket.js";
 export { jwtClaims, jwtExpiry } from "./jwt.js";
-export type { OAuthErrorInit } from "./oauth.js";
+export type { OAuthErrorInit } from "./errors.js";

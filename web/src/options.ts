@@ -1,6 +1,7 @@
 // The shapes TokenManager takes and gives: its options, the token
-// endpoint's answer, the browser APIs it uses (so that tests can inject
-// them), and its errors (OAuthError: oauth.ts).
+// endpoint's answer, and the browser APIs it uses (so that tests can inject
+// them). Its errors are in errors.ts.
+import type { ReauthRequiredError } from "./errors.js";
 
 /** A token endpoint answer (RFC 6749 §5.1). */
 export interface TokenResponse {
@@ -15,8 +16,8 @@ export interface TokenResponse {
 /** The part of the Web Locks API the manager uses (navigator.locks). */
 export interface LockManagerLike {
   request<T>(name: string, callback: (lock: unknown) => Promise<T>): Promise<T>;
-  request<T>(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<T>): Promise<T>;
-  /** The locks held and requested; without it, a waiting tab relies on the broadcast alone. */
+  request<T>(name: string, options: { mode: "shared" }, callback: (lock: unknown) => Promise<T>): Promise<T>;
+  /** The locks held; without it, a tab cannot tell that another holds newer tokens, and relies on broadcasts alone. */
   query?(): Promise<{ held?: { name?: string }[] }>;
 }
 
@@ -79,30 +80,4 @@ export interface TokenManagerOptions {
   channel?: ((name: string) => BroadcastChannelLike) | null;
   /** Test hook: uniform in [0, 1), for jitter (default Math.random). */
   random?: () => number;
-}
-
-/**
- * The login is over (terminal refresh failure, logout, no refresh token): the user must sign in again.
- * After an endpoint's terminal answer (e.g. 400 invalid_grant, 401 invalid_client), cause is its OAuthError.
- */
-export class ReauthRequiredError extends Error {
-  constructor(message = "tokend: reauthentication required", options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ReauthRequiredError";
-  }
-}
-
-/**
- * start() was given tokens without a refresh_token outside cookie mode:
- * the manager could never refresh them, and the user would be sent to
- * log in again once the access token expires. Thrown by start() before it
- * changes anything. With tokend, a backend's mint for a public client
- * always carries one; a response without one is a mint for the backend
- * itself, or one that lost it on the way to the page.
- */
-export class MissingRefreshTokenError extends Error {
-  constructor(message = "tokend: start() was given tokens without a refresh_token; outside cookie mode the manager needs one to refresh") {
-    super(message);
-    this.name = "MissingRefreshTokenError";
-  }
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TokenManager, ReauthRequiredError } from "../dist/index.js";
+import { OAuthError, TokenManager, ReauthRequiredError } from "../dist/index.js";
 import { API, REVOKE, TOKEN, channelHub, deferred, fakeLocks, fakeServer, fakeStorage, flush } from "./helpers.mjs";
 
 function manager(t, srv, opts = {}) {
@@ -47,7 +47,7 @@ test("two tabs wanting a refresh: 1 token request, the other adopts the broadcas
   assert.equal(await a.getAccessToken(), "at2", "and a adopted b's broadcast");
 });
 
-test("the lock is granted before the winner's broadcast arrives: the waiter sees the marker and waits for it, 1 token request", async (t) => {
+test("the lock is granted before the winner's broadcast arrives: the waiter sees that a tab holds newer tokens and waits for them, 1 token request", async (t) => {
   const gate = deferred();
   const { srv, locks, channel, a, b } = twoTabs(t, heldServer(gate));
   channel.hold = true; // a's broadcast will be late: b gets the lock first
@@ -59,8 +59,8 @@ test("the lock is granted before the winner's broadcast arrives: the waiter sees
   await flush();
   assert.equal(srv.tokenCalls.length, 1, "b holds the lock but waits for the broadcast");
   const held = (await locks.query()).held.map((l) => l.name);
-  assert.ok(held.some((n) => n.startsWith("tokend-replaced:spa:")), `a holds its marker: ${held}`);
-  assert.ok(!held.some((n) => n.includes("at0")), "the marker does not carry the token");
+  assert.ok(held.some((n) => n.startsWith("tokend-holds:tokend:spa:")), `a says it holds newer tokens: ${held}`);
+  assert.ok(!held.some((n) => /at[01]|rt[01]/.test(n)), "no lock name carries a token");
   channel.release();
   assert.equal(await pb, "at1");
   assert.equal(srv.tokenCalls.length, 1);
@@ -82,7 +82,7 @@ test("the broadcast arrives while the waiter asks the lock manager: it adopts at
   assert.equal(srv.tokenCalls.length, 1);
 });
 
-test("a missed broadcast: the waiter that finds the marker asks for it again, the holder resends, 1 token request", async (t) => {
+test("a missed broadcast: the waiter that sees newer tokens in another tab asks for them, the holder resends, 1 token request", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   const { srv, locks, channel, a, b } = twoTabs(t);
   channel.hold = true;
@@ -116,22 +116,39 @@ test("a late message of an older token does not replace a newer one", async (t) 
   assert.equal(srv.tokenCalls.at(-1).body, "grant_type=refresh_token&refresh_token=rt2&client_id=spa", "b refreshes with the newest refresh token");
 });
 
-test("a marker without its broadcast (the tab closed meanwhile): the waiter refreshes after 5 s", async (t) => {
+test("a tab holds newer tokens but does not answer (frozen): the waiter never spends its stale refresh token, and adopts them once that tab answers", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
-  // Another tab, a, replaced at0 and holds the marker, but its message never comes.
-  const { srv, locks, channel, a, b } = twoTabs(t);
+  const { srv, channel, a, b } = twoTabs(t);
   channel.hold = true;
-  await a.refresh("at0");
+  await a.refresh("at0"); // a holds at1; its broadcast, and b's requests, wait
   channel.held.splice(0);
   const pb = b.refresh("at0");
   await flush();
-  assert.equal(srv.tokenCalls.length, 1);
   t.mock.timers.tick(4_999);
   await flush();
   assert.equal(srv.tokenCalls.length, 1, "still waiting at 4.999 s");
   t.mock.timers.tick(1);
-  assert.equal(await pb, "at2");
-  assert.equal(srv.tokenCalls.length, 2);
+  await assert.rejects(pb, (e) => e instanceof OAuthError && e.status === undefined && /another tab/.test(e.message));
+  assert.equal(srv.tokenCalls.length, 1, "rt0 was not sent");
+  channel.held.splice(0);
+  channel.hold = false; // a answers again; b's retry (random 0: at once) asks for the tokens
+  t.mock.timers.tick(0);
+  await flush(6);
+  assert.equal(await b.getAccessToken(), "at1");
+  assert.equal(srv.tokenCalls.length, 1);
+  assert.equal(await a.getAccessToken(), "at1");
+});
+
+test("the tab that held newer tokens is gone (closed, discarded): the waiter refreshes with its own", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const { srv, channel, a, b } = twoTabs(t);
+  channel.hold = true;
+  await a.refresh("at0");
+  channel.held.splice(0);
+  channel.hold = false;
+  a.close(); // its locks go with it: nobody holds at1 any more
+  assert.equal(await b.refresh("at0"), "at2");
+  assert.deepEqual(srv.tokenCalls.map((c) => c.body.split("&")[1]), ["refresh_token=rt0", "refresh_token=rt0"]);
 });
 
 test("the lock waiter re-reads shared state (storage) before refreshing", async (t) => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TokenManager, ReauthRequiredError, TokenRefreshError, BACKOFF_CAP_MS } from "../dist/index.js";
+import { TokenManager, ReauthRequiredError, TokenRefreshError, BACKOFF_CAP_MS, UNANSWERED_CAP_MS } from "../dist/index.js";
 import { API, TOKEN, fakeServer, flush, json } from "./helpers.mjs";
 
 const T0 = 1_700_000_000_000;
@@ -57,7 +57,7 @@ test("no refresh token outside cookie mode is terminal without a request", async
   assert.equal(reauth.count, 1);
 });
 
-test("transient: 5xx and network errors back off exponentially with full jitter, capped; the valid token keeps being served", async (t) => {
+test("transient: 5xx and network errors back off exponentially with full jitter, capped (30 s answered, 5 s unanswered); the valid token keeps being served", async (t) => {
   const { srv, m, r } = setup(t);
   let failures = 0;
   srv.tokenReply = () => {
@@ -71,8 +71,9 @@ test("transient: 5xx and network errors back off exponentially with full jitter,
   t.mock.timers.tick(2_844_000);
   await flush();
   assert.equal(srv.tokenCalls.length, 1);
-  // ceilings 1, 2, 4, 8, 16, 30 (cap), 30 s; delays half of each
-  const ceilings = [1000, 2000, 4000, 8000, 16000, BACKOFF_CAP_MS, BACKOFF_CAP_MS];
+  // ceilings 1, 2, 4, 8, 16, 32, 64 s, each capped: at 30 s after the
+  // server's 503 (odd attempts), at 5 s after a network error (even ones).
+  const ceilings = [1000, 2000, 4000, UNANSWERED_CAP_MS, 16000, UNANSWERED_CAP_MS, BACKOFF_CAP_MS];
   for (const [i, ceiling] of ceilings.entries()) {
     t.mock.timers.tick(ceiling / 2 - 1);
     await flush();

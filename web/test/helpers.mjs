@@ -60,29 +60,34 @@ export function fakeServer() {
   return s;
 }
 
-/** A Web Locks fake: one FIFO queue per name; query() lists the held locks. */
+/**
+ * A Web Locks fake: exclusive locks queue FIFO per name; shared ones are
+ * granted at once (no exclusive request ever asks for their names); query()
+ * lists every holder.
+ */
 export function fakeLocks() {
   const tails = new Map();
-  const held = new Map(); // name → how many holders (0 or 1: exclusive)
+  const held = []; // names, one entry per holder
+  const hold = async (name, cb) => {
+    held.push(name);
+    try {
+      return await cb({ name });
+    } finally {
+      held.splice(held.indexOf(name), 1);
+    }
+  };
   return {
     requests: 0,
     request(name, opts, cb) {
       if (typeof opts === "function") cb = opts;
-      else if (opts?.ifAvailable && held.has(name)) return Promise.resolve().then(() => cb(null));
+      else if (opts?.mode === "shared") return hold(name, cb);
       this.requests++;
-      const p = (tails.get(name) ?? Promise.resolve()).then(async () => {
-        held.set(name, 1);
-        try {
-          return await cb({ name });
-        } finally {
-          held.delete(name);
-        }
-      });
+      const p = (tails.get(name) ?? Promise.resolve()).then(() => hold(name, cb));
       tails.set(name, p.catch(() => {}));
       return p;
     },
     async query() {
-      return { held: [...held.keys()].map((name) => ({ name })) };
+      return { held: held.map((name) => ({ name })) };
     },
   };
 }
@@ -90,6 +95,7 @@ export function fakeLocks() {
 /**
  * A BroadcastChannel fake: channels made by one hub talk to each other (not to themselves), asynchronously.
  * While make.hold is true, messages wait in make.held until make.release() delivers them (a slow renderer).
+ * A channel whose frozen property is true misses every message sent meanwhile (a frozen or discarded tab).
  */
 export function channelHub() {
   const members = new Set();
@@ -103,7 +109,7 @@ export function channelHub() {
         const data = structuredClone(m);
         posted.push({ name, data });
         for (const o of members) {
-          if (o === ch || o.name !== name) continue;
+          if (o === ch || o.name !== name || o.frozen) continue; // a frozen tab never gets it
           const deliver = () => o.onmessage?.({ data });
           if (make.hold) held.push(deliver);
           else queueMicrotask(deliver);

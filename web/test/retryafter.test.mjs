@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TokenManager, OAuthError, BACKOFF_CAP_MS, tokenSocket } from "../dist/index.js";
-import { retryAfterMs } from "../dist/oauth.js";
+import { retryAfterMs } from "../dist/errors.js";
 import { API, TOKEN, channelHub, fakeLocks, fakeServer, fakeWebSocket, flush, json } from "./helpers.mjs";
 
 const T0 = 1_700_000_000_000;

@@ -63,10 +63,25 @@ test("without expires_in the lifetime comes from the JWT exp (and iat)", async (
   await assertRefreshAt(t, srv, 800_000);
 });
 
-test("JWT exp without iat: lifetime counted from receipt", async (t) => {
+test("JWT exp − iat without expires_in: the lifetime counts from receipt on this clock, whatever the server's clock says", async (t) => {
+  for (const skew of [0, 3_600_000, -3_600_000]) {
+    const { srv, m } = setup(t);
+    const iat = (T0 + skew) / 1000;
+    m.start({ access_token: jwt({ iat, exp: iat + 500 }), refresh_token: "rt0" });
+    await assertRefreshAt(t, srv, 400_000);
+    m.close();
+    t.mock.timers.reset();
+  }
+});
+
+test("JWT exp without iat nor expires_in: the lifetime is unknown, only a 401 refreshes (the server's exp is never read on this clock)", async (t) => {
   const { srv, m } = setup(t);
-  m.start({ access_token: jwt({ exp: T0 / 1000 + 500 }), refresh_token: "rt0" });
-  await assertRefreshAt(t, srv, 400_000);
+  const at = jwt({ exp: T0 / 1000 + 500 });
+  m.start({ access_token: at, refresh_token: "rt0" });
+  t.mock.timers.tick(10_000_000);
+  await flush();
+  assert.equal(srv.tokenCalls.length, 0);
+  assert.equal(await m.getAccessToken(), at);
 });
 
 test("expires_in wins over the JWT exp", async (t) => {

@@ -1,5 +1,6 @@
-// The one error of the OAuth endpoints the manager calls (token and
-// revocation), and the reading of their Retry-After.
+// The errors TokenManager gives: the one error of the OAuth endpoints it
+// calls (token and revocation) with the reading of their Retry-After, and
+// the two that end or refuse a login.
 
 /** The fields of an OAuthError besides its message. */
 export interface OAuthErrorInit {
@@ -18,28 +19,25 @@ export interface OAuthErrorInit {
  */
 export class OAuthError extends Error {
   /** The HTTP status; undefined when the endpoint was not reached (network error, CORS refusal; see cause). */
-  readonly status?: number;
+  declare readonly status?: number;
   /**
    * The OAuth error code of the answer's JSON body, e.g. "invalid_grant" (the
    * login ended), "invalid_client" (the client is unknown or not allowed for
    * this origin), "temporarily_unavailable"; undefined when the answer had none.
    */
-  readonly error?: string;
+  declare readonly error?: string;
   /** The answer's error_description, for people; undefined when it had none. */
-  readonly error_description?: string;
+  declare readonly error_description?: string;
   /**
    * The answer's Retry-After (RFC 9110 §10.2.3; seconds or an HTTP-date) as
    * milliseconds from when the answer arrived, 0 for a date already past;
    * undefined when the header is absent or malformed.
    */
-  readonly retryAfterMs?: number;
-  constructor(message: string, init: OAuthErrorInit = {}) {
-    super(message, { cause: init.cause });
+  declare readonly retryAfterMs?: number;
+  constructor(message: string, { cause, ...fields }: OAuthErrorInit = {}) {
+    super(message, { cause });
     this.name = "OAuthError";
-    this.status = init.status;
-    this.error = init.error;
-    this.error_description = init.error_description;
-    this.retryAfterMs = init.retryAfterMs;
+    Object.assign(this, fields);
   }
 }
 
@@ -76,4 +74,30 @@ export function answerError(endpoint: string, res: Response, body: unknown, now:
     error_description: str(b.error_description),
     retryAfterMs: retryAfterMs(res.headers.get("Retry-After"), now),
   });
+}
+
+/**
+ * The login is over (terminal refresh failure, logout, no refresh token): the user must sign in again.
+ * After an endpoint's terminal answer (e.g. 400 invalid_grant, 401 invalid_client), cause is its OAuthError.
+ */
+export class ReauthRequiredError extends Error {
+  constructor(message = "tokend: reauthentication required", options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ReauthRequiredError";
+  }
+}
+
+/**
+ * start() was given tokens without a refresh_token outside cookie mode:
+ * the manager could never refresh them, and the user would be sent to
+ * log in again once the access token expires. Thrown by start() before it
+ * changes anything. With tokend, a backend's mint for a public client
+ * always carries one; a response without one is a mint for the backend
+ * itself, or one that lost it on the way to the page.
+ */
+export class MissingRefreshTokenError extends Error {
+  constructor(message = "tokend: start() got tokens without a refresh_token") {
+    super(message);
+    this.name = "MissingRefreshTokenError";
+  }
 }
