@@ -6,14 +6,14 @@ import { redeem, revoke } from "./endpoint.js";
 import { bearerFetch, isTokenChallenge, routes } from "./fetch.js";
 import { MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError } from "./errors.js";
 import type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse } from "./options.js";
-import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS, received, refreshTime, retryWait, usable, type Held, type Token } from "./schedule.js";
+import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS, received, refreshTime, usable, type Held, type Token } from "./schedule.js";
 import { fromWire, load, save } from "./storage.js";
+import { Refresher } from "./refresher.js";
 import { Tabs } from "./tabs.js";
 
 export { isTokenChallenge, MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError, BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS };
 export type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse };
 
-const MAX_TIMER = 2 ** 31 - 1;
 /** How long a tab that found newer tokens in another tab waits for them to arrive before it gives up (and retries later). */
 const ADOPT_WAIT_MS = 5_000;
 const WAKE_EVENTS = ["visibilitychange", "pageshow", "online", "resume"];
@@ -31,13 +31,7 @@ export class TokenManager {
   #holding: Promise<void> | undefined;
   /** Cookie mode: a refresh token handed to start() for the first exchange, used once, never stored. */
   #firstRT: string | undefined;
-  #inflight: Promise<string> | null = null;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #backoff: ReturnType<typeof setTimeout> | undefined;
-  #failures = 0;
-  #lastError: unknown;
-  /** Epoch ms before which the token endpoint's Retry-After forbids the next attempt ('online' does not cut it short). */
-  #notBefore = 0;
+  readonly #refresher: Refresher;
   #terminal = false;
   /** Why the login ended (the endpoint's OAuthError), the cause of every ReauthRequiredError since. */
   #cause: unknown;
@@ -59,6 +53,7 @@ export class TokenManager {
     this.#random = opts.random ?? Math.random;
     this.#revoke = opts.revocationEndpoint ?? opts.tokenEndpoint.replace(/\/token(?=$|[?#])/, "/revoke");
     this.#routes = routes(opts, this.#revoke);
+    this.#refresher = new Refresher(() => this.#attempt(), this.#now, this.#random);
   }
 
   /**
@@ -90,7 +85,7 @@ export class TokenManager {
     const now = this.#now();
     if (h && now < h.refresh_at) return h.access_token;
     if (h && usable(h, now)) {
-      this.#kick();
+      this.#refresher.kick();
       return h.access_token;
     }
     return this.refresh();
@@ -102,8 +97,7 @@ export class TokenManager {
     if (this.#terminal) return Promise.reject(this.#reauth());
     const h = this.#held;
     if (rejected !== undefined && h && h.access_token !== rejected && usable(h, this.#now())) return Promise.resolve(h.access_token);
-    if (!this.#inflight && this.#backoff !== undefined) return Promise.reject(this.#lastError);
-    return this.#refreshNow();
+    return this.#refresher.run();
   }
 
   /** fetch with Authorization: Bearer; on 401 (and 403 if refreshOn403) refreshes once and replays once. Never touches the token endpoint. */
@@ -126,7 +120,7 @@ export class TokenManager {
   /** Stop timers and listeners. */
   close(): void {
     this.#closed = true;
-    this.#clearTimers();
+    this.#refresher.stop();
     this.#tabs?.close();
     this.#listen("remove");
     this.#listeners.clear();
@@ -156,12 +150,12 @@ export class TokenManager {
     return isTokenChallenge(status, wwwAuthenticate, !!this.#o.refreshOn403);
   }
 
-  #refreshNow(): Promise<string> {
-    if (this.#inflight) return this.#inflight;
+  /** One refresh, holding the refresh lock of the origin's tabs. */
+  #attempt(): Promise<string> {
     const wanted = this.#held?.access_token;
     const epoch = this.#epoch;
     const tabs = this.#tabs!;
-    const p = tabs
+    return tabs
       .exclusive(async () => {
         const fresh = () => this.#held && this.#held.access_token !== wanted && usable(this.#held, this.#now());
         this.#reread();
@@ -183,19 +177,8 @@ export class TokenManager {
         // an answer that came too late for its own token is retried.
         const h = this.#held;
         if (!h || !usable(h, this.#now())) throw new OAuthError("tokend: token expired in transit");
-        this.#failures = 0;
         return h.access_token;
-      })
-      .catch((e: unknown) => {
-        if (!(e instanceof ReauthRequiredError) && epoch === this.#epoch && !this.#closed) this.#retryLater(e);
-        throw e;
       });
-    const done = () => {
-      if (this.#inflight === p) this.#inflight = null;
-    };
-    p.then(done, done);
-    this.#inflight = p;
-    return p;
   }
 
   async #request(epoch: number): Promise<void> {
@@ -244,8 +227,7 @@ export class TokenManager {
     this.#held = null;
     this.#holding = this.#tabs?.hold(null);
     this.#firstRT = undefined;
-    this.#inflight = null;
-    this.#clearTimers();
+    this.#refresher.stop();
     save(this.#o, null);
     if (tell && !this.#reauthCalled) {
       this.#reauthCalled = true;
@@ -257,22 +239,6 @@ export class TokenManager {
     }
   }
 
-  #retryLater(e: unknown): void {
-    this.#lastError = e;
-    const [floor, wait] = retryWait(++this.#failures, e, this.#random);
-    this.#notBefore = this.#now() + floor;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#backoff);
-    this.#backoff = setTimeout(() => {
-      this.#backoff = undefined;
-      this.#refreshNow().catch(() => {});
-    }, wait);
-  }
-
-  #kick(): void {
-    if (!this.#inflight && this.#backoff === undefined && !this.#terminal) this.#refreshNow().catch(() => {});
-  }
-
   /** Adopt a token (from the endpoint, another tab or storage), schedule its refresh, tell the listeners. */
   #adopt(t: Token): Held {
     const h: Held = { ...t, refresh_at: refreshTime(t.issued_at, t.expires_at, this.#o.refreshLeadMs ?? 60_000, this.#random) };
@@ -280,13 +246,10 @@ export class TokenManager {
     this.#held = h;
     this.#terminal = false;
     this.#reauthCalled = false;
-    // New tokens (a refresh, another tab's, a new login) end the failures: no retry, no wait is left.
-    clearTimeout(this.#backoff);
-    this.#backoff = undefined;
-    this.#failures = 0;
+    this.#refresher.reset();
     save(this.#o, h);
     this.#holding = this.#tabs?.hold(h);
-    this.#schedule();
+    if (this.#started && !this.#closed) this.#refresher.at(h.refresh_at);
     for (const l of this.#listeners) {
       try {
         l(h.access_token);
@@ -331,28 +294,12 @@ export class TokenManager {
     this.#offer(fromWire(load(this.#o), this.#now()));
   }
 
-  #schedule(): void {
-    clearTimeout(this.#timer);
-    const h = this.#held;
-    if (!h || this.#closed || !this.#started || this.#backoff !== undefined || !isFinite(h.refresh_at)) return;
-    this.#timer = setTimeout(() => {
-      if (this.#now() < h.refresh_at) this.#schedule();
-      else this.#kick();
-    }, Math.min(MAX_TIMER, Math.max(0, h.refresh_at - this.#now())));
-  }
-
-  #clearTimers(): void {
-    clearTimeout(this.#timer);
-    clearTimeout(this.#backoff);
-    this.#timer = this.#backoff = undefined;
-  }
-
   /** A 401 for a request we cannot replay: the token is dead, the next call refreshes. */
   #drop(token: string): void {
     const h = this.#held;
     if (h && h.access_token === token) {
       h.expires_at = h.refresh_at = 0;
-      clearTimeout(this.#timer);
+      this.#refresher.at(Infinity);
       save(this.#o, h);
     }
   }
@@ -367,11 +314,8 @@ export class TokenManager {
     if (this.#closed || this.#terminal || !this.#held) return;
     const doc = (globalThis as { document?: { visibilityState?: string } }).document;
     if (ev.type === "visibilitychange" && doc?.visibilityState === "hidden") return;
-    if (ev.type === "online" && this.#backoff !== undefined && this.#now() >= this.#notBefore) {
-      clearTimeout(this.#backoff);
-      this.#backoff = undefined;
-    }
-    if (this.#now() >= this.#held.refresh_at) this.#kick();
-    else this.#schedule();
+    if (ev.type === "online") this.#refresher.online();
+    if (this.#now() >= this.#held.refresh_at) this.#refresher.kick();
+    else this.#refresher.at(this.#held.refresh_at);
   }
 }
