@@ -10,13 +10,6 @@ import type { Held } from "./schedule.js";
 /** The messages on the channel: tokens (with the Wire fields), logout, and resend (a tab asks the others for their tokens). */
 export type Message = { type: "tokens" } | { type: "logout" } | { type: "resend" };
 
-/** A short tag of a token, for lock names: FNV-1a, 32 bits; it does not reveal the token. */
-function tag(t: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
-  return (h >>> 0).toString(36);
-}
-
 /** The tabs of this origin that share a client's login, as this tab sees them. */
 export class Tabs {
   #channel: BroadcastChannelLike | null = null;
@@ -24,7 +17,7 @@ export class Tabs {
   readonly #name: string;
   /** Releases the lock that says which token this tab holds. */
   #release = () => {};
-  /** The seq and tag of the token this tab holds, as in its lock's name. */
+  /** The seq of the token this tab holds, as in its lock's name. */
   #held = "";
 
   /** Joins o's tabs (unless o.crossTab is false); onMessage receives every other tab's message. */
@@ -55,11 +48,10 @@ export class Tabs {
 
   /**
    * Says that this tab holds h (nothing, for null): a shared lock named for
-   * h's seq and a tag of its access token, held until the next call.
-   * Resolves once it is held.
+   * h's seq, held until the next call. Resolves once it is held.
    */
   hold(h: Held | null): Promise<void> {
-    const t = h ? h.seq + ":" + tag(h.access_token) : "";
+    const t = h ? String(h.seq) : "";
     if (t === this.#held) return Promise.resolve();
     this.#held = t;
     this.#release();
@@ -74,7 +66,7 @@ export class Tabs {
   async newer(h: Held): Promise<boolean> {
     const prefix = this.#prefix();
     const held = (await this.#locks?.query?.())?.held ?? [];
-    return held.some((l) => l.name?.startsWith(prefix) && parseInt(l.name.slice(prefix.length)) > h.seq);
+    return held.some((l) => l.name?.startsWith(prefix) && +l.name.slice(prefix.length) > h.seq);
   }
 
   #prefix(): string {
