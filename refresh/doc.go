@@ -96,6 +96,27 @@
 // ([oauth2.Token.Valid], [oauth2.ReuseTokenSource]) reads it and what a
 // token persisted from [Options.OnRefresh] and loaded again needs.
 //
+// # What an outage costs
+//
+// A failure nobody answered (connection refused or reset, DNS, TLS, a
+// timeout, or a gateway's 502, 503 or 504 without an OAuth error body or
+// Retry-After: the server is not there) costs the server nothing, so the
+// next attempt comes at most [Options.MaxUnreachableBackoff] (default 5s)
+// after it, whatever the number of failures before: a Source notices
+// within 5s that the server is back (plus [Options.FetchTimeout] if an
+// attempt hangs rather than fails). A failure the server answered (its
+// own 5xx or 429 with an OAuth error or a Retry-After, a 408) keeps the
+// exponential backoff up to [Options.MaxBackoff] (1m) and waits at least
+// the Retry-After of a 429 or 503, also at most MaxBackoff. Both kinds
+// count towards one run of failures: the ceiling keeps doubling, and only
+// its cap depends on who answered. [FetchInfo] reports each failure's
+// kind (Unanswered) and wait (RetryIn). Meanwhile a still-valid token
+// keeps being served; a caller without one, and a [Transport] whose
+// request needs a new one, get the latest failure at once until the next
+// attempt, then wait for it. A newer token ends the run: a successful
+// fetch, or [Source.Reset], clears the failures and cancels the pending
+// retry, so no stale retry spends the new refresh token.
+//
 // # Outages and rotated refresh tokens
 //
 // tokend's server rotates the refresh token on every use, and for a grace
@@ -114,6 +135,8 @@
 // [Options.MaxBackoff] + [Options.FetchTimeout] after the rotation: when the
 // outage ends, the attempt then in flight gives up within FetchTimeout (30s)
 // and the next one starts within MaxBackoff (60s; full jitter only
-// shortens waits). 2m + 60s + 30s = 3m30s, 1m30s inside the window. Keep
-// outage + MaxBackoff + FetchTimeout under 5 minutes when changing them.
+// shortens waits), or within MaxUnreachableBackoff (5s) if the server
+// did not answer the last one. 2m + 60s + 30s = 3m30s, 1m30s inside the
+// window. Keep outage + MaxBackoff + FetchTimeout under 5 minutes when
+// changing them.
 package refresh

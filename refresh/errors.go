@@ -3,6 +3,7 @@ package refresh
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -155,4 +156,32 @@ func retryWait(wait time.Duration, oe *OAuthError, hi time.Duration) time.Durati
 		wait = min(oe.RetryAfter, hi)
 	}
 	return wait
+}
+
+// unanswered reports whether a transient fetch failure got no answer from
+// the authorization server itself: a transport error (a net.Error in its
+// chain: connection refused or reset, DNS, TLS, a timeout, including the
+// fetch's own), or a 502, 503 or 504 (oe) that carries neither an OAuth
+// error body (RFC 6749 §5.2: a JSON object with a string "error") nor a
+// Retry-After header, which is what a gateway or load balancer answers for
+// a server that is not there. Any other failure was answered by the
+// server: its own 5xx, 429 or 408, a malformed token.
+func unanswered(err error, oe *OAuthError) bool {
+	if oe != nil {
+		switch oe.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			return false
+		}
+		if oe.Code != "" || oe.RetryAfter > 0 {
+			return false
+		}
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil && re.Response.Header.Get("Retry-After") != "" {
+			return false // unreadable, but the server's
+		}
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }

@@ -196,6 +196,7 @@ func (s *Source) attempt(l *loop, reason string) {
 	s.latency.Store(int64(latency))
 
 	var retryIn time.Duration
+	var silent bool // the failure was unanswered
 	s.mu.Lock()
 	if err == nil {
 		if !s.rejected {
@@ -225,7 +226,13 @@ func (s *Source) attempt(l *loop, reason string) {
 			l.terminal = err
 		} else {
 			err = fmt.Errorf("refresh: fetch token: %w", err)
-			retryIn = retryWait(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter), oe, s.o.MaxBackoff)
+			if silent = unanswered(err, oe); silent {
+				// Nobody answered: retrying costs the server nothing,
+				// and a short cap notices its return promptly.
+				retryIn = backoff(l.failures, s.o.MinBackoff, s.o.MaxUnreachableBackoff, s.o.jitter)
+			} else {
+				retryIn = retryWait(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter), oe, s.o.MaxBackoff)
+			}
 			l.nextTry = got.Add(retryIn)
 		}
 		s.lastErr = err
@@ -246,7 +253,7 @@ func (s *Source) attempt(l *loop, reason string) {
 		}
 	}
 	if s.o.OnFetch != nil {
-		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures, RetryIn: retryIn}
+		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures, RetryIn: retryIn, Unanswered: silent}
 		if err == nil && !p.expiry.IsZero() {
 			info.Lifetime = p.expiry.Sub(sent.now)
 		}

@@ -48,6 +48,15 @@ type Options struct {
 	// 429 or 503 with Retry-After the wait is at least the Retry-After,
 	// and still at most MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// MaxUnreachableBackoff caps the backoff after a fetch the
+	// authorization server did not answer: a transport error (connection
+	// refused or reset, DNS, TLS, timeout), or a 502, 503 or 504 that
+	// carries neither an OAuth error body (RFC 6749 §5.2) nor a
+	// Retry-After, which is a gateway's answer, not the server's. Such
+	// attempts cost the server nothing, and a short cap lets the Source
+	// notice within this long that the server is back. Default 5s; at most
+	// MaxBackoff.
+	MaxUnreachableBackoff time.Duration
 	// WallClockCheck is how often, while it holds a token with a known
 	// expiry, the background goroutine compares the wall clock with that
 	// expiry (see the package documentation). Default 1s.
@@ -107,6 +116,10 @@ func (o *Options) withDefaults() Options {
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = max(time.Minute, c.MinBackoff)
 	}
+	if c.MaxUnreachableBackoff <= 0 {
+		c.MaxUnreachableBackoff = 5 * time.Second
+	}
+	c.MaxUnreachableBackoff = min(c.MaxUnreachableBackoff, c.MaxBackoff)
 	if c.WallClockCheck <= 0 {
 		c.WallClockCheck = time.Second
 	}
@@ -137,10 +150,14 @@ type FetchInfo struct {
 	// Failures counts consecutive failures, this one included.
 	Failures int
 	// RetryIn is, after a transient failure, how long the Source waits
-	// before its next fetch: the backoff, raised to the answer's
-	// Retry-After after a 429 or 503, at most MaxBackoff. 0 after a
+	// before its next fetch: the backoff, at most MaxUnreachableBackoff
+	// when the fetch was Unanswered, else raised to the answer's
+	// Retry-After after a 429 or 503 and at most MaxBackoff. 0 after a
 	// success or a terminal failure.
 	RetryIn time.Duration
+	// Unanswered is set after a failure the authorization server did not
+	// answer (see Options.MaxUnreachableBackoff).
+	Unanswered bool
 }
 
 // Stats is a snapshot of a Source's counters.

@@ -371,7 +371,10 @@ func TestClassification(t *testing.T) {
 
 func TestTransientFailureRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		u := &upstream{life: time.Hour, err: &oauth2.RetrieveError{Response: &http.Response{StatusCode: 503}}}
+		// The server's own 503 (an OAuth error body): answered, so the
+		// backoff grows to MaxBackoff (recovery_test.go has the bare
+		// gateway answers).
+		u := &upstream{life: time.Hour, err: &oauth2.RetrieveError{Response: &http.Response{StatusCode: 503}, ErrorCode: "temporarily_unavailable"}}
 		var mu sync.Mutex
 		var infos []FetchInfo
 		s := newTestSource(t, u, Options{MinBackoff: time.Second, MaxBackoff: 8 * time.Second,
