@@ -136,7 +136,8 @@ class Socket implements TokenSocket {
     this.#open = false;
     this.#queue = this.#sent = [];
     clearTimeout(this.#retry);
-    this.#stop();
+    clearTimeout(this.#stable);
+    clearTimeout(this.#ping);
     this.#unsub();
     this.#ws?.close(code, reason);
   }
@@ -183,7 +184,8 @@ class Socket implements TokenSocket {
       if (ws !== this.#ws) return;
       this.#ws = null;
       this.#open = false;
-      this.#stop();
+      clearTimeout(this.#stable);
+      clearTimeout(this.#ping);
       this.onclose?.(ev);
       const u = this.#sent.splice(0);
       if (u.length) this.onundelivered?.(u);
@@ -217,33 +219,20 @@ class Socket implements TokenSocket {
   }
 
   /**
-   * Pings, and waits SOCKET_PONG_TIMEOUT_MS for the pong once #seen (else
-   * SOCKET_PING_INTERVAL_MS); called again with the ping unanswered, ends
-   * the connection as dead.
+   * Pings; once #seen, the pong must come within SOCKET_PONG_TIMEOUT_MS
+   * (10 s) or the connection ends as dead. Against a server that never
+   * answered, one ping per connection.
    */
   #beat(): void {
     const ws = this.#ws!;
-    if (this.#mark >= 0 && this.#seen) {
-      ws.onclose!({ code: 4000 } as CloseEvent);
-      return ws.close(4000);
-    }
-    if (this.#open) {
-      ws.send('{"type":"tokend.ping"}');
-      this.#mark = this.#sent.length;
-      this.#tick(this.#seen ? 10_000 : 0); // SOCKET_PONG_TIMEOUT_MS
-    }
-  }
-
-  /** Runs #beat after ms, or after SOCKET_PING_INTERVAL_MS for 0. */
-  #tick(ms: number): void {
     clearTimeout(this.#ping);
-    this.#ping = setTimeout(() => this.#beat(), ms || 25_000); // SOCKET_PING_INTERVAL_MS
-  }
-
-  #stop(): void {
-    clearTimeout(this.#stable);
-    clearTimeout(this.#ping);
-    this.#mark = -1;
+    ws.send('{"type":"tokend.ping"}');
+    this.#mark = this.#sent.length;
+    if (this.#seen)
+      this.#ping = setTimeout(() => {
+        ws.onclose!({ code: 4000 } as CloseEvent);
+        ws.close(4000);
+      }, 10_000);
   }
 
   /** Handles a tokend.* control message; false for application messages. */
@@ -261,7 +250,8 @@ class Socket implements TokenSocket {
       this.#seen = true;
       this.#sent.splice(0, this.#mark);
       this.#mark = -1;
-      this.#tick(0);
+      clearTimeout(this.#ping);
+      this.#ping = setTimeout(() => this.#beat(), 25_000); // SOCKET_PING_INTERVAL_MS
     } else if (type === "tokend.renew_failed" || type === "tokend.expiring") {
       // Stop sending (later sends queue), close for the token, reconnect with a fresh one.
       this.#open = false;
