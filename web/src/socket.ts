@@ -21,7 +21,7 @@ export interface TokenSocketOptions {
   /** Default globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor;
   /**
-   * Sends held: queued while disconnected plus sent but not yet confirmed by
+   * Sends held: queued while disconnected plus sent and not yet confirmed by
    * a tokend.pong; default 1024. A send beyond it throws.
    */
   maxQueue?: number;
@@ -38,19 +38,21 @@ export interface TokenSocketOptions {
  * control messages are hidden), onerror for the underlying errors,
  * onundelivered for sends that may not have arrived.
  *
- * Liveness: an open connection sends {"type":"tokend.ping"} when it opens
- * and every pingIntervalMs (SOCKET_PING_INTERVAL_MS); the server answers
- * {"type":"tokend.pong"} in order, so a pong confirms every message sent
- * before its ping. Once the server has answered a ping (on any connection
- * of this socket; a server that never answers is never timed out), a ping or
- * an in-band renewal left unanswered for pongTimeoutMs
- * (SOCKET_PONG_TIMEOUT_MS) ends the connection as dead: onclose fires with
- * code 4000 at once, and the socket reconnects after the backoff with the
- * manager's current token. A path that stops forwarding is thus noticed
- * within pingIntervalMs + pongTimeoutMs (35 s by default).
+ * Liveness: a connection sends {"type":"tokend.ping"} when it opens, 25 s
+ * after each pong, after an in-band renewal, and at once when half of
+ * maxQueue awaits confirmation; the server reads in order and answers
+ * {"type":"tokend.pong"}, so a pong confirms every message sent before its
+ * ping (and the renewal). Once the server has answered a ping, on any
+ * connection of this socket, a ping unanswered for 10 s ends its connection
+ * as dead: onclose fires at once with { code: 4000 }, onundelivered follows,
+ * and the socket reconnects after the backoff with the manager's current
+ * token. A path that stops forwarding is noticed at most 35 s after the last
+ * pong. A server that never answers a ping gets one per connection and is
+ * never timed out; tokend servers from before tokend.pong answer it with
+ * tokend.renew_failed ("unknown control message"), which counts as the pong.
  */
 export interface TokenSocket {
-  /** Sends now if connected, else queues (ordered, bounded); throws when the queue is full or the socket is closed. */
+  /** Sends now if connected, else queues (ordered, bounded by maxQueue); throws when that is full or the socket is closed. */
   send(data: SocketData): void;
   /** Closes for good: no reconnect; queued sends are dropped. */
   close(code?: number, reason?: string): void;
@@ -61,10 +63,10 @@ export interface TokenSocket {
   onclose: ((ev: CloseEvent) => void) | null;
   onerror: ((ev: Event) => void) | null;
   /**
-   * Called once per ended connection (not after close()), after its onclose,
-   * with the sends on it that no pong confirmed, in order. They may or may
-   * not have arrived; the socket never sends them again. Only sends made
-   * after the server answered a ping are tracked.
+   * Called when a connection ends (not by close()), after its onclose, with
+   * the sends on it that no pong confirmed, in order, if there are any. They
+   * may or may not have arrived; the socket never sends them again. Sends
+   * are tracked once the server has answered a ping.
    */
   onundelivered: ((data: SocketData[]) => void) | null;
 }
@@ -219,9 +221,10 @@ class Socket implements TokenSocket {
   }
 
   /**
-   * Pings; once #seen, the pong must come within SOCKET_PONG_TIMEOUT_MS
-   * (10 s) or the connection ends as dead. Against a server that never
-   * answered, one ping per connection.
+   * Pings; once #seen, the pong must come within 10 s or the connection
+   * ends as dead (its onclose called at once: the browser's own close event
+   * waits for a closing handshake that a dead path never completes). The
+   * pong schedules the next ping.
    */
   #beat(): void {
     const ws = this.#ws!;
@@ -251,7 +254,7 @@ class Socket implements TokenSocket {
       this.#sent.splice(0, this.#mark);
       this.#mark = -1;
       clearTimeout(this.#ping);
-      this.#ping = setTimeout(() => this.#beat(), 25_000); // SOCKET_PING_INTERVAL_MS
+      this.#ping = setTimeout(() => this.#beat(), 25_000);
     } else if (type === "tokend.renew_failed" || type === "tokend.expiring") {
       // Stop sending (later sends queue), close for the token, reconnect with a fresh one.
       this.#open = false;
