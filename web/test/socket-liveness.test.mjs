@@ -109,6 +109,23 @@ test("an in-band renewal unanswered for 10 s is a dead path; the reconnect offer
   assert.equal(srv.tokenCalls.length, 1, "no extra refresh: at1 is current");
 });
 
+test("a renewal between pings is followed by a ping: unanswered, the connection is dead 10 s after the renewal", async (t) => {
+  const { m, sockets, ev } = await setup(t);
+  const ws = sockets[0];
+  ws.open();
+  ws.message(PONG);
+  await tick(t, 5_000);
+  await m.refresh("at0"); // at1: renewed in band at 5 s, 20 s before the next ping is due
+  await flush();
+  assert.deepEqual(ws.sent.slice(1), ['{"type":"tokend.renew","token":"at1"}', PING]);
+  await tick(t, TIMEOUT - 1);
+  assert.deepEqual(ev, []);
+  await tick(t, 1);
+  assert.deepEqual(ev, ["close 4000"], "nothing to report: no application sends");
+  await tick(t, 125);
+  assert.deepEqual(sockets[1].protocols, ["tokend", "tokend.bearer.at1"]);
+});
+
 test("a server that answers every ping and renewal keeps the connection: 10 minutes, a renewal among them", async (t) => {
   const { s, sockets, ev, srv } = await setup(t, { login: { access_token: "at0", refresh_token: "rt0", expires_in: 100 } });
   const ws = sockets[0];
