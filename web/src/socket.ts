@@ -171,8 +171,9 @@ class Socket implements TokenSocket {
         this.#failures = 0;
         this.#quickUsed = false;
       }, SOCKET_STABLE_MS);
-      for (const d of this.#queue.splice(0)) this.send(d);
+      // The ping first: the sends below are confirmed by a later one.
       this.#beat();
+      for (const d of this.#queue.splice(0)) this.send(d);
       this.onopen?.(ev);
       this.#m.getAccessToken().then((t) => this.#renew(t), () => {});
     };

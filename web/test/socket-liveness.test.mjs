@@ -79,7 +79,7 @@ test("a path that stops answering is dead exactly 25 s + 10 s after the last pon
   assert.equal(sockets.length, 2);
   assert.deepEqual(sockets[1].protocols, ["tokend", "tokend.bearer." + (await m.getAccessToken())]);
   sockets[1].open();
-  assert.deepEqual(sockets[1].sent, ["e", PING]);
+  assert.deepEqual(sockets[1].sent, [PING, "e"]);
   assert.deepEqual(ev, ["close 4000", ["undelivered", "c", "d"]], "the old socket's own close event is not reported again");
 });
 
@@ -209,6 +209,28 @@ test("unconfirmed sends count against maxQueue; at half of it the socket pings a
   ws.message(PONG); // confirms 1 and 2
   s.send(5);
   assert.deepEqual(ws.sent, [PING, 1, 2, PING, 3, 4, 5, PING], "3, 4 and 5 unconfirmed: another early ping");
+});
+
+test("sends queued while disconnected go out after the ping on open; a later ping confirms them", async (t) => {
+  const { s, sockets, ev } = await setup(t, { maxQueue: 4 });
+  sockets[0].open();
+  sockets[0].message(PONG);
+  sockets[0].serverClose(1006);
+  s.send(1);
+  s.send(2);
+  s.send(3);
+  await tick(t, 125);
+  const ws = sockets[1];
+  ws.open();
+  assert.deepEqual(ws.sent, [PING, 1, 2, 3], "one ping outstanding: no early one during the flush");
+  ws.message(PONG); // answers the ping sent before 1, 2, 3: confirms none of them
+  s.send(4);
+  assert.deepEqual(ws.sent, [PING, 1, 2, 3, 4, PING], "4 unconfirmed: an early ping");
+  assert.throws(() => s.send(5), /queue full/);
+  ws.message(PONG); // confirms 1 to 4
+  s.send(5);
+  ws.serverClose(1006);
+  assert.deepEqual(ev, ["close 1006", "close 1006", ["undelivered", 5]]);
 });
 
 test("any other end of a connection reports its unconfirmed sends; close() by the app does not", async (t) => {
