@@ -38,18 +38,11 @@ export interface TokenSocketOptions {
  * control messages are hidden), onerror for the underlying errors,
  * onundelivered for sends that may not have arrived.
  *
- * Liveness: a connection sends {"type":"tokend.ping"} when it opens, 25 s
- * after each pong, after an in-band renewal, and at once when half of
- * maxQueue awaits confirmation; the server reads in order and answers
- * {"type":"tokend.pong"}, so a pong confirms every message sent before its
- * ping (and the renewal). Once the server has answered a ping, on any
- * connection of this socket, a ping unanswered for 10 s ends its connection
- * as dead: onclose fires at once with { code: 4000 }, onundelivered follows,
- * and the socket reconnects after the backoff with the manager's current
- * token. A path that stops forwarding is noticed at most 35 s after the last
- * pong. A server that never answers a ping gets one per connection and is
- * never timed out; tokend servers from before tokend.pong answer it with
- * tokend.renew_failed ("unknown control message"), which counts as the pong.
+ * Liveness (README "WebSocket"): {"type":"tokend.ping"} on open, 25 s after
+ * each pong, after a renewal, and when half of maxQueue is unconfirmed; a
+ * pong confirms what was sent before its ping. Once the server has answered
+ * one, a ping unanswered for 10 s ends the connection as dead (onclose
+ * { code: 4000 }, onundelivered, a reconnect): at most 35 s after the last pong.
  */
 export interface TokenSocket {
   /** Sends now if connected, else queues (ordered, bounded by maxQueue); throws when that is full or the socket is closed. */
@@ -63,10 +56,9 @@ export interface TokenSocket {
   onclose: ((ev: CloseEvent) => void) | null;
   onerror: ((ev: Event) => void) | null;
   /**
-   * Called when a connection ends (not by close()), after its onclose, with
-   * the sends on it that no pong confirmed, in order, if there are any. They
-   * may or may not have arrived; the socket never sends them again. Sends
-   * are tracked once the server has answered a ping.
+   * After onclose of a connection that ended (not by close()) with sends no
+   * pong confirmed: those, in order. They may or may not have arrived; they
+   * are never sent again. Tracked once the server has answered a ping.
    */
   onundelivered: ((data: SocketData[]) => void) | null;
 }
@@ -222,10 +214,8 @@ class Socket implements TokenSocket {
   }
 
   /**
-   * Pings; once #seen, the pong must come within 10 s or the connection
-   * ends as dead (its onclose called at once: the browser's own close event
-   * waits for a closing handshake that a dead path never completes). The
-   * pong schedules the next ping.
+   * Pings; once #seen, no pong within 10 s ends the connection (onclose at
+   * once: a dead path never completes the browser's closing handshake).
    */
   #beat(): void {
     const ws = this.#ws!;
