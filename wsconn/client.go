@@ -85,8 +85,34 @@ type Options struct {
 	// at least the Retry-After and at most MaxBackoff (see the package
 	// documentation).
 	MinBackoff, MaxBackoff time.Duration
-	// QueueSize bounds the messages waiting to be sent. Default 1024.
+	// QueueSize bounds the messages waiting to be sent, and separately
+	// those sent on a connection and not yet confirmed (see PingInterval).
+	// Default 1024.
 	QueueSize int
+	// PingInterval is how often the client checks that the connection is
+	// alive, with a WebSocket ping (RFC 6455 §5.5.2, answered by any
+	// server that reads the connection); PingTimeout is how long it waits
+	// for the pong, and for the answer to an in-band renewal, before it
+	// takes the path as dead. Defaults 25s and 10s, so a dead path is
+	// noticed within 35s. The connection is then closed at once, without
+	// a close handshake, OnDisconnect gets an error for which
+	// errors.Is(err, ErrDeadConnection) holds, and the client reconnects
+	// with a token from the Source, with the usual backoff.
+	//
+	// A message sent counts as delivered once the server answered a ping
+	// sent after it, or the connection's close handshake completed; until
+	// then it is kept, and when its connection is lost the messages kept
+	// reach OnDisconnect in an *UndeliveredError (see there). When
+	// QueueSize messages await confirmation, a ping goes out at once (at
+	// half of it, already) and sending waits for the pong, so Write queues
+	// and then returns ErrQueueFull rather than dropping anything.
+	//
+	// A negative PingInterval turns the check off, with its costs: a dead
+	// path is noticed only when the kernel gives up on it (minutes to
+	// hours, or never for a connection that only receives), Write goes on
+	// returning nil meanwhile, and messages lost with a connection are not
+	// reported.
+	PingInterval, PingTimeout time.Duration
 	// Renewal chooses how the token is renewed before it expires. Default
 	// RenewAuto.
 	Renewal Renewal
@@ -140,9 +166,9 @@ type Conn struct {
 	wmu sync.Mutex // serialises every write to the current connection
 
 	mu     sync.Mutex
-	cur    *websocket.Conn // the connection writes may go straight to; nil while there is none
-	queue  []message       // messages waiting; queue[0] is next
-	wake   chan struct{}   // signals the writer that the queue grew
+	cur    *link         // the connection writes may go straight to; nil while there is none
+	queue  []message     // messages waiting; queue[0] is next
+	wake   chan struct{} // signals the writer that the queue grew
 	closed bool
 	err    error // why the Conn ended
 
@@ -177,6 +203,12 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -232,11 +264,14 @@ func (c *Conn) Write(ctx context.Context, typ websocket.MessageType, data []byte
 	case c.closed:
 		defer c.mu.Unlock()
 		return c.endErr()
-	case len(c.queue) == 0 && c.cur != nil:
-		ws := c.cur
+	case len(c.queue) == 0 && c.cur != nil && c.roomLocked(c.cur):
+		l := c.cur
 		c.mu.Unlock()
 		c.wmu.Lock()
-		err := ws.Write(ctx, typ, data)
+		err := l.ws.Write(ctx, typ, data)
+		if err == nil {
+			c.sent(l, message{typ, data}) // under wmu: in the order sent
+		}
 		c.wmu.Unlock()
 		if err == nil {
 			return nil
@@ -308,19 +343,19 @@ func (c *Conn) endErr() error {
 	return ErrClosed
 }
 
-// retire stops direct writes to ws, if they still go to it.
-func (c *Conn) retire(ws *websocket.Conn) {
+// retire stops direct writes to l, if they still go to it.
+func (c *Conn) retire(l *link) {
 	c.mu.Lock()
-	if c.cur == ws {
+	if c.cur == l {
 		c.cur = nil
 	}
 	c.mu.Unlock()
 }
 
-// setCurrent makes ws the connection Write may write to directly (nil:
+// setCurrent makes l the connection Write may write to directly (nil:
 // none).
-func (c *Conn) setCurrent(ws *websocket.Conn) {
+func (c *Conn) setCurrent(l *link) {
 	c.mu.Lock()
-	c.cur = ws
+	c.cur = l
 	c.mu.Unlock()
 }

@@ -104,6 +104,24 @@
 // break overlaps two connections, a server that broadcasts may deliver a
 // message on both.
 //
+// # Liveness
+//
+// A client checks that the path to the server still carries messages, since
+// a path can die without a close (a NAT that forgot the flow, a hung
+// middlebox), and then neither end hears of it. A client that can send
+// WebSocket ping frames (RFC 6455 §5.5.2), as Dial does, uses them; any
+// RFC 6455 server answers with a pong. A browser cannot send ping frames,
+// so it sends the text message
+//
+//	{"type":"tokend.ping"}
+//
+// and Handler answers {"type":"tokend.pong"} after reading it. Handler reads
+// a connection's messages in order, so a pong confirms that the server read
+// everything the client sent before the ping. tokend.ping never reaches
+// Serve. A client that hears no pong within its timeout takes the path as
+// dead, closes the connection without waiting for a close handshake, and
+// reconnects with a fresh token.
+//
 // Text messages whose type starts with "tokend." are reserved for this
 // protocol and never reach the application.
 package wsconn
@@ -128,12 +146,15 @@ const (
 	RenewalInBand = "in-band"
 )
 
-// Control message types.
+// Control message types, see the package documentation (Protocol,
+// Liveness).
 const (
 	TypeRenew       = "tokend.renew"
 	TypeRenewed     = "tokend.renewed"
 	TypeRenewFailed = "tokend.renew_failed"
 	TypeExpiring    = "tokend.expiring"
+	TypePing        = "tokend.ping" // client to server: are you there?
+	TypePong        = "tokend.pong" // server to client: read all before the ping
 )
 
 // Control is a protocol message.

@@ -74,8 +74,9 @@ type Handler struct {
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
-// ServerConn is one accepted connection. Read handles renewal messages
-// itself, so the application must keep reading for renewals to work.
+// ServerConn is one accepted connection. Read handles renewal and liveness
+// messages itself, so the application must keep reading for renewals to
+// work and for browser clients to see the connection as alive.
 // Write and Close may be called concurrently with Read.
 type ServerConn struct {
 	c      *websocket.Conn
@@ -118,8 +119,8 @@ func (c *ServerConn) Close(code websocket.StatusCode, reason string) error {
 	return c.c.Close(code, reason)
 }
 
-// Read returns the next application message, answering renewal messages
-// on the way.
+// Read returns the next application message, answering renewal and
+// liveness (TypePing) messages on the way.
 func (c *ServerConn) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
 	for {
 		typ, data, err := c.c.Read(ctx)
@@ -137,6 +138,10 @@ func (c *ServerConn) Read(ctx context.Context) (websocket.MessageType, []byte, e
 }
 
 func (c *ServerConn) control(ctx context.Context, ctl Control) error {
+	if ctl.Type == TypePing {
+		// Read in order: the pong confirms every message before the ping.
+		return c.send(ctx, Control{Type: TypePong})
+	}
 	if ctl.Type != TypeRenew {
 		return c.send(ctx, Control{Type: TypeRenewFailed, Error: "unknown control message"})
 	}

@@ -304,3 +304,28 @@ func TestInBandRenewal(t *testing.T) {
 	}
 	expire(t, e, c)
 }
+
+// A browser's liveness message is answered with tokend.pong, in order
+// after the messages before it, and never reaches Serve.
+func TestServerAnswersPing(t *testing.T) {
+	e := newEnv(t)
+	c, _, err := e.dial(t, bearerHeader(e.token(t, "alice", time.Minute)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"a", `{"type":"tokend.ping"}`, "b", ` {"type":"tokend.ping"}`} {
+		if err := c.Write(t.Context(), websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"alice:a", `{"type":"tokend.pong"}`, "alice:b", `{"type":"tokend.pong"}`}
+	for i, w := range want {
+		_, data, err := c.Read(t.Context())
+		if err != nil || string(data) != w {
+			t.Fatalf("answer %d: %q, %v; want %q", i, data, err, w)
+		}
+	}
+	if got := roundTrip(t, c, "c"); got != "alice:c" {
+		t.Fatalf("after the pings: %q", got)
+	}
+}

@@ -130,6 +130,8 @@ type link struct {
 	werr      chan error    // the writer's end
 	rerr      chan error    // the reader's end
 	renewDone chan struct{}
+
+	liveness // the pinger's state, and the messages not yet confirmed
 }
 
 // connect dials with tok and runs OnConnect on the new connection. It
@@ -202,15 +204,25 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 					reason = "token renewal refused; reconnecting"
 				}
 				c.handOver(l, CloseTokenExpired, reason, false)
-				return true, c.o.now().Sub(start), true, err
+				return true, c.o.now().Sub(start), true, c.undelivered(l, err)
 			}
 			l.cancel()
 			<-l.werr
 		case err = <-l.werr:
 			l.cancel()
 			<-l.rerr
+		case err = <-l.dead:
+			// No close handshake: it could never complete.
+			c.retire(l)
+			_ = l.ws.CloseNow()
+			l.cancel()
+			<-l.werr
+			<-l.rerr
 		case next := <-replace:
 			c.handOver(l, websocket.StatusNormalClosure, "token renewed; replaced", true)
+			if lost := c.undelivered(l, nil); lost != nil && c.o.OnDisconnect != nil {
+				c.o.OnDisconnect(lost)
+			}
 			l = next
 			if c.o.OnRenewed != nil {
 				c.o.OnRenewed()
@@ -218,16 +230,22 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 			continue
 		}
 		<-l.renewDone
+		<-l.pingDone
+		select {
+		case dead := <-l.dead: // the path was dead, whatever else failed with it
+			err = dead
+		default:
+		}
 		_ = l.ws.CloseNow()
 		up := c.o.now().Sub(start)
 		code := websocket.CloseStatus(err)
 		if slices.Contains(c.o.ExpiredCodes, code) {
-			return true, up, true, fmt.Errorf("wsconn: closed for the token (%d): %w", code, err)
+			return true, up, true, c.undelivered(l, fmt.Errorf("wsconn: closed for the token (%d): %w", code, err))
 		}
 		if code == websocket.StatusNormalClosure && c.ctx.Err() != nil {
 			return true, up, false, nil
 		}
-		return true, up, false, fmt.Errorf("wsconn: connection lost: %w", err)
+		return true, up, false, c.undelivered(l, fmt.Errorf("wsconn: connection lost: %w", err))
 	}
 }
 
@@ -237,6 +255,14 @@ func (c *Conn) start(l *link, replace chan<- *link) {
 	l.ctx, l.cancel = context.WithCancel(c.ctx)
 	l.stop = make(chan struct{})
 	l.werr, l.rerr, l.renewDone = make(chan error, 1), make(chan error, 1), make(chan struct{})
+	l.liveness = liveness{
+		track:    c.o.PingInterval >= 0,
+		dead:     make(chan error, 1),
+		pingNow:  make(chan struct{}, 1),
+		progress: make(chan struct{}, 1),
+		renewAck: make(chan struct{}, 1),
+		pingDone: make(chan struct{}),
+	}
 	go func() { l.werr <- c.writer(l) }()
 	go func() { l.rerr <- c.reader(l) }()
 	if c.o.Renewal == RenewOff {
@@ -244,13 +270,19 @@ func (c *Conn) start(l *link, replace chan<- *link) {
 	} else {
 		go c.renew(l, replace)
 	}
-	c.setCurrent(l.ws)
+	if l.track {
+		go c.pinger(l)
+	} else {
+		close(l.pingDone)
+	}
+	c.setCurrent(l)
 }
 
 // handOver ends l without losing a message written to the Conn: sending
 // stops after the message in flight, then l is closed with code, which the
 // server reads after everything sent before it. With keepReading, l's
-// reader goes on delivering until the close handshake ends.
+// reader goes on delivering until the close handshake ends. A completed
+// close handshake confirms every message sent on l.
 func (c *Conn) handOver(l *link, code websocket.StatusCode, reason string, keepReading bool) {
 	c.setCurrent(nil) // no more direct writes
 	close(l.stop)
@@ -258,13 +290,19 @@ func (c *Conn) handOver(l *link, code websocket.StatusCode, reason string, keepR
 	// Under wmu: a direct write that started before setCurrent either lands
 	// before the close or fails and is queued again.
 	c.wmu.Lock()
-	_ = l.ws.Close(code, reason)
+	err := l.ws.Close(code, reason)
 	c.wmu.Unlock()
 	l.cancel()
 	if keepReading {
 		<-l.rerr
 	}
 	<-l.renewDone
+	<-l.pingDone
+	if err == nil {
+		c.mu.Lock()
+		c.confirmLocked(l, l.nsent)
+		c.mu.Unlock()
+	}
 }
 
 // writer sends queued messages in order. A message leaves the queue only
@@ -293,17 +331,32 @@ func (c *Conn) writer(l *link) error {
 				return l.ctx.Err()
 			}
 		}
+		if !c.room(l) {
+			// Too many messages await confirmation: wait for the pong
+			// rather than keep more.
+			select {
+			case <-l.progress:
+				continue
+			case <-l.stop:
+				return nil
+			case <-l.ctx.Done():
+				return l.ctx.Err()
+			}
+		}
 		c.wmu.Lock()
 		err := l.ws.Write(l.ctx, m.typ, m.data)
+		if err == nil {
+			c.mu.Lock()
+			c.queue[0] = message{}
+			c.queue = c.queue[1:]
+			c.sentLocked(l, m)
+			c.mu.Unlock()
+		}
 		c.wmu.Unlock()
 		if err != nil {
-			c.retire(l.ws)
+			c.retire(l)
 			return err
 		}
-		c.mu.Lock()
-		c.queue[0] = message{}
-		c.queue = c.queue[1:]
-		c.mu.Unlock()
 	}
 }
 
@@ -313,7 +366,7 @@ func (c *Conn) reader(l *link) error {
 	for {
 		typ, data, err := l.ws.Read(l.ctx)
 		if err != nil {
-			c.retire(l.ws) // at once: a write now would be lost
+			c.retire(l) // at once: a write now would be lost
 			return err
 		}
 		if ctl, ok := parseControl(typ, data); ok {
@@ -321,6 +374,10 @@ func (c *Conn) reader(l *link) error {
 			case TypeExpiring:
 				return errExpiring
 			case TypeRenewed:
+				select {
+				case l.renewAck <- struct{}{}:
+				default:
+				}
 				if c.o.OnRenewed != nil {
 					c.o.OnRenewed()
 				}
@@ -330,12 +387,17 @@ func (c *Conn) reader(l *link) error {
 			}
 			continue
 		}
+		// While the application holds the reader, pongs wait unread: the
+		// pinger then does not take their absence as a dead path.
+		l.appBusy.Store(true)
 		if c.o.OnMessage != nil {
 			c.o.OnMessage(typ, data)
+			l.appBusy.Store(false)
 			continue
 		}
 		select {
 		case c.in <- message{typ: typ, data: data}:
+			l.appBusy.Store(false)
 		case <-l.ctx.Done():
 			return l.ctx.Err()
 		}
@@ -395,7 +457,7 @@ func (c *Conn) renew(l *link, replace chan<- *link) {
 		c.wmu.Lock()
 		err = l.ws.Write(l.ctx, websocket.MessageText, msg)
 		c.wmu.Unlock()
-		if err != nil {
+		if err != nil || !c.awaitRenewed(l) {
 			return
 		}
 		tok = fresh

@@ -20,7 +20,10 @@ export type WebSocketConstructor = new (url: string | URL, protocols?: string | 
 export interface TokenSocketOptions {
   /** Default globalThis.WebSocket. */
   WebSocket?: WebSocketConstructor;
-  /** Sends held while disconnected; default 1024. A send beyond it throws. */
+  /**
+   * Sends held: queued while disconnected plus sent and not yet confirmed by
+   * a tokend.pong; default 1024. A send beyond it throws.
+   */
   maxQueue?: number;
   /** Passed to every underlying WebSocket. */
   binaryType?: "blob" | "arraybuffer";
@@ -32,10 +35,17 @@ export interface TokenSocketOptions {
  * A WebSocket that stays connected with fresh tokens. Callbacks: onopen and
  * onclose fire for every underlying connection (so an app can show
  * "reconnecting"), onmessage for every application message (tokend.*
- * control messages are hidden), onerror for the underlying errors.
+ * control messages are hidden), onerror for the underlying errors,
+ * onundelivered for sends that may not have arrived.
+ *
+ * Liveness (README "WebSocket"): {"type":"tokend.ping"} on open, 25 s after
+ * each pong, after a renewal, and when half of maxQueue is unconfirmed; a
+ * pong confirms what was sent before its ping. Once the server has answered
+ * one, a ping unanswered for 10 s ends the connection as dead (onclose
+ * { code: 4000 }, onundelivered, a reconnect): at most 35 s after the last pong.
  */
 export interface TokenSocket {
-  /** Sends now if connected, else queues (ordered, bounded); throws when the queue is full or the socket is closed. */
+  /** Sends now if connected, else queues (ordered, bounded by maxQueue); throws when that is full or the socket is closed. */
   send(data: SocketData): void;
   /** Closes for good: no reconnect; queued sends are dropped. */
   close(code?: number, reason?: string): void;
@@ -45,6 +55,12 @@ export interface TokenSocket {
   onmessage: ((ev: MessageEvent) => void) | null;
   onclose: ((ev: CloseEvent) => void) | null;
   onerror: ((ev: Event) => void) | null;
+  /**
+   * After onclose of a connection that ended (not by close()) with sends no
+   * pong confirmed: those, in order. They may or may not have arrived; they
+   * are never sent again. Tracked once the server has answered a ping.
+   */
+  onundelivered: ((data: SocketData[]) => void) | null;
 }
 
 /** Close codes after which the socket refreshes the token and reconnects at once. */
@@ -53,12 +69,14 @@ export const SOCKET_BACKOFF_BASE_MS = 250;
 export const SOCKET_BACKOFF_CAP_MS = 30_000;
 /** A connection resets the failure count only after it stayed open this long. */
 export const SOCKET_STABLE_MS = 5_000;
+type Timer = ReturnType<typeof setTimeout> | undefined;
 
 class Socket implements TokenSocket {
   onopen: ((ev: Event) => void) | null = null;
   onmessage: ((ev: MessageEvent) => void) | null = null;
   onclose: ((ev: CloseEvent) => void) | null = null;
   onerror: ((ev: Event) => void) | null = null;
+  onundelivered: ((data: SocketData[]) => void) | null = null;
   readonly #url: string | URL;
   readonly #m: TokenManager;
   readonly #o: TokenSocketOptions;
@@ -67,14 +85,21 @@ class Socket implements TokenSocket {
   #token = "";
   #renewing = "";
   #queue: SocketData[] = [];
+  /** Sent on this connection, not yet confirmed by a pong (tracked once #seen). */
+  #sent: SocketData[] = [];
+  /** How many of #sent the outstanding ping confirms; -1: no ping outstanding. */
+  #mark = -1;
+  /** The server has answered a ping. */
+  #seen = false;
   #open = false;
   #closed = false;
   #failures = 0;
   /** A token close was answered with an immediate reconnect since the last stable connection. */
   #quickUsed = false;
   #ownTokenClose = false;
-  #stable: ReturnType<typeof setTimeout> | undefined;
-  #retry: ReturnType<typeof setTimeout> | undefined;
+  #stable: Timer;
+  #retry: Timer;
+  #ping: Timer;
   #unsub: () => void;
 
   constructor(url: string | URL, manager: TokenManager, opts: TokenSocketOptions) {
@@ -91,18 +116,22 @@ class Socket implements TokenSocket {
 
   send(data: SocketData): void {
     if (this.#closed) throw new Error("tokenSocket: closed");
-    if (this.#open && this.#ws && this.#queue.length === 0) return this.#ws.send(data);
-    if (this.#queue.length >= (this.#o.maxQueue ?? 1024)) throw new Error("tokenSocket: send queue full");
-    this.#queue.push(data);
+    const max = this.#o.maxQueue ?? 1024;
+    if (this.#queue.length + this.#sent.length >= max) throw new Error("tokenSocket: send queue full");
+    if (!this.#open || this.#queue.length) return void this.#queue.push(data);
+    this.#ws!.send(data);
+    // With half of maxQueue unconfirmed, ping at once rather than wait for the interval.
+    if (this.#seen && this.#sent.push(data) * 2 >= max && this.#mark < 0) this.#beat();
   }
 
   close(code = 1000, reason?: string): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#open = false;
-    this.#queue = [];
+    this.#queue = this.#sent = [];
     clearTimeout(this.#retry);
     clearTimeout(this.#stable);
+    clearTimeout(this.#ping);
     this.#unsub();
     this.#ws?.close(code, reason);
   }
@@ -134,7 +163,9 @@ class Socket implements TokenSocket {
         this.#failures = 0;
         this.#quickUsed = false;
       }, SOCKET_STABLE_MS);
-      while (this.#open && this.#queue.length) ws.send(this.#queue.shift()!);
+      // The ping first: the sends below are confirmed by a later one.
+      this.#beat();
+      for (const d of this.#queue.splice(0)) this.send(d);
       this.onopen?.(ev);
       this.#m.getAccessToken().then((t) => this.#renew(t), () => {});
     };
@@ -149,7 +180,10 @@ class Socket implements TokenSocket {
       this.#ws = null;
       this.#open = false;
       clearTimeout(this.#stable);
+      clearTimeout(this.#ping);
       this.onclose?.(ev);
+      const u = this.#sent.splice(0);
+      if (u.length) this.onundelivered?.(u);
       if (this.#closed) return;
       if (!this.#ownTokenClose && !TOKEN_CLOSES.includes(ev.code)) return this.#later();
       this.#m.refresh(this.#token).then(
@@ -175,21 +209,43 @@ class Socket implements TokenSocket {
     if (!this.#open || !ws || token === this.#token || token === this.#renewing) return;
     this.#renewing = token;
     ws.send(JSON.stringify({ type: "tokend.renew", token }));
+    // The pong to a ping after it answers for the renewal too.
+    if (this.#mark < 0) this.#beat();
+  }
+
+  /**
+   * Pings; once #seen, no pong within 10 s ends the connection (onclose at
+   * once: a dead path never completes the browser's closing handshake).
+   */
+  #beat(): void {
+    const ws = this.#ws!;
+    clearTimeout(this.#ping);
+    ws.send('{"type":"tokend.ping"}');
+    this.#mark = this.#sent.length;
+    if (this.#seen)
+      this.#ping = setTimeout(() => {
+        ws.onclose!({ code: 4000 } as CloseEvent);
+        ws.close(4000);
+      }, 10_000);
   }
 
   /** Handles a tokend.* control message; false for application messages. */
   #control(data: unknown): boolean {
-    if (typeof data !== "string" || !data.includes('"tokend.')) return false;
     let type: unknown;
     try {
-      type = JSON.parse(data)?.type;
-    } catch {
-      return false;
-    }
-    if (typeof type !== "string" || !type.startsWith("tokend.")) return false;
+      type = typeof data == "string" && data.includes('"tokend.') && JSON.parse(data).type;
+    } catch {}
+    if (!/^tokend\./.test(type as string)) return false;
     if (type === "tokend.renewed") {
       if (this.#renewing) this.#token = this.#renewing;
       this.#renewing = "";
+    } else if (type === "tokend.pong" || (type === "tokend.renew_failed" && !this.#renewing)) {
+      // Servers before tokend.pong answer a ping with renew_failed ("unknown control message").
+      this.#seen = true;
+      this.#sent.splice(0, this.#mark);
+      this.#mark = -1;
+      clearTimeout(this.#ping);
+      this.#ping = setTimeout(() => this.#beat(), 25_000);
     } else if (type === "tokend.renew_failed" || type === "tokend.expiring") {
       // Stop sending (later sends queue), close for the token, reconnect with a fresh one.
       this.#open = false;

@@ -2,10 +2,10 @@
 // end-to-end tests (web/e2e/*.test.mjs). It starts nothing but itself: the
 // tests build and run tokend and point the harness at it.
 //
-// It listens on four loopback ports and prints them as one JSON line on
+// It listens on five loopback ports and prints them as one JSON line on
 // standard output:
 //
-//		{"app":"http://localhost:P1","other":"http://localhost:P2","auth":"http://localhost:P3","ws":"ws://localhost:P1/ws","control":"http://127.0.0.1:P4"}
+//		{"app":"http://localhost:P1","other":"http://localhost:P2","auth":"http://localhost:P3","ws":"ws://localhost:P1/ws","control":"http://127.0.0.1:P4","wsRelay":"ws://localhost:P5/ws"}
 //
 //	  - app: the test pages (-pages) at /, the built package (-dist) at
 //	    /lib/, GET /api/echo guarded by verify, /ws a wsconn.Handler echoing
@@ -18,7 +18,10 @@
 //	  - control: POST /upstream?url=, POST /backend?id=&secret= (the
 //	    client the backend mints as), POST /slow?ms=&when=before|after,
 //	    POST /ws-close?code=&reason=, POST /reset, GET /auth-log, GET /api-log,
-//	    GET /ws-log, GET /backend-log. Only the tests use it; pages never do.
+//	    GET /ws-log, GET /backend-log, POST /ws-stall. Only the tests use it; pages never do.
+//	  - wsRelay: a TCP relay to the app origin for WebSockets (relay.go);
+//	    POST /ws-stall makes its open connections stop forwarding without
+//	    closing.
 //
 // The issuer (-issuer, default the auth origin) is what the API's verifier
 // expects in iss and in aud (tokend's default audience) and where it
@@ -55,7 +58,7 @@ func run() error {
 	leeway := flag.Duration("leeway", time.Second, "clock-skew leeway of the API's verifier (verify's default is 30s, which would hide an expired token)")
 	flag.Parse()
 
-	lns := make([]net.Listener, 4)
+	lns := make([]net.Listener, 5)
 	for i := range lns {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -71,6 +74,7 @@ func run() error {
 		"auth":    fmt.Sprintf("http://localhost:%d", port(2)),
 		"ws":      fmt.Sprintf("ws://localhost:%d/ws", port(0)),
 		"control": fmt.Sprintf("http://127.0.0.1:%d", port(3)),
+		"wsRelay": fmt.Sprintf("ws://localhost:%d/ws", port(4)),
 	}
 	if *issuer == "" {
 		*issuer = origins["auth"]
@@ -101,6 +105,8 @@ func run() error {
 	proxy.controlRoutes(control)
 	api.controlRoutes(control)
 	be.controlRoutes(control)
+	rl := newRelay(lns[0].Addr().String(), logger)
+	rl.controlRoutes(control)
 	control.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
 		proxy.reset()
 		api.reset()
@@ -111,7 +117,8 @@ func run() error {
 	servers := []*http.Server{
 		{Handler: app}, {Handler: other}, {Handler: proxy}, {Handler: control},
 	}
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+1)
+	go func() { errc <- rl.serve(lns[4]) }()
 	for i, s := range servers {
 		s.ReadHeaderTimeout = 10 * time.Second
 		go func() { errc <- s.Serve(lns[i]) }()

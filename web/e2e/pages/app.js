@@ -111,3 +111,23 @@ window.h = {
   },
 };
 window.hReady = true;
+
+// socket-stall.test.mjs: a tokenSocket whose app records what onundelivered
+// reports, over a WebSocket class that counts the tokend.pong messages the
+// library receives (it hides them from onmessage).
+window.h.watchedSocket = function (url) {
+  Object.assign(state, { undelivered: [], pongs: 0 });
+  class Watched extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (ev) => { if (String(ev.data).includes('"tokend.pong"')) state.pongs++; });
+    }
+  }
+  const s = lib.tokenSocket(url, this.manager, { WebSocket: Watched });
+  s.onmessage = (ev) => state.received.push(ev.data);
+  s.onopen = () => state.socketEvents.push("open");
+  s.onclose = (ev) => state.socketEvents.push("close:" + ev.code);
+  s.onundelivered = (data) => state.undelivered.push(...data);
+  this.ws = s;
+  return true;
+};
