@@ -225,6 +225,7 @@ func TestUnconfirmedAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		synctest.Wait() // the connection's goroutines are up
 		start := time.Now()
 		r.link(0).toClient.Store(true)
 		write(t, c, "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")

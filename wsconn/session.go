@@ -182,12 +182,13 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 		return false, 0, auth, err
 	}
 	start := l.opened
-	if first != nil {
-		first <- nil
-	}
 	replace := make(chan *link)
 	for {
 		c.start(l, replace)
+		if first != nil {
+			first <- nil // Dial returns: writes go straight to l
+			first = nil
+		}
 		var err error
 		select {
 		case err = <-l.rerr:
