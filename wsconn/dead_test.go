@@ -2,6 +2,7 @@ package wsconn_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -80,7 +81,7 @@ func TestDeadPathIsNoticedAndReported(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRelay(t)
 				src := tokenSource(t, 30*time.Second)
-				o, disc := r.options()
+				o, disc := r.options(t)
 				c, err := wsconn.Dial(t.Context(), "ws://relay/", src, o)
 				if err != nil {
 					t.Fatal(err)
@@ -150,7 +151,7 @@ func TestUnansweredRenewalIsDead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRelay(t)
 		src := tokenSource(t, time.Minute)
-		o, disc := r.options()
+		o, disc := r.options(t)
 		o.Renewal = wsconn.RenewInBand
 		o.PingInterval = time.Hour // pings are answered; only the renewal is not
 		c, err := wsconn.Dial(t.Context(), "ws://relay/", src, o)
@@ -188,7 +189,7 @@ func TestUnansweredRenewalIsDead(t *testing.T) {
 func TestPingOffNoticesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRelay(t)
-		o, disc := r.options()
+		o, disc := r.options(t)
 		o.PingInterval = -1
 		c, err := wsconn.Dial(t.Context(), "ws://relay/", tokenSource(t, time.Hour), o)
 		if err != nil {
@@ -218,7 +219,7 @@ func TestPingOffNoticesNothing(t *testing.T) {
 func TestUnconfirmedAreBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRelay(t)
-		o, disc := r.options()
+		o, disc := r.options(t)
 		o.QueueSize = 4
 		c, err := wsconn.Dial(t.Context(), "ws://relay/", tokenSource(t, time.Hour), o)
 		if err != nil {
@@ -244,6 +245,41 @@ func TestUnconfirmedAreBounded(t *testing.T) {
 		got := r.drain()
 		if first, second := onConn(got, 0), onConn(got, 1); !slices.Equal(first, []string{"m1", "m2", "m3", "m4"}) || !slices.Equal(second, []string{"m5", "m6", "m7", "m8"}) {
 			t.Errorf("server read %q, then %q; want m1 to m4, then m5 to m8", first, second)
+		}
+	})
+}
+
+// Pongs are read by the goroutine that hands messages to Read. An
+// application that reads nothing for 10 minutes while the server sends
+// holds it up, and the pongs wait behind unread messages: that is not
+// taken for a dead path. Once it reads, the pongs confirm what it wrote,
+// so a cut then reports nothing undelivered.
+func TestSlowReaderIsNotDead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t)
+		r.send = 200
+		o, disc := r.options(t)
+		c, err := wsconn.Dial(t.Context(), "ws://relay/", tokenSource(t, time.Hour), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		write(t, c, "m1")
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if len(disc) != 0 || r.conns() != 1 {
+			t.Fatalf("%d disconnects, %d connections while the application did not read; want none", len(disc), r.conns())
+		}
+		for i := range r.send {
+			_, data, err := c.Read(t.Context())
+			if err != nil || string(data) != fmt.Sprintf("s%d", i) {
+				t.Fatalf("Read %d: %q, %v", i, data, err)
+			}
+		}
+		synctest.Wait()
+		r.link(0).cut()
+		if err := <-disc; errors.Is(err, wsconn.ErrDeadConnection) || texts(t, err) != nil {
+			t.Errorf("after the cut: %v, want a lost connection and m1 confirmed", err)
 		}
 	})
 }

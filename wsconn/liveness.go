@@ -16,7 +16,7 @@ import (
 // of a ping, or no answer to an in-band renewal within it. The path
 // delivered nothing for that long without being closed, as when a NAT has
 // forgotten the flow or a middlebox hangs.
-var ErrDeadConnection = errors.New("wsconn: connection dead (no answer within the ping timeout)")
+var ErrDeadConnection = errors.New("wsconn: connection dead")
 
 // Message is one message written with Conn.Write.
 type Message struct {

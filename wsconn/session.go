@@ -242,7 +242,10 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 		if code == websocket.StatusNormalClosure && c.ctx.Err() != nil {
 			return true, up, false, nil
 		}
-		return true, up, false, c.undelivered(l, fmt.Errorf("wsconn: connection lost: %w", err))
+		if !errors.Is(err, ErrDeadConnection) {
+			err = fmt.Errorf("wsconn: connection lost: %w", err)
+		}
+		return true, up, false, c.undelivered(l, err)
 	}
 }
 
