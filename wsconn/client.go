@@ -121,7 +121,10 @@ type Options struct {
 	// sent on it; send writes straight to that connection, so this is the
 	// place to (re-)subscribe. An error drops the connection.
 	OnConnect func(ctx context.Context, send func(ctx context.Context, typ websocket.MessageType, data []byte) error) error
-	// OnDisconnect reports each failed or lost connection and why.
+	// OnDisconnect reports each failed or lost connection and why: with
+	// ErrDeadConnection (errors.Is) for a path given up as dead, and
+	// inside an *UndeliveredError (errors.As) when messages sent on the
+	// connection were not confirmed; see PingInterval.
 	OnDisconnect func(err error)
 	// OnReconnecting reports each wait before a new attempt, and how long
 	// it is.
@@ -249,7 +252,9 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 // Write sends a message on the current connection or, while there is none
 // or earlier messages are still waiting, queues it to be sent, in order,
 // after the reconnect. It returns ErrQueueFull when the queue is full. A
-// message whose write fails is queued again, never dropped.
+// message whose write fails is queued again, never dropped; one written
+// and lost with its connection before the server confirmed it is reported
+// to Options.OnDisconnect (see UndeliveredError).
 //
 // If ctx ends while the message is being written, the connection drops
 // (coder/websocket cannot abandon a frame half-written) and the message is

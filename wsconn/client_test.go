@@ -338,6 +338,12 @@ func TestExpiryWithoutLoss(t *testing.T) {
 			return nil
 		},
 		OnReconnecting: func(int, time.Duration) { waits.Add(1) },
+		// Each close handshake confirms what was sent before it.
+		OnDisconnect: func(err error) {
+			if u := (*wsconn.UndeliveredError)(nil); errors.As(err, &u) {
+				t.Errorf("after an expiry: %v", err)
+			}
+		},
 	}
 	wsconn.SetClock(o, s.e.Now) // each connection lasts a while on it
 	c := dial(t, s, src, o)

@@ -2,7 +2,9 @@ package wsconn_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -79,7 +81,7 @@ func TestDeadPathIsNoticedAndReported(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRelay(t)
 				src := tokenSource(t, 30*time.Second)
-				o, disc := r.options()
+				o, disc := r.options(t)
 				c, err := wsconn.Dial(t.Context(), "ws://relay/", src, o)
 				if err != nil {
 					t.Fatal(err)
@@ -140,4 +142,144 @@ func TestDeadPathIsNoticedAndReported(t *testing.T) {
 			})
 		})
 	}
+}
+
+// An in-band renewal the server never answers, on a path that still
+// carries pings, ends the connection as dead PingTimeout after it was sent,
+// and the client reconnects with the Source's current token.
+func TestUnansweredRenewalIsDead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t)
+		src := tokenSource(t, time.Minute)
+		o, disc := r.options(t)
+		o.Renewal = wsconn.RenewInBand
+		o.PingInterval = time.Hour // pings are answered; only the renewal is not
+		c, err := wsconn.Dial(t.Context(), "ws://relay/", src, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		renewal := <-r.got // the server reads the renewal and says nothing
+		sent := time.Now()
+		if renewal.conn != 0 || !strings.HasPrefix(renewal.data, `{"type":"tokend.renew"`) {
+			t.Fatalf("server read %+v, want the renewal", renewal)
+		}
+		err = <-disc
+		if d := time.Since(sent); d != 10*time.Second {
+			t.Errorf("dead %v after the renewal was sent, want PingTimeout, 10s", d)
+		}
+		if !errors.Is(err, wsconn.ErrDeadConnection) {
+			t.Errorf("OnDisconnect(%v), want ErrDeadConnection", err)
+		}
+		time.Sleep(time.Second) // the backoff
+		synctest.Wait()
+		now, err := src.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.conns() != 2 || r.link(1).token != now.AccessToken || r.link(1).token == r.link(0).token {
+			t.Errorf("%d connections, the second with %q, want 2 and the Source's current token %q", r.conns(), r.link(1).token, now.AccessToken)
+		}
+	})
+}
+
+// With pinging turned off, a dead path goes unnoticed: after 10 minutes
+// no disconnect, every Write returned nil, nothing arrived. This is the
+// cost PingInterval < 0 documents.
+func TestPingOffNoticesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t)
+		o, disc := r.options(t)
+		o.PingInterval = -1
+		c, err := wsconn.Dial(t.Context(), "ws://relay/", tokenSource(t, time.Hour), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r.link(0).toServer.Store(true)
+		r.link(0).toClient.Store(true)
+		write(t, c, "m1", "m2", "m3")
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if len(disc) != 0 || r.conns() != 1 {
+			t.Errorf("%d disconnects, %d connections; want none noticed", len(disc), r.conns())
+		}
+		if got := r.drain(); len(got) != 0 {
+			t.Errorf("server read %v through a dead path", got)
+		}
+	})
+}
+
+// Past QueueSize/2 unconfirmed messages a ping goes out at once; at
+// QueueSize sending waits for its pong, so Write queues and then refuses
+// (ErrQueueFull) instead of dropping. The pong never comes (the path back
+// is dead): the early ping finds the path dead after PingTimeout alone,
+// the messages sent are reported, and the queued ones go out on the next
+// connection.
+func TestUnconfirmedAreBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t)
+		o, disc := r.options(t)
+		o.QueueSize = 4
+		c, err := wsconn.Dial(t.Context(), "ws://relay/", tokenSource(t, time.Hour), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		synctest.Wait() // the connection's goroutines are up
+		start := time.Now()
+		r.link(0).toClient.Store(true)
+		write(t, c, "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8")
+		if err := c.Write(t.Context(), websocket.MessageText, []byte("m9")); !errors.Is(err, wsconn.ErrQueueFull) {
+			t.Errorf("ninth Write: %v, want ErrQueueFull", err)
+		}
+		err = <-disc
+		if d := time.Since(start); d != 10*time.Second || !errors.Is(err, wsconn.ErrDeadConnection) {
+			t.Errorf("OnDisconnect(%v) after %v, want ErrDeadConnection after 10s", err, d)
+		}
+		if got := texts(t, err); !slices.Equal(got, []string{"m1", "m2", "m3", "m4"}) {
+			t.Errorf("reported undelivered %q, want m1 to m4", got)
+		}
+		time.Sleep(time.Second) // the backoff
+		synctest.Wait()
+		got := r.drain()
+		if first, second := onConn(got, 0), onConn(got, 1); !slices.Equal(first, []string{"m1", "m2", "m3", "m4"}) || !slices.Equal(second, []string{"m5", "m6", "m7", "m8"}) {
+			t.Errorf("server read %q, then %q; want m1 to m4, then m5 to m8", first, second)
+		}
+	})
+}
+
+// Pongs are read by the goroutine that hands messages to Read. An
+// application that reads nothing for 10 minutes while the server sends
+// holds it up, and the pongs wait behind unread messages: that is not
+// taken for a dead path. Once it reads, the pongs confirm what it wrote,
+// so a cut then reports nothing undelivered.
+func TestSlowReaderIsNotDead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRelay(t)
+		r.send = 200
+		o, disc := r.options(t)
+		c, err := wsconn.Dial(t.Context(), "ws://relay/", tokenSource(t, time.Hour), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		write(t, c, "m1")
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if len(disc) != 0 || r.conns() != 1 {
+			t.Fatalf("%d disconnects, %d connections while the application did not read; want none", len(disc), r.conns())
+		}
+		for i := range r.send {
+			_, data, err := c.Read(t.Context())
+			if err != nil || string(data) != fmt.Sprintf("s%d", i) {
+				t.Fatalf("Read %d: %q, %v", i, data, err)
+			}
+		}
+		synctest.Wait()
+		r.link(0).cut()
+		if err := <-disc; errors.Is(err, wsconn.ErrDeadConnection) || texts(t, err) != nil {
+			t.Errorf("after the cut: %v, want a lost connection and m1 confirmed", err)
+		}
+	})
 }

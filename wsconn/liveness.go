@@ -16,12 +16,12 @@ import (
 // of a ping, or no answer to an in-band renewal within it. The path
 // delivered nothing for that long without being closed, as when a NAT has
 // forgotten the flow or a middlebox hangs.
-var ErrDeadConnection = errors.New("wsconn: connection dead (no answer within the ping timeout)")
+var ErrDeadConnection = errors.New("wsconn: connection dead")
 
 // Message is one message written with Conn.Write.
 type Message struct {
-	Type websocket.MessageType
-	Data []byte
+	Type websocket.MessageType // text or binary
+	Data []byte                // the message's bytes, a copy of those given to Write
 }
 
 // UndeliveredError is the error given to Options.OnDisconnect when a
@@ -44,10 +44,11 @@ type Message struct {
 // Without OnDisconnect they are lost unreported. Messages still queued,
 // never sent, are not in it: they go out on the next connection.
 type UndeliveredError struct {
-	Messages []Message
-	Err      error
+	Messages []Message // sent and not confirmed, in the order written
+	Err      error     // why the connection ended
 }
 
+// Error counts the messages and gives Err's text; it holds no message data.
 func (e *UndeliveredError) Error() string {
 	return fmt.Sprintf("wsconn: %d messages sent and not confirmed: %v", len(e.Messages), e.Err)
 }

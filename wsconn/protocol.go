@@ -18,6 +18,14 @@
 // before it expires: in band where the server supports it, else by make
 // before break.
 //
+// A dead socket costs a Dial client at most Options.PingInterval +
+// Options.PingTimeout (35 s by default): however the path died (both ways,
+// or one way only, without a close), the client notices within that time
+// and reconnects with a fresh token from the Source, after the usual
+// backoff (250 ms or less after a healthy connection). The messages written
+// meanwhile are reported to Options.OnDisconnect in an *UndeliveredError,
+// never dropped unreported (see Liveness and Delivery).
+//
 // # Protocol
 //
 // A client renews in band by sending a text message
@@ -98,11 +106,21 @@
 // reconnects and renewals. Where a connection is ended on purpose (for an
 // expiry or a renewal), nothing is lost: sending stops after the message in
 // flight and the close follows it. Where the network drops, a message whose
-// write failed is sent again on the next connection, but one the kernel had
-// already accepted can be lost with the connection, as with any WebSocket;
-// so can messages from the server that were in flight. While make before
-// break overlaps two connections, a server that broadcasts may deliver a
-// message on both.
+// write failed is sent again on the next connection. A message the kernel
+// had already accepted counts as delivered only once the server has
+// answered a ping sent after it (or the close handshake completed); when a
+// connection is lost (dead, dropped or closed by the server) with messages
+// not yet confirmed, Options.OnDisconnect gets them, in order, in an
+// *UndeliveredError. They may have arrived (a path dead only towards the
+// client delivers them), so they are not sent again on their own: the
+// application writes them again for at-least-once delivery, or gives up on
+// them. Close reports nothing. At most Options.QueueSize messages await
+// confirmation per connection; past that Write queues, then returns
+// ErrQueueFull. With PingInterval < 0 nothing is confirmed or reported, and
+// a message the kernel had accepted can be lost with the connection
+// unnoticed. Messages from the server that were in flight can be lost with
+// a connection. While make before break overlaps two connections, a server
+// that broadcasts may deliver a message on both.
 //
 // # Liveness
 //
@@ -121,6 +139,15 @@
 // Serve. A client that hears no pong within its timeout takes the path as
 // dead, closes the connection without waiting for a close handshake, and
 // reconnects with a fresh token.
+//
+// Dial pings every Options.PingInterval (25 s) after the last pong, and
+// waits Options.PingTimeout (10 s) for the answer to a ping or to an
+// in-band renewal: a path that dies just after a pong is given up 35 s
+// later, one that dies while a ping or renewal is out sooner.
+// Options.OnDisconnect then gets an error for which errors.Is(err,
+// ErrDeadConnection) holds. The reading goroutine is the one that
+// sees pongs: while it waits on the application (Read not called, a slow
+// OnMessage), a missing pong is not held against the path.
 //
 // Text messages whose type starts with "tokend." are reserved for this
 // protocol and never reach the application.

@@ -36,6 +36,7 @@ type relay struct {
 	mu    sync.Mutex
 	links []*relayLink
 	got   chan received // every message the server reads
+	send  int           // on each connection the server sends s0, s1, … s(send-1)
 }
 
 // received is a message the server read on connection conn (0, 1, …).
@@ -65,6 +66,13 @@ func newRelay(t *testing.T) *relay {
 		n := len(r.links) - 1
 		r.links[n].token = tok
 		r.mu.Unlock()
+		go func() {
+			for i := range r.send {
+				if ws.Write(context.Background(), websocket.MessageText, []byte(fmt.Sprintf("s%d", i))) != nil {
+					return
+				}
+			}
+		}()
 		for {
 			_, data, err := ws.Read(context.Background())
 			if err != nil {
@@ -108,20 +116,33 @@ func (r *relay) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 }
 
 // pump copies src to dst, or reads and discards while *discard is set.
+// It buffers what dst does not read yet, as the kernels and the network
+// on a real path do, so a sender is never held up by a slow receiver.
 func (l *relayLink) pump(dst, src net.Conn, discard *atomic.Bool) {
 	defer l.done.Done()
-	buf := make([]byte, 32<<10)
+	ch := make(chan []byte, 4096)
+	defer close(ch)
+	l.done.Add(1)
+	go func() {
+		defer l.done.Done()
+		for b := range ch {
+			if _, err := dst.Write(b); err != nil {
+				_ = src.Close()
+				for range ch {
+				}
+				return
+			}
+		}
+		_ = dst.Close()
+	}()
 	for {
+		buf := make([]byte, 32<<10)
 		n, err := src.Read(buf)
 		if err != nil {
-			_ = dst.Close()
 			return
 		}
 		if !discard.Load() {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				_ = src.Close()
-				return
-			}
+			ch <- buf[:n]
 		}
 	}
 }
@@ -149,12 +170,18 @@ func (r *relay) conns() int {
 // options returns client options that dial through r and report each
 // disconnect on the returned channel. Backoff waits are the shortest
 // jitter allows.
-func (r *relay) options() (*wsconn.Options, chan error) {
+func (r *relay) options(t *testing.T) (*wsconn.Options, chan error) {
 	disc := make(chan error, 10)
 	o := &wsconn.Options{
-		Dial:         &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: r.dial}}},
-		Renewal:      wsconn.RenewOff,
-		OnDisconnect: func(err error) { disc <- err },
+		Dial:    &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: r.dial}}},
+		Renewal: wsconn.RenewOff,
+		OnDisconnect: func(err error) {
+			select {
+			case disc <- err:
+			default: // never block the client: a failing test ends rather than hangs
+				t.Errorf("more than %d disconnects, the last: %v", cap(disc), err)
+			}
+		},
 	}
 	wsconn.SetTestHooks(o, time.After, func(int64) int64 { return 0 })
 	return o, disc

@@ -5,18 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/oauth2"
 
-	"github.com/tokend/tokend/internal/bearer"
 	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/refresh"
 )
@@ -186,12 +182,13 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 		return false, 0, auth, err
 	}
 	start := l.opened
-	if first != nil {
-		first <- nil
-	}
 	replace := make(chan *link)
 	for {
 		c.start(l, replace)
+		if first != nil {
+			first <- nil // Dial returns: writes go straight to l
+			first = nil
+		}
 		var err error
 		select {
 		case err = <-l.rerr:
@@ -245,7 +242,10 @@ func (c *Conn) session(tok *oauth2.Token, first chan<- error) (connected bool, u
 		if code == websocket.StatusNormalClosure && c.ctx.Err() != nil {
 			return true, up, false, nil
 		}
-		return true, up, false, c.undelivered(l, fmt.Errorf("wsconn: connection lost: %w", err))
+		if !errors.Is(err, ErrDeadConnection) {
+			err = fmt.Errorf("wsconn: connection lost: %w", err)
+		}
+		return true, up, false, c.undelivered(l, err)
 	}
 }
 
@@ -462,52 +462,4 @@ func (c *Conn) renew(l *link, replace chan<- *link) {
 		}
 		tok = fresh
 	}
-}
-
-// maxRefusalBody bounds how much of a refused upgrade's body is read
-// (coder/websocket keeps 1 KiB of it).
-const maxRefusalBody = 1 << 10
-
-// refusal returns the OAuth error of an upgrade answered resp (not 101),
-// received at now, wrapping err: the status, the code and description of
-// its JSON body (RFC 6749 §5.2) or else of its Bearer challenge (RFC 6750
-// §3), and its Retry-After.
-func refusal(resp *http.Response, now time.Time, err error) *refresh.OAuthError {
-	oe := &refresh.OAuthError{Status: resp.StatusCode, Err: err}
-	oe.RetryAfter, _ = oauth.RetryAfter(resp.Header, now)
-	if resp.Body != nil {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalBody))
-		if body, ok := oauth.ParseBody(b); ok {
-			oe.Code, oe.Description, oe.URI = body.Error, body.Description, body.URI
-			return oe
-		}
-	}
-	oe.Code = bearer.BearerError(resp.Header.Values("WWW-Authenticate"))
-	return oe
-}
-
-// redactedError hides a secret in the text of err; errors.Is and errors.As
-// still reach err.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redact keeps secret out of err's text: a dial error names the URL, which
-// carries the token when it goes in a query parameter.
-func redact(err error, secret string) error {
-	if secret == "" {
-		return err
-	}
-	msg := err.Error()
-	for _, s := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
-		msg = strings.ReplaceAll(msg, s, "[token]")
-	}
-	if msg == err.Error() {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
 }
