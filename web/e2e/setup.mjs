@@ -201,25 +201,26 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
     async backendLog() { return (await fetch(origins.control + "/backend-log")).json(); },
     async wsClose(code, reason = "") { return (await control(`/ws-close?code=${code}&reason=${encodeURIComponent(reason)}`)).json(); },
     /**
-     * Stops tokend (SIGTERM), waits downMs of real time, and starts it again
-     * on the same store at a new port, which the proxy then forwards to.
-     * Resolves once /readyz answers through the proxy, with the real times
-     * (epoch ms) tokend went down and answered again. Its metrics restart at 0.
+     * Stops tokend (SIGTERM), waits downMs of real time (and for whileDown()),
+     * and starts it again on the same store at a new port, which the proxy
+     * then forwards to. Resolves once /readyz answers through the proxy, with
+     * the real times (epoch ms) tokend went down and answered again, and what
+     * whileDown resolved with. Its metrics restart at 0.
      */
-    async restartTokend(downMs) {
+    async restartTokend(downMs, whileDown = async () => {}) {
       const old = children.find((c) => c.spawnargs.includes("serve"));
       const exited = new Promise((r) => old.on("exit", r));
       old.kill("SIGTERM");
       await exited;
       children.splice(children.indexOf(old), 1);
       const downAt = Date.now();
-      await new Promise((r) => setTimeout(r, downMs));
+      const [, during] = await Promise.all([new Promise((r) => setTimeout(r, downMs)), whileDown()]);
       const next = await serve();
       children.push(next.child);
       stack.tokendURL = next.match[1];
       await control(`/upstream?url=${encodeURIComponent(stack.tokendURL)}`);
       await until(async () => (await fetch(origins.auth + "/readyz").catch(() => ({}))).status === 200, "tokend /readyz after the restart");
-      return { downAt, upAt: Date.now() };
+      return { downAt, upAt: Date.now(), during };
     },
     browser: null,
     async launch() {
