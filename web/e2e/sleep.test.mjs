@@ -97,19 +97,20 @@ describe("a tab asleep while another rotates", { skip }, () => {
       const nextA = await a.evaluate(() => window.h.refresh());
       const r1 = await stack.rotations();
       const current = fromA.at(-1);
+      const which = (r) => (r.token === current ? "A's current token" : r.token === minted.access_token ? "the token B held" : fromA.includes(r.token) ? `A's token ${fromA.indexOf(r.token) + 1} of ${rotations}` : r.error ?? "another token");
       const got = {
         rotated: r1.rotated - r0.rotated - (nextA.token ? 1 : 0),
         reuse: r1.reuse_detected - r0.reuse_detected,
         reauth: await Promise.all([a, b].map((p) => p.evaluate(() => window.h.state.reauth))),
-        refreshB: refreshB.token === current ? "A's current token" : refreshB.error ?? "another token",
+        refreshB: which(refreshB),
         statuses: [...callsA, ...callsB].map((r) => r.status),
-        tokenA: tokA.token === current ? "current" : tokA.error ?? "other",
-        tokenB: tokB.token === current ? "current" : tokB.error ?? "other",
+        tokenA: which(tokA),
+        tokenB: which(tokB),
         nextA: nextA.token ? "rotated" : nextA.error,
       };
       assert.deepEqual(got, {
         rotated: rotations, reuse: 0, reauth: [0, 0], refreshB: "A's current token",
-        statuses: Array(6).fill(200), tokenA: "current", tokenB: "current", nextA: "rotated",
+        statuses: Array(6).fill(200), tokenA: "A's current token", tokenB: "A's current token", nextA: "rotated",
       }, `repeated: ${r1.repeated - r0.repeated}`);
     });
   }
