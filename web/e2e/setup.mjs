@@ -154,10 +154,11 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
   const mintFor = features.cookie ? "spa,spa-cookie" : "spa";
   const backend = JSON.parse(await cli("client", "create", "--store", store, "--id", "backend", "--mint", "--mint-for", mintFor, "--json"));
 
-  const t = await startProcess(join(binDir, "tokend"), [
+  const serve = () => startProcess(join(binDir, "tokend"), [
     "serve", "--store", store, "--addr", "127.0.0.1:0", "--issuer", origins.auth,
     "--access-ttl", `${accessTTL}s`, "--log-level", "warn",
   ], /^tokend: listening on (\S+)/, { cwd: tmp });
+  const t = await serve();
   children.push(t.child);
   const tokendURL = t.match[1];
 
@@ -185,7 +186,7 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
     },
     /** tokend_refresh_rotations_total by outcome. */
     async rotations() {
-      const text = await (await fetch(tokendURL + "/metrics")).text();
+      const text = await (await fetch(stack.tokendURL + "/metrics")).text();
       const out = { rotated: 0, repeated: 0, reuse_detected: 0 };
       for (const m of text.matchAll(/^tokend_refresh_rotations_total\{outcome="(\w+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
       return out;
@@ -199,6 +200,28 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
     /** The app backend's mints (GET /session/tokens) since the last reset: their count and tokend's statuses. */
     async backendLog() { return (await fetch(origins.control + "/backend-log")).json(); },
     async wsClose(code, reason = "") { return (await control(`/ws-close?code=${code}&reason=${encodeURIComponent(reason)}`)).json(); },
+    /**
+     * Stops tokend (SIGTERM), waits downMs of real time (and for whileDown()),
+     * and starts it again on the same store at a new port, which the proxy
+     * then forwards to. Resolves once /readyz answers through the proxy, with
+     * the real times (epoch ms) tokend went down and answered again, and what
+     * whileDown resolved with. Its metrics restart at 0.
+     */
+    async restartTokend(downMs, whileDown = async () => {}) {
+      const old = children.find((c) => c.spawnargs.includes("serve"));
+      const exited = new Promise((r) => old.on("exit", r));
+      old.kill("SIGTERM");
+      await exited;
+      children.splice(children.indexOf(old), 1);
+      const downAt = Date.now();
+      const [, during] = await Promise.all([new Promise((r) => setTimeout(r, downMs)), whileDown()]);
+      const next = await serve();
+      children.push(next.child);
+      stack.tokendURL = next.match[1];
+      await control(`/upstream?url=${encodeURIComponent(stack.tokendURL)}`);
+      await until(async () => (await fetch(origins.auth + "/readyz").catch(() => ({}))).status === 200, "tokend /readyz after the restart");
+      return { downAt, upAt: Date.now(), during };
+    },
     browser: null,
     async launch() {
       const { chromium } = await import("playwright-core");

@@ -131,3 +131,22 @@ window.h.watchedSocket = function (url) {
   this.ws = s;
   return true;
 };
+// Sleeping tabs, wrong clocks and outages (sleep, skew and outage tests).
+Object.assign(window.h, {
+  /** manager.refresh(rejected): the token it resolved with, or the error it rejected with. */
+  async refresh(rejected) {
+    try {
+      return { token: await this.manager.refresh(rejected) };
+    } catch (e) {
+      return { error: e.name + ": " + e.message, reauth: e instanceof lib.ReauthRequiredError };
+    }
+  },
+  /** manager.getAccessToken(): the token, or the error. */
+  async token() {
+    try {
+      return { token: await this.manager.getAccessToken() };
+    } catch (e) {
+      return { error: e.name + ": " + e.message, reauth: e instanceof lib.ReauthRequiredError };
+    }
+  },
+});
