@@ -53,6 +53,14 @@ const (
 	RenewOff
 )
 
+// DefaultPingInterval and DefaultPingTimeout are Options.PingInterval's
+// and Options.PingTimeout's defaults: a dead path is noticed within their
+// sum, 35s (docs/client-policy.md, the same as the browser's tokenSocket).
+const (
+	DefaultPingInterval = 25 * time.Second
+	DefaultPingTimeout  = 10 * time.Second
+)
+
 // Options configures a client Conn. The zero value is usable. The On…
 // callbacks run on the Conn's own goroutines; they may Write, but must not
 // call Close, which waits for those goroutines.
@@ -93,8 +101,8 @@ type Options struct {
 	// alive, with a WebSocket ping (RFC 6455 §5.5.2, answered by any
 	// server that reads the connection); PingTimeout is how long it waits
 	// for the pong, and for the answer to an in-band renewal, before it
-	// takes the path as dead. Defaults 25s and 10s, so a dead path is
-	// noticed within 35s. The connection is then closed at once, without
+	// takes the path as dead. Defaults DefaultPingInterval and
+	// DefaultPingTimeout, so a dead path is noticed within 35s. The connection is then closed at once, without
 	// a close handshake, OnDisconnect gets an error for which
 	// errors.Is(err, ErrDeadConnection) holds, and the client reconnects
 	// with a token from the Source, with the usual backoff.
@@ -208,10 +216,10 @@ func Dial(ctx context.Context, rawURL string, src *refresh.Source, opts *Options
 		o.QueueSize = 1024
 	}
 	if o.PingInterval == 0 {
-		o.PingInterval = 25 * time.Second
+		o.PingInterval = DefaultPingInterval
 	}
 	if o.PingTimeout <= 0 {
-		o.PingTimeout = 10 * time.Second
+		o.PingTimeout = DefaultPingTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -3,7 +3,6 @@ package wsconn_test
 import (
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -43,8 +42,8 @@ func reconnectWaits(t *testing.T, n int, jitter func(int64) int64) []time.Durati
 // The socket.* rows of docs/client-policy.md, Go column, are what a Conn
 // does with the zero Options: the reconnect waits it draws, at the
 // jitter's smallest and largest, and how long a connection must stay up
-// to count as healthy. A socket.* row without a check here fails; the ping
-// rows are skipped while wsconn.Options has no such field.
+// to count as healthy, and the ping defaults Dial applies. A socket.* row
+// without a check here fails.
 func TestPolicyTable(t *testing.T) {
 	rows, err := policytable.Read("../docs/client-policy.md")
 	if err != nil {
@@ -65,14 +64,6 @@ func TestPolicyTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		return d
-	}
-	ping := func(field string) func(t *testing.T, v string) {
-		return func(t *testing.T, v string) {
-			if _, ok := reflect.TypeFor[wsconn.Options]().FieldByName(field); !ok {
-				t.Skipf("wsconn.Options has no %s yet; the table says %s", field, v)
-			}
-			t.Skipf("wsconn.Options.%s exists; its default is not checked against the table's %s yet", field, v)
-		}
 	}
 	checks := map[string]func(t *testing.T, v string){
 		"socket.backoff.base": func(t *testing.T, v string) {
@@ -101,8 +92,8 @@ func TestPolicyTable(t *testing.T) {
 			}
 		},
 		"socket.stable":        func(t *testing.T, v string) { assertEq(t, wsconn.HealthyAfter, eval(t, v)) },
-		"socket.ping-interval": ping("PingInterval"),
-		"socket.pong-timeout":  ping("PingTimeout"),
+		"socket.ping-interval": func(t *testing.T, v string) { assertEq(t, wsconn.DefaultPingInterval, eval(t, v)) },
+		"socket.pong-timeout":  func(t *testing.T, v string) { assertEq(t, wsconn.DefaultPingTimeout, eval(t, v)) },
 	}
 	var keys []string
 	for k := range rows {

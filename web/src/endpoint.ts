@@ -6,24 +6,33 @@ import type { TokenManagerOptions, TokenResponse } from "./options.js";
 /** The answer of the token endpoint: the tokens, or an OAuthError; terminal when retrying cannot help. */
 export type Answer = { tokens: TokenResponse } | { error: OAuthError; terminal: boolean };
 
-/** The POST of form body to an endpoint of o; in cookie mode with credentials and the X-Tokend header. */
-function post(o: TokenManagerOptions, body: URLSearchParams): RequestInit {
+/** How long one request to an endpoint may take, its answer's body included, before it counts as unanswered. */
+export const FETCH_TIMEOUT_MS = 30_000;
+
+/**
+ * POSTs form body (with client_id) to url and reads the answer's JSON ({}
+ * for a body that is not JSON); in cookie mode with credentials and the
+ * X-Tokend header. Rejects with an OAuthError without status when the
+ * endpoint cannot be reached or has not answered within FETCH_TIMEOUT_MS
+ * (a stalled link).
+ */
+async function call(f: typeof fetch, o: TokenManagerOptions, url: string, name: string, body: URLSearchParams): Promise<[Response, Record<string, unknown>]> {
+  body.set("client_id", o.clientId);
   const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" };
-  const init: RequestInit = { method: "POST", headers, body: body.toString() };
+  const c = new AbortController();
+  const init: RequestInit = { method: "POST", headers, body: body.toString(), signal: c.signal };
   if (o.cookie) {
     headers["X-Tokend"] = "1";
     init.credentials = "include";
   }
-  return init;
-}
-
-/** Sends body to url; rejects with an OAuthError (no status) when the endpoint cannot be reached. */
-async function send(f: typeof fetch, o: TokenManagerOptions, url: string, name: string, body: URLSearchParams): Promise<Response> {
-  body.set("client_id", o.clientId);
+  const timer = setTimeout(() => c.abort(), FETCH_TIMEOUT_MS);
   try {
-    return await f(url, post(o, body));
+    const res = await f(url, init);
+    return [res, await res.json().catch(() => ({}))];
   } catch (e) {
     throw new OAuthError(`tokend: ${name} endpoint unreachable`, { cause: e });
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -31,19 +40,14 @@ async function send(f: typeof fetch, o: TokenManagerOptions, url: string, name: 
  * Redeems refresh token rt (undefined in cookie mode: the cookie carries
  * it). A 4xx other than 408 and 429 is terminal (invalid_grant: the login
  * ended; invalid_client); a 5xx, 408, 429, or a success without an
- * access_token, is not. Rejects only when the endpoint cannot be reached.
+ * access_token, is not. Rejects only when the endpoint cannot be reached or
+ * does not answer in time.
  */
 export async function redeem(f: typeof fetch, o: TokenManagerOptions, rt: string | undefined, now: () => number): Promise<Answer> {
   const body = new URLSearchParams({ grant_type: "refresh_token" });
   if (rt) body.set("refresh_token", rt);
-  const res = await send(f, o, o.tokenEndpoint, "token", body);
-  let json: Partial<TokenResponse> = {};
-  try {
-    json = await res.json();
-  } catch {
-    // a body that is not JSON counts like an empty one
-  }
-  if (res.ok && typeof json?.access_token === "string") return { tokens: json as TokenResponse };
+  const [res, json] = await call(f, o, o.tokenEndpoint, "token", body);
+  if (res.ok && typeof json?.access_token === "string") return { tokens: json as unknown as TokenResponse };
   const s = res.status;
   return { error: answerError("token", res, json, now()), terminal: s > 399 && s < 500 && s !== 408 && s !== 429 };
 }
@@ -58,6 +62,6 @@ export async function revoke(f: typeof fetch, o: TokenManagerOptions, url: strin
     body.set("token", rt);
     body.set("token_type_hint", "refresh_token");
   }
-  const res = await send(f, o, url, "revocation", body);
-  if (!res.ok) throw answerError("revocation", res, await res.json().catch(() => null), now());
+  const [res, json] = await call(f, o, url, "revocation", body);
+  if (!res.ok) throw answerError("revocation", res, json, now());
 }

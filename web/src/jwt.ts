@@ -8,9 +8,8 @@ export function jwtClaims(token: string): Record<string, unknown> | undefined {
   const parts = token.split(".");
   if (parts.length !== 3) return undefined;
   try {
-    let b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
-    while (b64.length % 4) b64 += "=";
-    const bin = atob(b64);
+    // atob takes base64 without its padding (forgiving-base64 decode, HTML §8.3).
+    const bin = atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"));
     const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
     const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
     return claims !== null && typeof claims === "object" && !Array.isArray(claims)

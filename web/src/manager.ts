@@ -2,7 +2,7 @@
 // conductor of the parts: schedule.ts decides when, endpoint.ts talks to
 // the token endpoint, tabs.ts shares the login with the other tabs,
 // storage.ts keeps it, errors.ts names what went wrong.
-import { redeem, revoke } from "./endpoint.js";
+import { FETCH_TIMEOUT_MS, redeem, revoke } from "./endpoint.js";
 import { bearerFetch, isTokenChallenge, routes } from "./fetch.js";
 import { MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError } from "./errors.js";
 import type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse } from "./options.js";
@@ -11,7 +11,7 @@ import { fromWire, load, save } from "./storage.js";
 import { Refresher } from "./refresher.js";
 import { Tabs } from "./tabs.js";
 
-export { isTokenChallenge, MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError, BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS };
+export { FETCH_TIMEOUT_MS, isTokenChallenge, MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError, BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS };
 export type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse };
 
 /** How long a tab that found newer tokens in another tab waits for them to arrive before it gives up (and retries later). */

@@ -72,21 +72,22 @@ export function refreshTime(issued_at: number, expires_at: number, leadMs: numbe
   return isFinite(expires_at) ? expires_at - lead - random() * lead * 0.1 : Infinity;
 }
 
-/** Whether h may still be presented at now: before expiry less min(5 s, a tenth of the lifetime). */
+/** Whether h may still be presented at now: before expiry less min(10 s, a tenth of the lifetime). */
 export function usable(h: Held, now: number): boolean {
-  return now < h.expires_at - Math.min(5_000, Math.max(0, (h.expires_at - h.issued_at) / 10));
+  return now < h.expires_at - Math.min(10_000, Math.max(0, (h.expires_at - h.issued_at) / 10));
 }
 
 /**
  * The wait before the next attempt after the n-th failure in a row (n ≥ 1)
- * with error e, and its floor: the answer's Retry-After (RFC 9110 §10.2.3),
- * capped at BACKOFF_CAP_MS. Returns [floor, wait], wait ≥ floor.
+ * with error e, and its floor: the Retry-After of a 429 (RFC 6585 §4) or
+ * 503 (RFC 9110 §10.2.3), capped at BACKOFF_CAP_MS. Returns [floor, wait],
+ * wait ≥ floor.
  */
 export function retryWait(n: number, e: unknown, random: () => number): [number, number] {
   const o = e instanceof OAuthError ? e : undefined;
   const s = o?.status ?? 0;
   const unanswered = !s || (s > 501 && s < 505 && !o!.error && o!.retryAfterMs === undefined);
   const ceiling = Math.min(unanswered ? UNANSWERED_CAP_MS : BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (n - 1));
-  const floor = Math.min(BACKOFF_CAP_MS, o?.retryAfterMs ?? 0);
+  const floor = s === 429 || s === 503 ? Math.min(BACKOFF_CAP_MS, o!.retryAfterMs ?? 0) : 0;
   return [floor, Math.max(floor, random() * ceiling)];
 }

@@ -69,6 +69,10 @@ export const SOCKET_BACKOFF_BASE_MS = 250;
 export const SOCKET_BACKOFF_CAP_MS = 30_000;
 /** A connection resets the failure count only after it stayed open this long. */
 export const SOCKET_STABLE_MS = 5_000;
+/** A connection is pinged this long after the server's last pong (and when it opens). */
+export const SOCKET_PING_INTERVAL_MS = 25_000;
+/** A ping unanswered this long, once the server has answered one, ends the connection: dead path. */
+export const SOCKET_PONG_TIMEOUT_MS = 10_000;
 type Timer = ReturnType<typeof setTimeout> | undefined;
 
 class Socket implements TokenSocket {
@@ -226,7 +230,7 @@ class Socket implements TokenSocket {
       this.#ping = setTimeout(() => {
         ws.onclose!({ code: 4000 } as CloseEvent);
         ws.close(4000);
-      }, 10_000);
+      }, SOCKET_PONG_TIMEOUT_MS);
   }
 
   /** Handles a tokend.* control message; false for application messages. */
@@ -245,7 +249,7 @@ class Socket implements TokenSocket {
       this.#sent.splice(0, this.#mark);
       this.#mark = -1;
       clearTimeout(this.#ping);
-      this.#ping = setTimeout(() => this.#beat(), 25_000);
+      this.#ping = setTimeout(() => this.#beat(), SOCKET_PING_INTERVAL_MS);
     } else if (type === "tokend.renew_failed" || type === "tokend.expiring") {
       // Stop sending (later sends queue), close for the token, reconnect with a fresh one.
       this.#open = false;

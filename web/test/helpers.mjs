@@ -51,7 +51,13 @@ export function fakeServer() {
         body: init.body instanceof ReadableStream ? init.body : await req.text(),
       };
       s.calls.push(call);
-      if (call.url === TOKEN) return s.tokenReply ? s.tokenReply(call) : s.issue();
+      // Like fetch, give up when the request's signal aborts (the manager's timeout).
+      const signal = init.signal;
+      if (call.url === TOKEN) {
+        const answer = Promise.resolve(s.tokenReply ? s.tokenReply(call) : s.issue());
+        if (!signal) return answer;
+        return Promise.race([answer, new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }))]);
+      }
       if (call.url === REVOKE) return new Response(null, { status: 200 });
       if (s.apiReply) return s.apiReply(call);
       return s.issued > 0 && call.auth === "Bearer at" + s.issued ? json(200, { ok: true }) : json(401, { error: "invalid_token" }, { "WWW-Authenticate": 'Bearer error="invalid_token"' });

@@ -257,6 +257,8 @@ row("fetch.timeout", async (t) => {
   m.start({ access_token: "at0", refresh_token: "rt0", expires_in: 86_400 });
   const p = m.refresh();
   p.catch(() => {});
+  await flush(); // the request is sent
+  assert.equal(srv.tokenCalls.length, 1);
   const v = value("fetch.timeout");
   if (v === "none") {
     await tick(t, 3_600_000);
