@@ -262,14 +262,15 @@ export class TokenManager {
 
   /**
    * Adopt t, another tab's token or the stored one, unless it is ours, the
-   * ended login's, or expires before ours: a late message of an older token
-   * (whose refresh token has been rotated since) must not replace a newer
-   * one. An equal expiry is a newer token's: its lifetime counts from when
-   * its request was sent, which can be the millisecond ours was adopted.
+   * ended login's, or older than ours: of a lower seq (a late message of a
+   * token whose refresh token has been rotated since), or of the same seq
+   * (another login) and an earlier expiry. A later token can expire first:
+   * the server may give a refreshed token a shorter lifetime than a minted one.
    */
   #offer(t: Token | undefined): void {
     const h = this.#held;
-    if (t && t.access_token !== h?.access_token && t.access_token !== this.#dead && !(h && t.expires_at < h.expires_at)) this.#adopt(t);
+    if (!t || t.access_token === h?.access_token || t.access_token === this.#dead) return;
+    if (!h || t.seq > h.seq || (t.seq === h.seq && t.expires_at >= h.expires_at)) this.#adopt(t);
   }
 
   #broadcast(h: Held): void {

@@ -6,10 +6,12 @@ import assert from "node:assert/strict";
 import { TokenManager } from "../dist/index.js";
 import { API, TOKEN, channelHub, fakeLocks, fakeServer, fakeStorage, flush } from "./helpers.mjs";
 
-const LOGIN = { access_token: "at0", refresh_token: "rt0", expires_in: 3600 };
+// The login lives longer than the tokens its refreshes bring (3600 s): a
+// tab must not take the newer tokens for older ones by their expiry.
+const LOGIN = { access_token: "at0", refresh_token: "rt0", expires_in: 7200 };
 
 /** Tabs a and b of one login; b's channel can be frozen (it then misses every message). */
-function tabs(t, storage) {
+function tabs(t, storage, login = LOGIN) {
   const srv = fakeServer();
   const locks = fakeLocks();
   const hub = channelHub();
@@ -21,8 +23,8 @@ function tabs(t, storage) {
   const a = make("a", hub);
   const b = make("b", (n) => (bChannel = hub(n)));
   t.after(() => (a.close(), b.close()));
-  a.start(LOGIN);
-  b.start(LOGIN);
+  a.start(login);
+  b.start(login);
   return { srv, a, b, reauth, freeze: (on) => (bChannel.frozen = on) };
 }
 
@@ -55,7 +57,8 @@ for (const storage of ["memory", "session", "local"]) {
 
 test("a frozen tab whose own timer fires first on waking still adopts before spending", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_700_000_000_000 });
-  const { srv, a, b, freeze } = tabs(t, "memory");
+  // A login as long as its refreshes: b's timer for at0 and a's for at2 fire together, b's first.
+  const { srv, a, b, freeze } = tabs(t, "memory", { ...LOGIN, expires_in: 3600 });
   await flush();
   freeze(true);
   await a.refresh();
