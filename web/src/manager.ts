@@ -9,13 +9,11 @@ import type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOp
 import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS, received, refreshTime, usable, type Held, type Token } from "./schedule.js";
 import { fromWire, load, save } from "./storage.js";
 import { Refresher } from "./refresher.js";
-import { Tabs } from "./tabs.js";
+import { Tabs, catchUp } from "./tabs.js";
 
 export { FETCH_TIMEOUT_MS, isTokenChallenge, MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError, BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS };
 export type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse };
 
-/** How long a tab that found newer tokens in another tab waits for them to arrive before it gives up (and retries later). */
-const ADOPT_WAIT_MS = 5_000;
 const WAKE_EVENTS = ["visibilitychange", "pageshow", "online", "resume"];
 
 /** Keeps a public client's access token fresh; see the README for the behaviour. */
@@ -43,7 +41,8 @@ export class TokenManager {
   #closed = false;
   #tabs: Tabs | null = null;
   #listeners = new Set<(token: string) => void>();
-  #wake = (ev: Event) => this.#onWake(ev);
+  /** The page is back (visible, restored from the back/forward cache or a freeze, online). */
+  #wake = (ev: Event) => this.#closed || this.#terminal || !this.#held || this.#refresher.wake(ev.type, this.#held.refresh_at);
 
   constructor(opts: TokenManagerOptions) {
     this.#o = opts;
@@ -160,14 +159,7 @@ export class TokenManager {
         const fresh = () => this.#held && this.#held.access_token !== wanted && usable(this.#held, this.#now());
         this.#reread();
         if (fresh()) return;
-        // Another tab rotated past ours (this one missed its broadcasts): take
-        // its tokens. Spending ours would be reuse, which ends the login in
-        // every tab (RFC 9700 §4.14.2).
-        const old = this.#held?.access_token;
-        if (old && (await tabs.newer(this.#held!)) && this.#held?.access_token === old) {
-          tabs.post({ type: "resend" });
-          if (!(await this.#adoption(old))) throw new OAuthError("tokend: newer tokens in another tab");
-        }
+        await catchUp(tabs, this, () => this.#held);
         if (fresh()) return;
         await this.#request(epoch);
         await this.#holding;
@@ -192,21 +184,6 @@ export class TokenManager {
     if ("error" in a) throw a.terminal ? this.#fail(a.error) : a.error;
     this.#firstRT = undefined;
     this.#broadcast(this.#adopt(received(a.tokens, sent, this.#held)));
-  }
-
-  /** The token that replaces `old` once another tab's broadcast brings it, or undefined after ADOPT_WAIT_MS. */
-  #adoption(old: string): Promise<string | undefined> {
-    const now = this.#held?.access_token;
-    if (now && now !== old) return Promise.resolve(now); // it came while we asked the lock manager
-    return new Promise((resolve) => {
-      const done = (t?: string) => {
-        clearTimeout(timer);
-        off();
-        resolve(t);
-      };
-      const off = this.onToken((t) => t !== old && done(t));
-      const timer = setTimeout(done, ADOPT_WAIT_MS);
-    });
   }
 
   /** Terminal failure (cause: the endpoint's answer, if any): forget everything, tell the app once. */
@@ -308,15 +285,5 @@ export class TokenManager {
   #listen(how: "add" | "remove"): void {
     const target = this.#o.events !== undefined ? this.#o.events : (globalThis as unknown as EventTarget);
     for (const t of WAKE_EVENTS) target?.[`${how}EventListener`]?.(t, this.#wake);
-  }
-
-  /** The tab is back (visible, restored from bfcache or a freeze, online): refresh if it is time, and cut a backoff short after 'online'. */
-  #onWake(ev: Event): void {
-    if (this.#closed || this.#terminal || !this.#held) return;
-    const doc = (globalThis as { document?: { visibilityState?: string } }).document;
-    if (ev.type === "visibilitychange" && doc?.visibilityState === "hidden") return;
-    if (ev.type === "online") this.#refresher.online();
-    if (this.#now() >= this.#held.refresh_at) this.#refresher.kick();
-    else this.#refresher.at(this.#held.refresh_at);
   }
 }

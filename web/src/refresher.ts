@@ -55,9 +55,18 @@ export class Refresher {
     this.#failures = 0;
   }
 
-  /** The network is back: a backoff ends now, unless a Retry-After still forbids it. */
-  online(): void {
-    if (this.#retrying && this.#now() >= this.#notBefore) this.reset();
+  /**
+   * The page is back (event type: visibilitychange, pageshow, resume,
+   * online): the refresh due at `at` starts now if that time has passed,
+   * else the timer is set again (timers of a sleeping page fire late). After
+   * 'online' a backoff ends now, unless a Retry-After still forbids it.
+   */
+  wake(type: string, at: number): void {
+    const doc = (globalThis as { document?: { visibilityState?: string } }).document;
+    if (type === "visibilitychange" && doc?.visibilityState === "hidden") return;
+    if (type === "online" && this.#retrying && this.#now() >= this.#notBefore) this.reset();
+    if (this.#now() >= at) this.kick();
+    else this.at(at);
   }
 
   /** No more timers; the attempt in flight, if any, is forgotten and not retried. */

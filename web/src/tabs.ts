@@ -5,6 +5,8 @@
 // (frozen, throttled, restored) never spends a refresh token another tab
 // has already rotated.
 import type { BroadcastChannelLike, LockManagerLike, TokenManagerOptions } from "./options.js";
+import { OAuthError } from "./errors.js";
+import type { TokenManager } from "./manager.js";
 import type { Held } from "./schedule.js";
 
 /** The messages on the channel: tokens (with the Wire fields), logout, and resend (a tab asks the others for their tokens). */
@@ -79,4 +81,33 @@ export class Tabs {
     this.#channel?.close();
     this.#channel = null;
   }
+}
+
+/** How long a tab that found newer tokens in another tab waits for them to arrive before it gives up (and retries later). */
+const ADOPT_WAIT_MS = 5_000;
+
+/**
+ * Before a tab spends the refresh token of the token it holds (held()): if
+ * another tab holds a later one (this tab missed its broadcasts: frozen,
+ * throttled, restored, or the message is on its way), asks the tabs to send
+ * their tokens and waits until m adopts another token. Spending the held
+ * refresh token would be reuse, which ends the login in every tab (RFC 9700
+ * §4.14.2). Rejects with an OAuthError, spending nothing, if none comes
+ * within ADOPT_WAIT_MS (that tab is asleep too): the refresh is retried.
+ */
+export async function catchUp(tabs: Tabs, m: TokenManager, held: () => Held | null): Promise<void> {
+  const h = held();
+  if (!h || !(await tabs.newer(h)) || held() !== h) return;
+  tabs.post({ type: "resend" });
+  const old = h.access_token;
+  const came = await new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      off();
+      resolve(ok);
+    };
+    const off = m.onToken((t) => t !== old && done(true));
+    const timer = setTimeout(() => done(false), ADOPT_WAIT_MS);
+  });
+  if (!came) throw new OAuthError("tokend: newer tokens in another tab");
 }
