@@ -96,6 +96,19 @@
 // ([oauth2.Token.Valid], [oauth2.ReuseTokenSource]) reads it and what a
 // token persisted from [Options.OnRefresh] and loaded again needs.
 //
+// # What the hard cases cost
+//
+//   - A suspended machine (a laptop asleep): a token that expired during
+//     the sleep is handed out by [Source.Token] for at most
+//     [Options.WallClockCheck] after the resume, never by
+//     [Source.FreshToken] or the [Transport] (above).
+//   - A wrong local clock, ahead or behind by any amount: nothing. A
+//     lifetime is counted on the local clock from the request's send, so
+//     refreshes come once per lifetime as with a right clock.
+//   - An outage of the token server: the valid token keeps being served;
+//     after it, the next attempt is at most 5s away (below).
+//   - A dead WebSocket: see package wsconn (at most 35s by default).
+//
 // # What an outage costs
 //
 // A failure nobody answered (connection refused or reset, DNS, TLS, a
