@@ -47,8 +47,8 @@ export class TokenManager {
   constructor(opts: TokenManagerOptions) {
     this.#o = opts;
     const f = opts.fetch;
-    this.#fetch = f ? (i, n) => f(i, n) : (i, n) => globalThis.fetch(i, n);
-    this.#now = opts.now ?? (() => Date.now());
+    this.#fetch = (i, n) => (f ?? fetch)(i, n);
+    this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#revoke = opts.revocationEndpoint ?? opts.tokenEndpoint.replace(/\/token(?=$|[?#])/, "/revoke");
     this.#routes = routes(opts, this.#revoke);

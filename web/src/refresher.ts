@@ -39,18 +39,18 @@ export class Refresher {
     if (!this.#inflight && !this.#retrying) this.#run().catch(() => {});
   }
 
-  /** Starts a refresh at epoch ms `at` (never for Infinity), replacing the one scheduled; nothing during a backoff. */
+  /** Starts a refresh at epoch ms `at` (never for Infinity; a time past is now), replacing the one scheduled; nothing during a backoff. */
   at(at: number): void {
     if (this.#retrying) return;
     clearTimeout(this.#timer);
     if (isFinite(at)) {
-      this.#timer = setTimeout(() => (this.#now() < at ? this.at(at) : this.kick()), Math.min(MAX_TIMER, Math.max(0, at - this.#now())));
+      this.#timer = setTimeout(() => (this.#now() < at ? this.at(at) : this.kick()), Math.min(MAX_TIMER, at - this.#now()));
     }
   }
 
-  /** New tokens came (refresh, another tab, a login): the failures are over, no retry or wait is left. */
+  /** New tokens came (refresh, another tab, a login): the failures are over, no retry or wait is left, nothing is scheduled. */
   reset(): void {
-    if (this.#retrying) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     this.#retrying = false;
     this.#failures = 0;
   }
@@ -73,7 +73,6 @@ export class Refresher {
   stop(): void {
     this.#epoch++;
     this.reset();
-    clearTimeout(this.#timer);
     this.#inflight = null;
   }
 

@@ -16,7 +16,10 @@ export type Message = { type: "tokens" } | { type: "logout" } | { type: "resend"
 export class Tabs {
   #channel: BroadcastChannelLike | null = null;
   #locks: LockManagerLike | null = null;
-  readonly #name: string;
+  /** The name of the refresh lock. */
+  readonly #refresh: string;
+  /** The prefix of the names of the locks that say which token a tab holds; its seq follows. */
+  readonly #holds: string;
   /** Releases the lock that says which token this tab holds. */
   #release = () => {};
   /** The seq of the token this tab holds, as in its lock's name. */
@@ -24,18 +27,23 @@ export class Tabs {
 
   /** Joins o's tabs (unless o.crossTab is false); onMessage receives every other tab's message. */
   constructor(o: TokenManagerOptions, onMessage: (m: unknown) => void) {
-    this.#name = "tokend:" + o.clientId;
+    const name = "tokend:" + o.clientId;
+    this.#refresh = "tokend-refresh:" + name;
+    this.#holds = "tokend-holds:" + name + ":";
     if (o.crossTab === false) return;
     const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
     this.#locks = o.locks !== undefined ? o.locks : nav?.locks ?? null;
+    const make = o.channel !== undefined ? o.channel : (n: string) => new BroadcastChannel(n);
+    let ch: BroadcastChannelLike | null | undefined;
     try {
-      this.#channel =
-        o.channel !== undefined ? o.channel && o.channel(this.#name) : typeof BroadcastChannel === "function" ? new BroadcastChannel(this.#name) : null;
-    } catch {
-      this.#channel = null;
+      // Without BroadcastChannel (ReferenceError) or when it is refused: no channel.
+      ch = make?.(name);
+    } catch {}
+    if (ch) {
+      (ch as { unref?: () => void }).unref?.();
+      ch.onmessage = (ev) => onMessage(ev.data);
+      this.#channel = ch;
     }
-    (this.#channel as { unref?: () => void } | null)?.unref?.();
-    if (this.#channel) this.#channel.onmessage = (ev) => onMessage(ev.data);
   }
 
   /** Sends m to the other tabs. */
@@ -45,7 +53,7 @@ export class Tabs {
 
   /** Runs fn holding the origin's refresh lock: one tab at a time (at once without Web Locks). */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#locks ? this.#locks.request("tokend-refresh:" + this.#name, fn) : fn();
+    return this.#locks ? this.#locks.request(this.#refresh, fn) : fn();
   }
 
   /**
@@ -54,25 +62,20 @@ export class Tabs {
    */
   hold(h: Held | null): Promise<void> {
     const t = h ? String(h.seq) : "";
+    const locks = this.#locks;
     if (t === this.#held) return Promise.resolve();
     this.#held = t;
     this.#release();
-    const locks = this.#locks;
-    if (!locks || !h) return Promise.resolve();
     // Released when the next hold begins, even if that comes before this one is granted.
     const gone = new Promise<void>((r) => (this.#release = r));
-    return new Promise((held) => void locks.request(this.#prefix() + t, { mode: "shared" }, () => (held(), gone)));
+    return new Promise((held) => (locks && t ? void locks.request(this.#holds + t, { mode: "shared" }, () => (held(), gone)) : held()));
   }
 
   /** Whether another tab holds a later token than h (of a higher seq), so that h's refresh token may be spent. */
   async newer(h: Held): Promise<boolean> {
-    const prefix = this.#prefix();
+    const prefix = this.#holds;
     const held = (await this.#locks?.query?.())?.held ?? [];
     return held.some((l) => l.name?.startsWith(prefix) && +l.name.slice(prefix.length) > h.seq);
-  }
-
-  #prefix(): string {
-    return "tokend-holds:" + this.#name + ":";
   }
 
   /** Leaves: no more messages, no lock held. */
@@ -100,14 +103,13 @@ export async function catchUp(tabs: Tabs, m: TokenManager, held: () => Held | nu
   if (!h || !(await tabs.newer(h)) || held() !== h) return;
   tabs.post({ type: "resend" });
   const old = h.access_token;
+  let off = () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const came = await new Promise<boolean>((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      off();
-      resolve(ok);
-    };
-    const off = m.onToken((t) => t !== old && done(true));
-    const timer = setTimeout(() => done(false), ADOPT_WAIT_MS);
+    off = m.onToken((t) => t !== old && resolve(true));
+    timer = setTimeout(resolve, ADOPT_WAIT_MS, false);
   });
+  off();
+  clearTimeout(timer);
   if (!came) throw new OAuthError("tokend: newer tokens in another tab");
 }
