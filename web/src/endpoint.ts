@@ -3,8 +3,16 @@
 import { OAuthError, answerError } from "./errors.js";
 import type { TokenManagerOptions, TokenResponse } from "./options.js";
 
-/** The answer of the token endpoint: the tokens, or an OAuthError; terminal when retrying cannot help. */
-export type Answer = { tokens: TokenResponse } | { error: OAuthError; terminal: boolean };
+/**
+ * Whether the token endpoint's error e is terminal (retrying cannot help):
+ * a 4xx other than 408 and 429 (invalid_grant: the login ended;
+ * invalid_client); a 5xx, 408, 429, or a success without an access_token,
+ * is not.
+ */
+export function terminal(e: OAuthError): boolean {
+  const s = e.status ?? 0;
+  return s > 399 && s < 500 && s !== 408 && s !== 429;
+}
 
 /** How long one request to an endpoint may take, its answer's body included, before it counts as unanswered. */
 export const FETCH_TIMEOUT_MS = 30_000;
@@ -38,18 +46,15 @@ async function call(f: typeof fetch, o: TokenManagerOptions, url: string, name: 
 
 /**
  * Redeems refresh token rt (undefined in cookie mode: the cookie carries
- * it). A 4xx other than 408 and 429 is terminal (invalid_grant: the login
- * ended; invalid_client); a 5xx, 408, 429, or a success without an
- * access_token, is not. Rejects only when the endpoint cannot be reached or
- * does not answer in time.
+ * it): the tokens, or the OAuthError of an answer that has none (see
+ * terminal). Rejects only when the endpoint cannot be reached or does not
+ * answer in time.
  */
-export async function redeem(f: typeof fetch, o: TokenManagerOptions, rt: string | undefined, now: () => number): Promise<Answer> {
+export async function redeem(f: typeof fetch, o: TokenManagerOptions, rt: string | undefined, now: () => number): Promise<TokenResponse | OAuthError> {
   const body = new URLSearchParams({ grant_type: "refresh_token" });
   if (rt) body.set("refresh_token", rt);
   const [res, json] = await call(f, o, o.tokenEndpoint, "token", body);
-  if (res.ok && typeof json?.access_token === "string") return { tokens: json as unknown as TokenResponse };
-  const s = res.status;
-  return { error: answerError("token", res, json, now()), terminal: s > 399 && s < 500 && s !== 408 && s !== 429 };
+  return res.ok && typeof json?.access_token === "string" ? (json as unknown as TokenResponse) : answerError("token", res, json, now());
 }
 
 /**

@@ -2,7 +2,7 @@
 // conductor of the parts: schedule.ts decides when, endpoint.ts talks to
 // the token endpoint, tabs.ts shares the login with the other tabs,
 // storage.ts keeps it, errors.ts names what went wrong.
-import { FETCH_TIMEOUT_MS, redeem, revoke } from "./endpoint.js";
+import { FETCH_TIMEOUT_MS, redeem, revoke, terminal } from "./endpoint.js";
 import { bearerFetch, isTokenChallenge, routes } from "./fetch.js";
 import { MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError } from "./errors.js";
 import type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse } from "./options.js";
@@ -181,9 +181,9 @@ export class TokenManager {
     const sent = this.#now();
     const a = await redeem(this.#fetch, o, rt, this.#now);
     if (epoch !== this.#epoch) throw this.#reauth();
-    if ("error" in a) throw a.terminal ? this.#fail(a.error) : a.error;
+    if (a instanceof OAuthError) throw terminal(a) ? this.#fail(a) : a;
     this.#firstRT = undefined;
-    this.#broadcast(this.#adopt(received(a.tokens, sent, this.#held)));
+    this.#broadcast(this.#adopt(received(a, sent, this.#held)));
   }
 
   /** Terminal failure (cause: the endpoint's answer, if any): forget everything, tell the app once. */

@@ -160,8 +160,12 @@ class Socket implements TokenSocket {
     this.#renewing = "";
     this.#ownTokenClose = false;
     if (this.#o.binaryType) ws.binaryType = this.#o.binaryType;
-    ws.onopen = (ev) => {
-      if (ws !== this.#ws) return;
+    /** h, for the events of this connection only (not those of one replaced since). */
+    const mine =
+      <E>(h: (ev: E) => void) =>
+      (ev: E) =>
+        ws === this.#ws && h(ev);
+    ws.onopen = mine((ev) => {
       this.#open = true;
       this.#stable = setTimeout(() => {
         this.#failures = 0;
@@ -172,15 +176,10 @@ class Socket implements TokenSocket {
       for (const d of this.#queue.splice(0)) this.send(d);
       this.onopen?.(ev);
       this.#m.getAccessToken().then((t) => this.#renew(t), () => {});
-    };
-    ws.onmessage = (ev) => {
-      if (ws === this.#ws && !this.#control(ev.data)) this.onmessage?.(ev);
-    };
-    ws.onerror = (ev) => {
-      if (ws === this.#ws) this.onerror?.(ev);
-    };
-    ws.onclose = (ev) => {
-      if (ws !== this.#ws) return;
+    });
+    ws.onmessage = mine((ev) => this.#control(ev.data) || this.onmessage?.(ev));
+    ws.onerror = mine((ev) => this.onerror?.(ev));
+    ws.onclose = mine((ev) => {
       this.#ws = null;
       this.#open = false;
       clearTimeout(this.#stable);
@@ -198,7 +197,7 @@ class Socket implements TokenSocket {
         },
         (e: unknown) => (e instanceof ReauthRequiredError ? this.close() : this.#later()),
       );
-    };
+    });
   }
 
   /** Reconnect after a backoff: SOCKET_BACKOFF_BASE_MS doubling to the cap, equal jitter. */
