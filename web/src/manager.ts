@@ -42,7 +42,7 @@ export class TokenManager {
   #tabs: Tabs | null = null;
   #listeners = new Set<(token: string) => void>();
   /** The page is back (visible, restored from the back/forward cache or a freeze, online). */
-  #wake = (ev: Event) => this.#closed || this.#terminal || !this.#held || this.#refresher.wake(ev.type, this.#held.refresh_at);
+  #wake = (ev: Event) => this.#held && this.#refresher.wake(ev.type, this.#held.refresh_at);
 
   constructor(opts: TokenManagerOptions) {
     this.#o = opts;
@@ -79,15 +79,12 @@ export class TokenManager {
   /** A valid access token, refreshing first if it is expired or about to be. Rejects with ReauthRequiredError after a terminal failure. */
   async getAccessToken(): Promise<string> {
     this.start();
-    if (this.#terminal) throw this.#reauth();
     const h = this.#held;
     const now = this.#now();
-    if (h && now < h.refresh_at) return h.access_token;
-    if (h && usable(h, now)) {
-      this.#refresher.kick();
-      return h.access_token;
-    }
-    return this.refresh();
+    // Before refresh_at a token is always usable; after a terminal failure none is held.
+    if (!h || !usable(h, now)) return this.refresh();
+    if (now >= h.refresh_at) this.#refresher.kick();
+    return h.access_token;
   }
 
   /** Single-flight refresh; if `rejected` is given and is no longer the current token, resolves with the current one without a request. */
@@ -255,13 +252,14 @@ export class TokenManager {
   }
 
   #onMessage(m: unknown): void {
-    if (this.#closed || !m || typeof m !== "object") return;
-    const type = (m as { type?: unknown }).type;
+    if (this.#closed) return;
+    const type = (m as { type?: unknown } | null)?.type;
+    // No token is held after a terminal failure.
     if (type === "logout") {
       if (this.#held || !this.#terminal) this.#end(true);
     } else if (type === "resend") {
       // A tab that missed our broadcasts asks for the tokens before it refreshes.
-      if (this.#held && !this.#terminal) this.#broadcast(this.#held);
+      if (this.#held) this.#broadcast(this.#held);
     } else if (type === "tokens") {
       this.#offer(fromWire(m, this.#now()));
     }
