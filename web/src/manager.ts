@@ -151,23 +151,20 @@ export class TokenManager {
     const wanted = this.#held?.access_token;
     const epoch = this.#epoch;
     const tabs = this.#tabs!;
-    return tabs
-      .exclusive(async () => {
-        const fresh = () => this.#held && this.#held.access_token !== wanted && usable(this.#held, this.#now());
-        this.#reread();
-        if (fresh()) return;
-        await catchUp(tabs, this, () => this.#held);
-        if (fresh()) return;
+    return tabs.exclusive(async () => {
+      const fresh = () => this.#held && this.#held.access_token !== wanted && usable(this.#held, this.#now());
+      this.#reread();
+      if (!fresh()) await catchUp(tabs, this, () => this.#held);
+      if (!fresh()) {
         await this.#request(epoch);
         await this.#holding;
-      })
-      .then(() => {
-        // Never hand out a token that is, or is about to be, past its expiry:
-        // an answer that came too late for its own token is retried.
-        const h = this.#held;
-        if (!h || !usable(h, this.#now())) throw new OAuthError("tokend: token expired in transit");
-        return h.access_token;
-      });
+      }
+      // Never hand out a token that is, or is about to be, past its expiry:
+      // an answer that came too late for its own token is retried.
+      const h = this.#held;
+      if (!h || !usable(h, this.#now())) throw new OAuthError("tokend: token expired in transit");
+      return h.access_token;
+    });
   }
 
   async #request(epoch: number): Promise<void> {

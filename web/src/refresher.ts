@@ -79,16 +79,11 @@ export class Refresher {
   #run(): Promise<string> {
     if (this.#inflight) return this.#inflight;
     const epoch = this.#epoch;
-    const p = this.#attempt().then(
-      (t) => {
-        this.#failures = 0;
-        return t;
-      },
-      (e: unknown) => {
-        if (!(e instanceof ReauthRequiredError) && epoch === this.#epoch) this.#retry(e);
-        throw e;
-      },
-    );
+    // A success brings new tokens, and with them reset().
+    const p = this.#attempt().catch((e: unknown) => {
+      if (!(e instanceof ReauthRequiredError) && epoch === this.#epoch) this.#retry(e);
+      throw e;
+    });
     const done = () => {
       if (this.#inflight === p) this.#inflight = null;
     };
