@@ -57,15 +57,15 @@ export function routes(o: TokenManagerOptions, revoke: string): [(url: string) =
  * next call refresh.
  */
 export async function bearerFetch(m: TokenManager, send: typeof fetch, drop: (token: string) => void, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
-  if (!m.sendsTokenTo(input instanceof Request ? input.url : String(input))) return send(input, init);
+  const req = input instanceof Request ? input : undefined;
+  if (!m.sendsTokenTo(req?.url ?? String(input))) return send(input, init);
   const token = await m.getAccessToken();
-  const body = init?.body;
-  const replayable = !(body != null && typeof ReadableStream === "function" && body instanceof ReadableStream);
-  const withBody = input instanceof Request && input.body != null && replayable;
+  const replayable = !(typeof ReadableStream === "function" && init?.body instanceof ReadableStream);
+  const withBody = req?.body != null && replayable;
   const attempt = (tok: string, first: boolean) => {
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    const headers = new Headers(init?.headers ?? req?.headers);
     headers.set("Authorization", "Bearer " + tok);
-    return send(first && withBody ? (input as Request).clone() : input, { ...init, headers });
+    return send(first && withBody ? req!.clone() : input, { ...init, headers });
   };
   const res = await attempt(token, true);
   if (!m.isChallenge(res.status, res.headers.get("WWW-Authenticate"))) return res;

@@ -65,9 +65,10 @@ export function received(t: TokenResponse, sent: number, prev: Token | null): To
  * When to refresh a token that lives from issued_at to expires_at: lead =
  * max(20 % of the lifetime, min(leadMs, half the lifetime)) before expiry,
  * less a jitter of up to 10 % of the lead; Infinity for an unknown expiry.
+ * A Token's issued_at is never after its expires_at.
  */
 export function refreshTime(issued_at: number, expires_at: number, leadMs: number, random: () => number): number {
-  const life = Math.max(0, expires_at - issued_at);
+  const life = expires_at - issued_at;
   const lead = Math.max(life * 0.2, Math.min(leadMs, life / 2));
   return isFinite(expires_at) ? expires_at - lead - random() * lead * 0.1 : Infinity;
 }

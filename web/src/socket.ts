@@ -204,7 +204,7 @@ class Socket implements TokenSocket {
   #later(): void {
     if (this.#closed) return;
     const d = Math.min(SOCKET_BACKOFF_CAP_MS, SOCKET_BACKOFF_BASE_MS * 2 ** this.#failures++);
-    this.#retry = setTimeout(() => void this.#connect(), d / 2 + (this.#o.random ?? Math.random)() * (d / 2));
+    this.#retry = setTimeout(() => void this.#connect(), (d * (1 + (this.#o.random ?? Math.random)())) / 2);
   }
 
   #renew(token: string): void {
