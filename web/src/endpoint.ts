@@ -26,13 +26,14 @@ export const FETCH_TIMEOUT_MS = 30_000;
  */
 async function call(f: typeof fetch, o: TokenManagerOptions, url: string, name: string, body: URLSearchParams): Promise<[Response, Record<string, unknown>]> {
   body.set("client_id", o.clientId);
-  const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" };
   const c = new AbortController();
-  const init: RequestInit = { method: "POST", headers, body: body.toString(), signal: c.signal };
-  if (o.cookie) {
-    headers["X-Tokend"] = "1";
-    init.credentials = "include";
-  }
+  const init: RequestInit = {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json", ...(o.cookie && { "X-Tokend": "1" }) },
+    body: body.toString(),
+    signal: c.signal,
+  };
+  if (o.cookie) init.credentials = "include";
   const timer = setTimeout(() => c.abort(), FETCH_TIMEOUT_MS);
   try {
     const res = await f(url, init);

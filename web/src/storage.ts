@@ -28,7 +28,8 @@ export function fromWire(d: unknown, now: number): Token | undefined {
 function area(o: TokenManagerOptions): StorageLike | null {
   if (!o.storage || o.storage === "memory") return null;
   try {
-    return o.storageArea ?? (o.storage === "local" ? globalThis.localStorage : globalThis.sessionStorage) ?? null;
+    // localStorage or sessionStorage
+    return o.storageArea ?? (globalThis as unknown as Record<string, StorageLike | undefined>)[o.storage + "Storage"] ?? null;
   } catch {
     return null;
   }
