@@ -30,16 +30,16 @@ export class TokenManager {
   /** Cookie mode: a refresh token handed to start() for the first exchange, used once, never stored. */
   #firstRT: string | undefined;
   readonly #refresher: Refresher;
-  #terminal = false;
+  #terminal?: boolean;
   /** Why the login ended (the endpoint's OAuthError), the cause of every ReauthRequiredError since. */
   #cause: unknown;
-  #reauthCalled = false;
+  #reauthCalled?: boolean;
   #epoch = 0;
   /** The access token of the login that ended here: a late broadcast of it must not revive the login. */
   #dead: string | undefined;
-  #started = false;
-  #closed = false;
-  #tabs: Tabs | null = null;
+  #started?: boolean;
+  #closed?: boolean;
+  #tabs?: Tabs;
   #listeners = new Set<(token: string) => void>();
   /** The page is back (visible, restored from the back/forward cache or a freeze, online). */
   #wake = (ev: Event) => this.#held && this.#refresher.wake(ev.type, this.#held.refresh_at);

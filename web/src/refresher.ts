@@ -10,10 +10,10 @@ export class Refresher {
   readonly #attempt: () => Promise<string>;
   readonly #now: () => number;
   readonly #random: () => number;
-  #inflight: Promise<string> | null = null;
+  #inflight?: Promise<string> | null;
   /** The one timer: the scheduled refresh, or while #retrying the end of a backoff. */
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #retrying = false;
+  #retrying?: boolean;
   #failures = 0;
   #error: unknown;
   /** Epoch ms before which the last answer's Retry-After forbids the next attempt. */

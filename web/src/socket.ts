@@ -84,7 +84,7 @@ class Socket implements TokenSocket {
   readonly #url: string | URL;
   readonly #m: TokenManager;
   readonly #o: TokenSocketOptions;
-  #ws: WebSocketLike | null = null;
+  #ws?: WebSocketLike | null;
   /** The token the server holds for the current connection. */
   #token = "";
   #renewing = "";
@@ -94,13 +94,13 @@ class Socket implements TokenSocket {
   /** How many of #sent the outstanding ping confirms; -1: no ping outstanding. */
   #mark = -1;
   /** The server has answered a ping. */
-  #seen = false;
+  #seen?: boolean;
   #open = false;
-  #closed = false;
+  #closed?: boolean;
   #failures = 0;
   /** A token close was answered with an immediate reconnect since the last stable connection. */
-  #quickUsed = false;
-  #ownTokenClose = false;
+  #quickUsed?: boolean;
+  #ownTokenClose?: boolean;
   #stable: Timer;
   #retry: Timer;
   #ping: Timer;

@@ -14,8 +14,8 @@ export type Message = { type: "tokens" } | { type: "logout" } | { type: "resend"
 
 /** The tabs of this origin that share a client's login, as this tab sees them. */
 export class Tabs {
-  #channel: BroadcastChannelLike | null = null;
-  #locks: LockManagerLike | null = null;
+  #channel?: BroadcastChannelLike | null;
+  #locks?: LockManagerLike | null;
   /** The name of the refresh lock. */
   readonly #refresh: string;
   /** The prefix of the names of the locks that say which token a tab holds; its seq follows. */
