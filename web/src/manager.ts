@@ -37,8 +37,8 @@ export class TokenManager {
   #epoch = 0;
   /** The access token of the login that ended here: a late broadcast of it must not revive the login. */
   #dead: string | undefined;
-  #started?: boolean;
   #closed?: boolean;
+  /** The other tabs, joined by the first start(). */
   #tabs?: Tabs;
   #listeners = new Set<(token: string) => void>();
   /** The page is back (visible, restored from the back/forward cache or a freeze, online). */
@@ -63,8 +63,7 @@ export class TokenManager {
     if (this.#closed) return;
     const o = this.#o;
     if (tokens && !o.cookie && !tokens.refresh_token) throw new MissingRefreshTokenError();
-    if (!this.#started) {
-      this.#started = true;
+    if (!this.#tabs) {
       this.#tabs = new Tabs(o, (m) => this.#onMessage(m));
       this.#listen("add");
     }
@@ -220,7 +219,7 @@ export class TokenManager {
     this.#refresher.reset();
     save(this.#o, h);
     this.#holding = this.#tabs?.hold(h);
-    if (this.#started && !this.#closed) this.#refresher.at(h.refresh_at);
+    if (!this.#closed) this.#refresher.at(h.refresh_at);
     for (const l of this.#listeners) {
       try {
         l(h.access_token);
