@@ -52,8 +52,7 @@ async function call(f: typeof fetch, o: TokenManagerOptions, url: string, name: 
  * answer in time.
  */
 export async function redeem(f: typeof fetch, o: TokenManagerOptions, rt: string | undefined, now: () => number): Promise<TokenResponse | OAuthError> {
-  const body = new URLSearchParams({ grant_type: "refresh_token" });
-  if (rt) body.set("refresh_token", rt);
+  const body = new URLSearchParams({ grant_type: "refresh_token", ...(rt ? { refresh_token: rt } : {}) });
   const [res, json] = await call(f, o, o.tokenEndpoint, "token", body);
   return res.ok && typeof json?.access_token === "string" ? (json as unknown as TokenResponse) : answerError("token", res, json, now());
 }
@@ -63,11 +62,7 @@ export async function redeem(f: typeof fetch, o: TokenManagerOptions, rt: string
  * cookie's. Rejects with an OAuthError when the endpoint cannot be reached or refuses.
  */
 export async function revoke(f: typeof fetch, o: TokenManagerOptions, url: string, rt: string | undefined, now: () => number): Promise<void> {
-  const body = new URLSearchParams();
-  if (rt) {
-    body.set("token", rt);
-    body.set("token_type_hint", "refresh_token");
-  }
+  const body = new URLSearchParams(rt ? { token: rt, token_type_hint: "refresh_token" } : {});
   const [res, json] = await call(f, o, url, "revocation", body);
   if (!res.ok) throw answerError("revocation", res, json, now());
 }

@@ -23,5 +23,5 @@ export function jwtClaims(token: string): Record<string, unknown> | undefined {
 /** The `exp` claim of a JWT in epoch milliseconds, or undefined. */
 export function jwtExpiry(token: string): number | undefined {
   const exp = jwtClaims(token)?.exp;
-  return typeof exp === "number" && isFinite(exp) ? exp * 1000 : undefined;
+  return Number.isFinite(exp) ? (exp as number) * 1000 : undefined;
 }

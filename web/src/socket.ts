@@ -148,10 +148,9 @@ class Socket implements TokenSocket {
       return e instanceof ReauthRequiredError ? this.close() : this.#later();
     }
     if (this.#closed) return;
-    const Ctor = this.#o.WebSocket ?? (globalThis.WebSocket as unknown as WebSocketConstructor);
     let ws: WebSocketLike;
     try {
-      ws = new Ctor(this.#url, ["tokend", "tokend.bearer." + token]);
+      ws = new (this.#o.WebSocket ?? WebSocket)(this.#url, ["tokend", "tokend.bearer." + token]);
     } catch {
       return this.#later();
     }
