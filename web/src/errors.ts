@@ -65,13 +65,13 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
 
 /** The OAuthError of an endpoint's answer that is not a success, body its parsed JSON (anything). */
 export function answerError(endpoint: string, res: Response, body: unknown, now: number): OAuthError {
-  const b = (body ?? {}) as { error?: unknown; error_description?: unknown };
+  const b = body as { error?: unknown; error_description?: unknown } | null | undefined;
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
-  const error = str(b.error);
+  const error = str(b?.error);
   return new OAuthError(`tokend: ${endpoint} endpoint answered HTTP ${res.status}${error ? " " + error : ""}`, {
     status: res.status,
     error,
-    error_description: str(b.error_description),
+    error_description: str(b?.error_description),
     retryAfterMs: retryAfterMs(res.headers.get("Retry-After"), now),
   });
 }

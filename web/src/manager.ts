@@ -168,7 +168,8 @@ export class TokenManager {
 
   async #request(epoch: number): Promise<void> {
     const o = this.#o;
-    const rt = o.cookie ? this.#firstRT : this.#held?.refresh_token;
+    // Only cookie mode has a #firstRT; only outside it do tokens keep their refresh_token.
+    const rt = this.#firstRT ?? this.#held?.refresh_token;
     if (!o.cookie && !rt) throw this.#fail();
     // The lifetime counts from when the request was sent: expires_in is what was left when the server answered.
     const sent = this.#now();

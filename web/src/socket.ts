@@ -86,8 +86,8 @@ class Socket implements TokenSocket {
   readonly #o: TokenSocketOptions;
   #ws?: WebSocketLike | null;
   /** The token the server holds for the current connection. */
-  #token = "";
-  #renewing = "";
+  #token?: string;
+  #renewing?: string;
   #queue: SocketData[] = [];
   /** Sent on this connection, not yet confirmed by a pong (tracked once #seen). */
   #sent: SocketData[] = [];
