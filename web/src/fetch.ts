@@ -61,11 +61,11 @@ export async function bearerFetch(m: TokenManager, send: typeof fetch, drop: (to
   if (!m.sendsTokenTo(req?.url ?? String(input))) return send(input, init);
   const token = await m.getAccessToken();
   const replayable = !(typeof ReadableStream === "function" && init?.body instanceof ReadableStream);
-  const withBody = req?.body != null && replayable;
   const attempt = (tok: string, first: boolean) => {
     const headers = new Headers(init?.headers ?? req?.headers);
     headers.set("Authorization", "Bearer " + tok);
-    return send(first && withBody ? req!.clone() : input, { ...init, headers });
+    // A Request is sent as a clone the first time, so that its body is left for the replay.
+    return send(first && req ? req.clone() : input, { ...init, headers });
   };
   const res = await attempt(token, true);
   if (!m.isChallenge(res.status, res.headers.get("WWW-Authenticate"))) return res;
