@@ -57,7 +57,7 @@ export type TokenRefreshError = OAuthError;
  */
 export function retryAfterMs(value: string | null, now: number): number | undefined {
   const v = value?.trim() ?? "";
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  if (/^\d+$/.test(v)) return +v * 1000;
   // Every HTTP-date begins with a day name; asctime has no zone, and is GMT.
   const t = /^[A-Z][a-z]{2}/.test(v) ? Date.parse(/GMT$/.test(v) ? v : v + " GMT") : NaN;
   return isNaN(t) ? undefined : Math.max(0, t - now);

@@ -12,7 +12,7 @@ export function jwtClaims(token: string): Record<string, unknown> | undefined {
     const bin = atob(parts[1].replace(/-/g, "+").replace(/_/g, "/"));
     const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
     const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    return claims !== null && typeof claims === "object" && !Array.isArray(claims)
+    return typeof claims === "object" && claims && !Array.isArray(claims)
       ? (claims as Record<string, unknown>)
       : undefined;
   } catch {

@@ -32,7 +32,7 @@ export class Tabs {
     this.#holds = "tokend-holds:" + name + ":";
     if (o.crossTab === false) return;
     const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
-    this.#locks = o.locks !== undefined ? o.locks : nav?.locks ?? null;
+    this.#locks = o.locks !== undefined ? o.locks : nav?.locks;
     const make = o.channel !== undefined ? o.channel : (n: string) => new BroadcastChannel(n);
     let ch: BroadcastChannelLike | null | undefined;
     try {
