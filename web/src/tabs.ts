@@ -60,15 +60,15 @@ export class Tabs {
    * Says that this tab holds h (nothing, for null): a shared lock named for
    * h's seq, held until the next call. Resolves once it is held.
    */
-  hold(h: Held | null): Promise<void> {
+  async hold(h: Held | null): Promise<void> {
     const t = h ? String(h.seq) : "";
     const locks = this.#locks;
-    if (t === this.#held) return Promise.resolve();
+    if (t === this.#held) return;
     this.#held = t;
     this.#release();
     // Released when the next hold begins, even if that comes before this one is granted.
     const gone = new Promise<void>((r) => (this.#release = r));
-    return new Promise((held) => (locks && t ? void locks.request(this.#holds + t, { mode: "shared" }, () => (held(), gone)) : held()));
+    if (locks && t) await new Promise<void>((held) => void locks.request(this.#holds + t, { mode: "shared" }, () => (held(), gone)));
   }
 
   /** Whether another tab holds a later token than h (of a higher seq), so that h's refresh token may be spent. */
