@@ -101,8 +101,8 @@ class Socket implements TokenSocket {
   /** A token close was answered with an immediate reconnect since the last stable connection. */
   #quickUsed?: boolean;
   #ownTokenClose?: boolean;
-  #stable: Timer;
-  #retry: Timer;
+  /** While connected, the end of SOCKET_STABLE_MS; while disconnected, the reconnect's backoff. */
+  #timer: Timer;
   #ping: Timer;
   #unsub: () => void;
 
@@ -133,8 +133,7 @@ class Socket implements TokenSocket {
     this.#closed = true;
     this.#open = false;
     this.#queue = this.#sent = [];
-    clearTimeout(this.#retry);
-    clearTimeout(this.#stable);
+    clearTimeout(this.#timer);
     clearTimeout(this.#ping);
     this.#unsub();
     this.#ws?.close(code, reason);
@@ -166,7 +165,7 @@ class Socket implements TokenSocket {
         ws === this.#ws && h(ev);
     ws.onopen = mine((ev) => {
       this.#open = true;
-      this.#stable = setTimeout(() => {
+      this.#timer = setTimeout(() => {
         this.#failures = 0;
         this.#quickUsed = false;
       }, SOCKET_STABLE_MS);
@@ -181,7 +180,7 @@ class Socket implements TokenSocket {
     ws.onclose = mine((ev) => {
       this.#ws = null;
       this.#open = false;
-      clearTimeout(this.#stable);
+      clearTimeout(this.#timer);
       clearTimeout(this.#ping);
       this.onclose?.(ev);
       const u = this.#sent.splice(0);
@@ -203,7 +202,7 @@ class Socket implements TokenSocket {
   #later(): void {
     if (this.#closed) return;
     const d = Math.min(SOCKET_BACKOFF_CAP_MS, SOCKET_BACKOFF_BASE_MS * 2 ** this.#failures++);
-    this.#retry = setTimeout(() => void this.#connect(), (d * (1 + (this.#o.random ?? Math.random)())) / 2);
+    this.#timer = setTimeout(() => void this.#connect(), (d * (1 + (this.#o.random ?? Math.random)())) / 2);
   }
 
   #renew(token: string): void {
