@@ -46,8 +46,8 @@ export class TokenManager {
 
   constructor(opts: TokenManagerOptions) {
     this.#o = opts;
-    const f = opts.fetch;
-    this.#fetch = (i, n) => (f ?? fetch)(i, n);
+    // The global fetch as it is at each call.
+    this.#fetch = opts.fetch ?? ((i, n) => fetch(i, n));
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#revoke = opts.revocationEndpoint ?? opts.tokenEndpoint.replace(/\/token(?=$|[?#])/, "/revoke");
