@@ -33,17 +33,15 @@ export class Tabs {
     if (o.crossTab === false) return;
     const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
     this.#locks = o.locks !== undefined ? o.locks : nav?.locks;
-    const make = o.channel !== undefined ? o.channel : (n: string) => new BroadcastChannel(n);
-    let ch: BroadcastChannelLike | null | undefined;
     try {
       // Without BroadcastChannel (ReferenceError) or when it is refused: no channel.
-      ch = make?.(name);
+      const ch = (o.channel !== undefined ? o.channel : (n: string) => new BroadcastChannel(n))?.(name);
+      if (ch) {
+        (ch as { unref?: () => void }).unref?.();
+        ch.onmessage = (ev) => onMessage(ev.data);
+        this.#channel = ch;
+      }
     } catch {}
-    if (ch) {
-      (ch as { unref?: () => void }).unref?.();
-      ch.onmessage = (ev) => onMessage(ev.data);
-      this.#channel = ch;
-    }
   }
 
   /** Sends m to the other tabs. */
