@@ -75,190 +75,181 @@ export const SOCKET_PING_INTERVAL_MS = 25_000;
 export const SOCKET_PONG_TIMEOUT_MS = 10_000;
 type Timer = ReturnType<typeof setTimeout> | undefined;
 
-class Socket implements TokenSocket {
-  onopen: ((ev: Event) => void) | null = null;
-  onmessage: ((ev: MessageEvent) => void) | null = null;
-  onclose: ((ev: CloseEvent) => void) | null = null;
-  onerror: ((ev: Event) => void) | null = null;
-  onundelivered: ((data: SocketData[]) => void) | null = null;
-  readonly #url: string | URL;
-  readonly #m: TokenManager;
-  readonly #o: TokenSocketOptions;
-  #ws?: WebSocketLike | null;
+/** Opens a WebSocket to url that authenticates with manager's tokens and stays connected; see TokenSocket. */
+export function tokenSocket(url: string | URL, manager: TokenManager, opts: TokenSocketOptions = {}): TokenSocket {
+  let ws: WebSocketLike | null | undefined;
   /** The token the server holds for the current connection. */
-  #token?: string;
-  #renewing?: string;
-  #queue: SocketData[] = [];
-  /** Sent on this connection, not yet confirmed by a pong (tracked once #seen). */
-  #sent: SocketData[] = [];
-  /** How many of #sent the outstanding ping confirms; -1: no ping outstanding. */
-  #mark = -1;
+  let token: string | undefined;
+  let renewing: string | undefined;
+  let queue: SocketData[] = [];
+  /** Sent on this connection, not yet confirmed by a pong (tracked once seen). */
+  let sent: SocketData[] = [];
+  /** How many of sent the outstanding ping confirms; -1: no ping outstanding. */
+  let mark = -1;
   /** The server has answered a ping. */
-  #seen?: boolean;
-  #open = false;
-  #closed?: boolean;
-  #failures = 0;
+  let seen: boolean | undefined;
+  let open = false;
+  let closed: boolean | undefined;
+  let failures = 0;
   /** A token close was answered with an immediate reconnect since the last stable connection. */
-  #quickUsed?: boolean;
-  #ownTokenClose?: boolean;
+  let quickUsed: boolean | undefined;
+  let ownTokenClose: boolean | undefined;
   /** While connected, the end of SOCKET_STABLE_MS; while disconnected, the reconnect's backoff. */
-  #timer: Timer;
-  #ping: Timer;
-  #unsub: () => void;
+  let timer: Timer;
+  let ping: Timer;
 
-  constructor(url: string | URL, manager: TokenManager, opts: TokenSocketOptions) {
-    this.#url = url;
-    this.#m = manager;
-    this.#o = opts;
-    this.#unsub = manager.onToken((t) => this.#renew(t));
-    void this.#connect();
-  }
+  const s: TokenSocket = {
+    onopen: null,
+    onmessage: null,
+    onclose: null,
+    onerror: null,
+    onundelivered: null,
 
-  get connected(): boolean {
-    return this.#open;
-  }
+    get connected() {
+      return open;
+    },
 
-  send(data: SocketData): void {
-    if (this.#closed) throw new Error("tokenSocket: closed");
-    const max = this.#o.maxQueue ?? 1024;
-    if (this.#queue.length + this.#sent.length >= max) throw new Error("tokenSocket: send queue full");
-    if (!this.#open || this.#queue.length) return void this.#queue.push(data);
-    this.#ws!.send(data);
-    // With half of maxQueue unconfirmed, ping at once rather than wait for the interval.
-    if (this.#seen && this.#sent.push(data) * 2 >= max && this.#mark < 0) this.#beat();
-  }
+    send(data: SocketData): void {
+      if (closed) throw new Error("tokenSocket: closed");
+      const max = opts.maxQueue ?? 1024;
+      if (queue.length + sent.length >= max) throw new Error("tokenSocket: send queue full");
+      if (!open || queue.length) return void queue.push(data);
+      ws!.send(data);
+      // With half of maxQueue unconfirmed, ping at once rather than wait for the interval.
+      if (seen && sent.push(data) * 2 >= max && mark < 0) beat();
+    },
 
-  close(code = 1000, reason?: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#open = false;
-    this.#queue = this.#sent = [];
-    clearTimeout(this.#timer);
-    clearTimeout(this.#ping);
-    this.#unsub();
-    this.#ws?.close(code, reason);
-  }
+    close(code = 1000, reason?: string): void {
+      if (closed) return;
+      closed = true;
+      open = false;
+      queue = sent = [];
+      clearTimeout(timer);
+      clearTimeout(ping);
+      unsub();
+      ws?.close(code, reason);
+    },
+  };
 
-  async #connect(): Promise<void> {
-    let token: string;
+  async function connect(): Promise<void> {
+    let t: string;
     try {
-      token = await this.#m.getAccessToken();
+      t = await manager.getAccessToken();
     } catch (e) {
-      return e instanceof ReauthRequiredError ? this.close() : this.#later();
+      return e instanceof ReauthRequiredError ? s.close() : later();
     }
-    if (this.#closed) return;
-    let ws: WebSocketLike;
+    if (closed) return;
+    let w: WebSocketLike;
     try {
-      ws = new (this.#o.WebSocket ?? WebSocket)(this.#url, ["tokend", "tokend.bearer." + token]);
+      w = new (opts.WebSocket ?? WebSocket)(url, ["tokend", "tokend.bearer." + t]);
     } catch {
-      return this.#later();
+      return later();
     }
-    this.#ws = ws;
-    this.#token = token;
-    this.#renewing = "";
-    this.#ownTokenClose = false;
-    if (this.#o.binaryType) ws.binaryType = this.#o.binaryType;
+    ws = w;
+    token = t;
+    renewing = "";
+    ownTokenClose = false;
+    if (opts.binaryType) w.binaryType = opts.binaryType;
     /** h, for the events of this connection only (not those of one replaced since). */
     const mine =
       <E>(h: (ev: E) => void) =>
       (ev: E) =>
-        ws === this.#ws && h(ev);
-    ws.onopen = mine((ev) => {
-      this.#open = true;
-      this.#timer = setTimeout(() => {
-        this.#failures = 0;
-        this.#quickUsed = false;
+        w === ws && h(ev);
+    w.onopen = mine((ev) => {
+      open = true;
+      timer = setTimeout(() => {
+        failures = 0;
+        quickUsed = false;
       }, SOCKET_STABLE_MS);
       // The ping first: the sends below are confirmed by a later one.
-      this.#beat();
-      for (const d of this.#queue.splice(0)) this.send(d);
-      this.onopen?.(ev);
-      this.#m.getAccessToken().then((t) => this.#renew(t), () => {});
+      beat();
+      for (const d of queue.splice(0)) s.send(d);
+      s.onopen?.(ev);
+      manager.getAccessToken().then(renew, () => {});
     });
-    ws.onmessage = mine((ev) => this.#control(ev.data) || this.onmessage?.(ev));
-    ws.onerror = mine((ev) => this.onerror?.(ev));
-    ws.onclose = mine((ev) => {
-      this.#ws = null;
-      this.#open = false;
-      clearTimeout(this.#timer);
-      clearTimeout(this.#ping);
-      this.onclose?.(ev);
-      const u = this.#sent.splice(0);
-      if (u.length) this.onundelivered?.(u);
-      if (this.#closed) return;
-      if (!this.#ownTokenClose && !TOKEN_CLOSES.includes(ev.code)) return this.#later();
-      this.#m.refresh(this.#token).then(
+    w.onmessage = mine((ev) => control(ev.data) || s.onmessage?.(ev));
+    w.onerror = mine((ev) => s.onerror?.(ev));
+    w.onclose = mine((ev) => {
+      ws = null;
+      open = false;
+      clearTimeout(timer);
+      clearTimeout(ping);
+      s.onclose?.(ev);
+      const u = sent.splice(0);
+      if (u.length) s.onundelivered?.(u);
+      if (closed) return;
+      if (!ownTokenClose && !TOKEN_CLOSES.includes(ev.code)) return later();
+      manager.refresh(token).then(
         () => {
-          if (this.#quickUsed) return this.#later();
-          this.#quickUsed = true;
-          void this.#connect();
+          if (quickUsed) return later();
+          quickUsed = true;
+          void connect();
         },
-        (e: unknown) => (e instanceof ReauthRequiredError ? this.close() : this.#later()),
+        (e: unknown) => (e instanceof ReauthRequiredError ? s.close() : later()),
       );
     });
   }
 
   /** Reconnect after a backoff: SOCKET_BACKOFF_BASE_MS doubling to the cap, equal jitter. */
-  #later(): void {
-    if (this.#closed) return;
-    const d = Math.min(SOCKET_BACKOFF_CAP_MS, SOCKET_BACKOFF_BASE_MS * 2 ** this.#failures++);
-    this.#timer = setTimeout(() => void this.#connect(), (d * (1 + (this.#o.random ?? Math.random)())) / 2);
+  function later(): void {
+    if (closed) return;
+    const d = Math.min(SOCKET_BACKOFF_CAP_MS, SOCKET_BACKOFF_BASE_MS * 2 ** failures++);
+    timer = setTimeout(() => void connect(), (d * (1 + (opts.random ?? Math.random)())) / 2);
   }
 
-  #renew(token: string): void {
-    const ws = this.#ws;
-    if (!this.#open || !ws || token === this.#token || token === this.#renewing) return;
-    this.#renewing = token;
-    ws.send(JSON.stringify({ type: "tokend.renew", token }));
+  function renew(t: string): void {
+    const w = ws;
+    if (!open || !w || t === token || t === renewing) return;
+    renewing = t;
+    w.send(JSON.stringify({ type: "tokend.renew", token: t }));
     // The pong to a ping after it answers for the renewal too.
-    if (this.#mark < 0) this.#beat();
+    if (mark < 0) beat();
   }
 
   /**
-   * Pings; once #seen, no pong within 10 s ends the connection (onclose at
+   * Pings; once seen, no pong within 10 s ends the connection (onclose at
    * once: a dead path never completes the browser's closing handshake).
    */
-  #beat(): void {
-    const ws = this.#ws!;
-    clearTimeout(this.#ping);
-    ws.send('{"type":"tokend.ping"}');
-    this.#mark = this.#sent.length;
-    if (this.#seen)
-      this.#ping = setTimeout(() => {
-        ws.onclose!({ code: 4000 } as CloseEvent);
-        ws.close(4000);
+  function beat(): void {
+    const w = ws!;
+    clearTimeout(ping);
+    w.send('{"type":"tokend.ping"}');
+    mark = sent.length;
+    if (seen)
+      ping = setTimeout(() => {
+        w.onclose!({ code: 4000 } as CloseEvent);
+        w.close(4000);
       }, SOCKET_PONG_TIMEOUT_MS);
   }
 
   /** Handles a tokend.* control message; false for application messages. */
-  #control(data: unknown): boolean {
+  function control(data: unknown): boolean {
     let type: unknown;
     try {
       type = typeof data == "string" && data.includes('"tokend.') && JSON.parse(data).type;
     } catch {}
     if (!/^tokend\./.test(type as string)) return false;
     if (type === "tokend.renewed") {
-      if (this.#renewing) this.#token = this.#renewing;
-      this.#renewing = "";
-    } else if (type === "tokend.pong" || (type === "tokend.renew_failed" && !this.#renewing)) {
+      if (renewing) token = renewing;
+      renewing = "";
+    } else if (type === "tokend.pong" || (type === "tokend.renew_failed" && !renewing)) {
       // Servers before tokend.pong answer a ping with renew_failed ("unknown control message").
-      this.#seen = true;
-      this.#sent.splice(0, this.#mark);
-      this.#mark = -1;
-      clearTimeout(this.#ping);
-      this.#ping = setTimeout(() => this.#beat(), SOCKET_PING_INTERVAL_MS);
+      seen = true;
+      sent.splice(0, mark);
+      mark = -1;
+      clearTimeout(ping);
+      ping = setTimeout(beat, SOCKET_PING_INTERVAL_MS);
     } else if (type === "tokend.renew_failed" || type === "tokend.expiring") {
       // Stop sending (later sends queue), close for the token, reconnect with a fresh one.
-      this.#open = false;
-      this.#ownTokenClose = true;
-      this.#renewing = "";
-      this.#ws?.close(4001, "token");
+      open = false;
+      ownTokenClose = true;
+      renewing = "";
+      ws?.close(4001, "token");
     }
     return true;
   }
-}
 
-/** Opens a WebSocket to url that authenticates with manager's tokens and stays connected; see TokenSocket. */
-export function tokenSocket(url: string | URL, manager: TokenManager, opts: TokenSocketOptions = {}): TokenSocket {
-  return new Socket(url, manager, opts);
+  const unsub = manager.onToken(renew);
+  void connect();
+  return s;
 }
