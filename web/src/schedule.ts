@@ -73,9 +73,13 @@ export function refreshTime(issued_at: number, expires_at: number, leadMs: numbe
   return isFinite(expires_at) ? expires_at - lead - random() * lead * 0.1 : Infinity;
 }
 
-/** Whether h may still be presented at now: before expiry less min(10 s, a tenth of the lifetime). */
+/**
+ * Whether h may still be presented at now: before expiry less min(10 s, a
+ * tenth of the lifetime). A dropped token (expires_at 0: a negative
+ * lifetime) is not, since now is after issued_at.
+ */
 export function usable(h: Held, now: number): boolean {
-  return now < h.expires_at - Math.min(10_000, Math.max(0, (h.expires_at - h.issued_at) / 10));
+  return now < h.expires_at - Math.min(10_000, (h.expires_at - h.issued_at) / 10);
 }
 
 /**
