@@ -8,7 +8,7 @@ import { MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefresh
 import type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse } from "./options.js";
 import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS, received, refreshTime, usable, type Held, type Token } from "./schedule.js";
 import { fromWire, load, save } from "./storage.js";
-import { Refresher } from "./refresher.js";
+import { refresher, type Refresher } from "./refresher.js";
 import { Tabs, catchUp } from "./tabs.js";
 
 export { FETCH_TIMEOUT_MS, isTokenChallenge, MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError, BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS };
@@ -52,7 +52,7 @@ export class TokenManager {
     this.#random = opts.random ?? Math.random;
     this.#revoke = opts.revocationEndpoint ?? opts.tokenEndpoint.replace(/\/token(?=$|[?#])/, "/revoke");
     this.#routes = routes(opts, this.#revoke);
-    this.#refresher = new Refresher(() => this.#attempt(), this.#now, this.#random);
+    this.#refresher = refresher(() => this.#attempt(), this.#now, this.#random);
   }
 
   /**
