@@ -9,7 +9,7 @@ import type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOp
 import { BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS, received, refreshTime, usable, type Held, type Token } from "./schedule.js";
 import { fromWire, load, save } from "./storage.js";
 import { refresher, type Refresher } from "./refresher.js";
-import { Tabs, catchUp } from "./tabs.js";
+import { joinTabs, catchUp, type Tabs } from "./tabs.js";
 
 export { FETCH_TIMEOUT_MS, isTokenChallenge, MissingRefreshTokenError, OAuthError, ReauthRequiredError, TokenRefreshError, BACKOFF_BASE_MS, BACKOFF_CAP_MS, UNANSWERED_CAP_MS };
 export type { BroadcastChannelLike, LockManagerLike, StorageLike, TokenManagerOptions, TokenResponse };
@@ -64,7 +64,7 @@ export class TokenManager {
     const o = this.#o;
     if (tokens && !o.cookie && !tokens.refresh_token) throw new MissingRefreshTokenError();
     if (!this.#tabs) {
-      this.#tabs = new Tabs(o, (m) => this.#onMessage(m));
+      this.#tabs = joinTabs(o, (m) => this.#onMessage(m));
       this.#listen("add");
     }
     if (tokens) {

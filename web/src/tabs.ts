@@ -13,75 +13,72 @@ import type { Held } from "./schedule.js";
 export type Message = { type: "tokens" } | { type: "logout" } | { type: "resend" };
 
 /** The tabs of this origin that share a client's login, as this tab sees them. */
-export class Tabs {
-  #channel?: BroadcastChannelLike | null;
-  #locks?: LockManagerLike | null;
-  /** The name of the refresh lock. */
-  readonly #refresh: string;
-  /** The prefix of the names of the locks that say which token a tab holds; its seq follows. */
-  readonly #holds: string;
-  /** Releases the lock that says which token this tab holds. */
-  #release = () => {};
-  /** The seq of the token this tab holds, as in its lock's name. */
-  #held = "";
+export interface Tabs {
+  /** Sends m to the other tabs. */
+  post(m: Record<string, unknown>): void;
+  /** Runs fn holding the origin's refresh lock: one tab at a time (at once without Web Locks). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Says that this tab holds h (nothing, for null): a shared lock named for
+   * h's seq, held until the next call. Resolves once it is held.
+   */
+  hold(h: Held | null): Promise<void>;
+  /** Whether another tab holds a later token than h (of a higher seq), so that h's refresh token may be spent. */
+  newer(h: Held): Promise<boolean>;
+  /** Leaves: no more messages, no lock held. */
+  close(): void;
+}
 
-  /** Joins o's tabs (unless o.crossTab is false); onMessage receives every other tab's message. */
-  constructor(o: TokenManagerOptions, onMessage: (m: unknown) => void) {
-    const name = "tokend:" + o.clientId;
-    this.#refresh = "tokend-refresh:" + name;
-    this.#holds = "tokend-holds:" + name + ":";
-    if (o.crossTab === false) return;
-    const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
-    this.#locks = o.locks !== undefined ? o.locks : nav?.locks;
+/** Joins o's tabs (unless o.crossTab is false); onMessage receives every other tab's message. */
+export function joinTabs(o: TokenManagerOptions, onMessage: (m: unknown) => void): Tabs {
+  const name = "tokend:" + o.clientId;
+  /** The prefix of the names of the locks that say which token a tab holds; its seq follows. */
+  const holds = "tokend-holds:" + name + ":";
+  const on = o.crossTab !== false;
+  const nav = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
+  const locks = !on ? null : o.locks !== undefined ? o.locks : nav?.locks;
+  let channel: BroadcastChannelLike | null | undefined;
+  /** Releases the lock that says which token this tab holds. */
+  let release = () => {};
+  /** The seq of the token this tab holds, as in its lock's name. */
+  let held = "";
+  if (on) {
     try {
       // Without BroadcastChannel (ReferenceError) or when it is refused: no channel.
       const ch = (o.channel !== undefined ? o.channel : (n: string) => new BroadcastChannel(n))?.(name);
       if (ch) {
         (ch as { unref?: () => void }).unref?.();
         ch.onmessage = (ev) => onMessage(ev.data);
-        this.#channel = ch;
+        channel = ch;
       }
     } catch {}
   }
 
-  /** Sends m to the other tabs. */
-  post(m: Record<string, unknown>): void {
-    this.#channel?.postMessage(m);
-  }
-
-  /** Runs fn holding the origin's refresh lock: one tab at a time (at once without Web Locks). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#locks ? this.#locks.request(this.#refresh, fn) : fn();
-  }
-
-  /**
-   * Says that this tab holds h (nothing, for null): a shared lock named for
-   * h's seq, held until the next call. Resolves once it is held.
-   */
-  async hold(h: Held | null): Promise<void> {
-    const t = h ? String(h.seq) : "";
-    const locks = this.#locks;
-    if (t === this.#held) return;
-    this.#held = t;
-    this.#release();
-    // Released when the next hold begins, even if that comes before this one is granted.
-    const gone = new Promise<void>((r) => (this.#release = r));
-    if (locks && t) await new Promise<void>((held) => void locks.request(this.#holds + t, { mode: "shared" }, () => (held(), gone)));
-  }
-
-  /** Whether another tab holds a later token than h (of a higher seq), so that h's refresh token may be spent. */
-  async newer(h: Held): Promise<boolean> {
-    const prefix = this.#holds;
-    const held = (await this.#locks?.query?.())?.held ?? [];
-    return held.some((l) => l.name?.startsWith(prefix) && +l.name.slice(prefix.length) > h.seq);
-  }
-
-  /** Leaves: no more messages, no lock held. */
-  close(): void {
-    this.hold(null);
-    this.#channel?.close();
-    this.#channel = null;
-  }
+  const tabs: Tabs = {
+    post(m) {
+      channel?.postMessage(m);
+    },
+    exclusive: (fn) => (locks ? locks.request("tokend-refresh:" + name, fn) : fn()),
+    async hold(h) {
+      const t = h ? String(h.seq) : "";
+      if (t === held) return;
+      held = t;
+      release();
+      // Released when the next hold begins, even if that comes before this one is granted.
+      const gone = new Promise<void>((r) => (release = r));
+      if (locks && t) await new Promise<void>((ok) => void locks.request(holds + t, { mode: "shared" }, () => (ok(), gone)));
+    },
+    async newer(h) {
+      const all = (await locks?.query?.())?.held ?? [];
+      return all.some((l) => l.name?.startsWith(holds) && +l.name.slice(holds.length) > h.seq);
+    },
+    close() {
+      tabs.hold(null);
+      channel?.close();
+      channel = null;
+    },
+  };
+  return tabs;
 }
 
 /** How long a tab that found newer tokens in another tab waits for them to arrive before it gives up (and retries later). */
