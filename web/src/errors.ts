@@ -34,10 +34,11 @@ export class OAuthError extends Error {
    * undefined when the header is absent or malformed.
    */
   declare readonly retryAfterMs?: number;
-  constructor(message: string, { cause, ...fields }: OAuthErrorInit = {}) {
-    super(message, { cause });
+  constructor(message: string, init: OAuthErrorInit = {}) {
+    // Error takes the cause (an own property only when given); the rest are fields.
+    super(message, init);
     this.name = "OAuthError";
-    Object.assign(this, fields);
+    Object.assign(this, init);
   }
 }
 
