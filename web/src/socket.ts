@@ -198,10 +198,10 @@ export function tokenSocket(url: string | URL, manager: TokenManager, opts: Toke
   }
 
   function renew(t: string): void {
-    const w = ws;
-    if (!open || !w || t === token || t === renewing) return;
+    // Open, there is a connection.
+    if (!open || t === token || t === renewing) return;
     renewing = t;
-    w.send(JSON.stringify({ type: "tokend.renew", token: t }));
+    ws!.send(JSON.stringify({ type: "tokend.renew", token: t }));
     // The pong to a ping after it answers for the renewal too.
     if (mark < 0) beat();
   }
