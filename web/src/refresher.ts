@@ -42,7 +42,8 @@ export function refresher(attempt: () => Promise<string>, now: () => number, ran
   const r: Refresher = {
     run: () => (!inflight && retrying ? Promise.reject(error) : start()),
     kick() {
-      if (!inflight && !retrying) start().catch(() => {});
+      // start() gives the refresh in flight, if any.
+      if (!retrying) start().catch(() => {});
     },
     at(at) {
       if (retrying) return;
