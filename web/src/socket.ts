@@ -244,7 +244,7 @@ export function tokenSocket(url: string | URL, manager: TokenManager, opts: Toke
       open = false;
       ownTokenClose = true;
       renewing = "";
-      ws?.close(4001, "token");
+      ws!.close(4001, "token"); // a message of the current connection
     }
     return true;
   }
