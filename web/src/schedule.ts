@@ -51,7 +51,8 @@ export const UNANSWERED_CAP_MS = 5_000;
  */
 export function received(t: TokenResponse, sent: number, prev: Token | null): Token {
   const c = jwtClaims(t.access_token);
-  const life = typeof t.expires_in === "number" ? t.expires_in : Number(c?.exp) - Number(c?.iat);
+  // Subtraction converts to numbers: NaN unless both are numeric.
+  const life = typeof t.expires_in === "number" ? t.expires_in : (c?.exp as number) - (c?.iat as number);
   return {
     access_token: t.access_token,
     refresh_token: t.refresh_token ?? prev?.refresh_token,
