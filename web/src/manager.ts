@@ -170,27 +170,26 @@ export class TokenManager {
     const o = this.#o;
     // Only cookie mode has a #firstRT; only outside it do tokens keep their refresh_token.
     const rt = this.#firstRT ?? this.#held?.refresh_token;
-    if (!o.cookie && !rt) throw this.#fail();
+    if (!o.cookie && !rt) throw this.#end(true);
     // The lifetime counts from when the request was sent: expires_in is what was left when the server answered.
     const sent = this.#now();
     const a = await redeem(this.#fetch, o, rt, this.#now);
     if (epoch !== this.#epoch) throw this.#reauth();
-    if (a instanceof OAuthError) throw terminal(a) ? this.#fail(a) : a;
+    if (a instanceof OAuthError) throw terminal(a) ? this.#end(true, a) : a;
     this.#firstRT = undefined;
     this.#broadcast(this.#adopt(received(a, sent, this.#held)));
-  }
-
-  /** Terminal failure (cause: the endpoint's answer, if any): forget everything, tell the app once. */
-  #fail(cause?: OAuthError): ReauthRequiredError {
-    this.#end(true, cause);
-    return this.#reauth();
   }
 
   #reauth(): ReauthRequiredError {
     return new ReauthRequiredError(undefined, { cause: this.#cause });
   }
 
-  #end(tell: boolean, cause?: unknown): void {
+  /**
+   * The login is over (cause: the endpoint's answer, if any): forget
+   * everything; after a terminal failure (tell), tell the app once. Returns
+   * the error to reject with.
+   */
+  #end(tell: boolean, cause?: unknown): ReauthRequiredError {
     this.#epoch++;
     this.#terminal = true;
     this.#cause = cause;
@@ -208,6 +207,7 @@ export class TokenManager {
         // the app's callback must not break the manager
       }
     }
+    return this.#reauth();
   }
 
   /** Adopt a token (from the endpoint, another tab or storage), schedule its refresh, tell the listeners. */
