@@ -1,6 +1,5 @@
 // The fetch wrapper: which requests get the bearer token, and the one
 // refresh-and-replay of a request the API refused for its token.
-import type { TokenManager } from "./manager.js";
 import type { TokenManagerOptions } from "./options.js";
 
 /** Is this response a challenge worth a refresh (401, or 403 when enabled), not insufficient_scope (RFC 6750 §3.1)? */
@@ -50,13 +49,21 @@ export function routes(o: TokenManagerOptions, revoke: string): [(url: string) =
   return [isEndpoint, sendsTokenTo];
 }
 
+/** What the fetch wrapper uses of a TokenManager. */
+interface Bearer {
+  sendsTokenTo(url: string): boolean;
+  getAccessToken(): Promise<string>;
+  isChallenge(status: number, wwwAuthenticate: string | null): boolean;
+  refresh(rejected?: string): Promise<string>;
+}
+
 /**
  * m.fetch: send (the app's fetch) with m's bearer token; on a challenge,
  * one refresh and one replay. A request whose body is a stream cannot be
  * replayed: its challenge goes back to the app, and drop(token) makes the
  * next call refresh.
  */
-export async function bearerFetch(m: TokenManager, send: typeof fetch, drop: (token: string) => void, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+export async function bearerFetch(m: Bearer, send: typeof fetch, drop: (token: string) => void, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
   const req = input instanceof Request ? input : undefined;
   if (!m.sendsTokenTo(req?.url ?? String(input))) return send(input, init);
   const token = await m.getAccessToken();

@@ -6,7 +6,6 @@
 // has already rotated.
 import type { BroadcastChannelLike, LockManagerLike, TokenManagerOptions } from "./options.js";
 import { OAuthError } from "./errors.js";
-import type { TokenManager } from "./manager.js";
 import type { Held } from "./schedule.js";
 
 /** The messages on the channel: tokens (with the Wire fields), logout, and resend (a tab asks the others for their tokens). */
@@ -93,7 +92,7 @@ const ADOPT_WAIT_MS = 5_000;
  * §4.14.2). Rejects with an OAuthError, spending nothing, if none comes
  * within ADOPT_WAIT_MS (that tab is asleep too): the refresh is retried.
  */
-export async function catchUp(tabs: Tabs, m: TokenManager, held: () => Held | null): Promise<void> {
+export async function catchUp(tabs: Tabs, m: { onToken(listener: (token: string) => void): () => void }, held: () => Held | null): Promise<void> {
   const h = held();
   if (!h || !(await tabs.newer(h)) || held() !== h) return;
   tabs.post({ type: "resend" });
