@@ -162,7 +162,7 @@ func dependents(ctx context.Context, st store.Store, cutoff, now time.Time) ([]s
 	if err != nil {
 		return nil, err
 	}
-	legacy, _ := st.(store.LegacyTokens)
+	legacy, _ := store.Capability[store.LegacyTokens](st)
 	var out []store.Family
 	for _, f := range all {
 		if !issued(f).Before(cutoff) {

@@ -195,8 +195,11 @@ func (s *Server) refreshTokenRef(ctx context.Context, tok string) (tokenRef, err
 	if ref, ok := s.refreshKeys.parseRefreshToken(tok); ok {
 		return ref, nil
 	}
-	l, ok := s.store.(store.LegacyTokens)
-	if !ok || !isLegacyRefreshToken(tok) {
+	if !isLegacyRefreshToken(tok) {
+		return tokenRef{}, errUnknownToken
+	}
+	l, ok := store.Capability[store.LegacyTokens](s.store)
+	if !ok {
 		return tokenRef{}, errUnknownToken
 	}
 	id, gen, err := l.LegacyToken(ctx, hashToken(tok))

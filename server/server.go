@@ -178,10 +178,9 @@ type Config struct {
 	Throttle Throttle
 	// FailureCounter counts the throttle's failures across the instances
 	// that share it, so that they lock a key about as soon as one
-	// instance would (see Throttle). Default: Store, if it implements
-	// store.FailureCounter (postgres and redis do), else nil, and each
-	// instance counts alone. A store wrapped by another (sealed) hides
-	// it: pass the inner store here.
+	// instance would (see Throttle). Default: the store.FailureCounter
+	// of Store, through any wrappers (store.Capability; postgres and
+	// redis have one), else nil, and each instance counts alone.
 	FailureCounter store.FailureCounter
 	// FamiliarSources keeps, across the instances that share it and
 	// across restarts, where each user has logged in from lately, the
@@ -372,7 +371,7 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.Authenticate = s.builtinUsers
 	}
 	if cfg.FailureCounter == nil {
-		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
+		cfg.FailureCounter, _ = store.Capability[store.FailureCounter](cfg.Store)
 	}
 	if cfg.FamiliarSources == nil && cfg.FailureCounter != nil {
 		if fs, ok := cfg.FailureCounter.(store.FamiliarSources); ok {

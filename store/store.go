@@ -6,7 +6,9 @@
 // storetest is the conformance suite they all pass. WithTimeout puts a
 // deadline on every call of a store, so that a database that stops
 // answering costs its callers an error wrapping ErrUnavailable, not a
-// hang.
+// hang. A backend's optional interfaces (FailureCounter, Leaser,
+// LegacyTokens, FamiliarSources, Scrubber) are found with Capability,
+// through any wrappers (capability.go).
 //
 // Values go in and come out; no backend shares memory with its callers. A
 // refresh token is known to a store only by its hash: the token itself never

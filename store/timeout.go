@@ -35,10 +35,12 @@ const DefaultTimeout = 5 * time.Second
 // context; those of this module do (PostgreSQL and Redis on pooled and new
 // connections, SQLite while it waits for a lock held by another process).
 //
-// The result implements exactly the optional interfaces st implements,
-// each under the deadline, and Unwrap returns st: a capability that st has
-// is not hidden by the wrapping. Wrapping a store WithTimeout returned
-// wraps the store under it with the new d: deadlines never nest.
+// The result has only the methods of Store, Unwrap (which returns st)
+// and As: through Capability it provides the FailureCounter, Leaser and
+// LegacyTokens that st has, each under the deadline, and no capability
+// that st lacks; FamiliarSources and Scrubber are found under it, as st
+// has them. Wrapping a store WithTimeout returned wraps the store under
+// it with the new d: deadlines never nest.
 func WithTimeout(st Store, d time.Duration) Store {
 	if d < 0 {
 		return st
@@ -50,94 +52,29 @@ func WithTimeout(st Store, d time.Duration) Store {
 		st = w.timeoutInner()
 	}
 	t := &timeoutStore{st: st, d: d}
-	fc, isFC := st.(FailureCounter)
-	le, isLe := st.(Leaser)
-	lt, isLT := st.(LegacyTokens)
-	f, l, g := failures{t, fc}, leases{t, le}, legacy{t, lt}
-	switch {
-	case isFC && isLe && isLT:
-		return struct {
-			*timeoutStore
-			failures
-			leases
-			legacy
-		}{t, f, l, g}
-	case isFC && isLe:
-		return struct {
-			*timeoutStore
-			failures
-			leases
-		}{t, f, l}
-	case isFC && isLT:
-		return struct {
-			*timeoutStore
-			failures
-			legacy
-		}{t, f, g}
-	case isLe && isLT:
-		return struct {
-			*timeoutStore
-			leases
-			legacy
-		}{t, l, g}
-	case isFC:
-		return struct {
-			*timeoutStore
-			failures
-		}{t, f}
-	case isLe:
-		return struct {
-			*timeoutStore
-			leases
-		}{t, l}
-	case isLT:
-		return struct {
-			*timeoutStore
-			legacy
-		}{t, g}
+	if fc, ok := Capability[FailureCounter](st); ok {
+		t.fc = failures{t, fc}
+	}
+	if le, ok := Capability[Leaser](st); ok {
+		t.le = leases{t, le}
+	}
+	if lt, ok := Capability[LegacyTokens](st); ok {
+		t.lt = legacy{t, lt}
 	}
 	return t
-}
-
-// Unwrap returns the store that st wraps, if st says (with a method
-// Unwrap() Store, as the result of WithTimeout has), else nil: how a
-// caller finds a concrete backend (*redis.Store, say) under wrappers.
-func Unwrap(st Store) Store {
-	if u, ok := st.(interface{ Unwrap() Store }); ok {
-		return u.Unwrap()
-	}
-	return nil
-}
-
-// Capability returns st as a T if it is one, or else the first store
-// under it (Unwrap, repeatedly) that is: how a caller finds an optional
-// interface that a wrapper does not forward (WithTimeout forwards
-// FailureCounter, Leaser and LegacyTokens; FamiliarSources and Scrubber
-// are found under it, and their callers bound each call themselves).
-func Capability[T any](st Store) (T, bool) {
-	for ; st != nil; st = Unwrap(st) {
-		if c, ok := st.(T); ok {
-			return c, true
-		}
-	}
-	var zero T
-	return zero, false
 }
 
 // timeoutStore is WithTimeout's Store.
 type timeoutStore struct {
 	st Store
 	d  time.Duration
+	// The capabilities of st under the deadline; nil where st has none.
+	fc FailureCounter
+	le Leaser
+	lt LegacyTokens
 }
 
-// The optional interfaces, each forwarded under the deadline. A method
-// added to one of them fails to compile here until it is forwarded.
-var (
-	_ FailureCounter = failures{}
-	_ Leaser         = leases{}
-	_ LegacyTokens   = legacy{}
-)
-
+// failures, leases and legacy are st's capabilities under t's deadline.
 type failures struct {
 	t  *timeoutStore
 	fc FailureCounter
@@ -202,6 +139,24 @@ func (t *timeoutStore) timeoutInner() Store { return t.st }
 
 // Unwrap returns the store under the deadline.
 func (t *timeoutStore) Unwrap() Store { return t.st }
+
+// As provides, for Capability, the FailureCounter, Leaser and
+// LegacyTokens of the store under the deadline, each with the deadline;
+// it reports false for those that store lacks, and for any other target.
+func (t *timeoutStore) As(target any) bool {
+	switch p := target.(type) {
+	case *FailureCounter:
+		*p = t.fc
+		return t.fc != nil
+	case *Leaser:
+		*p = t.le
+		return t.le != nil
+	case *LegacyTokens:
+		*p = t.lt
+		return t.lt != nil
+	}
+	return false
+}
 
 // CreateClient implements Store.
 func (t *timeoutStore) CreateClient(ctx context.Context, c Client) error {

@@ -140,17 +140,17 @@ func calls(st store.Store) map[string]func(ctx context.Context) error {
 		},
 		"Ping": st.Ping,
 	}
-	if fc, ok := st.(store.FailureCounter); ok {
+	if fc, ok := store.Capability[store.FailureCounter](st); ok {
 		m["CountFailures"] = func(ctx context.Context) error {
 			_, err := fc.CountFailures(ctx, []store.Failure{{Key: "k", Forget: time.Second}})
 			return err
 		}
 	}
-	if le, ok := st.(store.Leaser); ok {
+	if le, ok := store.Capability[store.Leaser](st); ok {
 		m["Lease"] = func(ctx context.Context) error { _, err := le.Lease(ctx, "gc", "me", time.Second); return err }
 		m["Release"] = func(ctx context.Context) error { return le.Release(ctx, "gc", "me") }
 	}
-	if lt, ok := st.(store.LegacyTokens); ok {
+	if lt, ok := store.Capability[store.LegacyTokens](st); ok {
 		m["LegacyToken"] = func(ctx context.Context) error { _, _, err := lt.LegacyToken(ctx, []byte("h")); return err }
 	}
 	return m
@@ -283,9 +283,9 @@ func (legacy) LegacyToken(context.Context, []byte) (string, int64, error) {
 }
 
 func capabilities(st store.Store) string {
-	_, fc := st.(store.FailureCounter)
-	_, le := st.(store.Leaser)
-	_, lt := st.(store.LegacyTokens)
+	_, fc := store.Capability[store.FailureCounter](st)
+	_, le := store.Capability[store.Leaser](st)
+	_, lt := store.Capability[store.LegacyTokens](st)
 	return fmt.Sprintf("FailureCounter=%v Leaser=%v LegacyTokens=%v", fc, le, lt)
 }
 

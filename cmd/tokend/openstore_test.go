@@ -77,9 +77,9 @@ func TestOpenStoreBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			_, fc := st.(store.FailureCounter)
-			_, le := st.(store.Leaser)
-			_, lt := st.(store.LegacyTokens)
+			_, fc := store.Capability[store.FailureCounter](st)
+			_, le := store.Capability[store.Leaser](st)
+			_, lt := store.Capability[store.LegacyTokens](st)
 			caps := fmt.Sprintf("FailureCounter=%v Leaser=%v LegacyTokens=%v", fc, le, lt)
 			if b := fmt.Sprintf("%T", store.Unwrap(st)); b != tc.backend || caps != tc.caps {
 				t.Errorf("opened %s with %s; want %s with %s", b, caps, tc.backend, tc.caps)

@@ -61,20 +61,20 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 		return err
 	}
 	logKeyring(log, ring)
-	// Every call of bounded, and of st over it, has the deadline
-	// cfg.StoreTimeout; so have the FailureCounter and the Leaser it has
-	// if the backend has them (the sealed wrapper hides them).
-	bounded, err := openStore(ctx, cfg.Store, cfg.StoreTimeout)
+	// Every call of st has the deadline cfg.StoreTimeout; so have the
+	// FailureCounter and the Leaser found through it (store.Capability)
+	// if the backend has them.
+	st, err := openStore(ctx, cfg.Store, cfg.StoreTimeout)
 	if err != nil {
 		return err
 	}
-	if rs, ok := store.Unwrap(bounded).(*redis.Store); ok {
+	st = wrapSealed(st, ring)
+	defer st.Close()
+	if rs, ok := store.Capability[*redis.Store](st); ok {
 		if w := rs.Durability().Warning(); w != "" {
 			log.Warn("redis persistence can lose rotations on a crash", "store", redacted(cfg.Store), "detail", w)
 		}
 	}
-	st := wrapSealed(bounded, ring)
-	defer st.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("addr: %w", err)
@@ -97,14 +97,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	scfg := server.Config{
 		Store: st, Signer: ks, Secrets: secretRing, Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
-		Logger: log,
-		// Failures count across the instances that share the store; the
-		// sealed wrapper hides that the store can.
-		FailureCounter: failureCounter(bounded),
-		FamiliarSources: func() store.FamiliarSources {
-			fs, _ := store.Capability[store.FamiliarSources](bounded)
-			return fs
-		}(),
+		Logger:       log,
 		StoreTimeout: -1, // st is bounded already
 		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
 			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
@@ -127,7 +120,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	gcDone := make(chan struct{})
 	defer func() { stopBG(); <-gcDone }() // the gc lease is released before the store closes
 	go background(bg, log, cfg, ks, &secretReload{st: st, srv: srv, was: secretRing})
-	leaser, _ := bounded.(store.Leaser) // the sealed wrapper hides it
+	leaser, _ := store.Capability[store.Leaser](st)
 	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, leaser, gcHolder()) }()
 
 	errc := make(chan error, 2)
@@ -173,12 +166,6 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-}
-
-// failureCounter returns st's store.FailureCounter, nil if it has none.
-func failureCounter(st store.Store) store.FailureCounter {
-	fc, _ := st.(store.FailureCounter)
-	return fc
 }
 
 // background reloads the signing keys and the server secrets (each

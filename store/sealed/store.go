@@ -2,7 +2,6 @@ package sealed
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/tokend/tokend/store"
@@ -20,6 +19,15 @@ import (
 // in Keyring.Old, and is refused with ErrUnknownKey otherwise (so that a
 // server started without the key fails with a clear error rather than
 // failing to parse a private key).
+//
+// A Store has the methods of store.Store and Unwrap, no other: the
+// optional capabilities of the wrapped store (store.FailureCounter,
+// store.Leaser, store.LegacyTokens, store.FamiliarSources,
+// store.Scrubber) are found under it with store.Capability, as the
+// wrapped store has them, and a capability it lacks is not claimed here.
+// None of them carries a signing key or a secret value, so the Store
+// intercepts none; a capability that did would be intercepted here, with
+// a method As (store.Capability).
 //
 // A Store is safe for concurrent use as the store it wraps is.
 type Store struct {
@@ -204,15 +212,6 @@ func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reaso
 // RevokeFamilies implements store.Store.
 func (s *Store) RevokeFamilies(ctx context.Context, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
 	return s.inner.RevokeFamilies(ctx, filter, at, reason)
-}
-
-// LegacyToken implements store.LegacyTokens when the wrapped store does;
-// otherwise every hash is unknown (store.ErrNotFound).
-func (s *Store) LegacyToken(ctx context.Context, hash []byte) (string, int64, error) {
-	if l, ok := s.inner.(store.LegacyTokens); ok {
-		return l.LegacyToken(ctx, hash)
-	}
-	return "", 0, fmt.Errorf("sealed: refresh token: %w", store.ErrNotFound)
 }
 
 // Rotate implements store.Store.

@@ -29,7 +29,7 @@ const DeadlineSlack = 500 * time.Millisecond
 // that some open new connections (through a stall, new connections are
 // accepted and held too). The
 // calls are reads, writes, a rotation and each of the optional
-// interfaces s has. After p.Restore, s serves again within seconds and
+// interfaces s has (store.Capability). After p.Restore, s serves again within seconds and
 // the family rotates on.
 func RunDeadline(t *testing.T, s store.Store, p *Proxy, d time.Duration, stall bool) {
 	ctx := t.Context()
@@ -122,19 +122,19 @@ func deadlineCalls(s store.Store, tk token) []deadlineCall {
 		{"ListKeys", func(ctx context.Context) error { _, err := s.ListKeys(ctx); return err }},
 		{"Ping", s.Ping},
 	}
-	if fc, ok := s.(store.FailureCounter); ok {
+	if fc, ok := store.Capability[store.FailureCounter](s); ok {
 		cs = append(cs, deadlineCall{"CountFailures", func(ctx context.Context) error {
 			_, err := fc.CountFailures(ctx, []store.Failure{{Key: "deadline", Forget: time.Minute}})
 			return err
 		}})
 	}
-	if le, ok := s.(store.Leaser); ok {
+	if le, ok := store.Capability[store.Leaser](s); ok {
 		cs = append(cs, deadlineCall{"Lease", func(ctx context.Context) error {
 			_, err := le.Lease(ctx, "deadline", "me", time.Minute)
 			return err
 		}})
 	}
-	if lt, ok := s.(store.LegacyTokens); ok {
+	if lt, ok := store.Capability[store.LegacyTokens](s); ok {
 		cs = append(cs, deadlineCall{"LegacyToken", func(ctx context.Context) error {
 			_, _, err := lt.LegacyToken(ctx, hash())
 			if errors.Is(err, store.ErrNotFound) {
