@@ -22,7 +22,7 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 	if err := checkParam("parameter", "username", user); err != nil {
 		return nil, err
 	}
-	scope, err := requestedScope(form, c.Scopes)
+	scope, err := requestedScope(form, c)
 	if err != nil {
 		return nil, err
 	}

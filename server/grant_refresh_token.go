@@ -28,7 +28,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 		// RFC 6749 §6: the scope may be narrowed, never widened. Checked
 		// before the rotation, so that a refused request spends nothing.
 		fam, err := s.store.GetFamily(ctx, ref.family)
-		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !fam.OwnedBy(c.ID) {
 			return nil, s.refreshRefused()
 		}
 		if err != nil {
