@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
 
 	"github.com/tokend/tokend/store"
 )
@@ -15,7 +13,8 @@ import (
 // presented token (the parameter, or cookie mode's cookie) is replaced by
 // its successor in one atomic step. A refused token is invalid_grant
 // (refreshRefused).
-func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, presented string, form url.Values) (*tokenResponse, error) {
+func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	c, form, presented := req.client, req.form, req.refreshToken
 	ref, err := s.refreshTokenRef(ctx, presented)
 	if errors.Is(err, errUnknownToken) {
 		return nil, s.refreshRefused()
