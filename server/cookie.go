@@ -84,22 +84,22 @@ func cookieToken(r *http.Request) string {
 
 // presentedRefreshToken returns the token a refresh_token grant presents:
 // its refresh_token parameter or, for a cookie-mode client without one,
-// its cookie.
-func presentedRefreshToken(r *http.Request, c store.Client, form url.Values) (string, error) {
+// its cookie (fromCookie).
+func presentedRefreshToken(r *http.Request, c store.Client, form url.Values) (token string, fromCookie bool, err error) {
 	if rt := form.Get("refresh_token"); rt != "" || !c.Cookie {
 		if rt == "" {
-			return "", errInvalidRequest("missing refresh_token")
+			return "", false, errInvalidRequest("missing refresh_token")
 		}
-		return rt, nil
+		return rt, false, nil
 	}
 	if err := cookieRequest(r, "refresh"); err != nil {
-		return "", err
+		return "", false, err
 	}
 	rt := cookieToken(r)
 	if rt == "" {
 		// The cookie expired with its family, or was cleared at logout:
 		// the user logs in again.
-		return "", errInvalidGrant("no refresh token cookie")
+		return "", false, errInvalidGrant("no refresh token cookie")
 	}
-	return rt, nil
+	return rt, true, nil
 }

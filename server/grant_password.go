@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
 
 	"github.com/tokend/tokend/store"
 )
@@ -14,7 +12,8 @@ import (
 // §4.3): it starts a login. Each check is an attempt for the throttle from
 // src for the username: refused with 429 while locked, counted if the
 // password is wrong.
-func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, form url.Values) (*tokenResponse, error) {
+func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	c, form := req.client, req.form
 	user, pass := form.Get("username"), form.Get("password")
 	if user == "" || pass == "" {
 		return nil, errInvalidRequest("missing username or password")
@@ -22,11 +21,11 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 	if err := checkParam("parameter", "username", user); err != nil {
 		return nil, err
 	}
-	scope, err := requestedScope(form, c.Scopes)
+	scope, err := requestedScope(form, c)
 	if err != nil {
 		return nil, err
 	}
-	att, wait := s.thr.begin(ctx, kindPassword, src, user, s.now())
+	att, wait := s.thr.begin(ctx, kindPassword, req.source, user, s.now())
 	if wait > 0 {
 		return nil, errThrottledFor(wait)
 	}
@@ -46,10 +45,10 @@ func (s *Server) password(ctx context.Context, c store.Client, src netip.Addr, f
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	res = resultOK
-	req := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
+	login := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
 	if checked.Name != "" {
-		req.user = checked
+		login.user = checked
 	}
-	resp, _, err := s.login(ctx, req)
+	resp, _, err := s.login(ctx, login)
 	return resp, err
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
 
 	"github.com/tokend/tokend/store"
 )
@@ -15,7 +13,8 @@ import (
 // presented token (the parameter, or cookie mode's cookie) is replaced by
 // its successor in one atomic step. A refused token is invalid_grant
 // (refreshRefused).
-func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool, src netip.Addr, presented string, form url.Values) (*tokenResponse, error) {
+func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	c, form, presented := req.client, req.form, req.refreshToken
 	ref, err := s.refreshTokenRef(ctx, presented)
 	if errors.Is(err, errUnknownToken) {
 		return nil, s.refreshRefused()
@@ -28,7 +27,7 @@ func (s *Server) refresh(ctx context.Context, c store.Client, confidential bool,
 		// RFC 6749 §6: the scope may be narrowed, never widened. Checked
 		// before the rotation, so that a refused request spends nothing.
 		fam, err := s.store.GetFamily(ctx, ref.family)
-		if errors.Is(err, store.ErrNotFound) || err == nil && fam.ClientID != c.ID {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !fam.OwnedBy(c.ID) {
 			return nil, s.refreshRefused()
 		}
 		if err != nil {

@@ -192,10 +192,10 @@ func (s *Server) introspectRefresh(ctx context.Context, client store.Client, tok
 	if err != nil {
 		return nil, fmt.Errorf("get family: %w", err)
 	}
-	if f.ClientID != client.ID || !f.Active(now) || ref.generation != f.Generation || !bytes.Equal(hashToken(tok), f.TokenHash) {
+	if !f.OwnedBy(client.ID) || !f.Active(now) || !f.Current(ref.generation, hashToken(tok)) {
 		return inactive, nil
 	}
-	exp := loginEnd(f)
+	exp := f.End()
 	iat := f.RotatedAt
 	if f.Generation == 0 {
 		iat = f.CreatedAt

@@ -22,21 +22,17 @@ func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, s
 		return nil, "", err
 	}
 	f := store.Family{
-		ID:            id,
-		ClientID:      req.client.ID,
-		Subject:       req.subject,
-		Scope:         req.scope,
-		Claims:        req.claims,
-		AccessTTL:     req.ttl,
-		CreatedAt:     now,
-		LastUsedAt:    now,
-		IdleExpiresAt: now.Add(s.cfg.RefreshIdle),
-		ExpiresAt:     now.Add(s.cfg.RefreshAbsolute),
-		TokenHash:     hashToken(rt),
-	}
-	if f.IdleExpiresAt.After(f.ExpiresAt) {
-		f.IdleExpiresAt = f.ExpiresAt
-	}
+		ID:         id,
+		ClientID:   req.client.ID,
+		Subject:    req.subject,
+		Scope:      req.scope,
+		Claims:     req.claims,
+		AccessTTL:  req.ttl,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		ExpiresAt:  now.Add(s.cfg.RefreshAbsolute),
+		TokenHash:  hashToken(rt),
+	}.IdleUntil(now.Add(s.cfg.RefreshIdle))
 	if err := s.store.CreateFamily(ctx, f); err != nil {
 		return nil, "", fmt.Errorf("create family: %w", err)
 	}

@@ -23,7 +23,7 @@ import (
 //
 // An absolute time (exp and iat in a token or an introspection answer, a
 // session's expires_at) is the end itself, in whole seconds rounded down
-// where the format has whole seconds. A login (family) ends at loginEnd;
+// where the format has whole seconds. A login (family) ends at its End;
 // a shared store (PostgreSQL, Redis) keeps a family's times on its own
 // clock, which judges them, so a relative lifetime derived from them is
 // measured on that clock (refreshExpiry).
@@ -47,21 +47,12 @@ func secondsLeft(end, now time.Time) int64 {
 	return int64(max(end.Sub(now), 0) / time.Second)
 }
 
-// loginEnd returns when the login f ends if unused: its idle expiry,
-// which a rotation moves on, or its absolute expiry if sooner.
-func loginEnd(f store.Family) time.Time {
-	if f.ExpiresAt.Before(f.IdleExpiresAt) {
-		return f.ExpiresAt
-	}
-	return f.IdleExpiresAt
-}
-
 // refreshExpiry returns when the refresh token just made for f ends, on
 // this server's clock: f as a login created it (generation 0, times on
 // this clock) or as a rotation left it (times on the store's clock),
 // and now taken before the store was asked. The token's life is measured
 // on f's clock, from when it was made (CreatedAt, or RotatedAt) to
-// loginEnd, and laid from now; it ends no later than the store will judge
+// its End, and laid from now; it ends no later than the store will judge
 // it ended. A repeated rotation (store.Repeated) hands out again a token
 // made up to grace before the store's now, which this server cannot read:
 // its life is counted from grace after it was made.
@@ -70,7 +61,7 @@ func refreshExpiry(f store.Family, repeated bool, grace time.Duration, now time.
 	if f.Generation > 0 {
 		made = f.RotatedAt
 	}
-	life := loginEnd(f).Sub(made)
+	life := f.End().Sub(made)
 	if repeated {
 		life -= grace
 	}

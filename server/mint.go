@@ -113,10 +113,10 @@ func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Reques
 			return nil, errMalformedScope("field")
 		}
 		for _, p := range parts {
-			if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, p) {
+			if !c.AllowsScope(p) {
 				return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope not allowed for this client"}
 			}
-			if len(target.Scopes) > 0 && !slices.Contains(target.Scopes, p) {
+			if !target.AllowsScope(p) {
 				return nil, &Error{Status: 400, Code: oauth.InvalidScope, Description: `scope not allowed for the client named by field "client_id"`}
 			}
 		}

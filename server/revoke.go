@@ -106,7 +106,7 @@ func (s *Server) revokeToken(ctx context.Context, client store.Client, tok strin
 // does nothing.
 func (s *Server) revokeFamily(ctx context.Context, client store.Client, id string) error {
 	f, err := s.store.GetFamily(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && f.ClientID != client.ID {
+	if errors.Is(err, store.ErrNotFound) || err == nil && !f.OwnedBy(client.ID) {
 		return nil
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tokend/tokend/internal/oauth"
+	"github.com/tokend/tokend/store"
 )
 
 // scopeSyntax says what a scope parameter must be, for messages.
@@ -35,21 +36,20 @@ func parseScope(s string) ([]string, bool) {
 	return parts, true
 }
 
-// requestedScope checks a request's scope against what the client may ask
-// for (any, if allowed is empty) and returns it normalised.
-func requestedScope(form url.Values, allowed []string) (string, error) {
+// requestedScope checks a request's scope against what client c may ask
+// for (store.Client.AllowsScope) and returns it normalised; without a
+// scope parameter, all of c's scopes.
+func requestedScope(form url.Values, c store.Client) (string, error) {
 	if !form.Has("scope") {
-		return strings.Join(allowed, " "), nil
+		return strings.Join(c.Scopes, " "), nil
 	}
 	parts, ok := parseScope(form.Get("scope"))
 	if !ok {
 		return "", errMalformedScope("parameter")
 	}
-	if len(allowed) > 0 {
-		for _, p := range parts {
-			if !slices.Contains(allowed, p) {
-				return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope not allowed for this client"}
-			}
+	for _, p := range parts {
+		if !c.AllowsScope(p) {
+			return "", &Error{Status: 400, Code: oauth.InvalidScope, Description: "scope not allowed for this client"}
 		}
 	}
 	return strings.Join(dedupe(parts), " "), nil

@@ -279,10 +279,12 @@ type Server struct {
 	log         *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
-	thr         *throttler
-	proxies     proxySet
-	metrics     *metrics
-	minted      *mintCache
+	// grants is the token endpoint's table of grants (token.go).
+	grants  []grant
+	thr     *throttler
+	proxies proxySet
+	metrics *metrics
+	minted  *mintCache
 	// keysReadAt is when the last successful reload of the keys began
 	// (Unix ns, the server's clock; keysFresh).
 	keysReadAt atomic.Int64
@@ -393,6 +395,7 @@ func New(cfg Config) (*Server, error) {
 	s.origins = &originSet{list: cfg.Store.ListClients, get: cfg.Store.GetClient, now: s.now, log: func(ctx context.Context, err error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
 	}}
+	s.grants = s.newGrants()
 	s.routes()
 	return s, nil
 }
@@ -457,7 +460,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		"revocation_endpoint":                           iss + "/oauth/revoke",
 		"introspection_endpoint":                        iss + "/oauth/introspect",
 		"jwks_uri":                                      iss + "/.well-known/jwks.json",
-		"grant_types_supported":                         []string{grantClientCredentials, grantRefreshToken, grantPassword},
+		"grant_types_supported":                         s.grantTypes(),
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},

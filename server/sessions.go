@@ -82,7 +82,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]session, 0, len(fams))
 	for _, f := range fams {
-		out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: loginEnd(f).UTC()})
+		out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: f.End().UTC()})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }

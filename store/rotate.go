@@ -33,16 +33,16 @@ import (
 // before asking, which proves it issued that family and generation.
 func Decide(f Family, req RotateRequest, now time.Time) (Outcome, error) {
 	switch {
-	case req.ClientID != "" && f.ClientID != req.ClientID,
+	case req.ClientID != "" && !f.OwnedBy(req.ClientID),
 		req.Generation > f.Generation || req.Generation < 0,
-		req.Generation == f.Generation && !bytes.Equal(req.Old, f.TokenHash),
+		req.Generation == f.Generation && !f.Current(req.Generation, req.Old),
 		req.Generation == f.Generation-1 && !bytes.Equal(req.Old, f.PreviousHash):
 		return 0, fmt.Errorf("store: refresh token: %w", ErrNotFound)
 	case !f.RevokedAt.IsZero():
 		return 0, fmt.Errorf("store: family %s: %w", f.ID, ErrRevoked)
 	case !f.Active(now):
 		return 0, fmt.Errorf("store: family %s: %w", f.ID, ErrExpired)
-	case req.Generation == f.Generation:
+	case f.Current(req.Generation, req.Old):
 		return Rotated, nil
 	case req.Generation == f.Generation-1 && req.asks(f.TokenHash) && !now.After(f.RotatedAt.Add(req.Grace)):
 		return Repeated, nil
@@ -66,10 +66,7 @@ func After(f Family, req RotateRequest, o Outcome, now time.Time) Family {
 		f.Generation++
 		f.PreviousHash, f.TokenHash = bytes.Clone(req.Old), bytes.Clone(req.New)
 		f.RotatedAt, f.LastUsedAt = now, now
-		f.IdleExpiresAt = now.Add(req.IdleExpiresAt.Sub(req.Now))
-		if f.IdleExpiresAt.After(f.ExpiresAt) {
-			f.IdleExpiresAt = f.ExpiresAt
-		}
+		f = f.IdleUntil(now.Add(req.IdleExpiresAt.Sub(req.Now)))
 	case ReuseDetected:
 		f.RevokedAt, f.RevokeReason = now, ReasonReuse
 	}

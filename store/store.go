@@ -16,8 +16,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -153,9 +155,54 @@ type Family struct {
 	RevokeReason string    // e.g. "logout", "reuse", "admin"
 }
 
-// Active reports whether the family can still be used at now.
+// AllowsScope reports whether client c may be granted the scope token
+// scope (one token, RFC 6749 §3.3): any, when c.Scopes is empty, else one
+// of c.Scopes.
+func (c Client) AllowsScope(scope string) bool {
+	return len(c.Scopes) == 0 || slices.Contains(c.Scopes, scope)
+}
+
+// The rules of a family, written once: when it ends, whether it can be
+// used, which token is its current one, whose it is. The server, every
+// backend and Decide use these; none repeats them.
+
+// End returns when the family ends unless it is used or revoked first: the
+// earlier of its idle expiry and its absolute expiry.
+func (f Family) End() time.Time {
+	if f.ExpiresAt.Before(f.IdleExpiresAt) {
+		return f.ExpiresAt
+	}
+	return f.IdleExpiresAt
+}
+
+// Active reports whether the family can still be used at now: not revoked,
+// and now before its End.
 func (f Family) Active(now time.Time) bool {
-	return f.RevokedAt.IsZero() && now.Before(f.IdleExpiresAt) && now.Before(f.ExpiresAt)
+	return f.RevokedAt.IsZero() && now.Before(f.End())
+}
+
+// IdleUntil returns f with its idle expiry at t, but never after its
+// absolute expiry: a use never extends a family past ExpiresAt.
+func (f Family) IdleUntil(t time.Time) Family {
+	f.IdleExpiresAt = t
+	if t.After(f.ExpiresAt) {
+		f.IdleExpiresAt = f.ExpiresAt
+	}
+	return f
+}
+
+// Current reports whether the token of generation generation whose hash is
+// hash is f's current token: the one refresh token of f that can be
+// redeemed without being a retry or a reuse (see Decide).
+func (f Family) Current(generation int64, hash []byte) bool {
+	return generation == f.Generation && bytes.Equal(hash, f.TokenHash)
+}
+
+// OwnedBy reports whether f is a login of client clientID: only its own
+// client may refresh, introspect or revoke it (RFC 6749 §6, RFC 7009 §2.1,
+// RFC 7662 §2.1).
+func (f Family) OwnedBy(clientID string) bool {
+	return f.ClientID == clientID
 }
 
 // RotateRequest asks to replace a presented refresh token by its successor.

@@ -119,7 +119,7 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 	defer s.mu.Unlock()
 	n := 0
 	for id, f := range s.families {
-		ended := (!f.RevokedAt.IsZero() && f.RevokedAt.Before(before)) || !f.ExpiresAt.After(before) || !f.IdleExpiresAt.After(before)
+		ended := (!f.RevokedAt.IsZero() && f.RevokedAt.Before(before)) || !f.End().After(before)
 		if !ended {
 			continue
 		}
