@@ -157,21 +157,18 @@ func (s *Source) attempt(l *loop, reason string) {
 	s.fetches.Add(1)
 	s.latency.Store(int64(f.latency))
 
-	var retryIn time.Duration
-	var silent bool // the failure was unanswered
 	s.mu.Lock()
 	if f.err == nil {
 		s.publishTokenLocked(l, f)
 	} else {
-		f.err, retryIn, silent = s.publishFailureLocked(l, f.err, f.got)
-		f.tok = nil
+		s.publishFailureLocked(l, &f)
 	}
 	s.next = nil
 	a.tok, a.err = f.tok, f.err
 	close(a.done)
 	s.mu.Unlock()
 
-	s.report(l, reason, f, retryIn, silent)
+	s.report(l, reason, f)
 }
 
 // openAttempt makes s.next the attempt that callers wait for, creating it
@@ -228,6 +225,10 @@ type fetched struct {
 	sent    sendTime      // when the request was sent
 	got     time.Time     // when the answer arrived, on Options.Now
 	latency time.Duration // of the request, on time.Now
+
+	// Of a failure (publishFailureLocked):
+	retryIn    time.Duration // wait before the retry; zero if terminal
+	unanswered bool          // nobody answered the request
 }
 
 // fetchAndAccept fetches a token to replace prev and checks it (accept).
@@ -264,14 +265,17 @@ func (s *Source) publishTokenLocked(l *loop, f fetched) {
 	l.plan, l.failures, l.nextTry = f.p, 0, time.Time{}
 }
 
-// publishFailureLocked records a fetch's failure err, which arrived at
-// got: terminal (wrapping ErrReauthRequired, which stops the loop until
-// Reset) or to be retried after a backoff. It returns the error to
-// answer with, the wait before the retry (zero if terminal), and whether
-// the failure was unanswered. s.mu must be held.
-func (s *Source) publishFailureLocked(l *loop, err error, got time.Time) (_ error, retryIn time.Duration, silent bool) {
+// publishFailureLocked records the failure of fetch f as terminal
+// (wrapping ErrReauthRequired, which stops the loop until Reset) or to be
+// retried after a backoff, and sets in f the error to answer with (f.tok
+// becomes nil), the wait before the retry, and whether the failure was
+// unanswered. s.mu must be held.
+func (s *Source) publishFailureLocked(l *loop, f *fetched) {
 	s.failures.Add(1)
 	l.failures++
+	err, got := f.err, f.got
+	var retryIn time.Duration
+	var silent bool
 	oe, added := asOAuthError(err, got)
 	isTerminal := terminal(err, oe)
 	if added {
@@ -297,12 +301,12 @@ func (s *Source) publishFailureLocked(l *loop, err error, got time.Time) (_ erro
 	if cur := s.cur.Load(); !cur.ok {
 		s.cur.Store(&state{tok: cur.tok, err: err})
 	}
-	return err, retryIn, silent
+	f.tok, f.err, f.retryIn, f.unanswered = nil, err, retryIn, silent
 }
 
 // report logs a failed fetch, calls Options.OnReauthRequired after a
 // terminal one, and describes the fetch to Options.OnFetch.
-func (s *Source) report(l *loop, reason string, f fetched, retryIn time.Duration, silent bool) {
+func (s *Source) report(l *loop, reason string, f fetched) {
 	if f.err != nil {
 		s.o.Logger.Warn("refresh: fetch failed", "reason", reason, "failures", l.failures, "err", f.err)
 		if l.terminal != nil && s.o.OnReauthRequired != nil {
@@ -310,7 +314,7 @@ func (s *Source) report(l *loop, reason string, f fetched, retryIn time.Duration
 		}
 	}
 	if s.o.OnFetch != nil {
-		info := FetchInfo{Reason: reason, Latency: f.latency, Err: f.err, Failures: l.failures, RetryIn: retryIn, Unanswered: silent}
+		info := FetchInfo{Reason: reason, Latency: f.latency, Err: f.err, Failures: l.failures, RetryIn: f.retryIn, Unanswered: f.unanswered}
 		if f.err == nil && !f.p.expiry.IsZero() {
 			info.Lifetime = f.p.expiry.Sub(f.sent.now)
 		}
