@@ -139,7 +139,45 @@ func (s *Source) installLocked(tok *oauth2.Token, now, real time.Time) plan {
 // attempt makes one fetch and publishes its outcome: to the callers waiting
 // for it, and to everyone through cur.
 func (s *Source) attempt(l *loop, reason string) {
+	a, prev, withdraw := s.openAttempt()
+	if withdraw != nil {
+		defer withdraw.Stop()
+	}
+	ctx, cancel := s.fetchContext()
+	defer cancel()
+	f := s.fetchAndAccept(ctx, prev.tok)
+	if s.ctx.Err() != nil {
+		return // closed: Close answers the waiters
+	}
+	if f.err == nil && s.o.OnRefresh != nil {
+		if herr := s.o.OnRefresh(ctx, f.tok); herr != nil {
+			s.o.Logger.Error("refresh: OnRefresh hook failed; the new token is installed anyway", "err", herr)
+		}
+	}
+	s.fetches.Add(1)
+	s.latency.Store(int64(f.latency))
+
 	s.mu.Lock()
+	if f.err == nil {
+		s.publishTokenLocked(l, f)
+	} else {
+		s.publishFailureLocked(l, &f)
+	}
+	s.next = nil
+	a.tok, a.err = f.tok, f.err
+	close(a.done)
+	s.mu.Unlock()
+
+	s.report(l, reason, f)
+}
+
+// openAttempt makes s.next the attempt that callers wait for, creating it
+// if none is, and returns it with the state being served. If that state
+// is a token with a deadline, it also returns the timer that withdraws
+// the token at its deadline, to be stopped when the attempt ends.
+func (s *Source) openAttempt() (*attempt, *state, *time.Timer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	a := s.next
 	if a == nil {
 		a = &attempt{done: make(chan struct{})}
@@ -151,11 +189,12 @@ func (s *Source) attempt(l *loop, reason string) {
 		// answered with the failure it may repair.
 		s.cur.Store(&state{tok: prev.tok})
 	}
+	var withdraw *time.Timer
 	if prev.ok && prev.deadline != 0 {
 		// The loop is busy with this fetch and cannot withdraw the token
 		// being served at its deadline: this timer does, so that callers
 		// wait for the fetch instead of getting a token past its deadline.
-		withdraw := time.AfterFunc(time.Duration(prev.deadline-s.o.Now().UnixNano()), func() {
+		withdraw = time.AfterFunc(time.Duration(prev.deadline-s.o.Now().UnixNano()), func() {
 			s.mu.Lock()
 			if s.cur.Load() == prev {
 				s.cur.Store(&state{tok: prev.tok})
@@ -163,99 +202,121 @@ func (s *Source) attempt(l *loop, reason string) {
 			}
 			s.mu.Unlock()
 		})
-		defer withdraw.Stop()
 	}
-	s.mu.Unlock()
+	return a, prev, withdraw
+}
 
+// fetchContext returns the context of one fetch: marked as the Source's
+// own (fetchKey), bounded by Options.FetchTimeout, and carrying
+// Options.HTTPClient for x/oauth2.
+func (s *Source) fetchContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.WithValue(s.ctx, fetchKey{}, s), s.o.FetchTimeout)
-	defer cancel()
 	if s.o.HTTPClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.o.HTTPClient)
 	}
+	return ctx, cancel
+}
+
+// fetched is the outcome of one fetch.
+type fetched struct {
+	tok     *oauth2.Token // accepted; nil on failure
+	p       plan          // of tok
+	err     error
+	sent    sendTime      // when the request was sent
+	got     time.Time     // when the answer arrived, on Options.Now
+	latency time.Duration // of the request, on time.Now
+
+	// Of a failure (publishFailureLocked):
+	retryIn    time.Duration // wait before the retry; zero if terminal
+	unanswered bool          // nobody answered the request
+}
+
+// fetchAndAccept fetches a token to replace prev and checks it (accept).
+func (s *Source) fetchAndAccept(ctx context.Context, prev *oauth2.Token) fetched {
 	// The lifetime is counted from when the request was sent: the
 	// server's expires_in is what was left when it answered, so counting
 	// from the answer's arrival would add the flight time to it.
 	start := time.Now()
 	sent := sendTime{now: s.o.Now().Round(0), real: start.Round(0)}
-	tok, err := s.fetch(ctx, prev.tok)
+	tok, err := s.fetch(ctx, prev)
 	latency := time.Since(start)
 	got, real := s.o.Now().Round(0), time.Now().Round(0)
 	var p plan
 	if err == nil {
-		tok, p, err = s.accept(prev.tok, tok, sent, got, real)
+		tok, p, err = s.accept(prev, tok, sent, got, real)
 	}
-	if s.ctx.Err() != nil {
-		return // closed: Close answers the waiters
-	}
-	if err == nil && s.o.OnRefresh != nil {
-		if herr := s.o.OnRefresh(ctx, tok); herr != nil {
-			s.o.Logger.Error("refresh: OnRefresh hook failed; the new token is installed anyway", "err", herr)
-		}
-	}
-	s.fetches.Add(1)
-	s.latency.Store(int64(latency))
+	return fetched{tok: tok, p: p, err: err, sent: sent, got: got, latency: latency}
+}
 
+// publishTokenLocked serves the token f fetched and plans its refresh.
+// s.mu must be held.
+func (s *Source) publishTokenLocked(l *loop, f fetched) {
+	if !s.rejected {
+		// The token replaced was not rejected (it was refreshed or
+		// expired on schedule, or there was none): it ended any run
+		// of strikes.
+		s.strikes = 0
+	}
+	s.arrived, s.young, s.rejected = f.got, s.youngFor(f.p, f.got), false
+	s.hold = time.Time{} // spent, or overtaken by a fetch already under way
+	s.cur.Store(&state{tok: f.tok, ok: true, deadline: nanos(f.p.deadline)})
+	s.expiry.Store(nanos(f.tok.Expiry))
+	s.wanted, s.lastErr = false, nil
+	l.plan, l.failures, l.nextTry = f.p, 0, time.Time{}
+}
+
+// publishFailureLocked records the failure of fetch f as terminal
+// (wrapping ErrReauthRequired, which stops the loop until Reset) or to be
+// retried after a backoff, and sets in f the error to answer with (f.tok
+// becomes nil), the wait before the retry, and whether the failure was
+// unanswered. s.mu must be held.
+func (s *Source) publishFailureLocked(l *loop, f *fetched) {
+	s.failures.Add(1)
+	l.failures++
+	err, got := f.err, f.got
 	var retryIn time.Duration
-	var silent bool // the failure was unanswered
-	s.mu.Lock()
-	if err == nil {
-		if !s.rejected {
-			// The token replaced was not rejected (it was refreshed or
-			// expired on schedule, or there was none): it ended any run
-			// of strikes.
-			s.strikes = 0
-		}
-		s.arrived, s.young, s.rejected = got, s.youngFor(p, got), false
-		s.hold = time.Time{} // spent, or overtaken by a fetch already under way
-		s.cur.Store(&state{tok: tok, ok: true, deadline: nanos(p.deadline)})
-		s.expiry.Store(nanos(tok.Expiry))
-		s.wanted, s.lastErr = false, nil
-		l.plan, l.failures, l.nextTry = p, 0, time.Time{}
-	} else {
-		s.failures.Add(1)
-		l.failures++
-		oe, added := asOAuthError(err, got)
-		isTerminal := terminal(err, oe)
-		if added {
-			err = oe // wraps err
-		}
-		if isTerminal {
-			if !errors.Is(err, ErrReauthRequired) {
-				err = fmt.Errorf("%w: %w", ErrReauthRequired, err)
-			}
-			l.terminal = err
-		} else {
-			err = fmt.Errorf("refresh: fetch token: %w", err)
-			if silent = unanswered(err, oe); silent {
-				// Nobody answered: retrying costs the server nothing,
-				// and a short cap notices its return promptly.
-				retryIn = backoff(l.failures, s.o.MinBackoff, s.o.MaxUnreachableBackoff, s.o.jitter)
-			} else {
-				retryIn = retryWait(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter), oe, s.o.MaxBackoff)
-			}
-			l.nextTry = got.Add(retryIn)
-		}
-		s.lastErr = err
-		if cur := s.cur.Load(); !cur.ok {
-			s.cur.Store(&state{tok: cur.tok, err: err})
-		}
-		tok = nil
+	var silent bool
+	oe, added := asOAuthError(err, got)
+	isTerminal := terminal(err, oe)
+	if added {
+		err = oe // wraps err
 	}
-	s.next = nil
-	a.tok, a.err = tok, err
-	close(a.done)
-	s.mu.Unlock()
+	if isTerminal {
+		if !errors.Is(err, ErrReauthRequired) {
+			err = fmt.Errorf("%w: %w", ErrReauthRequired, err)
+		}
+		l.terminal = err
+	} else {
+		err = fmt.Errorf("refresh: fetch token: %w", err)
+		if silent = unanswered(err, oe); silent {
+			// Nobody answered: retrying costs the server nothing,
+			// and a short cap notices its return promptly.
+			retryIn = backoff(l.failures, s.o.MinBackoff, s.o.MaxUnreachableBackoff, s.o.jitter)
+		} else {
+			retryIn = retryWait(backoff(l.failures, s.o.MinBackoff, s.o.MaxBackoff, s.o.jitter), oe, s.o.MaxBackoff)
+		}
+		l.nextTry = got.Add(retryIn)
+	}
+	s.lastErr = err
+	if cur := s.cur.Load(); !cur.ok {
+		s.cur.Store(&state{tok: cur.tok, err: err})
+	}
+	f.tok, f.err, f.retryIn, f.unanswered = nil, err, retryIn, silent
+}
 
-	if err != nil {
-		s.o.Logger.Warn("refresh: fetch failed", "reason", reason, "failures", l.failures, "err", err)
+// report logs a failed fetch, calls Options.OnReauthRequired after a
+// terminal one, and describes the fetch to Options.OnFetch.
+func (s *Source) report(l *loop, reason string, f fetched) {
+	if f.err != nil {
+		s.o.Logger.Warn("refresh: fetch failed", "reason", reason, "failures", l.failures, "err", f.err)
 		if l.terminal != nil && s.o.OnReauthRequired != nil {
-			s.o.OnReauthRequired(err)
+			s.o.OnReauthRequired(f.err)
 		}
 	}
 	if s.o.OnFetch != nil {
-		info := FetchInfo{Reason: reason, Latency: latency, Err: err, Failures: l.failures, RetryIn: retryIn, Unanswered: silent}
-		if err == nil && !p.expiry.IsZero() {
-			info.Lifetime = p.expiry.Sub(sent.now)
+		info := FetchInfo{Reason: reason, Latency: f.latency, Err: f.err, Failures: l.failures, RetryIn: f.retryIn, Unanswered: f.unanswered}
+		if f.err == nil && !f.p.expiry.IsZero() {
+			info.Lifetime = f.p.expiry.Sub(f.sent.now)
 		}
 		s.o.OnFetch(info)
 	}

@@ -242,7 +242,43 @@ func (s *Server) injectedFailure() failure {
 	return s.failing
 }
 
+// refusal is a token request's error response (RFC 6749 §5.2): its HTTP
+// status, error code and error_description.
+type refusal struct {
+	status     int
+	code, desc string
+}
+
+// serveToken answers a token request: an injected failure if one is due,
+// otherwise the grant the request asks for.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	s.receive(r)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+
+	if f := s.injectedFailure(); f.status != 0 {
+		s.failInjected(w, f)
+		return
+	}
+	form, ref := readTokenForm(w, r)
+	if ref != nil {
+		s.fail(w, ref.status, ref.code, ref.desc)
+		return
+	}
+	if ref := s.authenticate(r, form); ref != nil {
+		s.fail(w, ref.status, ref.code, ref.desc)
+		return
+	}
+	resp, ref := s.grant(form)
+	if ref != nil {
+		s.fail(w, ref.status, ref.code, ref.desc)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// receive counts a token request and runs the SetDelay function, if any.
+func (s *Server) receive(r *http.Request) {
 	s.mu.Lock()
 	s.requests++
 	delay := s.delay
@@ -250,93 +286,97 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if delay != nil {
 		delay(r)
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+}
 
-	if f := s.injectedFailure(); f.status != 0 {
-		if f.code == "" {
-			f.code = oauth.ServerError
-		}
-		s.mu.Lock()
-		if s.retry != "" {
-			w.Header().Set("Retry-After", s.retry)
-		}
-		s.mu.Unlock()
-		s.fail(w, f.status, f.code, "failure injected by tokentest")
-		return
+// failInjected answers with the injected failure f (error code
+// server_error if f has none), and the Retry-After set by SetRetryAfter.
+func (s *Server) failInjected(w http.ResponseWriter, f failure) {
+	if f.code == "" {
+		f.code = oauth.ServerError
 	}
+	s.mu.Lock()
+	if s.retry != "" {
+		w.Header().Set("Retry-After", s.retry)
+	}
+	s.mu.Unlock()
+	s.fail(w, f.status, f.code, "failure injected by tokentest")
+}
+
+// readTokenForm reads the form of a token request (RFC 6749 §3.2: a POST
+// of application/x-www-form-urlencoded parameters, none repeated), at most
+// maxBodyBytes of it, and checks that it names a grant_type. Parameters in
+// the URL query are ignored.
+func readTokenForm(w http.ResponseWriter, r *http.Request) (url.Values, *refusal) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, http.StatusMethodNotAllowed, oauth.InvalidRequest, "token requests must use POST")
-		return
+		return nil, &refusal{http.StatusMethodNotAllowed, oauth.InvalidRequest, "token requests must use POST"}
 	}
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" {
-		s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
-		return
+		return nil, &refusal{http.StatusBadRequest, oauth.InvalidRequest, "Content-Type must be application/x-www-form-urlencoded"}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.fail(w, http.StatusRequestEntityTooLarge, oauth.InvalidRequest, "request body too large")
-			return
+			return nil, &refusal{http.StatusRequestEntityTooLarge, oauth.InvalidRequest, "request body too large"}
 		}
-		s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "malformed form body")
-		return
+		return nil, &refusal{http.StatusBadRequest, oauth.InvalidRequest, "malformed form body"}
 	}
 	form := r.PostForm // parameters in the URL query are ignored
 	for k, v := range form {
 		if len(v) > 1 {
-			s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "parameter "+k+" repeated")
-			return
+			return nil, &refusal{http.StatusBadRequest, oauth.InvalidRequest, "parameter " + k + " repeated"}
 		}
 	}
-	grant := form.Get("grant_type")
-	if grant == "" {
-		s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "missing grant_type")
-		return
+	if form.Get("grant_type") == "" {
+		return nil, &refusal{http.StatusBadRequest, oauth.InvalidRequest, "missing grant_type"}
 	}
-	if status, code, desc := s.authenticate(r, form); status != 0 {
-		s.fail(w, status, code, desc)
-		return
-	}
+	return form, nil
+}
 
+// grant runs the grant named by form's grant_type, client_credentials or
+// refresh_token, and returns the successful response (RFC 6749 §5.1),
+// echoing the requested scope.
+func (s *Server) grant(form url.Values) (map[string]any, *refusal) {
 	resp := map[string]any{"token_type": "Bearer"}
 	if scope := form.Get("scope"); scope != "" {
 		resp["scope"] = scope
 	}
-	switch grant {
+	switch form.Get("grant_type") {
 	case "client_credentials":
 		s.mu.Lock()
 		s.issueAccess(resp)
 		s.mu.Unlock()
 	case "refresh_token":
-		old := form.Get("refresh_token")
-		if old == "" {
-			s.fail(w, http.StatusBadRequest, oauth.InvalidRequest, "missing refresh_token")
-			return
-		}
-		s.mu.Lock()
-		_, ok := s.refresh[old]
-		if ok {
-			s.refreshes++
-			s.issueAccess(resp)
-			if s.opts.Rotate {
-				delete(s.refresh, old)
-				rt := newToken("rt_")
-				s.refresh[rt] = struct{}{}
-				resp["refresh_token"] = rt
-			}
-		}
-		s.mu.Unlock()
-		if !ok {
-			s.fail(w, http.StatusBadRequest, oauth.InvalidGrant, "refresh token is invalid, expired, revoked or already used")
-			return
+		if ref := s.refreshGrant(form.Get("refresh_token"), resp); ref != nil {
+			return nil, ref
 		}
 	default:
-		s.fail(w, http.StatusBadRequest, oauth.UnsupportedGrantType, "grant_type must be client_credentials or refresh_token")
-		return
+		return nil, &refusal{http.StatusBadRequest, oauth.UnsupportedGrantType, "grant_type must be client_credentials or refresh_token"}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return resp, nil
+}
+
+// refreshGrant redeems the refresh token old (RFC 6749 §6), adding a new
+// access token to resp and, with Options.Rotate, a new refresh token that
+// replaces old.
+func (s *Server) refreshGrant(old string, resp map[string]any) *refusal {
+	if old == "" {
+		return &refusal{http.StatusBadRequest, oauth.InvalidRequest, "missing refresh_token"}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.refresh[old]; !ok {
+		return &refusal{http.StatusBadRequest, oauth.InvalidGrant, "refresh token is invalid, expired, revoked or already used"}
+	}
+	s.refreshes++
+	s.issueAccess(resp)
+	if s.opts.Rotate {
+		delete(s.refresh, old)
+		rt := newToken("rt_")
+		s.refresh[rt] = struct{}{}
+		resp["refresh_token"] = rt
+	}
+	return nil
 }
 
 // issueAccess records a new access token and adds it to resp. s.mu must be held.
@@ -354,31 +394,31 @@ func (s *Server) issueAccess(resp map[string]any) {
 	resp["access_token"] = at
 }
 
-// authenticate checks client credentials (RFC 6749 §2.3.1) and returns a non-zero status
-// with an error code and description if they are missing or wrong.
-func (s *Server) authenticate(r *http.Request, form url.Values) (int, string, string) {
+// authenticate checks client credentials (RFC 6749 §2.3.1) and returns a refusal
+// if they are missing or wrong.
+func (s *Server) authenticate(r *http.Request, form url.Values) *refusal {
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		if form.Has("client_secret") {
-			return http.StatusBadRequest, oauth.InvalidRequest, "more than one client authentication method used"
+			return &refusal{http.StatusBadRequest, oauth.InvalidRequest, "more than one client authentication method used"}
 		}
 		var errID, errSecret error
 		id, errID = url.QueryUnescape(id)
 		secret, errSecret = url.QueryUnescape(secret)
 		if errID != nil || errSecret != nil {
-			return http.StatusUnauthorized, oauth.InvalidClient, "malformed client credentials"
+			return &refusal{http.StatusUnauthorized, oauth.InvalidClient, "malformed client credentials"}
 		}
 	} else if r.Header.Get("Authorization") != "" {
-		return http.StatusUnauthorized, oauth.InvalidClient, "unsupported authentication scheme"
+		return &refusal{http.StatusUnauthorized, oauth.InvalidClient, "unsupported authentication scheme"}
 	} else {
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID))
 	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret))
 	if idOK&secretOK != 1 {
-		return http.StatusUnauthorized, oauth.InvalidClient, "client authentication failed"
+		return &refusal{http.StatusUnauthorized, oauth.InvalidClient, "client authentication failed"}
 	}
-	return 0, "", ""
+	return nil
 }
 
 // fail writes an RFC 6749 §5.2 error response, with a Basic challenge if status is 401.

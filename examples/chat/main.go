@@ -56,32 +56,80 @@ func main() {
 	}
 }
 
+// run serves the token server and the chat on one loopback port, and
+// chats for duration through a client whose tokens live ttl, renewing
+// them as renewal says. It fails if the client saw a disconnect or no
+// renewal.
 func run(ctx context.Context, ttl, duration time.Duration, renewal wsconn.Renewal) error {
-	// The token server, with one client allowed the client-credentials grant.
-	st := memory.New()
-	signer, err := keys.Load(ctx, st, keys.EdDSA, time.Hour, time.Now())
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	issuer := "http://" + ln.Addr().String()
+	tokens, err := newTokenServer(ctx, issuer, ttl)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", tokens)
+	mux.Handle("/chat", newChatHandler(issuer))
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	// The client.
+	src := refresh.FromClientCredentials(&clientcredentials.Config{
+		ClientID: "chatter", ClientSecret: "chatter-secret", TokenURL: issuer + "/oauth/token",
+	}, nil)
+	defer src.Close()
+	var counts connCounts
+	conn, err := dialChat(ctx, "ws"+issuer[len("http"):]+"/chat", src, renewal, &counts)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	sent, err := chat(ctx, conn, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d messages over %v with %v tokens: %d connection(s), %d renewals, %d disconnects\n",
+		sent, duration, ttl, counts.connects.Load(), counts.renewals.Load(), counts.disconnects.Load())
+	if counts.disconnects.Load() != 0 || counts.renewals.Load() == 0 {
+		return errors.New("the client did not renew without a disconnect")
+	}
+	_ = os.Stdout.Sync()
+	return nil
+}
+
+// newTokenServer returns a token server at issuer, issuing access tokens
+// that live ttl, with one client, "chatter", allowed the
+// client-credentials grant.
+func newTokenServer(ctx context.Context, issuer string, ttl time.Duration) (*server.Server, error) {
+	st := memory.New()
+	signer, err := keys.Load(ctx, st, keys.EdDSA, time.Hour, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	tokens, err := server.New(server.Config{Store: st, Signer: signer, Secret: secret, Issuer: issuer, AccessTTL: ttl})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := st.CreateClient(ctx, store.Client{ID: "chatter", SecretHash: server.HashClientSecret("chatter-secret"),
 		Grants: []string{"client_credentials"}}); err != nil {
-		return err
+		return nil, err
 	}
+	return tokens, nil
+}
 
-	// The chat server: every message goes back to every connection.
+// newChatHandler returns the chat server, accepting tokens of issuer:
+// every message goes back to every connection, prefixed with its
+// sender's subject.
+func newChatHandler(issuer string) *wsconn.Handler {
 	var hub sync.Map // *wsconn.ServerConn → struct{}
-	chat := &wsconn.Handler{
+	return &wsconn.Handler{
 		Verifier: verify.New(issuer, nil), // aud must name the issuer: the token server's default audience
 		Serve: func(ctx context.Context, c *wsconn.ServerConn) {
 			hub.Store(c, struct{}{})
@@ -99,65 +147,56 @@ func run(ctx context.Context, ttl, duration time.Duration, renewal wsconn.Renewa
 			}
 		},
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", tokens)
-	mux.Handle("/chat", chat)
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+}
 
-	// The client.
-	src := refresh.FromClientCredentials(&clientcredentials.Config{
-		ClientID: "chatter", ClientSecret: "chatter-secret", TokenURL: issuer + "/oauth/token",
-	}, nil)
-	defer src.Close()
-	var connects, renewals, disconnects atomic.Int64
-	conn, err := wsconn.Dial(ctx, "ws"+issuer[len("http"):]+"/chat", src, &wsconn.Options{
+// connCounts counts what happened to the client's connection.
+type connCounts struct {
+	connects, renewals, disconnects atomic.Int64
+}
+
+// dialChat connects to the chat at url with tokens from src, renewing them
+// as renewal says, and counts connections, renewals and disconnects in
+// counts.
+func dialChat(ctx context.Context, url string, src *refresh.Source, renewal wsconn.Renewal, counts *connCounts) (*wsconn.Conn, error) {
+	return wsconn.Dial(ctx, url, src, &wsconn.Options{
 		Renewal: renewal,
 		OnConnect: func(context.Context, func(context.Context, websocket.MessageType, []byte) error) error {
-			connects.Add(1)
+			counts.connects.Add(1)
 			return nil
 		},
 		OnRenewed: func() {
-			renewals.Add(1)
+			counts.renewals.Add(1)
 			fmt.Println("  (token renewed)")
 		},
 		OnDisconnect: func(err error) {
-			disconnects.Add(1)
+			counts.disconnects.Add(1)
 			fmt.Println("  (disconnected:", err, ")")
 		},
 	})
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+}
 
+// chat sends a message a second on conn for duration, waiting for each
+// one's echo, and returns how many it sent.
+func chat(ctx context.Context, conn *wsconn.Conn, duration time.Duration) (int, error) {
 	sent := 0
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	end := time.After(duration)
-	for done := false; !done; {
+	for {
 		select {
 		case <-tick.C:
 			sent++
 			msg := fmt.Sprintf("message %d", sent)
 			if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-				return err
+				return sent, err
 			}
 			if err := awaitEcho(ctx, conn, msg); err != nil {
-				return err
+				return sent, err
 			}
 		case <-end:
-			done = true
+			return sent, nil
 		}
 	}
-	fmt.Printf("%d messages over %v with %v tokens: %d connection(s), %d renewals, %d disconnects\n",
-		sent, duration, ttl, connects.Load(), renewals.Load(), disconnects.Load())
-	if disconnects.Load() != 0 || renewals.Load() == 0 {
-		return errors.New("the client did not renew without a disconnect")
-	}
-	_ = os.Stdout.Sync()
-	return nil
 }
 
 // awaitEcho prints what the chat sends back until the echo of msg. While

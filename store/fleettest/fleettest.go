@@ -26,87 +26,112 @@ type Handles[T any] struct {
 
 // RunFailureCounter tests a FailureCounter; open returns fresh handles.
 func RunFailureCounter(t *testing.T, open func(t *testing.T) Handles[store.FailureCounter]) {
-	count := func(t *testing.T, c store.FailureCounter, fs ...store.Failure) []int64 {
-		t.Helper()
-		got, err := c.CountFailures(t.Context(), fs)
-		if err != nil {
+	t.Run("AcrossHandles", func(t *testing.T) { testCountsAcrossHandles(t, open(t)) })
+	t.Run("Forgets", func(t *testing.T) { testCountsForget(t, open(t)) })
+	t.Run("Concurrent", func(t *testing.T) { testCountsConcurrent(t, open(t)) })
+	t.Run("Invalid", func(t *testing.T) { testCountsInvalid(t, open(t)) })
+}
+
+// forgetEach is the Forget of the failures the FailureCounter tests count.
+const forgetEach = 10 * time.Minute
+
+// failureKeys returns the two failures the FailureCounter tests count; k1's
+// key holds bytes outside UTF-8.
+func failureKeys() (k1, k2 store.Failure) {
+	return store.Failure{Key: "\x00k1\xff", Forget: forgetEach}, store.Failure{Key: "k2", Forget: forgetEach}
+}
+
+// countFailures counts fs on c, failing t on an error, and returns the
+// counts.
+func countFailures(t *testing.T, c store.FailureCounter, fs ...store.Failure) []int64 {
+	t.Helper()
+	got, err := c.CountFailures(t.Context(), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// testCountsAcrossHandles checks that counts made through either handle
+// add up to one count per key.
+func testCountsAcrossHandles(t *testing.T, h Handles[store.FailureCounter]) {
+	k1, k2 := failureKeys()
+	for i, step := range []struct {
+		c    store.FailureCounter
+		fs   []store.Failure
+		want []int64
+	}{
+		{h.A, []store.Failure{k1}, []int64{1}},
+		{h.B, []store.Failure{k1, k2}, []int64{2, 1}},
+		{h.A, []store.Failure{k2, k1}, []int64{2, 3}},
+		{h.B, []store.Failure{k1}, []int64{4}},
+	} {
+		if got := countFailures(t, step.c, step.fs...); !slices.Equal(got, step.want) {
+			t.Fatalf("step %d: counts %v, want %v", i, got, step.want)
+		}
+	}
+}
+
+// testCountsForget checks that a count forgets one failure per Forget,
+// rounding what is left up.
+func testCountsForget(t *testing.T, h Handles[store.FailureCounter]) {
+	k1, k2 := failureKeys()
+	for want := range int64(3) {
+		if got := countFailures(t, h.A, k1)[0]; got != want+1 {
+			t.Fatalf("failure %d: count %d", want+1, got)
+		}
+	}
+	// 3 failures, 2.5 of them forgotten: 1 left (ceil), plus this one.
+	h.Age(t, 25*time.Minute)
+	if got := countFailures(t, h.B, k1)[0]; got != 2 {
+		t.Fatalf("after 25m: count %d, want 2", got)
+	}
+	h.Age(t, 2*time.Hour) // all forgotten
+	if got := countFailures(t, h.A, k1, k2); !slices.Equal(got, []int64{1, 1}) {
+		t.Fatalf("after 2h: counts %v, want [1 1]", got)
+	}
+}
+
+// testCountsConcurrent checks that no count is lost when both handles
+// count the same keys at once.
+func testCountsConcurrent(t *testing.T, h Handles[store.FailureCounter]) {
+	k1, k2 := failureKeys()
+	const n = 20
+	errs := make(chan error, 2*n)
+	for i := range 2 * n {
+		c := h.A
+		if i%2 == 1 {
+			c = h.B
+		}
+		go func() {
+			_, err := c.CountFailures(context.WithoutCancel(t.Context()), []store.Failure{k2, k1})
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
-		return got
 	}
-	const every = 10 * time.Minute
-	k1 := store.Failure{Key: "\x00k1\xff", Forget: every}
-	k2 := store.Failure{Key: "k2", Forget: every}
-	t.Run("AcrossHandles", func(t *testing.T) {
-		h := open(t)
-		for i, step := range []struct {
-			c    store.FailureCounter
-			fs   []store.Failure
-			want []int64
-		}{
-			{h.A, []store.Failure{k1}, []int64{1}},
-			{h.B, []store.Failure{k1, k2}, []int64{2, 1}},
-			{h.A, []store.Failure{k2, k1}, []int64{2, 3}},
-			{h.B, []store.Failure{k1}, []int64{4}},
-		} {
-			if got := count(t, step.c, step.fs...); !slices.Equal(got, step.want) {
-				t.Fatalf("step %d: counts %v, want %v", i, got, step.want)
-			}
+	if got := countFailures(t, h.A, k1, k2); !slices.Equal(got, []int64{2*n + 1, 2*n + 1}) {
+		t.Fatalf("after %d concurrent counts: %v", 2*n, got)
+	}
+}
+
+// testCountsInvalid checks that a count of a repeated key, an empty or
+// too long key, or a zero Forget fails.
+func testCountsInvalid(t *testing.T, h Handles[store.FailureCounter]) {
+	k1, _ := failureKeys()
+	for _, fs := range [][]store.Failure{
+		{k1, k1},
+		{{Key: "", Forget: forgetEach}},
+		{{Key: "k", Forget: 0}},
+		{{Key: string(make([]byte, 65)), Forget: forgetEach}},
+	} {
+		if _, err := h.A.CountFailures(t.Context(), fs); err == nil {
+			t.Errorf("CountFailures(%q): no error", fs)
 		}
-	})
-	t.Run("Forgets", func(t *testing.T) {
-		h := open(t)
-		for want := range int64(3) {
-			if got := count(t, h.A, k1)[0]; got != want+1 {
-				t.Fatalf("failure %d: count %d", want+1, got)
-			}
-		}
-		// 3 failures, 2.5 of them forgotten: 1 left (ceil), plus this one.
-		h.Age(t, 25*time.Minute)
-		if got := count(t, h.B, k1)[0]; got != 2 {
-			t.Fatalf("after 25m: count %d, want 2", got)
-		}
-		h.Age(t, 2*time.Hour) // all forgotten
-		if got := count(t, h.A, k1, k2); !slices.Equal(got, []int64{1, 1}) {
-			t.Fatalf("after 2h: counts %v, want [1 1]", got)
-		}
-	})
-	t.Run("Concurrent", func(t *testing.T) {
-		h := open(t)
-		const n = 20
-		errs := make(chan error, 2*n)
-		for i := range 2 * n {
-			c := h.A
-			if i%2 == 1 {
-				c = h.B
-			}
-			go func() {
-				_, err := c.CountFailures(context.WithoutCancel(t.Context()), []store.Failure{k2, k1})
-				errs <- err
-			}()
-		}
-		for range 2 * n {
-			if err := <-errs; err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := count(t, h.A, k1, k2); !slices.Equal(got, []int64{2*n + 1, 2*n + 1}) {
-			t.Fatalf("after %d concurrent counts: %v", 2*n, got)
-		}
-	})
-	t.Run("Invalid", func(t *testing.T) {
-		h := open(t)
-		for _, fs := range [][]store.Failure{
-			{k1, k1},
-			{{Key: "", Forget: every}},
-			{{Key: "k", Forget: 0}},
-			{{Key: string(make([]byte, 65)), Forget: every}},
-		} {
-			if _, err := h.A.CountFailures(t.Context(), fs); err == nil {
-				t.Errorf("CountFailures(%q): no error", fs)
-			}
-		}
-	})
+	}
 }
 
 // RunLeaser tests a Leaser; open returns fresh handles.

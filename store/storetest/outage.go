@@ -26,44 +26,55 @@ const outageDeadline = 3 * time.Second
 func RunOutage(t *testing.T, s store.Store, p *Proxy) {
 	ctx := t.Context()
 	must(t, s.CreateClient(ctx, store.Client{ID: "c", CreatedAt: t0}))
-	const n = 4
-	type chain struct {
-		id       string
-		cur      token  // the last token known to be current
-		pending  []byte // the successor of cur a failed Rotate asked for
-		rotated  int
-		lastErr  error
-		lastLeft time.Duration // time left before the deadline when the failed Rotate returned
-	}
-	chains := make([]*chain, n)
+	chains := newOutageChains(t, s, 4)
+	cutDuringStorm(t, s, p, chains)
+	checkCallsFailFastWhenCut(t, s, chains)
+
+	// After the restore, the same handle serves again within seconds.
+	p.Restore()
+	st := time.Now()
+	waitPing(t, s, 10*time.Second)
+	t.Logf("recovered in %v", time.Since(st))
+
+	checkNothingHalfWritten(t, s, chains)
+	checkChainsStillRotate(t, s, chains)
+}
+
+// outageChain is one family rotated through an outage, with what its
+// rotator last knew of it.
+type outageChain struct {
+	id       string
+	cur      token  // the last token known to be current
+	pending  []byte // the successor of cur a failed Rotate asked for
+	rotated  int
+	lastErr  error
+	lastLeft time.Duration // time left before the deadline when the failed Rotate returned
+}
+
+// newOutageChains creates n families of client "c" in s, named f0, f1, ….
+func newOutageChains(t *testing.T, s store.Store, n int) []*outageChain {
+	t.Helper()
+	chains := make([]*outageChain, n)
 	for i := range chains {
 		id := fmt.Sprintf("f%d", i)
 		_, h := newFamily(t, s, id, "c", "alice")
-		chains[i] = &chain{id: id, cur: h}
+		chains[i] = &outageChain{id: id, cur: h}
 	}
+	return chains
+}
 
-	// The storm: each family rotates until a rotation fails; the proxy is
-	// cut once each has rotated at least once.
+// cutDuringStorm rotates every chain until a rotation fails, cuts p once
+// each has rotated at least once, and checks that each failed with
+// store.ErrUnavailable before outageDeadline.
+func cutDuringStorm(t *testing.T, s store.Store, p *Proxy, chains []*outageChain) {
+	t.Helper()
+	n := len(chains)
 	first := make(chan struct{}, n)
 	done := make(chan struct{}, n)
 	for _, c := range chains {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			for {
-				next := hash()
-				rctx, cancel := context.WithTimeout(ctx, outageDeadline)
-				_, err := s.Rotate(rctx, req(c.cur, next, t0))
-				left := time.Until(deadline(rctx))
-				cancel()
-				if err != nil {
-					c.pending, c.lastErr, c.lastLeft = next, err, left
-					return
-				}
-				c.cur = c.cur.succ(next)
-				if c.rotated++; c.rotated == 1 {
-					first <- struct{}{}
-				}
-			}
+			c.rotateUntilFailure(t.Context(), s, first)
 		}()
 	}
 	for range n {
@@ -84,8 +95,33 @@ func RunOutage(t *testing.T, s store.Store, p *Proxy) {
 			t.Errorf("family %s: Rotate when cut: %v with %v left of %v; want store.ErrUnavailable before the deadline", c.id, c.lastErr, c.lastLeft, outageDeadline)
 		}
 	}
+}
 
-	// While cut, every call fails fast as unavailable.
+// rotateUntilFailure rotates c in s until a rotation fails, recording the
+// failure and the successor it asked for, and sends on first after its
+// first rotation.
+func (c *outageChain) rotateUntilFailure(ctx context.Context, s store.Store, first chan<- struct{}) {
+	for {
+		next := hash()
+		rctx, cancel := context.WithTimeout(ctx, outageDeadline)
+		_, err := s.Rotate(rctx, req(c.cur, next, t0))
+		left := time.Until(deadline(rctx))
+		cancel()
+		if err != nil {
+			c.pending, c.lastErr, c.lastLeft = next, err, left
+			return
+		}
+		c.cur = c.cur.succ(next)
+		if c.rotated++; c.rotated == 1 {
+			first <- struct{}{}
+		}
+	}
+}
+
+// checkCallsFailFastWhenCut checks that, while the proxy is cut, every
+// call fails as unavailable before outageDeadline.
+func checkCallsFailFastWhenCut(t *testing.T, s store.Store, chains []*outageChain) {
+	t.Helper()
 	calls := []struct {
 		name string
 		call func(ctx context.Context) error
@@ -103,7 +139,7 @@ func RunOutage(t *testing.T, s store.Store, p *Proxy) {
 		{"Ping", s.Ping},
 	}
 	for _, c := range calls {
-		cctx, cancel := context.WithTimeout(ctx, outageDeadline)
+		cctx, cancel := context.WithTimeout(t.Context(), outageDeadline)
 		err := c.call(cctx)
 		left := time.Until(deadline(cctx))
 		cancel()
@@ -112,15 +148,14 @@ func RunOutage(t *testing.T, s store.Store, p *Proxy) {
 			t.Errorf("%s when cut: %v with %v left of %v; want store.ErrUnavailable before the deadline", c.name, err, left, outageDeadline)
 		}
 	}
+}
 
-	// After the restore, the same handle serves again within seconds.
-	p.Restore()
-	st := time.Now()
-	waitPing(t, s, 10*time.Second)
-	t.Logf("recovered in %v", time.Since(st))
-
-	// Nothing half-written: the calls made while cut wrote nothing, and
-	// each family is where it was when cut or exactly one step further.
+// checkNothingHalfWritten checks that the calls made while cut wrote
+// nothing, and that each family is where it was when cut or exactly one
+// step further.
+func checkNothingHalfWritten(t *testing.T, s store.Store, chains []*outageChain) {
+	t.Helper()
+	ctx := t.Context()
 	if _, err := s.GetFamily(ctx, "cut"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the family created while cut: %v; want store.ErrNotFound", err)
 	}
@@ -138,9 +173,14 @@ func RunOutage(t *testing.T, s store.Store, p *Proxy) {
 				c.id, c.rotated, fam.Generation, fam.TokenHash, c.rotated, c.cur.hash, c.rotated+1, c.pending)
 		}
 	}
+}
 
-	// Every family still rotates: the client's retry of the failed call
-	// (Rotated, or Repeated if it had committed), then one more.
+// checkChainsStillRotate checks that every family still rotates: the
+// client's retry of the failed call (Rotated, or Repeated if it had
+// committed), then one more.
+func checkChainsStillRotate(t *testing.T, s store.Store, chains []*outageChain) {
+	t.Helper()
+	ctx := t.Context()
 	for _, c := range chains {
 		res, err := s.Rotate(ctx, req(c.cur, c.pending, t0))
 		if err != nil || (res.Outcome != store.Rotated && res.Outcome != store.Repeated) {

@@ -50,72 +50,54 @@ func main() {
 	}
 }
 
-func run() error {
-	issuer := flag.String("issuer", os.Getenv("HARNESS_ISSUER"), "issuer URL the API expects in tokens (default: the auth origin; env HARNESS_ISSUER)")
-	upstream := flag.String("upstream", os.Getenv("HARNESS_UPSTREAM"), "tokend's URL, proxied at the auth origin (may be set later with POST /upstream on the control port; env HARNESS_UPSTREAM)")
-	pages := flag.String("pages", "web/e2e/pages", "directory of test pages, served at /")
-	dist := flag.String("dist", "web/dist", "directory of the built package, served at /lib/")
-	leeway := flag.Duration("leeway", time.Second, "clock-skew leeway of the API's verifier (verify's default is 30s, which would hide an expired token)")
-	flag.Parse()
+// flags are the harness's command-line flags.
+type flags struct {
+	issuer, upstream, pages, dist string
+	leeway                        time.Duration
+}
 
-	lns := make([]net.Listener, 5)
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-		defer ln.Close()
-		lns[i] = ln
+// parseFlags parses the command line.
+func parseFlags() flags {
+	var f flags
+	flag.StringVar(&f.issuer, "issuer", os.Getenv("HARNESS_ISSUER"), "issuer URL the API expects in tokens (default: the auth origin; env HARNESS_ISSUER)")
+	flag.StringVar(&f.upstream, "upstream", os.Getenv("HARNESS_UPSTREAM"), "tokend's URL, proxied at the auth origin (may be set later with POST /upstream on the control port; env HARNESS_UPSTREAM)")
+	flag.StringVar(&f.pages, "pages", "web/e2e/pages", "directory of test pages, served at /")
+	flag.StringVar(&f.dist, "dist", "web/dist", "directory of the built package, served at /lib/")
+	flag.DurationVar(&f.leeway, "leeway", time.Second, "clock-skew leeway of the API's verifier (verify's default is 30s, which would hide an expired token)")
+	flag.Parse()
+	return f
+}
+
+// run listens on the five ports, prints their origins, and serves them
+// until SIGINT or SIGTERM, or until one fails.
+func run() error {
+	f := parseFlags()
+	lns, err := listen(5)
+	if err != nil {
+		return err
 	}
-	port := func(i int) int { return lns[i].Addr().(*net.TCPAddr).Port }
-	origins := map[string]string{
-		"app":     fmt.Sprintf("http://localhost:%d", port(0)),
-		"other":   fmt.Sprintf("http://localhost:%d", port(1)),
-		"auth":    fmt.Sprintf("http://localhost:%d", port(2)),
-		"ws":      fmt.Sprintf("ws://localhost:%d/ws", port(0)),
-		"control": fmt.Sprintf("http://127.0.0.1:%d", port(3)),
-		"wsRelay": fmt.Sprintf("ws://localhost:%d/ws", port(4)),
-	}
-	if *issuer == "" {
-		*issuer = origins["auth"]
+	defer closeListeners(lns)
+	origins := originsOf(lns)
+	if f.issuer == "" {
+		f.issuer = origins["auth"]
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	proxy := newAuthProxy(logger)
-	if *upstream != "" {
-		if err := proxy.setUpstream(*upstream); err != nil {
+	if f.upstream != "" {
+		if err := proxy.setUpstream(f.upstream); err != nil {
 			return err
 		}
 	}
-	api := newAPI(*issuer, *leeway, fmt.Sprintf("localhost:%d", port(0)), logger)
+	api := newAPI(f.issuer, f.leeway, fmt.Sprintf("localhost:%d", port(lns[0])), logger)
 	be := &backend{logger: logger, upstream: proxy.upstream.Load}
-
-	static := func() *http.ServeMux {
-		mux := http.NewServeMux()
-		mux.Handle("/lib/", http.StripPrefix("/lib/", noStore(http.FileServer(http.Dir(*dist)))))
-		mux.Handle("/", noStore(http.FileServer(http.Dir(*pages))))
-		return mux
-	}
-	app := static()
+	app := static(f.pages, f.dist)
 	api.routes(app)
 	be.routes(app)
-	other := static()
-
-	control := http.NewServeMux()
-	proxy.controlRoutes(control)
-	api.controlRoutes(control)
-	be.controlRoutes(control)
 	rl := newRelay(lns[0].Addr().String(), logger)
-	rl.controlRoutes(control)
-	control.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
-		proxy.reset()
-		api.reset()
-		be.reset()
-		w.WriteHeader(http.StatusNoContent)
-	})
 
 	servers := []*http.Server{
-		{Handler: app}, {Handler: other}, {Handler: proxy}, {Handler: control},
+		{Handler: app}, {Handler: static(f.pages, f.dist)}, {Handler: proxy}, {Handler: controlMux(proxy, api, be, rl)},
 	}
 	errc := make(chan error, len(servers)+1)
 	go func() { errc <- rl.serve(lns[4]) }()
@@ -125,7 +107,76 @@ func run() error {
 	}
 	line, _ := json.Marshal(origins)
 	fmt.Println(string(line))
+	return serveUntilSignal(errc, api, servers)
+}
 
+// listen opens n listeners on loopback ports the system picks.
+func listen(n int) ([]net.Listener, error) {
+	lns := make([]net.Listener, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeListeners(lns)
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// closeListeners closes lns, last first.
+func closeListeners(lns []net.Listener) {
+	for i := len(lns) - 1; i >= 0; i-- {
+		_ = lns[i].Close()
+	}
+}
+
+// port returns the TCP port ln listens on.
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// originsOf names the origins served on lns, in the order app, other,
+// auth, control, wsRelay; ws is the WebSocket endpoint of app.
+func originsOf(lns []net.Listener) map[string]string {
+	return map[string]string{
+		"app":     fmt.Sprintf("http://localhost:%d", port(lns[0])),
+		"other":   fmt.Sprintf("http://localhost:%d", port(lns[1])),
+		"auth":    fmt.Sprintf("http://localhost:%d", port(lns[2])),
+		"ws":      fmt.Sprintf("ws://localhost:%d/ws", port(lns[0])),
+		"control": fmt.Sprintf("http://127.0.0.1:%d", port(lns[3])),
+		"wsRelay": fmt.Sprintf("ws://localhost:%d/ws", port(lns[4])),
+	}
+}
+
+// static returns a mux serving the test pages at / and the built package
+// at /lib/, neither cached.
+func static(pages, dist string) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/lib/", http.StripPrefix("/lib/", noStore(http.FileServer(http.Dir(dist)))))
+	mux.Handle("/", noStore(http.FileServer(http.Dir(pages))))
+	return mux
+}
+
+// controlMux returns the control port's routes: those of each part of the
+// harness, and POST /reset, which resets them all.
+func controlMux(proxy *authProxy, api *api, be *backend, rl *relay) *http.ServeMux {
+	control := http.NewServeMux()
+	proxy.controlRoutes(control)
+	api.controlRoutes(control)
+	be.controlRoutes(control)
+	rl.controlRoutes(control)
+	control.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
+		proxy.reset()
+		api.reset()
+		be.reset()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return control
+}
+
+// serveUntilSignal waits for a server to fail (its error on errc) or for
+// SIGINT or SIGTERM, then closes the API's WebSockets and shuts servers
+// down, allowing them two seconds.
+func serveUntilSignal(errc <-chan error, api *api, servers []*http.Server) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	select {
