@@ -162,6 +162,8 @@ func TestSourceHonoursRetryAfter(t *testing.T) {
 					if len(times) != 2 || times[1].Sub(times[0]) != tc.want {
 						t.Fatalf("requests at %v, want 2, %v apart", times, tc.want)
 					}
+					// The endpoint has seen the request; let the Source publish its answer.
+					synctest.Wait()
 					if tok := mustToken(t, s); tok.AccessToken != "at-2" {
 						t.Fatalf("after the wait got %q, want at-2", tok.AccessToken)
 					}
