@@ -24,6 +24,8 @@ import (
 	"github.com/tokend/tokend/store/sealed"
 )
 
+// newServeCmd is `tokend serve`: its settings come from flags, TOKEND_*
+// variables and a YAML file (config.go).
 func newServeCmd(cio *cmdIO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
