@@ -129,10 +129,16 @@ func (sf *storeFlags) with(ctx context.Context, stderr io.Writer, f func(store.S
 	return f(st)
 }
 
+// newUserCmd is `tokend user`: create, list and delete built-in users.
 func newUserCmd(cio *cmdIO) *cobra.Command {
 	u := &cobra.Command{Use: "user", Short: "manage built-in users (password grant)", Args: cobra.ArbitraryArgs,
 		RunE: groupRun("create, list or delete")}
+	u.AddCommand(newUserCreateCmd(cio), newUserListCmd(cio), newUserDeleteCmd(cio))
+	return u
+}
 
+// newUserCreateCmd is `tokend user create`: store a user and the hash of its password, read from standard input.
+func newUserCreateCmd(cio *cmdIO) *cobra.Command {
 	create := &cobra.Command{Use: "create NAME --password-stdin", Short: "create a user, reading the password from standard input",
 		Example: `  echo 'correct horse' | tokend user create alice --password-stdin`, Args: exactArgs(1, "one user name")}
 	fs := create.Flags()
@@ -179,7 +185,11 @@ func newUserCmd(cio *cmdIO) *cobra.Command {
 			return nil
 		})
 	}
+	return create
+}
 
+// newUserListCmd is `tokend user list`.
+func newUserListCmd(cio *cmdIO) *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "list the users", Args: noArgs}
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
@@ -201,7 +211,11 @@ func newUserCmd(cio *cmdIO) *cobra.Command {
 			return tw.Flush()
 		})
 	}
+	return list
+}
 
+// newUserDeleteCmd is `tokend user delete`.
+func newUserDeleteCmd(cio *cmdIO) *cobra.Command {
 	del := &cobra.Command{Use: "delete NAME", Short: "delete a user and end all their sessions", Args: exactArgs(1, "one user name")}
 	dsf := addStoreFlags(del.Flags(), "encryption-")
 	del.RunE = func(cmd *cobra.Command, args []string) error {
@@ -221,14 +235,19 @@ func newUserCmd(cio *cmdIO) *cobra.Command {
 			return nil
 		})
 	}
-	u.AddCommand(create, list, del)
-	return u
+	return del
 }
 
+// newKeysCmd is `tokend keys`: list, rotate and revoke signing keys.
 func newKeysCmd(cio *cmdIO) *cobra.Command {
 	k := &cobra.Command{Use: "keys", Short: "manage signing keys", Args: cobra.ArbitraryArgs,
 		RunE: groupRun("list, rotate or revoke")}
+	k.AddCommand(newKeysListCmd(cio), newKeysRotateCmd(cio), newKeysRevokeCmd(cio))
+	return k
+}
 
+// newKeysListCmd is `tokend keys list`.
+func newKeysListCmd(cio *cmdIO) *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "list the signing keys", Args: noArgs}
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
@@ -252,7 +271,11 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 			return tw.Flush()
 		})
 	}
+	return list
+}
 
+// newKeysRotateCmd is `tokend keys rotate`: a new signing key, which signs after a lead.
+func newKeysRotateCmd(cio *cmdIO) *cobra.Command {
 	rotate := &cobra.Command{Use: "rotate", Short: "make a new signing key; the old one stays published while its tokens may live", Args: noArgs}
 	alg := rotate.Flags().String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
 	def := defaultSettings()
@@ -290,7 +313,11 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 			return nil
 		})
 	}
+	return rotate
+}
 
+// newKeysRevokeCmd is `tokend keys revoke`: withdraw a signing key, rotating first if it signs.
+func newKeysRevokeCmd(cio *cmdIO) *cobra.Command {
 	revoke := &cobra.Command{Use: "revoke KID", Short: "withdraw a signing key at once (rotating first if it signs)", Args: exactArgs(1, "one KID (tokend keys list shows them)")}
 	ralg := revoke.Flags().String("alg", "", "algorithm of the new signing key if KID signs (default: KID's)")
 	vsf := addStoreFlags(revoke.Flags(), "encryption-")
@@ -318,14 +345,19 @@ func newKeysCmd(cio *cmdIO) *cobra.Command {
 			return nil
 		})
 	}
-	k.AddCommand(list, rotate, revoke)
-	return k
+	return revoke
 }
 
+// newSessionsCmd is `tokend sessions`: list and end logins.
 func newSessionsCmd(cio *cmdIO) *cobra.Command {
 	s := &cobra.Command{Use: "sessions", Short: "list and end refresh-token families (logins)", Args: cobra.ArbitraryArgs,
 		RunE: groupRun("list or revoke")}
+	s.AddCommand(newSessionsListCmd(cio), newSessionsRevokeCmd(cio))
+	return s
+}
 
+// newSessionsListCmd is `tokend sessions list`.
+func newSessionsListCmd(cio *cmdIO) *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "list sessions", Args: noArgs}
 	lsubject := list.Flags().String("subject", "", "only this subject's sessions")
 	lclient := list.Flags().String("client", "", "only this client's sessions")
@@ -358,7 +390,11 @@ func newSessionsCmd(cio *cmdIO) *cobra.Command {
 			return tw.Flush()
 		})
 	}
+	return list
+}
 
+// newSessionsRevokeCmd is `tokend sessions revoke`: end one session, or all of a subject's or a client's.
+func newSessionsRevokeCmd(cio *cmdIO) *cobra.Command {
 	revoke := &cobra.Command{Use: "revoke [SESSION_ID | --subject SUB | --client CLIENT_ID]", Short: "end one session, or all of a subject's or a client's",
 		Args: cobra.ArbitraryArgs}
 	rsubject := revoke.Flags().String("subject", "", "end this subject's sessions")
@@ -399,8 +435,7 @@ func newSessionsCmd(cio *cmdIO) *cobra.Command {
 			return nil
 		})
 	}
-	s.AddCommand(list, revoke)
-	return s
+	return revoke
 }
 
 // checkFilterArgs checks the --subject and --client of the sessions

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
@@ -68,6 +71,9 @@ func newClientCmd(cio *cmdIO) *cobra.Command {
 	return c
 }
 
+// newClientCreateCmd is `tokend client create`: its flags
+// (clientCreateOptions.define), their checks (client) and the action
+// (create).
 func newClientCreateCmd(cio *cmdIO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create --id CLIENT_ID [flags]",
@@ -93,108 +99,153 @@ refresh token lives in the server's HttpOnly cookie instead of the page.`,
   tokend client create --id spa --public --origin http://localhost:5173 --cookie`,
 		Args: noArgs,
 	}
-	fs := cmd.Flags()
-	id := fs.String("id", "", "client ID (required)")
-	secret := fs.String("secret", "", "client secret, at least 32 characters and random (default: 256 random bits, printed once)")
-	public := fs.Bool("public", false, "a public client, with no secret (refresh_token grant only)")
-	grants := fs.String("grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
-	scope := fs.String("scope", "", "space- or comma-separated scopes the client may request (default: any)")
-	mint := fs.Bool("mint", false, "may mint tokens for its users (POST /v1/tokens)")
-	mintFor := fs.String("mint-for", "", "comma-separated public clients this client may start logins for (with --mint)")
-	originFlag := fs.StringSlice("origin", nil, "browser origin allowed to use the client, scheme://host[:port] (repeatable, or comma-separated)")
-	cookie := fs.Bool("cookie", false, "cookie mode: the refresh token travels in the server's HttpOnly cookie (with --origin)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	quiet := fs.BoolP("quiet", "q", false, "print only the secret, for SECRET=$(tokend client create ... -q)")
-	sf := addStoreFlags(fs, "encryption-")
+	var o clientCreateOptions
+	o.define(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
-		if *id == "" {
-			return usageErrorf("--id is required")
-		}
-		if err := checkIDArg("--id", *id, true); err != nil {
-			return err
-		}
-		if *asJSON && *quiet {
-			return usageErrorf("--json and --quiet: choose one")
-		}
-		origins, err := parseOrigins(*originFlag)
+		c, err := o.client(cmd.Flags())
 		if err != nil {
 			return err
 		}
-		if *cookie && len(origins) == 0 {
-			return usageErrorf("--cookie without --origin: cookie mode is for a browser app, whose origins the server must know to send it the cookie and to refuse other pages")
-		}
-		c := store.Client{ID: *id, Grants: splitList(*grants), Scopes: splitList(*scope), Mint: *mint, MintFor: splitList(*mintFor),
-			Origins: origins, Cookie: *cookie, CreatedAt: time.Now()}
-		for _, g := range c.Grants {
-			if g != "client_credentials" && g != "refresh_token" && g != "password" {
-				return usageErrorf("unknown grant %q: want client_credentials, refresh_token or password", g)
-			}
-		}
-		if len(c.Grants) == 0 {
-			return usageErrorf("--grant names no grant: want client_credentials, refresh_token or password")
-		}
-		if *public {
-			// A public client cannot authenticate, and the server accepts
-			// it only where no authentication is needed: refreshing a
-			// token it was given.
-			if !fs.Changed("grant") {
-				c.Grants = []string{"refresh_token"}
-			}
-			switch {
-			case fs.Changed("secret"):
-				return usageErrorf("--public and --secret: a public client has no secret")
-			case *mint:
-				return usageErrorf("--public and --mint: minting needs the client's secret; create a confidential backend client with --mint")
-			case fs.Changed("mint-for"):
-				return usageErrorf("--public and --mint-for: a public client cannot mint; give --mint-for %s to a confidential backend client with --mint", *mintFor)
-			case slices.ContainsFunc(c.Grants, func(g string) bool { return g != "refresh_token" }):
-				return usageErrorf("--public with --grant %s: a public client has no secret, so it can only use refresh_token", *grants)
-			case *quiet:
-				return usageErrorf("--public and --quiet: a public client has no secret to print")
-			}
-		} else {
-			switch {
-			case fs.Changed("mint-for") && !*mint:
-				return usageErrorf("--mint-for without --mint: only a client that may mint can start logins for %s", *mintFor)
-			case fs.Changed("mint-for") && len(c.MintFor) == 0:
-				return usageErrorf("--mint-for names no client: want the IDs of public clients, comma-separated")
-			case slices.ContainsFunc(c.MintFor, func(m string) bool { return store.CheckClientID(m) != nil }):
-				return usageError{err: fmt.Errorf("each client of --mint-for must be %s", store.ClientIDRule), brief: true}
-			case slices.Contains(c.MintFor, c.ID):
-				return usageErrorf("--mint-for names %s itself: a client mints for itself without it", c.ID)
-			}
-			switch n := utf8.RuneCountInString(*secret); {
-			case *secret == "":
-				*secret = randomSecret()
-			case n < minSecretLength:
-				return usageErrorf("--secret has %d characters: a client secret needs at least %d, and random ones, since the throttle does not lock a client for failures from everywhere (omit --secret for 256 random bits)", n, minSecretLength)
-			}
-			c.SecretHash = server.HashClientSecret(*secret)
-		}
-		return sf.with(ctx, cio.stderr, func(st store.Store) error {
-			if err := st.CreateClient(ctx, c); err != nil {
-				if errors.Is(err, store.ErrExists) {
-					return fmt.Errorf("client %s already exists (tokend client delete %s removes it)", c.ID, c.ID)
-				}
-				return err
-			}
-			switch {
-			case *asJSON:
-				return json.NewEncoder(cio.stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": *secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint, "mint_for": c.MintFor,
-					"origins": c.Origins, "cookie": c.Cookie})
-			case *quiet:
-				fmt.Fprintln(cio.stdout, *secret)
-				return nil
-			}
-			fmt.Fprintf(cio.stdout, "client_id:     %s\n", c.ID)
-			if *secret != "" {
-				fmt.Fprintf(cio.stdout, "client_secret: %s\n(shown once: only its hash is stored)\n", *secret)
-			}
-			return nil
+		return o.sf.with(cmd.Context(), cio.stderr, func(st store.Store) error {
+			return o.create(cmd.Context(), st, c, cio.stdout)
 		})
 	}
 	return cmd
+}
+
+// clientCreateOptions are the flags of `client create`.
+type clientCreateOptions struct {
+	id, secret    string
+	public        bool
+	grants, scope string
+	mint          bool
+	mintFor       string
+	origins       []string
+	cookie        bool
+	asJSON, quiet bool
+	sf            *storeFlags
+}
+
+// define registers the flags of o on fs.
+func (o *clientCreateOptions) define(fs *pflag.FlagSet) {
+	fs.StringVar(&o.id, "id", "", "client ID (required)")
+	fs.StringVar(&o.secret, "secret", "", "client secret, at least 32 characters and random (default: 256 random bits, printed once)")
+	fs.BoolVar(&o.public, "public", false, "a public client, with no secret (refresh_token grant only)")
+	fs.StringVar(&o.grants, "grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
+	fs.StringVar(&o.scope, "scope", "", "space- or comma-separated scopes the client may request (default: any)")
+	fs.BoolVar(&o.mint, "mint", false, "may mint tokens for its users (POST /v1/tokens)")
+	fs.StringVar(&o.mintFor, "mint-for", "", "comma-separated public clients this client may start logins for (with --mint)")
+	fs.StringSliceVar(&o.origins, "origin", nil, "browser origin allowed to use the client, scheme://host[:port] (repeatable, or comma-separated)")
+	fs.BoolVar(&o.cookie, "cookie", false, "cookie mode: the refresh token travels in the server's HttpOnly cookie (with --origin)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the secret, for SECRET=$(tokend client create ... -q)")
+	o.sf = addStoreFlags(fs, "encryption-")
+}
+
+// client checks the flags (fs: which were given) and returns the client
+// to create. For a confidential client it sets o.secret, to a random one
+// if none was given, and stores its hash.
+func (o *clientCreateOptions) client(fs *pflag.FlagSet) (store.Client, error) {
+	if o.id == "" {
+		return store.Client{}, usageErrorf("--id is required")
+	}
+	if err := checkIDArg("--id", o.id, true); err != nil {
+		return store.Client{}, err
+	}
+	if o.asJSON && o.quiet {
+		return store.Client{}, usageErrorf("--json and --quiet: choose one")
+	}
+	origins, err := parseOrigins(o.origins)
+	if err != nil {
+		return store.Client{}, err
+	}
+	if o.cookie && len(origins) == 0 {
+		return store.Client{}, usageErrorf("--cookie without --origin: cookie mode is for a browser app, whose origins the server must know to send it the cookie and to refuse other pages")
+	}
+	c := store.Client{ID: o.id, Grants: splitList(o.grants), Scopes: splitList(o.scope), Mint: o.mint, MintFor: splitList(o.mintFor),
+		Origins: origins, Cookie: o.cookie, CreatedAt: time.Now()}
+	for _, g := range c.Grants {
+		if g != "client_credentials" && g != "refresh_token" && g != "password" {
+			return store.Client{}, usageErrorf("unknown grant %q: want client_credentials, refresh_token or password", g)
+		}
+	}
+	if len(c.Grants) == 0 {
+		return store.Client{}, usageErrorf("--grant names no grant: want client_credentials, refresh_token or password")
+	}
+	if o.public {
+		err = o.checkPublic(fs, &c)
+	} else {
+		err = o.checkConfidential(fs, &c)
+	}
+	return c, err
+}
+
+// checkPublic checks the flags of a public client c. A public client
+// cannot authenticate, and the server accepts it only where no
+// authentication is needed: refreshing a token it was given.
+func (o *clientCreateOptions) checkPublic(fs *pflag.FlagSet, c *store.Client) error {
+	if !fs.Changed("grant") {
+		c.Grants = []string{"refresh_token"}
+	}
+	switch {
+	case fs.Changed("secret"):
+		return usageErrorf("--public and --secret: a public client has no secret")
+	case o.mint:
+		return usageErrorf("--public and --mint: minting needs the client's secret; create a confidential backend client with --mint")
+	case fs.Changed("mint-for"):
+		return usageErrorf("--public and --mint-for: a public client cannot mint; give --mint-for %s to a confidential backend client with --mint", o.mintFor)
+	case slices.ContainsFunc(c.Grants, func(g string) bool { return g != "refresh_token" }):
+		return usageErrorf("--public with --grant %s: a public client has no secret, so it can only use refresh_token", o.grants)
+	case o.quiet:
+		return usageErrorf("--public and --quiet: a public client has no secret to print")
+	}
+	return nil
+}
+
+// checkConfidential checks the flags of a confidential client c and sets
+// its secret (o.secret, or a random one) and its hash.
+func (o *clientCreateOptions) checkConfidential(fs *pflag.FlagSet, c *store.Client) error {
+	switch {
+	case fs.Changed("mint-for") && !o.mint:
+		return usageErrorf("--mint-for without --mint: only a client that may mint can start logins for %s", o.mintFor)
+	case fs.Changed("mint-for") && len(c.MintFor) == 0:
+		return usageErrorf("--mint-for names no client: want the IDs of public clients, comma-separated")
+	case slices.ContainsFunc(c.MintFor, func(m string) bool { return store.CheckClientID(m) != nil }):
+		return usageError{err: fmt.Errorf("each client of --mint-for must be %s", store.ClientIDRule), brief: true}
+	case slices.Contains(c.MintFor, c.ID):
+		return usageErrorf("--mint-for names %s itself: a client mints for itself without it", c.ID)
+	}
+	switch n := utf8.RuneCountInString(o.secret); {
+	case o.secret == "":
+		o.secret = randomSecret()
+	case n < minSecretLength:
+		return usageErrorf("--secret has %d characters: a client secret needs at least %d, and random ones, since the throttle does not lock a client for failures from everywhere (omit --secret for 256 random bits)", n, minSecretLength)
+	}
+	c.SecretHash = server.HashClientSecret(o.secret)
+	return nil
+}
+
+// create stores c in st and prints it, with its secret, to stdout.
+func (o *clientCreateOptions) create(ctx context.Context, st store.Store, c store.Client, stdout io.Writer) error {
+	if err := st.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("client %s already exists (tokend client delete %s removes it)", c.ID, c.ID)
+		}
+		return err
+	}
+	switch {
+	case o.asJSON:
+		return json.NewEncoder(stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": o.secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint, "mint_for": c.MintFor,
+			"origins": c.Origins, "cookie": c.Cookie})
+	case o.quiet:
+		fmt.Fprintln(stdout, o.secret)
+		return nil
+	}
+	fmt.Fprintf(stdout, "client_id:     %s\n", c.ID)
+	if o.secret != "" {
+		fmt.Fprintf(stdout, "client_secret: %s\n(shown once: only its hash is stored)\n", o.secret)
+	}
+	return nil
 }
 
 // minSecretLength is the shortest client secret `client create` takes

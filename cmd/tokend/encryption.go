@@ -102,6 +102,8 @@ func logKeyring(log *slog.Logger, ring sealed.Keyring) {
 	}
 }
 
+// newEncryptionCmd is `tokend encryption`: encryption at rest of the
+// store's signing keys and server secrets.
 func newEncryptionCmd(cio *cmdIO) *cobra.Command {
 	e := &cobra.Command{
 		Use:   "encryption",
@@ -138,6 +140,21 @@ tokend secrets retire.
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun("keygen, status, seal, rotate, unseal or scrub"),
 	}
+	e.AddCommand(newEncryptionKeygenCmd(cio))
+	for _, op := range []struct{ use, short string }{
+		{"status", "list each value and the key it is sealed under"},
+		{"seal --key-file KEY", "seal every value in clear under KEY"},
+		{"rotate --key-file NEW --old-key-file OLD", "reseal every value under NEW"},
+		{"unseal --old-key-file OLD", "store every value in clear again"},
+	} {
+		e.AddCommand(newEncryptionOpCmd(cio, op.use, op.short))
+	}
+	e.AddCommand(newEncryptionScrubCmd(cio))
+	return e
+}
+
+// newEncryptionKeygenCmd is `tokend encryption keygen`.
+func newEncryptionKeygenCmd(cio *cmdIO) *cobra.Command {
 	keygenCmd := &cobra.Command{Use: "keygen --out FILE", Short: "write a new random key (mode 0600; - for stdout)", Args: noArgs}
 	out := keygenCmd.Flags().String("out", "", "file to write the new key to, which must not exist (- for standard output)")
 	keygenCmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -146,40 +163,43 @@ tokend secrets retire.
 		}
 		return keygen(*out, cio.stdout, cio.stderr)
 	}
-	e.AddCommand(keygenCmd)
-	for _, op := range []struct{ use, short string }{
-		{"status", "list each value and the key it is sealed under"},
-		{"seal --key-file KEY", "seal every value in clear under KEY"},
-		{"rotate --key-file NEW --old-key-file OLD", "reseal every value under NEW"},
-		{"unseal --old-key-file OLD", "store every value in clear again"},
-	} {
-		name, _, _ := strings.Cut(op.use, " ")
-		c := &cobra.Command{Use: op.use, Short: op.short, Args: noArgs}
-		var wait *time.Duration
-		if name != "status" {
-			wait = waitFlag(c.Flags())
-		}
-		sf := addStoreFlags(c.Flags(), "")
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			ring, err := loadKeyring(sf.keys.current, sf.keys.old, os.Getenv)
-			if err != nil {
-				return err
-			}
-			if err := checkRing(name, ring); err != nil {
-				return err
-			}
-			st, err := sf.openRaw(cmd.Context(), cio.stderr)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := encryption(cmd.Context(), name, st, ring, cio.stdout); err != nil || name == "status" {
-				return err
-			}
-			return scrub(cmd.Context(), st, *wait, "the "+name, cio.stdout)
-		}
-		e.AddCommand(c)
+	return keygenCmd
+}
+
+// newEncryptionOpCmd is `tokend encryption status`, seal, rotate or
+// unseal, as use (the usage line, starting with the name) names it;
+// short is its description. All but status scrub the store after.
+func newEncryptionOpCmd(cio *cmdIO, use, short string) *cobra.Command {
+	name, _, _ := strings.Cut(use, " ")
+	c := &cobra.Command{Use: use, Short: short, Args: noArgs}
+	var wait *time.Duration
+	if name != "status" {
+		wait = waitFlag(c.Flags())
 	}
+	sf := addStoreFlags(c.Flags(), "")
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		ring, err := loadKeyring(sf.keys.current, sf.keys.old, os.Getenv)
+		if err != nil {
+			return err
+		}
+		if err := checkRing(name, ring); err != nil {
+			return err
+		}
+		st, err := sf.openRaw(cmd.Context(), cio.stderr)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := encryption(cmd.Context(), name, st, ring, cio.stdout); err != nil || name == "status" {
+			return err
+		}
+		return scrub(cmd.Context(), st, *wait, "the "+name, cio.stdout)
+	}
+	return c
+}
+
+// newEncryptionScrubCmd is `tokend encryption scrub`.
+func newEncryptionScrubCmd(cio *cmdIO) *cobra.Command {
 	scrubCmd := &cobra.Command{Use: "scrub", Short: "remove old copies of overwritten values from the store's files (SQLite)", Args: noArgs}
 	wait := waitFlag(scrubCmd.Flags())
 	ssf := addStoreFlags(scrubCmd.Flags(), "")
@@ -191,8 +211,7 @@ tokend secrets retire.
 		defer st.Close()
 		return scrub(cmd.Context(), st, *wait, "", cio.stdout)
 	}
-	e.AddCommand(scrubCmd)
-	return e
+	return scrubCmd
 }
 
 // checkRing tells whether ring has the keys op needs.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/tokend/tokend/internal/loadgen"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/sqlite"
 )
@@ -78,7 +79,7 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 		t.Fatalf("client create: %s", out.String())
 	}
 	cmd, base := startServe(t, bin, storeURL)
-	b := &bencher{hc: &http.Client{Timeout: 5 * time.Second}, base: base, id: "app", secret: "app-secret-0123456789abcdef0123456789"}
+	b := loadgen.NewClient(&http.Client{Timeout: 5 * time.Second}, []string{base}, "app", "app-secret-0123456789abcdef0123456789")
 	ctx := context.Background()
 
 	const clients = 16
@@ -89,7 +90,7 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 	}
 	vcs := make([]*vclient, clients)
 	for i := range vcs {
-		rt, err := b.mint(ctx, i)
+		rt, err := b.Mint(ctx, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +109,7 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 					return
 				default:
 				}
-				next, code, err := b.rotate(ctx, vc.rt)
+				next, code, err := b.Rotate(ctx, vc.rt)
 				if err != nil {
 					return // the server died under this request
 				}
@@ -143,13 +144,13 @@ func TestKillDuringRefreshStorm(t *testing.T) {
 	}
 
 	_, base = startServe(t, bin, storeURL)
-	b.base = base
+	b = loadgen.NewClient(&http.Client{Timeout: 5 * time.Second}, []string{base}, "app", "app-secret-0123456789abcdef0123456789")
 	for i, vc := range vcs {
-		next, code, err := b.rotate(ctx, vc.rt)
+		next, code, err := b.Rotate(ctx, vc.rt)
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("client %d: its last successor fails after the restart: %d %v", i, code, err)
 		}
-		if _, code, _ := b.rotate(ctx, next); code != http.StatusOK {
+		if _, code, _ := b.Rotate(ctx, next); code != http.StatusOK {
 			t.Fatalf("client %d: the family does not go on after the restart: %d", i, code)
 		}
 	}

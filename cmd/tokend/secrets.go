@@ -30,6 +30,8 @@ func waitFlag(fs *pflag.FlagSet) *time.Duration {
 		"SQLite: how long to wait for running servers' reads to end so that the -wal file can be emptied of old values")
 }
 
+// newSecretsCmd is `tokend secrets`: list, rotate and retire the server
+// secrets.
 func newSecretsCmd(cio *cmdIO) *cobra.Command {
 	s := &cobra.Command{Use: "secrets", Short: "rotate the server secrets that tag refresh tokens",
 		Long: `The server secrets tag every refresh token (an HMAC over its login and
@@ -59,7 +61,12 @@ on this version or later before the first rotation: an earlier one would
 take the stored secrets for a single secret and refuse every refresh
 token.`,
 		Args: cobra.ArbitraryArgs, RunE: groupRun("list, rotate or retire")}
+	s.AddCommand(newSecretsListCmd(cio), newSecretsRotateCmd(cio), newSecretsRetireCmd(cio))
+	return s
+}
 
+// newSecretsListCmd is `tokend secrets list`: the server secrets and the logins on each.
+func newSecretsListCmd(cio *cmdIO) *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "list the server secrets and the logins still on older ones", Args: noArgs}
 	lskew := skewFlag(list.Flags())
 	lsf := addStoreFlags(list.Flags(), "encryption-")
@@ -72,7 +79,11 @@ token.`,
 			return listSecrets(ctx, st, time.Now(), *lskew, cio.stdout)
 		})
 	}
+	return list
+}
 
+// newSecretsRotateCmd is `tokend secrets rotate`: a new server secret, which tags after a lead.
+func newSecretsRotateCmd(cio *cmdIO) *cobra.Command {
 	rotate := &cobra.Command{Use: "rotate", Short: "add a new server secret, which tags new refresh tokens after a lead", Args: noArgs}
 	reloadDef, reloadErr := envDuration("TOKEND_KEY_RELOAD", defaultSettings().KeyReload)
 	reloadEvery := rotate.Flags().Duration("key-reload", reloadDef,
@@ -107,7 +118,11 @@ token.`,
 			return nil
 		})
 	}
+	return rotate
+}
 
+// newSecretsRetireCmd is `tokend secrets retire`: end the logins on older server secrets and remove those.
+func newSecretsRetireCmd(cio *cmdIO) *cobra.Command {
 	retire := &cobra.Command{Use: "retire", Short: "end the logins still on older server secrets, and remove those secrets", Args: noArgs}
 	wait := waitFlag(retire.Flags())
 	tskew := skewFlag(retire.Flags())
@@ -138,8 +153,7 @@ token.`,
 		fmt.Fprintf(cio.stdout, "secret %d alone remains; every server drops the old one at its next reload\n", ret.Current)
 		return scrub(ctx, raw, *wait, "the retirement", cio.stdout)
 	}
-	s.AddCommand(list, rotate, retire)
-	return s
+	return retire
 }
 
 // skewFlag registers --clock-skew on fs.

@@ -21,8 +21,11 @@ import (
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/redis"
+	"github.com/tokend/tokend/store/sealed"
 )
 
+// newServeCmd is `tokend serve`: its settings come from flags, TOKEND_*
+// variables and a YAML file (config.go).
 func newServeCmd(cio *cmdIO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
@@ -54,27 +57,18 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // checked
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	proxies, _ := parseTrustedProxies(cfg.TrustedProxies) // checked
 
 	ring, err := loadKeyring(cfg.EncryptionKeyFile, cfg.EncryptionOldKeyFile, os.Getenv)
 	if err != nil {
 		return err
 	}
 	logKeyring(log, ring)
-	// Every call of st has the deadline cfg.StoreTimeout; so have the
-	// FailureCounter and the Leaser found through it (store.Capability)
-	// if the backend has them.
-	st, err := openStore(ctx, cfg.Store, cfg.StoreTimeout)
+	ss, err := openServeStore(ctx, cfg, ring, log)
 	if err != nil {
 		return err
 	}
-	st = wrapSealed(st, ring)
+	st := ss.st
 	defer st.Close()
-	if rs, ok := store.Capability[*redis.Store](st); ok {
-		if w := rs.Durability().Warning(); w != "" {
-			log.Warn("redis persistence can lose rotations on a crash", "store", redacted(cfg.Store), "detail", w)
-		}
-	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("addr: %w", err)
@@ -83,10 +77,9 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	if cfg.Issuer == "" { // a port of 0: the one the listener got
 		cfg.Issuer = "http://" + ln.Addr().String()
 	}
-	now := time.Now()
 	// A retired key stays published while tokens it signed may live: the
 	// access TTL, or up to a day for minted tokens.
-	ks, err := keys.Load(ctx, st, cfg.KeyAlg, max(cfg.AccessTTL, 24*time.Hour)+time.Minute, now)
+	ks, err := keys.Load(ctx, st, cfg.KeyAlg, max(cfg.AccessTTL, 24*time.Hour)+time.Minute, time.Now())
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
@@ -94,23 +87,7 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("load server secrets: %w", err)
 	}
-	scfg := server.Config{
-		Store: st, Signer: ks, Secrets: secretRing, Issuer: cfg.Issuer, Audience: cfg.Audience,
-		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
-		Logger:       log,
-		StoreTimeout: -1, // st is bounded already
-		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
-			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
-		TrustedProxies: proxies,
-		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
-	}
-	if err := cfg.applyHashing(&scfg); err != nil {
-		return usageError{err: err, brief: true}
-	}
-	if cfg.Grace == 0 {
-		scfg.Grace = -1 // none: server.Config takes 0 as its default
-	}
-	srv, err := server.New(scfg)
+	srv, err := newServer(cfg, ss, ks, secretRing, log)
 	if err != nil {
 		return err
 	}
@@ -120,29 +97,95 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	gcDone := make(chan struct{})
 	defer func() { stopBG(); <-gcDone }() // the gc lease is released before the store closes
 	go background(bg, log, cfg, ks, &secretReload{st: st, srv: srv, was: secretRing})
-	leaser, _ := store.Capability[store.Leaser](st)
-	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, leaser, gcHolder()) }()
+	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, ss.leaser, gcHolder()) }()
 
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		ms, err := serveMetrics(cfg.MetricsAddr, srv, errc, stdout)
 		if err != nil {
-			return fmt.Errorf("metrics-addr: %w", err)
+			return err
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", srv.Metrics())
-		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		defer ms.Close()
-		go func() {
-			if err := ms.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("metrics listener: %w", err)
-			}
-		}()
-		fmt.Fprintf(stdout, "tokend: metrics on http://%s/metrics\n", mln.Addr())
 	}
 	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", redacted(cfg.Store), "kid", ks.ActiveKeyID())
 	fmt.Fprintf(stdout, "tokend: listening on http://%s\n", ln.Addr())
+	return waitShutdown(ctx, log, hs, errc)
+}
+
+// serveStore is the store serve uses and the Leaser found through it.
+type serveStore struct {
+	st     store.Store  // sealed if there is an encryption key
+	leaser store.Leaser // for the garbage collector's lease; nil without one
+}
+
+// openServeStore opens the store of cfg, sealed with ring, and finds the
+// capabilities of its backend. It warns on log if the store is a Redis
+// whose persistence can lose rotations.
+func openServeStore(ctx context.Context, cfg settings, ring sealed.Keyring, log *slog.Logger) (serveStore, error) {
+	// Every call of st has the deadline cfg.StoreTimeout; so have the
+	// FailureCounter and the Leaser found through it (store.Capability)
+	// if the backend has them.
+	st, err := openStore(ctx, cfg.Store, cfg.StoreTimeout)
+	if err != nil {
+		return serveStore{}, err
+	}
+	st = wrapSealed(st, ring)
+	if rs, ok := store.Capability[*redis.Store](st); ok {
+		if w := rs.Durability().Warning(); w != "" {
+			log.Warn("redis persistence can lose rotations on a crash", "store", redacted(cfg.Store), "detail", w)
+		}
+	}
+	leaser, _ := store.Capability[store.Leaser](st)
+	return serveStore{st: st, leaser: leaser}, nil
+}
+
+// newServer returns the token server of the settings cfg on the store
+// ss, signing with ks and tagging with secretRing.
+func newServer(cfg settings, ss serveStore, ks *keys.Set, secretRing secrets.Ring, log *slog.Logger) (*server.Server, error) {
+	proxies, _ := parseTrustedProxies(cfg.TrustedProxies) // checked
+	scfg := server.Config{
+		Store: ss.st, Signer: ks, Secrets: secretRing, Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, RefreshIdle: cfg.RefreshIdle, RefreshAbsolute: cfg.RefreshAbsolute, Grace: cfg.Grace,
+		Logger:       log,
+		StoreTimeout: -1, // st is bounded already
+		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
+			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
+		TrustedProxies: proxies,
+		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
+	}
+	if err := cfg.applyHashing(&scfg); err != nil {
+		return nil, usageError{err: err, brief: true}
+	}
+	if cfg.Grace == 0 {
+		scfg.Grace = -1 // none: server.Config takes 0 as its default
+	}
+	return server.New(scfg)
+}
+
+// serveMetrics serves GET /metrics of srv on addr, reports a failure of
+// its listener on errc and its address on stdout, and returns its
+// server, for the caller to close.
+func serveMetrics(addr string, srv *server.Server, errc chan<- error, stdout io.Writer) (*http.Server, error) {
+	mln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", srv.Metrics())
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := ms.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("metrics listener: %w", err)
+		}
+	}()
+	fmt.Fprintf(stdout, "tokend: metrics on http://%s/metrics\n", mln.Addr())
+	return ms, nil
+}
+
+// waitShutdown waits until hs fails (an error on errc) or ctx ends, and
+// then shuts hs down, giving its requests 10 seconds to end.
+func waitShutdown(ctx context.Context, log *slog.Logger, hs *http.Server, errc <-chan error) error {
 	select {
 	case err := <-errc:
 		return err
