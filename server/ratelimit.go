@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
@@ -273,20 +272,4 @@ func (t *throttler) logLock(k kind, l layer, src netip.Addr, account string) {
 // errThrottledFor is the answer to an attempt that must wait d.
 func errThrottledFor(d time.Duration) *Error {
 	return errThrottled("too many attempts; retry later", int((d+time.Second-1)/time.Second))
-}
-
-// normalizeProxies checks the trusted proxies and puts them in the form
-// sourceAddr compares with: masked, IPv4 as IPv4.
-func normalizeProxies(ps []netip.Prefix) (proxySet, error) {
-	out := make(proxySet, 0, len(ps))
-	for _, p := range ps {
-		if !p.IsValid() {
-			return nil, fmt.Errorf("server: Config.TrustedProxies: invalid prefix %q", p)
-		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }

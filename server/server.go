@@ -74,6 +74,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -84,6 +85,7 @@ import (
 
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/secrets"
+	"github.com/tokend/tokend/server/clientip"
 	"github.com/tokend/tokend/store"
 )
 
@@ -281,7 +283,7 @@ type Server struct {
 	now         func() time.Time
 	mux         *http.ServeMux
 	thr         *throttler
-	proxies     proxySet
+	clientIP    *clientip.Resolver
 	metrics     *metrics
 	minted      *mintCache
 	// keysReadAt is when the last successful reload of the keys began
@@ -384,8 +386,8 @@ func New(cfg Config) (*Server, error) {
 	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
 		return nil, err
 	}
-	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {
-		return nil, err
+	if s.clientIP, err = clientip.New(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("server: Config.TrustedProxies: %w", err)
 	}
 	s.metrics = newMetrics()
 	s.hashing.register(s.metrics.reg)
