@@ -86,6 +86,7 @@ import (
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/server/clientip"
+	"github.com/tokend/tokend/server/hashgate"
 	"github.com/tokend/tokend/store"
 )
 
@@ -295,7 +296,7 @@ type Server struct {
 	access atomic.Pointer[selfVerifier]
 
 	// hashing admits password checks (builtinUsers).
-	hashing *hashGate
+	hashing *hashgate.Gate
 	// checkPassword is password.Check unless a test replaced it.
 	checkPassword func(ctx context.Context, hash, pw string) error
 	// dummyHash is checked for unknown users, so that a login takes as
@@ -361,7 +362,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
 		refreshKeys:   rk,
-		hashing:       newHashGate(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
+		hashing:       hashgate.New(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
 		checkPassword: cfg.checkPassword,
 		dummyHash: sync.OnceValue(func() string {
 			h, _ := cfg.PasswordParams.Hash("tokend: no such user") // validated by hashingDefaults
@@ -390,7 +391,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: Config.TrustedProxies: %w", err)
 	}
 	s.metrics = newMetrics()
-	s.hashing.register(s.metrics.reg)
+	s.hashing.Register(s.metrics.reg)
 	s.refreshKeys.register(s.metrics.reg)
 	s.minted = newMintCache()
 	s.origins = &originSet{list: cfg.Store.ListClients, get: cfg.Store.GetClient, now: s.now, log: func(ctx context.Context, err error) {
