@@ -41,16 +41,16 @@ func TestSecretKeysCompatible(t *testing.T) {
 	if want := refreshPrefix + base64.RawURLEncoding.EncodeToString(raw); tok != want {
 		t.Fatalf("a ring of one issues %s; the single secret issued %s", tok, want)
 	}
-	if want := hmacOf(secret, []byte("tokend throttle: fleet keys v1")); !bytes.Equal(k.fleetKey(), want) {
+	if want := hmacOf(secret, []byte("tokend throttle: fleet keys v1")); !bytes.Equal(k.FleetKey(), want) {
 		t.Fatal("a ring of one keys the fleet's counts otherwise than the single secret did")
 	}
 	next := secrets.Secret{Seq: 2, Value: bytes.Repeat([]byte{5}, 32), ActiveFrom: t0.Add(time.Minute)}
 	k.set(secrets.Ring{secrets.New(secret)[0], next})
-	if !bytes.Equal(k.fleetKey(), hmacOf(secret, []byte("tokend throttle: fleet keys v1"))) {
+	if !bytes.Equal(k.FleetKey(), hmacOf(secret, []byte("tokend throttle: fleet keys v1"))) {
 		t.Fatal("the fleet's key changed before the new secret took over")
 	}
 	now = next.ActiveFrom
-	if !bytes.Equal(k.fleetKey(), hmacOf(next.Value, []byte("tokend throttle: fleet keys v1"))) {
+	if !bytes.Equal(k.FleetKey(), hmacOf(next.Value, []byte("tokend throttle: fleet keys v1"))) {
 		t.Fatal("the fleet's key is not the new secret's once it took over")
 	}
 	if ref, ok := k.parseRefreshToken(tok); !ok || ref.family != family {

@@ -87,6 +87,7 @@ import (
 	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/server/clientip"
 	"github.com/tokend/tokend/server/hashgate"
+	"github.com/tokend/tokend/server/throttle"
 	"github.com/tokend/tokend/store"
 )
 
@@ -283,7 +284,7 @@ type Server struct {
 	log         *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
-	thr         *throttler
+	thr         *throttle.Throttler
 	clientIP    *clientip.Resolver
 	metrics     *metrics
 	minted      *mintCache
@@ -384,8 +385,8 @@ func New(cfg Config) (*Server, error) {
 			cfg.FamiliarSources, _ = store.Capability[store.FamiliarSources](cfg.Store)
 		}
 	}
-	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
-		return nil, err
+	if s.thr, err = throttle.New(cfg.Throttle, throttle.NewFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
+		return nil, fmt.Errorf("server: Config.Throttle: %w", err)
 	}
 	if s.clientIP, err = clientip.New(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server: Config.TrustedProxies: %w", err)
