@@ -1,11 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/tokend/tokend/server/throttle"
+	"github.com/tokend/tokend/store"
 )
 
 // The server's side of abuse control: the failure throttle (package
@@ -26,4 +28,27 @@ type Throttle = throttle.Config
 // Retry-After in whole seconds, rounded up.
 func errThrottledFor(d time.Duration) *Error {
 	return errThrottled("too many attempts; retry later", int((d+time.Second-1)/time.Second))
+}
+
+// newThrottler returns the throttle of cfg (nil if it is disabled), which
+// counts failures across the fleet in cfg.FailureCounter, by default the
+// store's, and keeps familiar sources in cfg.FamiliarSources, by default
+// the counter's or the store's (see Config). keys make the fleet's store
+// keys.
+func newThrottler(cfg Config, keys throttle.Keys) (*throttle.Throttler, error) {
+	if cfg.FailureCounter == nil {
+		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
+	}
+	if cfg.FamiliarSources == nil && cfg.FailureCounter != nil {
+		if fs, ok := cfg.FailureCounter.(store.FamiliarSources); ok {
+			cfg.FamiliarSources = fs
+		} else {
+			cfg.FamiliarSources, _ = store.Capability[store.FamiliarSources](cfg.Store)
+		}
+	}
+	thr, err := throttle.New(cfg.Throttle, throttle.NewFleet(cfg.FailureCounter, cfg.FamiliarSources, keys, cfg.Logger), cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("server: Config.Throttle: %w", err)
+	}
+	return thr, nil
 }

@@ -57,3 +57,23 @@ func TestSecretKeysCompatible(t *testing.T) {
 		t.Fatal("a token of the old secret no longer parses after the takeover")
 	}
 }
+
+// The throttle's fleet finds a source marked familiar under any secret of
+// the ring: FleetKeys lists the current secret's key first, then the
+// others', until a secret is retired.
+func TestFleetKeysAcrossRotation(t *testing.T) {
+	old, newer := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	k := newRefreshKeys(old)
+	k.now = func() time.Time { return t0 }
+	fleetKeyOf := func(secret []byte) []byte { return hmacOf(secret, []byte("tokend throttle: fleet keys v1")) }
+	rotated := secrets.Ring{{Seq: 1, Value: old}, {Seq: 2, Value: newer, ActiveFrom: t0}}
+	k.set(rotated)
+	if got := k.FleetKeys(); len(got) != 2 || !bytes.Equal(got[0], fleetKeyOf(newer)) || !bytes.Equal(got[1], fleetKeyOf(old)) {
+		t.Fatal("after the takeover: want the new secret's fleet key, then the old one's")
+	}
+	k.set(rotated[1:])
+	if got := k.FleetKeys(); len(got) != 1 || !bytes.Equal(got[0], fleetKeyOf(newer)) {
+		t.Fatal("a retired secret's fleet key is still listed")
+	}
+}

@@ -72,6 +72,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -307,53 +308,8 @@ type Server struct {
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
-	switch {
-	case cfg.Store == nil:
-		return nil, errors.New("server: Config.Store is required")
-	case cfg.Signer == nil:
-		return nil, errors.New("server: Config.Signer is required")
-	case len(cfg.Secret) < 32 && len(cfg.Secrets) == 0:
-		return nil, errNoSecret
-	case cfg.Issuer == "":
-		return nil, errors.New("server: Config.Issuer is required")
-	}
-	if cfg.Audience == "" {
-		cfg.Audience = cfg.Issuer
-	}
-	if cfg.AccessTTL <= 0 {
-		cfg.AccessTTL = 15 * time.Minute
-	}
-	if cfg.AccessTTL > MaxAccessTTL {
-		return nil, errors.New("server: Config.AccessTTL is longer than MaxAccessTTL (24h)")
-	}
-	if cfg.RefreshIdle <= 0 {
-		cfg.RefreshIdle = 30 * 24 * time.Hour
-	}
-	if cfg.RefreshAbsolute <= 0 {
-		cfg.RefreshAbsolute = 90 * 24 * time.Hour
-	}
-	if cfg.Grace == 0 {
-		cfg.Grace = DefaultGrace
-	}
-	if cfg.Grace < 0 {
-		cfg.Grace = 0
-	}
-	switch {
-	case cfg.KeyStaleness == 0:
-		cfg.KeyStaleness = DefaultKeyStaleness
-	case cfg.KeyStaleness < 0:
-		cfg.KeyStaleness = 0
-	}
-	if cfg.JWKSMaxAge <= 0 {
-		cfg.JWKSMaxAge = time.Minute
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if err := hashingDefaults(&cfg); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	cfg.Store = store.WithTimeout(cfg.Store, cfg.StoreTimeout)
@@ -375,18 +331,8 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = s.builtinUsers
 	}
-	if cfg.FailureCounter == nil {
-		cfg.FailureCounter, _ = cfg.Store.(store.FailureCounter)
-	}
-	if cfg.FamiliarSources == nil && cfg.FailureCounter != nil {
-		if fs, ok := cfg.FailureCounter.(store.FamiliarSources); ok {
-			cfg.FamiliarSources = fs
-		} else {
-			cfg.FamiliarSources, _ = store.Capability[store.FamiliarSources](cfg.Store)
-		}
-	}
-	if s.thr, err = throttle.New(cfg.Throttle, throttle.NewFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
-		return nil, fmt.Errorf("server: Config.Throttle: %w", err)
+	if s.thr, err = newThrottler(cfg, s.refreshKeys); err != nil {
+		return nil, err
 	}
 	if s.clientIP, err = clientip.New(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("server: Config.TrustedProxies: %w", err)
@@ -400,6 +346,56 @@ func New(cfg Config) (*Server, error) {
 	}}
 	s.routes()
 	return s, nil
+}
+
+// withDefaults checks c's required fields and fills in the documented
+// defaults of the others.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Store == nil:
+		return c, errors.New("server: Config.Store is required")
+	case c.Signer == nil:
+		return c, errors.New("server: Config.Signer is required")
+	case len(c.Secret) < 32 && len(c.Secrets) == 0:
+		return c, errNoSecret
+	case c.Issuer == "":
+		return c, errors.New("server: Config.Issuer is required")
+	}
+	c.Audience = cmp.Or(c.Audience, c.Issuer)
+	if c.AccessTTL <= 0 {
+		c.AccessTTL = 15 * time.Minute
+	}
+	if c.AccessTTL > MaxAccessTTL {
+		return c, errors.New("server: Config.AccessTTL is longer than MaxAccessTTL (24h)")
+	}
+	if c.RefreshIdle <= 0 {
+		c.RefreshIdle = 30 * 24 * time.Hour
+	}
+	if c.RefreshAbsolute <= 0 {
+		c.RefreshAbsolute = 90 * 24 * time.Hour
+	}
+	switch {
+	case c.Grace == 0:
+		c.Grace = DefaultGrace
+	case c.Grace < 0:
+		c.Grace = 0
+	}
+	switch {
+	case c.KeyStaleness == 0:
+		c.KeyStaleness = DefaultKeyStaleness
+	case c.KeyStaleness < 0:
+		c.KeyStaleness = 0
+	}
+	if c.JWKSMaxAge <= 0 {
+		c.JWKSMaxAge = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, hashingDefaults(&c)
 }
 
 func (s *Server) routes() {
