@@ -46,7 +46,7 @@
 //
 //   - the throttle's tables (Throttle), the first layer, consulted
 //     without a round trip; with a store.FailureCounter (Config) each
-//     failure is also counted fleet-wide (fleet.go), so the fleet locks
+//     failure is also counted fleet-wide (throttle.Fleet), so the fleet locks
 //     a guesser about as soon as one instance would;
 //   - with a store.FamiliarSources, a cache of each user's familiar
 //     sources (the store holds them; without it, this is all there is);
@@ -62,6 +62,20 @@
 //     after that on any instance;
 //   - the hashing memory budget (HashMemory), which is this process's
 //     memory.
+//
+// # Abuse control
+//
+// Three packages beside this one slow down guessing and bound the cost
+// of logins; abuse.go and hashing.go connect them to Config and turn their
+// refusals into OAuth errors:
+//
+//   - throttle: the failure throttle (Config.Throttle, an alias of
+//     throttle.Config) and its fleet counter (Config.FailureCounter,
+//     Config.FamiliarSources);
+//   - clientip: the source address failures count against
+//     (Config.TrustedProxies);
+//   - hashgate: the memory budget of password checks (Config.HashMemory,
+//     HashQueue, HashWait).
 //
 // Rotation judges grace and expiry on the store's clock (store.Store's
 // Rotate), so instances whose clocks disagree rotate alike. Introspection
