@@ -30,8 +30,8 @@ const hashRetryAfter = 1
 // admitHash waits for n bytes of the hashing memory budget (Config's
 // HashMemory, HashQueue and HashWait) and returns the function that gives
 // them back. A gate that refuses (hashgate.ErrBusy) is answered 503
-// temporarily_unavailable with Retry-After; ctx's error and
-// hashgate.ErrTooCostly are returned as they are.
+// temporarily_unavailable with Retry-After; other errors (ctx's, a hash
+// that needs more than the whole budget) are returned as they are.
 func (s *Server) admitHash(ctx context.Context, n int64) (release func(), err error) {
 	release, err = s.hashing.Acquire(ctx, n)
 	if errors.Is(err, hashgate.ErrBusy) {

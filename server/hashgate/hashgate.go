@@ -17,9 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ErrTooCostly reports a check that needs more memory than the whole
-// budget: it is refused rather than run beyond it.
-var ErrTooCostly = errors.New("hashgate: password hash needs more memory than the whole budget")
+// errTooCostly reports a check that needs more memory than the whole
+// budget: it is refused rather than run beyond it (the server answers it
+// 500 and logs it).
+var errTooCostly = errors.New("hashgate: password hash needs more memory than the whole budget")
 
 // ErrBusy refuses a check that found the queue full or waited longer
 // than the gate's longest wait.
@@ -82,11 +83,11 @@ func (g *Gate) state() (used int64, waiting int) {
 // Acquire grants n bytes of the budget, waiting in the queue if need be.
 // It returns a release function (which may be called more than once, from
 // the goroutine that acquired) or an error: ErrBusy if the queue is full
-// or the wait too long, ctx's error if ctx ends first, or an error
-// wrapping ErrTooCostly if n exceeds the whole budget.
+// or the wait too long, ctx's error if ctx ends first, or another error
+// if n exceeds the whole budget.
 func (g *Gate) Acquire(ctx context.Context, n int64) (release func(), err error) {
 	if n > g.budget {
-		return nil, fmt.Errorf("%w: %d MiB, budget %d MiB", ErrTooCostly, n>>20, g.budget>>20)
+		return nil, fmt.Errorf("%w: %d MiB, budget %d MiB", errTooCostly, n>>20, g.budget>>20)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

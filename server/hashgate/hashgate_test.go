@@ -104,7 +104,7 @@ func TestHashGateLeave(t *testing.T) {
 		if _, ok := done(small); ok {
 			t.Fatal("small returned early")
 		}
-		if _, err := g.Acquire(t.Context(), 5); !errors.Is(err, ErrTooCostly) {
+		if _, err := g.Acquire(t.Context(), 5); !errors.Is(err, errTooCostly) {
 			t.Fatalf("more than the budget: %v", err)
 		}
 	})
