@@ -23,10 +23,11 @@ import (
 	"time"
 )
 
-// Config configures how the server slows down guessing (server.Config.Throttle). It counts
-// failures, never successes: a failed client authentication (a wrong
-// client secret, or a secret for an unknown or public client) and a
-// wrong username or password. Client secrets and passwords count apart.
+// Config configures how the server slows down guessing
+// (server.Config.Throttle). It counts failures, never successes: a failed
+// client authentication (a wrong client secret, or a secret for an
+// unknown or public client) and a wrong username or password. Client
+// secrets and passwords count apart.
 //
 // A credential is checked only if none of its keys is locked: the
 // request's source address (server.Config.TrustedProxies says which one that
