@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tokend/tokend/server/throttle"
 	"github.com/tokend/tokend/store"
 )
 
@@ -25,7 +26,7 @@ func HashClientSecret(secret string) []byte {
 // authenticateClient identifies the client of a token-endpoint request by
 // client_secret_basic or client_secret_post (never both), or as a public
 // client that sends only client_id. It returns the client and whether it
-// proved a secret. A request that presents a secret is an attempt for the
+// proved a secret. A request that presents a secret is a check for the
 // throttle: refused with 429 while its source, or the client from that
 // source, is locked; counted if the secret is wrong or the client
 // unknown or public.
@@ -59,10 +60,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	}
 	// Only a presented secret can be a guess; a request with a client_id
 	// alone is a public client's, or refused below without counting.
-	var att attempt
+	var chk throttle.Check
 	if secret != "" && s.thr != nil {
 		var wait time.Duration
-		if att, wait = s.thr.begin(ctx, kindSecret, s.sourceAddr(r), id, s.now()); wait > 0 {
+		if chk, wait = s.thr.Begin(ctx, throttle.ClientSecret, s.sourceAddr(r), id, s.now()); wait > 0 {
 			return store.Client{}, false, errThrottledFor(wait)
 		}
 	}
@@ -70,16 +71,16 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same work as a real comparison.
 		subtle.ConstantTimeCompare(HashClientSecret(secret), make([]byte, sha256.Size))
-		att.end(ctx, resultFailed, s.now())
+		chk.End(ctx, throttle.Failed, s.now())
 		return store.Client{}, false, errInvalidClient(basic)
 	}
 	if err != nil {
-		att.end(ctx, resultNone, s.now())
+		chk.End(ctx, throttle.Unfinished, s.now())
 		return store.Client{}, false, err
 	}
 	if len(c.SecretHash) == 0 {
 		if secret != "" {
-			att.end(ctx, resultFailed, s.now())
+			chk.End(ctx, throttle.Failed, s.now())
 			return store.Client{}, false, errInvalidClient(basic)
 		}
 		noteClient(ctx, c.ID)
@@ -89,10 +90,10 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 		return store.Client{}, false, errInvalidClient(basic)
 	}
 	if subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) != 1 {
-		att.end(ctx, resultFailed, s.now())
+		chk.End(ctx, throttle.Failed, s.now())
 		return store.Client{}, false, errInvalidClient(basic)
 	}
-	att.end(ctx, resultOK, s.now())
+	chk.End(ctx, throttle.OK, s.now())
 	noteClient(ctx, c.ID)
 	return c, true, nil
 }

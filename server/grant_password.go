@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tokend/tokend/server/throttle"
 	"github.com/tokend/tokend/store"
 )
 
 // password is the resource owner password credentials grant (RFC 6749
-// §4.3): it starts a login. Each check is an attempt for the throttle from
+// §4.3): it starts a login. Each check is a throttle.Check from
 // src for the username: refused with 429 while locked, counted if the
 // password is wrong.
 func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
@@ -25,12 +26,12 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	if err != nil {
 		return nil, err
 	}
-	att, wait := s.thr.begin(ctx, kindPassword, req.source, user, s.now())
+	chk, wait := s.thr.Begin(ctx, throttle.Password, req.source, user, s.now())
 	if wait > 0 {
 		return nil, errThrottledFor(wait)
 	}
-	res := resultNone // also if Authenticate panics
-	defer func() { att.end(ctx, res, s.now()) }()
+	res := throttle.Unfinished // also if Authenticate panics
+	defer func() { chk.End(ctx, res, s.now()) }()
 	checked := &store.User{} // filled by builtinUsers
 	sub, err := s.cfg.Authenticate(context.WithValue(ctx, checkedUserKey{}, checked), user, pass)
 	switch {
@@ -39,12 +40,12 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 		// check ran to the end: no session is written for it.
 		return nil, errGone()
 	case errors.Is(err, ErrBadCredentials):
-		res = resultFailed
+		res = throttle.Failed
 		return nil, errInvalidGrant("invalid username or password")
 	case err != nil:
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	res = resultOK
+	res = throttle.OK
 	login := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
 	if checked.Name != "" {
 		login.user = checked

@@ -21,7 +21,7 @@ import (
 //     (refreshtoken.go);
 //   - the body of a refresh token's successor, an HMAC of the token it
 //     replaces;
-//   - the throttle's keys in a shared store (fleet.go), so that the store
+//   - the throttle's keys in a shared store (throttle.Fleet), so that the store
 //     never holds a username or an address in clear.
 //
 // Nothing else: access tokens are signed by the signing keys (package
@@ -96,13 +96,13 @@ func current(ring []secretKeys, now time.Time) secretKeys {
 
 func (k *refreshKeys) current() secretKeys { return current(*k.ring.Load(), k.now()) }
 
-// fleetKey returns the key of the throttle's keys in a shared store.
-func (k *refreshKeys) fleetKey() []byte { return k.current().fleet }
+// FleetKey returns the key of the throttle's keys in a shared store.
+func (k *refreshKeys) FleetKey() []byte { return k.current().fleet }
 
-// fleetKeys returns the fleet keys of every secret of the ring, the
+// FleetKeys returns the fleet keys of every secret of the ring, the
 // current one's first: what was marked in the store under an older
 // secret is still found.
-func (k *refreshKeys) fleetKeys() [][]byte {
+func (k *refreshKeys) FleetKeys() [][]byte {
 	ring := *k.ring.Load()
 	cur := current(ring, k.now())
 	out := [][]byte{cur.fleet}

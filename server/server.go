@@ -46,7 +46,7 @@
 //
 //   - the throttle's tables (Throttle), the first layer, consulted
 //     without a round trip; with a store.FailureCounter (Config) each
-//     failure is also counted fleet-wide (fleet.go), so the fleet locks
+//     failure is also counted fleet-wide (throttle.Fleet), so the fleet locks
 //     a guesser about as soon as one instance would;
 //   - with a store.FamiliarSources, a cache of each user's familiar
 //     sources (the store holds them; without it, this is all there is);
@@ -63,6 +63,20 @@
 //   - the hashing memory budget (HashMemory), which is this process's
 //     memory.
 //
+// # Abuse control
+//
+// Three packages beside this one slow down guessing and bound the cost
+// of logins; abuse.go and hashing.go connect them to Config and turn their
+// refusals into OAuth errors:
+//
+//   - throttle: the failure throttle (Config.Throttle, an alias of
+//     throttle.Config) and its fleet counter (Config.FailureCounter,
+//     Config.FamiliarSources);
+//   - clientip: the source address failures count against
+//     (Config.TrustedProxies);
+//   - hashgate: the memory budget of password checks (Config.HashMemory,
+//     HashQueue, HashWait).
+//
 // Rotation judges grace and expiry on the store's clock (store.Store's
 // Rotate), so instances whose clocks disagree rotate alike. Introspection
 // and the sessions listing judge a family's expiry on this Server's clock
@@ -72,8 +86,10 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -84,6 +100,9 @@ import (
 
 	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/secrets"
+	"github.com/tokend/tokend/server/clientip"
+	"github.com/tokend/tokend/server/hashgate"
+	"github.com/tokend/tokend/server/throttle"
 	"github.com/tokend/tokend/store"
 )
 
@@ -280,11 +299,11 @@ type Server struct {
 	now         func() time.Time
 	mux         *http.ServeMux
 	// grants is the token endpoint's table of grants (token.go).
-	grants  []grant
-	thr     *throttler
-	proxies proxySet
-	metrics *metrics
-	minted  *mintCache
+	grants   []grant
+	thr      *throttle.Throttler
+	clientIP *clientip.Resolver
+	metrics  *metrics
+	minted   *mintCache
 	// keysReadAt is when the last successful reload of the keys began
 	// (Unix ns, the server's clock; keysFresh).
 	keysReadAt atomic.Int64
@@ -294,7 +313,7 @@ type Server struct {
 	access atomic.Pointer[selfVerifier]
 
 	// hashing admits password checks (builtinUsers).
-	hashing *hashGate
+	hashing *hashgate.Gate
 	// checkPassword is password.Check unless a test replaced it.
 	checkPassword func(ctx context.Context, hash, pw string) error
 	// dummyHash is checked for unknown users, so that a login takes as
@@ -304,53 +323,8 @@ type Server struct {
 
 // New returns a Server for cfg.
 func New(cfg Config) (*Server, error) {
-	switch {
-	case cfg.Store == nil:
-		return nil, errors.New("server: Config.Store is required")
-	case cfg.Signer == nil:
-		return nil, errors.New("server: Config.Signer is required")
-	case len(cfg.Secret) < 32 && len(cfg.Secrets) == 0:
-		return nil, errNoSecret
-	case cfg.Issuer == "":
-		return nil, errors.New("server: Config.Issuer is required")
-	}
-	if cfg.Audience == "" {
-		cfg.Audience = cfg.Issuer
-	}
-	if cfg.AccessTTL <= 0 {
-		cfg.AccessTTL = 15 * time.Minute
-	}
-	if cfg.AccessTTL > MaxAccessTTL {
-		return nil, errors.New("server: Config.AccessTTL is longer than MaxAccessTTL (24h)")
-	}
-	if cfg.RefreshIdle <= 0 {
-		cfg.RefreshIdle = 30 * 24 * time.Hour
-	}
-	if cfg.RefreshAbsolute <= 0 {
-		cfg.RefreshAbsolute = 90 * 24 * time.Hour
-	}
-	if cfg.Grace == 0 {
-		cfg.Grace = DefaultGrace
-	}
-	if cfg.Grace < 0 {
-		cfg.Grace = 0
-	}
-	switch {
-	case cfg.KeyStaleness == 0:
-		cfg.KeyStaleness = DefaultKeyStaleness
-	case cfg.KeyStaleness < 0:
-		cfg.KeyStaleness = 0
-	}
-	if cfg.JWKSMaxAge <= 0 {
-		cfg.JWKSMaxAge = time.Minute
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if err := hashingDefaults(&cfg); err != nil {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	cfg.Store = store.WithTimeout(cfg.Store, cfg.StoreTimeout)
@@ -360,7 +334,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
 		refreshKeys:   rk,
-		hashing:       newHashGate(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
+		hashing:       hashgate.New(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
 		checkPassword: cfg.checkPassword,
 		dummyHash: sync.OnceValue(func() string {
 			h, _ := cfg.PasswordParams.Hash("tokend: no such user") // validated by hashingDefaults
@@ -372,24 +346,14 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Authenticate == nil {
 		s.cfg.Authenticate = s.builtinUsers
 	}
-	if cfg.FailureCounter == nil {
-		cfg.FailureCounter, _ = store.Capability[store.FailureCounter](cfg.Store)
-	}
-	if cfg.FamiliarSources == nil && cfg.FailureCounter != nil {
-		if fs, ok := cfg.FailureCounter.(store.FamiliarSources); ok {
-			cfg.FamiliarSources = fs
-		} else {
-			cfg.FamiliarSources, _ = store.Capability[store.FamiliarSources](cfg.Store)
-		}
-	}
-	if s.thr, err = newThrottler(cfg.Throttle, newFleet(cfg.FailureCounter, cfg.FamiliarSources, s.refreshKeys, cfg.Logger), cfg.Logger); err != nil {
+	if s.thr, err = newThrottler(cfg, s.refreshKeys); err != nil {
 		return nil, err
 	}
-	if s.proxies, err = normalizeProxies(cfg.TrustedProxies); err != nil {
-		return nil, err
+	if s.clientIP, err = clientip.New(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("server: Config.TrustedProxies: %w", err)
 	}
 	s.metrics = newMetrics()
-	s.hashing.register(s.metrics.reg)
+	s.hashing.Register(s.metrics.reg)
 	s.refreshKeys.register(s.metrics.reg)
 	s.minted = newMintCache()
 	s.origins = &originSet{list: cfg.Store.ListClients, get: cfg.Store.GetClient, now: s.now, log: func(ctx context.Context, err error) {
@@ -398,6 +362,56 @@ func New(cfg Config) (*Server, error) {
 	s.grants = s.newGrants()
 	s.routes()
 	return s, nil
+}
+
+// withDefaults checks c's required fields and fills in the documented
+// defaults of the others.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Store == nil:
+		return c, errors.New("server: Config.Store is required")
+	case c.Signer == nil:
+		return c, errors.New("server: Config.Signer is required")
+	case len(c.Secret) < 32 && len(c.Secrets) == 0:
+		return c, errNoSecret
+	case c.Issuer == "":
+		return c, errors.New("server: Config.Issuer is required")
+	}
+	c.Audience = cmp.Or(c.Audience, c.Issuer)
+	if c.AccessTTL <= 0 {
+		c.AccessTTL = 15 * time.Minute
+	}
+	if c.AccessTTL > MaxAccessTTL {
+		return c, errors.New("server: Config.AccessTTL is longer than MaxAccessTTL (24h)")
+	}
+	if c.RefreshIdle <= 0 {
+		c.RefreshIdle = 30 * 24 * time.Hour
+	}
+	if c.RefreshAbsolute <= 0 {
+		c.RefreshAbsolute = 90 * 24 * time.Hour
+	}
+	switch {
+	case c.Grace == 0:
+		c.Grace = DefaultGrace
+	case c.Grace < 0:
+		c.Grace = 0
+	}
+	switch {
+	case c.KeyStaleness == 0:
+		c.KeyStaleness = DefaultKeyStaleness
+	case c.KeyStaleness < 0:
+		c.KeyStaleness = 0
+	}
+	if c.JWKSMaxAge <= 0 {
+		c.JWKSMaxAge = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, hashingDefaults(&c)
 }
 
 func (s *Server) routes() {

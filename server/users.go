@@ -18,7 +18,7 @@ func (s *Server) builtinUsers(ctx context.Context, username, pw string) (string,
 	u, err := s.store.GetUser(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// An unknown user costs what a known one does, memory included.
-		release, err := s.hashing.acquire(ctx, s.cfg.PasswordParams.MemoryBytes())
+		release, err := s.admitHash(ctx, s.cfg.PasswordParams.MemoryBytes())
 		if err != nil {
 			return "", err
 		}
@@ -40,7 +40,7 @@ func (s *Server) builtinUsers(ctx context.Context, username, pw string) (string,
 	if upgrade {
 		need = max(need, s.cfg.PasswordParams.MemoryBytes())
 	}
-	release, err := s.hashing.acquire(ctx, need)
+	release, err := s.admitHash(ctx, need)
 	if err != nil {
 		return "", fmt.Errorf("user %q: %w", username, err)
 	}

@@ -1,4 +1,4 @@
-package server
+package throttle
 
 import (
 	"fmt"
@@ -13,9 +13,9 @@ import (
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func testThrottler(tb testing.TB, c Throttle) *throttler {
+func testThrottler(tb testing.TB, c Config) *Throttler {
 	tb.Helper()
-	t, err := newThrottler(c, nil, slog.New(slog.DiscardHandler))
+	t, err := New(c, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func testThrottler(tb testing.TB, c Throttle) *throttler {
 // A key locks at its limit for Delay, twice as long with each further
 // failure up to MaxDelay, and forgets one failure per Window/limit.
 func TestFailureTableLocksAndLeaks(t *testing.T) {
-	thr := testThrottler(t, Throttle{PerPair: 3, Window: 30 * time.Minute, Delay: time.Second, MaxDelay: 8 * time.Second})
+	thr := testThrottler(t, Config{PerPair: 3, Window: 30 * time.Minute, Delay: time.Second, MaxDelay: 8 * time.Second})
 	ft := &thr.failures
 	const key = 42
 	at := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
@@ -66,7 +66,7 @@ func TestFailureTableLocksAndLeaks(t *testing.T) {
 // familiarSlots of them, the oldest replaced first; a fresh mark is not
 // written again; other accounts never push them out.
 func TestFamiliarTable(t *testing.T) {
-	thr := testThrottler(t, Throttle{MaxEntries: 16}) // one account per shard
+	thr := testThrottler(t, Config{MaxEntries: 16}) // one account per shard
 	ft := &thr.familiar
 	ns := t0.UnixNano()
 	hour := int64(time.Hour)
@@ -100,21 +100,21 @@ func TestThrottleKeys(t *testing.T) {
 	seed := maphash.MakeSeed()
 	a1, a2 := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
 	b := netip.MustParseAddr("2001:db8:1:3::1")
-	k := func(kd kind, l layer, src netip.Addr, acct string) uint64 { return throttleKey(seed, kd, l, src, acct) }
+	k := func(kd Kind, l layer, src netip.Addr, acct string) uint64 { return throttleKey(seed, kd, l, src, acct) }
 	switch {
-	case k(kindPassword, layerSource, a1, "") != k(kindPassword, layerSource, a2, ""):
+	case k(Password, layerSource, a1, "") != k(Password, layerSource, a2, ""):
 		t.Error("one /64, two sources")
-	case k(kindPassword, layerSource, a1, "") == k(kindPassword, layerSource, b, ""):
+	case k(Password, layerSource, a1, "") == k(Password, layerSource, b, ""):
 		t.Error("two /64s, one source")
-	case k(kindPassword, layerSource, a1, "") == k(kindSecret, layerSource, a1, ""):
+	case k(Password, layerSource, a1, "") == k(ClientSecret, layerSource, a1, ""):
 		t.Error("passwords and secrets share a source key")
-	case k(kindPassword, layerAccount, a1, "alice") != k(kindPassword, layerAccount, b, "alice"):
+	case k(Password, layerAccount, a1, "alice") != k(Password, layerAccount, b, "alice"):
 		t.Error("the account key depends on the source")
-	case k(kindPassword, layerPair, a1, "alice") == k(kindPassword, layerPair, b, "alice"):
+	case k(Password, layerPair, a1, "alice") == k(Password, layerPair, b, "alice"):
 		t.Error("the pair key ignores the source")
-	case k(kindPassword, layerSource, a1, "x") != k(kindPassword, layerSource, a1, "y"):
+	case k(Password, layerSource, a1, "x") != k(Password, layerSource, a1, "y"):
 		t.Error("the source key depends on the account")
-	case k(kindSecret, layerSource, netip.MustParseAddr("192.0.2.1"), "") == k(kindSecret, layerSource, netip.MustParseAddr("192.0.2.2"), ""):
+	case k(ClientSecret, layerSource, netip.MustParseAddr("192.0.2.1"), "") == k(ClientSecret, layerSource, netip.MustParseAddr("192.0.2.2"), ""):
 		t.Error("two IPv4 addresses, one source")
 	}
 }
@@ -124,7 +124,7 @@ func TestThrottleKeys(t *testing.T) {
 // spray: the sprayed one-failure records are forgotten first.
 func TestThrottleMemoryBound(t *testing.T) {
 	const maxEntries = 1024
-	thr := testThrottler(t, Throttle{MaxEntries: maxEntries})
+	thr := testThrottler(t, Config{MaxEntries: maxEntries})
 	rng := rand.New(rand.NewPCG(1, 2))
 	randomAddr := func() netip.Addr {
 		return netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
@@ -132,22 +132,22 @@ func TestThrottleMemoryBound(t *testing.T) {
 	now := t0
 	// A distributed guesser locks alice, and one source locks itself.
 	for range 25 {
-		a, _ := thr.begin(t.Context(), kindPassword, randomAddr(), "alice", now)
-		a.end(t.Context(), resultFailed, now)
+		a, _ := thr.Begin(t.Context(), Password, randomAddr(), "alice", now)
+		a.End(t.Context(), Failed, now)
 	}
 	greedy := netip.MustParseAddr("198.51.100.1")
 	for i := range 5 {
-		a, wait := thr.begin(t.Context(), kindSecret, greedy, fmt.Sprint("client", i), now)
+		a, wait := thr.Begin(t.Context(), ClientSecret, greedy, fmt.Sprint("client", i), now)
 		if wait > 0 {
 			t.Fatal("locked too early")
 		}
-		a.end(t.Context(), resultFailed, now)
+		a.End(t.Context(), Failed, now)
 	}
 	for i := range 100_000 {
-		a, _ := thr.begin(t.Context(), kindPassword, randomAddr(), fmt.Sprint("user", i), now)
-		a.end(t.Context(), resultFailed, now)
-		s, _ := thr.begin(t.Context(), kindPassword, randomAddr(), fmt.Sprint("other", i), now)
-		s.end(t.Context(), resultOK, now) // a familiar source each
+		a, _ := thr.Begin(t.Context(), Password, randomAddr(), fmt.Sprint("user", i), now)
+		a.End(t.Context(), Failed, now)
+		s, _ := thr.Begin(t.Context(), Password, randomAddr(), fmt.Sprint("other", i), now)
+		s.End(t.Context(), OK, now) // a familiar source each
 	}
 	if n := thr.failures.len(); n > maxEntries {
 		t.Fatalf("%d failure records, bound %d", n, maxEntries)
@@ -155,17 +155,17 @@ func TestThrottleMemoryBound(t *testing.T) {
 	if n := thr.familiar.len(); n > maxEntries {
 		t.Fatalf("%d accounts' familiar sources, bound %d", n, maxEntries)
 	}
-	if _, wait := thr.begin(t.Context(), kindPassword, randomAddr(), "alice", now); wait == 0 {
+	if _, wait := thr.Begin(t.Context(), Password, randomAddr(), "alice", now); wait == 0 {
 		t.Fatal("alice's lock was flushed out by the spray")
 	}
 	for i := range 45 { // 50 in all: the source's limit
-		a, wait := thr.begin(t.Context(), kindSecret, greedy, fmt.Sprint("other", i), now)
+		a, wait := thr.Begin(t.Context(), ClientSecret, greedy, fmt.Sprint("other", i), now)
 		if wait > 0 {
 			t.Fatalf("failure %d locked", 5+i)
 		}
-		a.end(t.Context(), resultFailed, now)
+		a.End(t.Context(), Failed, now)
 	}
-	if _, wait := thr.begin(t.Context(), kindSecret, greedy, "y", now); wait == 0 {
+	if _, wait := thr.Begin(t.Context(), ClientSecret, greedy, "y", now); wait == 0 {
 		t.Fatal("the greedy source is not locked")
 	}
 }
@@ -179,7 +179,7 @@ func TestThrottleEntrySize(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	thr := testThrottler(t, Throttle{MaxEntries: n})
+	thr := testThrottler(t, Config{MaxEntries: n})
 	ns := t0.UnixNano()
 	for i := range uint64(n) {
 		thr.failures.fail(i*0x9E3779B97F4A7C15, layerPair, ns)
@@ -204,28 +204,28 @@ func TestThrottleEntrySize(t *testing.T) {
 func BenchmarkThrottleClientSecret(b *testing.B) {
 	for _, full := range []bool{false, true} {
 		b.Run(fmt.Sprintf("table full=%v", full), func(b *testing.B) {
-			thr := testThrottler(b, Throttle{})
+			thr := testThrottler(b, Config{})
 			now := t0
 			src := netip.MustParseAddr("192.0.2.7")
 			rng := rand.New(rand.NewPCG(1, 2))
 			randomAddr := func() netip.Addr {
 				return netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
 			}
-			a, _ := thr.begin(b.Context(), kindSecret, src, "app", now) // the app's usual source
-			a.end(b.Context(), resultOK, now)
+			a, _ := thr.Begin(b.Context(), ClientSecret, src, "app", now) // the app's usual source
+			a.End(b.Context(), OK, now)
 			if full { // an attacker's guesses from everywhere fill the failure table
 				for range defaultMaxEntries {
-					a, _ := thr.begin(b.Context(), kindSecret, randomAddr(), "app", now)
-					a.end(b.Context(), resultFailed, now)
+					a, _ := thr.Begin(b.Context(), ClientSecret, randomAddr(), "app", now)
+					a.End(b.Context(), Failed, now)
 				}
 			}
-			if _, wait := thr.begin(b.Context(), kindSecret, src, "app", now); wait > 0 {
+			if _, wait := thr.Begin(b.Context(), ClientSecret, src, "app", now); wait > 0 {
 				b.Fatal("the app's own source must wait")
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				a, _ := thr.begin(b.Context(), kindSecret, src, "app", now)
-				a.end(b.Context(), resultOK, now)
+				a, _ := thr.Begin(b.Context(), ClientSecret, src, "app", now)
+				a.End(b.Context(), OK, now)
 			}
 		})
 	}
@@ -236,29 +236,29 @@ func BenchmarkThrottleClientSecret(b *testing.B) {
 // 300,000 of another user's, each from an IPv6 /64 of its own, then a
 // guesser locks alice's account; alice from home still gets in.
 func TestFamiliarSurvivesFloods(t *testing.T) {
-	thr := testThrottler(t, Throttle{})
+	thr := testThrottler(t, Config{})
 	now := t0
 	home := netip.MustParseAddr("2001:db8:aaaa:1::7")
-	ok := func(k kind, src netip.Addr, account string) {
+	ok := func(k Kind, src netip.Addr, account string) {
 		t.Helper()
-		a, wait := thr.begin(t.Context(), k, src, account, now)
+		a, wait := thr.Begin(t.Context(), k, src, account, now)
 		if wait > 0 {
 			t.Fatalf("%s from %s: wait %v", account, src, wait)
 		}
-		a.end(t.Context(), resultOK, now)
+		a.End(t.Context(), OK, now)
 	}
-	ok(kindPassword, home, "alice")
+	ok(Password, home, "alice")
 	for i := range 300_000 {
 		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 16), byte(i >> 8), byte(i), 1, 15: 1})
-		ok(kindSecret, src, "cc")
-		ok(kindPassword, src, "mallory")
+		ok(ClientSecret, src, "cc")
+		ok(Password, src, "mallory")
 	}
 	for i := range 25 {
-		a, _ := thr.begin(t.Context(), kindPassword, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), "alice", now)
-		a.end(t.Context(), resultFailed, now)
+		a, _ := thr.Begin(t.Context(), Password, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), "alice", now)
+		a.End(t.Context(), Failed, now)
 	}
-	if _, wait := thr.begin(t.Context(), kindPassword, netip.MustParseAddr("198.51.100.1"), "alice", now); wait == 0 {
+	if _, wait := thr.Begin(t.Context(), Password, netip.MustParseAddr("198.51.100.1"), "alice", now); wait == 0 {
 		t.Fatal("alice's account is not locked")
 	}
-	ok(kindPassword, home, "alice")
+	ok(Password, home, "alice")
 }

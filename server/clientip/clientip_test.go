@@ -1,4 +1,4 @@
-package server
+package clientip
 
 import (
 	"net/http/httptest"
@@ -57,8 +57,8 @@ func TestForwardedSource(t *testing.T) {
 			for _, l := range tc.lines {
 				req.Header.Add("X-Forwarded-For", l)
 			}
-			s := &Server{proxies: testProxies}
-			if got := s.sourceAddr(req); got != netip.MustParseAddr(tc.want) {
+			s := &Resolver{proxies: testProxies}
+			if got := s.Source(req); got != netip.MustParseAddr(tc.want) {
 				t.Fatalf("source %v, want %s", got, tc.want)
 			}
 		})
@@ -143,7 +143,7 @@ func containsAddr(header string, a netip.Addr) bool {
 }
 
 func BenchmarkSourceAddr(b *testing.B) {
-	s := &Server{proxies: testProxies}
+	s := &Resolver{proxies: testProxies}
 	for _, bc := range []struct {
 		name, peer, xff string
 	}{
@@ -159,7 +159,7 @@ func BenchmarkSourceAddr(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				s.sourceAddr(req)
+				s.Source(req)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package server
+package throttle
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// The throttle across a fleet: the instances that share a store which
+// The throttle across a fleet (Fleet): the instances that share a store which
 // implements store.FailureCounter (postgres, redis) count each failure
 // there too, on the failure path only, and lock a key from the larger of
 // their own count and the fleet's; and, with store.FamiliarSources, they
@@ -37,7 +37,7 @@ import (
 // the fleet's limit plus N-1 attempts before every instance refuses,
 // instead of N times the limit. The store's keys hold nothing in clear:
 // 16 bytes of HMAC-SHA-256 under a key derived from the current server
-// secret, which every instance shares (secrets.go); a source marked
+// secret, which every instance shares (Keys); a source marked
 // familiar under an older secret of the ring is still found, until that
 // secret is retired. A store that cannot be reached while counting
 // or marking changes nothing for the request: the instance counts (and
@@ -59,34 +59,49 @@ const fleetTimeout = time.Second
 // logged.
 const fleetLogEvery = time.Minute
 
-// fleet counts failures in a store.FailureCounter under keys no one can
-// map back to a username or an address without the server secret.
-type fleet struct {
+// Keys are the HMAC keys of the fleet's store keys, derived from the
+// server secrets that every instance shares. They must be safe for
+// concurrent use.
+type Keys interface {
+	// FleetKey returns the key of the current server secret, which
+	// counts failures and marks familiar sources.
+	FleetKey() []byte
+	// FleetKeys returns the keys of every secret of the ring, the
+	// current one's first, under which a familiar source may have been
+	// marked.
+	FleetKeys() [][]byte
+}
+
+// Fleet counts failures in a store.FailureCounter under keys no one can
+// map back to a username or an address without the server secret. It is
+// safe for concurrent use.
+type Fleet struct {
 	counter   store.FailureCounter
 	familiars store.FamiliarSources // nil: familiar sources are per instance
-	// keys are the server secrets' keys; their fleet keys are the
-	// HMAC-SHA-256 keys of the store's keys.
-	keys    *refreshKeys
+	// keys are the HMAC-SHA-256 keys of the store's keys.
+	keys    Keys
 	log     *slog.Logger
 	lastLog atomic.Int64 // Unix ns of the last logged error
 }
 
-// newFleet returns a fleet on c and fs, nil if c is nil.
-func newFleet(c store.FailureCounter, fs store.FamiliarSources, keys *refreshKeys, log *slog.Logger) *fleet {
+// NewFleet returns a Fleet that counts failures in c and keeps familiar
+// sources in fs (nil: each instance remembers them alone), under store
+// keys made with keys; nil if c is nil.
+func NewFleet(c store.FailureCounter, fs store.FamiliarSources, keys Keys, log *slog.Logger) *Fleet {
 	if c == nil {
 		return nil
 	}
-	return &fleet{counter: c, familiars: fs, keys: keys, log: log}
+	return &Fleet{counter: c, familiars: fs, keys: keys, log: log}
 }
 
 // fleetKey is the store's key of (k, l, src, account): 16 bytes of an
 // HMAC, as throttleKey sees it (IPv6 by /64, the layer's parts only).
-func (f *fleet) fleetKey(k kind, l layer, src netip.Addr, account string) string {
-	return fleetKeyUnder(f.keys.fleetKey(), k, l, src, account)
+func (f *Fleet) fleetKey(k Kind, l layer, src netip.Addr, account string) string {
+	return fleetKeyUnder(f.keys.FleetKey(), k, l, src, account)
 }
 
 // fleetKeyUnder is fleetKey under the HMAC key key.
-func fleetKeyUnder(key []byte, k kind, l layer, src netip.Addr, account string) string {
+func fleetKeyUnder(key []byte, k Kind, l layer, src netip.Addr, account string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte{byte(k), byte(l)})
 	if l != layerAccount {
@@ -111,7 +126,7 @@ type fleetFailure struct {
 
 // countInFleet counts one failure of each of fails in the store and applies the
 // fleet's counts to t's table. It never fails: a store error is logged.
-func (t *throttler) countInFleet(ctx context.Context, k kind, src netip.Addr, account string, fails []fleetFailure, now time.Time) {
+func (t *Throttler) countInFleet(ctx context.Context, k Kind, src netip.Addr, account string, fails []fleetFailure, now time.Time) {
 	f := t.fleet
 	if f == nil || len(fails) == 0 {
 		return
@@ -141,10 +156,10 @@ func (t *throttler) countInFleet(ctx context.Context, k kind, src netip.Addr, ac
 
 // errFleetCounts reports a store that answered with a count too few or
 // too many.
-var errFleetCounts = errors.New("server: the store returned the wrong number of failure counts")
+var errFleetCounts = errors.New("throttle: the store returned the wrong number of failure counts")
 
 // warn logs err with msg, at most once per fleetLogEvery.
-func (f *fleet) warn(ctx context.Context, msg string, err error, now time.Time) {
+func (f *Fleet) warn(ctx context.Context, msg string, err error, now time.Time) {
 	ns := now.UnixNano()
 	if last := f.lastLog.Load(); ns-last >= int64(fleetLogEvery) && f.lastLog.CompareAndSwap(last, ns) {
 		f.log.WarnContext(ctx, msg, "err", err)
@@ -157,14 +172,14 @@ func (f *fleet) warn(ctx context.Context, msg string, err error, now time.Time) 
 // the locked path only). Not knowing,
 // or a store that cannot answer within fleetTimeout, is false: the lock
 // stays on.
-func (f *fleet) familiar(ctx context.Context, src netip.Addr, account string, now time.Time) bool {
+func (f *Fleet) familiar(ctx context.Context, src netip.Addr, account string, now time.Time) bool {
 	if f.familiars == nil {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
 	defer cancel()
-	for _, key := range f.keys.fleetKeys() { // the current secret's first
-		ok, err := f.familiars.Familiar(ctx, fleetKeyUnder(key, kindPassword, layerAccount, src, account), fleetKeyUnder(key, kindPassword, layerSource, src, ""))
+	for _, key := range f.keys.FleetKeys() { // the current secret's first
+		ok, err := f.familiars.Familiar(ctx, fleetKeyUnder(key, Password, layerAccount, src, account), fleetKeyUnder(key, Password, layerSource, src, ""))
 		if err != nil {
 			f.warn(ctx, "throttle: cannot ask the store for a familiar source; the account's lock holds", err, now)
 			return false
@@ -179,13 +194,13 @@ func (f *fleet) familiar(ctx context.Context, src netip.Addr, account string, no
 // markFamiliar marks src as a familiar source of account in the fleet's
 // store, for familiarFor. The success has happened: a client that hangs
 // up must not keep it from being marked.
-func (f *fleet) markFamiliar(ctx context.Context, src netip.Addr, account string, now time.Time) {
+func (f *Fleet) markFamiliar(ctx context.Context, src netip.Addr, account string, now time.Time) {
 	if f.familiars == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fleetTimeout)
 	defer cancel()
-	if err := f.familiars.MarkFamiliar(ctx, f.fleetKey(kindPassword, layerAccount, src, account), f.fleetKey(kindPassword, layerSource, src, ""), familiarFor); err != nil {
+	if err := f.familiars.MarkFamiliar(ctx, f.fleetKey(Password, layerAccount, src, account), f.fleetKey(Password, layerSource, src, ""), familiarFor); err != nil {
 		f.warn(ctx, "throttle: cannot mark a familiar source in the store; this instance remembers it alone", err, now)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package throttle
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/store"
 )
 
@@ -77,9 +76,17 @@ func (f *fakeCounter) CountFailures(_ context.Context, fs []store.Failure) ([]in
 	return out, nil
 }
 
-func fleetThrottler(t *testing.T, c Throttle, fc store.FailureCounter, secret string, log *slog.Logger) *throttler {
+// ringKeys are the fleet keys of a ring of server secrets, the current
+// one's first (the server derives them from its secrets; here they are
+// the secrets themselves).
+type ringKeys [][]byte
+
+func (k ringKeys) FleetKey() []byte    { return k[0] }
+func (k ringKeys) FleetKeys() [][]byte { return k }
+
+func fleetThrottler(t *testing.T, c Config, fc store.FailureCounter, secret string, log *slog.Logger) *Throttler {
 	t.Helper()
-	thr, err := newThrottler(c, newFleet(fc, fc.(store.FamiliarSources), newRefreshKeys([]byte(secret)), log), log)
+	thr, err := New(c, NewFleet(fc, fc.(store.FamiliarSources), ringKeys{[]byte(secret)}, log), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +98,18 @@ func fleetThrottler(t *testing.T, c Throttle, fc store.FailureCounter, secret st
 // fleet's count; each instance alone would have allowed 3 each.
 func TestFleetPasswordFailuresSpread(t *testing.T) {
 	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
-	c := Throttle{PerPair: 3, PerAccount: 100, PerSource: 100, Delay: time.Second, MaxDelay: time.Hour}
+	c := Config{PerPair: 3, PerAccount: 100, PerSource: 100, Delay: time.Second, MaxDelay: time.Hour}
 	a := fleetThrottler(t, c, fc, "shared secret", slog.New(slog.DiscardHandler))
 	b := fleetThrottler(t, c, fc, "shared secret", slog.New(slog.DiscardHandler))
 	src := netip.MustParseAddr("203.0.113.9")
-	try := func(thr *throttler) time.Duration {
-		att, wait := thr.begin(t.Context(), kindPassword, src, "Alice", t0)
+	try := func(thr *Throttler) time.Duration {
+		att, wait := thr.Begin(t.Context(), Password, src, "Alice", t0)
 		if wait == 0 {
-			att.end(t.Context(), resultFailed, t0)
+			att.End(t.Context(), Failed, t0)
 		}
 		return wait
 	}
-	for i, thr := range []*throttler{a, b, a} {
+	for i, thr := range []*Throttler{a, b, a} {
 		if w := try(thr); w != 0 {
 			t.Fatalf("failure %d: wait %v", i+1, w)
 		}
@@ -126,15 +133,15 @@ func TestFleetPasswordFailuresSpread(t *testing.T) {
 	// (both instances hold 4 now) and locks for 4s.
 	later := t0.Add(2 * time.Second)
 	fc.now = later
-	att, w := a.begin(t.Context(), kindPassword, src, "alice", later)
+	att, w := a.Begin(t.Context(), Password, src, "alice", later)
 	if w != 0 {
 		t.Fatalf("after the locks: wait %v", w)
 	}
-	att.end(t.Context(), resultFailed, later)
-	if _, w := a.begin(t.Context(), kindPassword, src, "alice", later); w != 4*time.Second {
+	att.End(t.Context(), Failed, later)
+	if _, w := a.Begin(t.Context(), Password, src, "alice", later); w != 4*time.Second {
 		t.Fatalf("after the fleet's 5th: wait %v, want 4s", w)
 	}
-	if _, w := b.begin(t.Context(), kindPassword, src, "alice", later); w != 0 {
+	if _, w := b.Begin(t.Context(), Password, src, "alice", later); w != 0 {
 		t.Fatalf("b, not told yet: wait %v", w)
 	}
 }
@@ -143,13 +150,13 @@ func TestFleetPasswordFailuresSpread(t *testing.T) {
 // once each, with every key of the attempt.
 func TestFleetStoreOnFailuresOnly(t *testing.T) {
 	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
-	thr := fleetThrottler(t, Throttle{PerPair: 1, PerSource: 2}, fc, "shared secret", slog.New(slog.DiscardHandler))
+	thr := fleetThrottler(t, Config{PerPair: 1, PerSource: 2}, fc, "shared secret", slog.New(slog.DiscardHandler))
 	src := netip.MustParseAddr("192.0.2.1")
 	for range 100 {
-		a, _ := thr.begin(t.Context(), kindSecret, src, "app", t0)
-		a.end(t.Context(), resultOK, t0)
-		a, _ = thr.begin(t.Context(), kindPassword, src, "alice", t0)
-		a.end(t.Context(), resultOK, t0)
+		a, _ := thr.Begin(t.Context(), ClientSecret, src, "app", t0)
+		a.End(t.Context(), OK, t0)
+		a, _ = thr.Begin(t.Context(), Password, src, "alice", t0)
+		a.End(t.Context(), OK, t0)
 	}
 	if fc.calls != 0 || fc.askCalls != 0 {
 		t.Fatalf("successes counted %d times and asked %d", fc.calls, fc.askCalls)
@@ -158,22 +165,22 @@ func TestFleetStoreOnFailuresOnly(t *testing.T) {
 	if fc.markCalls != 1 {
 		t.Fatalf("100 logins of alice from one source marked it %d times, want 1", fc.markCalls)
 	}
-	a, _ := thr.begin(t.Context(), kindPassword, src, "alice", t0.Add(time.Hour))
-	a.end(t.Context(), resultOK, t0.Add(time.Hour))
+	a, _ := thr.Begin(t.Context(), Password, src, "alice", t0.Add(time.Hour))
+	a.End(t.Context(), OK, t0.Add(time.Hour))
 	if fc.markCalls != 2 {
 		t.Fatalf("a login an hour later: %d marks, want 2", fc.markCalls)
 	}
-	a, _ = thr.begin(t.Context(), kindPassword, src, "bob", t0)
-	a.end(t.Context(), resultFailed, t0)
-	if _, w := thr.begin(t.Context(), kindPassword, src, "bob", t0); w == 0 {
+	a, _ = thr.Begin(t.Context(), Password, src, "bob", t0)
+	a.End(t.Context(), Failed, t0)
+	if _, w := thr.Begin(t.Context(), Password, src, "bob", t0); w == 0 {
 		t.Fatal("not locked")
 	}
 	if fc.calls != 1 || len(fc.keys) != 3 {
 		t.Fatalf("one failure: %d calls, %d keys; want 1, 3", fc.calls, len(fc.keys))
 	}
 	other := netip.MustParseAddr("192.0.2.2")
-	a, _ = thr.begin(t.Context(), kindSecret, other, "app", t0)
-	a.end(t.Context(), resultFailed, t0)
+	a, _ = thr.Begin(t.Context(), ClientSecret, other, "app", t0)
+	a.End(t.Context(), Failed, t0)
 	if fc.calls != 2 || len(fc.keys) != 3+2 {
 		t.Fatalf("a client secret's failure: %d calls, %d keys; want 2, 5 (no account key)", fc.calls, len(fc.keys))
 	}
@@ -186,9 +193,9 @@ func TestFleetKeysOpaque(t *testing.T) {
 	src := netip.MustParseAddr("2001:db8::1")
 	keysOf := func(secret string, addr netip.Addr) []string {
 		fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
-		thr := fleetThrottler(t, Throttle{}, fc, secret, slog.New(slog.DiscardHandler))
-		a, _ := thr.begin(t.Context(), kindPassword, addr, "alice@example.com", t0)
-		a.end(t.Context(), resultFailed, t0)
+		thr := fleetThrottler(t, Config{}, fc, secret, slog.New(slog.DiscardHandler))
+		a, _ := thr.Begin(t.Context(), Password, addr, "alice@example.com", t0)
+		a.End(t.Context(), Failed, t0)
 		return fc.keys
 	}
 	k1, k2 := keysOf("secret one", src), keysOf("secret one", netip.MustParseAddr("2001:db8::2")) // same /64
@@ -210,18 +217,18 @@ func TestFleetKeysOpaque(t *testing.T) {
 func TestFleetStoreDown(t *testing.T) {
 	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}, err: store.ErrUnavailable}
 	var logs bytes.Buffer
-	thr := fleetThrottler(t, Throttle{PerPair: 2}, fc, "s", slog.New(slog.NewTextHandler(&logs, nil)))
+	thr := fleetThrottler(t, Config{PerPair: 2}, fc, "s", slog.New(slog.NewTextHandler(&logs, nil)))
 	src := netip.MustParseAddr("192.0.2.1")
 	fail := func(now time.Time) {
-		a, w := thr.begin(t.Context(), kindPassword, src, "alice", now)
+		a, w := thr.Begin(t.Context(), Password, src, "alice", now)
 		if w != 0 {
 			t.Fatalf("locked at %v", now)
 		}
-		a.end(t.Context(), resultFailed, now)
+		a.End(t.Context(), Failed, now)
 	}
 	fail(t0)
 	fail(t0.Add(30 * time.Second))
-	if _, w := thr.begin(t.Context(), kindPassword, src, "alice", t0.Add(30*time.Second)); w != time.Second {
+	if _, w := thr.Begin(t.Context(), Password, src, "alice", t0.Add(30*time.Second)); w != time.Second {
 		t.Fatalf("local lock: %v, want 1s", w)
 	}
 	if n := strings.Count(logs.String(), "cannot count a failure in the store"); n != 1 {
@@ -239,7 +246,7 @@ func TestFleetStoreDown(t *testing.T) {
 // A fleet count below the local one changes nothing; one above it locks
 // as the count-th failure would.
 func TestFailureTableRaise(t *testing.T) {
-	thr := testThrottler(t, Throttle{PerPair: 3, Delay: time.Second, MaxDelay: time.Minute})
+	thr := testThrottler(t, Config{PerPair: 3, Delay: time.Second, MaxDelay: time.Minute})
 	ft := &thr.failures
 	now := t0.UnixNano()
 	ft.fail(1, layerPair, now)
@@ -266,33 +273,33 @@ func TestFailureTableRaise(t *testing.T) {
 // failure); a new source of alice waits.
 func TestFleetFamiliarAcrossInstances(t *testing.T) {
 	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
-	c := Throttle{PerAccount: 20, Delay: time.Second, MaxDelay: time.Hour}
+	c := Config{PerAccount: 20, Delay: time.Second, MaxDelay: time.Hour}
 	log := slog.New(slog.DiscardHandler)
 	a, b := fleetThrottler(t, c, fc, "shared", log), fleetThrottler(t, c, fc, "shared", log)
 	home := netip.MustParseAddr("10.1.1.2")
-	login := func(thr *throttler, src netip.Addr, r result) time.Duration {
+	login := func(thr *Throttler, src netip.Addr, r Outcome) time.Duration {
 		t.Helper()
-		att, w := thr.begin(t.Context(), kindPassword, src, "alice", t0)
+		att, w := thr.Begin(t.Context(), Password, src, "alice", t0)
 		if w == 0 {
-			att.end(t.Context(), r, t0)
+			att.End(t.Context(), r, t0)
 		}
 		return w
 	}
-	if w := login(a, home, resultOK); w != 0 {
+	if w := login(a, home, OK); w != 0 {
 		t.Fatal(w)
 	}
 	for i := range 24 {
-		login([]*throttler{a, b}[i%2], netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), resultFailed)
+		login([]*Throttler{a, b}[i%2], netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), Failed)
 	}
 	stranger := netip.MustParseAddr("203.0.113.50")
-	for _, thr := range []*throttler{a, b} {
-		if w := login(thr, stranger, resultFailed); w == 0 {
+	for _, thr := range []*Throttler{a, b} {
+		if w := login(thr, stranger, Failed); w == 0 {
 			t.Fatal("the account is not locked")
 		}
 	}
 	asked := fc.askCalls
-	for i, thr := range []*throttler{a, b, b} {
-		if w := login(thr, home, resultOK); w != 0 {
+	for i, thr := range []*Throttler{a, b, b} {
+		if w := login(thr, home, OK); w != 0 {
 			t.Fatalf("login %d from home: wait %v", i+1, w)
 		}
 	}
@@ -302,25 +309,25 @@ func TestFleetFamiliarAcrossInstances(t *testing.T) {
 	// A new instance (a restart) knows nothing; one guess tells it of
 	// the fleet's lock, and alice's home is still familiar.
 	restarted := fleetThrottler(t, c, fc, "shared", log)
-	if w := login(restarted, stranger, resultFailed); w != 0 {
+	if w := login(restarted, stranger, Failed); w != 0 {
 		t.Fatal("a new instance locked before any failure")
 	}
-	if w := login(restarted, netip.MustParseAddr("203.0.113.51"), resultFailed); w == 0 {
+	if w := login(restarted, netip.MustParseAddr("203.0.113.51"), Failed); w == 0 {
 		t.Fatal("the restarted instance did not learn the fleet's lock")
 	}
-	if w := login(restarted, home, resultOK); w != 0 {
+	if w := login(restarted, home, OK); w != 0 {
 		t.Fatalf("alice from home through the restarted instance: wait %v", w)
 	}
-	if w := login(restarted, netip.MustParseAddr("10.1.1.3"), resultOK); w == 0 {
+	if w := login(restarted, netip.MustParseAddr("10.1.1.3"), OK); w == 0 {
 		t.Fatal("a source new to alice went through a locked account")
 	}
 	// A store that cannot answer leaves the lock on.
 	fc.err = store.ErrUnavailable
 	fresh := fleetThrottler(t, c, fc, "shared", log)
 	fc.err = nil
-	login(fresh, stranger, resultFailed) // learns the lock
+	login(fresh, stranger, Failed) // learns the lock
 	fc.err = store.ErrUnavailable
-	if w := login(fresh, home, resultOK); w == 0 {
+	if w := login(fresh, home, OK); w == 0 {
 		t.Fatal("a store that cannot answer let a locked account through")
 	}
 }
@@ -330,35 +337,33 @@ func TestFleetFamiliarAcrossInstances(t *testing.T) {
 // retired: alice's home stays familiar across `tokend secrets rotate`.
 func TestFleetFamiliarAcrossSecretRotation(t *testing.T) {
 	fc := &fakeCounter{now: t0, tat: map[string]time.Time{}}
-	c := Throttle{PerAccount: 3, Delay: time.Second, MaxDelay: time.Hour}
+	c := Config{PerAccount: 3, Delay: time.Second, MaxDelay: time.Hour}
 	log := slog.New(slog.DiscardHandler)
 	old := bytes.Repeat([]byte{1}, 32)
 	a := fleetThrottler(t, c, fc, string(old), log)
 	home := netip.MustParseAddr("10.1.1.2")
-	att, _ := a.begin(t.Context(), kindPassword, home, "alice", t0)
-	att.end(t.Context(), resultOK, t0)
+	att, _ := a.Begin(t.Context(), Password, home, "alice", t0)
+	att.End(t.Context(), OK, t0)
 
-	rotated := secrets.Ring{{Seq: 1, Value: old}, {Seq: 2, Value: bytes.Repeat([]byte{2}, 32), ActiveFrom: t0}}
+	rotated := ringKeys{bytes.Repeat([]byte{2}, 32), old} // the new secret took over
 	b := fleetThrottler(t, c, fc, string(old), log)
-	b.fleet.keys.now = func() time.Time { return t0 }
-	b.fleet.keys.set(rotated)
+	b.fleet.keys = rotated
 	for i := range 4 {
-		att, _ := b.begin(t.Context(), kindPassword, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), "alice", t0)
-		att.end(t.Context(), resultFailed, t0)
+		att, _ := b.Begin(t.Context(), Password, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), "alice", t0)
+		att.End(t.Context(), Failed, t0)
 	}
-	if _, w := b.begin(t.Context(), kindPassword, netip.MustParseAddr("198.51.100.1"), "alice", t0); w == 0 {
+	if _, w := b.Begin(t.Context(), Password, netip.MustParseAddr("198.51.100.1"), "alice", t0); w == 0 {
 		t.Fatal("the account is not locked")
 	}
-	if _, w := b.begin(t.Context(), kindPassword, home, "alice", t0); w != 0 {
+	if _, w := b.Begin(t.Context(), Password, home, "alice", t0); w != 0 {
 		t.Fatalf("alice's home, marked under the old secret: wait %v", w)
 	}
 	// Once the old secret is retired, marks under it are gone.
 	cNew := fleetThrottler(t, c, fc, string(old), log)
-	cNew.fleet.keys.now = func() time.Time { return t0 }
-	cNew.fleet.keys.set(rotated[1:])
-	att, _ = cNew.begin(t.Context(), kindPassword, netip.MustParseAddr("203.0.113.99"), "alice", t0)
-	att.end(t.Context(), resultFailed, t0)
-	if _, w := cNew.begin(t.Context(), kindPassword, home, "alice", t0); w == 0 {
+	cNew.fleet.keys = rotated[:1]
+	att, _ = cNew.Begin(t.Context(), Password, netip.MustParseAddr("203.0.113.99"), "alice", t0)
+	att.End(t.Context(), Failed, t0)
+	if _, w := cNew.Begin(t.Context(), Password, home, "alice", t0); w == 0 {
 		t.Fatal("a mark under a retired secret still found")
 	}
 }

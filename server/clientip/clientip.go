@@ -1,21 +1,26 @@
-package server
+// Package clientip finds the source address of an HTTP request: the
+// address the token server's throttle counts failures against (package
+// throttle). It was server/clientip.go and the trusted-proxy check of
+// server/ratelimit.go.
+//
+// A request's source is the TCP peer (http.Request.RemoteAddr) unless the
+// peer is one of the trusted proxies (server.Config.TrustedProxies,
+// `tokend serve --trusted-proxies`); then it is read from
+// X-Forwarded-For, the list "client, proxy1, proxy2" to which each proxy
+// on the way appends the address it received the request from. Anyone
+// can send that header, so it is read from the right only: an entry was
+// written by the hop to its right, and is believed only while that hop is
+// trusted. The first untrusted address met is the source; whatever is
+// left of it was written by the client and is ignored. The Forwarded
+// header (RFC 7239) is not read.
+package clientip
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
 )
-
-// A request's source is the address failures are counted against. It is
-// the TCP peer (http.Request.RemoteAddr) unless the peer is one of
-// Config.TrustedProxies; then it is read from X-Forwarded-For, the list
-// "client, proxy1, proxy2" to which each proxy on the way appends the
-// address it received the request from. Anyone can send that header, so
-// it is read from the right only: an entry was written by the hop to its
-// right, and is believed only while that hop is trusted. The first
-// untrusted address met is the source; whatever is left of it was written
-// by the client and is ignored. The Forwarded header (RFC 7239) is not
-// read.
 
 // maxForwardedHops bounds the X-Forwarded-For entries walked: no sane
 // chain of trusted proxies is longer.
@@ -33,10 +38,43 @@ func (p proxySet) trusts(a netip.Addr) bool {
 	return false
 }
 
-// sourceAddr returns the source address of r: the peer, or, when the peer
+// Resolver finds the source address of requests behind a list of trusted
+// proxies. The zero Resolver trusts no proxy: every request's source is
+// its peer. It is safe for concurrent use.
+type Resolver struct {
+	proxies proxySet
+}
+
+// New returns the Resolver that trusts the proxies of trusted (CIDR
+// prefixes; an address is a /32 or /128). It fails on an invalid prefix.
+func New(trusted []netip.Prefix) (*Resolver, error) {
+	ps, err := normalizeProxies(trusted)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolver{proxies: ps}, nil
+}
+
+// normalizeProxies checks the trusted proxies and puts them in the form
+// Source compares with: masked, IPv4 as IPv4.
+func normalizeProxies(ps []netip.Prefix) (proxySet, error) {
+	out := make(proxySet, 0, len(ps))
+	for _, p := range ps {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("invalid prefix %q", p)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Source returns the source address of r: the peer, or, when the peer
 // is a trusted proxy, what its X-Forwarded-For says. The zero Addr stands
 // for a peer whose address cannot be parsed (a Unix socket).
-func (s *Server) sourceAddr(r *http.Request) netip.Addr {
+func (s *Resolver) Source(r *http.Request) netip.Addr {
 	peer := peerAddr(r.RemoteAddr)
 	if len(s.proxies) == 0 || !s.proxies.trusts(peer) {
 		return peer

@@ -1,4 +1,4 @@
-package server
+package hashgate
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"time"
 )
 
-// acquireAsync calls g.acquire(ctx, n) in a goroutine; its outcome arrives
+// acquireAsync calls g.Acquire(ctx, n) in a goroutine; its outcome arrives
 // on the channel.
-func acquireAsync(ctx context.Context, g *hashGate, n int64) <-chan error {
+func acquireAsync(ctx context.Context, g *Gate, n int64) <-chan error {
 	ch := make(chan error, 1)
 	go func() {
-		release, err := g.acquire(ctx, n)
+		release, err := g.Acquire(ctx, n)
 		if err == nil {
 			// Hold until the test's context ends, then give back.
 			<-ctx.Done()
@@ -39,7 +39,7 @@ func done(ch <-chan error) (error, bool) {
 // many waiters as fit.
 func TestHashGateFIFO(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newHashGate(4, 10, time.Minute)
+		g := New(4, 10, time.Minute)
 		hold, free := context.WithCancel(t.Context())
 		defer free()
 		a := acquireAsync(hold, g, 3)
@@ -76,7 +76,7 @@ func TestHashGateFIFO(t *testing.T) {
 // outright; a full queue refuses with 503.
 func TestHashGateLeave(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := newHashGate(4, 2, time.Minute)
+		g := New(4, 2, time.Minute)
 		hold, free := context.WithCancel(t.Context())
 		defer free()
 		acquireAsync(hold, g, 2)
@@ -90,7 +90,7 @@ func TestHashGateLeave(t *testing.T) {
 		synctest.Wait()
 		if err, ok := done(beyond); !ok {
 			t.Fatal("a request beyond the queue waits")
-		} else if e := (*Error)(nil); !errors.As(err, &e) || e.Status != 503 || e.RetryAfter != hashRetryAfter {
+		} else if !errors.Is(err, ErrBusy) {
 			t.Fatalf("beyond the queue: %v", err)
 		}
 		leave()
@@ -104,7 +104,7 @@ func TestHashGateLeave(t *testing.T) {
 		if _, ok := done(small); ok {
 			t.Fatal("small returned early")
 		}
-		if _, err := g.acquire(t.Context(), 5); !errors.Is(err, errHashTooCostly) {
+		if _, err := g.Acquire(t.Context(), 5); !errors.Is(err, errTooCostly) {
 			t.Fatalf("more than the budget: %v", err)
 		}
 	})
@@ -115,7 +115,7 @@ func TestHashGateLeave(t *testing.T) {
 func TestHashGateGrantedAndCancelled(t *testing.T) {
 	for range 20 { // the select between the two picks at random
 		synctest.Test(t, func(t *testing.T) {
-			g := newHashGate(1, 1, time.Minute)
+			g := New(1, 1, time.Minute)
 			hold, free := context.WithCancel(t.Context())
 			acquireAsync(hold, g, 1)
 			synctest.Wait()

@@ -1,4 +1,4 @@
-package server
+package throttle
 
 import (
 	"hash/maphash"
@@ -11,7 +11,7 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// The throttle's memory (the policy is in ratelimit.go): failure records
+// The throttle's memory (the policy is in throttle.go): failure records
 // and familiar sources, each a table with a fixed maximum of entries,
 // split into shards so that requests rarely wait for each other. Keys are
 // 64-bit hashes under a per-process random seed, so an entry has a fixed
@@ -48,14 +48,15 @@ var layerNames = [numLayers]string{"source", "source+account", "account"}
 
 func (l layer) String() string { return layerNames[l] }
 
-// kind is the credential a failure was about. Each kind counts apart, so
+// Kind is the credential a failure was about. Each kind counts apart, so
 // that wrong passwords sent through a web app's login form never lock the
 // web app's own client authentication.
-type kind uint8
+type Kind uint8
 
+// The kinds of credential.
 const (
-	kindSecret   kind = iota // client secrets
-	kindPassword             // resource owners' passwords
+	ClientSecret Kind = iota // client secrets
+	Password                 // resource owners' passwords
 )
 
 var kindNames = [...]string{"client_secret", "password"}
@@ -66,20 +67,21 @@ var kindNames = [...]string{"client_secret", "password"}
 // addresses guesses, so a lock of the client would only let anyone shut
 // the client out; the source and the pair still slow a guesser. A
 // password is guessable, so its account counts too.
-func (k kind) layers() []layer {
-	if k == kindSecret {
+func (k Kind) layers() []layer {
+	if k == ClientSecret {
 		return []layer{layerSource, layerPair}
 	}
 	return []layer{layerSource, layerPair, layerAccount}
 }
 
-func (k kind) String() string { return kindNames[k] }
+// String returns k's name in logs: "client_secret" or "password".
+func (k Kind) String() string { return kindNames[k] }
 
 // throttleKey returns the table key of (k, l, src, account). The source
 // of an IPv6 address is its /64, which one subscriber usually holds
 // whole; the account layer ignores src and the source layer ignores
 // account.
-func throttleKey(seed maphash.Seed, k kind, l layer, src netip.Addr, account string) uint64 {
+func throttleKey(seed maphash.Seed, k Kind, l layer, src netip.Addr, account string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
 	_ = h.WriteByte(byte(k))

@@ -1,10 +1,21 @@
-package server
+// Package throttle slows down the guessing of client secrets and
+// passwords: it counts a token server's failed credential checks per
+// source address, per (source, account) and per account, locks a key that
+// reaches its limit with an exponential delay, exempts a user's familiar
+// sources from her account's lock, and, with a Fleet, counts failures and
+// familiar sources in a store the instances share.
+//
+// It was server/ratelimit.go (the policy: Config, Throttler, Check),
+// server/throttle.go (the tables, now tables.go) and server/fleet.go. The
+// server begins a Check for every request that presents a credential
+// (Throttler.Begin), answers a wait with 429 and Retry-After, and ends
+// the Check with its Outcome once the credential is checked.
+package throttle
 
 import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
@@ -12,13 +23,14 @@ import (
 	"time"
 )
 
-// Throttle configures how the server slows down guessing. It counts
-// failures, never successes: a failed client authentication (a wrong
-// client secret, or a secret for an unknown or public client) and a
-// wrong username or password. Client secrets and passwords count apart.
+// Config configures how the server slows down guessing
+// (server.Config.Throttle). It counts failures, never successes: a failed
+// client authentication (a wrong client secret, or a secret for an
+// unknown or public client) and a wrong username or password. Client
+// secrets and passwords count apart.
 //
 // A credential is checked only if none of its keys is locked: the
-// request's source address (Config.TrustedProxies says which one that
+// request's source address (server.Config.TrustedProxies says which one that
 // is), the pair (source, account) and, for passwords, the account (the
 // username) across all sources. Once a key holds its limit of failures,
 // each further failure locks it, for Delay and then twice as long each
@@ -50,7 +62,8 @@ import (
 //     them, also after a restart.
 //   - Successes never count as failures, also when many arrive at once:
 //     how many checks may be in flight is bounded by the hashing gate
-//     (HashMemory, HashQueue), not by the throttle.
+//     (package hashgate; server.Config's HashMemory, HashQueue), not by
+//     the throttle.
 //
 // Refresh tokens are not throttled: a refresh token carries a MAC under
 // the server secret, checked before any store access, so there is
@@ -60,17 +73,17 @@ import (
 // into a loop of 429s.
 //
 // Keys behind one address share its budget: with clients behind a proxy,
-// list the proxy in Config.TrustedProxies; a web app that sends its users'
+// list the proxy in server.Config.TrustedProxies; a web app that sends its users'
 // passwords from its own address must forward their addresses the same
 // way, or it is one source for all its users.
 //
 // State lives in the process's memory, bounded by MaxEntries, and a
 // restart forgets it. Instances that share a store which can count
-// (Config.FailureCounter; postgres and redis) also count each failure
-// there, so that a fleet behind a load balancer locks a key after about
-// as many failures as one instance: see fleet.go for what is shared and
-// what stays per instance.
-type Throttle struct {
+// (server.Config.FailureCounter; postgres and redis) also count each
+// failure there, so that a fleet behind a load balancer locks a key after
+// about as many failures as one instance: see Fleet for what is shared
+// and what stays per instance.
+type Config struct {
 	// Disabled turns the throttle off: nothing is counted or refused.
 	Disabled bool
 	// PerSource is how many failures one source address may have before
@@ -79,7 +92,7 @@ type Throttle struct {
 	// PerPair is how many failures one source may have at one account
 	// (client ID or username) before its attempts at that account wait.
 	// A success resets it (the instance's count; the fleet's leaks away,
-	// see fleet.go). Default 5.
+	// see Fleet). Default 5.
 	PerPair int
 	// PerAccount is how many failures one username may have from all
 	// sources before attempts at it wait, except from its familiar
@@ -98,7 +111,7 @@ type Throttle struct {
 	MaxEntries int
 }
 
-// Defaults of Throttle.
+// Defaults of Config.
 const (
 	defaultPerSource  = 50
 	defaultPerPair    = 5
@@ -112,9 +125,12 @@ const (
 	familiarFor = 30 * 24 * time.Hour
 )
 
-func (c Throttle) withDefaults() (Throttle, error) {
+// withDefaults fills in c's zero settings and checks them. Its errors
+// name the setting, not the package: the server prefixes
+// "server: Config.Throttle: ".
+func (c Config) withDefaults() (Config, error) {
 	if c.PerSource < 0 || c.PerPair < 0 || c.PerAccount < 0 || c.Window < 0 || c.Delay < 0 || c.MaxDelay < 0 || c.MaxEntries < 0 {
-		return c, errors.New("server: Config.Throttle: negative setting")
+		return c, errors.New("negative setting")
 	}
 	c.PerSource = cmp.Or(c.PerSource, defaultPerSource)
 	c.PerPair = cmp.Or(c.PerPair, defaultPerPair)
@@ -125,36 +141,38 @@ func (c Throttle) withDefaults() (Throttle, error) {
 	c.MaxEntries = cmp.Or(c.MaxEntries, defaultMaxEntries)
 	switch {
 	case c.MaxDelay < c.Delay:
-		return c, errors.New("server: Config.Throttle: MaxDelay is shorter than Delay")
+		return c, errors.New("MaxDelay is shorter than Delay")
 	case c.MaxDelay > 24*time.Hour:
-		return c, errors.New("server: Config.Throttle: MaxDelay is longer than 24h")
+		return c, errors.New("MaxDelay is longer than 24h")
 	case max(c.PerSource, c.PerPair, c.PerAccount) > maxLimit:
-		return c, errors.New("server: Config.Throttle: limit above 1,000,000")
+		return c, errors.New("limit above 1,000,000")
 	}
 	return c, nil
 }
 
-// maxLimit bounds Throttle's limits.
+// maxLimit bounds Config's limits.
 const maxLimit = 1_000_000
 
-// throttler applies Throttle. A nil *throttler lets everything through.
-type throttler struct {
+// Throttler applies a Config. A nil *Throttler lets everything through.
+// It is safe for concurrent use.
+type Throttler struct {
 	seed     maphash.Seed
-	fleet    *fleet // nil: this instance counts alone
+	fleet    *Fleet // nil: this instance counts alone
 	failures failureTable
 	familiar familiarTable
 	log      *slog.Logger
 }
 
-// newThrottler returns the throttler of c, nil if it is disabled. With
-// fl, failures are also counted across the fleet.
-func newThrottler(c Throttle, fl *fleet, log *slog.Logger) (*throttler, error) {
+// New returns the Throttler of c, nil if it is disabled. With fl (which
+// may be nil), failures are also counted across the fleet. It fails on a
+// setting out of bounds.
+func New(c Config, fl *Fleet, log *slog.Logger) (*Throttler, error) {
 	c, err := c.withDefaults()
 	if err != nil || c.Disabled {
 		return nil, err
 	}
 	perShard := (c.MaxEntries + tableShards - 1) / tableShards
-	t := &throttler{seed: maphash.MakeSeed(), fleet: fl, log: log}
+	t := &Throttler{seed: maphash.MakeSeed(), fleet: fl, log: log}
 	t.failures.perShard, t.familiar.perShard = perShard, perShard
 	t.failures.delay, t.failures.maxDelay = int64(c.Delay), int64(c.MaxDelay)
 	t.familiar.within = int64(familiarFor)
@@ -164,50 +182,53 @@ func newThrottler(c Throttle, fl *fleet, log *slog.Logger) (*throttler, error) {
 	return t, nil
 }
 
-// result is how a checked credential turned out.
-type result uint8
+// Outcome is how a checked credential turned out.
+type Outcome uint8
 
+// The outcomes of a Check.
 const (
-	resultOK     result = iota
-	resultFailed        // a wrong credential
-	resultNone          // not checked to the end (the store failed): neither
+	OK         Outcome = iota // the right credential
+	Failed                    // a wrong credential
+	Unfinished                // not checked to the end (the store failed): neither
 )
 
-// attempt is one check of a client secret or a password from a source
-// for an account. The zero attempt (of a nil throttler) counts nothing.
-type attempt struct {
-	t       *throttler
-	kind    kind
+// Check is one check of a client secret or a password from a source for
+// an account, from Throttler.Begin to End. The zero Check (of a nil
+// Throttler) counts nothing.
+type Check struct {
+	t       *Throttler
+	kind    Kind
 	src     netip.Addr
 	account string
 	keys    [numLayers]uint64
 }
 
-// begin starts an attempt at account from src. It returns how long the
-// attempt must wait instead, 0 if it may go ahead; an attempt that went
-// ahead ends with end. A locked account lets a familiar source through:
+// Begin starts a check of a credential of kind k for account (a client
+// ID or a username, compared case-insensitively) from src. It returns how
+// long the request must wait instead, 0 if it may go ahead; a Check that
+// went ahead ends with End. A locked account lets a familiar source through:
 // one this instance knows, or else one the fleet's store knows (a round
 // trip, on the locked path only).
-func (t *throttler) begin(ctx context.Context, k kind, src netip.Addr, account string, now time.Time) (attempt, time.Duration) {
+func (t *Throttler) Begin(ctx context.Context, k Kind, src netip.Addr, account string, now time.Time) (Check, time.Duration) {
 	if t == nil {
-		return attempt{}, 0
+		return Check{}, 0
 	}
-	if k == kindPassword {
+	if k == Password {
 		account = strings.ToLower(account)
 	}
-	a := attempt{t: t, kind: k, src: src, account: account}
+	a := Check{t: t, kind: k, src: src, account: account}
 	for _, l := range k.layers() {
 		a.keys[l] = throttleKey(t.seed, k, l, src, account)
 	}
 	ns := now.UnixNano()
 	wait := max(t.failures.lockedFor(a.keys[layerSource], ns), t.failures.lockedFor(a.keys[layerPair], ns))
-	if wait == 0 && k == kindPassword {
+	if wait == 0 && k == Password {
 		if w := t.failures.lockedFor(a.keys[layerAccount], ns); w > 0 && !t.familiarSource(ctx, &a, now) {
 			wait = w
 		}
 	}
 	if wait > 0 {
-		return attempt{}, time.Duration(wait)
+		return Check{}, time.Duration(wait)
 	}
 	return a, 0
 }
@@ -215,7 +236,7 @@ func (t *throttler) begin(ctx context.Context, k kind, src netip.Addr, account s
 // familiarSource reports whether a's source authenticated as a's account
 // within familiarFor: as this instance remembers, or as the fleet's
 // store does, which this instance then remembers too.
-func (t *throttler) familiarSource(ctx context.Context, a *attempt, now time.Time) bool {
+func (t *Throttler) familiarSource(ctx context.Context, a *Check, now time.Time) bool {
 	ns := now.UnixNano()
 	if t.familiar.seen(a.keys[layerAccount], a.keys[layerSource], ns) {
 		return true
@@ -227,18 +248,18 @@ func (t *throttler) familiarSource(ctx context.Context, a *attempt, now time.Tim
 	return true
 }
 
-// end records how the attempt turned out. A failure is also counted in
+// End records how the check turned out; a second End does nothing. A failure is also counted in
 // the fleet, and a password's success marks its source familiar there
 // when this instance had not marked it within familiarRefresh (one store
 // round trip each, bounded by fleetTimeout; ctx's values only, not its
 // end: what happened counts even if the client hung up).
-func (a *attempt) end(ctx context.Context, r result, now time.Time) {
+func (a *Check) End(ctx context.Context, r Outcome, now time.Time) {
 	if a.t == nil {
 		return
 	}
 	ns := now.UnixNano()
 	switch r {
-	case resultFailed:
+	case Failed:
 		var fails []fleetFailure
 		for _, l := range a.kind.layers() {
 			if _, locked := a.t.failures.fail(a.keys[l], l, ns); locked {
@@ -247,9 +268,9 @@ func (a *attempt) end(ctx context.Context, r result, now time.Time) {
 			fails = append(fails, fleetFailure{layer: l, key: a.keys[l]})
 		}
 		a.t.countInFleet(ctx, a.kind, a.src, a.account, fails, now)
-	case resultOK:
+	case OK:
 		a.t.failures.forget(a.keys[layerPair])
-		if a.kind == kindPassword && a.t.familiar.mark(a.keys[layerAccount], a.keys[layerSource], ns) && a.t.fleet != nil {
+		if a.kind == Password && a.t.familiar.mark(a.keys[layerAccount], a.keys[layerSource], ns) && a.t.fleet != nil {
 			a.t.fleet.markFamiliar(ctx, a.src, a.account, now)
 		}
 	}
@@ -259,34 +280,13 @@ func (a *attempt) end(ctx context.Context, r result, now time.Time) {
 // logLock logs a key that has reached its limit (OWASP: log lockouts).
 // Usernames are logged only for an account lock: a user who typed a
 // password into the username field does not fail twenty times.
-func (t *throttler) logLock(k kind, l layer, src netip.Addr, account string) {
+func (t *Throttler) logLock(k Kind, l layer, src netip.Addr, account string) {
 	attrs := []any{"credential", k.String(), "key", l.String()}
 	if l != layerAccount {
 		attrs = append(attrs, "source", src.String())
 	}
-	if l != layerSource && (k != kindPassword || l == layerAccount) {
+	if l != layerSource && (k != Password || l == layerAccount) {
 		attrs = append(attrs, "account", account)
 	}
 	t.log.Warn("throttle: failure limit reached; attempts wait", attrs...)
-}
-
-// errThrottledFor is the answer to an attempt that must wait d.
-func errThrottledFor(d time.Duration) *Error {
-	return errThrottled("too many attempts; retry later", int((d+time.Second-1)/time.Second))
-}
-
-// normalizeProxies checks the trusted proxies and puts them in the form
-// sourceAddr compares with: masked, IPv4 as IPv4.
-func normalizeProxies(ps []netip.Prefix) (proxySet, error) {
-	out := make(proxySet, 0, len(ps))
-	for _, p := range ps {
-		if !p.IsValid() {
-			return nil, fmt.Errorf("server: Config.TrustedProxies: invalid prefix %q", p)
-		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
