@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/tokend/tokend/server/throttle"
-	"github.com/tokend/tokend/store"
 )
 
 // password is the resource owner password credentials grant (RFC 6749
@@ -32,8 +31,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	}
 	res := throttle.Unfinished // also if Authenticate panics
 	defer func() { chk.End(ctx, res, s.now()) }()
-	checked := &store.User{} // filled by builtinUsers
-	sub, err := s.cfg.Authenticate(context.WithValue(ctx, checkedUserKey{}, checked), user, pass)
+	sub, checked, err := s.authenticate(ctx, user, pass)
 	switch {
 	case ctx.Err() != nil:
 		// The client is gone, whether it waited for hashing memory or its
@@ -47,9 +45,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	}
 	res = throttle.OK
 	login := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
-	if checked.Name != "" {
-		login.user = checked
-	}
+	login.user = checked
 	resp, _, err := s.login(ctx, login)
 	return resp, err
 }

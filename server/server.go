@@ -298,6 +298,9 @@ type Server struct {
 	log         *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
+	// authenticate checks the password grant's credentials: the subject,
+	// and the user record when the built-in users checked them (users.go).
+	authenticate func(ctx context.Context, username, pw string) (subject string, user *store.User, err error)
 	// grants is the token endpoint's table of grants (token.go).
 	grants   []grant
 	thr      *throttle.Throttler
@@ -312,7 +315,7 @@ type Server struct {
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
 
-	// hashing admits password checks (builtinUsers).
+	// hashing admits password checks (builtinUser).
 	hashing *hashgate.Gate
 	// checkPassword is password.Check unless a test replaced it.
 	checkPassword func(ctx context.Context, hash, pw string) error
@@ -343,8 +346,12 @@ func New(cfg Config) (*Server, error) {
 	if s.checkPassword == nil {
 		s.checkPassword = func(_ context.Context, hash, pw string) error { return password.Check(hash, pw) }
 	}
-	if s.cfg.Authenticate == nil {
-		s.cfg.Authenticate = s.builtinUsers
+	s.authenticate = s.builtinUser
+	if a := s.cfg.Authenticate; a != nil {
+		s.authenticate = func(ctx context.Context, username, pw string) (string, *store.User, error) {
+			sub, err := a(ctx, username, pw)
+			return sub, nil, err
+		}
 	}
 	if s.thr, err = newThrottler(cfg, s.refreshKeys); err != nil {
 		return nil, err

@@ -9,29 +9,31 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// builtinUsers is the default Authenticator: the store's users, whose
-// passwords are argon2id hashes. Every check, of a known user or not, is
-// admitted by the hashing gate for the memory its hash needs. A hash made
-// with other parameters than Config.PasswordParams is replaced after a
-// successful check, if the client is still there.
-func (s *Server) builtinUsers(ctx context.Context, username, pw string) (string, error) {
+// builtinUser checks a password against the store's users, the default
+// of Config.Authenticate: the subject is the user's name, and the user
+// record checked comes with it. Passwords are argon2id hashes. Every
+// check, of a known user or not, is admitted by the hashing gate for the
+// memory its hash needs. A hash made with other parameters than
+// Config.PasswordParams is replaced after a successful check, if the
+// client is still there.
+func (s *Server) builtinUser(ctx context.Context, username, pw string) (string, *store.User, error) {
 	u, err := s.store.GetUser(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// An unknown user costs what a known one does, memory included.
 		release, err := s.admitHash(ctx, s.cfg.PasswordParams.MemoryBytes())
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		defer release()
 		_ = s.checkPassword(ctx, s.dummyHash(), pw)
-		return "", ErrBadCredentials
+		return "", nil, ErrBadCredentials
 	}
 	if err != nil {
-		return "", fmt.Errorf("get user: %w", err)
+		return "", nil, fmt.Errorf("get user: %w", err)
 	}
 	stored, err := password.ParamsOf(u.PasswordHash)
 	if err != nil {
-		return "", fmt.Errorf("user %q: %w", username, err)
+		return "", nil, fmt.Errorf("user %q: %w", username, err)
 	}
 	// The upgrade hashes again under the same grant, after the check has
 	// let go of its memory: the grant is the larger of the two.
@@ -42,27 +44,20 @@ func (s *Server) builtinUsers(ctx context.Context, username, pw string) (string,
 	}
 	release, err := s.admitHash(ctx, need)
 	if err != nil {
-		return "", fmt.Errorf("user %q: %w", username, err)
+		return "", nil, fmt.Errorf("user %q: %w", username, err)
 	}
 	defer release()
 	switch err := s.checkPassword(ctx, u.PasswordHash, pw); {
 	case errors.Is(err, password.ErrMismatch):
-		return "", ErrBadCredentials
+		return "", nil, ErrBadCredentials
 	case err != nil:
-		return "", fmt.Errorf("user %q: %w", username, err)
+		return "", nil, fmt.Errorf("user %q: %w", username, err)
 	}
 	if upgrade && ctx.Err() == nil {
 		s.upgradeHash(ctx, u, pw, release)
 	}
-	if p, ok := ctx.Value(checkedUserKey{}).(*store.User); ok {
-		*p = u
-	}
-	return u.Name, nil
+	return u.Name, &u, nil
 }
-
-// checkedUserKey is the context key under which the password grant asks
-// builtinUsers for the user record it checked (a *store.User to fill).
-type checkedUserKey struct{}
 
 // upgradeHash replaces u's hash by one made with Config.PasswordParams,
 // unless it changed since it was read (a password change wins). It calls
