@@ -17,6 +17,19 @@
 // Errors become RFC 6749 JSON answers only at this edge; the grants and the
 // rotation policy see plain Go errors.
 //
+// # Where a request goes
+//
+// The token endpoint (token.go) reads and checks a request once — form,
+// client and how it authenticated, source address, the refresh token it
+// presents as parameter or cookie — and hands it to the grant its
+// grant_type names in one table (newGrants); each grant is a file,
+// grant_*.go, with one signature, and writes nothing: handleToken writes
+// the answer and applies cookie mode. The rules of a login (when it ends,
+// its current token, whose it is, which scopes a client may have) live in
+// package store, beside the rotation decision (store.Decide), and are not
+// repeated here. Abuse control is in the packages throttle, clientip and
+// hashgate (see Abuse control).
+//
 // # Browser apps
 //
 // A browser app is a public client registered with the origins of its
