@@ -20,6 +20,8 @@ type Error struct {
 	RetryAfter int
 	// Challenge, if set, is sent as WWW-Authenticate.
 	Challenge string
+	// Allow, if set, is sent as the Allow header of a 405 (RFC 9110 §15.5.6).
+	Allow string
 }
 
 func (e *Error) Error() string {
@@ -96,6 +98,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if sw, ok := w.(*statusWriter); ok {
 		sw.code = e.Code
+	}
+	if e.Allow != "" {
+		w.Header().Set("Allow", e.Allow)
 	}
 	oauth.WriteError(w, oauth.Answer{Status: e.Status, Challenge: e.Challenge, RetryAfter: e.RetryAfter}, e.Code, e.Description)
 }

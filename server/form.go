@@ -14,17 +14,17 @@ import (
 	"github.com/tokend/tokend/internal/oauth"
 )
 
-// maxFormBytes bounds request bodies of the OAuth endpoints.
+// maxFormBytes bounds request bodies (ServeHTTP bounds every body with it).
 const maxFormBytes = 16 << 10
 
 // readForm reads an application/x-www-form-urlencoded POST body strictly: the
 // content type must match, the body must fit maxFormBytes, it must parse, and
 // no parameter may repeat (RFC 6749 §3.1, §3.2). Query parameters are
-// ignored: credentials never travel in URLs.
-func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+// ignored: credentials never travel in URLs. It writes nothing: another
+// method than POST is a 405 whose Error says Allow: POST.
+func readForm(r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost) // RFC 9110 §15.5.6
-		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: oauth.InvalidRequest, Description: "method must be POST"}
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Code: oauth.InvalidRequest, Description: "method must be POST", Allow: http.MethodPost}
 	}
 	ct, err := singleHeader(r, "Content-Type")
 	if err != nil {
@@ -34,7 +34,7 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, errInvalidRequest("content type must be application/x-www-form-urlencoded")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -111,7 +111,7 @@ func (s *Server) verifyAccess(ctx context.Context, tok string) (c accessClaims, 
 // handleIntrospect implements RFC 7662 for the calling client's own tokens;
 // any other token, valid or not, is reported only as inactive.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.introspect(r.Context(), w, r)
+	resp, err := s.introspect(r.Context(), r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -121,8 +121,8 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 
 var inactive = map[string]any{"active": false}
 
-func (s *Server) introspect(ctx context.Context, w http.ResponseWriter, r *http.Request) (map[string]any, error) {
-	form, err := readForm(w, r)
+func (s *Server) introspect(ctx context.Context, r *http.Request) (map[string]any, error) {
+	form, err := readForm(r)
 	if err != nil {
 		return nil, err
 	}

@@ -84,7 +84,7 @@ func (s *Server) authenticateMinter(ctx context.Context, r *http.Request) (store
 //     detection): a caller that needs a refresh token for each device
 //     sets force.
 func (s *Server) handleMint(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.mint(r.Context(), w, r)
+	resp, err := s.mint(r.Context(), r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -93,12 +93,12 @@ func (s *Server) handleMint(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) mint(ctx context.Context, w http.ResponseWriter, r *http.Request) (*mintResponse, error) {
+func (s *Server) mint(ctx context.Context, r *http.Request) (*mintResponse, error) {
 	c, err := s.authenticateMinter(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	req, err := readMintRequest(w, r)
+	req, err := readMintRequest(r)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (s *Server) mintTarget(ctx context.Context, c store.Client, id string) (sto
 // duration, and the claims pass checkClaims. Every refusal is 400
 // invalid_request (413 for a body over maxFormBytes) whose description
 // names the offending field and what it must be, never its value.
-func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error) {
+func readMintRequest(r *http.Request) (mintRequest, error) {
 	var req mintRequest
 	ct, err := singleHeader(r, "Content-Type")
 	if err != nil {
@@ -235,7 +235,7 @@ func readMintRequest(w http.ResponseWriter, r *http.Request) (mintRequest, error
 	default:
 		return req, errInvalidRequest("content type must be application/json: " + mintShape)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: oauth.InvalidRequest, Description: "request body too large"}
 	}

@@ -28,7 +28,7 @@ import (
 // asks, when it is unknown, expired, malformed or another client's: those
 // tokens are left alone, and the caller learns nothing about them.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	cookie, err := s.revoke(r.Context(), w, r)
+	cookie, err := s.revoke(r.Context(), r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -42,8 +42,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 
 // revoke revokes what the request names and reports whether the client
 // is in cookie mode.
-func (s *Server) revoke(ctx context.Context, w http.ResponseWriter, r *http.Request) (cookie bool, err error) {
-	form, err := readForm(w, r)
+func (s *Server) revoke(ctx context.Context, r *http.Request) (cookie bool, err error) {
+	form, err := readForm(r)
 	if err != nil {
 		return false, err
 	}

@@ -465,6 +465,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		serveUnrouted(h, w, r) // a 404 or 405 as JSON
 		return
 	}
+	// Every body a handler reads is bounded here, once (form.go).
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	s.mux.ServeHTTP(w, r)
 }
 

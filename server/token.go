@@ -106,7 +106,7 @@ type tokenResponse struct {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	req, g, err := s.readTokenRequest(w, r)
+	req, g, err := s.readTokenRequest(r)
 	var resp *tokenResponse
 	if err == nil {
 		resp, err = g.answer(r.Context(), req)
@@ -133,8 +133,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // error is the answer to give: invalid_request, invalid_client,
 // unsupported_grant_type or unauthorized_client (RFC 6749 §5.2), a
 // throttle's 429, or a store failure.
-func (s *Server) readTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, grant, error) {
-	form, err := readForm(w, r)
+func (s *Server) readTokenRequest(r *http.Request) (*tokenRequest, grant, error) {
+	form, err := readForm(r)
 	if err != nil {
 		return nil, grant{}, err
 	}
