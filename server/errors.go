@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -103,14 +102,4 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Allow", e.Allow)
 	}
 	oauth.WriteError(w, oauth.Answer{Status: e.Status, Challenge: e.Challenge, RetryAfter: e.RetryAfter}, e.Code, e.Description)
-}
-
-// writeJSON answers 200 with v. Token material is never cached.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
