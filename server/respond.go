@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// writeJSON answers 200 with v. Token material is never cached.
+// writeJSON answers status with v as JSON. Token material is never cached.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
