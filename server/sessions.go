@@ -50,41 +50,55 @@ func (s *Server) sessionOwners(ctx context.Context, c store.Client) ([]string, e
 	return owners, nil
 }
 
+// sessionsRequest authenticates the minting client of a /v1 sessions
+// request and reads its path parameter param: its value, and the clients
+// whose sessions the request may touch (sessionOwners).
+func (s *Server) sessionsRequest(r *http.Request, param string) (string, []string, error) {
+	ctx := r.Context()
+	c, err := s.authenticateMinter(ctx, r)
+	if err != nil {
+		return "", nil, err
+	}
+	v, err := pathID(r, param)
+	if err != nil {
+		return "", nil, err
+	}
+	owners, err := s.sessionOwners(ctx, c)
+	if err != nil {
+		return "", nil, err
+	}
+	return v, owners, nil
+}
+
 // handleListSessions lists the active sessions of a subject held by the
 // calling client or by the public clients it may mint for (sessionOwners),
 // oldest first within each client.
 func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	c, err := s.authenticateMinter(ctx, r)
+	out, err := s.listSessions(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	sub, err := pathID(r, "sub")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	owners, err := s.sessionOwners(ctx, c)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	now := s.now()
-	var fams []store.Family
-	for _, id := range owners {
-		fs, err := s.store.ListFamilies(ctx, store.FamilyFilter{ClientID: id, Subject: sub, ActiveAt: now})
-		if err != nil {
-			s.writeError(w, r, fmt.Errorf("list families: %w", err))
-			return
-		}
-		fams = append(fams, fs...)
-	}
-	out := make([]session, 0, len(fams))
-	for _, f := range fams {
-		out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: f.End().UTC()})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (s *Server) listSessions(r *http.Request) ([]session, error) {
+	sub, owners, err := s.sessionsRequest(r, "sub")
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := []session{}
+	for _, id := range owners {
+		fs, err := s.store.ListFamilies(r.Context(), store.FamilyFilter{ClientID: id, Subject: sub, ActiveAt: now})
+		if err != nil {
+			return nil, fmt.Errorf("list families: %w", err)
+		}
+		for _, f := range fs {
+			out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: f.End().UTC()})
+		}
+	}
+	return out, nil
 }
 
 // handleRevokeSubject logs a subject out everywhere: every session this
@@ -92,70 +106,57 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 // it. Each client's sessions are revoked in one step; if one step fails,
 // the sessions revoked before stay revoked and the request may be retried.
 func (s *Server) handleRevokeSubject(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	c, err := s.authenticateMinter(ctx, r)
+	n, err := s.revokeSubject(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sub, err := pathID(r, "sub")
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": n})
+}
+
+func (s *Server) revokeSubject(r *http.Request) (int, error) {
+	sub, owners, err := s.sessionsRequest(r, "sub")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	owners, err := s.sessionOwners(ctx, c)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return 0, err
 	}
 	n := 0
+	defer func() { s.metrics.revoked.WithLabelValues("logout").Add(float64(n)) }()
 	for _, id := range owners {
-		k, err := s.store.RevokeFamilies(ctx, store.FamilyFilter{ClientID: id, Subject: sub}, s.now(), "logout")
+		k, err := s.store.RevokeFamilies(r.Context(), store.FamilyFilter{ClientID: id, Subject: sub}, s.now(), "logout")
 		n += k
 		if err != nil {
-			s.metrics.revoked.WithLabelValues("logout").Add(float64(n))
-			s.writeError(w, r, fmt.Errorf("revoke families: %w", err))
-			return
+			return 0, fmt.Errorf("revoke families: %w", err)
 		}
 	}
-	s.metrics.revoked.WithLabelValues("logout").Add(float64(n))
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": n})
+	return n, nil
 }
 
 // handleRevokeSession revokes one session of the calling client or of a
 // public client it may mint for (sessionOwners); anyone else's is 404, as
 // if it did not exist.
 func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	c, err := s.authenticateMinter(ctx, r)
-	if err != nil {
+	if err := s.revokeSession(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	id, err := pathID(r, "id")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) revokeSession(r *http.Request) error {
+	id, owners, err := s.sessionsRequest(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	owners, err := s.sessionOwners(ctx, c)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	notFound := &Error{Status: http.StatusNotFound, Code: oauth.NotFound, Description: "no such session"}
-	f, err := s.store.GetFamily(ctx, id)
+	f, err := s.store.GetFamily(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && !slices.Contains(owners, f.ClientID):
-		s.writeError(w, r, notFound)
-		return
+		return &Error{Status: http.StatusNotFound, Code: oauth.NotFound, Description: "no such session"}
 	case err != nil:
-		s.writeError(w, r, fmt.Errorf("get family: %w", err))
-		return
+		return fmt.Errorf("get family: %w", err)
 	}
-	if err := s.store.RevokeFamily(ctx, f.ID, s.now(), "logout"); err != nil {
-		s.writeError(w, r, fmt.Errorf("revoke family: %w", err))
-		return
+	if err := s.store.RevokeFamily(r.Context(), f.ID, s.now(), "logout"); err != nil {
+		return fmt.Errorf("revoke family: %w", err)
 	}
 	s.metrics.revoked.WithLabelValues("logout").Inc()
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
