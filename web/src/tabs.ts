@@ -8,9 +8,6 @@ import type { BroadcastChannelLike, LockManagerLike, TokenManagerOptions } from 
 import { OAuthError } from "./errors.js";
 import type { Held } from "./schedule.js";
 
-/** The messages on the channel: tokens (with the Wire fields), logout, and resend (a tab asks the others for their tokens). */
-export type Message = { type: "tokens" } | { type: "logout" } | { type: "resend" };
-
 /** The tabs of this origin that share a client's login, as this tab sees them. */
 export interface Tabs {
   /** Sends m to the other tabs. */
@@ -28,7 +25,12 @@ export interface Tabs {
   close(): void;
 }
 
-/** Joins o's tabs (unless o.crossTab is false); onMessage receives every other tab's message. */
+/**
+ * Joins o's tabs (unless o.crossTab is false); onMessage receives every
+ * other tab's message. The channel carries {type: "tokens", ...Token} (a
+ * tab's new token), {type: "logout"} and {type: "resend"} (a tab that
+ * missed broadcasts asks the others for their tokens).
+ */
 export function joinTabs(o: TokenManagerOptions, onMessage: (m: unknown) => void): Tabs {
   const name = "tokend:" + o.clientId;
   /** The prefix of the names of the locks that say which token a tab holds; its seq follows. */
