@@ -59,32 +59,15 @@ func testDeleteClient(t *testing.T, s store.Store) {
 	_, err = rotate(t, s, a1, hash(), at.Add(time.Second))
 	wantErr(t, err, store.ErrRevoked)
 
-	must(t, s.CreateClient(ctx, store.Client{ID: "app", CreatedAt: at}))
-	_, b1 := newFamily(t, s, "b1", "app", "alice")
-	wantRevoked(t, s, "a1", at, store.ReasonClientDeleted)
-	_, err = rotate(t, s, a1, hash(), at.Add(time.Second))
-	wantErr(t, err, store.ErrRevoked)
-	if res, err := rotate(t, s, b1, hash(), at.Add(time.Second)); err != nil || res.Outcome != store.Rotated {
-		t.Fatalf("the new client's family: %v %v", res.Outcome, err)
-	}
-	later := at.Add(time.Minute)
-	n, err = s.DeleteClient(ctx, "app", later)
-	must(t, err)
-	if n != 1 {
-		t.Fatalf("deleting the client again revoked %d families, want 1 (b1)", n)
-	}
-	wantRevoked(t, s, "b1", later, store.ReasonClientDeleted)
-	wantRevoked(t, s, "a1", at, store.ReasonClientDeleted)
-
-	// An unknown client: ErrNotFound, and no family revoked, even one
-	// that names it.
-	newFamily(t, s, "g1", "ghost", "alice")
-	n, err = s.DeleteClient(ctx, "ghost", later)
-	wantErr(t, err, store.ErrNotFound)
-	if n != 0 {
-		t.Fatalf("DeleteClient of an unknown client returned %d", n)
-	}
-	wantActive(t, s, "g1")
+	afterOwnerDeleted(t, s, ownerDeletion{
+		kind: "client", method: "DeleteClient", reason: store.ReasonClientDeleted,
+		recreate: func() error { return s.CreateClient(ctx, store.Client{ID: "app", CreatedAt: at}) },
+		remove:   func(name string, at time.Time) (int, error) { return s.DeleteClient(ctx, name, at) },
+		name:     "app", deletedAt: at, old: a1, again: "b1", kept: "a1",
+		// An unknown client: ErrNotFound, and no family revoked, even one
+		// that names it.
+		ghostClient: "ghost", ghostSubject: "alice",
+	})
 }
 
 // DeleteUser revokes the families whose subject is the user, of every
@@ -116,28 +99,60 @@ func testDeleteUser(t *testing.T, s store.Store) {
 	_, err = s.GetUser(ctx, "alice")
 	wantErr(t, err, store.ErrNotFound)
 
-	must(t, s.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "$new", CreatedAt: at}))
-	_, c1 := newFamily(t, s, "c1", "app", "alice")
-	wantRevoked(t, s, "a1", at, store.ReasonUserDeleted)
-	_, err = rotate(t, s, a1, hash(), at.Add(time.Second))
+	afterOwnerDeleted(t, s, ownerDeletion{
+		kind: "user", method: "DeleteUser", reason: store.ReasonUserDeleted,
+		recreate: func() error { return s.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "$new", CreatedAt: at}) },
+		remove:   func(name string, at time.Time) (int, error) { return s.DeleteUser(ctx, name, at) },
+		name:     "alice", deletedAt: at, old: a1, again: "c1", kept: "a2",
+		ghostClient: "app", ghostSubject: "ghost",
+	})
+}
+
+// ownerDeletion is what afterOwnerDeleted needs to know of a deleted owner
+// of families: a client (families' ClientID) or a user (their Subject).
+type ownerDeletion struct {
+	kind, method, reason string // "client", "DeleteClient", its revoke reason
+	recreate             func() error
+	remove               func(name string, at time.Time) (int, error)
+	name                 string    // the owner, deleted at deletedAt
+	deletedAt            time.Time // when it was deleted
+	old                  token     // a family of it revoked then (a1)
+	again                string    // the ID of a family of the owner created again
+	kept                 string    // a family revoked at deletedAt, checked again at the end
+	// ghostClient and ghostSubject make a family of an unknown owner.
+	ghostClient, ghostSubject string
+}
+
+// afterOwnerDeleted checks what follows the deletion of o's owner: created
+// again, it gets none of the old families back (they stay revoked and
+// refused) while a new family of it rotates; deleting it again counts only
+// that new family; an unknown owner's deletion is ErrNotFound and revokes
+// nothing, even a family that names it.
+func afterOwnerDeleted(t *testing.T, s store.Store, o ownerDeletion) {
+	t.Helper()
+	at := o.deletedAt
+	must(t, o.recreate())
+	_, fresh := newFamily(t, s, o.again, "app", "alice")
+	wantRevoked(t, s, "a1", at, o.reason)
+	_, err := rotate(t, s, o.old, hash(), at.Add(time.Second))
 	wantErr(t, err, store.ErrRevoked)
-	if res, err := rotate(t, s, c1, hash(), at.Add(time.Second)); err != nil || res.Outcome != store.Rotated {
-		t.Fatalf("the new user's family: %v %v", res.Outcome, err)
+	if res, err := rotate(t, s, fresh, hash(), at.Add(time.Second)); err != nil || res.Outcome != store.Rotated {
+		t.Fatalf("the new %s's family: %v %v", o.kind, res.Outcome, err)
 	}
 	later := at.Add(time.Minute)
-	n, err = s.DeleteUser(ctx, "alice", later)
+	n, err := o.remove(o.name, later)
 	must(t, err)
 	if n != 1 {
-		t.Fatalf("deleting the user again revoked %d families, want 1 (c1)", n)
+		t.Fatalf("deleting the %s again revoked %d families, want 1 (%s)", o.kind, n, o.again)
 	}
-	wantRevoked(t, s, "c1", later, store.ReasonUserDeleted)
-	wantRevoked(t, s, "a2", at, store.ReasonUserDeleted)
+	wantRevoked(t, s, o.again, later, o.reason)
+	wantRevoked(t, s, o.kept, at, o.reason)
 
-	newFamily(t, s, "g1", "app", "ghost")
-	n, err = s.DeleteUser(ctx, "ghost", later)
+	newFamily(t, s, "g1", o.ghostClient, o.ghostSubject)
+	n, err = o.remove("ghost", later)
 	wantErr(t, err, store.ErrNotFound)
 	if n != 0 {
-		t.Fatalf("DeleteUser of an unknown user returned %d", n)
+		t.Fatalf("%s of an unknown %s returned %d", o.method, o.kind, n)
 	}
 	wantActive(t, s, "g1")
 }
