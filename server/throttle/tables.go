@@ -1,6 +1,7 @@
 package throttle
 
 import (
+	"cmp"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -266,17 +267,7 @@ func (t *failureTable) makeRoomLocked(sh *failureShard, now int64) {
 	if len(sh.m) < t.perShard {
 		return
 	}
-	var victim uint64
-	best, n := math.Inf(1), 0
-	for k, r := range sh.m { // map order is random: a random sample
-		if w := t.worth(r, now); w < best {
-			victim, best = k, w
-		}
-		if n++; n == evictSample {
-			break
-		}
-	}
-	delete(sh.m, victim)
+	evictLowest(sh.m, func(r failureRecord) float64 { return t.worth(r, now) })
 }
 
 // len returns the number of records.
@@ -383,17 +374,24 @@ func (t *familiarTable) makeRoomLocked(sh *familiarShard) {
 	if len(sh.m) < t.perShard {
 		return
 	}
+	evictLowest(sh.m, func(a familiarAccount) int64 { return a.newest() })
+}
+
+// evictLowest deletes from m, a full shard, the entry of lowest score
+// among a random sample of evictSample of them (map order is random).
+func evictLowest[V any, S cmp.Ordered](m map[uint64]V, score func(V) S) {
 	var victim uint64
-	oldest, n := int64(math.MaxInt64), 0
-	for k, a := range sh.m { // map order is random: a random sample
-		if at := a.newest(); at < oldest {
-			victim, oldest = k, at
+	var lowest S
+	n := 0
+	for k, v := range m {
+		if sc := score(v); n == 0 || sc < lowest {
+			victim, lowest = k, sc
 		}
 		if n++; n == evictSample {
 			break
 		}
 	}
-	delete(sh.m, victim)
+	delete(m, victim)
 }
 
 // len returns the number of accounts.
