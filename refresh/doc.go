@@ -106,7 +106,7 @@
 //     lifetime is counted on the local clock from the request's send, so
 //     refreshes come once per lifetime as with a right clock.
 //   - An outage of the token server: the valid token keeps being served;
-//     after it, the next attempt is at most 5s away (below).
+//     after it, the next fetch is at most 5s away (below).
 //   - A dead WebSocket: see package wsconn (at most 35s by default).
 //
 // # What an outage costs
@@ -114,10 +114,10 @@
 // A failure nobody answered (connection refused or reset, DNS, TLS, a
 // timeout, or a gateway's 502, 503 or 504 without an OAuth error body or
 // Retry-After: the server is not there) costs the server nothing, so the
-// next attempt comes at most [Options.MaxUnreachableBackoff] (default 5s)
+// next fetch comes at most [Options.MaxUnreachableBackoff] (default 5s)
 // after it, whatever the number of failures before: a Source notices
 // within 5s that the server is back (plus [Options.FetchTimeout] if an
-// attempt hangs rather than fails). A failure the server answered (its
+// fetch hangs rather than fails). A failure the server answered (its
 // own 5xx or 429 with an OAuth error or a Retry-After, a 408) keeps the
 // exponential backoff up to [Options.MaxBackoff] (1m) and waits at least
 // the Retry-After of a 429 or 503, also at most MaxBackoff. Both kinds
@@ -126,7 +126,7 @@
 // kind (Unanswered) and wait (RetryIn). Meanwhile a still-valid token
 // keeps being served; a caller without one, and a [Transport] whose
 // request needs a new one, get the latest failure at once until the next
-// attempt, then wait for it. A newer token ends the run: a successful
+// fetch, then wait for it. A newer token ends the run: a successful
 // fetch, or [Source.Reset], clears the failures and cancels the pending
 // retry, so no stale retry spends the new refresh token.
 //
@@ -146,7 +146,7 @@
 // temporarily_unavailable) is transient, so the Source keeps retrying the
 // same refresh token, and a retry reaches the server at most outage +
 // [Options.MaxBackoff] + [Options.FetchTimeout] after the rotation: when the
-// outage ends, the attempt then in flight gives up within FetchTimeout (30s)
+// outage ends, the fetch then in flight gives up within FetchTimeout (30s)
 // and the next one starts within MaxBackoff (60s; full jitter only
 // shortens waits), or within MaxUnreachableBackoff (5s) if the server
 // did not answer the last one. 2m + 60s + 30s = 3m30s, 1m30s inside the

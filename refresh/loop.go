@@ -12,7 +12,7 @@ import (
 // loop is the schedule owned by the Source's goroutine.
 type loop struct {
 	plan     plan      // of the current token
-	failures int       // consecutive failed attempts
+	failures int       // consecutive failed fetches
 	nextTry  time.Time // earliest retry after a failure
 	terminal error     // set after a terminal failure, until Reset
 }
@@ -58,7 +58,7 @@ func (s *Source) run(first plan) {
 			if l.failures > 0 {
 				reason = "retry"
 			}
-			s.attempt(&l, reason)
+			s.fetchOnce(&l, reason)
 			continue
 		}
 
@@ -136,10 +136,10 @@ func (s *Source) installLocked(tok *oauth2.Token, now, real time.Time) plan {
 	return p
 }
 
-// attempt makes one fetch and publishes its outcome: to the callers waiting
+// fetchOnce makes one fetch and publishes its outcome: to the callers waiting
 // for it, and to everyone through cur.
-func (s *Source) attempt(l *loop, reason string) {
-	a, prev, withdraw := s.openAttempt()
+func (s *Source) fetchOnce(l *loop, reason string) {
+	a, prev, withdraw := s.openFlight()
 	if withdraw != nil {
 		defer withdraw.Stop()
 	}
@@ -171,16 +171,16 @@ func (s *Source) attempt(l *loop, reason string) {
 	s.report(l, reason, f)
 }
 
-// openAttempt makes s.next the attempt that callers wait for, creating it
+// openFlight makes s.next the flight that callers wait for, creating it
 // if none is, and returns it with the state being served. If that state
 // is a token with a deadline, it also returns the timer that withdraws
-// the token at its deadline, to be stopped when the attempt ends.
-func (s *Source) openAttempt() (*attempt, *state, *time.Timer) {
+// the token at its deadline, to be stopped when the fetch ends.
+func (s *Source) openFlight() (*flight, *state, *time.Timer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.next
 	if a == nil {
-		a = &attempt{done: make(chan struct{})}
+		a = &flight{done: make(chan struct{})}
 		s.next = a
 	}
 	prev := s.cur.Load()

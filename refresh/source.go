@@ -53,7 +53,7 @@ type Options struct {
 	// refused or reset, DNS, TLS, timeout), or a 502, 503 or 504 that
 	// carries neither an OAuth error body (RFC 6749 §5.2) nor a
 	// Retry-After, which is a gateway's answer, not the server's. Such
-	// attempts cost the server nothing, and a short cap lets the Source
+	// fetches cost the server nothing, and a short cap lets the Source
 	// notice within this long that the server is back. Default 5s; at most
 	// MaxBackoff.
 	MaxUnreachableBackoff time.Duration
@@ -70,7 +70,7 @@ type Options struct {
 	// OnReauthRequired is called when a fetch fails terminally. The error
 	// wraps ErrReauthRequired and the upstream error.
 	OnReauthRequired func(err error)
-	// OnFetch is called after every fetch attempt, for metrics.
+	// OnFetch is called after every fetch, for metrics.
 	OnFetch func(FetchInfo)
 
 	// TokenURL is the token endpoint. A Transport never intercepts requests
@@ -135,7 +135,7 @@ func (o *Options) withDefaults() Options {
 	return c
 }
 
-// FetchInfo describes one fetch attempt, for Options.OnFetch.
+// FetchInfo describes one fetch, for Options.OnFetch.
 type FetchInfo struct {
 	// Reason is why the fetch ran: "initial", "proactive", "expired",
 	// "invalidated" (a server rejected the token, see Source.Invalidate)
@@ -162,9 +162,9 @@ type FetchInfo struct {
 
 // Stats is a snapshot of a Source's counters.
 type Stats struct {
-	Fetches     int64         // fetch attempts
-	Failures    int64         // failed fetch attempts
-	LastLatency time.Duration // latency of the latest attempt
+	Fetches     int64         // fetches made, successful or not
+	Failures    int64         // failed fetches
+	LastLatency time.Duration // latency of the latest fetch
 	Expiry      time.Time     // expiry of the token being served, on time.Now's clock as on the token; zero if none or unknown
 	Rejected    int64         // rejections that counted as strikes: tokens rejected before they proved good (see Source.Invalidate)
 }
@@ -185,10 +185,10 @@ type Source struct {
 	cur atomic.Pointer[state]
 
 	mu      sync.Mutex
-	next    *attempt      // the attempt waiting callers get; nil if none pending
+	next    *flight       // the fetch waiting callers get; nil if none pending
 	wanted  bool          // someone needs a token and none is valid
 	reason  string        // why wanted
-	lastErr error         // the latest failure, until an attempt succeeds
+	lastErr error         // the latest failure, until a fetch succeeds
 	reset   *oauth2.Token // a token handed to Reset, for the loop to install
 	closed  bool
 
@@ -217,8 +217,9 @@ type state struct {
 	deadline int64 // wall-clock Unix nanoseconds after which tok is not served; 0 = none
 }
 
-// attempt carries the outcome of one fetch to the callers waiting for it.
-type attempt struct {
+// flight is one fetch in flight: it carries the fetch's outcome to the
+// callers waiting for it.
+type flight struct {
 	done chan struct{}
 	tok  *oauth2.Token
 	err  error
@@ -327,7 +328,7 @@ func (s *Source) wait(ctx context.Context) (*oauth2.Token, error) {
 	}
 	a := s.next
 	if a == nil {
-		a = &attempt{done: make(chan struct{})}
+		a = &flight{done: make(chan struct{})}
 		s.next = a
 		if !s.wanted {
 			s.wanted, s.reason = true, "initial"
