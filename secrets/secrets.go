@@ -22,20 +22,20 @@
 // --key-reload), and their clocks agree on the moment. No server ever
 // refuses a token that another issued, and no one is logged out: a
 // refresh token tagged under an older secret still refreshes, and its
-// successor is tagged under the current secret, so a login moves to the
+// successor is tagged under the current secret, so a family moves to the
 // new secret at its next refresh.
 //
 // Retire removes every secret older than the current one, once the
-// current one has tagged for the skew. The logins not refreshed since it
-// took over still hold a token under an old secret, which would no longer
-// verify: Retire ends them (it revokes their families, reason
+// current one has tagged for the skew. The families not refreshed since
+// it took over still hold a token under an old secret, which would no
+// longer verify: Retire ends them (it revokes them, reason
 // ReasonRetired) and says how many; Dependents counts them beforehand.
-// Each login's last issue time (its last rotation, or its start) tells
+// Each family's last issue time (its last rotation, or its start) tells
 // which secret tagged its token, judged against the takeover plus the
-// skew: a login refreshed within the skew after the takeover is ended
+// skew: a family refreshed within the skew after the takeover is ended
 // too, although it may have moved. This is exact for one server on its
 // own clock (memory, sqlite); for a fleet it assumes that the servers'
-// clocks are within the skew of the store's, and a login refreshed on a
+// clocks are within the skew of the store's, and a family refreshed on a
 // server further off may keep a token that no longer verifies (its next
 // refresh is invalid_grant) without being counted.
 //
@@ -81,13 +81,13 @@ const (
 const MaxSecrets = 8
 
 // DefaultSkew is how far apart the clocks of the servers (and of the store
-// that records when each login was refreshed) are taken to be unless the
+// that records when each family was refreshed) are taken to be unless the
 // operator says otherwise: a rotation's lead includes the skew, and
 // Retire waits for it after the new secret has taken over.
 const DefaultSkew = 10 * time.Second
 
 // ReasonRetired is the revocation reason (store.Family.RevokeReason) of a
-// login that Retire ended.
+// family that Retire ended.
 const ReasonRetired = "secret_retired"
 
 // Errors returned by this package, wrapped; test them with errors.Is.

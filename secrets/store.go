@@ -66,22 +66,22 @@ type Retirement struct {
 	Retired []int // the Seq of each secret removed
 	Current int   // the Seq of the secret that tags
 	// Cutoff is the current secret's ActiveFrom plus the skew: the
-	// logins last issued a refresh token before it were ended.
+	// families last issued a refresh token before it were ended.
 	Cutoff time.Time
-	// Ended is how many logins Retire ended (revoked with ReasonRetired).
+	// Ended is how many families Retire ended (revoked with ReasonRetired).
 	Ended int
 }
 
-// Retire ends the logins that still depend on a secret older than the
+// Retire ends the families that still depend on a secret older than the
 // current one (see Dependents), then removes those secrets from st's ring
 // in one atomic store.Store.RewriteSecrets. It returns an error wrapping
 // ErrNothingToRetire if there is no older secret, and ErrTooSoon before
 // the current secret has tagged for skew (how far apart the servers'
 // clocks and the store's may be; DefaultSkew unless known better).
 //
-// Logins end one at a time; a failure stops Retire before it changes the
+// Families end one at a time; a failure stops Retire before it changes the
 // ring, with Ended saying how many it had ended. Running it again ends
-// the rest: a login already ended is not counted twice.
+// the rest: a family already ended is not counted twice.
 func Retire(ctx context.Context, st store.Store, now time.Time, skew time.Duration) (Retirement, error) {
 	r, err := Load(ctx, st)
 	if err != nil {
@@ -106,7 +106,7 @@ func Retire(ctx context.Context, st store.Store, now time.Time, skew time.Durati
 		return ret, fmt.Errorf("secrets: retire: %w", err)
 	}
 	for _, f := range fams {
-		// Read again: a login refreshed since the listing has moved to
+		// Read again: a family refreshed since the listing has moved to
 		// the current secret and keeps going.
 		f, err := st.GetFamily(ctx, f.ID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -136,10 +136,10 @@ func Retire(ctx context.Context, st store.Store, now time.Time, skew time.Durati
 	return ret, nil
 }
 
-// Dependents returns how many logins active at now Retire would end: those
+// Dependents returns how many families active at now Retire would end: those
 // whose current refresh token was issued (the family's last rotation, or
 // its start) before cutoff, r.Current(now)'s ActiveFrom plus skew, and so
-// is tagged under an older secret. A login whose current token is of the
+// is tagged under an older secret. A family whose current token is of the
 // format before tags (store.LegacyTokens) depends on no secret and is not
 // counted. It returns 0 if r has no secret older than the current one.
 func Dependents(ctx context.Context, st store.Store, r Ring, now time.Time, skew time.Duration) (n int, cutoff time.Time, err error) {

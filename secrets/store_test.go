@@ -29,7 +29,7 @@ func (l legacyStore) LegacyToken(_ context.Context, hash []byte) (string, int64,
 	return "", 0, fmt.Errorf("legacy token: %w", store.ErrNotFound)
 }
 
-// family stores a login of client c last issued a token at issued: at its
+// family stores a family of client c last issued a token at issued: at its
 // start (generation 0) or by its last rotation.
 func family(t *testing.T, st store.Store, id string, start, issued time.Time) {
 	t.Helper()
@@ -44,7 +44,7 @@ func family(t *testing.T, st store.Store, id string, start, issued time.Time) {
 }
 
 // A rotation adds a secret that takes over a lead later; retiring ends
-// exactly the logins last issued a token before it took over (plus
+// exactly the families last issued a token before it took over (plus
 // Skew), leaves those refreshed since, the ended ones and those whose
 // token is of the format before tags, says how many, and leaves the ring
 // with the current secret alone.

@@ -175,9 +175,9 @@ func testRevokedKeySignsNothing(t *testing.T, e, e2 *env) {
 
 // The mint cache of one instance follows changes made through another
 // instance or another handle on the store (tokend's CLI), on every
-// backend: a session ended through instance 2, a subject's sessions
+// backend: a family ended through instance 2, a subject's families
 // ended on the store, and the signing key revoked on the store each make
-// instance 1's next repeated mint a new login, which introspection
+// instance 1's next repeated mint a new family, which introspection
 // through instance 2 calls active.
 func TestMintCacheAcrossInstances(t *testing.T) {
 	for _, b := range storePairs {
@@ -199,7 +199,7 @@ func TestMintCacheAcrossInstances(t *testing.T) {
 					t.Fatalf("%s: the repeat before any change is not the cached token: %v", sub, again.body)
 				}
 			}
-			newLogin := func(what string, before answer, after answer) {
+			newFamily := func(what string, before answer, after answer) {
 				t.Helper()
 				if after.str("access_token") == before.str("access_token") || after.str("refresh_token") == "" || after.str("session_id") == before.str("session_id") {
 					t.Errorf("%s: repeated mint %v; want a new login", what, after.body)
@@ -215,15 +215,15 @@ func TestMintCacheAcrossInstances(t *testing.T) {
 			if a := e2.request("DELETE", "/v1/sessions/"+first["dave"].str("session_id"), nil, [2]string{appID, appSecret}); a.status != http.StatusNoContent {
 				t.Fatalf("end dave's session through instance 2: %d %v", a.status, a.body)
 			}
-			newLogin("session ended through instance 2", first["dave"], mint("dave"))
+			newFamily("session ended through instance 2", first["dave"], mint("dave"))
 			if _, err := e2.store.RevokeFamilies(ctx, store.FamilyFilter{Subject: "erin"}, e.clock.Now(), "admin"); err != nil {
 				t.Fatal(err)
 			}
-			newLogin("sessions ended on the store", first["erin"], mint("erin"))
+			newFamily("sessions ended on the store", first["erin"], mint("erin"))
 			if _, err := keys.Revoke(ctx, e2.store, verify.KeyID(first["frank"].str("access_token")), "", e.clock.Now()); err != nil {
 				t.Fatal(err)
 			}
-			newLogin("key revoked on the store", first["frank"], mint("frank"))
+			newFamily("key revoked on the store", first["frank"], mint("frank"))
 		})
 	}
 }

@@ -65,7 +65,7 @@ func (e *env) jwksKids() ([]string, string) {
 
 // A confidential client's repeated mint returns the cached access token
 // only while introspection calls it active: after each change below, the
-// repeat starts a new login (a new session with its refresh token, signed
+// repeat starts a new family (with its refresh token, signed
 // by a key the store accepts), and introspection agrees with what the
 // mint answered. Mints for a public client are never cached.
 func TestMintCacheFollowsTheStore(t *testing.T) {
@@ -160,7 +160,7 @@ func TestMintCacheFollowsTheStore(t *testing.T) {
 			firstActive := e.introspect(minted.str("access_token")).body["active"] == true
 			cached := again.str("access_token") == minted.str("access_token")
 			if tc.change == nil {
-				// The cache's worth: the same token, no second login.
+				// The cache's worth: the same token, no second family.
 				if !cached || again.str("session_id") != minted.str("session_id") || again.str("refresh_token") != "" || !firstActive {
 					t.Fatalf("repeat with nothing changed: %v (first token active: %v); want the cached token", again.body, firstActive)
 				}
@@ -178,7 +178,7 @@ func TestMintCacheFollowsTheStore(t *testing.T) {
 			if kid := verify.KeyID(again.str("access_token")); kid == verify.KeyID(minted.str("access_token")) && strings.Contains(tc.name, "key") {
 				t.Fatalf("signed by the revoked key %s", kid)
 			}
-			// The new login is cached in turn.
+			// The new family is cached in turn.
 			if third := e.mintJSON(body); third.str("access_token") != again.str("access_token") {
 				t.Fatalf("third mint: %v; want the second's token", third.body)
 			}
@@ -186,7 +186,7 @@ func TestMintCacheFollowsTheStore(t *testing.T) {
 	}
 }
 
-// recreate deletes client id (ending its logins) and creates it again,
+// recreate deletes client id (ending its families) and creates it again,
 // changed by mod, one second later on the server's clock.
 func recreate(t *testing.T, e *env, id string, mod func(*store.Client)) {
 	t.Helper()
@@ -204,7 +204,7 @@ func recreate(t *testing.T, e *env, id string, mod func(*store.Client)) {
 	}
 }
 
-// A mint for a public client always starts a new login with its refresh
+// A mint for a public client always starts a new family with its refresh
 // token (a browser page mints on every load), never the cached one; and a
 // backend's mint-for list, changed behind the server's back, applies to
 // the next mint.

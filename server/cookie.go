@@ -17,7 +17,7 @@ import (
 //	Set-Cookie: __Host-tokend-rt=<token>; Path=/; Max-Age=<s>; HttpOnly; Secure; SameSite=Strict
 //
 // Max-Age is the life left to that refresh token, in whole seconds
-// rounded down (lifetime.go): until the login ends if the token goes
+// rounded down (lifetime.go): until the family ends if the token goes
 // unused, at its idle expiry or its absolute one if sooner. A token with
 // less than a second left is not set; the cookie is cleared instead. The
 // __Host- prefix binds the cookie to this host and path "/"; browsers
@@ -26,7 +26,7 @@ import (
 // A refresh_token grant of the client without a refresh_token parameter
 // presents the cookie's token; a revocation without a token parameter
 // revokes the cookie's family and clears the cookie, as does a refresh by
-// cookie answered invalid_grant (the login has ended). Such a request must
+// cookie answered invalid_grant (the family has ended). Such a request must
 // come from a page of the client (an Origin header among its Origins,
 // checked as for any request of it) and carry "X-Tokend: 1": a header no
 // form or simple request can send, so a cross-site page cannot make the

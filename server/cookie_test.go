@@ -75,7 +75,7 @@ var setCookieRE = regexp.MustCompile(`^__Host-tokend-rt=(rt2_[A-Za-z0-9_-]+); Pa
 // refresh token for the cookie; later refreshes present the cookie alone
 // and rotate it; the body never holds a refresh token. Without X-Tokend,
 // or from another page, the cookie is not spent; a revocation ends the
-// login and clears the cookie.
+// family and clears the cookie.
 func TestCookieMode(t *testing.T) {
 	e := browserEnv(t, true)
 	ctx := t.Context()
@@ -135,7 +135,7 @@ func TestCookieMode(t *testing.T) {
 	}
 
 	// A revocation without X-Tokend changes nothing; with it, it ends the
-	// login and clears the cookie.
+	// family and clears the cookie.
 	if a := b.post("/oauth/revoke", url.Values{"client_id": {"web"}}); a.status != http.StatusBadRequest ||
 		a.str("error_description") != "cookie revocation needs the X-Tokend header" || b.cookie() == "" {
 		t.Errorf("revocation without X-Tokend: %d %v", a.status, a.body)
@@ -217,11 +217,11 @@ func TestCookieModePasswordLogin(t *testing.T) {
 	}
 }
 
-// A cookie whose login has ended (here: its token replayed after its
+// A cookie whose family has ended (here: its token replayed after its
 // successor was used, which is reuse) is answered invalid_grant and
 // cleared, so the browser does not keep a dead cookie; a refusal that
-// says nothing of the login (a missing X-Tokend) keeps it.
-func TestCookieClearedWhenLoginEnds(t *testing.T) {
+// says nothing of the family (a missing X-Tokend) keeps it.
+func TestCookieClearedWhenFamilyEnds(t *testing.T) {
 	e := browserEnv(t, true)
 	b := newBrowser(t, e)
 	minted := e.mintFor("alice")
@@ -239,7 +239,7 @@ func TestCookieClearedWhenLoginEnds(t *testing.T) {
 	if a := b.post("/oauth/token", cookieRefresh); a.status != http.StatusBadRequest || a.header.Get("Set-Cookie") != "" || b.cookie() == "" {
 		t.Fatalf("without X-Tokend: %d %v, Set-Cookie %q; want the cookie kept", a.status, a.body, a.header.Get("Set-Cookie"))
 	}
-	// The old cookie value, replayed: reuse ends the login, and the cookie goes.
+	// The old cookie value, replayed: reuse ends the family, and the cookie goes.
 	u, _ := url.Parse(e.url)
 	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: "__Host-tokend-rt", Value: old, Path: "/"}})
 	a := b.post("/oauth/token", cookieRefresh, "X-Tokend", "1")

@@ -61,7 +61,7 @@ func (e *env) request(method, path string, form url.Values, basic [2]string, hea
 	return e.do(req)
 }
 
-// mintFor has "minter" start a login of subject for the public client
+// mintFor has "minter" start a family of subject for the public client
 // "web" and returns its refresh token.
 func (e *env) mintFor(subject string) answer {
 	e.t.Helper()

@@ -9,9 +9,9 @@ import (
 )
 
 // password is the resource owner password credentials grant (RFC 6749
-// §4.3): it starts a login. Each check is a throttle.Check from
-// src for the username: refused with 429 while locked, counted if the
-// password is wrong.
+// §4.3): it logs a user in and starts a family. Each check is a
+// throttle.Check from src for the username: refused with 429 while
+// locked, counted if the password is wrong.
 func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	c, form := req.client, req.form
 	user, pass := form.Get("username"), form.Get("password")
@@ -35,7 +35,7 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 	switch {
 	case ctx.Err() != nil:
 		// The client is gone, whether it waited for hashing memory or its
-		// check ran to the end: no session is written for it.
+		// check ran to the end: no family is written for it.
 		return nil, errGone()
 	case errors.Is(err, ErrBadCredentials):
 		res = throttle.Failed
@@ -44,8 +44,8 @@ func (s *Server) password(ctx context.Context, req *tokenRequest) (*tokenRespons
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
 	res = throttle.OK
-	login := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
-	login.user = checked
-	resp, _, err := s.login(ctx, login)
+	start := issueRequest{client: c, subject: sub, scope: scope, grant: grantPassword}
+	start.user = checked
+	resp, _, err := s.startFamily(ctx, start)
 	return resp, err
 }

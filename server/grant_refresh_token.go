@@ -87,7 +87,7 @@ func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse
 
 // refreshRefused is the answer to a refresh token that cannot work:
 // invalid_grant (RFC 6749 §5.2), whatever it was (unknown, forged,
-// damaged, another client's, of an ended or deleted login) and however
+// damaged, another client's, of an ended or deleted family) and however
 // many came before, so that its holder goes back to log in instead of
 // retrying. Refresh tokens are not throttled (see Throttle).
 func (s *Server) refreshRefused() error {

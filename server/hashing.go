@@ -41,7 +41,7 @@ func (s *Server) admitHash(ctx context.Context, n int64) (release func(), err er
 }
 
 // errGone answers a login whose client went away while its password was
-// being checked: nobody reads the answer, and no session is written.
+// being checked: nobody reads the answer, and no family is written.
 func errGone() *Error {
 	return errUnavailable("the request was cancelled", 1)
 }

@@ -114,7 +114,8 @@ func (g *gated) login(ctx context.Context, user, pw string) <-chan *httptest.Res
 	return ch
 }
 
-func (g *gated) sessions() int {
+// families is how many families the store holds.
+func (g *gated) families() int {
 	g.t.Helper()
 	fs, err := g.store.ListFamilies(context.Background(), store.FamilyFilter{})
 	if err != nil {
@@ -190,7 +191,7 @@ func TestHashingAdmission(t *testing.T) {
 		if _, peak, checked := g.counts(); peak != slots || checked != slots+queue {
 			t.Errorf("peak %d concurrent checks of %d; want %d of %d", peak, checked, slots, slots+queue)
 		}
-		if got := g.sessions(); got != slots+queue {
+		if got := g.families(); got != slots+queue {
 			t.Errorf("%d sessions, want %d", got, slots+queue)
 		}
 		w := httptest.NewRecorder()
@@ -238,7 +239,7 @@ func TestHashingUnknownUserAdmitted(t *testing.T) {
 
 // A queued login whose client gives up leaves the queue at once: the
 // next login takes its place instead of being refused, it is never
-// checked, and it writes no session.
+// checked, and it writes no family.
 func TestHashingQueuedCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGated(t, 1, 1, nil)
@@ -265,14 +266,14 @@ func TestHashingQueuedCancel(t *testing.T) {
 		if _, _, checked := g.counts(); checked != 2 {
 			t.Errorf("%d checks, want 2: the cancelled login was checked", checked)
 		}
-		if got := g.sessions(); got != 2 {
+		if got := g.families(); got != 2 {
 			t.Errorf("%d sessions, want 2", got)
 		}
 	})
 }
 
 // A login whose client gives up while its check runs: the check finishes,
-// its result is dropped, no session is written, and the memory is free
+// its result is dropped, no family is written, and the memory is free
 // for the next login.
 func TestHashingRunningCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -286,7 +287,7 @@ func TestHashingRunningCancel(t *testing.T) {
 		if w := answered(t, gone); w.Code == http.StatusOK {
 			t.Fatalf("a gone client got tokens: %s", w.Body)
 		}
-		if got := g.sessions(); got != 0 {
+		if got := g.families(); got != 0 {
 			t.Fatalf("%d sessions written for a gone client", got)
 		}
 		if w := answered(t, g.syncLogin("bob", "builder")); w.Code != http.StatusOK {

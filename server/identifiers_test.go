@@ -220,7 +220,7 @@ func TestMalformedScopeNamesIt(t *testing.T) {
 }
 
 // An Authenticator that returns a subject no store may hold is the
-// server's fault: 500, logged without the subject, and no login stored.
+// server's fault: 500, logged without the subject, and no family stored.
 func TestAuthenticatorSubjectChecked(t *testing.T) {
 	e := newEnv(t, func(c *server.Config) {
 		c.Authenticate = func(context.Context, string, string) (string, error) { return "ro\x00ot", nil }

@@ -7,7 +7,7 @@ import (
 )
 
 // Identifiers at the edge. Every identifier a request carries (a client
-// ID, a username, a subject, a session ID) is checked against
+// ID, a username, a subject, a family ID) is checked against
 // store.IDRule once, where it enters, before it reaches the throttle, an
 // Authenticator or the store: PostgreSQL refuses NUL and invalid UTF-8,
 // and a control character has no business in a log line. The answers:

@@ -12,9 +12,9 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// login starts a family and issues its first token pair. It returns the
+// startFamily starts a family and issues its first token pair. It returns the
 // family's ID too.
-func (s *Server) login(ctx context.Context, req issueRequest) (*tokenResponse, string, error) {
+func (s *Server) startFamily(ctx context.Context, req issueRequest) (*tokenResponse, string, error) {
 	now := s.now()
 	id := newID()
 	rt, err := s.refreshKeys.firstRefreshToken(id)

@@ -22,11 +22,11 @@ import (
 // what is left.
 //
 // An absolute time (exp and iat in a token or an introspection answer, a
-// session's expires_at) is the end itself, in whole seconds rounded down
-// where the format has whole seconds. A login (family) ends at its End;
-// a shared store (PostgreSQL, Redis) keeps a family's times on its own
-// clock, which judges them, so a relative lifetime derived from them is
-// measured on that clock (refreshExpiry).
+// family's expires_at in the /v1 sessions listing) is the end itself, in
+// whole seconds rounded down where the format has whole seconds. A family
+// ends at its End; a shared store (PostgreSQL, Redis) keeps a family's
+// times on its own clock, which judges them, so a relative lifetime
+// derived from them is measured on that clock (refreshExpiry).
 
 // accessExpiry returns the exp of an access token issued at now to live
 // ttl.
@@ -48,7 +48,7 @@ func secondsLeft(end, now time.Time) int64 {
 }
 
 // refreshExpiry returns when the refresh token just made for f ends, on
-// this server's clock: f as a login created it (generation 0, times on
+// this server's clock: f as startFamily created it (generation 0, times on
 // this clock) or as a rotation left it (times on the store's clock),
 // and now taken before the store was asked. The token's life is measured
 // on f's clock, from when it was made (CreatedAt, or RotatedAt) to

@@ -152,7 +152,7 @@ func cookieMaxAge(t *testing.T, a answer) int64 {
 
 // The refresh cookie lives as long as its token, in whole seconds rounded
 // down: until the idle end, or the absolute end when sooner; with less
-// than a second left it is cleared. Introspection and the sessions listing
+// than a second left it is cleared. Introspection and the families listing
 // give the same end, never later.
 func TestRefreshLifeIsTrue(t *testing.T) {
 	const idle, absolute = 30 * time.Minute, time.Hour
@@ -173,7 +173,7 @@ func TestRefreshLifeIsTrue(t *testing.T) {
 			if got := cookieMaxAge(t, first); got != int64(idle/time.Second) {
 				t.Errorf("first exchange: Max-Age %d, want %d (the idle time)", got, int64(idle/time.Second))
 			}
-			e.checkLoginEnd(t, minted.str("session_id"), now.Add(idle))
+			e.checkFamilyEnd(t, minted.str("session_id"), now.Add(idle))
 
 			// Later the absolute end comes first: 24m59.7s left, 1499 s.
 			e.clock.Advance(25 * time.Minute)
@@ -183,7 +183,7 @@ func TestRefreshLifeIsTrue(t *testing.T) {
 			if got, want := cookieMaxAge(t, second), int64(end.Sub(now)/time.Second); got != want || got != 1499 {
 				t.Errorf("refresh at end-%s: Max-Age %d, want %d", end.Sub(now), got, want)
 			}
-			e.checkLoginEnd(t, minted.str("session_id"), end)
+			e.checkFamilyEnd(t, minted.str("session_id"), end)
 
 			// Half a second before the end: the answer holds, the cookie
 			// goes.
@@ -196,9 +196,9 @@ func TestRefreshLifeIsTrue(t *testing.T) {
 	}
 }
 
-// checkLoginEnd checks that the listing of alice's sessions shows session
-// id ending at end.
-func (e *env) checkLoginEnd(t *testing.T, id string, end time.Time) {
+// checkFamilyEnd checks that the listing of alice's families (GET
+// /v1/subjects/alice/sessions) shows family id ending at end.
+func (e *env) checkFamilyEnd(t *testing.T, id string, end time.Time) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+"/v1/subjects/alice/sessions", nil)
 	req.SetBasicAuth("minter", "minter-secret")
@@ -217,7 +217,7 @@ func (e *env) checkLoginEnd(t *testing.T, id string, end time.Time) {
 }
 
 // Introspection gives each token's true end, never later: an access
-// token's exp, active until then; a refresh token's login end rounded
+// token's exp, active until then; a refresh token's family end rounded
 // down to a second, active until the end itself.
 func TestIntrospectionLifeIsTrue(t *testing.T) {
 	const idle, absolute = 30 * time.Minute, time.Hour
@@ -257,7 +257,7 @@ func TestIntrospectionLifeIsTrue(t *testing.T) {
 }
 
 // On every store, the refresh cookie's Max-Age is the token's life as the
-// store will judge it. PostgreSQL and Redis keep a login's times on their
+// store will judge it. PostgreSQL and Redis keep a family's times on their
 // own clock, here years from the server's: the life is measured on it.
 // A repeat within the grace window (the same successor again) counts its
 // life as if the grace had passed.

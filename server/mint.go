@@ -29,15 +29,16 @@ type mintRequest struct {
 	TTL     int64           `json:"ttl"` // access-token lifetime in seconds; 0: the server's
 	Claims  json.RawMessage `json:"claims"`
 	Force   bool            `json:"force"`
-	// ClientID, if set, names the public client the login is for (one of
+	// ClientID, if set, names the public client the family is for (one of
 	// the minting client's MintFor); empty: the minting client itself.
 	ClientID string `json:"client_id"`
 }
 
-// mintResponse is a token pair plus the session (family) it starts.
+// mintResponse is a token pair plus the ID of the family it starts
+// (session_id on the wire).
 type mintResponse struct {
 	tokenResponse
-	SessionID string `json:"session_id"`
+	FamilyID string `json:"session_id"`
 }
 
 // MaxAccessTTL is the longest lifetime of an access token, 24 hours:
@@ -69,11 +70,11 @@ func (s *Server) authenticateMinter(ctx context.Context, r *http.Request) (store
 // users. The rule for repeated mints:
 //
 //   - A mint for a public client (client_id naming one of the minting
-//     client's MintFor) always starts a new login (family) and returns its
+//     client's MintFor) always starts a new family and returns its
 //     refresh token: the page it is for refreshes on its own, so every page
 //     load may mint, and a reload never leaves a page without a refresh
 //     token.
-//   - A mint by a confidential client for itself starts a new login when
+//   - A mint by a confidential client for itself starts a new family when
 //     it has force, or when no matching one is cached; without force, a
 //     repeat for the same subject, scope, TTL and claims within the first
 //     half of the access token's life returns the same access token again,
@@ -134,11 +135,11 @@ func (s *Server) mint(ctx context.Context, r *http.Request) (*mintResponse, erro
 			return out, err
 		}
 	}
-	resp, fam, err := s.login(ctx, issueRequest{client: target, subject: req.Subject, scope: scope, grant: "mint", claims: req.Claims, ttl: ttl})
+	resp, fam, err := s.startFamily(ctx, issueRequest{client: target, subject: req.Subject, scope: scope, grant: "mint", claims: req.Claims, ttl: ttl})
 	if err != nil {
 		return nil, err
 	}
-	out := &mintResponse{tokenResponse: *resp, SessionID: fam}
+	out := &mintResponse{tokenResponse: *resp, FamilyID: fam}
 	if reuse {
 		cached := *out
 		cached.RefreshToken = "" // never handed to a second caller, never kept
@@ -151,10 +152,10 @@ func (s *Server) mint(ctx context.Context, r *http.Request) (*mintResponse, erro
 
 // mintAgain returns the cached answer of key, without its refresh token,
 // if introspection would call its access token active now: the family it
-// belongs to is active (revoking a session, or deleting its client or
-// user, revokes it) and the key that signed it may still be accepted
+// belongs to is active (a revocation, or deleting its client or user,
+// ends it) and the key that signed it may still be accepted
 // (KeyChecker.Check, which reads the store). Otherwise it forgets the
-// entry and returns nil, and the caller starts a new login. The caller
+// entry and returns nil, and the caller starts a new family. The caller
 // has checked the request against the minting client as the store holds
 // it now (its secret, Mint, Scopes). The error is the store's, when it
 // cannot tell.
@@ -163,7 +164,7 @@ func (s *Server) mintAgain(ctx context.Context, key string, now time.Time) (*min
 	if !ok {
 		return nil, nil
 	}
-	f, err := s.store.GetFamily(ctx, hit.resp.SessionID)
+	f, err := s.store.GetFamily(ctx, hit.resp.FamilyID)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && !f.Active(now):
 		s.minted.drop(key)
@@ -188,7 +189,7 @@ func (s *Server) mintAgain(ctx context.Context, key string, now time.Time) (*min
 // mintTarget returns the client a mint by c is for: c itself when id is
 // empty or c's own ID, else the public client id names. Refused with 403
 // unauthorized_client if id is not in c.MintFor, or names a confidential
-// client or one without the refresh_token grant (its login could never be
+// client or one without the refresh_token grant (its family could never be
 // refreshed); with 400 invalid_request if it names no client. MintFor is
 // checked first, so that a caller learns nothing about clients it may
 // not mint for.
@@ -337,7 +338,7 @@ func describeJSONError(err error) string {
 }
 
 // mintKey is the mint cache's key. Only a client's mints for itself are
-// cached, so the minting client is the client the login is for.
+// cached, so the minting client is the client the family is for.
 func mintKey(minter, subject, scope string, ttl time.Duration, claims []byte) string {
 	return strings.Join([]string{minter, subject, scope, ttl.String(), string(claims)}, "\x00")
 }
@@ -348,7 +349,7 @@ func mintKey(minter, subject, scope string, ttl time.Duration, claims []byte) st
 // is handed out again only after the store has confirmed that
 // introspection would call its token active (mintAgain). Each instance
 // has its own: a repeated mint that reaches another instance starts a new
-// login, which is safe, only less frugal.
+// family, which is safe, only less frugal.
 type mintCache struct {
 	mu      sync.Mutex
 	entries map[string]mintEntry

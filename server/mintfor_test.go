@@ -11,9 +11,9 @@ import (
 	"github.com/tokend/tokend/verify"
 )
 
-// A backend with MintFor starts logins for a public client: the family is
+// A backend with MintFor starts families for a public client: the family is
 // the public client's, refreshed with client_id alone, and the backend
-// sees and ends those sessions; everything else is refused.
+// sees and ends those families (/v1 sessions); everything else is refused.
 func TestMintForPublicClient(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := t.Context()
@@ -89,7 +89,7 @@ func TestMintForPublicClient(t *testing.T) {
 		})
 	}
 
-	// Sessions: the backend sees its own and spa's; app sees neither.
+	// Families: the backend sees its own and spa's; app sees neither.
 	list := func(id, secret string) map[string]string {
 		t.Helper()
 		got := map[string]string{}

@@ -61,7 +61,7 @@ func (o *outage) set(f func(o *outage)) {
 // default grace window outlasts the outage plus the client's longest
 // backoff and fetch timeout, so the retried refresh token gets the same
 // successor. With a grace window shorter than that, the same sequence ends
-// the login, which shows the test can fail.
+// the family, which shows the test can fail.
 func TestOutageDoesNotLogOut(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -97,7 +97,7 @@ func runOutage(t *testing.T, grace, down time.Duration, want error) {
 	hc := &http.Client{Transport: net}
 	cfg := &oauth2.Config{ClientID: "app", ClientSecret: "s3cret", Endpoint: oauth2.Endpoint{TokenURL: "http://tokend.test/oauth/token", AuthStyle: oauth2.AuthStyleInHeader}}
 
-	// A login minted by the app's backend.
+	// A family minted by the app's backend.
 	req, _ := http.NewRequest(http.MethodPost, "http://tokend.test/v1/tokens", bytes.NewReader([]byte(`{"subject":"u"}`)))
 	req.Header.Set("Content-Type", "application/json")
 	req.SetBasicAuth("app", "s3cret")
@@ -139,7 +139,7 @@ func runOutage(t *testing.T, grace, down time.Duration, want error) {
 	if err != nil {
 		t.Fatalf("after the outage: %v", err)
 	}
-	// And the login lives on: the next rotation works too.
+	// And the family lives on: the next rotation works too.
 	src.Invalidate(got)
 	if _, err := src.TokenContext(ctx); err != nil {
 		t.Fatalf("the rotation after the outage: %v", err)

@@ -138,7 +138,7 @@ func TestMintNeverSharesAFamily(t *testing.T) {
 	if dev2.body["expires_in"] != float64(899) {
 		t.Errorf("repeated mint: expires_in %v, want the access token's remaining 899", dev2.body["expires_in"])
 	}
-	// Device 1 refreshes; device 2 gets its own login with force, and
+	// Device 1 refreshes; device 2 gets its own family with force, and
 	// both keep working well after the grace window.
 	dev3 := e.mintJSON(`{"subject":"dave","force":true}`)
 	if dev3.str("refresh_token") == "" || dev3.str("session_id") == dev1.str("session_id") {
@@ -153,9 +153,9 @@ func TestMintNeverSharesAFamily(t *testing.T) {
 	}
 }
 
-// Deleting a user or a client ends its logins in the same step, and a
+// Deleting a user or a client ends its families in the same step, and a
 // re-created namesake inherits nothing.
-func TestDeleteRevokesLogins(t *testing.T) {
+func TestDeleteRevokesFamilies(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := t.Context()
 	alice := e.login()

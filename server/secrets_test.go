@@ -18,7 +18,7 @@ import (
 // the old one's tag; after, every new token carries the new one's, while
 // tokens tagged under the old one still refresh (their successors move to
 // the new one), and a retry across the takeover gets the successor it was
-// first given. Retiring the old secret then ends exactly the logins still
+// first given. Retiring the old secret then ends exactly the families still
 // on it, which the count says, and their tokens are invalid_grant; the
 // others refresh on.
 func TestSecretRotation(t *testing.T) {
@@ -113,7 +113,7 @@ func TestSecretRotation(t *testing.T) {
 		t.Fatalf("introspection of a current token of secret 1: %v", a.body)
 	}
 
-	// Retire: the logins last given a token before the takeover (plus
+	// Retire: the families last given a token before the takeover (plus
 	// Skew) end, and are counted.
 	ret, err := secrets.Retire(ctx, e.store, e.clock.Now(), secrets.DefaultSkew)
 	if err != nil {

@@ -24,7 +24,7 @@
 // presents as parameter or cookie — and hands it to the grant its
 // grant_type names in one table (newGrants); each grant is a file,
 // grant_*.go, with one signature, and writes nothing: handleToken writes
-// the answer and applies cookie mode. The rules of a login (when it ends,
+// the answer and applies cookie mode. The rules of a family (when it ends,
 // its current token, whose it is, which scopes a client may have) live in
 // package store, beside the rotation decision (store.Decide), and are not
 // repeated here. Abuse control is in the packages throttle, clientip and
@@ -41,7 +41,7 @@
 // from its backend: a confidential client with Mint and MintFor naming
 // the app mints them (POST /v1/tokens, "client_id": "spa") and hands them
 // to the page, which then refreshes with client_id alone. A mint for a
-// public client always starts a new login with its refresh token (only a
+// public client always starts a new family with its refresh token (only a
 // confidential client's repeated mints for itself are de-duplicated; see
 // handleMint), so the backend may mint on every page load. In cookie mode
 // (store.Client.Cookie, `--cookie`) the page never holds a refresh token
@@ -64,9 +64,9 @@
 //   - with a store.FamiliarSources, a cache of each user's familiar
 //     sources (the store holds them; without it, this is all there is);
 //   - the mint cache (mintCache) of confidential clients' mints for
-//     themselves, which only saves logins: a repeat that reaches another
-//     instance starts a new one, and an entry is handed out again only
-//     once the store confirms its session and signing key;
+//     themselves, which only saves new families: a repeat that reaches
+//     another instance starts a new one, and an entry is handed out again
+//     only once the store confirms its family and signing key;
 //   - the union of the clients' browser origins (cors.go), which only ever
 //     refuses on its own: an origin it holds is confirmed in the store;
 //   - the signing keys (Signer), re-read from the store before a
@@ -92,10 +92,10 @@
 //
 // Rotation judges grace and expiry on the store's clock (store.Store's
 // Rotate), so instances whose clocks disagree rotate alike. Introspection
-// and the sessions listing judge a family's expiry on this Server's clock
-// (Config.Now): an instance whose clock is off by d may report a refresh
-// token active up to d after the store has let it expire, never a
-// revoked one.
+// and the families listing (GET /v1/subjects/{sub}/sessions) judge a
+// family's expiry on this Server's clock (Config.Now): an instance whose
+// clock is off by d may report a refresh token active up to d after the
+// store has let it expire, never a revoked one.
 package server
 
 import (
@@ -188,7 +188,7 @@ type Config struct {
 
 	AccessTTL       time.Duration // default 15m, at most MaxAccessTTL; a token lives at least this, less than a second more (exp has whole seconds)
 	RefreshIdle     time.Duration // a family unused this long ends; default 30 days
-	RefreshAbsolute time.Duration // a family ends this long after login; default 90 days
+	RefreshAbsolute time.Duration // a family ends this long after it started; default 90 days
 	// Grace is how long after a rotation the presented refresh token may
 	// be presented again and get the same successor, as long as that
 	// successor has never been used: a retry whose answer was lost, or a
@@ -268,7 +268,7 @@ type Config struct {
 	// HashWait, a login is answered 503 temporarily_unavailable with
 	// Retry-After at once (RFC 6749 §4.1.2.1). A login whose client goes
 	// away leaves the queue at once, and if its check was running, the
-	// result is dropped and no session is written.
+	// result is dropped and no family is written.
 
 	// PasswordParams are the argon2id parameters of new hashes. A user's
 	// stored hash made with others is replaced by one made with these at
@@ -439,9 +439,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/oauth/revoke", s.instrument("revoke", s.handleRevoke))
 	s.mux.HandleFunc("/oauth/introspect", s.instrument("introspect", s.handleIntrospect))
 	s.mux.HandleFunc("POST /v1/tokens", s.instrument("mint", s.handleMint))
-	s.mux.HandleFunc("GET /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleListSessions))
+	// The /v1 sessions endpoints list and end families (families.go).
+	s.mux.HandleFunc("GET /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleListFamilies))
 	s.mux.HandleFunc("DELETE /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleRevokeSubject))
-	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.instrument("sessions", s.handleRevokeSession))
+	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.instrument("sessions", s.handleRevokeFamily))
 	if !s.cfg.NoMetricsRoute {
 		s.mux.Handle("GET /metrics", s.metrics.handler())
 	}

@@ -194,7 +194,7 @@ func rotate(ctx context.Context, base, rt string) (string, int, error) {
 // in instead of retrying (RFC 6749 §5.2); and the junk never costs a
 // valid token anything. Every kind of dead token: junk of the right shape
 // (its MAC does not verify), a damaged one, one issued under another
-// server secret, one of a login deleted after it ended, another
+// server secret, one of a family deleted after it ended, another
 // client's, a revoked one, an old-format one, and garbage.
 func TestRefreshTokensThatCannotWorkAreInvalidGrant(t *testing.T) {
 	e := newEnv(t, with(trustLoopback, cheapUsers))

@@ -113,7 +113,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if e := (*Error)(nil); req != nil && req.fromCookie && errors.As(err, &e) && e.Code == oauth.InvalidGrant {
-			// The cookie's login has ended (reuse, revocation, expiry): the
+			// The cookie's family has ended (reuse, revocation, expiry): the
 			// browser drops the dead cookie.
 			clearRefreshCookie(w)
 		}

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Identifiers. Client IDs, user names, subjects, family (session) IDs,
+// Identifiers. Client IDs, user names, subjects, family IDs,
 // key IDs and access-token IDs (jti) are identifiers: 1 to MaxIDLen
 // bytes of UTF-8 without control characters (IDRule). Every backend can
 // hold them (PostgreSQL refuses NUL and invalid UTF-8 in text; its

@@ -74,7 +74,7 @@ type Client struct {
 	Grants     []string // grant types allowed: client_credentials, refresh_token, password
 	Scopes     []string // scopes the client may request; empty means any
 	Mint       bool     // may mint tokens for its users through /v1/tokens
-	// MintFor lists the public clients this client may start logins for:
+	// MintFor lists the public clients this client may start families for:
 	// with Mint set, a mint naming one of them (POST /v1/tokens with
 	// "client_id") starts a family that belongs to that public client,
 	// which then refreshes it without a secret. Empty: none.
@@ -122,8 +122,11 @@ type Key struct {
 	RevokedAt time.Time
 }
 
-// Family is one login: the chain of refresh tokens that descend from it.
-// Revoking a family ends every token in it.
+// Family is the chain of refresh tokens that descend from one first issue
+// (a password-grant login or a mint). Revoking a family ends every token
+// in it. Family is the project's one word for this record: the /v1 API's
+// paths and session_id, and the sid claim of an access token, name a
+// family too.
 type Family struct {
 	ID       string
 	ClientID string
@@ -198,7 +201,7 @@ func (f Family) Current(generation int64, hash []byte) bool {
 	return generation == f.Generation && bytes.Equal(hash, f.TokenHash)
 }
 
-// OwnedBy reports whether f is a login of client clientID: only its own
+// OwnedBy reports whether f is a family of client clientID: only its own
 // client may refresh, introspect or revoke it (RFC 6749 §6, RFC 7009 §2.1,
 // RFC 7662 §2.1).
 func (f Family) OwnedBy(clientID string) bool {

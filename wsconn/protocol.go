@@ -71,13 +71,13 @@
 // A renewal extends a connection's life; it never changes whose
 // connection it is. Handler accepts a new token only if, compared with the
 // token the connection was opened with, it has:
-//   - the same sub, client_id and sid. sid is the login: tokend puts in
+//   - the same sub, client_id and sid. sid names the family: tokend puts in
 //     sid the family a token was refreshed from, and a token without sid
 //     renews only one without, and the reverse. So another user's token is
 //     refused, and so are another client's token for the same user (even
 //     one with a wider scope), a client_credentials token of a client
 //     whose ID equals the user's name (client IDs and subjects share one
-//     namespace, RFC 9068 §5), and a token of another login of the same
+//     namespace, RFC 9068 §5), and a token of another family of the same
 //     user and client;
 //   - the same iss and aud;
 //   - a scope within the opening token's. Narrower is accepted (a refresh

@@ -8,12 +8,14 @@ import (
 )
 
 // Why Handler refuses an in-band renewal: the error of its
-// TypeRenewFailed answer. None of them echoes the token.
+// TypeRenewFailed answer (on the wire, so their words stay as they are:
+// refusedFamily's "login" is the family its sid names). None of them
+// echoes the token.
 const (
 	refusedInvalid  = "invalid token"
 	refusedSubject  = "token is for another subject (sub)"
 	refusedClient   = "token is of another client (client_id)"
-	refusedSession  = "token is of another login (sid)"
+	refusedFamily   = "token is of another login (sid)"
 	refusedAudience = "token is of another issuer or audience (iss, aud)"
 	refusedScope    = "token has a scope the connection was not opened with"
 )
@@ -23,7 +25,7 @@ const (
 // renewal keeps who the connection is: the same subject, the same client
 // (RFC 9068 §5: a client_credentials token's sub is its client's ID, so
 // sub alone cannot tell a user from a client of the same name), the same
-// login (tokend's sid claim, the family a token was refreshed from; a
+// family (tokend's sid claim names the family a token was refreshed from; a
 // token without sid renews only one without, and the reverse), and the
 // same issuer and audience. Its scope may be narrower than the opening
 // token's, never wider. A claim absent from one token and present in the
@@ -34,8 +36,8 @@ func renewalRefusal(opened, next *verify.Claims) string {
 		return refusedSubject
 	case next.ClientID != opened.ClientID:
 		return refusedClient
-	case !sameSession(opened, next):
-		return refusedSession
+	case !sameFamily(opened, next):
+		return refusedFamily
 	case next.Issuer != opened.Issuer || !sameSet(next.Audience, opened.Audience):
 		return refusedAudience
 	case !withinScope(next.Scope, opened.Scope):
@@ -44,9 +46,9 @@ func renewalRefusal(opened, next *verify.Claims) string {
 	return ""
 }
 
-// sameSession reports whether a and b have the same sid: both none, or
-// the same string.
-func sameSession(a, b *verify.Claims) bool {
+// sameFamily reports whether a and b have the same sid (the family they
+// were refreshed from): both none, or the same string.
+func sameFamily(a, b *verify.Claims) bool {
 	av, aok := a.Extra["sid"]
 	bv, bok := b.Extra["sid"]
 	if !aok || !bok {

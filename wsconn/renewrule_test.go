@@ -69,7 +69,7 @@ func claimsWith(m map[string]any, kv ...any) map[string]any {
 	return m
 }
 
-// A renewal keeps who the connection is: the same subject, client, login
+// A renewal keeps who the connection is: the same subject, client, family
 // (sid), issuer and audience, and a scope within the one it was opened
 // with. Each refusal answers renew_failed with a reason that does not
 // echo the token, and the connection keeps its token: its claims, and

@@ -216,7 +216,7 @@ func newUserListCmd(cio *cmdIO) *cobra.Command {
 
 // newUserDeleteCmd is `tokend user delete`.
 func newUserDeleteCmd(cio *cmdIO) *cobra.Command {
-	del := &cobra.Command{Use: "delete NAME", Short: "delete a user and end all their sessions", Args: exactArgs(1, "one user name")}
+	del := &cobra.Command{Use: "delete NAME", Short: "delete a user and end all their families", Args: exactArgs(1, "one user name")}
 	dsf := addStoreFlags(del.Flags(), "encryption-")
 	del.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -231,6 +231,7 @@ func newUserDeleteCmd(cio *cmdIO) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// "sessions" is the word scripts and tests read: n families.
 			fmt.Fprintf(cio.stdout, "deleted user %s; %d sessions revoked\n", args[0], n)
 			return nil
 		})
@@ -348,20 +349,46 @@ func newKeysRevokeCmd(cio *cmdIO) *cobra.Command {
 	return revoke
 }
 
-// newSessionsCmd is `tokend sessions`: list and end logins.
-func newSessionsCmd(cio *cmdIO) *cobra.Command {
-	s := &cobra.Command{Use: "sessions", Short: "list and end refresh-token families (logins)", Args: cobra.ArbitraryArgs,
+// familyWords are the words a families command speaks: its name, which is
+// also what it calls many families, and what it calls one. `tokend
+// families` says "family"; `tokend sessions`, its earlier name, kept
+// hidden so that scripts written for it still run, says "session" as it
+// always has (in its usage, its messages and its output).
+type familyWords struct {
+	name string // families or sessions
+	one  string // family or session
+}
+
+// wordsOf returns the words of the families command called name:
+// "families", or "sessions", its earlier name.
+func wordsOf(name string) familyWords {
+	if name == "sessions" {
+		return familyWords{name: "sessions", one: "session"}
+	}
+	return familyWords{name: "families", one: "family"}
+}
+
+// newFamiliesCmd is `tokend families` (name "families") or its hidden
+// earlier name `tokend sessions` (name "sessions"): list and end
+// families, the chains of refresh tokens that each descend from one
+// login or mint.
+func newFamiliesCmd(cio *cmdIO, name string) *cobra.Command {
+	w := wordsOf(name)
+	s := &cobra.Command{Use: w.name, Short: "list and end refresh-token families (the chain of tokens from one login or mint)", Args: cobra.ArbitraryArgs,
 		RunE: groupRun("list or revoke")}
-	s.AddCommand(newSessionsListCmd(cio), newSessionsRevokeCmd(cio))
+	if w.name != "families" {
+		s.Short, s.Hidden = "the earlier name of tokend families", true
+	}
+	s.AddCommand(newFamiliesListCmd(cio, w), newFamiliesRevokeCmd(cio, w))
 	return s
 }
 
-// newSessionsListCmd is `tokend sessions list`.
-func newSessionsListCmd(cio *cmdIO) *cobra.Command {
-	list := &cobra.Command{Use: "list", Short: "list sessions", Args: noArgs}
-	lsubject := list.Flags().String("subject", "", "only this subject's sessions")
-	lclient := list.Flags().String("client", "", "only this client's sessions")
-	all := list.Flags().Bool("all", false, "include ended sessions")
+// newFamiliesListCmd is `tokend families list`.
+func newFamiliesListCmd(cio *cmdIO, w familyWords) *cobra.Command {
+	list := &cobra.Command{Use: "list", Short: "list " + w.name, Args: noArgs}
+	lsubject := list.Flags().String("subject", "", "only this subject's "+w.name)
+	lclient := list.Flags().String("client", "", "only this client's "+w.name)
+	all := list.Flags().Bool("all", false, "include ended "+w.name)
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -393,21 +420,21 @@ func newSessionsListCmd(cio *cmdIO) *cobra.Command {
 	return list
 }
 
-// newSessionsRevokeCmd is `tokend sessions revoke`: end one session, or all of a subject's or a client's.
-func newSessionsRevokeCmd(cio *cmdIO) *cobra.Command {
-	revoke := &cobra.Command{Use: "revoke [SESSION_ID | --subject SUB | --client CLIENT_ID]", Short: "end one session, or all of a subject's or a client's",
-		Args: cobra.ArbitraryArgs}
-	rsubject := revoke.Flags().String("subject", "", "end this subject's sessions")
-	rclient := revoke.Flags().String("client", "", "end this client's sessions")
+// newFamiliesRevokeCmd is `tokend families revoke`: end one family, or all of a subject's or a client's.
+func newFamiliesRevokeCmd(cio *cmdIO, w familyWords) *cobra.Command {
+	revoke := &cobra.Command{Use: "revoke [" + strings.ToUpper(w.one) + "_ID | --subject SUB | --client CLIENT_ID]",
+		Short: "end one " + w.one + ", or all of a subject's or a client's", Args: cobra.ArbitraryArgs}
+	rsubject := revoke.Flags().String("subject", "", "end this subject's "+w.name)
+	rclient := revoke.Flags().String("client", "", "end this client's "+w.name)
 	rsf := addStoreFlags(revoke.Flags(), "encryption-")
 	revoke.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		byFilter := *rsubject != "" || *rclient != ""
 		if len(args) > 1 || len(args) == 1 == byFilter {
-			return usageErrorf("want a session ID, or --subject and/or --client")
+			return usageErrorf("want a %s ID, or --subject and/or --client", w.one)
 		}
 		if len(args) == 1 {
-			if err := checkIDArg("the session ID", args[0], false); err != nil {
+			if err := checkIDArg("the "+w.one+" ID", args[0], false); err != nil {
 				return err
 			}
 		}
@@ -419,26 +446,26 @@ func newSessionsRevokeCmd(cio *cmdIO) *cobra.Command {
 			if len(args) == 1 {
 				err := st.RevokeFamily(ctx, args[0], now, "admin")
 				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no session %s (tokend sessions list shows them)", args[0])
+					return fmt.Errorf("no %s %s (tokend %s list shows them)", w.one, args[0], w.name)
 				}
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(cio.stdout, "revoked 1 session")
+				fmt.Fprintln(cio.stdout, "revoked 1 "+w.one)
 				return nil
 			}
 			n, err := st.RevokeFamilies(ctx, store.FamilyFilter{ClientID: *rclient, Subject: *rsubject}, now, "admin")
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cio.stdout, "revoked %d sessions\n", n)
+			fmt.Fprintf(cio.stdout, "revoked %d %s\n", n, w.name)
 			return nil
 		})
 	}
 	return revoke
 }
 
-// checkFilterArgs checks the --subject and --client of the sessions
+// checkFilterArgs checks the --subject and --client of the families
 // commands, if given.
 func checkFilterArgs(subject, client string) error {
 	if subject != "" {

@@ -59,6 +59,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"user", "create", "alice"}, "tokend user create: --password-stdin is required", "tokend user create NAME --password-stdin"},
 		{[]string{"keys", "revoke"}, "tokend keys revoke: want one KID", "tokend keys revoke KID"},
 		{[]string{"sessions", "revoke", "--store", store}, "tokend sessions revoke: want a session ID, or --subject and/or --client", "tokend sessions revoke [SESSION_ID"},
+		{[]string{"families", "revoke", "--store", store}, "tokend families revoke: want a family ID, or --subject and/or --client", "tokend families revoke [FAMILY_ID"},
 		{[]string{"serve", "--access-ttl", "soon"}, `tokend serve: invalid argument "soon" for "--access-ttl" flag: want a duration such as 15m, not "soon"`, "tokend serve [flags]"},
 		{[]string{"serve", "extra"}, `tokend serve: unexpected argument "extra"`, "tokend serve [flags]"},
 		{[]string{"bogus"}, `tokend: unknown command "bogus"`, "tokend <command>"},

@@ -48,7 +48,7 @@ func newClientCmd(cio *cmdIO) *cobra.Command {
 		})
 	}
 
-	del := &cobra.Command{Use: "delete CLIENT_ID", Short: "delete a client and end all its sessions", Args: exactArgs(1, "one client ID")}
+	del := &cobra.Command{Use: "delete CLIENT_ID", Short: "delete a client and end all its families", Args: exactArgs(1, "one client ID")}
 	dsf := addStoreFlags(del.Flags(), "encryption-")
 	del.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -63,6 +63,7 @@ func newClientCmd(cio *cmdIO) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// "sessions" is the word scripts and tests read: n families.
 			fmt.Fprintf(cio.stdout, "deleted client %s; %d sessions revoked\n", args[0], n)
 			return nil
 		})
@@ -85,7 +86,7 @@ public client (--public: a browser or mobile app, which cannot keep a
 secret) has none, so it can only use refresh_token, starting from tokens
 a trusted backend mints for it: a backend created with --mint and
 --mint-for APP may name the public client APP in its mint requests
-("client_id": "APP"), and the session it starts is then APP's.
+("client_id": "APP"), and the family it starts is then APP's.
 
 A browser app lists the origins it runs on (--origin, as the browser
 sends them: scheme://host[:port]); the server answers CORS for them and
@@ -134,7 +135,7 @@ func (o *clientCreateOptions) define(fs *pflag.FlagSet) {
 	fs.StringVar(&o.grants, "grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
 	fs.StringVar(&o.scope, "scope", "", "space- or comma-separated scopes the client may request (default: any)")
 	fs.BoolVar(&o.mint, "mint", false, "may mint tokens for its users (POST /v1/tokens)")
-	fs.StringVar(&o.mintFor, "mint-for", "", "comma-separated public clients this client may start logins for (with --mint)")
+	fs.StringVar(&o.mintFor, "mint-for", "", "comma-separated public clients this client may start families for (with --mint)")
 	fs.StringSliceVar(&o.origins, "origin", nil, "browser origin allowed to use the client, scheme://host[:port] (repeatable, or comma-separated)")
 	fs.BoolVar(&o.cookie, "cookie", false, "cookie mode: the refresh token travels in the server's HttpOnly cookie (with --origin)")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
@@ -207,7 +208,7 @@ func (o *clientCreateOptions) checkPublic(fs *pflag.FlagSet, c *store.Client) er
 func (o *clientCreateOptions) checkConfidential(fs *pflag.FlagSet, c *store.Client) error {
 	switch {
 	case fs.Changed("mint-for") && !o.mint:
-		return usageErrorf("--mint-for without --mint: only a client that may mint can start logins for %s", o.mintFor)
+		return usageErrorf("--mint-for without --mint: only a client that may mint can start families for %s", o.mintFor)
 	case fs.Changed("mint-for") && len(c.MintFor) == 0:
 		return usageErrorf("--mint-for names no client: want the IDs of public clients, comma-separated")
 	case slices.ContainsFunc(c.MintFor, func(m string) bool { return store.CheckClientID(m) != nil }):

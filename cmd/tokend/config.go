@@ -117,7 +117,7 @@ func (s *settings) table() []setting {
 		{"audience", "aud of every access token, the name resource servers check (default: the issuer)", &s.Audience},
 		{"access-ttl", "access token lifetime", &s.AccessTTL},
 		{"refresh-idle", "a refresh-token family unused this long ends", &s.RefreshIdle},
-		{"refresh-absolute", "a refresh-token family ends this long after login", &s.RefreshAbsolute},
+		{"refresh-absolute", "a refresh-token family ends this long after it started", &s.RefreshAbsolute},
 		{"grace", "window in which a retried refresh token gets the same successor (0: none)", &s.Grace},
 		{"key-alg", "signing algorithm of new keys: EdDSA or ES256", &s.KeyAlg},
 		{"gc-interval", "how often ended families are deleted (by one instance of those sharing a PostgreSQL or Redis store)", &s.GCInterval},

@@ -314,7 +314,7 @@ func (f *fleet) login(ctx context.Context, nd *node) answer {
 	return a
 }
 
-// mint starts a login (family) for subject on nd (POST /v1/tokens) and
+// mint starts a family for subject on nd (POST /v1/tokens) and
 // returns its refresh token.
 func (f *fleet) mint(ctx context.Context, nd *node, subject string) (string, error) {
 	body, _ := json.Marshal(map[string]any{"subject": subject, "force": true})
@@ -342,8 +342,9 @@ func (f *fleet) active(ctx context.Context, nd *node, tok string) bool {
 	return active
 }
 
-// sessions is the number of active sessions of subject that nd lists.
-func (f *fleet) sessions(ctx context.Context, nd *node, subject string) (int, error) {
+// families is the number of active families of subject that nd lists
+// (GET /v1/subjects/{sub}/sessions).
+func (f *fleet) families(ctx context.Context, nd *node, subject string) (int, error) {
 	a := f.get(ctx, nd, "/v1/subjects/"+url.PathEscape(subject)+"/sessions")
 	list, ok := a.body["sessions"].([]any)
 	if a.err != nil || a.status != http.StatusOK || !ok {

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 )
 
-// A refresh storm over a fleet: many clients, each with a login of its
+// A refresh storm over a fleet: many clients, each with a family of its
 // own, refreshing round-robin over the instances.
 
-// chain is one client's login: every refresh token it received, in order.
+// chain is one client's family: every refresh token it received, in order.
 // Its goroutine owns it while the storm runs.
 type chain struct {
 	subject string
@@ -34,7 +34,7 @@ type storm struct {
 	seen map[string]int // every refresh token received → its chain
 }
 
-// newStorm starts n logins, one per client (subjects storm-0…), spread
+// newStorm starts n families, one per client (subjects storm-0…), spread
 // over the instances.
 func newStorm(ctx context.Context, f *fleet, n int) *storm {
 	f.t.Helper()
@@ -148,7 +148,7 @@ func (s *storm) kill(i int) {
 //     the grace window), gives exactly the last one: the rotation that
 //     produced it was the only one;
 //   - the last one rotates, and the family is the subject's only active
-//     session.
+//     one.
 func (s *storm) check(ctx context.Context, wantRotations int) {
 	t := s.f.t
 	t.Helper()
@@ -181,7 +181,7 @@ func (s *storm) check(ctx context.Context, wantRotations int) {
 				if s.dead[j].Load() {
 					continue
 				}
-				if n, err := s.f.sessions(ctx, s.f.nodes[j], c.subject); err != nil || n != 1 {
+				if n, err := s.f.families(ctx, s.f.nodes[j], c.subject); err != nil || n != 1 {
 					t.Errorf("client %d: %d active sessions on %s (%v); want 1", i, n, s.f.nodes[j].name, err)
 				}
 			}

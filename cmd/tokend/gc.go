@@ -58,7 +58,7 @@ func runGC(ctx context.Context, log *slog.Logger, every time.Duration, st expire
 				continue // another instance deletes
 			}
 		}
-		// Revoked families are kept for a day for the sessions listing.
+		// Revoked families are kept for a day for `tokend families list --all`.
 		n, err := st.DeleteExpired(ctx, time.Now().Add(-24*time.Hour))
 		if err != nil {
 			log.Warn("delete ended families", "err", err)

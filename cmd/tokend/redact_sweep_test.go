@@ -102,6 +102,8 @@ var adminRuns = []adminRun{
 	{"keys revoke", []string{"no-such-kid"}, ""},
 	{"sessions list", nil, ""},
 	{"sessions revoke", []string{"--subject", "alice"}, ""},
+	{"families list", nil, ""},
+	{"families revoke", []string{"--subject", "alice"}, ""},
 	{"encryption status", nil, ""},
 	{"encryption seal", []string{"--key-file", "K"}, ""},
 	{"encryption rotate", []string{"--key-file", "K2", "--old-key-file", "K"}, ""},

@@ -34,22 +34,23 @@ func waitFlag(fs *pflag.FlagSet) *time.Duration {
 // secrets.
 func newSecretsCmd(cio *cmdIO) *cobra.Command {
 	s := &cobra.Command{Use: "secrets", Short: "rotate the server secrets that tag refresh tokens",
-		Long: `The server secrets tag every refresh token (an HMAC over its login and
+		Long: `The server secrets tag every refresh token (an HMAC over its family and
 generation), derive each token's successor, and key the throttle's counts
 in a shared store. Whoever holds one (a copy of the database from before
 it was sealed, a backup) can forge refresh tokens' tags and compute the
 successors of a token they hold. Rotating and then retiring the secret
-ends that, without logging anyone out but the logins idle since:
+ends that, without logging anyone out but the families idle since:
 
   1. tokend secrets rotate: a new secret joins the old one. Every server
      verifies with it from its next reload (--key-reload), and it tags new
      refresh tokens from 2 x --key-reload + --clock-skew (10 s) on. A
      token of the old secret still refreshes, and its successor carries
      the new one.
-  2. Wait until most logins have refreshed: tokend secrets list counts
-     those still on the old secret. With 15-minute access tokens, every
-     login in use refreshes within 15 minutes.
-  3. tokend secrets retire: ends the logins still on the old secret
+  2. Wait until most families (refresh-token chains) have refreshed:
+     tokend secrets list counts those still on the old secret. With
+     15-minute access tokens, every family in use refreshes within 15
+     minutes.
+  3. tokend secrets retire: ends the families still on the old secret
      (revoked, reason secret_retired; their refresh tokens are answered
      invalid_grant, and the count is printed), and removes the old secret
      from the store and, on SQLite, from its files. Every server drops it
@@ -65,9 +66,9 @@ token.`,
 	return s
 }
 
-// newSecretsListCmd is `tokend secrets list`: the server secrets and the logins on each.
+// newSecretsListCmd is `tokend secrets list`: the server secrets and the families on each.
 func newSecretsListCmd(cio *cmdIO) *cobra.Command {
-	list := &cobra.Command{Use: "list", Short: "list the server secrets and the logins still on older ones", Args: noArgs}
+	list := &cobra.Command{Use: "list", Short: "list the server secrets and the families still on older ones", Args: noArgs}
 	lskew := skewFlag(list.Flags())
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
@@ -114,16 +115,16 @@ func newSecretsRotateCmd(cio *cmdIO) *cobra.Command {
 			}
 			fmt.Fprintf(cio.stdout, "new server secret %d: every server verifies with it from its next reload, and it tags new refresh tokens from %s (in %s: 2 x --key-reload + --clock-skew)\n",
 				s.Seq, s.ActiveFrom.UTC().Format(time.RFC3339), lead)
-			fmt.Fprintf(cio.stdout, "no one is logged out: a refresh token of an older secret refreshes into secret %d; once most logins have (tokend secrets list), run tokend secrets retire\n", s.Seq)
+			fmt.Fprintf(cio.stdout, "no one is logged out: a refresh token of an older secret refreshes into secret %d; once most families have (tokend secrets list), run tokend secrets retire\n", s.Seq)
 			return nil
 		})
 	}
 	return rotate
 }
 
-// newSecretsRetireCmd is `tokend secrets retire`: end the logins on older server secrets and remove those.
+// newSecretsRetireCmd is `tokend secrets retire`: end the families on older server secrets and remove those.
 func newSecretsRetireCmd(cio *cmdIO) *cobra.Command {
-	retire := &cobra.Command{Use: "retire", Short: "end the logins still on older server secrets, and remove those secrets", Args: noArgs}
+	retire := &cobra.Command{Use: "retire", Short: "end the families still on older server secrets, and remove those secrets", Args: noArgs}
 	wait := waitFlag(retire.Flags())
 	tskew := skewFlag(retire.Flags())
 	tsf := addStoreFlags(retire.Flags(), "encryption-")
@@ -146,8 +147,10 @@ func newSecretsRetireCmd(cio *cmdIO) *cobra.Command {
 			return usageError{err: err, brief: true}
 		}
 		if err != nil {
-			return fmt.Errorf("%w (%d logins ended so far; run it again to end the rest)", err, ret.Ended)
+			return fmt.Errorf("%w (%d families ended so far; run it again to end the rest)", err, ret.Ended)
 		}
+		// "logins" in the two counts below (here and listSecrets) means
+		// families; scripts and tests read these lines, so they stay.
 		fmt.Fprintf(cio.stdout, "retired server secret %s: ended %d logins last given a refresh token before %s (revoked, reason %s: their refresh tokens are answered invalid_grant)\n",
 			seqList(ret.Retired), ret.Ended, ret.Cutoff.UTC().Format(time.RFC3339), secrets.ReasonRetired)
 		fmt.Fprintf(cio.stdout, "secret %d alone remains; every server drops the old one at its next reload\n", ret.Current)
@@ -167,10 +170,10 @@ func checkSkew(d time.Duration) error {
 
 func skewFlag(fs *pflag.FlagSet) *time.Duration {
 	return fs.Duration("clock-skew", secrets.DefaultSkew,
-		"how far apart the servers' clocks and the store's may be: a new secret tags from 2 x --key-reload + this after rotate, and retire ends the logins last refreshed before this after it took over")
+		"how far apart the servers' clocks and the store's may be: a new secret tags from 2 x --key-reload + this after rotate, and retire ends the families last refreshed before this after it took over")
 }
 
-// listSecrets prints st's ring at now and how many logins retiring would
+// listSecrets prints st's ring at now and how many families retiring would
 // end.
 func listSecrets(ctx context.Context, st store.Store, now time.Time, skew time.Duration, stdout io.Writer) error {
 	ring, err := secrets.Load(ctx, st)

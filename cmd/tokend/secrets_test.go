@@ -80,7 +80,7 @@ func rotateSecret(t *testing.T, storeURL string, reload, skew time.Duration, rin
 }
 
 // `tokend secrets` on SQLite, beside a running server: rotate adds a
-// secret the server picks up before it tags; list counts the logins still
+// secret the server picks up before it tags; list counts the families still
 // on the old one; retire ends exactly those (their tokens are
 // invalid_grant), the others refresh on, and no file of the database
 // holds the retired secret any more.
@@ -160,9 +160,9 @@ func TestSecretsCommands(t *testing.T) {
 // server secret: from the rotation to the takeover and after it, a login
 // refreshed alternately through each is never refused, and a refresh
 // retried across the takeover through the other instance gets the
-// successor it was given; after retire, the logins not given a token
+// successor it was given; after retire, the families not given a token
 // since the takeover are invalid_grant on both, the count says two, and
-// once both have dropped the old secret the moving login still refreshes
+// once both have dropped the old secret the moving family still refreshes
 // on both (its tokens carry the new secret's tags).
 func TestFleetSecretRotation(t *testing.T) {
 	if testing.Short() {

@@ -68,7 +68,7 @@ import (
 // Refresh tokens are not throttled: a refresh token carries a MAC under
 // the server secret, checked before any store access, so there is
 // nothing to guess, and a token that cannot work (unknown, forged,
-// damaged, of a deleted or ended login) is always answered invalid_grant
+// damaged, of a deleted or ended family) is always answered invalid_grant
 // (RFC 6749 §5.2), which sends its holder to log in again instead of
 // into a loop of 429s.
 //

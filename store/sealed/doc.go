@@ -17,7 +17,7 @@
 //
 // Without an operator key, anyone who can read tokend.db (a backup, a copy
 // of the volume) can sign access tokens that every resource server
-// accepts, and, holding any refresh token of a login, even an old one,
+// accepts, and, holding any refresh token of a family, even an old one,
 // compute the later ones without tripping reuse detection. Encryption at
 // rest closes both: the database then holds the signing keys and the
 // successor secret only sealed under a 32-byte key kept outside it.
@@ -30,7 +30,7 @@
 // then (re)start every server with the key: --encryption-key-file FILE,
 // TOKEND_ENCRYPTION_KEY_FILE, encryption_key_file in the config file, or
 // the key itself in base64 in TOKEND_ENCRYPTION_KEY. The admin commands
-// (keys, client, user, sessions) take the same --encryption-key-file or
+// (keys, client, user, families) take the same --encryption-key-file or
 // variables. A key file that its group or others may access is refused,
 // as ssh refuses such a private key. Servers that run without the key
 // while the store is sealed keep serving with the keys they have loaded
@@ -105,7 +105,7 @@
 // rotate"; once the new key signs, "tokend keys revoke" the old one, so
 // that nothing it signs is accepted) and the server secret ("tokend
 // secrets rotate", then "tokend secrets retire", package secrets). Neither
-// logs anyone out; retire ends only the logins still on the old secret,
+// logs anyone out; retire ends only the families still on the old secret,
 // and says how many. "tokend encryption seal" says so when it found values
 // in clear.
 //

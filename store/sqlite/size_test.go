@@ -12,11 +12,11 @@ import (
 	"github.com/tokend/tokend/store/sqlite"
 )
 
-// A login takes the same room however often it rotates: 1,000 families
+// A family takes the same room however often it rotates: 1,000 families
 // rotated once each set the bytes per family; then one of them rotates
 // 5,000 times more, and the vacuumed file may grow by at most 64 KiB (it
 // grew 179 B per rotation, 875 KiB here, when rotated tokens were kept).
-func TestStoragePerLogin(t *testing.T) {
+func TestStoragePerFamily(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "t.db")
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -65,6 +65,6 @@ func TestStoragePerLogin(t *testing.T) {
 	t.Logf("%d B per family rotated once; one family rotated %d times more: file %d → %d B (%+d B)",
 		(once-empty)/families, rotations, once, after, after-once)
 	if after-once > 64<<10 {
-		t.Fatalf("the file grew by %d B over %d rotations of one login, want at most 64 KiB", after-once, rotations)
+		t.Fatalf("the file grew by %d B over %d rotations of one family, want at most 64 KiB", after-once, rotations)
 	}
 }

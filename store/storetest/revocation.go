@@ -31,7 +31,7 @@ func wantActive(t *testing.T, s store.Store, id string) {
 // with ReasonClientDeleted, and counts them. A family revoked before keeps
 // its revocation; other clients' families are untouched, even one whose
 // subject is the client's ID; a client created again under the same ID
-// gets none of the old sessions back, and deleting it counts only its own.
+// gets none of the old families back, and deleting it counts only its own.
 func testDeleteClient(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateClient(ctx, store.Client{ID: "app", CreatedAt: t0}))
@@ -73,7 +73,7 @@ func testDeleteClient(t *testing.T, s store.Store) {
 // DeleteUser revokes the families whose subject is the user, of every
 // client, in the same step, with ReasonUserDeleted, and counts them; other
 // subjects' families are untouched, even one of a client whose ID is the
-// user's name; a user created again gets none of the old sessions back.
+// user's name; a user created again gets none of the old families back.
 func testDeleteUser(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "$h", CreatedAt: t0}))

@@ -5,7 +5,7 @@ import type { TokenManagerOptions, TokenResponse } from "./options.js";
 
 /**
  * Whether the token endpoint's error e is terminal (retrying cannot help):
- * a 4xx other than 408 and 429 (invalid_grant: the login ended;
+ * a 4xx other than 408 and 429 (invalid_grant: the family ended;
  * invalid_client); a 5xx, 408, 429, or a success without an access_token,
  * is not.
  */
@@ -58,7 +58,7 @@ export async function redeem(f: typeof fetch, o: TokenManagerOptions, rt: string
 }
 
 /**
- * Revokes the login (RFC 7009 §2.1): refresh token rt, or in cookie mode the
+ * Revokes the family (RFC 7009 §2.1): refresh token rt, or in cookie mode the
  * cookie's. Rejects with an OAuthError when the endpoint cannot be reached or refuses.
  */
 export async function revoke(f: typeof fetch, o: TokenManagerOptions, url: string, rt: string | undefined, now: () => number): Promise<void> {

@@ -1,6 +1,6 @@
 // The errors TokenManager gives: the one error of the OAuth endpoints it
 // calls (token and revocation) with the reading of their Retry-After, and
-// the two that end or refuse a login.
+// the two that end a family or refuse to start one.
 
 /** The fields of an OAuthError besides its message. */
 export interface OAuthErrorInit {
@@ -22,7 +22,7 @@ export class OAuthError extends Error {
   declare readonly status?: number;
   /**
    * The OAuth error code of the answer's JSON body, e.g. "invalid_grant" (the
-   * login ended), "invalid_client" (the client is unknown or not allowed for
+   * family ended), "invalid_client" (the client is unknown or not allowed for
    * this origin), "temporarily_unavailable"; undefined when the answer had none.
    */
   declare readonly error?: string;
@@ -78,7 +78,7 @@ export function answerError(endpoint: string, res: Response, body: unknown, now:
 }
 
 /**
- * The login is over (terminal refresh failure, logout, no refresh token): the user must sign in again.
+ * The family is over (terminal refresh failure, logout, no refresh token): the user must sign in again.
  * After an endpoint's terminal answer (e.g. 400 invalid_grant, 401 invalid_client), cause is its OAuthError.
  */
 export class ReauthRequiredError extends Error {

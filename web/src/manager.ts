@@ -1,6 +1,6 @@
-// TokenManager: one login's tokens in one tab, kept fresh. It is the
+// TokenManager: one family's tokens in one tab, kept fresh. It is the
 // conductor of the parts: schedule.ts decides when, endpoint.ts talks to
-// the token endpoint, tabs.ts shares the login with the other tabs,
+// the token endpoint, tabs.ts shares the family with the other tabs,
 // storage.ts keeps it, errors.ts names what went wrong.
 import { FETCH_TIMEOUT_MS, redeem, revoke, terminal } from "./endpoint.js";
 import { bearerFetch, isTokenChallenge, routes } from "./fetch.js";
@@ -31,11 +31,11 @@ export class TokenManager {
   #firstRT: string | undefined;
   readonly #refresher: Refresher;
   #terminal?: boolean;
-  /** Why the login ended (the endpoint's OAuthError), the cause of every ReauthRequiredError since. */
+  /** Why the family ended (the endpoint's OAuthError), the cause of every ReauthRequiredError since. */
   #cause: unknown;
   #reauthCalled?: boolean;
   #epoch = 0;
-  /** The access token of the login that ended here: a late broadcast of it must not revive the login. */
+  /** The access token of the family that ended here: a late broadcast of it must not revive the family. */
   #dead: string | undefined;
   #closed?: boolean;
   /** The other tabs, joined by the first start(). */
@@ -101,7 +101,7 @@ export class TokenManager {
   }
 
   /**
-   * Revoke the login at the server and forget the tokens (all tabs). Rejects with an OAuthError if the
+   * Revoke the family at the server and forget the tokens (all tabs). Rejects with an OAuthError if the
    * revocation request failed (not retried; the error carries the answer's Retry-After); the tokens are forgotten anyway.
    */
   async logout(): Promise<void> {
@@ -185,7 +185,7 @@ export class TokenManager {
   }
 
   /**
-   * The login is over (cause: the endpoint's answer, if any): forget
+   * The family is over (cause: the endpoint's answer, if any): forget
    * everything; after a terminal failure (tell), tell the app once. Returns
    * the error to reject with.
    */
@@ -233,9 +233,9 @@ export class TokenManager {
 
   /**
    * Adopt t, another tab's token or the stored one, unless it is ours, the
-   * ended login's, or older than ours: of a lower seq (a late message of a
+   * ended family's, or older than ours: of a lower seq (a late message of a
    * token whose refresh token has been rotated since), or of the same seq
-   * (another login) and an earlier expiry. A later token can expire first:
+   * (another family) and an earlier expiry. A later token can expire first:
    * the server may give a refreshed token a shorter lifetime than a minted one.
    */
   #offer(t: Token | undefined): void {

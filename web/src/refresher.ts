@@ -13,7 +13,7 @@ export interface Refresher {
   kick(): void;
   /** Starts a refresh at epoch ms `at` (never for Infinity; a time past is now), replacing the one scheduled; nothing during a backoff. */
   at(at: number): void;
-  /** New tokens came (refresh, another tab, a login): the failures are over, no retry or wait is left, nothing is scheduled. */
+  /** New tokens came (refresh, another tab, a new family): the failures are over, no retry or wait is left, nothing is scheduled. */
   reset(): void;
   /**
    * The page is back (event type: visibilitychange, pageshow, resume,

@@ -1,4 +1,4 @@
-// The tab coordinator: how the tabs of one origin share one login. A
+// The tab coordinator: how the tabs of one origin share one family. A
 // BroadcastChannel carries new tokens (and logouts) to the other tabs; Web
 // Locks give one tab at a time the right to refresh, and tell every tab
 // which tokens the others hold, so that a tab that missed broadcasts
@@ -8,7 +8,7 @@ import type { BroadcastChannelLike, LockManagerLike, TokenManagerOptions } from 
 import { OAuthError } from "./errors.js";
 import type { Held } from "./schedule.js";
 
-/** The tabs of this origin that share a client's login, as this tab sees them. */
+/** The tabs of this origin that share a client's family, as this tab sees them. */
 export interface Tabs {
   /** Sends m to the other tabs. */
   post(m: Record<string, unknown>): void;
@@ -90,7 +90,7 @@ const ADOPT_WAIT_MS = 5_000;
  * another tab holds a later one (this tab missed its broadcasts: frozen,
  * throttled, restored, or the message is on its way), asks the tabs to send
  * their tokens and waits until m adopts another token. Spending the held
- * refresh token would be reuse, which ends the login in every tab (RFC 9700
+ * refresh token would be reuse, which ends the family in every tab (RFC 9700
  * §4.14.2). Rejects with an OAuthError, spending nothing, if none comes
  * within ADOPT_WAIT_MS (that tab is asleep too): the refresh is retried.
  */

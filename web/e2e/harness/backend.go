@@ -13,7 +13,7 @@ import (
 
 // backend is the app's own backend of README.md's "Browser apps": on
 // every page load the page asks GET /session/tokens, and the backend
-// mints a login at tokend with POST /v1/tokens {"subject":"alice",
+// starts a family at tokend with POST /v1/tokens {"subject":"alice",
 // "client_id":"spa"}, without force, and hands the answer to the page
 // as it came. ?client= names another public client (spa-cookie). It
 // talks to tokend directly (the auth proxy's upstream), as a backend

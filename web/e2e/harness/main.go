@@ -10,7 +10,7 @@
 //	  - app: the test pages (-pages) at /, the built package (-dist) at
 //	    /lib/, GET /api/echo guarded by verify, /ws a wsconn.Handler echoing
 //	    every message, GET /api/log and GET /api/ws-log, and GET
-//	    /session/tokens, the app's backend, which mints a login for alice
+//	    /session/tokens, the app's backend, which mints a new family for alice
 //	    at tokend on every call (backend.go).
 //	  - other: the same pages and package, from an origin no client allows.
 //	  - auth: a reverse proxy to tokend (set through the control port), which

@@ -13,10 +13,12 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// session is a family as the /v1 API shows it.
-type session struct {
+// listedFamily is a family as the /v1 API shows it: one element of the
+// "sessions" array of GET /v1/subjects/{sub}/sessions (the /v1 paths and
+// fields say session; each names a family).
+type listedFamily struct {
 	ID         string    `json:"id"`
-	ClientID   string    `json:"client_id"` // the client the login belongs to
+	ClientID   string    `json:"client_id"` // the client the family belongs to
 	Subject    string    `json:"subject"`
 	Scope      string    `json:"scope,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -24,14 +26,14 @@ type session struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-// sessionOwners returns the clients whose sessions the minting client c
+// familyOwners returns the clients whose families the minting client c
 // may see and revoke through the /v1 API: c itself, and each client of its
 // MintFor that exists and is still public now (a MintFor entry whose
 // client was deleted and created again as a confidential client grants
 // nothing). Two backends that may both mint for one public client see
-// each other's logins of it: the family records the client it belongs to,
+// each other's families of it: the family records the client it belongs to,
 // not the one that started it.
-func (s *Server) sessionOwners(ctx context.Context, c store.Client) ([]string, error) {
+func (s *Server) familyOwners(ctx context.Context, c store.Client) ([]string, error) {
 	owners := []string{c.ID}
 	for _, id := range c.MintFor {
 		if id == c.ID || slices.Contains(owners, id) {
@@ -50,10 +52,11 @@ func (s *Server) sessionOwners(ctx context.Context, c store.Client) ([]string, e
 	return owners, nil
 }
 
-// sessionsRequest authenticates the minting client of a /v1 sessions
-// request and reads its path parameter param: its value, and the clients
-// whose sessions the request may touch (sessionOwners).
-func (s *Server) sessionsRequest(r *http.Request, param string) (string, []string, error) {
+// familiesRequest authenticates the minting client of a request to the
+// /v1 sessions endpoints (which list and end families) and reads its path
+// parameter param: its value, and the clients whose families the request
+// may touch (familyOwners).
+func (s *Server) familiesRequest(r *http.Request, param string) (string, []string, error) {
 	ctx := r.Context()
 	c, err := s.authenticateMinter(ctx, r)
 	if err != nil {
@@ -63,18 +66,18 @@ func (s *Server) sessionsRequest(r *http.Request, param string) (string, []strin
 	if err != nil {
 		return "", nil, err
 	}
-	owners, err := s.sessionOwners(ctx, c)
+	owners, err := s.familyOwners(ctx, c)
 	if err != nil {
 		return "", nil, err
 	}
 	return v, owners, nil
 }
 
-// handleListSessions lists the active sessions of a subject held by the
-// calling client or by the public clients it may mint for (sessionOwners),
+// handleListFamilies lists the active families of a subject held by the
+// calling client or by the public clients it may mint for (familyOwners),
 // oldest first within each client.
-func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
-	out, err := s.listSessions(r)
+func (s *Server) handleListFamilies(w http.ResponseWriter, r *http.Request) {
+	out, err := s.listFamilies(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -82,29 +85,29 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
 
-func (s *Server) listSessions(r *http.Request) ([]session, error) {
-	sub, owners, err := s.sessionsRequest(r, "sub")
+func (s *Server) listFamilies(r *http.Request) ([]listedFamily, error) {
+	sub, owners, err := s.familiesRequest(r, "sub")
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	out := []session{}
+	out := []listedFamily{}
 	for _, id := range owners {
 		fs, err := s.store.ListFamilies(r.Context(), store.FamilyFilter{ClientID: id, Subject: sub, ActiveAt: now})
 		if err != nil {
 			return nil, fmt.Errorf("list families: %w", err)
 		}
 		for _, f := range fs {
-			out = append(out, session{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: f.End().UTC()})
+			out = append(out, listedFamily{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), ExpiresAt: f.End().UTC()})
 		}
 	}
 	return out, nil
 }
 
-// handleRevokeSubject logs a subject out everywhere: every session this
-// client, or a public client it may mint for (sessionOwners), holds for
-// it. Each client's sessions are revoked in one step; if one step fails,
-// the sessions revoked before stay revoked and the request may be retried.
+// handleRevokeSubject logs a subject out everywhere: every family this
+// client, or a public client it may mint for (familyOwners), holds for
+// it. Each client's families are revoked in one step; if one step fails,
+// the families revoked before stay revoked and the request may be retried.
 func (s *Server) handleRevokeSubject(w http.ResponseWriter, r *http.Request) {
 	n, err := s.revokeSubject(r)
 	if err != nil {
@@ -115,7 +118,7 @@ func (s *Server) handleRevokeSubject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeSubject(r *http.Request) (int, error) {
-	sub, owners, err := s.sessionsRequest(r, "sub")
+	sub, owners, err := s.familiesRequest(r, "sub")
 	if err != nil {
 		return 0, err
 	}
@@ -131,19 +134,20 @@ func (s *Server) revokeSubject(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// handleRevokeSession revokes one session of the calling client or of a
-// public client it may mint for (sessionOwners); anyone else's is 404, as
-// if it did not exist.
-func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request) {
-	if err := s.revokeSession(r); err != nil {
+// handleRevokeFamily (DELETE /v1/sessions/{id}) revokes one family of the
+// calling client or of a public client it may mint for (familyOwners);
+// anyone else's is 404, as if it did not exist. Its error_description
+// says "no such session", the word of the /v1 paths.
+func (s *Server) handleRevokeFamily(w http.ResponseWriter, r *http.Request) {
+	if err := s.revokeFamilyByID(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) revokeSession(r *http.Request) error {
-	id, owners, err := s.sessionsRequest(r, "id")
+func (s *Server) revokeFamilyByID(r *http.Request) error {
+	id, owners, err := s.familiesRequest(r, "id")
 	if err != nil {
 		return err
 	}
