@@ -51,7 +51,7 @@ func NewClient(hc *http.Client, bases []string, id, secret string) *Client {
 	return &Client{hc: hc, base: bases[0], bases: bases, id: id, secret: secret}
 }
 
-// Mint starts a login for the subject bench-i through the first server's
+// Mint starts a family for the subject bench-i through the first server's
 // POST /v1/tokens and returns its refresh token. A 401 is
 // ErrUnauthorized, a 403 ErrForbidden.
 func (c *Client) Mint(ctx context.Context, i int) (string, error) {
