@@ -73,7 +73,7 @@ export async function handleRedirect(o: HandleRedirectOptions = {}): Promise<Log
   const iss = r.get("iss");
   if (iss === null ? p.iss : iss !== p.issuer) throw refuse("invalid_issuer", "authorization response of another issuer (iss)");
   const error = r.get("error");
-  if (error) throw new OAuthError("tokend: authorization endpoint answered " + error, { error, error_description: r.get("error_description") ?? undefined });
+  if (error !== null) throw new OAuthError("tokend: authorization endpoint answered " + error, { error, error_description: r.get("error_description") ?? undefined });
 
   const body = new URLSearchParams({ grant_type: "authorization_code", code: r.get("code")!, redirect_uri: p.redirectUri, code_verifier: p.verifier });
   for (const res of p.resource ?? []) body.append("resource", res);

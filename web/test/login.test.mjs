@@ -230,6 +230,11 @@ test("handleRedirect(): the provider's error is an OAuthError with its error and
   assert.equal(p.tokenCalls.length, 0);
   assert.equal(storage.map.size, 0);
   assert.deepEqual(pg.replaced.map((r) => r.url), [APP + "/callback?keep=1"]);
+  // An empty error is still an error: no exchange without a code.
+  await login(opts);
+  const state2 = new URL(pg.assigned[1]).searchParams.get("state");
+  await refused(finish(`${APP}/callback?error=&state=${state2}&iss=${encodeURIComponent(p.issuer)}`), "");
+  assert.equal(p.tokenCalls.length, 0);
   // An error with a state no login has is not the provider's word.
   await refused(finish(`${APP}/callback?error=access_denied&state=forged`), "invalid_state");
 });
