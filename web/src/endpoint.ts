@@ -1,5 +1,6 @@
 // The endpoint client: the token and revocation requests of a public
-// client (RFC 6749 §6, RFC 7009 §2).
+// client (RFC 6749 §6, RFC 7009 §2); the login's code exchange (login.ts)
+// goes through call() too.
 import { OAuthError, answerError } from "./errors.js";
 import type { TokenManagerOptions, TokenResponse } from "./options.js";
 
@@ -24,7 +25,7 @@ export const FETCH_TIMEOUT_MS = 30_000;
  * endpoint cannot be reached or has not answered within FETCH_TIMEOUT_MS
  * (a stalled link).
  */
-async function call(f: typeof fetch, o: TokenManagerOptions, url: string, name: string, body: URLSearchParams): Promise<[Response, Record<string, unknown>]> {
+export async function call(f: typeof fetch, o: Pick<TokenManagerOptions, "clientId" | "cookie">, url: string, name: string, body: URLSearchParams): Promise<[Response, Record<string, unknown>]> {
   body.set("client_id", o.clientId);
   const c = new AbortController();
   const init: RequestInit = {

@@ -1,5 +1,8 @@
 // Fakes shared by the unit tests: a token endpoint and API behind an
-// injected fetch, Web Locks, BroadcastChannel, Storage and WebSocket.
+// injected fetch, Web Locks, BroadcastChannel, Storage and WebSocket; an
+// OpenID provider, a page's location and history for the login tests.
+import { createHash } from "node:crypto";
+
 export const TOKEN = "https://auth.test/oauth/token";
 export const REVOKE = "https://auth.test/oauth/revoke";
 export const API = "https://api.test/data";
@@ -191,4 +194,87 @@ export function fakeWebSocket() {
 export function jwt(claims) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
   return `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.sig`;
+}
+
+/**
+ * A fake OpenID provider behind fetch, for the login tests: discovery,
+ * an authorize() the test calls in place of the browser's visit (it
+ * answers with the redirect URL, code bound to the request), and a token
+ * endpoint that checks the code (single use, client, redirect URI, PKCE
+ * S256) and answers with tokens and an ID token carrying the request's
+ * nonce. md changes the metadata; idClaims(claims) the ID token's claims.
+ */
+export function fakeProvider(issuer, { md = {}, idClaims = (c) => c } = {}) {
+  const p = {
+    issuer,
+    metadata: {
+      issuer,
+      authorization_endpoint: issuer + "/oauth/authorize",
+      token_endpoint: issuer + "/oauth/token",
+      end_session_endpoint: issuer + "/oauth/logout",
+      authorization_response_iss_parameter_supported: true,
+      code_challenge_methods_supported: ["S256"],
+      ...md,
+    },
+    calls: [],
+    codes: new Map(),
+    issued: 0,
+    tokenReply: null, // (call) => Response
+    get tokenCalls() {
+      return p.calls.filter((c) => c.url === p.metadata.token_endpoint);
+    },
+    get discoveryCalls() {
+      return p.calls.filter((c) => c.url.includes("/.well-known/"));
+    },
+    /** The redirect a successful login ends with. */
+    authorize(url) {
+      const q = new URL(url).searchParams;
+      const code = "code" + p.codes.size;
+      p.codes.set(code, Object.fromEntries(q));
+      const back = new URL(q.get("redirect_uri"));
+      back.searchParams.set("code", code);
+      back.searchParams.set("state", q.get("state"));
+      back.searchParams.set("iss", issuer);
+      return back.href;
+    },
+    fetch: async (input, init = {}) => {
+      const req = new Request(input, init);
+      const call = { url: req.url, method: req.method, headers: req.headers, credentials: init.credentials, body: await req.text() };
+      p.calls.push(call);
+      if (req.url === issuer.replace(/\/$/, "") + "/.well-known/openid-configuration") return json(200, p.metadata);
+      if (req.url !== p.metadata.token_endpoint) return json(404, {});
+      if (p.tokenReply) return p.tokenReply(call);
+      const f = new URLSearchParams(call.body);
+      const a = p.codes.get(f.get("code"));
+      p.codes.delete(f.get("code"));
+      const s256 = createHash("sha256").update(f.get("code_verifier") ?? "").digest("base64url");
+      if (!a || f.get("grant_type") !== "authorization_code" || a.client_id !== f.get("client_id") || a.redirect_uri !== f.get("redirect_uri") || a.code_challenge !== s256) {
+        return json(400, { error: "invalid_grant", error_description: "bad code" });
+      }
+      p.issued++;
+      const claims = idClaims({ iss: issuer, aud: a.client_id, sub: "alice", nonce: a.nonce, exp: 1, iat: 0, auth_time: 0 });
+      return json(200, { access_token: "at" + p.issued, refresh_token: "rt" + p.issued, expires_in: 3600, token_type: "Bearer", id_token: jwt(claims) });
+    },
+  };
+  return p;
+}
+
+/** A page's location and history: assign() records, replaceState() changes href. */
+export function fakePage(href) {
+  const page = {
+    assigned: [],
+    replaced: [],
+    location: {
+      href,
+      assign: (url) => void page.assigned.push(url),
+    },
+    history: {
+      state: { router: 1 },
+      replaceState(data, _unused, url) {
+        page.replaced.push({ data, url });
+        page.location.href = new URL(url, page.location.href).href;
+      },
+    },
+  };
+  return page;
 }
