@@ -69,8 +69,7 @@ type Config struct {
 	listen func(network, addr string) (net.Listener, error)
 }
 
-func (cfg *Config) withDefaults() (Config, error) {
-	c := *cfg
+func (c Config) withDefaults() (Config, error) {
 	if c.Issuer == "" || c.ClientID == "" {
 		return c, errors.New("nativelogin: Config.Issuer and Config.ClientID are required")
 	}
