@@ -33,6 +33,8 @@ type fakeProvider struct {
 	redirect func(q url.Values)
 	// idClaims, if set, edits the ID token's claims.
 	idClaims func(c map[string]any)
+	// noIDToken leaves the ID token out even for the openid scope.
+	noIDToken bool
 
 	mu          sync.Mutex
 	codes       map[string]grant // code → its authorization request
@@ -147,7 +149,7 @@ func (p *fakeProvider) issue(w http.ResponseWriter, g grant) {
 		"expires_in":    3600,
 		"refresh_token": p.refresh,
 	}
-	if strings.Contains(" "+g.scope+" ", " openid ") {
+	if strings.Contains(" "+g.scope+" ", " openid ") && !p.noIDToken {
 		c := map[string]any{"iss": p.URL, "sub": "alice", "aud": p.clientID, "nonce": g.nonce}
 		if p.idClaims != nil {
 			p.idClaims(c)

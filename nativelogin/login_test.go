@@ -309,6 +309,19 @@ func TestLoginIDToken(t *testing.T) {
 	}
 }
 
+// With the openid scope, a token answer without an ID token is refused
+// (OpenID Connect Core 1.0 §3.1.3.3).
+func TestLoginIDTokenMissing(t *testing.T) {
+	idp, cfg, _, s := setup(t, "openid")
+	idp.noIDToken = true
+	if res, err := nativelogin.Login(t.Context(), cfg); !errors.Is(err, nativelogin.ErrIDToken) || res != nil {
+		t.Fatalf("Login: %v, %v; want ErrIDToken", res, err)
+	}
+	if len(s.all()) != 0 {
+		t.Error("OnRefresh saw a token of a refused login")
+	}
+}
+
 func TestDiscovery(t *testing.T) {
 	t.Run("RFC 8414 fallback", func(t *testing.T) {
 		idp, cfg, _, _ := setup(t)
