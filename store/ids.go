@@ -18,8 +18,9 @@ import (
 // Every backend answers an identifier that CheckID refuses alike, before
 // it touches its data:
 //   - a method that would store it (CreateClient, CreateUser,
-//     CreateFamily, RevokeAccessToken) returns an error wrapping
-//     ErrInvalid and stores nothing;
+//     CreateFamily, RevokeAccessToken, CreateAuthorizationCode,
+//     RedeemAuthorizationCode, CreateSession, PutConsent) returns an
+//     error wrapping ErrInvalid and stores nothing;
 //   - a method that looks it up answers as for an identifier it does not
 //     hold (ErrNotFound, false, an empty list, 0 revoked): no such record
 //     can exist.
@@ -102,15 +103,10 @@ func CheckClient(c Client) error {
 }
 
 // CheckFamily checks the identifiers of a family about to be created:
-// its ID, ClientID and Subject (CheckID). Backends call it in
-// CreateFamily.
+// its ID, ClientID, Subject and, if set, SessionID (CheckID). Backends
+// call it in CreateFamily and RedeemAuthorizationCode.
 func CheckFamily(f Family) error {
-	for _, v := range []struct{ name, id string }{{"ID", f.ID}, {"ClientID", f.ClientID}, {"Subject", f.Subject}} {
-		if err := CheckID(v.id); err != nil {
-			return fmt.Errorf("family %s: %w", v.name, err)
-		}
-	}
-	return nil
+	return checkIDs("family", []string{"ID", f.ID, "ClientID", f.ClientID, "Subject", f.Subject}, "SessionID", f.SessionID)
 }
 
 // Unknown reports whether any of ids breaks IDRule, for the backends'

@@ -50,6 +50,14 @@ var (
 	// ErrConflict reports a compare-and-set that found another value than
 	// the one it expected: someone else changed the record first.
 	ErrConflict = errors.New("store: changed concurrently")
+	// ErrRedeemed reports an authorization code presented again after it
+	// was redeemed. RFC 6749 §4.1.2: "If an authorization code is used
+	// more than once, the authorization server MUST deny the request and
+	// SHOULD revoke (when possible) all tokens previously issued based on
+	// that authorization code": RedeemAuthorizationCode has revoked the
+	// family the first redemption started (ReasonCodeReplay) when it
+	// returns ErrRedeemed.
+	ErrRedeemed = errors.New("store: authorization code already redeemed")
 )
 
 // Revocation reasons the store itself records (Family.RevokeReason).
@@ -57,6 +65,9 @@ const (
 	ReasonReuse         = "reuse"          // a rotated refresh token was presented again
 	ReasonUserDeleted   = "user_deleted"   // DeleteUser
 	ReasonClientDeleted = "client_deleted" // DeleteClient
+	// ReasonCodeReplay: the authorization code that started the family
+	// was presented again (RedeemAuthorizationCode, RFC 6749 §4.1.2).
+	ReasonCodeReplay = "code_replay"
 )
 
 // The kinds of value RewriteSecrets passes to its function.
@@ -88,7 +99,26 @@ type Client struct {
 	// Cookie puts the client in cookie mode: its refresh token travels in
 	// the server's HttpOnly cookie, never in a token response's body. Only
 	// for a browser app, so it goes with Origins.
-	Cookie    bool
+	Cookie bool
+	// RedirectURIs are the redirect URIs registered for the authorization
+	// code flow (RFC 6749 §3.1.2): absolute, https (http only for a
+	// loopback host), or a private-use scheme for a native app (RFC 8252
+	// §7.1); no fragment. The server matches a presented redirect_uri
+	// against them (exactly, but for the port of a loopback URI, RFC 8252
+	// §7.3). Empty: the client cannot use the authorization endpoint.
+	RedirectURIs []string
+	// PostLogoutRedirectURIs are the URIs the end-session endpoint may
+	// send the browser back to (OpenID Connect RP-Initiated Logout 1.0
+	// §3), under the rules of RedirectURIs.
+	PostLogoutRedirectURIs []string
+	// ThirdParty marks a client the user must consent to (Consent)
+	// before the server issues it an authorization code; a first-party
+	// client (false) skips the consent screen.
+	ThirdParty bool
+	// Resources are the resource indicators (RFC 8707: absolute URIs) the
+	// client may request; a token's aud is the requested resources.
+	// Empty: only the server's default audience.
+	Resources []string
 	CreatedAt time.Time
 }
 
@@ -156,6 +186,11 @@ type Family struct {
 
 	RevokedAt    time.Time // zero unless revoked
 	RevokeReason string    // e.g. "logout", "reuse", "admin"
+
+	// SessionID is the ID of the browser session (Session) whose login
+	// started the family through an authorization code; empty for a
+	// family started otherwise.
+	SessionID string
 }
 
 // AllowsScope reports whether client c may be granted the scope token
@@ -282,6 +317,9 @@ type RotateResult struct {
 type FamilyFilter struct {
 	ClientID string
 	Subject  string
+	// SessionID keeps only the families the browser session started
+	// (Family.SessionID).
+	SessionID string
 	// ActiveAt, if set, keeps only families active at that time.
 	ActiveAt time.Time
 }
@@ -300,7 +338,8 @@ type Store interface {
 	// DeleteClient deletes the client and, in the same atomic step,
 	// revokes every unrevoked family of it at at with reason
 	// ReasonClientDeleted; it returns how many it revoked. Returns
-	// ErrNotFound for an unknown id.
+	// ErrNotFound for an unknown id. In the same step it deletes the
+	// client's consents and its unredeemed authorization codes.
 	DeleteClient(ctx context.Context, id string, at time.Time) (revoked int, err error)
 
 	// CreateUser returns ErrExists if u.Name is taken.
@@ -316,8 +355,10 @@ type Store interface {
 	UpdatePasswordHash(ctx context.Context, name, oldHash, newHash string) error
 	// DeleteUser deletes the user and, in the same atomic step, revokes
 	// every unrevoked family whose Subject is name (of any client) at at
-	// with reason ReasonUserDeleted; it returns how many it revoked.
-	// Returns ErrNotFound for an unknown name.
+	// with reason ReasonUserDeleted; it returns how many it revoked. In
+	// the same step it ends the user's sessions at at (keeping an earlier
+	// EndedAt) and deletes the user's consents. Returns ErrNotFound for an
+	// unknown name.
 	DeleteUser(ctx context.Context, name string, at time.Time) (revoked int, err error)
 
 	// CreateKey returns ErrExists if k.ID is taken.
@@ -383,10 +424,14 @@ type Store interface {
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 
 	// DeleteExpired deletes the families that ended before the given time
-	// (expired, or revoked before it), and the
-	// deny-list entries that expired before it, and returns how many
-	// families it deleted.
+	// (expired, or revoked before it), the deny-list entries that expired
+	// before it, the authorization codes expired by then (ExpiresAt not
+	// after it, redeemed or not) and the sessions that ended before it
+	// (EndedAt before it, or ExpiresAt not after it), and returns how
+	// many families it deleted.
 	DeleteExpired(ctx context.Context, before time.Time) (int, error)
+
+	AuthorizationStore
 
 	// Secret returns the server secret called name. The first call stores
 	// value; every later call, from any instance, returns that stored

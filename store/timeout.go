@@ -26,7 +26,8 @@ const DefaultTimeout = 5 * time.Second
 // temporarily_unavailable and Retry-After. Such a call, like any that met
 // ErrUnavailable, may have taken effect (a commit whose answer was lost).
 // An answer that is the store's own (an error wrapping ErrNotFound,
-// ErrExists, ErrRevoked, ErrExpired, ErrConflict or ErrUnavailable)
+// ErrExists, ErrRevoked, ErrExpired, ErrConflict, ErrUnavailable or
+// ErrRedeemed)
 // is returned as it is. A call whose caller's context was cancelled
 // returns an error wrapping context.Canceled, whatever the backend made of
 // it.
@@ -106,7 +107,7 @@ func call0(t *timeoutStore, ctx context.Context, op string, f func(context.Conte
 }
 
 // sentinels are the store's own answers, which err never reclassifies.
-var sentinels = []error{ErrNotFound, ErrExists, ErrRevoked, ErrExpired, ErrConflict, ErrUnavailable}
+var sentinels = []error{ErrNotFound, ErrExists, ErrRevoked, ErrExpired, ErrConflict, ErrUnavailable, ErrRedeemed}
 
 // err classifies the error of a call made under ctx, the call's context:
 // see WithTimeout.
@@ -284,6 +285,51 @@ func (t *timeoutStore) AccessTokenRevoked(ctx context.Context, jti string) (bool
 // DeleteExpired implements Store.
 func (t *timeoutStore) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	return call(t, ctx, "delete expired", func(ctx context.Context) (int, error) { return t.st.DeleteExpired(ctx, before) })
+}
+
+// CreateAuthorizationCode implements Store.
+func (t *timeoutStore) CreateAuthorizationCode(ctx context.Context, c AuthorizationCode) error {
+	return call0(t, ctx, "create authorization code", func(ctx context.Context) error { return t.st.CreateAuthorizationCode(ctx, c) })
+}
+
+// GetAuthorizationCode implements Store.
+func (t *timeoutStore) GetAuthorizationCode(ctx context.Context, hash []byte) (AuthorizationCode, error) {
+	return call(t, ctx, "get authorization code", func(ctx context.Context) (AuthorizationCode, error) {
+		return t.st.GetAuthorizationCode(ctx, hash)
+	})
+}
+
+// RedeemAuthorizationCode implements Store. A redemption the deadline
+// ends may have taken effect, as any write; the error wraps ErrUnavailable.
+func (t *timeoutStore) RedeemAuthorizationCode(ctx context.Context, hash []byte, f Family) (AuthorizationCode, error) {
+	return call(t, ctx, "redeem authorization code", func(ctx context.Context) (AuthorizationCode, error) {
+		return t.st.RedeemAuthorizationCode(ctx, hash, f)
+	})
+}
+
+// CreateSession implements Store.
+func (t *timeoutStore) CreateSession(ctx context.Context, s Session) error {
+	return call0(t, ctx, "create session", func(ctx context.Context) error { return t.st.CreateSession(ctx, s) })
+}
+
+// GetSession implements Store.
+func (t *timeoutStore) GetSession(ctx context.Context, id string) (Session, error) {
+	return call(t, ctx, "get session", func(ctx context.Context) (Session, error) { return t.st.GetSession(ctx, id) })
+}
+
+// EndSession implements Store.
+func (t *timeoutStore) EndSession(ctx context.Context, id string, at time.Time) error {
+	return call0(t, ctx, "end session", func(ctx context.Context) error { return t.st.EndSession(ctx, id, at) })
+}
+
+// PutConsent implements Store.
+func (t *timeoutStore) PutConsent(ctx context.Context, c Consent) error {
+	return call0(t, ctx, "put consent", func(ctx context.Context) error { return t.st.PutConsent(ctx, c) })
+}
+
+// GetConsent implements Store.
+func (t *timeoutStore) GetConsent(ctx context.Context, subject, clientID string) (Consent, error) {
+	return call(t, ctx, "get consent", func(ctx context.Context) (Consent, error) { return t.st.GetConsent(ctx, subject, clientID) })
 }
 
 // Secret implements Store.

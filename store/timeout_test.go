@@ -81,6 +81,24 @@ func (s stalled) Secret(ctx context.Context, _ string, _ []byte) ([]byte, error)
 func (s stalled) RewriteSecrets(ctx context.Context, _ func(kind, name string, value []byte) ([]byte, error)) error {
 	return s.wait(ctx)
 }
+func (s stalled) CreateAuthorizationCode(ctx context.Context, _ store.AuthorizationCode) error {
+	return s.wait(ctx)
+}
+func (s stalled) GetAuthorizationCode(ctx context.Context, _ []byte) (store.AuthorizationCode, error) {
+	return store.AuthorizationCode{}, s.wait(ctx)
+}
+func (s stalled) RedeemAuthorizationCode(ctx context.Context, _ []byte, _ store.Family) (store.AuthorizationCode, error) {
+	return store.AuthorizationCode{}, s.wait(ctx)
+}
+func (s stalled) CreateSession(ctx context.Context, _ store.Session) error { return s.wait(ctx) }
+func (s stalled) GetSession(ctx context.Context, _ string) (store.Session, error) {
+	return store.Session{}, s.wait(ctx)
+}
+func (s stalled) EndSession(ctx context.Context, _ string, _ time.Time) error { return s.wait(ctx) }
+func (s stalled) PutConsent(ctx context.Context, _ store.Consent) error       { return s.wait(ctx) }
+func (s stalled) GetConsent(ctx context.Context, _, _ string) (store.Consent, error) {
+	return store.Consent{}, s.wait(ctx)
+}
 func (s stalled) Ping(ctx context.Context) error { return s.wait(ctx) }
 func (s stalled) Close() error                   { return nil }
 func (s stalled) CountFailures(ctx context.Context, _ []store.Failure) ([]int64, error) {
@@ -139,6 +157,19 @@ func calls(st store.Store) map[string]func(ctx context.Context) error {
 			return st.RewriteSecrets(ctx, func(_, _ string, v []byte) ([]byte, error) { return v, nil })
 		},
 		"Ping": st.Ping,
+		"CreateAuthorizationCode": func(ctx context.Context) error {
+			return st.CreateAuthorizationCode(ctx, store.AuthorizationCode{Hash: []byte("h")})
+		},
+		"GetAuthorizationCode": func(ctx context.Context) error { _, err := st.GetAuthorizationCode(ctx, []byte("h")); return err },
+		"RedeemAuthorizationCode": func(ctx context.Context) error {
+			_, err := st.RedeemAuthorizationCode(ctx, []byte("h"), store.Family{ID: "f"})
+			return err
+		},
+		"CreateSession": func(ctx context.Context) error { return st.CreateSession(ctx, store.Session{ID: "s"}) },
+		"GetSession":    func(ctx context.Context) error { _, err := st.GetSession(ctx, "s"); return err },
+		"EndSession":    func(ctx context.Context) error { return st.EndSession(ctx, "s", at) },
+		"PutConsent":    func(ctx context.Context) error { return st.PutConsent(ctx, store.Consent{Subject: "u", ClientID: "c"}) },
+		"GetConsent":    func(ctx context.Context) error { _, err := st.GetConsent(ctx, "u", "c"); return err },
 	}
 	if fc, ok := store.Capability[store.FailureCounter](st); ok {
 		m["CountFailures"] = func(ctx context.Context) error {

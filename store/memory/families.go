@@ -38,6 +38,7 @@ func (s *Store) GetFamily(_ context.Context, id string) (store.Family, error) {
 func matches(f store.Family, filter store.FamilyFilter) bool {
 	return (filter.ClientID == "" || f.ClientID == filter.ClientID) &&
 		(filter.Subject == "" || f.Subject == filter.Subject) &&
+		(filter.SessionID == "" || f.SessionID == filter.SessionID) &&
 		(filter.ActiveAt.IsZero() || f.Active(filter.ActiveAt))
 }
 
@@ -129,6 +130,16 @@ func (s *Store) DeleteExpired(_ context.Context, before time.Time) (int, error) 
 	for jti, exp := range s.denied {
 		if exp.Before(before) {
 			delete(s.denied, jti)
+		}
+	}
+	for h, c := range s.codes {
+		if !c.ExpiresAt.After(before) {
+			delete(s.codes, h)
+		}
+	}
+	for id, sess := range s.sessions {
+		if sess.Ended(before) {
+			delete(s.sessions, id)
 		}
 	}
 	return n, nil

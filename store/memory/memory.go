@@ -24,8 +24,14 @@ type Store struct {
 	keys     []store.Key
 	families map[string]store.Family
 	secrets  map[string][]byte
-	denied   map[string]time.Time // revoked access tokens: jti → exp
+	denied   map[string]time.Time               // revoked access tokens: jti → exp
+	codes    map[string]store.AuthorizationCode // by string(Hash)
+	sessions map[string]store.Session
+	consents map[consentKey]store.Consent
 }
+
+// consentKey is a consent's key: its subject and client.
+type consentKey struct{ subject, client string }
 
 var _ store.Store = (*Store)(nil)
 
@@ -37,6 +43,9 @@ func New() *Store {
 		families: map[string]store.Family{},
 		secrets:  map[string][]byte{},
 		denied:   map[string]time.Time{},
+		codes:    map[string]store.AuthorizationCode{},
+		sessions: map[string]store.Session{},
+		consents: map[consentKey]store.Consent{},
 	}
 }
 
@@ -46,6 +55,9 @@ func cloneClient(c store.Client) store.Client {
 	c.Scopes = slices.Clone(c.Scopes)
 	c.MintFor = slices.Clone(c.MintFor)
 	c.Origins = slices.Clone(c.Origins)
+	c.RedirectURIs = slices.Clone(c.RedirectURIs)
+	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
+	c.Resources = slices.Clone(c.Resources)
 	return c
 }
 
@@ -106,6 +118,16 @@ func (s *Store) DeleteClient(_ context.Context, id string, at time.Time) (int, e
 		return 0, fmt.Errorf("client %q: %w", id, store.ErrNotFound)
 	}
 	delete(s.clients, id)
+	for k := range s.consents {
+		if k.client == id {
+			delete(s.consents, k)
+		}
+	}
+	for h, c := range s.codes {
+		if c.ClientID == id && c.RedeemedAt.IsZero() {
+			delete(s.codes, h)
+		}
+	}
 	return s.revokeLocked(store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted), nil
 }
 
@@ -170,6 +192,17 @@ func (s *Store) DeleteUser(_ context.Context, name string, at time.Time) (int, e
 		return 0, fmt.Errorf("user %q: %w", name, store.ErrNotFound)
 	}
 	delete(s.users, name)
+	for k := range s.consents {
+		if k.subject == name {
+			delete(s.consents, k)
+		}
+	}
+	for id, sess := range s.sessions {
+		if sess.Subject == name && sess.EndedAt.IsZero() {
+			sess.EndedAt = at
+			s.sessions[id] = sess
+		}
+	}
 	return s.revokeLocked(store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted), nil
 }
 

@@ -54,3 +54,6 @@ func RotateForUpdate(ctx context.Context, s *Store, req store.RotateRequest) (st
 	}
 	return res, ended
 }
+
+// SchemaVersion is the schema version this build migrates databases to.
+var SchemaVersion = len(migrations)

@@ -15,14 +15,14 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, previous_hash, rotated_at, revoked_at, revoke_reason"
+const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, previous_hash, rotated_at, revoked_at, revoke_reason, session_id"
 
 func scanFamily(r row) (store.Family, error) {
 	var f store.Family
 	var ttl int64
 	var created, used, idle, exp, rotated, revoked pgtype.Timestamptz
 	if err := r.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation,
-		&f.TokenHash, &f.PreviousHash, &rotated, &revoked, &f.RevokeReason); err != nil {
+		&f.TokenHash, &f.PreviousHash, &rotated, &revoked, &f.RevokeReason, &f.SessionID); err != nil {
 		return store.Family{}, err
 	}
 	f.AccessTTL = time.Duration(ttl)
@@ -43,9 +43,9 @@ func scanFamily(r row) (store.Family, error) {
 // NULL): f.Rebase(now()) in the INSERT itself, with no round trip to read
 // the database's clock first.
 const (
-	qCreateFamily    = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+	qCreateFamily    = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 	qCreateFamilyNow = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, " +
-		"now() + $8::interval, now() + $9::interval, now() + $10::interval, $11, $12, $13, now() + $14::interval, now() + $15::interval, $16)"
+		"now() + $8::interval, now() + $9::interval, now() + $10::interval, $11, $12, $13, now() + $14::interval, now() + $15::interval, $16, $17)"
 )
 
 // CreateFamily implements store.Store: one INSERT. With the database's
@@ -65,7 +65,7 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 	}
 	_, err := s.pool.Exec(ctx, q, f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL),
 		at(f.CreatedAt), at(f.LastUsedAt), at(f.IdleExpiresAt), at(f.ExpiresAt), f.Generation,
-		f.TokenHash, f.PreviousHash, at(f.RotatedAt), at(f.RevokedAt), f.RevokeReason)
+		f.TokenHash, f.PreviousHash, at(f.RotatedAt), at(f.RevokedAt), f.RevokeReason, f.SessionID)
 	return dbErr("create family "+f.ID, err)
 }
 
@@ -105,6 +105,9 @@ func where(filter store.FamilyFilter, first int) (string, []any) {
 	if filter.Subject != "" {
 		conds = append(conds, "subject = "+arg(filter.Subject))
 	}
+	if filter.SessionID != "" {
+		conds = append(conds, "session_id = "+arg(filter.SessionID))
+	}
 	if !filter.ActiveAt.IsZero() {
 		at := arg(filter.ActiveAt)
 		conds = append(conds, "revoked_at IS NULL AND idle_expires_at > "+at+" AND expires_at > "+at)
@@ -114,7 +117,7 @@ func where(filter store.FamilyFilter, first int) (string, []any) {
 
 // ListFamilies implements store.Store.
 func (s *Store) ListFamilies(ctx context.Context, filter store.FamilyFilter) ([]store.Family, error) {
-	if store.Unknown(filter.ClientID, filter.Subject) {
+	if store.Unknown(filter.ClientID, filter.Subject, filter.SessionID) {
 		return nil, nil
 	}
 	cond, args := where(filter, 1)
@@ -134,7 +137,7 @@ func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reaso
 
 // RevokeFamilies implements store.Store.
 func (s *Store) RevokeFamilies(ctx context.Context, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
-	if store.Unknown(filter.ClientID, filter.Subject) {
+	if store.Unknown(filter.ClientID, filter.Subject, filter.SessionID) {
 		return 0, nil
 	}
 	n, err := revoke(ctx, s.pool, filter, at, reason)
@@ -159,7 +162,8 @@ func revoke(ctx context.Context, q interface {
 
 // DeleteExpired implements store.Store: a family is one row, which goes
 // once the family has ended; deny-list entries go once expired before
-// before.
+// before, authorization codes once expired by then, sessions once ended
+// before it or expired by then.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -168,8 +172,16 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 			return err
 		}
 		n = tag.RowsAffected()
-		_, err = tx.Exec(ctx, "DELETE FROM denied_access_tokens WHERE expires_at < $1", before)
-		return err
+		for _, q := range []string{
+			"DELETE FROM denied_access_tokens WHERE expires_at < $1",
+			"DELETE FROM authorization_codes WHERE expires_at IS NULL OR expires_at <= $1",
+			"DELETE FROM sessions WHERE ended_at < $1 OR expires_at IS NULL OR expires_at <= $1",
+		} {
+			if _, err := tx.Exec(ctx, q, before); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, dbErr("delete expired", err)

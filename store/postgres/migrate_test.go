@@ -68,6 +68,21 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if g.Generation != 0 || !bytes.Equal(g.TokenHash, g0) || g.PreviousHash != nil || !g.RotatedAt.IsZero() {
 		t.Fatalf("family never rotated, migrated: %+v; want generation 0, current %x, no previous", g, g0)
 	}
+	// The records of the authorization code flow work beside the
+	// migrated families, which belong to no session.
+	if f.SessionID != "" || g.SessionID != "" {
+		t.Fatalf("migrated families with a session: %q %q", f.SessionID, g.SessionID)
+	}
+	code := store.AuthorizationCode{Hash: newHash(), ClientID: "c", Subject: "alice", SessionID: "s", CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+	if err := s.CreateAuthorizationCode(ctx, code); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetAuthorizationCode(ctx, code.Hash); err != nil || got.SessionID != "s" {
+		t.Fatalf("authorization code after the migration: %+v %v", got, err)
+	}
+	if err := s.CreateSession(ctx, store.Session{ID: "s", Subject: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	var gone bool
 	if err := conn.QueryRow(ctx, "SELECT to_regclass('refresh_tokens') IS NULL").Scan(&gone); err != nil || !gone {
 		t.Fatalf("refresh_tokens dropped: %v %v", gone, err)

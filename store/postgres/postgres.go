@@ -58,7 +58,7 @@ var migrationFS embed.FS
 
 // migrations lists the schema files in order; the schema version is its
 // length.
-var migrations = []string{"migrations/1.sql", "migrations/2.sql", "migrations/3.sql", "migrations/4.sql", "migrations/5.sql"}
+var migrations = []string{"migrations/1.sql", "migrations/2.sql", "migrations/3.sql", "migrations/4.sql", "migrations/5.sql", "migrations/6.sql"}
 
 // Store is a PostgreSQL store.Store. Open it with Open; it is safe for
 // concurrent use, and any number of Stores (in any number of processes)
@@ -211,7 +211,8 @@ func dbErr(what string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict),
-		errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrUnavailable):
+		errors.Is(err, store.ErrRevoked), errors.Is(err, store.ErrExpired), errors.Is(err, store.ErrUnavailable),
+		errors.Is(err, store.ErrRedeemed):
 		return err
 	}
 	var pg *pgconn.PgError

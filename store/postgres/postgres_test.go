@@ -87,8 +87,8 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "SELECT count(*), max(version) FROM schema_migrations").Scan(&rows, &version); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 5 || version != 5 {
-		t.Fatalf("schema_migrations has %d rows up to version %d; want 5 rows, version 5", rows, version)
+	if want := postgres.SchemaVersion; rows != want || version != want {
+		t.Fatalf("schema_migrations has %d rows up to version %d; want %d rows, version %d", rows, version, want, want)
 	}
 }
 

@@ -60,22 +60,25 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return s.exec(ctx, "client "+c.ID, false,
-		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		"INSERT INTO clients ("+clientCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
-		strings.Join(c.Origins, " "), c.Cookie)
+		strings.Join(c.Origins, " "), c.Cookie, strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "),
+		c.ThirdParty, strings.Join(c.Resources, " "))
 }
 
-const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie"
+const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie, redirect_uris, post_logout_redirect_uris, third_party, resources"
 
 func scanClient(r row) (store.Client, error) {
 	var c store.Client
-	var grants, scopes, mintFor, origins string
+	var grants, scopes, mintFor, origins, redirects, postLogout, resources string
 	var created pgtype.Timestamptz
-	if err := r.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie); err != nil {
+	if err := r.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie,
+		&redirects, &postLogout, &c.ThirdParty, &resources); err != nil {
 		return store.Client{}, err
 	}
 	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
 	c.Origins = strings.Fields(origins)
+	c.RedirectURIs, c.PostLogoutRedirectURIs, c.Resources = strings.Fields(redirects), strings.Fields(postLogout), strings.Fields(resources)
 	return c, nil
 }
 
@@ -92,14 +95,17 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 	return readAll(ctx, s, "list clients", "SELECT "+clientCols+" FROM clients ORDER BY id", scanClient)
 }
 
-// DeleteClient implements store.Store: the client's row goes and its
-// families are revoked in one transaction.
+// DeleteClient implements store.Store: the client's row, its consents and
+// its unredeemed codes go and its families are revoked in one
+// transaction.
 func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
 	if store.Unknown(id) {
 		return 0, unknown("client")
 	}
 	return s.deleteAndRevoke(ctx, "client "+id, "DELETE FROM clients WHERE id = $1", id,
-		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted)
+		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted,
+		stmt{"DELETE FROM consents WHERE client_id = $1", []any{id}},
+		stmt{"DELETE FROM authorization_codes WHERE client_id = $1 AND redeemed_at IS NULL", []any{id}})
 }
 
 // CreateUser implements store.Store.
@@ -158,19 +164,28 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash s
 	return fmt.Errorf("postgres: user %s: %w", name, store.ErrNotFound)
 }
 
-// DeleteUser implements store.Store: the user's row goes and the families
-// of the subject are revoked in one transaction.
+// DeleteUser implements store.Store: the user's row and consents go, the
+// user's sessions end and the families of the subject are revoked in one
+// transaction.
 func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
 	if store.Unknown(name) {
 		return 0, unknown("user")
 	}
 	return s.deleteAndRevoke(ctx, "user "+name, "DELETE FROM users WHERE name = $1", name,
-		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted)
+		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted,
+		stmt{"DELETE FROM consents WHERE subject = $1", []any{name}},
+		stmt{"UPDATE sessions SET ended_at = $1 WHERE subject = $2 AND ended_at IS NULL", []any{tin(at), name}})
+}
+
+// stmt is a statement and its arguments.
+type stmt struct {
+	q    string
+	args []any
 }
 
 // deleteAndRevoke deletes one row and, if there was one, revokes the
-// families that match in the same transaction.
-func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
+// families that match and runs also in the same transaction.
+func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filter store.FamilyFilter, at time.Time, reason string, also ...stmt) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, del, id)
@@ -179,6 +194,11 @@ func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filte
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("postgres: %s: %w", what, store.ErrNotFound)
+		}
+		for _, st := range also {
+			if _, err := tx.Exec(ctx, st.q, st.args...); err != nil {
+				return err
+			}
 		}
 		n, err = revoke(ctx, tx, filter, at, reason)
 		return err

@@ -18,7 +18,7 @@ func familyFields(f store.Family) []any {
 		"attl", int64(f.AccessTTL), "created", enc(f.CreatedAt), "used", enc(f.LastUsedAt),
 		"idle", enc(f.IdleExpiresAt), "exp", enc(f.ExpiresAt), "gen", f.Generation,
 		"tok", f.TokenHash, "prev", f.PreviousHash, "rotated", enc(f.RotatedAt),
-		"revoked", enc(f.RevokedAt), "reason", f.RevokeReason}
+		"revoked", enc(f.RevokedAt), "reason", f.RevokeReason, "sid", f.SessionID}
 }
 
 func familyOf(m map[string]string) store.Family {
@@ -28,7 +28,7 @@ func familyOf(m map[string]string) store.Family {
 		AccessTTL: time.Duration(attl), CreatedAt: dec(m["created"]), LastUsedAt: dec(m["used"]),
 		IdleExpiresAt: dec(m["idle"]), ExpiresAt: dec(m["exp"]), Generation: gen,
 		TokenHash: bytesOf(m["tok"]), PreviousHash: bytesOf(m["prev"]), RotatedAt: dec(m["rotated"]),
-		RevokedAt: dec(m["revoked"]), RevokeReason: m["reason"]}
+		RevokedAt: dec(m["revoked"]), RevokeReason: m["reason"], SessionID: m["sid"]}
 	f.Claims = bytesOf(m["claims"])
 	return f
 }
@@ -60,7 +60,7 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 		f = f.Rebase(now)
 	}
 	argv := append([]any{f.ID, s.pxat(f.ExpiresAt)}, familyFields(f)...)
-	n, err := createFamilyScript.Run(ctx, s.rdb, []string{fam, s.p + "fams", s.p + "cfams:" + f.ClientID, s.p + "sfams:" + f.Subject}, argv...).Int()
+	n, err := createFamilyScript.Run(ctx, s.rdb, s.familyKeys(f), argv...).Int()
 	if err != nil {
 		return wrap("create family", err)
 	}
@@ -68,6 +68,15 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 		return fmt.Errorf("redis: family %q: %w", f.ID, store.ErrExists)
 	}
 	return nil
+}
+
+// familyKeys are the keys of f and of its index sets, for createFamily.
+func (s *Store) familyKeys(f store.Family) []string {
+	keys := []string{s.famKey(f.ID), s.p + "fams", s.p + "cfams:" + f.ClientID, s.p + "sfams:" + f.Subject}
+	if f.SessionID != "" {
+		keys = append(keys, s.p+"xfams:"+f.SessionID)
+	}
+	return keys
 }
 
 // GetFamily implements store.Store.
@@ -85,12 +94,15 @@ func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) 
 func matches(f store.Family, filter store.FamilyFilter) bool {
 	return (filter.ClientID == "" || f.ClientID == filter.ClientID) &&
 		(filter.Subject == "" || f.Subject == filter.Subject) &&
+		(filter.SessionID == "" || f.SessionID == filter.SessionID) &&
 		(filter.ActiveAt.IsZero() || f.Active(filter.ActiveAt))
 }
 
 // familySet is the narrowest family index that covers filter.
 func (s *Store) familySet(filter store.FamilyFilter) string {
 	switch {
+	case filter.SessionID != "":
+		return s.p + "xfams:" + filter.SessionID
 	case filter.ClientID != "":
 		return s.p + "cfams:" + filter.ClientID
 	case filter.Subject != "":
@@ -133,7 +145,7 @@ func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reaso
 // RevokeFamilies implements store.Store, in one script.
 func (s *Store) RevokeFamilies(ctx context.Context, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
 	n, err := revokeScript.Run(ctx, s.rdb, []string{s.familySet(filter)}, s.p, filter.ClientID, filter.Subject,
-		enc(filter.ActiveAt), enc(at), reason, "").Int()
+		enc(filter.ActiveAt), enc(at), reason, "", filter.SessionID, "").Int()
 	if err != nil {
 		return 0, wrap("revoke families", err)
 	}

@@ -110,13 +110,23 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	return s.createRecord(ctx, "client", c.ID, s.clientKey(c.ID), s.p+"clients",
 		"id", c.ID, "secret", c.SecretHash, "grants", jsonStrs(c.Grants), "scopes", jsonStrs(c.Scopes),
 		"mint", mint, "mintfor", jsonStrs(c.MintFor), "created", enc(c.CreatedAt),
-		"origins", jsonStrs(c.Origins), "cookie", cookie)
+		"origins", jsonStrs(c.Origins), "cookie", cookie, "redirects", jsonStrs(c.RedirectURIs),
+		"postlogout", jsonStrs(c.PostLogoutRedirectURIs), "third", flag(c.ThirdParty), "resources", jsonStrs(c.Resources))
+}
+
+// flag is a boolean as stored: "1" or "".
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
 }
 
 func clientOf(m map[string]string) store.Client {
 	c := store.Client{ID: m["id"], Grants: strs(m["grants"]), Scopes: strs(m["scopes"]), Mint: m["mint"] == "1",
 		MintFor: strs(m["mintfor"]), CreatedAt: dec(m["created"]),
-		Origins: strs(m["origins"]), Cookie: m["cookie"] == "1"}
+		Origins: strs(m["origins"]), Cookie: m["cookie"] == "1", RedirectURIs: strs(m["redirects"]),
+		PostLogoutRedirectURIs: strs(m["postlogout"]), ThirdParty: m["third"] == "1", Resources: strs(m["resources"])}
 	if v := m["secret"]; v != "" {
 		c.SecretHash = []byte(v)
 	}
@@ -169,16 +179,21 @@ func (s *Store) listRecords(ctx context.Context, op, set string, key func(string
 
 // DeleteClient implements store.Store.
 func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
-	return s.deleteRevoking(ctx, "client", id, s.clientKey(id), s.p+"clients", s.p+"cfams:"+id, id, "", store.ReasonClientDeleted, at)
+	return s.deleteRevoking(ctx, "client", id, []string{s.p + "cfams:" + id, s.clientKey(id), s.p + "clients", s.p + "cconsents:" + id, s.p + "ccodes:" + id},
+		id, "", store.ReasonClientDeleted, at)
 }
 
 // DeleteUser implements store.Store.
 func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
-	return s.deleteRevoking(ctx, "user", name, s.userKey(name), s.p+"users", s.p+"sfams:"+name, "", name, store.ReasonUserDeleted, at)
+	return s.deleteRevoking(ctx, "user", name, []string{s.p + "sfams:" + name, s.userKey(name), s.p + "users", s.p + "ssess:" + name, s.p + "consents:" + name},
+		"", name, store.ReasonUserDeleted, at)
 }
 
-func (s *Store) deleteRevoking(ctx context.Context, what, name, key, list, fams, client, subject, reason string, at time.Time) (int, error) {
-	n, err := revokeScript.Run(ctx, s.rdb, []string{fams, key, list}, s.p, client, subject, "", enc(at), reason, name).Int()
+// deleteRevoking runs revokeScript for DeleteClient or DeleteUser (what)
+// with keys: the families, the record, its listing set, and the two sets
+// of what goes with the record.
+func (s *Store) deleteRevoking(ctx context.Context, what, name string, keys []string, client, subject, reason string, at time.Time) (int, error) {
+	n, err := revokeScript.Run(ctx, s.rdb, keys, s.p, client, subject, "", enc(at), reason, name, "", what).Int()
 	if err != nil {
 		return 0, wrap("delete "+what, err)
 	}

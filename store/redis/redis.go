@@ -19,7 +19,9 @@
 // set Pdenyidx scored by expiry. Times are stored in microseconds. The
 // state the instances share besides the records (shared.go) is Pfail:HEX,
 // the throttle's failure counts under opaque keys, and Please:NAME, the
-// leases.
+// leases. The authorization code flow's codes, sessions and consents, and
+// the index of a session's families (Pxfams:SID), are described in
+// authorization.go.
 //
 // # Atomicity and the rule of rotation
 //

@@ -32,24 +32,36 @@ return 1
 // indexes.
 //
 // KEYS: family hash, all families, the client's families, the subject's
-// families. ARGV: family ID, PEXPIREAT (ms, "" for none), then the
-// family's field/value pairs. Returns 0 if the family exists, 1 if stored.
+// families and, for a family of a session, the session's families. ARGV:
+// family ID, PEXPIREAT (ms, "" for none), then the family's field/value
+// pairs. Returns 0 if the family exists, 1 if stored.
 //
 // The client's and the subject's index sets expire with the last of their
 // families (PEXPIREAT … GT, or no expiry while one has none), so that the
 // index of a client or subject that is gone leaves nothing behind.
-var createFamilyScript = goredis.NewScript(`
+var createFamilyScript = goredis.NewScript(luaCreateFamily + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-for j = 2, 4 do redis.call('SADD', KEYS[j], ARGV[1]) end
-for j = 3, 4 do
-  if ARGV[2] == '' then redis.call('PERSIST', KEYS[j])
-  elseif redis.call('PTTL', KEYS[j]) == -1 and redis.call('SCARD', KEYS[j]) == 1 then redis.call('PEXPIREAT', KEYS[j], ARGV[2])
-  else redis.call('PEXPIREAT', KEYS[j], ARGV[2], 'GT') end
-end
+createFamily(KEYS, ARGV[1], ARGV[2], 3)
 return 1
 `)
+
+// luaCreateFamily defines createFamily(keys, id, pxat, first): it stores
+// the family whose field/value pairs are ARGV[first], … at keys[1] and its
+// entries in the index sets keys[2] (all families), keys[3] (the
+// client's), keys[4] (the subject's) and, if given, keys[5] (the
+// session's), each of the last expiring with the last of its families.
+const luaCreateFamily = `
+local function createFamily(keys, id, pxat, first)
+  redis.call('HSET', keys[1], unpack(ARGV, first))
+  if pxat ~= '' then redis.call('PEXPIREAT', keys[1], pxat) end
+  for j = 2, #keys do redis.call('SADD', keys[j], id) end
+  for j = 3, #keys do
+    if pxat == '' then redis.call('PERSIST', keys[j])
+    elseif redis.call('PTTL', keys[j]) == -1 and redis.call('SCARD', keys[j]) == 1 then redis.call('PEXPIREAT', keys[j], pxat)
+    else redis.call('PEXPIREAT', keys[j], pxat, 'GT') end
+  end
+end
+`
 
 // revokeScript revokes the unrevoked families listed in a set that match a
 // filter and returns how many it revoked; with two more keys it first
@@ -57,23 +69,55 @@ return 1
 // returning -1 if the record does not exist. Family keys are built from the
 // prefix, so the script needs a single Redis server (see the package doc).
 //
-// KEYS: the family set; optionally the record and its listing set. ARGV:
-// key prefix, client ID, subject, active-at ("" for any), at, reason, the
-// record's name.
+// Deleting a user (ARGV[9] "user") also ends the user's sessions and
+// deletes the user's consents; deleting a client ("client"), the
+// client's consents and unredeemed authorization codes.
+//
+// KEYS: the family set; optionally the record and its listing set, then
+// for a user its sessions set and consents hash, for a client the set of
+// the subjects consenting to it and the set of its codes. ARGV: key
+// prefix, client ID, subject, active-at ("" for any), at, reason, the
+// record's name, session ID ("" for any), "user", "client" or "".
 var revokeScript = goredis.NewScript(`
 local function num(s) if s == false or s == nil or s == '' then return nil end return tonumber(s) end
-if #KEYS == 3 then
+if #KEYS >= 3 then
   if redis.call('DEL', KEYS[2]) == 0 then return -1 end
   redis.call('SREM', KEYS[3], ARGV[7])
+end
+if ARGV[9] == 'user' then
+  -- KEYS[4]: the user's sessions, KEYS[5]: the user's consents.
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local sess = ARGV[1] .. 'sess:' .. id
+    local e = redis.call('HMGET', sess, 'id', 'ended')
+    if e[1] and (not e[2] or e[2] == '') then
+      redis.call('HSET', sess, 'ended', ARGV[5])
+      redis.call('ZADD', ARGV[1] .. 'sessend', ARGV[5], id)
+    end
+  end
+  for _, client in ipairs(redis.call('HKEYS', KEYS[5])) do redis.call('SREM', ARGV[1] .. 'cconsents:' .. client, ARGV[7]) end
+  redis.call('DEL', KEYS[5])
+elseif ARGV[9] == 'client' then
+  -- KEYS[4]: the subjects consenting to the client, KEYS[5]: its codes.
+  for _, subject in ipairs(redis.call('SMEMBERS', KEYS[4])) do redis.call('HDEL', ARGV[1] .. 'consents:' .. subject, ARGV[7]) end
+  redis.call('DEL', KEYS[4])
+  for _, h in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+    local code = ARGV[1] .. 'code:' .. h
+    local r = redis.call('HMGET', code, 'client', 'redeemed')
+    if not r[1] or not r[2] or r[2] == '' then
+      redis.call('DEL', code)
+      redis.call('ZREM', ARGV[1] .. 'codeidx', h)
+      redis.call('SREM', KEYS[5], h)
+    end
+  end
 end
 local active = num(ARGV[4])
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local fam = ARGV[1] .. '{fam:' .. id .. '}'
-  local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
+  local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp', 'sid')
   if not f[1] then
     redis.call('SREM', KEYS[1], id)
-  elseif (ARGV[2] == '' or f[2] == ARGV[2]) and (ARGV[3] == '' or f[3] == ARGV[3]) and not num(f[4]) then
+  elseif (ARGV[2] == '' or f[2] == ARGV[2]) and (ARGV[3] == '' or f[3] == ARGV[3]) and (ARGV[8] == '' or f[7] == ARGV[8]) and not num(f[4]) then
     local idle, exp = num(f[5]), num(f[6])
     if not active or (idle and exp and active < idle and active < exp) then
       redis.call('HSET', fam, 'revoked', ARGV[5], 'reason', ARGV[6])
@@ -106,7 +150,7 @@ local n = 0
 local sets = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local fam = p .. '{fam:' .. id .. '}'
-  local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp')
+  local f = redis.call('HMGET', fam, 'id', 'client', 'subject', 'revoked', 'idle', 'exp', 'sid')
   local revoked, idle, exp = num(f[4]), num(f[5]), num(f[6])
   local ended = not f[1] or (revoked and revoked < before) or not idle or idle <= before or not exp or exp <= before
   if ended then
@@ -115,11 +159,13 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     if f[1] then
       redis.call('SREM', p .. 'cfams:' .. f[2], id)
       redis.call('SREM', p .. 'sfams:' .. f[3], id)
+      if f[7] and f[7] ~= '' then redis.call('SREM', p .. 'xfams:' .. f[7], id) end
       n = n + 1
     end
   else
     sets[p .. 'cfams:' .. f[2]] = true
     sets[p .. 'sfams:' .. f[3]] = true
+    if f[7] and f[7] ~= '' then sets[p .. 'xfams:' .. f[7]] = true end
   end
 end
 -- A family Redis expired by its TTL left its ID in its client's and
@@ -133,6 +179,25 @@ for _, jti in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2]
   redis.call('DEL', p .. 'deny:' .. jti)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])
+-- Authorization codes expired by before, and sessions expired by it or
+-- ended before it.
+for _, h in ipairs(redis.call('ZRANGEBYSCORE', p .. 'codeidx', '-inf', ARGV[2])) do
+  local code = p .. 'code:' .. h
+  local c = redis.call('HGET', code, 'client')
+  if c then redis.call('SREM', p .. 'ccodes:' .. c, h) end
+  redis.call('DEL', code)
+end
+redis.call('ZREMRANGEBYSCORE', p .. 'codeidx', '-inf', ARGV[2])
+local gone = redis.call('ZRANGEBYSCORE', p .. 'sessidx', '-inf', ARGV[2])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'sessend', '-inf', '(' .. ARGV[2])) do gone[#gone + 1] = id end
+for _, id in ipairs(gone) do
+  local sess = p .. 'sess:' .. id
+  local u = redis.call('HGET', sess, 'subject')
+  if u then redis.call('SREM', p .. 'ssess:' .. u, id) end
+  redis.call('DEL', sess)
+  redis.call('ZREM', p .. 'sessidx', id)
+  redis.call('ZREM', p .. 'sessend', id)
+end
 return n
 `)
 

@@ -234,6 +234,48 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 	return s.inner.DeleteExpired(ctx, before)
 }
 
+// CreateAuthorizationCode implements store.Store. A code is known to the
+// store only by its hash: nothing in it is sealed.
+func (s *Store) CreateAuthorizationCode(ctx context.Context, c store.AuthorizationCode) error {
+	return s.inner.CreateAuthorizationCode(ctx, c)
+}
+
+// GetAuthorizationCode implements store.Store.
+func (s *Store) GetAuthorizationCode(ctx context.Context, hash []byte) (store.AuthorizationCode, error) {
+	return s.inner.GetAuthorizationCode(ctx, hash)
+}
+
+// RedeemAuthorizationCode implements store.Store.
+func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f store.Family) (store.AuthorizationCode, error) {
+	return s.inner.RedeemAuthorizationCode(ctx, hash, f)
+}
+
+// CreateSession implements store.Store. A session's cookie secret is
+// known to the store only by its hash: nothing in it is sealed.
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	return s.inner.CreateSession(ctx, sess)
+}
+
+// GetSession implements store.Store.
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	return s.inner.GetSession(ctx, id)
+}
+
+// EndSession implements store.Store.
+func (s *Store) EndSession(ctx context.Context, id string, at time.Time) error {
+	return s.inner.EndSession(ctx, id, at)
+}
+
+// PutConsent implements store.Store.
+func (s *Store) PutConsent(ctx context.Context, c store.Consent) error {
+	return s.inner.PutConsent(ctx, c)
+}
+
+// GetConsent implements store.Store.
+func (s *Store) GetConsent(ctx context.Context, subject, clientID string) (store.Consent, error) {
+	return s.inner.GetConsent(ctx, subject, clientID)
+}
+
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }
 

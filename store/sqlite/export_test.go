@@ -6,6 +6,9 @@ import (
 	"fmt"
 )
 
+// SchemaVersion is the schema version this build migrates databases to.
+var SchemaVersion = len(migrations)
+
 // Test hooks into the writer.
 
 // WriterPragma runs "PRAGMA p" on the writer's connection, between

@@ -11,14 +11,14 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason, token_hash, previous_hash, rotated_at"
+const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason, token_hash, previous_hash, rotated_at, session_id"
 
 func scanFamily(row interface{ Scan(...any) error }) (store.Family, error) {
 	var f store.Family
 	var ttl int64
 	var created, used, idle, exp, revoked, rotated sql.NullInt64
 	if err := row.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation, &revoked, &f.RevokeReason,
-		&f.TokenHash, &f.PreviousHash, &rotated); err != nil {
+		&f.TokenHash, &f.PreviousHash, &rotated, &f.SessionID); err != nil {
 		return f, err
 	}
 	f.AccessTTL = time.Duration(ttl)
@@ -38,18 +38,22 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 	if err := store.CheckFamily(f); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, qInsertFamily,
-			f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),
-			tin(f.IdleExpiresAt), tin(f.ExpiresAt), f.Generation, tin(f.RevokedAt), f.RevokeReason, f.TokenHash, f.PreviousHash, tin(f.RotatedAt))
-		if isConstraint(err) {
-			return fmt.Errorf("sqlite: family %s: %w", f.ID, store.ErrExists)
-		}
-		if err != nil {
-			return dbErr("create family", err)
-		}
-		return nil
-	})
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.insertFamily(ctx, tx, f) })
+}
+
+// insertFamily inserts f in tx: store.ErrExists if its ID is taken.
+func (s *Store) insertFamily(ctx context.Context, tx *sql.Tx, f store.Family) error {
+	_, err := s.txExec(ctx, tx, qInsertFamily,
+		f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),
+		tin(f.IdleExpiresAt), tin(f.ExpiresAt), f.Generation, tin(f.RevokedAt), f.RevokeReason, f.TokenHash, f.PreviousHash, tin(f.RotatedAt),
+		f.SessionID)
+	if isConstraint(err) {
+		return fmt.Errorf("sqlite: family %s: %w", f.ID, store.ErrExists)
+	}
+	if err != nil {
+		return dbErr("create family", err)
+	}
+	return nil
 }
 
 // GetFamily implements store.Store.
@@ -69,6 +73,9 @@ func where(filter store.FamilyFilter) (string, []any) {
 	}
 	if filter.Subject != "" {
 		conds, args = append(conds, "subject = ?"), append(args, filter.Subject)
+	}
+	if filter.SessionID != "" {
+		conds, args = append(conds, "session_id = ?"), append(args, filter.SessionID)
 	}
 	if !filter.ActiveAt.IsZero() {
 		at := filter.ActiveAt.UnixMicro()
@@ -129,7 +136,7 @@ const (
 	qGetFamily    = "SELECT " + familyCols + " FROM families WHERE id = ?"
 	qUpdateFamily = "UPDATE families SET generation = ?, token_hash = ?, previous_hash = ?, rotated_at = ?, last_used_at = ?, idle_expires_at = ? WHERE id = ?"
 	qRevokeReuse  = "UPDATE families SET revoked_at = ?, revoke_reason = '" + store.ReasonReuse + "' WHERE id = ? AND revoked_at IS NULL"
-	qInsertFamily = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	qInsertFamily = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	qLegacyToken  = "SELECT family_id, generation FROM legacy_tokens WHERE hash = ?"
 )
 
@@ -191,7 +198,8 @@ func (s *Store) LegacyToken(ctx context.Context, hash []byte) (familyID string, 
 
 // DeleteExpired implements store.Store. Legacy tokens go with their
 // family (ON DELETE CASCADE); deny-list entries go once expired before
-// before.
+// before, authorization codes once expired by then, sessions once ended
+// before it or expired by then.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error) {
 	var n int64
 	b := before.UnixMicro()
@@ -201,8 +209,14 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time) (int, error
 			return dbErr("delete expired", err)
 		}
 		n, _ = res.RowsAffected()
-		if _, err := s.txExec(ctx, tx, "DELETE FROM denied_access_tokens WHERE expires_at < ?", b); err != nil {
-			return dbErr("delete expired", err)
+		for _, q := range []string{
+			"DELETE FROM denied_access_tokens WHERE expires_at < ?1",
+			"DELETE FROM authorization_codes WHERE expires_at IS NULL OR expires_at <= ?1",
+			"DELETE FROM sessions WHERE ended_at < ?1 OR expires_at IS NULL OR expires_at <= ?1",
+		} {
+			if _, err := s.txExec(ctx, tx, q, b); err != nil {
+				return dbErr("delete expired", err)
+			}
 		}
 		return nil
 	})

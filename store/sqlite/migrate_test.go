@@ -124,6 +124,28 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("an unknown legacy token: %v", err)
 	}
 
+	// What version 5 added: the authorization code flow's fields and
+	// records, beside the migrated data.
+	if len(c.RedirectURIs)+len(c.PostLogoutRedirectURIs)+len(c.Resources) != 0 || c.ThirdParty || f.SessionID != "" {
+		t.Fatalf("client and family after the upgrade: %+v %+v; want no code-flow fields", c, f)
+	}
+	must(t, s.CreateClient(ctx, store.Client{ID: "web", RedirectURIs: []string{"https://web.example/cb"}, ThirdParty: true, CreatedAt: v1}))
+	if c, err := s.GetClient(ctx, "web"); err != nil || fmt.Sprint(c.RedirectURIs) != "[https://web.example/cb]" || !c.ThirdParty {
+		t.Fatalf("code-flow client after the upgrade: %+v %v", c, err)
+	}
+	code := store.AuthorizationCode{Hash: []byte("code"), ClientID: "web", Subject: "alice", SessionID: "s", CreatedAt: v1, ExpiresAt: v1.Add(time.Minute)}
+	must(t, s.CreateAuthorizationCode(ctx, code))
+	fam := store.Family{ID: "g", ClientID: "web", Subject: "alice", SessionID: "s", CreatedAt: v1, LastUsedAt: v1,
+		IdleExpiresAt: v1.Add(time.Hour), ExpiresAt: v1.Add(time.Hour), TokenHash: []byte("t")}
+	if _, err := s.RedeemAuthorizationCode(ctx, code.Hash, fam); err != nil {
+		t.Fatalf("redemption after the upgrade: %v", err)
+	}
+	if fams, err := s.ListFamilies(ctx, store.FamilyFilter{SessionID: "s"}); err != nil || len(fams) != 1 || fams[0].ID != "g" {
+		t.Fatalf("families of the session after the upgrade: %+v %v", fams, err)
+	}
+	must(t, s.CreateSession(ctx, store.Session{ID: "s", Subject: "alice", CreatedAt: v1, ExpiresAt: v1.Add(time.Hour)}))
+	must(t, s.PutConsent(ctx, store.Consent{Subject: "alice", ClientID: "web", Scopes: []string{"read"}, GrantedAt: v1}))
+
 	// What version 4 added.
 	must(t, s.CreateClient(ctx, store.Client{ID: "spa", Origins: []string{"http://localhost:5173"}, Cookie: true, CreatedAt: v1}))
 	if c, err := s.GetClient(ctx, "spa"); err != nil || fmt.Sprint(c.Origins) != "[http://localhost:5173]" || !c.Cookie {
@@ -136,15 +158,21 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("deny-list after the upgrade: %v %v", ok, err)
 	}
 	must(t, s.UpdatePasswordHash(ctx, "alice", "$argon2id$old", "$argon2id$new"))
-	if n, err := s.DeleteUser(ctx, "alice", v1.Add(time.Minute)); err != nil || n != 1 {
+	if n, err := s.DeleteUser(ctx, "alice", v1.Add(time.Minute)); err != nil || n != 2 {
 		t.Fatalf("DeleteUser after the upgrade revoked %d: %v", n, err)
 	}
 	if res, err := s.Rotate(ctx, store.RotateRequest{FamilyID: "f", Generation: 1, Old: h1, New: []byte("next"), Now: v1.Add(2 * time.Minute)}); !errors.Is(err, store.ErrRevoked) || res.Family.RevokeReason != store.ReasonUserDeleted {
 		t.Fatalf("rotation in the deleted user's family: %+v %v", res, err)
 	}
+	if sess, err := s.GetSession(ctx, "s"); err != nil || !sess.EndedAt.Equal(v1.Add(time.Minute)) {
+		t.Fatalf("session of the deleted user: %+v %v; want ended", sess, err)
+	}
+	if _, err := s.GetConsent(ctx, "alice", "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("consent of the deleted user: %v; want store.ErrNotFound", err)
+	}
 	must(t, s.Ping(ctx))
 	must(t, s.Close())
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "4\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != fmt.Sprintln(sqlite.SchemaVersion) {
 		t.Fatalf("user_version %q after the upgrade", v)
 	}
 	s = open(t, path) // opens again without migrating again
@@ -184,12 +212,13 @@ func TestConformanceFromV1(t *testing.T) {
 // A database of a newer schema than this tokend's is refused, untouched.
 func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
-	createV1(t, path, "PRAGMA user_version = 5")
+	newer := sqlite.SchemaVersion + 1
+	createV1(t, path, fmt.Sprintf("PRAGMA user_version = %d", newer))
 	_, err := sqlite.Open(t.Context(), path)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("Open of a version 5 database: %v", err)
+		t.Fatalf("Open of a version %d database: %v", newer, err)
 	}
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "5\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != fmt.Sprintln(newer) {
 		t.Fatalf("user_version %q after the refusal", v)
 	}
 }

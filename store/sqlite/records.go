@@ -35,22 +35,25 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.exec(ctx, "client "+c.ID, false,
-		"INSERT INTO clients (id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		"INSERT INTO clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
-		strings.Join(c.Origins, " "), c.Cookie)
+		strings.Join(c.Origins, " "), c.Cookie, strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "),
+		c.ThirdParty, strings.Join(c.Resources, " "))
 }
 
-const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie"
+const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie, redirect_uris, post_logout_redirect_uris, third_party, resources"
 
 func scanClient(row interface{ Scan(...any) error }) (store.Client, error) {
 	var c store.Client
-	var grants, scopes, mintFor, origins string
+	var grants, scopes, mintFor, origins, redirects, postLogout, resources string
 	var created sql.NullInt64
-	if err := row.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie); err != nil {
+	if err := row.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie,
+		&redirects, &postLogout, &c.ThirdParty, &resources); err != nil {
 		return c, err
 	}
 	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
 	c.Origins = strings.Fields(origins)
+	c.RedirectURIs, c.PostLogoutRedirectURIs, c.Resources = strings.Fields(redirects), strings.Fields(postLogout), strings.Fields(resources)
 	return c, nil
 }
 
@@ -69,11 +72,13 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 		func(r *sql.Rows) (store.Client, error) { return scanClient(r) })
 }
 
-// DeleteClient implements store.Store: the client's row goes and its
-// families are revoked in one write.
+// DeleteClient implements store.Store: the client's row, its consents and
+// its unredeemed codes go and its families are revoked in one write.
 func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int, error) {
 	return s.deleteAndRevoke(ctx, "client "+id, "DELETE FROM clients WHERE id = ?", id,
-		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted)
+		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted,
+		stmt{"DELETE FROM consents WHERE client_id = ?", []any{id}},
+		stmt{"DELETE FROM authorization_codes WHERE client_id = ? AND redeemed_at IS NULL", []any{id}})
 }
 
 // CreateUser implements store.Store.
@@ -131,16 +136,25 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, name, oldHash, newHash s
 	})
 }
 
-// DeleteUser implements store.Store: the user's row goes and the families
-// of the subject are revoked in one write.
+// DeleteUser implements store.Store: the user's row and consents go, the
+// user's sessions end and the families of the subject are revoked in one
+// write.
 func (s *Store) DeleteUser(ctx context.Context, name string, at time.Time) (int, error) {
 	return s.deleteAndRevoke(ctx, "user "+name, "DELETE FROM users WHERE name = ?", name,
-		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted)
+		store.FamilyFilter{Subject: name}, at, store.ReasonUserDeleted,
+		stmt{"DELETE FROM consents WHERE subject = ?", []any{name}},
+		stmt{"UPDATE sessions SET ended_at = ? WHERE subject = ? AND ended_at IS NULL", []any{tin(at), name}})
+}
+
+// stmt is a statement and its arguments.
+type stmt struct {
+	q    string
+	args []any
 }
 
 // deleteAndRevoke deletes one row and, if there was one, revokes the
-// families that match in the same write.
-func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filter store.FamilyFilter, at time.Time, reason string) (int, error) {
+// families that match and runs also, in the same write.
+func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filter store.FamilyFilter, at time.Time, reason string, also ...stmt) (int, error) {
 	var n int
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := s.txExec(ctx, tx, del, id)
@@ -149,6 +163,11 @@ func (s *Store) deleteAndRevoke(ctx context.Context, what, del, id string, filte
 		}
 		if k, _ := res.RowsAffected(); k == 0 {
 			return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
+		}
+		for _, st := range also {
+			if _, err := s.txExec(ctx, tx, st.q, st.args...); err != nil {
+				return dbErr("delete "+what, err)
+			}
 		}
 		n, err = s.revokeTx(ctx, tx, filter, at, reason)
 		return err

@@ -22,7 +22,13 @@ const skew = 10 * time.Second
 //     database's clock (by its own, 10 s after the rotation): Repeated;
 //   - the instance behind retries it with a grace of 1 µs, which the
 //     database's clock has passed (by the instance's own, the rotation is
-//     in its future): ReuseDetected.
+//     in its future): ReuseDetected;
+//   - an authorization code created by the instance behind, valid for
+//     5 s, is redeemed by the instance ahead (by whose clock it expired
+//     5 s ago), and marked redeemed on the database's clock;
+//   - a code created by the instance ahead, valid for 1 µs, is expired
+//     when the instance behind redeems it (by whose clock the code is not
+//     even created yet).
 //
 // The backends that use RotateRequest.Now (memory, SQLite: one host, one
 // clock) are exempt.
@@ -73,4 +79,30 @@ func RunClock(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 	if err != nil || res.Outcome != store.ReuseDetected {
 		t.Fatalf("retry after a 1µs grace by the instance %v behind: %v %v; want reuse", skew, res.Outcome, err)
 	}
+	clockCodes(t, behind, ahead, clockBehind, clockAhead)
+}
+
+// clockCodes is RunClock's part for authorization codes.
+func clockCodes(t *testing.T, behind, ahead store.Store, clockBehind, clockAhead func() time.Time) {
+	ctx := t.Context()
+	code := func(s store.Store, now time.Time, ttl time.Duration) store.AuthorizationCode {
+		t.Helper()
+		c := store.AuthorizationCode{Hash: hash(), ClientID: "c", Subject: "alice", CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		must(t, s.CreateAuthorizationCode(ctx, c))
+		return c
+	}
+	c := code(behind, clockBehind(), 5*time.Second)
+	got, err := ahead.RedeemAuthorizationCode(ctx, c.Hash, codeFamily(c, "fc", clockAhead()))
+	if err != nil {
+		t.Fatalf("redemption by the instance %v ahead of a code valid 5 s: %v; want redeemed (on the store's clock)", skew, err)
+	}
+	if d := time.Since(got.RedeemedAt); d < -time.Second || d > time.Second || got.ExpiresAt.Sub(got.CreatedAt) != 5*time.Second {
+		t.Fatalf("code redeemed %v ago by the test's clock, lifetime %v; want the store's clock, lifetime kept", d, got.ExpiresAt.Sub(got.CreatedAt))
+	}
+	if f, err := ahead.GetFamily(ctx, "fc"); err != nil || !f.CreatedAt.Equal(got.RedeemedAt) {
+		t.Fatalf("the family of the redemption: %+v %v; want created when the code was redeemed", f, err)
+	}
+	c = code(ahead, clockAhead(), time.Microsecond)
+	_, err = behind.RedeemAuthorizationCode(ctx, c.Hash, codeFamily(c, "fd", clockBehind()))
+	wantErr(t, err, store.ErrExpired)
 }

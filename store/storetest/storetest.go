@@ -2,7 +2,7 @@
 // passes: Run(t, newStore) checks each method's contract, including the
 // atomicity of refresh-token rotation, of the deletes that revoke and of
 // the compare-and-sets of password hashes and of the first signing key
-// under concurrency; and
+// under concurrency, and of the redemption of authorization codes; and
 // RunShared(t, newPair) checks the same promises across two handles on one
 // database, as two server processes see it.
 package storetest
@@ -50,6 +50,16 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UpdatePasswordHash", testUpdatePasswordHash},
 		{"RewriteSecrets", testRewriteSecrets},
 		{"Identifiers", testIdentifiers},
+		{"ClientAuthorizationFields", testClientAuthorization},
+		{"AuthorizationCode", testAuthorizationCode},
+		{"AuthorizationCodeExpiry", testAuthorizationCodeExpiry},
+		{"ConcurrentRedeem", testConcurrentRedeem},
+		{"Sessions", testSessions},
+		{"Consents", testConsents},
+		{"FamilySession", testFamilySession},
+		{"AuthorizationDeletes", testAuthorizationDeletes},
+		{"AuthorizationDeleteExpired", testAuthorizationDeleteExpired},
+		{"AuthorizationIdentifiers", testAuthorizationIdentifiers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
