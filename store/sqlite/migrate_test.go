@@ -124,6 +124,14 @@ func TestMigrateV1(t *testing.T) {
 		t.Fatalf("an unknown legacy token: %v", err)
 	}
 
+	// What version 5 added: the keys stored before sign access tokens,
+	// and a key of another use is kept apart from them.
+	if ks[0].Use != store.UseAccess || ks[1].Use != store.UseAccess {
+		t.Fatalf("uses of the keys stored before version 5: %q, %q; want access", ks[0].Use, ks[1].Use)
+	}
+	if k, err := s.CreateKeyIfNone(ctx, store.Key{ID: "i1", Algorithm: "RS256", Private: []byte{0xdd}, Use: store.UseID, CreatedAt: v1}); err != nil || k.ID != "i1" {
+		t.Fatalf("first ID key after the upgrade: %+v %v", k, err)
+	}
 	// What version 4 added.
 	must(t, s.CreateClient(ctx, store.Client{ID: "spa", Origins: []string{"http://localhost:5173"}, Cookie: true, CreatedAt: v1}))
 	if c, err := s.GetClient(ctx, "spa"); err != nil || fmt.Sprint(c.Origins) != "[http://localhost:5173]" || !c.Cookie {
@@ -144,7 +152,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	must(t, s.Ping(ctx))
 	must(t, s.Close())
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "4\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "5\n" {
 		t.Fatalf("user_version %q after the upgrade", v)
 	}
 	s = open(t, path) // opens again without migrating again
@@ -184,12 +192,12 @@ func TestConformanceFromV1(t *testing.T) {
 // A database of a newer schema than this tokend's is refused, untouched.
 func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
-	createV1(t, path, "PRAGMA user_version = 5")
+	createV1(t, path, "PRAGMA user_version = 1000")
 	_, err := sqlite.Open(t.Context(), path)
 	if err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("Open of a version 5 database: %v", err)
+		t.Fatalf("Open of a version 1000 database: %v", err)
 	}
-	if v := rawQuery(t, path, "PRAGMA user_version"); v != "5\n" {
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != "1000\n" {
 		t.Fatalf("user_version %q after the refusal", v)
 	}
 }

@@ -30,6 +30,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 		{"DeleteClientRevokesOtherHandlesFamily", testSharedDeleteClient},
 		{"ConcurrentFirstKey", testSharedFirstKey},
 		{"ConcurrentRotateKey", testSharedRotateKey},
+		{"ConcurrentKeyUses", testSharedKeyUses},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
