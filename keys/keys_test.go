@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,18 +13,42 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tokend/tokend/keys"
+	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
 )
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// jwks returns the Set's JWKS without its ID-token keys: the tests that
+// use it are of the access-token keys (EdDSA or ES256), and the ID-token
+// keys (RS256) that Load creates beside them have tests of their own
+// (id_test.go, which reads the whole set with allJWKS).
 func jwks(t *testing.T, s *keys.Set) jose.JSONWebKeySet {
+	t.Helper()
+	set := allJWKS(t, s)
+	set.Keys = slices.DeleteFunc(set.Keys, func(k jose.JSONWebKey) bool { return k.Algorithm == keys.RS256 })
+	return set
+}
+
+// allJWKS returns the Set's whole JWKS.
+func allJWKS(t *testing.T, s *keys.Set) jose.JSONWebKeySet {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(s.JWKS(), &set); err != nil {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// accessKeys returns the access-token keys st holds, oldest first,
+// leaving out the ID-token keys that Load creates beside them.
+func accessKeys(t *testing.T, st store.Store) []store.Key {
+	t.Helper()
+	all, err := st.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(all, func(k store.Key) bool { return k.Use != store.UseAccess })
 }
 
 // verifyWith checks a token against the published JWKS.
@@ -69,7 +94,7 @@ func TestSignAndPublish(t *testing.T) {
 			if m := verifyWith(t, set, tok); m["sub"] != "alice" {
 				t.Fatalf("claims %v", m)
 			}
-			stored, _ := st.ListKeys(t.Context())
+			stored := accessKeys(t, st)
 			if len(stored) != 1 || bytes.Contains(s.JWKS(), stored[0].Private) || strings.Contains(string(s.JWKS()), `"d"`) {
 				t.Fatal("the JWKS holds private key material")
 			}
@@ -148,6 +173,16 @@ func BenchmarkSign(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			ed25519.Sign(priv, input)
+		}
+	})
+	// The ID-token key (RS256, 2048 bits) of the same Set: why access
+	// tokens stay EdDSA.
+	b.Run("keys.Set SignID RS256", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.SignID(claims); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -98,7 +98,7 @@ func TestRotateNotBefore(t *testing.T) {
 	if err := s.Check(ctx, old, start); err != nil {
 		t.Fatalf("Check(old) after its retirement: %v, want nil while published", err)
 	}
-	if all, _ := st.ListKeys(ctx); len(all) != 2 {
+	if all := accessKeys(t, st); len(all) != 2 {
 		t.Fatalf("%d keys stored; Reload must not create one while a key is due", len(all))
 	}
 }
@@ -163,16 +163,27 @@ func TestConcurrentLoadsAgree(t *testing.T) {
 			t.Fatal(errs[i])
 		}
 	}
-	all, err := st.ListKeys(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := accessKeys(t, st)
 	if len(all) != 1 {
 		t.Fatalf("%d concurrent Loads stored %d keys, want 1", n, len(all))
 	}
 	for i, s := range sets {
 		if s.ActiveKeyID() != all[0].ID || !slices.Equal(kids(t, s), []string{all[0].ID}) {
 			t.Fatalf("Set %d signs with %s and publishes %v; want only %s", i, s.ActiveKeyID(), kids(t, s), all[0].ID)
+		}
+	}
+	// And one ID-token key between them, which all sign ID tokens with.
+	stored, err := st.ListKeys(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := slices.DeleteFunc(stored, func(k store.Key) bool { return k.Use != store.UseID })
+	if len(ids) != 1 {
+		t.Fatalf("%d concurrent Loads stored %d ID-token keys, want 1", n, len(ids))
+	}
+	for i, s := range sets {
+		if s.IDKeyID() != ids[0].ID {
+			t.Fatalf("Set %d signs ID tokens with %s, want %s", i, s.IDKeyID(), ids[0].ID)
 		}
 	}
 }
@@ -231,7 +242,7 @@ func TestConcurrentRotations(t *testing.T) {
 			t.Fatalf("rotation %d: %v", i, errs[i])
 		}
 	}
-	all, _ := mem.ListKeys(ctx)
+	all := accessKeys(t, mem)
 	if len(all) != 2 || all[1].ID != winner.ID || !all[0].RetiredAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("keys after %d concurrent rotations: %+v; want the old one retiring at the new one's NotBefore, and the new one", n, all)
 	}

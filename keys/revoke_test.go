@@ -167,7 +167,7 @@ func TestReloadLeavesRevokedKeysOut(t *testing.T) {
 	if err := s.Reload(ctx, t0.Add(3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := st.ListKeys(ctx)
+	all := accessKeys(t, st)
 	if got := kids(t, s); len(all) != 5 || !slices.Equal(got, []string{all[4].ID}) || s.ActiveKeyID() != all[4].ID {
 		t.Fatalf("every key revoked: %d keys stored, published %v, signing %s; want a fifth key that signs", len(all), got, s.ActiveKeyID())
 	}
@@ -282,7 +282,7 @@ func TestRevokeUnknownAndTwice(t *testing.T) {
 	if _, err := keys.Revoke(ctx, st, s.ActiveKeyID(), "HS256", t0); !errors.Is(err, keys.ErrAlgorithm) {
 		t.Fatalf("Revoke with a bad algorithm: %v", err)
 	}
-	if all, _ := st.ListKeys(ctx); len(all) != 1 || !all[0].RevokedAt.IsZero() || !all[0].RetiredAt.IsZero() {
+	if all := accessKeys(t, st); len(all) != 1 || !all[0].RevokedAt.IsZero() || !all[0].RetiredAt.IsZero() {
 		t.Fatalf("a failed Revoke changed the store: %+v", all)
 	}
 	kid := s.ActiveKeyID()
@@ -294,7 +294,7 @@ func TestRevokeUnknownAndTwice(t *testing.T) {
 	if err != nil || again.ID != "" {
 		t.Fatalf("second Revoke: new key %q, %v; want none", again.ID, err)
 	}
-	all, _ := st.ListKeys(ctx)
+	all := accessKeys(t, st)
 	if len(all) != 2 || all[1].ID != first.ID || !stored(t, st, kid).RevokedAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("after two Revokes: %d keys, revoked at %v", len(all), stored(t, st, kid).RevokedAt)
 	}
@@ -338,7 +338,7 @@ func TestRevokeConcurrent(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	all, _ := st.ListKeys(ctx)
+	all := accessKeys(t, st)
 	if err := s.Reload(ctx, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}

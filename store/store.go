@@ -129,13 +129,18 @@ type User struct {
 	CreatedAt    time.Time
 }
 
-// Key is a signing key. The newest key that is not retired and whose
-// NotBefore has passed signs; retired keys stay published in the JWKS
-// until every token they signed has expired.
+// Key is a signing key. Keys are kept apart by Use: of the keys of one
+// Use, the newest that is not retired and whose NotBefore has passed
+// signs; retired keys stay published in the JWKS until every token they
+// signed has expired.
 type Key struct {
 	ID        string // the kid
-	Algorithm string // JWS alg: "EdDSA" or "ES256"
+	Algorithm string // JWS alg: "EdDSA", "ES256" or "RS256"
 	Private   []byte // PKCS #8 DER
+	// Use is what the key signs: UseAccess ("", every key stored before
+	// uses existed) or UseID. Keys of one Use rotate, retire and are
+	// active apart from those of the other.
+	Use       string
 	CreatedAt time.Time
 	// NotBefore is when the key starts signing; zero for at once. The key
 	// is published at once but signs only from NotBefore: at least one
@@ -151,6 +156,15 @@ type Key struct {
 	// refused at once.
 	RevokedAt time.Time
 }
+
+// Key uses (Key.Use).
+const (
+	// UseAccess marks a key that signs access tokens (RFC 9068).
+	UseAccess = ""
+	// UseID marks a key that signs OpenID Connect ID tokens (OpenID
+	// Connect Core §2); RS256, which every provider must support (§15.1).
+	UseID = "id"
+)
 
 // Family is the chain of refresh tokens that descend from one first issue
 // (a password-grant login or a mint). Revoking a family ends every token
@@ -363,20 +377,22 @@ type Store interface {
 
 	// CreateKey returns ErrExists if k.ID is taken.
 	CreateKey(ctx context.Context, k Key) error
-	// CreateKeyIfNone stores k only if the store has no key that is
-	// neither retired (RetiredAt set, whatever its time) nor revoked, as
-	// one atomic compare-and-set: of concurrent calls from any number of
-	// handles on one store, at most one stores its key. It returns the key
-	// that is now active: k, or the newest such key another caller created
-	// first. Returns ErrExists if k.ID is taken and no key is active.
+	// CreateKeyIfNone stores k only if the store has no key of k.Use
+	// that is neither retired (RetiredAt set, whatever its time) nor
+	// revoked, as one atomic compare-and-set: of concurrent calls from any
+	// number of handles on one store, at most one stores its key. It
+	// returns the key of k.Use that is now active: k, or the newest such
+	// key another caller created first. Keys of another Use play no part.
+	// Returns ErrExists if k.ID is taken and no key of k.Use is active.
 	CreateKeyIfNone(ctx context.Context, k Key) (Key, error)
-	// RotateKey stores k and retires, at k.NotBefore, every key that is
-	// neither retired nor revoked, as one atomic compare-and-set: only if
-	// the newest such key is prev (its ID; "" for none), so that of
+	// RotateKey stores k and retires, at k.NotBefore, every key of k.Use
+	// that is neither retired nor revoked, as one atomic compare-and-set:
+	// only if the newest such key is prev (its ID; "" for none), so that of
 	// concurrent rotations from any number of handles that saw the same
-	// key, at most one stores its key. Returns ErrConflict, having changed
-	// nothing, if another key has become the newest active one, and
-	// ErrExists if k.ID is taken.
+	// key, at most one stores its key. Keys of another Use are neither
+	// compared nor retired. Returns ErrConflict, having changed nothing, if
+	// another key has become the newest active one of k.Use, and ErrExists
+	// if k.ID is taken.
 	RotateKey(ctx context.Context, k Key, prev string) error
 	// ListKeys returns every key, oldest first.
 	ListKeys(ctx context.Context) ([]Key, error)

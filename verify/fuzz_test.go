@@ -1,8 +1,10 @@
 package verify_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/json"
 	"math/big"
@@ -51,6 +53,9 @@ func FuzzVerify(f *testing.F) {
 		case h.Alg == "ES256" && h.Kid == "ec" && len(sig) == 64:
 			d := sha256.Sum256(input)
 			ok = ecdsa.Verify(&ecKey.PublicKey, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+		case h.Alg == "RS256" && h.Kid == "rs":
+			d := sha256.Sum256(input)
+			ok = rsa.VerifyPKCS1v15(&rsKey.PublicKey, crypto.SHA256, d[:], sig) == nil
 		}
 		if !ok {
 			t.Fatalf("accepted a token without a valid signature: %q", tok)

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,8 +79,8 @@ func slashOnly(a, b string) bool {
 }
 
 // fetchJWKS fetches the JWKS at u and keeps the keys this package can
-// use: signature keys with a kid, Ed25519 for EdDSA or P-256 for ES256,
-// whose alg (if any) fits the key. Keys it cannot use, or cannot parse,
+// use: signature keys with a kid, Ed25519 for EdDSA, P-256 for ES256 or
+// RSA of 2048 bits or more for RS256, whose alg (if any) fits the key. Keys it cannot use, or cannot parse,
 // are skipped, so that a new key type at the issuer breaks nothing. It
 // also returns the response's header, for its lifetime.
 func (v *Verifier) fetchJWKS(ctx context.Context, u string) (map[string]*publicKey, http.Header, error) {
@@ -111,7 +112,11 @@ func (v *Verifier) fetchJWKS(ctx context.Context, u string) (map[string]*publicK
 	return ks, h, nil
 }
 
-// usable returns the key of jwk, or nil if Verify cannot use it.
+// minRSABits is the least size of an RSA key Verify uses (RFC 7518 §3.3).
+const minRSABits = 2048
+
+// usable returns the key of jwk, or nil if Verify cannot use it. An RSA
+// key is used for RS256 only, whatever else its alg could be (PS256).
 func usable(jwk jose.JSONWebKey) *publicKey {
 	if jwk.KeyID == "" || jwk.Use != "" && jwk.Use != "sig" {
 		return nil
@@ -125,8 +130,13 @@ func usable(jwk jose.JSONWebKey) *publicKey {
 			return nil
 		}
 		k = publicKey{alg: algES256, ec: key}
+	case *rsa.PublicKey:
+		if key.N.BitLen() < minRSABits {
+			return nil
+		}
+		k = publicKey{alg: algRS256, rs: key}
 	default:
-		return nil // symmetric, RSA and private keys are never used
+		return nil // symmetric and private keys are never used
 	}
 	if jwk.Algorithm != "" && jwk.Algorithm != k.alg {
 		return nil // a key published for another algorithm

@@ -318,3 +318,38 @@ func TestIssuerTrailingSlash(t *testing.T) {
 		})
 	}
 }
+
+// RSA keys are used for RS256 only, and only from 2048 bits: a smaller
+// key, an RSA key published for PS256, or another key published for
+// RS256 is skipped, and a token naming it is ErrUnknownKey.
+func TestJWKSRSAKeys(t *testing.T) {
+	f := newFixture(t)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.is.set(func(is *issuer) {
+		is.keys = []jose.JSONWebKey{
+			{Key: rsKey.Public(), KeyID: "rs", Algorithm: "RS256", Use: "sig"},
+			{Key: rsKey.Public(), KeyID: "rs-noalg", Use: "sig"},
+			{Key: small.Public(), KeyID: "small", Algorithm: "RS256", Use: "sig"},
+			{Key: rsKey.Public(), KeyID: "pss", Algorithm: "PS256", Use: "sig"},
+			{Key: ecKey.Public(), KeyID: "ec-as-rs", Algorithm: "RS256", Use: "sig"},
+		}
+	})
+	for _, tc := range []struct {
+		kid  string
+		sign func([]byte) []byte
+		want error
+	}{
+		{"rs", rsSign(rsKey), nil},
+		{"rs-noalg", rsSign(rsKey), nil}, // no alg: RS256, from the key
+		{"small", rsSign(small), verify.ErrUnknownKey},
+		{"pss", rsSign(rsKey), verify.ErrUnknownKey},
+		{"ec-as-rs", rsSign(rsKey), verify.ErrUnknownKey},
+	} {
+		if _, err := f.v.Verify(t.Context(), sign(hdr("RS256", tc.kid), f.claims(), tc.sign)); !errors.Is(err, tc.want) {
+			t.Errorf("kid %s: %v, want %v", tc.kid, err, tc.want)
+		}
+	}
+}

@@ -16,9 +16,10 @@
 // Options.JWKSURL names them, fetched on first use, and cached by kid. A
 // token naming an unknown kid causes one more fetch (rate limited, and
 // shared by concurrent callers), which is how a key rotation at the issuer
-// is picked up. Only the asymmetric algorithms EdDSA and ES256 are
-// accepted, and a token's alg must match its key's: "none", HMAC and
-// algorithm confusion are rejected. The keys come only from the JWKS:
+// is picked up. Only the asymmetric algorithms EdDSA, ES256 and RS256
+// are accepted, and a token's alg must match its key's type and the alg
+// the JWKS publishes for it: "none", HMAC and algorithm confusion are
+// rejected. The keys come only from the JWKS:
 // header parameters such as jku, jwk or x5u are ignored.
 //
 // # Audience
@@ -64,8 +65,10 @@ package verify
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -128,6 +131,7 @@ const DefaultKeysAge = 5 * time.Minute
 const (
 	algEdDSA = "EdDSA"
 	algES256 = "ES256"
+	algRS256 = "RS256" // RSASSA-PKCS1-v1_5 SHA-256 (RFC 7518 §3.3), keys of 2048 bits or more
 )
 
 // Options configures a Verifier. Zero values mean the documented defaults.
@@ -178,9 +182,9 @@ type Options struct {
 	// Logger receives key-fetch failures and rejections at debug level,
 	// never a token. Default: discard.
 	Logger *slog.Logger
-	// Algorithms are the JWS algorithms accepted, among EdDSA and ES256.
-	// Default both. "none" and HMAC algorithms are never accepted, nor is
-	// anything else this package does not implement.
+	// Algorithms are the JWS algorithms accepted, among EdDSA, ES256 and
+	// RS256. Default all three. "none" and HMAC algorithms are never
+	// accepted, nor is anything else this package does not implement.
 	Algorithms []string
 }
 
@@ -193,6 +197,7 @@ type Verifier struct {
 	o        Options
 	allowEd  bool                      // EdDSA allowed
 	allowES  bool                      // ES256 allowed
+	allowRS  bool                      // RS256 allowed
 	keys     atomic.Pointer[keySet]    // nil before the first successful fetch
 	lastHead atomic.Pointer[headEntry] // the last header parsed, see header
 
@@ -251,7 +256,7 @@ func New(issuer string, opts *Options) *Verifier {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if len(o.Algorithms) == 0 {
-		o.Algorithms = []string{algEdDSA, algES256}
+		o.Algorithms = []string{algEdDSA, algES256, algRS256}
 	}
 	o.Audience = slices.DeleteFunc(slices.Clone(o.Audience), func(a string) bool { return a == "" })
 	if len(o.Audience) > 0 && o.InsecureSkipAudienceCheck {
@@ -264,10 +269,11 @@ func New(issuer string, opts *Options) *Verifier {
 		o:       o,
 		allowEd: slices.Contains(o.Algorithms, algEdDSA),
 		allowES: slices.Contains(o.Algorithms, algES256),
+		allowRS: slices.Contains(o.Algorithms, algRS256),
 		jwksURL: o.JWKSURL,
 	}
 	v.iss.Store(&issuer)
-	if !v.allowEd && !v.allowES {
+	if !v.allowEd && !v.allowES && !v.allowRS {
 		o.Logger.Warn("verify: no supported algorithm allowed: every token will be rejected", "algorithms", o.Algorithms)
 	}
 	return v
@@ -346,7 +352,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !(h.Alg == algEdDSA && v.allowEd || h.Alg == algES256 && v.allowES) {
+	if !(h.Alg == algEdDSA && v.allowEd || h.Alg == algES256 && v.allowES || h.Alg == algRS256 && v.allowRS) {
 		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, truncate(h.Alg))
 	}
 	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
@@ -365,14 +371,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if key.alg != h.Alg {
 		return nil, fmt.Errorf("%w: %s for a key published for %s", ErrAlgorithm, h.Alg, key.alg)
 	}
-	var sig [64]byte
+	var buf [64]byte // an EdDSA or ES256 signature; an RS256 one is longer
+	sig := buf[:]
+	if n := key.sigLen(); n != len(buf) {
+		sig = make([]byte, n)
+	}
 	if b64.DecodedLen(len(token)-dot2-1) != len(sig) {
 		return nil, fmt.Errorf("%w: signature length", ErrSignature)
 	}
-	if _, err := b64.Decode(sig[:], []byte(token[dot2+1:])); err != nil {
+	if _, err := b64.Decode(sig, []byte(token[dot2+1:])); err != nil {
 		return nil, fmt.Errorf("%w: signature encoding", ErrMalformed)
 	}
-	if !key.verify([]byte(token[:dot2]), sig[:]) {
+	if !key.verify([]byte(token[:dot2]), sig) {
 		return nil, ErrSignature
 	}
 	payload, err := b64.DecodeString(token[dot1+1 : dot2])
@@ -421,9 +431,19 @@ func (v *Verifier) header(enc string) (header, error) {
 
 // publicKey is one usable key from the issuer's JWKS.
 type publicKey struct {
-	alg string // EdDSA or ES256
+	alg string // EdDSA, ES256 or RS256
 	ed  ed25519.PublicKey
 	ec  *ecdsa.PublicKey
+	rs  *rsa.PublicKey
+}
+
+// sigLen is the length in bytes of k's signatures: 64 for EdDSA and ES256
+// (R || S, RFC 7518 §3.4), the modulus's for RS256 (RFC 8017 §8.2.2).
+func (k *publicKey) sigLen() int {
+	if k.alg == algRS256 {
+		return k.rs.Size()
+	}
+	return 64
 }
 
 // verify reports whether sig is k's signature of input.
@@ -435,6 +455,9 @@ func (k *publicKey) verify(input, sig []byte) bool {
 		d := sha256.Sum256(input)
 		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
 		return ecdsa.Verify(k.ec, d[:], r, s)
+	case algRS256:
+		d := sha256.Sum256(input)
+		return rsa.VerifyPKCS1v15(k.rs, crypto.SHA256, d[:], sig) == nil
 	}
 	return false
 }

@@ -8,12 +8,16 @@ import (
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -33,7 +37,26 @@ var (
 	ecKey = mustECKey(bytes.Repeat([]byte{2}, 32))
 	// otherEd is a key the issuer does not publish.
 	otherEd = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	// rsKey is a 2048-bit RSA key, fixed in testdata (Go makes RSA keys
+	// from no seed), a test key of no other use.
+	rsKey = mustRSAKey("testdata/rs256-test-key.pem")
 )
+
+func mustRSAKey(path string) *rsa.PrivateKey {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		panic(path + ": no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		panic(err)
+	}
+	return k.(*rsa.PrivateKey)
+}
 
 func mustECKey(d []byte) *ecdsa.PrivateKey {
 	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
@@ -122,6 +145,7 @@ func newIssuer(tb testing.TB) *issuer {
 	tb.Cleanup(is.srv.Close)
 	is.publish("ed", "EdDSA", edKey.Public())
 	is.publish("ec", "ES256", ecKey.Public())
+	is.publish("rs", "RS256", rsKey.Public())
 	return is
 }
 
@@ -189,6 +213,30 @@ func ecSign(k *ecdsa.PrivateKey) func([]byte) []byte {
 	}
 }
 
+// rsSign signs RS256 (RSASSA-PKCS1-v1_5 with SHA-256), deterministic.
+func rsSign(k *rsa.PrivateKey) func([]byte) []byte {
+	return func(in []byte) []byte {
+		d := sha256.Sum256(in)
+		sig, err := rsa.SignPKCS1v15(nil, k, crypto.SHA256, d[:])
+		if err != nil {
+			panic(err)
+		}
+		return sig
+	}
+}
+
+// psSign signs PS256 (RSASSA-PSS with SHA-256).
+func psSign(k *rsa.PrivateKey) func([]byte) []byte {
+	return func(in []byte) []byte {
+		d := sha256.Sum256(in)
+		sig, err := rsa.SignPSS(rand.Reader, k, crypto.SHA256, d[:], nil)
+		if err != nil {
+			panic(err)
+		}
+		return sig
+	}
+}
+
 func hmacSign(key []byte) func([]byte) []byte {
 	return func(in []byte) []byte { m := hmac.New(sha256.New, key); m.Write(in); return m.Sum(nil) }
 }
@@ -250,6 +298,9 @@ func cases(f *fixture) []verifyCase {
 	dot := strings.LastIndexByte(good, '.')
 	other := ed(f.claims("sub", "mallory"))
 	edPub := []byte(edKey.Public().(ed25519.PublicKey))
+	rsPub := must(x509.MarshalPKIXPublicKey(rsKey.Public()))
+	rsGood := sign(hdr("RS256", "rs"), f.claims(), rsSign(rsKey))
+	rsDot := strings.LastIndexByte(rsGood, '.')
 	// A signature whose last character has non-zero trailing bits decodes
 	// to the same bytes in a lenient decoder.
 	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", good[len(good)-1])
@@ -258,6 +309,7 @@ func cases(f *fixture) []verifyCase {
 	return []verifyCase{
 		{"valid EdDSA", good, nil},
 		{"valid ES256", sign(hdr("ES256", "ec"), f.claims(), ecSign(ecKey)), nil},
+		{"valid RS256", rsGood, nil},
 		{"typ application/at+jwt", sign(map[string]any{"alg": "EdDSA", "kid": "ed", "typ": "application/at+jwt"}, f.claims(), edSign(edKey)), nil},
 		{"typ in upper case", sign(map[string]any{"alg": "EdDSA", "kid": "ed", "typ": "AT+JWT"}, f.claims(), edSign(edKey)), nil},
 		{"aud array", ed(f.claims("aud", []string{"other", "api"})), nil},
@@ -300,6 +352,18 @@ func cases(f *fixture) []verifyCase {
 		{"RS256", sign(hdr("RS256", "ed"), f.claims(), edSign(edKey)), verify.ErrAlgorithm},
 		{"ES256 header on an Ed25519 key", sign(hdr("ES256", "ed"), f.claims(), ecSign(ecKey)), verify.ErrAlgorithm},
 		{"EdDSA header on a P-256 key", sign(hdr("EdDSA", "ec"), f.claims(), edSign(edKey)), verify.ErrAlgorithm},
+		{"RS256 header on a P-256 key", sign(hdr("RS256", "ec"), f.claims(), rsSign(rsKey)), verify.ErrAlgorithm},
+		{"ES256 header on an RSA key", sign(hdr("ES256", "rs"), f.claims(), ecSign(ecKey)), verify.ErrAlgorithm},
+		{"EdDSA header on an RSA key", sign(hdr("EdDSA", "rs"), f.claims(), edSign(edKey)), verify.ErrAlgorithm},
+		{"HS256 with the RSA public key as secret", sign(hdr("HS256", "rs"), f.claims(), hmacSign(rsPub)), verify.ErrAlgorithm},
+		{"HS256 with the RSA modulus as secret", sign(hdr("HS256", "rs"), f.claims(), hmacSign(rsKey.N.Bytes())), verify.ErrAlgorithm},
+		{"PS256 on an RSA key", sign(hdr("PS256", "rs"), f.claims(), psSign(rsKey)), verify.ErrAlgorithm},
+		{"RS384 on an RSA key", sign(hdr("RS384", "rs"), f.claims(), rsSign(rsKey)), verify.ErrAlgorithm},
+		{"alg none on an RSA key", sign(map[string]any{"alg": "none", "kid": "rs", "typ": "at+jwt"}, f.claims(), noSign), verify.ErrAlgorithm},
+		{"RS256 bad signature", rsGood[:rsDot+1] + enc.EncodeToString(make([]byte, 256)), verify.ErrSignature},
+		{"RS256 signature of 64 bytes", rsGood[:rsDot+1] + enc.EncodeToString(make([]byte, 64)), verify.ErrSignature},
+		{"RS256 signature too short", rsGood[:len(rsGood)-4], verify.ErrSignature},
+		{"RS256 typ JWT (an ID token)", sign(map[string]any{"alg": "RS256", "kid": "rs", "typ": "JWT"}, f.claims(), rsSign(rsKey)), verify.ErrType},
 		{"no kid", sign(map[string]any{"alg": "EdDSA", "typ": "at+jwt"}, f.claims(), edSign(edKey)), verify.ErrMalformed},
 		{"empty kid", sign(hdr("EdDSA", ""), f.claims(), edSign(edKey)), verify.ErrMalformed},
 		{"unknown kid", sign(hdr("EdDSA", "nope"), f.claims(), edSign(edKey)), verify.ErrUnknownKey},
@@ -487,5 +551,19 @@ func TestKeyID(t *testing.T) {
 		if got := verify.KeyID(tc.token); got != tc.want {
 			t.Errorf("KeyID(%.40q) = %q, want %q", tc.token, got, tc.want)
 		}
+	}
+}
+
+// Algorithms restricts RS256 as the others: left out, an RS256 token is
+// refused before any key is looked at.
+func TestAlgorithmsOptionRS256(t *testing.T) {
+	f := newFixture(t)
+	rsTok := sign(hdr("RS256", "rs"), f.claims(), rsSign(rsKey))
+	if _, err := f.v.Verify(t.Context(), rsTok); err != nil {
+		t.Fatalf("RS256 by default: %v", err)
+	}
+	noRS := f.verifier(func(o *verify.Options) { o.Algorithms = []string{"EdDSA", "ES256"} })
+	if _, err := noRS.Verify(t.Context(), rsTok); !errors.Is(err, verify.ErrAlgorithm) {
+		t.Fatalf("RS256 with only EdDSA and ES256 allowed: %v", err)
 	}
 }

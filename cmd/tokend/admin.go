@@ -259,7 +259,7 @@ func newKeysListCmd(cio *cmdIO) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tREVOKED")
+			fmt.Fprintln(tw, "KID\tALG\tUSE\tCREATED\tRETIRED\tREVOKED")
 			stamp := func(t time.Time) string {
 				if t.IsZero() {
 					return "-"
@@ -267,7 +267,7 @@ func newKeysListCmd(cio *cmdIO) *cobra.Command {
 				return t.UTC().Format(time.RFC3339)
 			}
 			for _, k := range ks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, stamp(k.CreatedAt), stamp(k.RetiredAt), stamp(k.RevokedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, useName(k.Use), stamp(k.CreatedAt), stamp(k.RetiredAt), stamp(k.RevokedAt))
 			}
 			return tw.Flush()
 		})
@@ -278,7 +278,8 @@ func newKeysListCmd(cio *cmdIO) *cobra.Command {
 // newKeysRotateCmd is `tokend keys rotate`: a new signing key, which signs after a lead.
 func newKeysRotateCmd(cio *cmdIO) *cobra.Command {
 	rotate := &cobra.Command{Use: "rotate", Short: "make a new signing key; the old one stays published while its tokens may live", Args: noArgs}
-	alg := rotate.Flags().String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256")
+	alg := rotate.Flags().String("alg", "EdDSA", "algorithm of the new key: EdDSA or ES256 for access tokens (RS256, the only one, for ID tokens)")
+	use := rotate.Flags().String("use", useAccess, "which key to rotate: "+useAccess+" (signs access tokens) or "+useID+" (signs OpenID Connect ID tokens); the other is left alone")
 	def := defaultSettings()
 	reloadDef, reloadErr := envDuration("TOKEND_KEY_RELOAD", def.KeyReload)
 	maxAgeDef, maxAgeErr := envDuration("TOKEND_JWKS_MAX_AGE", def.JWKSMaxAge)
@@ -303,18 +304,58 @@ func newKeysRotateCmd(cio *cmdIO) *cobra.Command {
 				return usageError{err: fmt.Errorf("--%w", err), brief: true}
 			}
 		}
+		rotateUse, err := rotateFunc(*use, *alg, cmd.Flags().Changed("alg"))
+		if err != nil {
+			return usageError{err: err, brief: true}
+		}
 		lead := *reloadEvery + *maxAge
 		return rsf.with(ctx, cio.stderr, func(st store.Store) error {
-			k, err := keys.Rotate(ctx, st, *alg, time.Now(), lead)
+			k, err := rotateUse(ctx, st, time.Now(), lead)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cio.stdout, "new signing key %s (%s): published now, signs from %s (in %s, --key-reload + --jwks-max-age), when the old key retires\n",
-				k.ID, k.Algorithm, k.NotBefore.UTC().Format(time.RFC3339), lead)
+			fmt.Fprintf(cio.stdout, "new signing key %s (%s, %s): published now, signs from %s (in %s, --key-reload + --jwks-max-age), when the old %s key retires\n",
+				k.ID, k.Algorithm, useName(k.Use), k.NotBefore.UTC().Format(time.RFC3339), lead, useName(k.Use))
 			return nil
 		})
 	}
 	return rotate
+}
+
+// The names `tokend keys` gives key uses (store.Key.Use).
+const (
+	useAccess = "access" // store.UseAccess
+	useID     = "id"     // store.UseID
+)
+
+// useName returns the name of the key use u in `tokend keys` output.
+func useName(u string) string {
+	if u == store.UseAccess {
+		return useAccess
+	}
+	return u
+}
+
+// rotateFunc returns the rotation `tokend keys rotate --use use --alg alg`
+// asks for (algSet: --alg was given), or an error for a use or an
+// algorithm it may not have: an access key is EdDSA or ES256, as
+// `tokend serve --key-alg` allows, and an ID key RS256.
+func rotateFunc(use, alg string, algSet bool) (func(context.Context, store.Store, time.Time, time.Duration) (store.Key, error), error) {
+	switch use {
+	case useAccess:
+		if alg != keys.EdDSA && alg != keys.ES256 {
+			return nil, fmt.Errorf("--alg must be EdDSA or ES256 for an access-token key, not %q", alg)
+		}
+		return func(ctx context.Context, st store.Store, now time.Time, lead time.Duration) (store.Key, error) {
+			return keys.Rotate(ctx, st, alg, now, lead)
+		}, nil
+	case useID:
+		if algSet && alg != keys.RS256 {
+			return nil, fmt.Errorf("--alg must be RS256 for an ID-token key, not %q", alg)
+		}
+		return keys.RotateID, nil
+	}
+	return nil, fmt.Errorf("--use must be %s or %s, not %q", useAccess, useID, use)
 }
 
 // newKeysRevokeCmd is `tokend keys revoke`: withdraw a signing key, rotating first if it signs.
@@ -341,7 +382,7 @@ func newKeysRevokeCmd(cio *cmdIO) *cobra.Command {
 			}
 			fmt.Fprintf(cio.stdout, "revoked key %s: introspection refuses its tokens, no server signs with it or publishes it in its JWKS\n", args[0])
 			if next.ID != "" {
-				fmt.Fprintf(cio.stdout, "new signing key %s (%s): signs now, on every server\n", next.ID, next.Algorithm)
+				fmt.Fprintf(cio.stdout, "new signing key %s (%s, %s): signs now, on every server\n", next.ID, next.Algorithm, useName(next.Use))
 			}
 			return nil
 		})

@@ -25,6 +25,7 @@ import (
 
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/secrets"
+	"github.com/tokend/tokend/store"
 	"github.com/tokend/tokend/store/memory"
 	"github.com/tokend/tokend/store/sealed"
 	"github.com/tokend/tokend/store/sqlite"
@@ -173,17 +174,19 @@ func TestEncryptionCommands(t *testing.T) {
 	}
 	ks, _ := st.ListKeys(ctx)
 	kid := ks[0].ID
+	// keys.Load stores two keys since ID tokens, the access-token key
+	// and the ID-token key: with the secret, 3 values.
 	steps := []struct {
 		op   string
 		ring sealed.Keyring
 		want []string
 	}{
-		{"status", sealed.Keyring{}, []string{"key " + kid + " in clear", "secret refresh-successor in clear", "2 in clear"}},
-		{"seal", sealed.Keyring{Current: k1}, []string{"2 values now sealed under operator key " + k1.ID() + " (were 2 in clear)"}},
-		{"status", sealed.Keyring{}, []string{"key " + kid + " sealed under " + k1.ID(), "2 sealed under " + k1.ID()}},
-		{"rotate", sealed.Keyring{Current: k2, Old: []*sealed.Key{k1}}, []string{"now sealed under operator key " + k2.ID() + " (were 2 sealed under " + k1.ID() + ")", "destroy the old key"}},
-		{"unseal", sealed.Keyring{Old: []*sealed.Key{k2}}, []string{"2 values now in clear (were 2 sealed under " + k2.ID() + ")"}},
-		{"status", sealed.Keyring{}, []string{"2 in clear"}},
+		{"status", sealed.Keyring{}, []string{"key " + kid + " in clear", "secret refresh-successor in clear", "3 in clear"}},
+		{"seal", sealed.Keyring{Current: k1}, []string{"3 values now sealed under operator key " + k1.ID() + " (were 3 in clear)"}},
+		{"status", sealed.Keyring{}, []string{"key " + kid + " sealed under " + k1.ID(), "3 sealed under " + k1.ID()}},
+		{"rotate", sealed.Keyring{Current: k2, Old: []*sealed.Key{k1}}, []string{"now sealed under operator key " + k2.ID() + " (were 3 sealed under " + k1.ID() + ")", "destroy the old key"}},
+		{"unseal", sealed.Keyring{Old: []*sealed.Key{k2}}, []string{"3 values now in clear (were 3 sealed under " + k2.ID() + ")"}},
+		{"status", sealed.Keyring{}, []string{"3 in clear"}},
 	}
 	for _, s := range steps {
 		var out strings.Builder
@@ -409,7 +412,9 @@ func TestServeSealedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks, err := raw.ListKeys(ctx)
-	if err != nil || len(ks) != 1 || ks[0].ID != kid {
+	// Two keys since ID tokens: the access-token key, kid, and the
+	// ID-token key serve created beside it.
+	if err != nil || len(ks) != 2 || ks[0].ID != kid || ks[1].Use != store.UseID {
 		t.Fatalf("stored keys %v, %v", ks, err)
 	}
 	secret, err := raw.Secret(ctx, secrets.Name, []byte("unused: the secret exists"))
@@ -426,7 +431,7 @@ func TestServeSealedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := hex.DecodeString(k.ID())
-	for _, v := range [][]byte{ks[0].Private, secret} {
+	for _, v := range [][]byte{ks[0].Private, ks[1].Private, secret} {
 		if !bytes.HasPrefix(v, append([]byte("tks1"), id...)) {
 			t.Fatalf("a value is stored as %x..., not sealed under %s", v[:8], k.ID())
 		}
@@ -434,7 +439,8 @@ func TestServeSealedStore(t *testing.T) {
 	files, _ := filepath.Glob(dbPath + "*")
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, clearKeys[0].Private[len(clearKeys[0].Private)-32:]) || bytes.Contains(b, clearSecret) {
+		if bytes.Contains(b, clearKeys[0].Private[len(clearKeys[0].Private)-32:]) || bytes.Contains(b, clearSecret) ||
+			bytes.Contains(b, clearKeys[1].Private[len(clearKeys[1].Private)-32:]) {
 			t.Fatalf("%s holds the private key or the secret in clear", filepath.Base(f))
 		}
 	}
@@ -443,8 +449,9 @@ func TestServeSealedStore(t *testing.T) {
 	// successor for a retried refresh token.
 	base, stop = serveInProcess(t, &logs, "--store", storeURL, "--encryption-key-file", keyFile)
 	cfg.Endpoint.TokenURL = base + "/oauth/token"
-	if set := jwks(t, base); len(set.Keys) != 1 || set.Keys[0].KeyID != kid {
-		t.Fatalf("after the restart the JWKS is %+v, want the key %s", set.Keys, kid)
+	// The ID-token key joins the JWKS since ID tokens, also unchanged.
+	if set := jwks(t, base); len(set.Keys) != 2 || set.Keys[0].KeyID != kid || set.Keys[1].KeyID != ks[1].ID {
+		t.Fatalf("after the restart the JWKS is %+v, want the key %s and the ID-token key %s", set.Keys, kid, ks[1].ID)
 	}
 	if again := refresh(login.RefreshToken); again != rt1 {
 		t.Fatal("after the restart a retried refresh token gets another successor: the secret changed")

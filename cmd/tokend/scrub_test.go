@@ -75,8 +75,10 @@ func TestSealWhileServing(t *testing.T) {
 	if err := refresh(); err != nil {
 		t.Fatal(err)
 	}
-	clear := storedValues(t, dbPath) // two private keys and the secret
-	if len(clear) != 3 || sqlitetest.Holding(t, dbPath, clear) == nil {
+	// Three private keys (two access-token keys and, since ID tokens, the
+	// ID-token key that serve created) and the secret.
+	clear := storedValues(t, dbPath)
+	if len(clear) != 4 || sqlitetest.Holding(t, dbPath, clear) == nil {
 		t.Fatalf("%d values in clear, found in %v: the test would prove nothing", len(clear), sqlitetest.Holding(t, dbPath, clear))
 	}
 
@@ -106,7 +108,7 @@ func TestSealWhileServing(t *testing.T) {
 		return code, out, errOut
 	}
 	code, out, errOut := during("encryption", "seal", "--key-file", k1File)
-	if code != 0 || !strings.Contains(out, "3 values now sealed under operator key "+k1.ID()) ||
+	if code != 0 || !strings.Contains(out, "4 values now sealed under operator key "+k1.ID()) || // the ID-token key joined the 3
 		!strings.Contains(out, "the database files hold no old copy") || !strings.Contains(out, "tokend keys rotate and tokend secrets rotate") {
 		t.Fatalf("seal: exit %d: %q %q", code, out, errOut)
 	}
@@ -125,7 +127,7 @@ func TestSealWhileServing(t *testing.T) {
 	underK2 := storedValues(t, dbPath)
 
 	code, out, errOut = during("encryption", "unseal", "--old-key-file", k2File)
-	if code != 0 || !strings.Contains(out, "3 values now in clear") {
+	if code != 0 || !strings.Contains(out, "4 values now in clear") { // the ID-token key joined the 3
 		t.Fatalf("unseal: exit %d: %q %q", code, out, errOut)
 	}
 	if found := sqlitetest.Holding(t, dbPath, append(underK2, underK1...)); found != nil {

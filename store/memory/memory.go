@@ -228,10 +228,8 @@ func (s *Store) createKeyLocked(k store.Key) error {
 func (s *Store) CreateKeyIfNone(_ context.Context, k store.Key) (store.Key, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := len(s.keys) - 1; i >= 0; i-- {
-		if s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
-			return cloneKey(s.keys[i]), nil
-		}
+	if i := s.activeKeyLocked(k.Use); i >= 0 {
+		return cloneKey(s.keys[i]), nil
 	}
 	if err := s.createKeyLocked(k); err != nil {
 		return store.Key{}, err
@@ -244,11 +242,8 @@ func (s *Store) RotateKey(_ context.Context, k store.Key, prev string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	newest := ""
-	for i := len(s.keys) - 1; i >= 0; i-- {
-		if s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
-			newest = s.keys[i].ID
-			break
-		}
+	if i := s.activeKeyLocked(k.Use); i >= 0 {
+		newest = s.keys[i].ID
 	}
 	if newest != prev {
 		return fmt.Errorf("memory: rotate key: the newest active key is %q, not %q: %w", newest, prev, store.ErrConflict)
@@ -257,11 +252,22 @@ func (s *Store) RotateKey(_ context.Context, k store.Key, prev string) error {
 		return err
 	}
 	for i := range s.keys[:len(s.keys)-1] {
-		if s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
+		if s.keys[i].Use == k.Use && s.keys[i].RetiredAt.IsZero() && s.keys[i].RevokedAt.IsZero() {
 			s.keys[i].RetiredAt = k.NotBefore
 		}
 	}
 	return nil
+}
+
+// activeKeyLocked returns the index of the newest key of use that is
+// neither retired nor revoked, or -1; s.mu is held.
+func (s *Store) activeKeyLocked(use string) int {
+	for i := len(s.keys) - 1; i >= 0; i-- {
+		if k := s.keys[i]; k.Use == use && k.RetiredAt.IsZero() && k.RevokedAt.IsZero() {
+			return i
+		}
+	}
+	return -1
 }
 
 // ListKeys implements store.Store.

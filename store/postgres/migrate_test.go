@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -107,5 +108,45 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	if _, _, err := s.LegacyToken(ctx, h2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a legacy token of a deleted family: %v; want store.ErrNotFound", err)
+	}
+}
+
+// Keys stored before keys had a use (schema version 6) read as access
+// keys after the upgrade, and an ID key is kept apart from them.
+func TestMigrateKeyUse(t *testing.T) {
+	u := newSchema(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 6; v++ {
+		q, err := os.ReadFile(fmt.Sprintf("migrations/%d.sql", v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(q)); err != nil {
+			t.Fatalf("migration %d: %v", v, err)
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO keys (id, algorithm, private, created_at) VALUES ('k1', 'EdDSA', '\\xaa', $1)", t0); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, u)
+	ks, err := s.ListKeys(ctx)
+	if err != nil || len(ks) != 1 || ks[0].ID != "k1" || ks[0].Use != store.UseAccess {
+		t.Fatalf("keys after the upgrade: %+v %v; want k1, an access key", ks, err)
+	}
+	k := store.Key{ID: "i1", Algorithm: "RS256", Private: []byte{0xbb}, Use: store.UseID, CreatedAt: t0}
+	if got, err := s.CreateKeyIfNone(ctx, k); err != nil || got.ID != "i1" || got.Use != store.UseID {
+		t.Fatalf("first ID key beside an old access key: %+v %v", got, err)
 	}
 }

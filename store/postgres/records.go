@@ -215,18 +215,20 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 }
 
 const (
-	keyCols   = "id, algorithm, private, created_at, not_before, retired_at, revoked_at"
-	insertKey = "INSERT INTO keys (" + keyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	keyCols   = "id, algorithm, private, use, created_at, not_before, retired_at, revoked_at"
+	insertKey = "INSERT INTO keys (" + keyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+	// activeKey selects the newest active key of a use ($1).
+	activeKey = " FROM keys WHERE use = $1 AND retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1"
 )
 
 func keyArgs(k store.Key) []any {
-	return []any{k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.NotBefore), tin(k.RetiredAt), tin(k.RevokedAt)}
+	return []any{k.ID, k.Algorithm, k.Private, k.Use, tin(k.CreatedAt), tin(k.NotBefore), tin(k.RetiredAt), tin(k.RevokedAt)}
 }
 
 func scanKey(r row) (store.Key, error) {
 	var k store.Key
 	var created, notBefore, retired, revoked pgtype.Timestamptz
-	err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &notBefore, &retired, &revoked)
+	err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &k.Use, &created, &notBefore, &retired, &revoked)
 	k.CreatedAt, k.NotBefore, k.RetiredAt, k.RevokedAt = tout(created), tout(notBefore), tout(retired), tout(revoked)
 	return k, err
 }
@@ -234,15 +236,14 @@ func scanKey(r row) (store.Key, error) {
 // CreateKeyIfNone implements store.Store: one transaction that first locks
 // the keys table against every other writer (SHARE ROW EXCLUSIVE conflicts
 // with itself and with INSERT and UPDATE, not with reads), then looks for
-// an active key and inserts k if there is none.
+// an active key of k.Use and inserts k if there is none.
 func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
 	var out store.Key
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "LOCK TABLE keys IN SHARE ROW EXCLUSIVE MODE"); err != nil {
 			return err
 		}
-		got, err := scanKey(tx.QueryRow(ctx,
-			"SELECT "+keyCols+" FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1"))
+		got, err := scanKey(tx.QueryRow(ctx, "SELECT "+keyCols+activeKey, k.Use))
 		switch {
 		case err == nil:
 			out = got
@@ -263,8 +264,8 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 }
 
 // RotateKey implements store.Store: one transaction that locks the keys
-// table against other writers, checks the newest active key, retires the
-// active keys and stores k.
+// table against other writers, checks the newest active key of k.Use,
+// retires the active keys of k.Use and stores k.
 func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
 	conflict := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -272,7 +273,7 @@ func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
 			return err
 		}
 		var newest string
-		err := tx.QueryRow(ctx, "SELECT id FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1").Scan(&newest)
+		err := tx.QueryRow(ctx, "SELECT id"+activeKey, k.Use).Scan(&newest)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
@@ -280,7 +281,7 @@ func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
 			conflict = true
 			return nil
 		}
-		if _, err := tx.Exec(ctx, "UPDATE keys SET retired_at = $1 WHERE retired_at IS NULL AND revoked_at IS NULL", tin(k.NotBefore)); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE keys SET retired_at = $1 WHERE use = $2 AND retired_at IS NULL AND revoked_at IS NULL", tin(k.NotBefore), k.Use); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, insertKey, keyArgs(k)...)

@@ -270,21 +270,22 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 
 // keyFields is the kid, then the field/value pairs of k's hash.
 func keyFields(k store.Key) []any {
-	return []any{k.ID, "id", k.ID, "alg", k.Algorithm, "priv", k.Private, "created", enc(k.CreatedAt),
+	return []any{k.ID, "id", k.ID, "alg", k.Algorithm, "priv", k.Private, "use", k.Use, "created", enc(k.CreatedAt),
 		"notbefore", enc(k.NotBefore), "retired", enc(k.RetiredAt), "revoked", enc(k.RevokedAt)}
 }
 
-// keyFrom decodes a key's hash.
+// keyFrom decodes a key's hash. A hash stored before keys had a use has no
+// "use" field: its key signs access tokens (Use "").
 func keyFrom(m map[string]string) store.Key {
-	return store.Key{ID: m["id"], Algorithm: m["alg"], Private: []byte(m["priv"]), CreatedAt: dec(m["created"]),
+	return store.Key{ID: m["id"], Algorithm: m["alg"], Private: []byte(m["priv"]), Use: m["use"], CreatedAt: dec(m["created"]),
 		NotBefore: dec(m["notbefore"]), RetiredAt: dec(m["retired"]), RevokedAt: dec(m["revoked"])}
 }
 
 // CreateKeyIfNone implements store.Store: one Lua script looks through the
-// key index for an active key and creates k only if there is none.
+// key index for an active key of k.Use and creates k only if there is none.
 func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
 	id, err := createKeyIfNoneScript.Run(ctx, s.rdb, []string{s.keyKey(k.ID), s.p + "keys", s.p + "keyseq"},
-		append([]any{s.p}, keyFields(k)...)...).Text()
+		append([]any{s.p, k.Use}, keyFields(k)...)...).Text()
 	if errors.Is(err, goredis.Nil) {
 		return store.Key{}, fmt.Errorf("redis: key %q: %w", k.ID, store.ErrExists)
 	}
@@ -305,10 +306,10 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 }
 
 // RotateKey implements store.Store: one Lua script checks the newest
-// active key, retires the active keys and stores k.
+// active key of k.Use, retires the active keys of k.Use and stores k.
 func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
 	n, err := rotateKeyScript.Run(ctx, s.rdb, []string{s.keyKey(k.ID), s.p + "keys", s.p + "keyseq"},
-		append([]any{s.p, prev, enc(k.NotBefore)}, keyFields(k)...)...).Int()
+		append([]any{s.p, k.Use, prev, enc(k.NotBefore)}, keyFields(k)...)...).Int()
 	switch {
 	case err != nil:
 		return wrap("rotate key", err)

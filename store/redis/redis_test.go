@@ -309,3 +309,39 @@ func TestOpenRefusesBraces(t *testing.T) {
 		t.Fatal("a prefix with a hash tag was accepted")
 	}
 }
+
+// A key hash stored before keys had a use has no "use" field: it reads as
+// an access key, counts as the active access key, and leaves room for an
+// ID key beside it.
+func TestKeyWithoutUse(t *testing.T) {
+	ctx := t.Context()
+	prefix := newPrefix(t)
+	s := open(t, prefix, &redis.Options{CallerClock: true})
+	c := client(t)
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	old := store.Key{ID: "old", Algorithm: "EdDSA", Private: []byte("old"), CreatedAt: at}
+	if err := s.CreateKey(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HDel(ctx, prefix+"key:old", "use").Err(); err != nil { // as an older tokend stored it
+		t.Fatal(err)
+	}
+	ks, err := s.ListKeys(ctx)
+	if err != nil || len(ks) != 1 || ks[0].ID != "old" || ks[0].Use != store.UseAccess {
+		t.Fatalf("ListKeys = %+v, %v; want the old key, of use access", ks, err)
+	}
+	if got, err := s.CreateKeyIfNone(ctx, store.Key{ID: "a2", Algorithm: "EdDSA", Private: []byte("x"), CreatedAt: at}); err != nil || got.ID != "old" {
+		t.Fatalf("CreateKeyIfNone of an access key = %+v, %v; want the old key", got, err)
+	}
+	id := store.Key{ID: "i1", Algorithm: "RS256", Private: []byte("i1"), Use: store.UseID, CreatedAt: at}
+	if got, err := s.CreateKeyIfNone(ctx, id); err != nil || got.ID != "i1" || got.Use != store.UseID {
+		t.Fatalf("CreateKeyIfNone of an ID key = %+v, %v; want it stored", got, err)
+	}
+	next := store.Key{ID: "a3", Algorithm: "EdDSA", Private: []byte("a3"), CreatedAt: at, NotBefore: at.Add(time.Minute)}
+	if err := s.RotateKey(ctx, next, "old"); err != nil {
+		t.Fatalf("RotateKey from the old key: %v", err)
+	}
+	if ks, err = s.ListKeys(ctx); err != nil || len(ks) != 3 || !ks[0].RetiredAt.Equal(next.NotBefore) || !ks[1].RetiredAt.IsZero() {
+		t.Fatalf("after rotating the access key: %+v, %v; want the old key retired and the ID key not", ks, err)
+	}
+}

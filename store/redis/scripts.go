@@ -233,47 +233,51 @@ redis.call('ZADD', KEYS[2], seq, ARGV[1])
 return 1
 `)
 
-// createKeyIfNoneScript is createKeyScript, but only if no key is active
-// (neither retired nor revoked): it returns the kid of the newest active
-// key, ARGV[2] when it created that key itself, and nil if the kid is
-// taken. KEYS: the key hash, the key index, the sequence. ARGV: key prefix,
-// kid, then field/value pairs. The hashes of the other keys are named from
-// the prefix, as the index lists them.
+// createKeyIfNoneScript is createKeyScript, but only if no key of the
+// new key's use is active (neither retired nor revoked): it returns the
+// kid of the newest active key of that use, ARGV[3] when it created that
+// key itself, and nil if the kid is taken. KEYS: the key hash, the key
+// index, the sequence. ARGV: key prefix, use, kid, then field/value pairs.
+// The hashes of the other keys are named from the prefix, as the index
+// lists them; a hash without a use field (stored before keys had uses) is
+// of use "".
 var createKeyIfNoneScript = goredis.NewScript(`
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 for i = #ids, 1, -1 do
-  local k = redis.call('HMGET', ARGV[1] .. 'key:' .. ids[i], 'alg', 'retired', 'revoked')
-  if k[1] and (not k[2] or k[2] == '') and (not k[3] or k[3] == '') then return ids[i] end
+  local k = redis.call('HMGET', ARGV[1] .. 'key:' .. ids[i], 'alg', 'retired', 'revoked', 'use')
+  if k[1] and (not k[2] or k[2] == '') and (not k[3] or k[3] == '') and (k[4] or '') == ARGV[2] then return ids[i] end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[2], seq, ARGV[2])
-return ARGV[2]
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], seq, ARGV[3])
+return ARGV[3]
 `)
 
 // rotateKeyScript is RotateKey's compare-and-set: if the newest active key
-// (neither retired nor revoked) is ARGV[2] ("" for none), it retires every
-// active key at ARGV[3] and stores the new key as createKeyScript does.
-// Returns 1 on success, 0 if another key is the newest active one, -1 if
-// the kid is taken. KEYS: the new key's hash, the key index, the sequence.
-// ARGV: key prefix, prev, retired time, kid, then field/value pairs.
+// (neither retired nor revoked) of the new key's use is ARGV[3] ("" for
+// none), it retires every active key of that use at ARGV[4] and stores the
+// new key as createKeyScript does. Returns 1 on success, 0 if another key
+// is the newest active one, -1 if the kid is taken. KEYS: the new key's
+// hash, the key index, the sequence. ARGV: key prefix, use, prev, retired
+// time, kid, then field/value pairs. A hash without a use field is of use
+// "".
 var rotateKeyScript = goredis.NewScript(`
 local newest, active = '', {}
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 for i = #ids, 1, -1 do
-  local k = redis.call('HMGET', ARGV[1] .. 'key:' .. ids[i], 'alg', 'retired', 'revoked')
-  if k[1] and (not k[2] or k[2] == '') and (not k[3] or k[3] == '') then
+  local k = redis.call('HMGET', ARGV[1] .. 'key:' .. ids[i], 'alg', 'retired', 'revoked', 'use')
+  if k[1] and (not k[2] or k[2] == '') and (not k[3] or k[3] == '') and (k[4] or '') == ARGV[2] then
     if newest == '' then newest = ids[i] end
     active[#active + 1] = ids[i]
   end
 end
-if newest ~= ARGV[2] then return 0 end
+if newest ~= ARGV[3] then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-for _, id in ipairs(active) do redis.call('HSET', ARGV[1] .. 'key:' .. id, 'retired', ARGV[3]) end
+for _, id in ipairs(active) do redis.call('HSET', ARGV[1] .. 'key:' .. id, 'retired', ARGV[4]) end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('ZADD', KEYS[2], seq, ARGV[4])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[2], seq, ARGV[5])
 return 1
 `)
 

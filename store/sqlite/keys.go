@@ -16,18 +16,20 @@ func (s *Store) CreateKey(ctx context.Context, k store.Key) error {
 }
 
 const (
-	keyCols   = "id, algorithm, private, created_at, not_before, retired_at, revoked_at"
-	insertKey = "INSERT INTO keys (" + keyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?)"
+	keyCols   = "id, algorithm, private, use, created_at, not_before, retired_at, revoked_at"
+	insertKey = "INSERT INTO keys (" + keyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+	// activeKey selects the newest active key of a use (the argument).
+	activeKey = " FROM keys WHERE use = ? AND retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1"
 )
 
 func keyArgs(k store.Key) []any {
-	return []any{k.ID, k.Algorithm, k.Private, tin(k.CreatedAt), tin(k.NotBefore), tin(k.RetiredAt), tin(k.RevokedAt)}
+	return []any{k.ID, k.Algorithm, k.Private, k.Use, tin(k.CreatedAt), tin(k.NotBefore), tin(k.RetiredAt), tin(k.RevokedAt)}
 }
 
 func scanKey(r interface{ Scan(...any) error }) (store.Key, error) {
 	var k store.Key
 	var created, notBefore, retired, revoked sql.NullInt64
-	err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &notBefore, &retired, &revoked)
+	err := r.Scan(&k.ID, &k.Algorithm, &k.Private, &k.Use, &created, &notBefore, &retired, &revoked)
 	k.CreatedAt, k.NotBefore, k.RetiredAt, k.RevokedAt = tout(created), tout(notBefore), tout(retired), tout(revoked)
 	return k, err
 }
@@ -37,8 +39,7 @@ func scanKey(r interface{ Scan(...any) error }) (store.Key, error) {
 func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, error) {
 	var out store.Key
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		got, err := scanKey(s.txQueryRow(ctx, tx,
-			"SELECT "+keyCols+" FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1"))
+		got, err := scanKey(s.txQueryRow(ctx, tx, "SELECT "+keyCols+activeKey, k.Use))
 		switch {
 		case err == nil:
 			out = got
@@ -66,14 +67,14 @@ func (s *Store) CreateKeyIfNone(ctx context.Context, k store.Key) (store.Key, er
 func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var newest string
-		err := s.txQueryRow(ctx, tx, "SELECT id FROM keys WHERE retired_at IS NULL AND revoked_at IS NULL ORDER BY seq DESC LIMIT 1").Scan(&newest)
+		err := s.txQueryRow(ctx, tx, "SELECT id"+activeKey, k.Use).Scan(&newest)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return dbErr("rotate key", err)
 		}
 		if newest != prev {
 			return fmt.Errorf("sqlite: rotate key: the newest active key is %q, not %q: %w", newest, prev, store.ErrConflict)
 		}
-		if _, err := s.txExec(ctx, tx, "UPDATE keys SET retired_at = ? WHERE retired_at IS NULL AND revoked_at IS NULL", tin(k.NotBefore)); err != nil {
+		if _, err := s.txExec(ctx, tx, "UPDATE keys SET retired_at = ? WHERE use = ? AND retired_at IS NULL AND revoked_at IS NULL", tin(k.NotBefore), k.Use); err != nil {
 			return dbErr("rotate key", err)
 		}
 		_, err = s.txExec(ctx, tx, insertKey, keyArgs(k)...)

@@ -146,6 +146,14 @@ func TestMigrateV1(t *testing.T) {
 	must(t, s.CreateSession(ctx, store.Session{ID: "s", Subject: "alice", CreatedAt: v1, ExpiresAt: v1.Add(time.Hour)}))
 	must(t, s.PutConsent(ctx, store.Consent{Subject: "alice", ClientID: "web", Scopes: []string{"read"}, GrantedAt: v1}))
 
+	// What version 6 added: the keys stored before sign access tokens,
+	// and a key of another use is kept apart from them.
+	if ks[0].Use != store.UseAccess || ks[1].Use != store.UseAccess {
+		t.Fatalf("uses of the keys stored before version 6: %q, %q; want access", ks[0].Use, ks[1].Use)
+	}
+	if k, err := s.CreateKeyIfNone(ctx, store.Key{ID: "i1", Algorithm: "RS256", Private: []byte{0xdd}, Use: store.UseID, CreatedAt: v1}); err != nil || k.ID != "i1" {
+		t.Fatalf("first ID key after the upgrade: %+v %v", k, err)
+	}
 	// What version 4 added.
 	must(t, s.CreateClient(ctx, store.Client{ID: "spa", Origins: []string{"http://localhost:5173"}, Cookie: true, CreatedAt: v1}))
 	if c, err := s.GetClient(ctx, "spa"); err != nil || fmt.Sprint(c.Origins) != "[http://localhost:5173]" || !c.Cookie {

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Keys", testKeys},
 		{"CreateKeyIfNone", testCreateKeyIfNone},
 		{"RotateKey", testRotateKey},
+		{"KeyUses", testKeyUses},
 		{"Secret", testSecret},
 		{"CreateFamily", testCreateFamily},
 		{"ListAndRevokeFamilies", testListRevoke},

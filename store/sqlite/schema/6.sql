@@ -1,0 +1,4 @@
+-- Version 6: what a signing key signs (store.Key.Use): '' access tokens
+-- (every key stored before this version), 'id' OpenID Connect ID tokens.
+-- Keys of each use rotate apart.
+ALTER TABLE keys ADD COLUMN use TEXT NOT NULL DEFAULT '';
