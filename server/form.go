@@ -45,14 +45,15 @@ func readForm(r *http.Request) (url.Values, error) {
 	return parseForm(string(body))
 }
 
-// parseForm parses a urlencoded body and rejects repeated parameters.
+// parseForm parses a urlencoded body and rejects repeated parameters,
+// but for resource, which RFC 8707 §2 lets repeat.
 func parseForm(body string) (url.Values, error) {
 	v, err := url.ParseQuery(body)
 	if err != nil {
 		return nil, errInvalidRequest("malformed form body")
 	}
 	for k, vs := range v {
-		if len(vs) > 1 {
+		if len(vs) > 1 && k != "resource" {
 			return nil, errInvalidRequest("parameter " + quoteParam(k) + " repeated")
 		}
 	}

@@ -145,27 +145,11 @@ func (s *Server) introspect(ctx context.Context, r *http.Request) (map[string]an
 	if err != nil {
 		return nil, err
 	}
-	// RFC 7662 §2.2: a token past its exp is inactive. The verifier allows
-	// clock skew; the issuer judges its own tokens on its own clock.
-	if !ok || c.clientID != client.ID || !now.Before(time.Unix(c.exp, 0)) {
+	if !ok || c.clientID != client.ID {
 		return inactive, nil
 	}
-	if c.sid == "" {
-		revoked, err := s.store.AccessTokenRevoked(ctx, c.jti)
-		if err != nil {
-			return nil, fmt.Errorf("access-token deny-list: %w", err)
-		}
-		if revoked {
-			return inactive, nil
-		}
-	} else {
-		f, err := s.store.GetFamily(ctx, c.sid)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !f.RevokedAt.IsZero() {
-			return inactive, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("get family: %w", err)
-		}
+	if active, err := s.accessActive(ctx, c, now); err != nil || !active {
+		return inactive, err
 	}
 	out := map[string]any{"active": true, "token_type": "access_token", "client_id": c.clientID,
 		"sub": c.subject, "exp": c.exp, "iat": c.iat, "jti": c.jti, "iss": s.cfg.Issuer, "aud": c.aud}
@@ -173,6 +157,31 @@ func (s *Server) introspect(ctx context.Context, r *http.Request) (map[string]an
 		out["scope"] = c.scope
 	}
 	return out, nil
+}
+
+// accessActive reports whether a verified access token is still active
+// at now: before its exp, judged on this server's clock (the verifier
+// allows clock skew; RFC 7662 §2.2), and neither on the deny-list (a
+// token of no family) nor of a family that is revoked or gone.
+func (s *Server) accessActive(ctx context.Context, c accessClaims, now time.Time) (bool, error) {
+	if !now.Before(time.Unix(c.exp, 0)) {
+		return false, nil
+	}
+	if c.sid == "" {
+		revoked, err := s.store.AccessTokenRevoked(ctx, c.jti)
+		if err != nil {
+			return false, fmt.Errorf("access-token deny-list: %w", err)
+		}
+		return !revoked, nil
+	}
+	f, err := s.store.GetFamily(ctx, c.sid)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !f.RevokedAt.IsZero() {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get family: %w", err)
+	}
+	return true, nil
 }
 
 // introspectRefresh answers for a refresh token: active while it is its

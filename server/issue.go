@@ -16,10 +16,27 @@ import (
 // family's ID too.
 func (s *Server) startFamily(ctx context.Context, req issueRequest) (*tokenResponse, string, error) {
 	now := s.now()
+	f, rt, err := s.newFamily(req, now)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.store.CreateFamily(ctx, f); err != nil {
+		return nil, "", fmt.Errorf("create family: %w", err)
+	}
+	resp, err := s.issueFirst(ctx, req, f, rt, now)
+	if err != nil {
+		return nil, "", err
+	}
+	return resp, f.ID, nil
+}
+
+// newFamily returns a family for req starting at now, not yet stored,
+// and its first refresh token.
+func (s *Server) newFamily(req issueRequest, now time.Time) (store.Family, string, error) {
 	id := newID()
 	rt, err := s.refreshKeys.firstRefreshToken(id)
 	if err != nil {
-		return nil, "", err
+		return store.Family{}, "", err
 	}
 	f := store.Family{
 		ID:         id,
@@ -33,19 +50,22 @@ func (s *Server) startFamily(ctx context.Context, req issueRequest) (*tokenRespo
 		ExpiresAt:  now.Add(s.cfg.RefreshAbsolute),
 		TokenHash:  hashToken(rt),
 	}.IdleUntil(now.Add(s.cfg.RefreshIdle))
-	if err := s.store.CreateFamily(ctx, f); err != nil {
-		return nil, "", fmt.Errorf("create family: %w", err)
-	}
+	return f, rt, nil
+}
+
+// issueFirst issues the first token pair of family f, just stored with
+// its first refresh token rt, once its owners are confirmed.
+func (s *Server) issueFirst(ctx context.Context, req issueRequest, f store.Family, rt string, now time.Time) (*tokenResponse, error) {
 	if err := s.confirmOwners(ctx, req, f.ID); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	req.family = f.ID
 	resp, err := s.issue(ctx, req)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	resp.RefreshToken, resp.refreshExpires = rt, refreshExpiry(f, false, 0, now)
-	return resp, f.ID, nil
+	return resp, nil
 }
 
 // confirmOwners re-reads, once a family is stored, the client and the
@@ -94,6 +114,9 @@ type issueRequest struct {
 	family  string        // sid; empty without a refresh token
 	claims  []byte        // custom claims, a JSON object
 	ttl     time.Duration // overrides Config.AccessTTL if positive
+	// audience, if set, is the access token's aud: the resources the
+	// token is for (RFC 8707 §2). Empty: Config.Audience.
+	audience []string
 }
 
 // issue signs an access token (RFC 9068), to expire at accessExpiry.
@@ -110,6 +133,9 @@ func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, e
 	claims["iss"] = s.cfg.Issuer
 	claims["sub"] = req.subject
 	claims["aud"] = s.cfg.Audience
+	if len(req.audience) > 0 {
+		claims["aud"] = req.audience
+	}
 	exp := accessExpiry(now, ttl)
 	claims["iat"] = now.Unix()
 	claims["exp"] = exp.Unix()

@@ -115,6 +115,8 @@ import (
 	"github.com/tokend/tokend/secrets"
 	"github.com/tokend/tokend/server/clientip"
 	"github.com/tokend/tokend/server/hashgate"
+	"github.com/tokend/tokend/server/loginpage"
+	"github.com/tokend/tokend/server/pkce"
 	"github.com/tokend/tokend/server/throttle"
 	"github.com/tokend/tokend/store"
 )
@@ -196,9 +198,21 @@ type Config struct {
 	// reuse and ends the family. Default DefaultGrace; negative disables.
 	Grace time.Duration
 
-	// Authenticate checks passwords for the password grant. Default: the
-	// store's built-in users (argon2id).
+	// Authenticate checks passwords for the password grant and the login
+	// page. Default: the store's built-in users (argon2id).
 	Authenticate Authenticator
+
+	// The login page and the browser session (authorize.go, login.go).
+	//
+	// SessionTTL is how long a browser session at tokend logs its user in
+	// to any client without the form (single sign-on). Default
+	// DefaultSessionTTL (12h).
+	SessionTTL time.Duration
+	// Templates is a directory whose templates and stylesheet replace the
+	// login pages' defaults (package loginpage says which files and what
+	// data each gets): operators brand the pages without rebuilding.
+	// Default "": the embedded pages.
+	Templates string
 	// Claims adds custom claims to access tokens. Optional.
 	Claims ClaimsFunc
 
@@ -328,6 +342,11 @@ type Server struct {
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
 
+	// pages render the login, consent, logout and error pages, and forms
+	// ties each form to its browser (login.go).
+	pages *loginpage.Pages
+	forms formsKey
+
 	// hashing admits password checks (builtinUser).
 	hashing *hashgate.Gate
 	// checkPassword is password.Check unless a test replaced it.
@@ -380,6 +399,9 @@ func New(cfg Config) (*Server, error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
 	}}
 	s.grants = s.newGrants()
+	if s.pages, err = loginpage.New(loginpage.Options{Dir: cfg.Templates}); err != nil {
+		return nil, fmt.Errorf("server: Config.Templates: %w", err)
+	}
 	s.routes()
 	return s, nil
 }
@@ -425,6 +447,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.JWKSMaxAge <= 0 {
 		c.JWKSMaxAge = time.Minute
 	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -448,6 +473,13 @@ func (s *Server) routes() {
 	}
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.instrument("jwks", s.handleJWKS))
 	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.instrument("metadata", s.handleMetadata))
+	s.mux.HandleFunc("GET /.well-known/openid-configuration", s.instrument("metadata", s.handleMetadata))
+	s.mux.HandleFunc(authorizePath, s.instrument("authorize", s.handleAuthorize))
+	s.mux.HandleFunc(loginPath, s.instrument("login", s.handleLogin))
+	s.mux.HandleFunc(consentPath, s.instrument("consent", s.handleConsent))
+	s.mux.HandleFunc(logoutPath, s.instrument("logout", s.handleLogout))
+	s.mux.HandleFunc(userinfoPath, s.instrument("userinfo", s.handleUserInfo))
+	s.mux.Handle("GET "+loginpage.DefaultStylePath, s.pages.StyleHandler())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPI)
@@ -489,18 +521,36 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(s.cfg.Signer.JWKS())
 }
 
+// handleMetadata serves the authorization server's metadata (RFC 8414
+// §2), which is also its OpenID Provider metadata (OpenID Connect
+// Discovery 1.0 §3): one document at both well-known addresses.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	iss := s.cfg.Issuer
+	algs := []string{}
+	if is, ok := s.cfg.Signer.(IDSigner); ok {
+		algs = append(algs, is.IDAlgorithm())
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                        iss,
-		"token_endpoint":                                iss + "/oauth/token",
-		"revocation_endpoint":                           iss + "/oauth/revoke",
-		"introspection_endpoint":                        iss + "/oauth/introspect",
-		"jwks_uri":                                      iss + "/.well-known/jwks.json",
-		"grant_types_supported":                         s.grantTypes(),
-		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"response_types_supported":                      []string{},
+		"issuer":                                         iss,
+		"authorization_endpoint":                         iss + authorizePath,
+		"token_endpoint":                                 iss + "/oauth/token",
+		"revocation_endpoint":                            iss + "/oauth/revoke",
+		"introspection_endpoint":                         iss + "/oauth/introspect",
+		"userinfo_endpoint":                              iss + userinfoPath,
+		"end_session_endpoint":                           iss + logoutPath,
+		"jwks_uri":                                       iss + "/.well-known/jwks.json",
+		"grant_types_supported":                          s.grantTypes(),
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"code_challenge_methods_supported":               []string{pkce.MethodS256},
+		"authorization_response_iss_parameter_supported": true,
+		"prompt_values_supported":                        []string{"none", "login", "consent"},
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          algs,
+		"scopes_supported":                               []string{"openid", "profile", "offline_access"},
+		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid", "preferred_username"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post"},
+		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
 	})
 }

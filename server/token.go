@@ -38,8 +38,10 @@ const (
 type grant struct {
 	// name is the grant_type.
 	name string
-	// public: a public client may use it (of tokend's grants, only the
-	// refresh_token grant: RFC 6749 §2.1, §10.1).
+	// public: a public client may use it (of tokend's grants, the
+	// authorization code grant, whose PKCE proves the client instead of a
+	// secret, RFC 7636 §1, and the refresh_token grant: RFC 6749 §2.1,
+	// §10.1).
 	public bool
 	// redeemsRefreshToken: the request presents a refresh token, as the
 	// refresh_token parameter or in cookie mode as the cookie.
@@ -52,6 +54,7 @@ type grant struct {
 // metadata lists them (RFC 8414 grant_types_supported).
 func (s *Server) newGrants() []grant {
 	return []grant{
+		{name: grantAuthorizationCode, public: true, answer: s.authorizationCode},
 		{name: grantClientCredentials, answer: s.clientCredentials},
 		{name: grantRefreshToken, public: true, redeemsRefreshToken: true, answer: s.refresh},
 		{name: grantPassword, answer: s.password},
@@ -96,6 +99,9 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IDToken is the OpenID Connect ID token of a code redeemed for the
+	// openid scope (OpenID Connect Core §3.1.3.3).
+	IDToken string `json:"id_token,omitempty"`
 
 	// expires is the access token's exp; ExpiresIn is stamped from it
 	// when the answer is written (lifetime.go).

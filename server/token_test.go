@@ -115,7 +115,7 @@ func TestErrorAnswers(t *testing.T) {
 		wwwAuthBasic bool
 	}{
 		{"missing grant_type", appID, appSecret, form(), 400, "invalid_request", false},
-		{"unknown grant", appID, appSecret, form("grant_type", "authorization_code"), 400, "unsupported_grant_type", false},
+		{"unknown grant", appID, appSecret, form("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), 400, "unsupported_grant_type", false},
 		{"bad secret", appID, "wrong", form("grant_type", "client_credentials"), 401, "invalid_client", true},
 		{"unknown client", "ghost", "x", form("grant_type", "client_credentials"), 401, "invalid_client", true},
 		{"no client", "", "", form("grant_type", "client_credentials"), 401, "invalid_client", true},

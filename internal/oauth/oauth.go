@@ -29,6 +29,14 @@ const (
 	AccessDenied           = "access_denied"
 	ServerError            = "server_error"
 	TemporarilyUnavailable = "temporarily_unavailable"
+	// RFC 6749 §4.1.2.1: errors of the authorization endpoint alone.
+	UnsupportedResponseType = "unsupported_response_type"
+	// OpenID Connect Core §3.1.2.6: the authorization server would need
+	// to show a page, and the request said prompt=none.
+	LoginRequired   = "login_required"
+	ConsentRequired = "consent_required"
+	// RFC 8707 §2: a resource indicator the client may not ask for.
+	InvalidTarget = "invalid_target"
 	// RFC 7009 §2.2.1: the server does not revoke this type of token.
 	UnsupportedTokenType = "unsupported_token_type"
 	// RFC 6750 §3.1: resource-server errors.

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tokend/tokend/server/pkce"
+	"github.com/tokend/tokend/store"
+)
+
+// authorizationCode is the authorization code grant (RFC 6749 §4.1.3):
+// the code the authorization endpoint issued is redeemed, once, by the
+// client it was issued to, from the redirect URI it was issued for, with
+// the PKCE code_verifier of its challenge (RFC 7636 §4.5). Redeeming it
+// starts a family in the same atomic step; a second redemption revokes
+// that family (RFC 6749 §4.1.2). Every refusal of the code itself is
+// invalid_grant, saying which check failed but nothing of the code.
+func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
+	c, form := req.client, req.form
+	code := form.Get("code")
+	if code == "" {
+		return nil, errInvalidRequest(`missing "code"`)
+	}
+	rec, err := s.store.GetAuthorizationCode(ctx, hashCode(code))
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && rec.ClientID != c.ID:
+		return nil, errInvalidGrant("invalid authorization code")
+	case err != nil:
+		return nil, fmt.Errorf("get authorization code: %w", err)
+	case rec.RedirectURI != "" && form.Get("redirect_uri") != rec.RedirectURI:
+		return nil, errInvalidGrant(`"redirect_uri" is not the one of the authorization request`)
+	}
+	if err := pkce.Verify(rec.CodeChallenge, form.Get("code_verifier")); err != nil {
+		return nil, errInvalidGrant(err.Error())
+	}
+	audience, err := narrowResources(form["resource"], rec.Resources)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	ireq := issueRequest{client: c, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
+	f, rt, err := s.newFamily(ireq, now)
+	if err != nil {
+		return nil, err
+	}
+	f.SessionID = rec.SessionID
+	if err := s.redeemCode(ctx, code, rec, f); err != nil {
+		return nil, err
+	}
+	resp, err := s.issueFirst(ctx, ireq, f, rt, now)
+	if err != nil {
+		return nil, err
+	}
+	if !allowsGrant(c, grantRefreshToken) {
+		resp.RefreshToken = "" // the family carries sid and revocation only
+	}
+	if openIDScope(rec.Scope) {
+		if resp.IDToken, err = s.idToken(ctx, c, rec, resp.AccessToken, now); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// redeemCode redeems the code by starting f (store.RedeemAuthorizationCode).
+func (s *Server) redeemCode(ctx context.Context, code string, rec store.AuthorizationCode, f store.Family) error {
+	_, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), f)
+	switch {
+	case errors.Is(err, store.ErrRedeemed):
+		s.metrics.revoked.WithLabelValues(store.ReasonCodeReplay).Inc()
+		s.log.WarnContext(ctx, "authorization code presented again; the family of its first redemption is revoked",
+			"client", rec.ClientID, "subject", rec.Subject, "family", rec.FamilyID)
+		return errInvalidGrant("invalid authorization code")
+	case errors.Is(err, store.ErrExpired):
+		return errInvalidGrant("the authorization code has expired")
+	case errors.Is(err, store.ErrNotFound):
+		return errInvalidGrant("invalid authorization code")
+	case err != nil:
+		return fmt.Errorf("redeem authorization code: %w", err)
+	}
+	return nil
+}
+
+// narrowResources returns the audience of the tokens of a code redeemed
+// with the resource parameters requested: those of the authorization
+// request if none, else the ones requested, each of which the
+// authorization request must have had (RFC 8707 §2.2).
+func narrowResources(requested, granted []string) ([]string, error) {
+	if len(requested) == 0 {
+		return granted, nil
+	}
+	var out []string
+	for _, r := range requested {
+		if !slices.Contains(granted, r) {
+			return nil, errInvalidTarget("the resource was not requested in the authorization request")
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
