@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tokend/tokend/server"
+	"github.com/tokend/tokend/server/redirecturi"
 	"github.com/tokend/tokend/store"
 )
 
@@ -91,13 +93,23 @@ a trusted backend mints for it: a backend created with --mint and
 A browser app lists the origins it runs on (--origin, as the browser
 sends them: scheme://host[:port]); the server answers CORS for them and
 refuses the client's requests from any other origin. With --cookie, its
-refresh token lives in the server's HttpOnly cookie instead of the page.`,
+refresh token lives in the server's HttpOnly cookie instead of the page.
+
+An app whose users log in through tokend's login page (the authorization
+code flow with PKCE; a single-page, mobile, desktop or CLI app, usually
+public) registers its redirect URIs (--redirect-uri, matched exactly; a
+loopback http://127.0.0.1/PATH matches any port, for native apps) and
+gets authorization_code,refresh_token by default. A third-party app
+(--third-party) asks its users' consent first. The password grant is
+never given by default: prefer the code flow (RFC 9700 §2.4).`,
 		Example: `  tokend client create --id demo --grant password,refresh_token
   SECRET=$(tokend client create --id demo --quiet)
   tokend client create --id backend --mint --grant refresh_token
   tokend client create --id spa --public
   tokend client create --id backend --mint --mint-for spa
-  tokend client create --id spa --public --origin http://localhost:5173 --cookie`,
+  tokend client create --id spa --public --origin http://localhost:5173 --cookie
+  tokend client create --id spa --public --redirect-uri http://localhost:5173/callback --origin http://localhost:5173
+  tokend client create --id cli --public --redirect-uri http://127.0.0.1/callback`,
 		Args: noArgs,
 	}
 	var o clientCreateOptions
@@ -123,6 +135,10 @@ type clientCreateOptions struct {
 	mintFor       string
 	origins       []string
 	cookie        bool
+	redirects     []string // --redirect-uri
+	postLogout    []string // --post-logout-redirect-uri
+	thirdParty    bool
+	resources     []string
 	asJSON, quiet bool
 	sf            *storeFlags
 }
@@ -131,13 +147,17 @@ type clientCreateOptions struct {
 func (o *clientCreateOptions) define(fs *pflag.FlagSet) {
 	fs.StringVar(&o.id, "id", "", "client ID (required)")
 	fs.StringVar(&o.secret, "secret", "", "client secret, at least 32 characters and random (default: 256 random bits, printed once)")
-	fs.BoolVar(&o.public, "public", false, "a public client, with no secret (refresh_token grant only)")
-	fs.StringVar(&o.grants, "grant", "client_credentials,refresh_token", "comma-separated grant types: client_credentials, refresh_token, password (with --public: refresh_token)")
+	fs.BoolVar(&o.public, "public", false, "a public client, with no secret (authorization_code with PKCE, and refresh_token)")
+	fs.StringVar(&o.grants, "grant", "client_credentials,refresh_token", "comma-separated grant types: authorization_code, client_credentials, refresh_token, password (with --public: authorization_code, refresh_token; with --redirect-uri the default is authorization_code,refresh_token)")
 	fs.StringVar(&o.scope, "scope", "", "space- or comma-separated scopes the client may request (default: any)")
 	fs.BoolVar(&o.mint, "mint", false, "may mint tokens for its users (POST /v1/tokens)")
 	fs.StringVar(&o.mintFor, "mint-for", "", "comma-separated public clients this client may start families for (with --mint)")
 	fs.StringSliceVar(&o.origins, "origin", nil, "browser origin allowed to use the client, scheme://host[:port] (repeatable, or comma-separated)")
 	fs.BoolVar(&o.cookie, "cookie", false, "cookie mode: the refresh token travels in the server's HttpOnly cookie (with --origin)")
+	fs.StringArrayVar(&o.redirects, "redirect-uri", nil, "redirect URI of the authorization code flow, matched exactly (a loopback http://127.0.0.1 or http://[::1] one on any port); https, http on loopback, or a private-use scheme such as com.example.app:/cb (repeatable)")
+	fs.StringArrayVar(&o.postLogout, "post-logout-redirect-uri", nil, "where the end-session endpoint may send the browser after a logout; the same rules (repeatable)")
+	fs.BoolVar(&o.thirdParty, "third-party", false, "a third-party client: users consent before it gets a code (first-party clients skip the consent page)")
+	fs.StringArrayVar(&o.resources, "resource", nil, "a resource indicator (RFC 8707) the client may ask tokens for, an absolute URI: the tokens' aud (repeatable)")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print only the secret, for SECRET=$(tokend client create ... -q)")
 	o.sf = addStoreFlags(fs, "encryption-")
@@ -164,14 +184,21 @@ func (o *clientCreateOptions) client(fs *pflag.FlagSet) (store.Client, error) {
 		return store.Client{}, usageErrorf("--cookie without --origin: cookie mode is for a browser app, whose origins the server must know to send it the cookie and to refuse other pages")
 	}
 	c := store.Client{ID: o.id, Grants: splitList(o.grants), Scopes: splitList(o.scope), Mint: o.mint, MintFor: splitList(o.mintFor),
-		Origins: origins, Cookie: o.cookie, CreatedAt: time.Now()}
+		Origins: origins, Cookie: o.cookie, RedirectURIs: o.redirects, PostLogoutRedirectURIs: o.postLogout,
+		ThirdParty: o.thirdParty, Resources: o.resources, CreatedAt: time.Now()}
+	if len(c.RedirectURIs) > 0 && !fs.Changed("grant") {
+		c.Grants = []string{"authorization_code", "refresh_token"}
+	}
 	for _, g := range c.Grants {
-		if g != "client_credentials" && g != "refresh_token" && g != "password" {
-			return store.Client{}, usageErrorf("unknown grant %q: want client_credentials, refresh_token or password", g)
+		if !slices.Contains(knownGrants, g) {
+			return store.Client{}, usageErrorf("unknown grant %q: want authorization_code, client_credentials, refresh_token or password", g)
 		}
 	}
 	if len(c.Grants) == 0 {
-		return store.Client{}, usageErrorf("--grant names no grant: want client_credentials, refresh_token or password")
+		return store.Client{}, usageErrorf("--grant names no grant: want authorization_code, client_credentials, refresh_token or password")
+	}
+	if err := checkRedirects(c); err != nil {
+		return store.Client{}, err
 	}
 	if o.public {
 		err = o.checkPublic(fs, &c)
@@ -181,11 +208,35 @@ func (o *clientCreateOptions) client(fs *pflag.FlagSet) (store.Client, error) {
 	return c, err
 }
 
+// knownGrants are the grant types a client may be given.
+var knownGrants = []string{"authorization_code", "client_credentials", "refresh_token", "password"}
+
+// checkRedirects checks c's redirect URIs, post-logout redirect URIs and
+// resources, and that the authorization code grant goes with a redirect
+// URI.
+func checkRedirects(c store.Client) error {
+	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
+		if err := redirecturi.Validate(u); err != nil {
+			return usageError{err: fmt.Errorf("redirect URI %q: %w", u, err), brief: true}
+		}
+	}
+	for _, r := range c.Resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || strings.ContainsAny(r, "# ") {
+			return usageErrorf("--resource %q: want an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+	}
+	if slices.Contains(c.Grants, "authorization_code") && len(c.RedirectURIs) == 0 {
+		return usageErrorf("the authorization_code grant needs at least one --redirect-uri")
+	}
+	return nil
+}
+
 // checkPublic checks the flags of a public client c. A public client
 // cannot authenticate, and the server accepts it only where no
-// authentication is needed: refreshing a token it was given.
+// authentication is needed: the authorization code grant, whose PKCE
+// proves the client, and refreshing a token it was given.
 func (o *clientCreateOptions) checkPublic(fs *pflag.FlagSet, c *store.Client) error {
-	if !fs.Changed("grant") {
+	if !fs.Changed("grant") && len(c.RedirectURIs) == 0 {
 		c.Grants = []string{"refresh_token"}
 	}
 	switch {
@@ -195,8 +246,8 @@ func (o *clientCreateOptions) checkPublic(fs *pflag.FlagSet, c *store.Client) er
 		return usageErrorf("--public and --mint: minting needs the client's secret; create a confidential backend client with --mint")
 	case fs.Changed("mint-for"):
 		return usageErrorf("--public and --mint-for: a public client cannot mint; give --mint-for %s to a confidential backend client with --mint", o.mintFor)
-	case slices.ContainsFunc(c.Grants, func(g string) bool { return g != "refresh_token" }):
-		return usageErrorf("--public with --grant %s: a public client has no secret, so it can only use refresh_token", o.grants)
+	case slices.ContainsFunc(c.Grants, func(g string) bool { return g != "refresh_token" && g != "authorization_code" }):
+		return usageErrorf("--public with --grant %s: a public client has no secret, so it can only use refresh_token and authorization_code (with PKCE)", o.grants)
 	case o.quiet:
 		return usageErrorf("--public and --quiet: a public client has no secret to print")
 	}
@@ -237,7 +288,8 @@ func (o *clientCreateOptions) create(ctx context.Context, st store.Store, c stor
 	switch {
 	case o.asJSON:
 		return json.NewEncoder(stdout).Encode(map[string]any{"client_id": c.ID, "client_secret": o.secret, "grants": c.Grants, "scopes": c.Scopes, "mint": c.Mint, "mint_for": c.MintFor,
-			"origins": c.Origins, "cookie": c.Cookie})
+			"origins": c.Origins, "cookie": c.Cookie, "redirect_uris": c.RedirectURIs, "post_logout_redirect_uris": c.PostLogoutRedirectURIs,
+			"third_party": c.ThirdParty, "resources": c.Resources})
 	case o.quiet:
 		fmt.Fprintln(stdout, o.secret)
 		return nil

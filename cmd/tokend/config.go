@@ -43,6 +43,8 @@ type settings struct {
 	MetricsAddr     string
 	JWKSMaxAge      time.Duration
 	KeyReload       time.Duration
+	SessionTTL      time.Duration
+	Templates       string
 
 	// Encryption at rest (encryption.go); the keys themselves may instead
 	// be in TOKEND_ENCRYPTION_KEY and TOKEND_ENCRYPTION_OLD_KEY.
@@ -78,6 +80,7 @@ func defaultSettings() settings {
 		LogLevel:        "info",
 		JWKSMaxAge:      time.Minute,
 		KeyReload:       10 * time.Second,
+		SessionTTL:      server.DefaultSessionTTL,
 
 		HashMemory:   server.DefaultHashMemory >> 20,
 		HashQueue:    server.DefaultHashQueue,
@@ -126,6 +129,8 @@ func (s *settings) table() []setting {
 		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},
 		{"jwks-max-age", "how long verifiers may cache the JWKS (and trust a withdrawn key)", &s.JWKSMaxAge},
 		{"key-reload", "how often signing keys are re-read from the store (rotations and revocations by other processes)", &s.KeyReload},
+		{"session-ttl", "how long a login at the login page logs its user in to every client without the form (single sign-on)", &s.SessionTTL},
+		{"templates", "directory of templates and stylesheet that replace the login pages' defaults (layout.html, login.html, consent.html, error.html, logout.html, logged_out.html, style.css)", &s.Templates},
 		{"encryption-key-file", "operator key file that seals signing keys and secrets at rest (or the key in base64 in " + envKey + ")", &s.EncryptionKeyFile},
 		{"encryption-old-key-file", "previous operator key file, that only opens, while rotating or unsealing (or " + envOldKey + ")", &s.EncryptionOldKeyFile},
 

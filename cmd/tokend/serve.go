@@ -153,6 +153,7 @@ func newServer(cfg settings, ss serveStore, ks *keys.Set, secretRing secrets.Rin
 			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
 		TrustedProxies: proxies,
 		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
+		SessionTTL: cfg.SessionTTL, Templates: cfg.Templates,
 	}
 	if err := cfg.applyHashing(&scfg); err != nil {
 		return nil, usageError{err: err, brief: true}
