@@ -10,6 +10,14 @@
 // The client must be registered as a public client with the redirect URI
 // http://127.0.0.1/callback (any port matches a loopback URI). Delete the
 // file to log in again.
+//
+// The system browser opens the login page (nativelogin.OpenSystemBrowser);
+// where there is none, or with BROWSER=none in the environment (a remote
+// shell, or a test that drives a browser of its own), the program prints
+// the address to open on standard error and waits for the browser to come
+// back to it:
+//
+//	BROWSER=none go run ./examples/cli-login --issuer https://auth.example.com --client-id my-cli
 package main
 
 import (
@@ -49,10 +57,22 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cfg := nativelogin.Config{Issuer: *issuer, ClientID: *clientID, Scopes: strings.Fields(*scope)}
+	cfg := nativelogin.Config{Issuer: *issuer, ClientID: *clientID, Scopes: strings.Fields(*scope), OpenBrowser: browserFromEnv(os.Getenv)}
 	if err := run(ctx, cfg, filepath.Join(dir, "tokend-example"), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// browserFromEnv returns how to open the login page: the system browser,
+// or, when the environment has BROWSER=none, nothing, so that
+// nativelogin.Login prints the address to standard error instead.
+func browserFromEnv(getenv func(string) string) func(ctx context.Context, url string) error {
+	if getenv("BROWSER") == "none" {
+		return func(context.Context, string) error {
+			return fmt.Errorf("%w: BROWSER=none", nativelogin.ErrNoBrowser)
+		}
+	}
+	return nativelogin.OpenSystemBrowser
 }
 
 // run gets a token for cfg, from the refresh token saved under dir if

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +131,21 @@ func TestPrintClaimsOpaque(t *testing.T) {
 	var out bytes.Buffer
 	if err := printClaims(&out, "opaque-token"); err != nil || strings.Contains(out.String(), "opaque-token") {
 		t.Errorf("%q %v", out.String(), err)
+	}
+}
+
+// BROWSER=none opens no browser (Login then prints the address); any other
+// value leaves the system browser.
+func TestBrowserFromEnv(t *testing.T) {
+	none := browserFromEnv(func(k string) string { return map[string]string{"BROWSER": "none"}[k] })
+	if err := none(t.Context(), "http://127.0.0.1/x"); !errors.Is(err, nativelogin.ErrNoBrowser) {
+		t.Errorf("BROWSER=none: %v, want ErrNoBrowser", err)
+	}
+	if err := none(t.Context(), "http://127.0.0.1/secret-state"); strings.Contains(err.Error(), "secret-state") {
+		t.Errorf("the error holds the URL: %v", err)
+	}
+	sys := browserFromEnv(func(string) string { return "" })
+	if reflect.ValueOf(sys).Pointer() != reflect.ValueOf(nativelogin.OpenSystemBrowser).Pointer() {
+		t.Error("without BROWSER=none the system browser is not the default")
 	}
 }
