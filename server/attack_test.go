@@ -137,3 +137,36 @@ func TestAttackClientCredentialsTokenAtUserInfo(t *testing.T) {
 		t.Fatalf("/userinfo answered 200 for a client's own token (sub = client %q, shown as a user)", appID)
 	}
 }
+
+// Finding: a code issued before its user was deleted, or before its
+// browser session was logged out with end_families=true, is still
+// redeemed afterwards (within the code's 60 s): the redemption checks
+// neither the user nor the session, so it starts a 90-day family for a
+// deleted user, or one that outlives the logout that was meant to end
+// every family of the session. server/grant_authorization_code.go:26-49
+// (no check of rec.Subject / rec.SessionID); store DeleteUser and
+// EndSession leave the user's / session's unredeemed codes.
+func TestAttackCodeOutlivesUserAndLogout(t *testing.T) {
+	e := newCodeEnv(t, nil)
+	b := e.agent(t)
+	b.loginFlow(authorizeParams())
+	code := b.codeFrom(b.authorize(authorizeParams("state", "d1")), webRedirect, "d1")
+	if _, err := e.store.DeleteUser(t.Context(), "alice", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.exchange(code); a.status == http.StatusOK {
+		t.Errorf("a code of a deleted user was redeemed: refresh token %t", a.str("refresh_token") != "")
+	}
+
+	e2 := newCodeEnv(t, nil)
+	b2 := e2.agent(t)
+	first := e2.exchange(b2.loginFlow(authorizeParams("scope", "openid")))
+	pending := b2.codeFrom(b2.authorize(authorizeParams("state", "d2")), webRedirect, "d2")
+	p := b2.get(e2.url + "/oauth/logout?" + url.Values{"id_token_hint": {first.str("id_token")}, "end_families": {"true"}}.Encode())
+	if p.status != http.StatusOK {
+		t.Fatalf("logout: %d", p.status)
+	}
+	if a := e2.exchange(pending); a.status == http.StatusOK {
+		t.Errorf("a code issued before the logout (end_families=true) was redeemed after it: a family of the ended session lives on")
+	}
+}
