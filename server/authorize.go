@@ -138,7 +138,7 @@ func (a *authorizeRequest) readRedirectURI() error {
 			return &pageError{http.StatusBadRequest, "The redirect URI is not registered for this client."}
 		}
 		a.redirectURI, a.presented = p, true
-	case len(a.client.RedirectURIs) == 1:
+	case len(a.client.RedirectURIs) == 1 && !loopbackPattern(a.client.RedirectURIs[0]):
 		a.redirectURI = a.client.RedirectURIs[0]
 	case len(a.client.RedirectURIs) == 0:
 		return &pageError{http.StatusBadRequest, "This client has no redirect URI registered."}
@@ -147,6 +147,17 @@ func (a *authorizeRequest) readRedirectURI() error {
 	}
 	return nil
 }
+
+// loopbackPattern reports whether a registered redirect URI stands for
+// every port of a loopback IP literal (RFC 8252 §7.3): the port the app
+// listens on is known only from the request, so it is never a default.
+func loopbackPattern(uri string) bool {
+	return strings.HasPrefix(uri, "http://127.0.0.1") || strings.HasPrefix(uri, "http://[::1]")
+}
+
+// maxMaxAge caps max_age, in seconds (ten years), so that no value
+// overflows a time.Duration.
+const maxMaxAge = 10 * 365 * 24 * 3600
 
 // readRest checks the parameters that the client is told about by a
 // redirect: response_type, PKCE, scope, resource, prompt, max_age and the
@@ -182,7 +193,7 @@ func (a *authorizeRequest) readRest(params url.Values) error {
 		if err != nil || n < 0 {
 			return errInvalidRequest(`"max_age" must be a number of seconds`)
 		}
-		a.maxAge = n
+		a.maxAge = min(n, maxMaxAge)
 	}
 	if a.openID() && !a.presented {
 		// OpenID Connect Core §3.1.2.1: redirect_uri is required.

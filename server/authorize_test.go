@@ -32,7 +32,7 @@ func newCodeEnv(t *testing.T, mod func(*server.Config)) *env {
 	for _, c := range []store.Client{
 		{ID: webApp, Grants: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "write", "openid", "profile"}, RedirectURIs: []string{webRedirect, "http://127.0.0.1/native"},
 			PostLogoutRedirectURIs: []string{"https://app.example/bye"}, Resources: []string{"https://api.example"}},
-		{ID: thirdApp, SecretHash: server.HashClientSecret(thirdSecret), Grants: []string{"authorization_code"},
+		{ID: thirdApp, SecretHash: server.HashClientSecret(thirdSecret), Grants: []string{"authorization_code", "refresh_token"},
 			RedirectURIs: []string{"https://third.example/cb"}, ThirdParty: true},
 	} {
 		if err := e.store.CreateClient(t.Context(), c); err != nil {

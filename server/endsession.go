@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/tokend/tokend/server/loginpage"
@@ -17,13 +16,16 @@ import (
 
 // The end-session endpoint (OpenID Connect RP-Initiated Logout 1.0):
 // an app sends the browser to it to end the user's browser session at
-// tokend, and with tokend's end_families=true also the families that
-// session's logins started (every refresh token they hold), then gets the
+// tokend, and with tokend's end_families=true also that session's
+// families of the app (every refresh token they hold), then gets the
 // browser back at its post_logout_redirect_uri, registered like a
-// redirect URI. An app proves itself with id_token_hint, an ID token
-// tokend issued for the session; without one (or for another session),
-// the user confirms on a page first, so that no other site can log a
-// user out with a link.
+// redirect URI. Only the browser's own session ends, never one a request
+// names without carrying its cookie. An app proves itself with
+// id_token_hint, an ID token tokend issued for the session; without one
+// (or for another session), the user confirms on a page first, so that
+// no other site can log a user out with a link. end_families never ends
+// another client's families: each app ends its own, and the ended
+// session keeps the others from getting new codes.
 
 const logoutPath = "/oauth/logout"
 
@@ -34,7 +36,7 @@ type logoutRequest struct {
 	redirectURI string        // post_logout_redirect_uri, registered; "" for none
 	state       string
 	hintSID     string // the sid of a valid id_token_hint; "" if none
-	endFamilies bool
+	endFamilies bool // end_families=true: also end the client's families of the session
 }
 
 // handleLogout is the end-session endpoint, GET or POST; the
@@ -163,30 +165,26 @@ func (s *Server) readIDTokenHint(hint string) (aud, sid string, err error) {
 	return one, claims.Sid, nil
 }
 
-// endSession ends the browser session (and with end_families its
-// families): the one the browser carries, and the one the hint names.
+// endSession ends the browser's session, sess (nil: none, and nothing
+// ends), and with end_families the session's families of the client that
+// asks (the hint's aud or client_id; none named: none).
 func (s *Server) endSession(ctx context.Context, w http.ResponseWriter, lr *logoutRequest, sess *store.Session) error {
+	if sess == nil {
+		return nil
+	}
+	s.clearSessionCookie(w)
 	now := s.now()
-	var ids []string
-	if sess != nil {
-		ids = append(ids, sess.ID)
-		s.clearSessionCookie(w)
+	if err := s.store.EndSession(ctx, sess.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("end session: %w", err)
 	}
-	if lr.hintSID != "" && !slices.Contains(ids, lr.hintSID) {
-		ids = append(ids, lr.hintSID)
+	if !lr.endFamilies || lr.client == nil {
+		return nil
 	}
-	for _, id := range ids {
-		if err := s.store.EndSession(ctx, id, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("end session: %w", err)
-		}
-		if lr.endFamilies {
-			n, err := s.store.RevokeFamilies(ctx, store.FamilyFilter{SessionID: id}, now, "logout")
-			if err != nil {
-				return fmt.Errorf("revoke the session's families: %w", err)
-			}
-			s.metrics.revoked.WithLabelValues("logout").Add(float64(n))
-		}
+	n, err := s.store.RevokeFamilies(ctx, store.FamilyFilter{SessionID: sess.ID, ClientID: lr.client.ID}, now, "logout")
+	if err != nil {
+		return fmt.Errorf("revoke the session's families: %w", err)
 	}
+	s.metrics.revoked.WithLabelValues("logout").Add(float64(n))
 	return nil
 }
 

@@ -35,6 +35,9 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err := pkce.Verify(rec.CodeChallenge, form.Get("code_verifier")); err != nil {
 		return nil, errInvalidGrant(err.Error())
 	}
+	if err := s.codeSessionActive(ctx, rec); err != nil {
+		return nil, err
+	}
 	audience, err := narrowResources(form["resource"], rec.Resources)
 	if err != nil {
 		return nil, err
@@ -64,14 +67,31 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	return resp, nil
 }
 
+// codeSessionActive refuses a code whose browser session has ended since
+// it was issued: the user logged out (or was deleted, which ends her
+// sessions), and nothing the session authorized may start a family now.
+func (s *Server) codeSessionActive(ctx context.Context, rec store.AuthorizationCode) error {
+	if rec.SessionID == "" {
+		return nil
+	}
+	sess, err := s.store.GetSession(ctx, rec.SessionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && !sess.EndedAt.IsZero():
+		return errInvalidGrant("the login that issued the authorization code has ended")
+	case err != nil:
+		return fmt.Errorf("get session: %w", err)
+	}
+	return nil
+}
+
 // redeemCode redeems the code by starting f (store.RedeemAuthorizationCode).
 func (s *Server) redeemCode(ctx context.Context, code string, rec store.AuthorizationCode, f store.Family) error {
-	_, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), f)
+	redeemed, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), f)
 	switch {
 	case errors.Is(err, store.ErrRedeemed):
 		s.metrics.revoked.WithLabelValues(store.ReasonCodeReplay).Inc()
 		s.log.WarnContext(ctx, "authorization code presented again; the family of its first redemption is revoked",
-			"client", rec.ClientID, "subject", rec.Subject, "family", rec.FamilyID)
+			"client", rec.ClientID, "subject", rec.Subject, "family", redeemed.FamilyID)
 		return errInvalidGrant("invalid authorization code")
 	case errors.Is(err, store.ErrExpired):
 		return errInvalidGrant("the authorization code has expired")

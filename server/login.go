@@ -222,6 +222,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginRefused(w, r, a, user, err)
 		return
 	}
+	if old, err := s.currentSession(ctx, r); err == nil && old != nil {
+		// A new login replaces the browser's session: the old one ends.
+		if err := s.store.EndSession(ctx, old.ID, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.WarnContext(ctx, "end the session a new login replaces", "err", err)
+		}
+	}
 	if _, err := s.startSession(ctx, w, sub); err != nil {
 		s.authorizeFailed(w, r, a, err)
 		return
@@ -307,11 +313,16 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 
 // backToAuthorize sends the browser to the authorization endpoint with
 // a's parameters, dropping drop from its prompt ("" for none): the form
-// just answered it, and asking again would loop.
+// just answered it, and asking again would loop. After the login form,
+// max_age goes too: the user has just authenticated, which any max_age
+// asks for (max_age=0 is prompt=login, OpenID Connect Core §3.1.2.1).
 func (s *Server) backToAuthorize(w http.ResponseWriter, a *authorizeRequest, drop string) {
 	params := url.Values{}
 	for k, vs := range a.params {
 		params[k] = vs
+	}
+	if drop == "login" {
+		params.Del("max_age")
 	}
 	if drop != "" && params.Has("prompt") {
 		kept := slices.DeleteFunc(strings.Fields(params.Get("prompt")), func(p string) bool { return p == drop })

@@ -86,6 +86,12 @@ func (s *Server) handleUserInfo(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: oauth.InvalidToken, Description: "the access token is not active", Challenge: oauth.BearerChallenge("tokend", oauth.InvalidToken, "", "")})
 		return
 	}
+	if c.sid == "" {
+		// A token of no family is a client's own (client_credentials):
+		// it stands for no user, whatever its scope.
+		s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: oauth.InvalidToken, Description: "the access token is not a user's", Challenge: oauth.BearerChallenge("tokend", oauth.InvalidToken, "", "")})
+		return
+	}
 	if !openIDScope(c.scope) {
 		s.writeError(w, r, &Error{Status: http.StatusForbidden, Code: oauth.InsufficientScope, Description: "the access token lacks the openid scope", Challenge: oauth.BearerChallenge("tokend", oauth.InsufficientScope, "", "openid")})
 		return

@@ -1,9 +1,8 @@
 package server_test
 
-// Security findings on the authorization code flow, OpenID Connect and
-// RP-initiated logout. Each test asserts the behaviour the code should
-// have and FAILS on the code as it stands; the report of the security
-// review names the file and line at fault for each.
+// The edges of the authorization code flow, OpenID Connect and
+// RP-initiated logout that a security review found open, each closed and
+// kept closed here.
 
 import (
 	"net/http"
@@ -15,14 +14,10 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// Finding: max_age=0 (OpenID Connect Core §3.1.2.1: "equivalent to
-// prompt=login") can never be satisfied. The login form sends the
-// browser back to the authorization endpoint with max_age=0 still in the
-// request; any time at all between the login and that request makes the
-// fresh session "too old", so the login page is shown again, forever.
-// server/code.go:72 (the max_age test) with server/login.go:311
-// (backToAuthorize keeps max_age).
-func TestAttackMaxAgeZeroLoopsOnTheLoginPage(t *testing.T) {
+// max_age=0 (OpenID Connect Core §3.1.2.1: "equivalent to prompt=login")
+// shows the form once: the login answers it, and the browser gets its
+// code however long it takes to follow the redirect.
+func TestMaxAgeZeroAsksOnce(t *testing.T) {
 	e := newCodeEnv(t, nil)
 	b := e.agent(t)
 	params := authorizeParams("max_age", "0", "state", "m0")
@@ -42,17 +37,13 @@ func TestAttackMaxAgeZeroLoopsOnTheLoginPage(t *testing.T) {
 	b.codeFrom(p, webRedirect, "m0")
 }
 
-// Finding: a logout request that carries no session cookie at all (a
-// server-to-server GET, or a cross-site POST, where SameSite=Lax keeps the
-// cookie back) ends the session named by id_token_hint without asking
-// anyone, and with end_families=true revokes every family that session
-// started, of every client. Any relying party, a third-party one
-// included, holding any ID token of the session (expired ones too: the
-// hint's exp is not checked) can thus log the user out of tokend and
-// revoke the refresh tokens of the user's other (first-party) apps.
-// server/endsession.go:60 (no confirmation when sess == nil),
-// server/endsession.go:175-190 (ends lr.hintSID and all its families).
-func TestAttackThirdPartyHintEndsOtherClientsFamilies(t *testing.T) {
+// A logout request that carries no session cookie (a server-to-server
+// GET, or a cross-site POST, where SameSite=Lax keeps the cookie back)
+// ends nothing, whatever id_token_hint it names; and end_families never
+// ends another client's families: a third party holding an ID token of
+// the session cannot log the user out of tokend or end the refresh
+// tokens of her other apps.
+func TestLogoutByHintEndsOnlyTheBrowsersOwn(t *testing.T) {
 	e := newCodeEnv(t, nil)
 	b := e.agent(t)
 	first := e.exchange(b.loginFlow(authorizeParams("scope", "openid")))
@@ -84,7 +75,9 @@ func TestAttackThirdPartyHintEndsOtherClientsFamilies(t *testing.T) {
 		t.Fatalf("control refresh: %d %v", alive.status, alive.body)
 	}
 	attacker := e.agent(t)
-	attacker.get(e.url + "/oauth/logout?" + url.Values{"id_token_hint": {third.str("id_token")}, "end_families": {"true"}}.Encode())
+	if p := attacker.get(e.url + "/oauth/logout?" + url.Values{"id_token_hint": {third.str("id_token")}, "end_families": {"true"}}.Encode()); p.status != http.StatusOK {
+		t.Fatalf("cookie-less logout: %d, want the logged-out page", p.status)
+	}
 
 	if r := e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {alive.str("refresh_token")}, "client_id": {webApp}}); r.status != http.StatusOK {
 		t.Errorf("a third-party client's cookie-less logout revoked the first-party client's family: %d %v", r.status, r.body)
@@ -92,15 +85,27 @@ func TestAttackThirdPartyHintEndsOtherClientsFamilies(t *testing.T) {
 	if p := b.authorize(authorizeParams("prompt", "none", "state", "alive")); p.location == nil || p.location.Query().Get("code") == "" {
 		t.Errorf("a logout request without the browser's cookie, nor any confirmation, ended the user's session: %v", p.location)
 	}
+
+	// The same hint from the user's browser ends her session, and with
+	// end_families the third party's families only.
+	if p := b.get(e.url + "/oauth/logout?" + url.Values{"id_token_hint": {third.str("id_token")}, "end_families": {"true"}}.Encode()); p.status != http.StatusOK {
+		t.Fatalf("logout from the browser: %d", p.status)
+	}
+	if p := b.authorize(authorizeParams("prompt", "none")); p.location == nil || p.location.Query().Get("error") != "login_required" {
+		t.Errorf("the browser's session after its logout: %v", p.location)
+	}
+	if r := e.post("/oauth/token", thirdApp, thirdSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {third.str("refresh_token")}}); third.str("refresh_token") != "" && r.str("error") != "invalid_grant" {
+		t.Errorf("the third party's family after its end_families logout: %d %v", r.status, r.body)
+	}
+	if r := e.post("/oauth/token", "", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {alive.str("refresh_token")}, "client_id": {webApp}}); r.status != http.StatusOK {
+		t.Errorf("the first-party family after the third party's logout: %d %v", r.status, r.body)
+	}
 }
 
-// Finding: with one registered redirect URI that is a loopback pattern
-// (http://127.0.0.1/PATH, any port), a request without redirect_uri is
-// sent to that URI on port 80, a port the native app does not listen on
-// (and that any local process may hold on systems without privileged
-// ports). The comment of readRedirectURI says this case is refused; the
-// code does not refuse it. server/authorize.go:141-142.
-func TestAttackSingleLoopbackRedirectWithoutRedirectURI(t *testing.T) {
+// A single registered loopback pattern (http://127.0.0.1/PATH, any port)
+// is never the default redirect URI: port 80 is not the native app's, and
+// any local process may hold it on systems without privileged ports.
+func TestLoopbackPatternIsNoDefault(t *testing.T) {
 	e := newCodeEnv(t, nil)
 	if err := e.store.CreateClient(t.Context(), store.Client{ID: "native", Grants: []string{"authorization_code"},
 		RedirectURIs: []string{"http://127.0.0.1/callback"}}); err != nil {
@@ -114,17 +119,15 @@ func TestAttackSingleLoopbackRedirectWithoutRedirectURI(t *testing.T) {
 	}
 }
 
-// Finding: a client_credentials token with the openid scope passes at
-// /userinfo, which then presents the client as an end-user: {"sub":
-// "<client_id>"}. Client IDs and usernames are separate namespaces, so a
-// client named like a user is that user to any relying party that trusts
-// /userinfo's sub. server/oidc.go:89 (only the scope is checked, not that
-// the token is a user's, i.e. came from a user grant).
-func TestAttackClientCredentialsTokenAtUserInfo(t *testing.T) {
+// A client_credentials token, even with the openid scope, is refused at
+// /userinfo: it stands for a client, not a user, and client IDs and
+// usernames are separate namespaces (a client named like a user would
+// otherwise be that user to a relying party that trusts sub).
+func TestUserInfoRefusesClientTokens(t *testing.T) {
 	e := newCodeEnv(t, nil)
 	a := e.post("/oauth/token", appID, appSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"openid profile"}})
 	if a.status != http.StatusOK {
-		t.Skipf("client_credentials with openid refused: %d %v", a.status, a.body)
+		t.Fatalf("client_credentials with openid: %d %v", a.status, a.body)
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+a.str("access_token"))
@@ -133,20 +136,16 @@ func TestAttackClientCredentialsTokenAtUserInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		t.Fatalf("/userinfo answered 200 for a client's own token (sub = client %q, shown as a user)", appID)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("/userinfo with a client's own token: %d %q, want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
 
-// Finding: a code issued before its user was deleted, or before its
-// browser session was logged out with end_families=true, is still
-// redeemed afterwards (within the code's 60 s): the redemption checks
-// neither the user nor the session, so it starts a 90-day family for a
-// deleted user, or one that outlives the logout that was meant to end
-// every family of the session. server/grant_authorization_code.go:26-49
-// (no check of rec.Subject / rec.SessionID); store DeleteUser and
-// EndSession leave the user's / session's unredeemed codes.
-func TestAttackCodeOutlivesUserAndLogout(t *testing.T) {
+// A code issued before its user was deleted, or before its browser
+// session was logged out, is refused afterwards (within the code's 60 s):
+// it would start a family for a deleted user, or one that outlives the
+// logout.
+func TestCodeEndsWithItsSession(t *testing.T) {
 	e := newCodeEnv(t, nil)
 	b := e.agent(t)
 	b.loginFlow(authorizeParams())
