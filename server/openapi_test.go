@@ -61,8 +61,8 @@ func TestOpenAPIServed(t *testing.T) {
 	loadOpenAPI(t, served)
 }
 
-// flaky is a store whose client lookups and pings fail while mode says so:
-// 1 the store is unavailable (503), 2 an internal error (500).
+// flaky is a store whose client and family lookups and pings fail while
+// mode says so: 1 the store is unavailable (503), 2 an internal error (500).
 type flaky struct {
 	store.Store
 	mode atomic.Int32
@@ -85,6 +85,13 @@ func (f *flaky) GetClient(ctx context.Context, id string) (store.Client, error) 
 	return f.Store.GetClient(ctx, id)
 }
 
+func (f *flaky) GetFamily(ctx context.Context, id string) (store.Family, error) {
+	if err := f.err(); err != nil {
+		return store.Family{}, err
+	}
+	return f.Store.GetFamily(ctx, id)
+}
+
 func (f *flaky) Ping(ctx context.Context) error {
 	if err := f.err(); err != nil {
 		return err
@@ -100,6 +107,11 @@ type checker struct {
 	doc    *openapi3.T
 	router routers.Router
 	seen   map[string]bool // "METHOD path status" of each validated answer
+	// hc sends the calls that name no client of their own: it does not
+	// follow redirects, which the checker validates as answers.
+	hc *http.Client
+	// lastBody is the body of the last answer (a page's HTML).
+	lastBody string
 }
 
 // call describes one request.
@@ -111,6 +123,9 @@ type call struct {
 	// invalid: the request itself breaks the document (a missing
 	// parameter, a wrong content type), and ValidateRequest must say so.
 	invalid bool
+	// hc sends the request instead of the checker's client: a browser's
+	// (a cookie jar; authorize_test.go's agent).
+	hc *http.Client
 }
 
 // do sends c and returns the answer after validating it: the status must
@@ -132,17 +147,22 @@ func (ck *checker) do(c call, wantStatus int) answer {
 		}
 		return req
 	}
-	resp, err := http.DefaultClient.Do(newReq())
+	hc := ck.hc
+	if c.hc != nil {
+		hc = c.hc
+	}
+	resp, err := hc.Do(newReq())
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	ck.lastBody = string(raw)
 	if resp.StatusCode != wantStatus {
 		t.Fatalf("%s %s: %d %s, want %d", c.method, c.path, resp.StatusCode, raw, wantStatus)
 	}
 
-	opts := &openapi3filter.Options{AuthenticationFunc: basicPresent, IncludeResponseStatus: true, MultiError: true}
+	opts := &openapi3filter.Options{AuthenticationFunc: credentialsPresent, IncludeResponseStatus: true, MultiError: true}
 	req := newReq()
 	route, params, err := ck.router.FindRoute(req)
 	var in *openapi3filter.RequestValidationInput
@@ -181,12 +201,20 @@ func (ck *checker) do(c call, wantStatus int) answer {
 	return a
 }
 
-// basicPresent checks the document's only security scheme, HTTP Basic,
-// as far as the document can: an Authorization header with Basic is sent.
-func basicPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	if in.SecurityScheme.Type == "http" && in.SecurityScheme.Scheme == "basic" {
-		if _, _, ok := in.RequestValidationInput.Request.BasicAuth(); !ok {
+// credentialsPresent checks the document's security schemes, HTTP Basic
+// and Bearer, as far as the document can: an Authorization header of
+// that scheme is sent.
+func credentialsPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	req := in.RequestValidationInput.Request
+	switch {
+	case in.SecurityScheme.Type == "http" && in.SecurityScheme.Scheme == "basic":
+		if _, _, ok := req.BasicAuth(); !ok {
 			return errors.New("no HTTP Basic credentials")
+		}
+		return nil
+	case in.SecurityScheme.Type == "http" && in.SecurityScheme.Scheme == "bearer":
+		if !strings.HasPrefix(req.Header.Get("Authorization"), "Bearer ") {
+			return errors.New("no Bearer token")
 		}
 		return nil
 	}
@@ -216,7 +244,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck := &checker{t: t, e: e, doc: doc, router: router, seen: map[string]bool{}}
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	ck := &checker{t: t, e: e, doc: doc, router: router, seen: map[string]bool{}, hc: noRedirects}
 	app := [2]string{appID, appSecret}
 	post := func(path string, basic [2]string, v url.Values) call {
 		return call{method: "POST", path: path, header: form, body: v.Encode(), basic: basic}
@@ -232,7 +261,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	missing := post("/oauth/token", app, url.Values{"scope": {"x"}})
 	missing.invalid = true
 	ck.do(missing, 400)
-	unsupported := post("/oauth/token", app, url.Values{"grant_type": {"authorization_code"}})
+	unsupported := post("/oauth/token", app, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}})
 	unsupported.invalid = true
 	ck.do(unsupported, 400)
 	if a := ck.do(post("/oauth/token", [2]string{appID, "wrong"}, url.Values{"grant_type": {"client_credentials"}}), 401); a.header.Get("WWW-Authenticate") == "" {
@@ -272,6 +301,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	// Discovery and keys.
 	ck.do(call{method: "GET", path: "/.well-known/jwks.json"}, 200)
 	ck.do(call{method: "GET", path: "/.well-known/oauth-authorization-server"}, 200)
+	ck.do(call{method: "GET", path: "/.well-known/openid-configuration"}, 200)
 	ck.do(call{method: "POST", path: "/.well-known/jwks.json"}, 405)
 
 	// Mint and sessions.
@@ -365,6 +395,10 @@ func TestOpenAPIResponses(t *testing.T) {
 	}
 	ck.do(fromPage(post("/oauth/revoke", [2]string{}, url.Values{"client_id": {"web"}}), "X-Tokend", "1"), 200)
 
+	// The authorization code flow, its pages and OpenID Connect
+	// (openapi_code_test.go).
+	accessToken := ck.codeFlow()
+
 	// Operations.
 	ck.do(call{method: "GET", path: "/healthz"}, 200)
 	ck.do(call{method: "GET", path: "/readyz"}, 200)
@@ -382,6 +416,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		ck.do(call{method: "GET", path: "/v1/subjects/u1/sessions", basic: app}, status)
 		ck.do(call{method: "DELETE", path: "/v1/subjects/u1/sessions", basic: app}, status)
 		ck.do(call{method: "DELETE", path: "/v1/sessions/x", basic: app}, status)
+		ck.codeFlowFailing(accessToken, status)
 	}
 	fl.mode.Store(1)
 	ck.do(call{method: "GET", path: "/readyz"}, 503)

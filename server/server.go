@@ -1,9 +1,12 @@
 // Package server is the tokend token server as an http.Handler: the OAuth
-// 2.0 token endpoint (client_credentials, refresh_token and password
-// grants), revocation (RFC 7009), introspection (RFC 7662), the JWKS and the
-// authorization-server metadata (RFC 8414). Access tokens are JWTs per RFC
-// 9068; refresh tokens are opaque, stored only as hashes, rotated on every
-// use, with reuse detection and a grace window for retries.
+// 2.0 authorization endpoint with its login page (the authorization code
+// flow with PKCE) and the token endpoint (authorization_code,
+// client_credentials, refresh_token and password grants), revocation (RFC
+// 7009), introspection (RFC 7662), the JWKS, the authorization-server
+// metadata (RFC 8414), and OpenID Connect (ID tokens, discovery, userinfo,
+// RP-initiated logout). Access tokens are JWTs per RFC 9068; refresh
+// tokens are opaque, stored only as hashes, rotated on every use, with
+// reuse detection and a grace window for retries.
 //
 //	st := memory.New() // or sqlite.Open(...): any store.Store
 //	signer, err := keys.Load(ctx, st, keys.EdDSA, time.Hour, time.Now())
@@ -12,7 +15,7 @@
 //		Store: st, Signer: signer, Secret: secret, Issuer: "https://auth.example.com",
 //	})
 //	...
-//	http.ListenAndServe(":8080", srv) // /oauth/token, /oauth/revoke, /.well-known/jwks.json, /v1/...
+//	http.ListenAndServe(":8080", srv) // /oauth/authorize, /oauth/token, /oauth/revoke, /.well-known/jwks.json, /v1/...
 //
 // Errors become RFC 6749 JSON answers only at this edge; the grants and the
 // rotation policy see plain Go errors.
@@ -30,6 +33,42 @@
 // repeated here. Abuse control is in the packages throttle, clientip and
 // hashgate (see Abuse control).
 //
+// The authorization endpoint (RFC 6749 §4.1; OpenID Connect Core §3.1) is
+// a pipeline too, from the browser to the token endpoint:
+//
+//  1. authorize.go: readAuthorizeRequest reads GET /oauth/authorize's
+//     query (or POST's form) once into an authorizeRequest: the client,
+//     its redirect URI (matched by package redirecturi: exact, a loopback
+//     one on any port), then response_type, PKCE (package pkce: S256
+//     only), scope, resource, prompt and max_age. Until the redirect URI
+//     is trusted a refusal is tokend's error page (a pageError), never a
+//     redirect; after, it is redirected to the client with state and iss
+//     (redirectBack, RFC 9207).
+//  2. code.go: authorize decides what the browser sees: the login page
+//     (no browser session, prompt=login, max_age passed), the consent
+//     page (a third-party client without the user's consent), or a code
+//     (issueCode: stored as its hash, 60 s, bound to the client, redirect
+//     URI, challenge, user, scope, nonce, resources and session).
+//     prompt=none turns each page into login_required or consent_required.
+//  3. login.go: the forms post to /login and /consent, which read the
+//     request again from their hidden fields, check the CSRF token (tied
+//     to the browser by a cookie, keyed by the store secret
+//     "login-forms"), check the password as the password grant does
+//     (checkCredentials: throttle and hashing gate), start the browser
+//     session (browsersession.go: the tokend_session cookie, single
+//     sign-on) or record the consent, and send the browser back to step 2
+//     (303). The pages themselves, their security headers, CSRF tokens and
+//     an operator's templates (Config.Templates) are package loginpage.
+//  4. grant_authorization_code.go: the app redeems the code at the token
+//     endpoint, one entry of newGrants: redirect URI, PKCE verifier and
+//     resources checked, the code redeemed and the family started in one
+//     store step (a replay revokes that family). oidc.go adds the ID token
+//     (RS256, IDSigner) for the openid scope and serves /userinfo;
+//     endsession.go is /oauth/logout (RP-Initiated Logout: the browser
+//     session, and with end_families=true its families); handleMetadata
+//     serves one document at /.well-known/oauth-authorization-server and
+//     /.well-known/openid-configuration.
+//
 // # Browser apps
 //
 // A browser app is a public client registered with the origins of its
@@ -38,6 +77,7 @@
 // answer CORS for the union of every client's origins (cors.go); a
 // request to /oauth/token or /oauth/revoke whose Origin is not its
 // client's is refused with 401 invalid_client. The app's first tokens come
+// from the authorization code flow (above; store.Client.RedirectURIs), or
 // from its backend: a confidential client with Mint and MintFor naming
 // the app mints them (POST /v1/tokens, "client_id": "spa") and hands them
 // to the page, which then refreshes with client_id alone. A mint for a
