@@ -36,7 +36,7 @@ type logoutRequest struct {
 	redirectURI string        // post_logout_redirect_uri, registered; "" for none
 	state       string
 	hintSID     string // the sid of a valid id_token_hint; "" if none
-	endFamilies bool // end_families=true: also end the client's families of the session
+	endFamilies bool   // end_families=true: also end the client's families of the session
 }
 
 // handleLogout is the end-session endpoint, GET or POST; the

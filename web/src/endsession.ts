@@ -12,7 +12,7 @@ export interface LogoutOptions extends Pick<LoginEnv, "fetch" | "location" | "me
   postLogoutRedirectUri?: string;
   /** Given back on the post-logout redirect. */
   state?: string;
-  /** tokend's extension end_families=true: also end the logins (refresh-token families) the browser session started, in every app. */
+  /** tokend's extension end_families=true: also end this app's refresh-token families of the browser session (never another app's). */
   endFamilies?: boolean;
   /** A TokenManager (or anything with its logout): its tokens are revoked and forgotten first. */
   manager?: { logout(): Promise<void> };
