@@ -16,7 +16,9 @@ import (
 // the PKCE code_verifier of its challenge (RFC 7636 §4.5). Redeeming it
 // starts a family in the same atomic step; a second redemption revokes
 // that family (RFC 6749 §4.1.2). Every refusal of the code itself is
-// invalid_grant, saying which check failed but nothing of the code.
+// invalid_grant, saying which check failed but nothing of the code. The
+// family remembers the resources the code was issued for (RFC 8707), so
+// that its refreshes are for them too.
 func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	c, form := req.client, req.form
 	code := form.Get("code")
@@ -35,7 +37,7 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err := pkce.Verify(rec.CodeChallenge, form.Get("code_verifier")); err != nil {
 		return nil, errInvalidGrant(err.Error())
 	}
-	audience, err := narrowResources(form["resource"], rec.Resources)
+	audience, err := narrowResources(form["resource"], rec.Resources, "the resource was not requested in the authorization request")
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +47,7 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err != nil {
 		return nil, err
 	}
-	f.SessionID = rec.SessionID
+	f.SessionID, f.Audience = rec.SessionID, slices.Clone(rec.Resources)
 	if err := s.redeemCode(ctx, code, rec, f); err != nil {
 		return nil, err
 	}
@@ -83,18 +85,19 @@ func (s *Server) redeemCode(ctx context.Context, code string, rec store.Authoriz
 	return nil
 }
 
-// narrowResources returns the audience of the tokens of a code redeemed
-// with the resource parameters requested: those of the authorization
-// request if none, else the ones requested, each of which the
-// authorization request must have had (RFC 8707 §2.2).
-func narrowResources(requested, granted []string) ([]string, error) {
+// narrowResources returns the audience of the access token of a token
+// request with the resource parameters requested: the granted resources
+// (of the authorization request, or of the family a refresh token is of)
+// if none, else the ones requested, each of which must have been granted
+// (RFC 8707 §2.2); otherwise invalid_target, described by refusal.
+func narrowResources(requested, granted []string, refusal string) ([]string, error) {
 	if len(requested) == 0 {
 		return granted, nil
 	}
 	var out []string
 	for _, r := range requested {
 		if !slices.Contains(granted, r) {
-			return nil, errInvalidTarget("the resource was not requested in the authorization request")
+			return nil, errInvalidTarget(refusal)
 		}
 		if !slices.Contains(out, r) {
 			out = append(out, r)
