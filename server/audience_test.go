@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokend/tokend/internal/password"
 	"github.com/tokend/tokend/keys"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
@@ -209,5 +211,106 @@ func TestOwnAudienceChecked(t *testing.T) {
 		if i := e.post("/oauth/introspect", tc.client, secret, url.Values{"token": {tok}}); i.body["active"] != tc.active {
 			t.Errorf("introspection of a token of %s for %v: %v; want active %v", tc.client, tc.aud, i.body, tc.active)
 		}
+	}
+}
+
+// A code is refused once its built-in user has been deleted, or deleted
+// and created again, since the login (store.DeleteUser leaves unredeemed
+// codes): invalid_grant, and no family of the user is active. With
+// Config.Authenticate the users are not the server's: nothing to check.
+func TestCodeOfADeletedUser(t *testing.T) {
+	ctx := t.Context()
+	active := func(e *env) int {
+		t.Helper()
+		fams, err := e.store.ListFamilies(ctx, store.FamilyFilter{Subject: "alice", ActiveAt: e.clock.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(fams)
+	}
+	e := newAudienceEnv(t, nil)
+	code := e.agent(t).loginFlow(authorizeParams())
+	if _, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.exchange(code); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" || a.str("access_token") != "" {
+		t.Fatalf("exchange of a deleted user's code: %d %v; want invalid_grant", a.status, a.body)
+	}
+	if n := active(e); n != 0 {
+		t.Fatalf("%d families of the deleted user are active", n)
+	}
+
+	e = newAudienceEnv(t, nil)
+	code = e.agent(t).loginFlow(authorizeParams())
+	e.clock.Advance(time.Second)
+	if _, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateUser(ctx, store.User{Name: "alice", PasswordHash: password.Hash("wonderland"), CreatedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.exchange(code); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" {
+		t.Fatalf("exchange of a code of the namesake's predecessor: %d %v; want invalid_grant", a.status, a.body)
+	}
+	if n := active(e); n != 0 {
+		t.Fatalf("%d families of alice are active after the refused code", n)
+	}
+
+	e = newAudienceEnv(t, func(c *server.Config) {
+		c.Authenticate = func(_ context.Context, user, pw string) (string, error) {
+			if user == "alice" && pw == "wonderland" {
+				return "alice", nil
+			}
+			return "", server.ErrBadCredentials
+		}
+	})
+	code = e.agent(t).loginFlow(authorizeParams())
+	if _, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.exchange(code); a.status != http.StatusOK {
+		t.Fatalf("exchange with Config.Authenticate after the built-in alice went: %d %v", a.status, a.body)
+	}
+}
+
+// beforeRedeem runs hook once, before a redemption reaches the store.
+type beforeRedeem struct {
+	store.Store
+	hook func()
+}
+
+func (b *beforeRedeem) RedeemAuthorizationCode(ctx context.Context, hash []byte, f store.Family) (store.AuthorizationCode, error) {
+	if b.hook != nil {
+		b.hook()
+		b.hook = nil
+	}
+	return b.Store.RedeemAuthorizationCode(ctx, hash, f)
+}
+
+// A user deleted and created again while their code is being redeemed:
+// the family the redemption started is revoked (confirmOwners), and the
+// exchange refused.
+func TestDeleteDuringCodeExchange(t *testing.T) {
+	var br *beforeRedeem
+	e := newAudienceEnv(t, func(c *server.Config) {
+		br = &beforeRedeem{Store: c.Store}
+		c.Store = br
+	})
+	ctx := t.Context()
+	code := e.agent(t).loginFlow(authorizeParams())
+	br.hook = func() {
+		if _, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil {
+			t.Error(err)
+		}
+		if err := e.store.CreateUser(ctx, store.User{Name: "alice", PasswordHash: password.Hash("wonderland"), CreatedAt: e.clock.Now().Add(time.Second)}); err != nil {
+			t.Error(err)
+		}
+	}
+	if a := e.exchange(code); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" || a.str("refresh_token") != "" {
+		t.Fatalf("exchange across a delete: %d %v", a.status, a.body)
+	}
+	fams, err := e.store.ListFamilies(ctx, store.FamilyFilter{Subject: "alice"})
+	if err != nil || len(fams) != 1 || fams[0].RevokeReason != store.ReasonUserDeleted {
+		t.Fatalf("families of the exchange: %+v %v; want one, revoked for %q", fams, err, store.ReasonUserDeleted)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // that family (RFC 6749 §4.1.2). Every refusal of the code itself is
 // invalid_grant, saying which check failed but nothing of the code. The
 // family remembers the resources the code was issued for (RFC 8707), so
-// that its refreshes are for them too.
+// that its refreshes are for them too; a code of a built-in user who has
+// been deleted since is refused, as a login of theirs would be.
 func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	c, form := req.client, req.form
 	code := form.Get("code")
@@ -41,8 +42,12 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err != nil {
 		return nil, err
 	}
+	user, err := s.codeUser(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
-	ireq := issueRequest{client: c, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
+	ireq := issueRequest{client: c, user: user, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
 	f, rt, err := s.newFamily(ireq, now)
 	if err != nil {
 		return nil, err
@@ -64,6 +69,26 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 		}
 	}
 	return resp, nil
+}
+
+// codeUser returns the built-in user a code was issued to, for
+// confirmOwners to check once the family is stored, or nil when users are
+// the Authenticate hook's (nothing to check). A user deleted since, or
+// deleted and created again since they logged in (rec.AuthTime), makes
+// the code invalid_grant: store.DeleteUser ends the user's sessions and
+// revokes their families but leaves unredeemed codes, which expire.
+func (s *Server) codeUser(ctx context.Context, rec store.AuthorizationCode) (*store.User, error) {
+	if s.cfg.Authenticate != nil {
+		return nil, nil
+	}
+	u, err := s.store.GetUser(ctx, rec.Subject)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && u.CreatedAt.After(rec.AuthTime):
+		return nil, errInvalidGrant("invalid authorization code")
+	case err != nil:
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return &u, nil
 }
 
 // redeemCode redeems the code by starting f (store.RedeemAuthorizationCode).
