@@ -16,7 +16,10 @@ import (
 // the PKCE code_verifier of its challenge (RFC 7636 §4.5). Redeeming it
 // starts a family in the same atomic step; a second redemption revokes
 // that family (RFC 6749 §4.1.2). Every refusal of the code itself is
-// invalid_grant, saying which check failed but nothing of the code.
+// invalid_grant, saying which check failed but nothing of the code. The
+// family remembers the resources the code was issued for (RFC 8707), so
+// that its refreshes are for them too; a code of a built-in user who has
+// been deleted since is refused, as a login of theirs would be.
 func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	c, form := req.client, req.form
 	code := form.Get("code")
@@ -38,17 +41,21 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err := s.codeSessionActive(ctx, rec); err != nil {
 		return nil, err
 	}
-	audience, err := narrowResources(form["resource"], rec.Resources)
+	audience, err := narrowResources(form["resource"], rec.Resources, "the resource was not requested in the authorization request")
+	if err != nil {
+		return nil, err
+	}
+	user, err := s.codeUser(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	ireq := issueRequest{client: c, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
+	ireq := issueRequest{client: c, user: user, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
 	f, rt, err := s.newFamily(ireq, now)
 	if err != nil {
 		return nil, err
 	}
-	f.SessionID = rec.SessionID
+	f.SessionID, f.Audience = rec.SessionID, slices.Clone(rec.Resources)
 	if err := s.redeemCode(ctx, code, rec, f); err != nil {
 		return nil, err
 	}
@@ -84,6 +91,26 @@ func (s *Server) codeSessionActive(ctx context.Context, rec store.AuthorizationC
 	return nil
 }
 
+// codeUser returns the built-in user a code was issued to, for
+// confirmOwners to check once the family is stored, or nil when users are
+// the Authenticate hook's (nothing to check). A user deleted since, or
+// deleted and created again since they logged in (rec.AuthTime), makes
+// the code invalid_grant: store.DeleteUser ends the user's sessions and
+// revokes their families but leaves unredeemed codes, which expire.
+func (s *Server) codeUser(ctx context.Context, rec store.AuthorizationCode) (*store.User, error) {
+	if s.cfg.Authenticate != nil {
+		return nil, nil
+	}
+	u, err := s.store.GetUser(ctx, rec.Subject)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && u.CreatedAt.After(rec.AuthTime):
+		return nil, errInvalidGrant("invalid authorization code")
+	case err != nil:
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return &u, nil
+}
+
 // redeemCode redeems the code by starting f (store.RedeemAuthorizationCode).
 func (s *Server) redeemCode(ctx context.Context, code string, rec store.AuthorizationCode, f store.Family) error {
 	redeemed, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), f)
@@ -103,18 +130,19 @@ func (s *Server) redeemCode(ctx context.Context, code string, rec store.Authoriz
 	return nil
 }
 
-// narrowResources returns the audience of the tokens of a code redeemed
-// with the resource parameters requested: those of the authorization
-// request if none, else the ones requested, each of which the
-// authorization request must have had (RFC 8707 §2.2).
-func narrowResources(requested, granted []string) ([]string, error) {
+// narrowResources returns the audience of the access token of a token
+// request with the resource parameters requested: the granted resources
+// (of the authorization request, or of the family a refresh token is of)
+// if none, else the ones requested, each of which must have been granted
+// (RFC 8707 §2.2); otherwise invalid_target, described by refusal.
+func narrowResources(requested, granted []string, refusal string) ([]string, error) {
 	if len(requested) == 0 {
 		return granted, nil
 	}
 	var out []string
 	for _, r := range requested {
 		if !slices.Contains(granted, r) {
-			return nil, errInvalidTarget("the resource was not requested in the authorization request")
+			return nil, errInvalidTarget(refusal)
 		}
 		if !slices.Contains(out, r) {
 			out = append(out, r)

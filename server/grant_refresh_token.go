@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/tokend/tokend/store"
 )
@@ -12,7 +13,8 @@ import (
 // refresh is the refresh_token grant (RFC 6749 §6) with rotation: the
 // presented token (the parameter, or cookie mode's cookie) is replaced by
 // its successor in one atomic step. A refused token is invalid_grant
-// (refreshRefused).
+// (refreshRefused). The access token is for the family's audience, or
+// for the resources requested among it (RFC 8707 §2.2).
 func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	c, form, presented := req.client, req.form, req.refreshToken
 	ref, err := s.refreshTokenRef(ctx, presented)
@@ -22,20 +24,9 @@ func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if err != nil {
 		return nil, err
 	}
-	var narrowed string
-	if form.Has("scope") {
-		// RFC 6749 §6: the scope may be narrowed, never widened. Checked
-		// before the rotation, so that a refused request spends nothing.
-		fam, err := s.store.GetFamily(ctx, ref.family)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !fam.OwnedBy(c.ID) {
-			return nil, s.refreshRefused()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("look up refresh token: %w", err)
-		}
-		if narrowed, err = narrowScope(form.Get("scope"), fam.Scope); err != nil {
-			return nil, err
-		}
+	narrowed, audience, err := s.narrowRefresh(ctx, c, form, ref.family)
+	if err != nil {
+		return nil, err
 	}
 	next, err := s.refreshKeys.successor(presented, ref)
 	if err != nil {
@@ -76,13 +67,48 @@ func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if narrowed != "" {
 		scope = narrowed
 	}
+	if audience == nil {
+		audience = f.Audience
+	}
 	resp, err := s.issue(ctx, issueRequest{client: c, subject: f.Subject, scope: scope, grant: grantRefreshToken,
-		family: f.ID, claims: f.Claims, ttl: f.AccessTTL})
+		family: f.ID, claims: f.Claims, ttl: f.AccessTTL, audience: audience})
 	if err != nil {
 		return nil, err
 	}
 	resp.RefreshToken, resp.refreshExpires = next, refreshExpiry(f, res.Outcome == store.Repeated, s.cfg.Grace, now)
 	return resp, nil
+}
+
+// narrowRefresh reads the scope and resource parameters of a refresh
+// request for client c of the family familyID: the scope narrowed (RFC
+// 6749 §6: narrowed, never widened) and the resources requested, each of
+// which must be among the family's Audience (RFC 8707 §2.2), or "" and
+// nil when the request names none. Checked before the rotation, so that
+// a refused request spends nothing.
+func (s *Server) narrowRefresh(ctx context.Context, c store.Client, form url.Values, familyID string) (string, []string, error) {
+	if !form.Has("scope") && !form.Has("resource") {
+		return "", nil, nil
+	}
+	fam, err := s.store.GetFamily(ctx, familyID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !fam.OwnedBy(c.ID) {
+		return "", nil, s.refreshRefused()
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("look up refresh token: %w", err)
+	}
+	var narrowed string
+	if form.Has("scope") {
+		if narrowed, err = narrowScope(form.Get("scope"), fam.Scope); err != nil {
+			return "", nil, err
+		}
+	}
+	var audience []string
+	if requested := form["resource"]; len(requested) > 0 {
+		if audience, err = narrowResources(requested, fam.Audience, "the resource is not among those the refresh token was granted for"); err != nil {
+			return "", nil, err
+		}
+	}
+	return narrowed, audience, nil
 }
 
 // refreshRefused is the answer to a refresh token that cannot work:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/tokend/tokend/keys"
@@ -32,7 +33,9 @@ type selfVerifier struct {
 // accessVerifier returns the verifier for the Signer's current JWKS,
 // building a new one when the JWKS has changed (a rotation, a revocation,
 // a reload), so that a key is trusted exactly while the Signer publishes
-// it.
+// it. It checks signature, typ, issuer and times but not aud: the
+// server's own tokens are for Config.Audience or for a resource their
+// client is registered for (RFC 8707), which ownAudience checks.
 func (s *Server) accessVerifier() *verify.Verifier {
 	jwks := s.cfg.Signer.JWKS()
 	if sv := s.access.Load(); sv != nil && bytes.Equal(sv.jwks, jwks) {
@@ -43,9 +46,11 @@ func (s *Server) accessVerifier() *verify.Verifier {
 			Body: io.NopCloser(bytes.NewReader(jwks)), Request: r}, nil
 	})
 	sv := &selfVerifier{jwks: jwks, v: verify.New(s.cfg.Issuer, &verify.Options{
-		Audience:   []string{s.cfg.Audience},
-		JWKSURL:    "http://tokend.internal/jwks.json",
-		HTTPClient: &http.Client{Transport: rt},
+		// aud is checked by ownAudience, against more names than a
+		// fixed list can hold.
+		InsecureSkipAudienceCheck: true,
+		JWKSURL:                   "http://tokend.internal/jwks.json",
+		HTTPClient:                &http.Client{Transport: rt},
 		// The document never changes: a new one makes a new verifier.
 		MaxKeysAge: 24 * time.Hour,
 		Now:        s.now,
@@ -95,6 +100,12 @@ func (s *Server) verifyAccess(ctx context.Context, tok string) (c accessClaims, 
 	if err != nil {
 		return accessClaims{}, false, nil
 	}
+	switch own, err := s.ownAudience(ctx, claims.Audience, claims.ClientID); {
+	case err != nil:
+		return accessClaims{}, false, err
+	case !own:
+		return accessClaims{}, false, nil
+	}
 	if checks {
 		switch err := kc.Check(ctx, claims.KeyID, s.now()); {
 		case errors.Is(err, keys.ErrRevoked), errors.Is(err, keys.ErrUnknownKey):
@@ -106,6 +117,29 @@ func (s *Server) verifyAccess(ctx context.Context, tok string) (c accessClaims, 
 	sid, _ := claims.Extra["sid"].(string)
 	return accessClaims{sid: sid, clientID: claims.ClientID, subject: claims.Subject, scope: claims.Scope, jti: claims.ID,
 		aud: claims.Audience, exp: claims.Expiry.Unix(), iat: claims.IssuedAt.Unix()}, true, nil
+}
+
+// ownAudience reports whether aud, the aud of an access token this server
+// signed for client clientID, names an audience of this server's tokens:
+// Config.Audience, or one of the resources (RFC 8707) the client is
+// registered for, whose tokens carry it as aud. One name suffices, as
+// RFC 9068 §4 asks of a resource server. err is set only when the client
+// cannot be read now.
+func (s *Server) ownAudience(ctx context.Context, aud []string, clientID string) (bool, error) {
+	if slices.Contains(aud, s.cfg.Audience) {
+		return true, nil
+	}
+	if len(aud) == 0 || clientID == "" {
+		return false, nil
+	}
+	c, err := s.store.GetClient(ctx, clientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("get client: %w", err)
+	}
+	return slices.ContainsFunc(aud, func(a string) bool { return a != "" && slices.Contains(c.Resources, a) }), nil
 }
 
 // handleIntrospect implements RFC 7662 for the calling client's own tokens;

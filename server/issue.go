@@ -88,6 +88,9 @@ func (s *Server) confirmOwners(ctx context.Context, req issueRequest, familyID s
 		switch {
 		case errors.Is(err, store.ErrNotFound) || err == nil && !u.CreatedAt.Equal(req.user.CreatedAt):
 			reason, refusal = store.ReasonUserDeleted, errInvalidGrant("invalid username or password")
+			if req.grant == grantAuthorizationCode {
+				refusal = errInvalidGrant("invalid authorization code")
+			}
 		case err != nil:
 			return fmt.Errorf("confirm user: %w", err)
 		}
@@ -106,7 +109,8 @@ func (s *Server) confirmOwners(ctx context.Context, req issueRequest, familyID s
 type issueRequest struct {
 	client store.Client
 	// user is the built-in user a password login was checked against, or
-	// nil (another Authenticator, or no password).
+	// an authorization code was issued to; nil with another Authenticator
+	// or without a user.
 	user    *store.User
 	subject string
 	scope   string

@@ -205,6 +205,13 @@ type Family struct {
 	// started the family through an authorization code; empty for a
 	// family started otherwise.
 	SessionID string
+
+	// Audience is the resource indicators (RFC 8707, absolute URIs) the
+	// family's access tokens are for, their aud claim; empty: the server's
+	// default audience. Set when the family starts (an authorization code
+	// for resources), it stays for every rotation; a refresh may narrow the
+	// aud of one token to some of these (RFC 8707 §2.2), never widen it.
+	Audience []string
 }
 
 // AllowsScope reports whether client c may be granted the scope token

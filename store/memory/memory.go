@@ -70,6 +70,7 @@ func cloneFamily(f store.Family) store.Family {
 	f.Claims = bytes.Clone(f.Claims)
 	f.TokenHash = bytes.Clone(f.TokenHash)
 	f.PreviousHash = bytes.Clone(f.PreviousHash)
+	f.Audience = slices.Clone(f.Audience)
 	return f
 }
 

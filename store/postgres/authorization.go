@@ -94,7 +94,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 			g := stored(f)
 			if _, err := tx.Exec(ctx, qCreateFamily, g.ID, g.ClientID, g.Subject, g.Scope, g.Claims, int64(g.AccessTTL),
 				tin(g.CreatedAt), tin(g.LastUsedAt), tin(g.IdleExpiresAt), tin(g.ExpiresAt), g.Generation,
-				g.TokenHash, g.PreviousHash, tin(g.RotatedAt), tin(g.RevokedAt), g.RevokeReason, g.SessionID); err != nil {
+				g.TokenHash, g.PreviousHash, tin(g.RotatedAt), tin(g.RevokedAt), g.RevokeReason, g.SessionID, strings.Join(g.Audience, " ")); err != nil {
 				return err
 			}
 			out.RedeemedAt = out.RedeemedAt.Truncate(time.Microsecond)

@@ -15,17 +15,19 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, previous_hash, rotated_at, revoked_at, revoke_reason, session_id"
+const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, previous_hash, rotated_at, revoked_at, revoke_reason, session_id, audience"
 
 func scanFamily(r row) (store.Family, error) {
 	var f store.Family
 	var ttl int64
+	var audience string
 	var created, used, idle, exp, rotated, revoked pgtype.Timestamptz
 	if err := r.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation,
-		&f.TokenHash, &f.PreviousHash, &rotated, &revoked, &f.RevokeReason, &f.SessionID); err != nil {
+		&f.TokenHash, &f.PreviousHash, &rotated, &revoked, &f.RevokeReason, &f.SessionID, &audience); err != nil {
 		return store.Family{}, err
 	}
 	f.AccessTTL = time.Duration(ttl)
+	f.Audience = strings.Fields(audience)
 	f.CreatedAt, f.LastUsedAt, f.IdleExpiresAt, f.ExpiresAt = tout(created), tout(used), tout(idle), tout(exp)
 	f.RotatedAt, f.RevokedAt = tout(rotated), tout(revoked)
 	if len(f.Claims) == 0 {
@@ -43,9 +45,9 @@ func scanFamily(r row) (store.Family, error) {
 // NULL): f.Rebase(now()) in the INSERT itself, with no round trip to read
 // the database's clock first.
 const (
-	qCreateFamily    = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+	qCreateFamily    = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 	qCreateFamilyNow = "INSERT INTO families (" + familyCols + ") VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval, " +
-		"now() + $8::interval, now() + $9::interval, now() + $10::interval, $11, $12, $13, now() + $14::interval, now() + $15::interval, $16, $17)"
+		"now() + $8::interval, now() + $9::interval, now() + $10::interval, $11, $12, $13, now() + $14::interval, now() + $15::interval, $16, $17, $18)"
 )
 
 // CreateFamily implements store.Store: one INSERT. With the database's
@@ -65,7 +67,7 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 	}
 	_, err := s.pool.Exec(ctx, q, f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL),
 		at(f.CreatedAt), at(f.LastUsedAt), at(f.IdleExpiresAt), at(f.ExpiresAt), f.Generation,
-		f.TokenHash, f.PreviousHash, at(f.RotatedAt), at(f.RevokedAt), f.RevokeReason, f.SessionID)
+		f.TokenHash, f.PreviousHash, at(f.RotatedAt), at(f.RevokedAt), f.RevokeReason, f.SessionID, strings.Join(f.Audience, " "))
 	return dbErr("create family "+f.ID, err)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tokend/tokend/store"
+	"github.com/tokend/tokend/store/postgres"
 )
 
 // A version-1 database, whose tokens are rows of refresh_tokens, opens
@@ -111,6 +112,73 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 }
 
+// migrateTo brings the empty schema of conn to version v, as the tokend
+// of that version did.
+func migrateTo(t *testing.T, conn *pgx.Conn, v int) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := conn.Exec(ctx, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= v; i++ {
+		q, err := os.ReadFile(fmt.Sprintf("migrations/%d.sql", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(q)); err != nil {
+			t.Fatalf("migration %d: %v", i, err)
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Families stored before families had an audience (schema version 7)
+// read with none after the upgrade, rotate keeping none, and a family
+// with one is stored beside them.
+func TestMigrateFamilyAudience(t *testing.T) {
+	u := newSchema(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	migrateTo(t, conn, 7)
+	h0 := newHash()
+	if _, err := conn.Exec(ctx, `INSERT INTO families (id, client_id, subject, scope, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, session_id)
+		VALUES ('f', 'c', 'alice', 'read', 0, $1, $1, $2, $3, 0, $4, 's')`, t0, t0.Add(time.Hour), t0.Add(24*time.Hour), h0); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, u)
+	if f, err := s.GetFamily(ctx, "f"); err != nil || len(f.Audience) != 0 || f.SessionID != "s" || !bytes.Equal(f.TokenHash, h0) {
+		t.Fatalf("family after the upgrade: %+v %v; want no audience", f, err)
+	}
+	res, err := s.Rotate(ctx, store.RotateRequest{FamilyID: "f", Old: h0, New: newHash(), Now: t0.Add(time.Minute), IdleExpiresAt: t0.Add(2 * time.Hour)})
+	if err != nil || res.Outcome != store.Rotated || len(res.Family.Audience) != 0 {
+		t.Fatalf("rotation after the upgrade: %v %+v %v", res.Outcome, res.Family, err)
+	}
+	g := store.Family{ID: "g", ClientID: "c", Subject: "alice", Audience: []string{"https://api.example"}, CreatedAt: t0, LastUsedAt: t0,
+		IdleExpiresAt: t0.Add(time.Hour), ExpiresAt: t0.Add(24 * time.Hour), TokenHash: newHash()}
+	if err := s.CreateFamily(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := s.ListFamilies(ctx, store.FamilyFilter{ClientID: "c"})
+	auds := map[string]string{}
+	for _, f := range fams {
+		auds[f.ID] = fmt.Sprint(f.Audience)
+	}
+	if err != nil || len(fams) != 2 || auds["f"] != "[]" || auds["g"] != "[https://api.example]" {
+		t.Fatalf("families after the upgrade: %+v %v", fams, err)
+	}
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil || v != postgres.SchemaVersion {
+		t.Fatalf("schema version %d after the upgrade: %v; want %d", v, err, postgres.SchemaVersion)
+	}
+}
+
 // Keys stored before keys had a use (schema version 6) read as access
 // keys after the upgrade, and an ID key is kept apart from them.
 func TestMigrateKeyUse(t *testing.T) {
@@ -121,21 +189,7 @@ func TestMigrateKeyUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		t.Fatal(err)
-	}
-	for v := 1; v <= 6; v++ {
-		q, err := os.ReadFile(fmt.Sprintf("migrations/%d.sql", v))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, string(q)); err != nil {
-			t.Fatalf("migration %d: %v", v, err)
-		}
-		if _, err := conn.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateTo(t, conn, 6)
 	if _, err := conn.Exec(ctx, "INSERT INTO keys (id, algorithm, private, created_at) VALUES ('k1', 'EdDSA', '\\xaa', $1)", t0); err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,19 @@ import (
 )
 
 // familyFields are a family's hash fields and values, for HSET. Token
-// hashes are stored as they are (bytes), "" for none.
+// hashes are stored as they are (bytes), "" for none. The audience (aud,
+// a JSON array) is written only when there is one: a family without the
+// field, as every family stored before it existed, has none.
 func familyFields(f store.Family) []any {
-	return []any{"id", f.ID, "client", f.ClientID, "subject", f.Subject, "scope", f.Scope, "claims", f.Claims,
+	fields := []any{"id", f.ID, "client", f.ClientID, "subject", f.Subject, "scope", f.Scope, "claims", f.Claims,
 		"attl", int64(f.AccessTTL), "created", enc(f.CreatedAt), "used", enc(f.LastUsedAt),
 		"idle", enc(f.IdleExpiresAt), "exp", enc(f.ExpiresAt), "gen", f.Generation,
 		"tok", f.TokenHash, "prev", f.PreviousHash, "rotated", enc(f.RotatedAt),
 		"revoked", enc(f.RevokedAt), "reason", f.RevokeReason, "sid", f.SessionID}
+	if len(f.Audience) > 0 {
+		fields = append(fields, "aud", jsonStrs(f.Audience))
+	}
+	return fields
 }
 
 func familyOf(m map[string]string) store.Family {
@@ -28,7 +34,7 @@ func familyOf(m map[string]string) store.Family {
 		AccessTTL: time.Duration(attl), CreatedAt: dec(m["created"]), LastUsedAt: dec(m["used"]),
 		IdleExpiresAt: dec(m["idle"]), ExpiresAt: dec(m["exp"]), Generation: gen,
 		TokenHash: bytesOf(m["tok"]), PreviousHash: bytesOf(m["prev"]), RotatedAt: dec(m["rotated"]),
-		RevokedAt: dec(m["revoked"]), RevokeReason: m["reason"], SessionID: m["sid"]}
+		RevokedAt: dec(m["revoked"]), RevokeReason: m["reason"], SessionID: m["sid"], Audience: strs(m["aud"])}
 	f.Claims = bytesOf(m["claims"])
 	return f
 }

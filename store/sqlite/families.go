@@ -11,16 +11,18 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason, token_hash, previous_hash, rotated_at, session_id"
+const familyCols = "id, client_id, subject, scope, claims, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, revoked_at, revoke_reason, token_hash, previous_hash, rotated_at, session_id, audience"
 
 func scanFamily(row interface{ Scan(...any) error }) (store.Family, error) {
 	var f store.Family
 	var ttl int64
+	var audience string
 	var created, used, idle, exp, revoked, rotated sql.NullInt64
 	if err := row.Scan(&f.ID, &f.ClientID, &f.Subject, &f.Scope, &f.Claims, &ttl, &created, &used, &idle, &exp, &f.Generation, &revoked, &f.RevokeReason,
-		&f.TokenHash, &f.PreviousHash, &rotated, &f.SessionID); err != nil {
+		&f.TokenHash, &f.PreviousHash, &rotated, &f.SessionID, &audience); err != nil {
 		return f, err
 	}
+	f.Audience = strings.Fields(audience)
 	f.AccessTTL = time.Duration(ttl)
 	f.CreatedAt, f.LastUsedAt, f.IdleExpiresAt, f.ExpiresAt, f.RevokedAt = tout(created), tout(used), tout(idle), tout(exp), tout(revoked)
 	f.RotatedAt = tout(rotated)
@@ -46,7 +48,7 @@ func (s *Store) insertFamily(ctx context.Context, tx *sql.Tx, f store.Family) er
 	_, err := s.txExec(ctx, tx, qInsertFamily,
 		f.ID, f.ClientID, f.Subject, f.Scope, f.Claims, int64(f.AccessTTL), tin(f.CreatedAt), tin(f.LastUsedAt),
 		tin(f.IdleExpiresAt), tin(f.ExpiresAt), f.Generation, tin(f.RevokedAt), f.RevokeReason, f.TokenHash, f.PreviousHash, tin(f.RotatedAt),
-		f.SessionID)
+		f.SessionID, strings.Join(f.Audience, " "))
 	if isConstraint(err) {
 		return fmt.Errorf("sqlite: family %s: %w", f.ID, store.ErrExists)
 	}
@@ -136,7 +138,7 @@ const (
 	qGetFamily    = "SELECT " + familyCols + " FROM families WHERE id = ?"
 	qUpdateFamily = "UPDATE families SET generation = ?, token_hash = ?, previous_hash = ?, rotated_at = ?, last_used_at = ?, idle_expires_at = ? WHERE id = ?"
 	qRevokeReuse  = "UPDATE families SET revoked_at = ?, revoke_reason = '" + store.ReasonReuse + "' WHERE id = ? AND revoked_at IS NULL"
-	qInsertFamily = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	qInsertFamily = "INSERT INTO families (" + familyCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	qLegacyToken  = "SELECT family_id, generation FROM legacy_tokens WHERE hash = ?"
 )
 

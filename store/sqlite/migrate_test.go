@@ -191,6 +191,45 @@ func TestMigrateV1(t *testing.T) {
 	}
 }
 
+// Families stored by schema version 6, before families had an audience,
+// read with none after the upgrade and rotate keeping none; a family with
+// one is stored beside them.
+func TestMigrateFamilyAudience(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.db")
+	var stmts []string
+	for v := 2; v <= 6; v++ {
+		q, err := os.ReadFile(fmt.Sprintf("schema/%d.sql", v))
+		must(t, err)
+		stmts = append(stmts, string(q))
+	}
+	h0 := "x'0a0b'"
+	stmts = append(stmts, "PRAGMA user_version = 6",
+		`INSERT INTO families (id, client_id, subject, scope, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, session_id)
+		VALUES ('f', 'c', 'alice', 'read', 0, `+fmt.Sprint(v1.UnixMicro())+`, `+fmt.Sprint(v1.UnixMicro())+`, `+
+			fmt.Sprint(v1.Add(time.Hour).UnixMicro())+`, `+fmt.Sprint(v1.Add(24*time.Hour).UnixMicro())+`, 0, `+h0+`, 's')`)
+	createV1(t, path, stmts...)
+	s := open(t, path)
+	ctx := t.Context()
+	f, err := s.GetFamily(ctx, "f")
+	if err != nil || len(f.Audience) != 0 || f.SessionID != "s" || !bytes.Equal(f.TokenHash, []byte{0x0a, 0x0b}) {
+		t.Fatalf("family after the upgrade: %+v %v; want no audience", f, err)
+	}
+	res, err := s.Rotate(ctx, store.RotateRequest{FamilyID: "f", Old: f.TokenHash, New: []byte("next"), Now: v1.Add(time.Minute), IdleExpiresAt: v1.Add(2 * time.Hour)})
+	if err != nil || res.Outcome != store.Rotated || len(res.Family.Audience) != 0 {
+		t.Fatalf("rotation after the upgrade: %v %+v %v", res.Outcome, res.Family, err)
+	}
+	must(t, s.CreateFamily(ctx, store.Family{ID: "g", ClientID: "c", Subject: "alice", Audience: []string{"https://api.example"}, CreatedAt: v1,
+		LastUsedAt: v1, IdleExpiresAt: v1.Add(time.Hour), ExpiresAt: v1.Add(24 * time.Hour), TokenHash: []byte("g")}))
+	fams, err := s.ListFamilies(ctx, store.FamilyFilter{ClientID: "c"})
+	if err != nil || len(fams) != 2 || len(fams[0].Audience) != 0 || fmt.Sprint(fams[1].Audience) != "[https://api.example]" {
+		t.Fatalf("families after the upgrade: %+v %v", fams, err)
+	}
+	must(t, s.Close())
+	if v := rawQuery(t, path, "PRAGMA user_version"); v != fmt.Sprintln(sqlite.SchemaVersion) {
+		t.Fatalf("user_version %q after the upgrade", v)
+	}
+}
+
 // An upgraded database has exactly the schema of a new one.
 func TestMigratedSchemaIsFresh(t *testing.T) {
 	dir := t.TempDir()

@@ -31,9 +31,10 @@ func newCode(t *testing.T, s store.Store, client, subject string) store.Authoriz
 	return c
 }
 
-// codeFamily is the family a redemption of c at at starts.
+// codeFamily is the family a redemption of c at at starts: for c's
+// resources.
 func codeFamily(c store.AuthorizationCode, id string, at time.Time) store.Family {
-	return store.Family{ID: id, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, SessionID: c.SessionID,
+	return store.Family{ID: id, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, SessionID: c.SessionID, Audience: slices.Clone(c.Resources),
 		CreatedAt: at, LastUsedAt: at, IdleExpiresAt: at.Add(time.Hour), ExpiresAt: at.Add(24 * time.Hour), TokenHash: hash()}
 }
 
@@ -125,7 +126,8 @@ func testAuthorizationCode(t *testing.T, s store.Store) {
 	}
 	f, err := s.GetFamily(ctx, "f")
 	must(t, err)
-	if f.SessionID != "sess" || f.Subject != "alice" || f.ClientID != "app" || !f.CreatedAt.Equal(at) || !f.RevokedAt.IsZero() {
+	if f.SessionID != "sess" || f.Subject != "alice" || f.ClientID != "app" || !f.CreatedAt.Equal(at) || !f.RevokedAt.IsZero() ||
+		!slices.Equal(f.Audience, c.Resources) {
 		t.Fatalf("the family the code started: %+v", f)
 	}
 
@@ -316,6 +318,61 @@ func testFamilySession(t *testing.T, s store.Store) {
 	wantActive(t, s, "f3")
 	if got := list(store.FamilyFilter{ActiveAt: t0.Add(2 * time.Minute)}); got != "[f2/s2 f3/]" {
 		t.Fatalf("active after the session's revocation: %s", got)
+	}
+}
+
+// Family.Audience round trips through CreateFamily, GetFamily,
+// ListFamilies, Rotate (its result and the family after it) and
+// RedeemAuthorizationCode, on copies; a family without one reads back
+// none.
+func testFamilyAudience(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	aud := []string{"https://api.example", "https://files.example/v1"}
+	want := fmt.Sprint(aud)
+	f := store.Family{ID: "fa", ClientID: "app", Subject: "alice", Audience: slices.Clone(aud), CreatedAt: t0, LastUsedAt: t0,
+		IdleExpiresAt: t0.Add(time.Hour), ExpiresAt: t0.Add(24 * time.Hour), TokenHash: hash()}
+	must(t, s.CreateFamily(ctx, f))
+	f.Audience[0] = "https://changed.example" // the store keeps its own copy
+	newFamily(t, s, "plain", "app", "alice")
+	got, err := s.GetFamily(ctx, "fa")
+	must(t, err)
+	if fmt.Sprint(got.Audience) != want {
+		t.Fatalf("GetFamily audience = %q, want %s", got.Audience, want)
+	}
+	got.Audience[0] = "x"
+	if again, _ := s.GetFamily(ctx, "fa"); fmt.Sprint(again.Audience) != want {
+		t.Fatal("the store shares memory with its callers")
+	}
+	fams, err := s.ListFamilies(ctx, store.FamilyFilter{ClientID: "app"})
+	must(t, err)
+	if len(fams) != 2 || fams[0].ID != "fa" || fmt.Sprint(fams[0].Audience) != want || len(fams[1].Audience) != 0 {
+		t.Fatalf("ListFamilies = %+v", fams)
+	}
+
+	tk1 := token{"fa", 1, hash()}
+	res, err := rotate(t, s, token{"fa", 0, f.TokenHash}, tk1.hash, t0.Add(time.Minute))
+	must(t, err)
+	if res.Outcome != store.Rotated || fmt.Sprint(res.Family.Audience) != want {
+		t.Fatalf("Rotate = %v, audience %q; want rotated, %s", res.Outcome, res.Family.Audience, want)
+	}
+	res, err = rotate(t, s, token{"fa", 0, f.TokenHash}, tk1.hash, t0.Add(time.Minute+time.Second))
+	must(t, err)
+	if res.Outcome != store.Repeated || fmt.Sprint(res.Family.Audience) != want {
+		t.Fatalf("retry within grace = %v, audience %q; want repeated, %s", res.Outcome, res.Family.Audience, want)
+	}
+	if again, _ := s.GetFamily(ctx, "fa"); again.Generation != 1 || fmt.Sprint(again.Audience) != want {
+		t.Fatalf("after the rotation: generation %d, audience %q", again.Generation, again.Audience)
+	}
+	_, tk := newFamily(t, s, "plain2", "app", "bob")
+	if res, err := rotate(t, s, tk, hash(), t0.Add(time.Minute)); err != nil || len(res.Family.Audience) != 0 {
+		t.Fatalf("Rotate of a family without audience = %+v %v", res.Family, err)
+	}
+
+	c := newCode(t, s, "app", "carol")
+	_, err = s.RedeemAuthorizationCode(ctx, c.Hash, codeFamily(c, "fc", t0.Add(time.Second)))
+	must(t, err)
+	if got, err := s.GetFamily(ctx, "fc"); err != nil || !slices.Equal(got.Audience, c.Resources) {
+		t.Fatalf("the redeemed code's family: audience %q %v; want %q", got.Audience, err, c.Resources)
 	}
 }
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -40,14 +41,14 @@ func RunClock(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 	clockAhead := func() time.Time { return time.Now().Add(skew) }
 
 	now := clockBehind()
-	f := store.Family{ID: "f", ClientID: "c", Subject: "alice", CreatedAt: now, LastUsedAt: now,
+	f := store.Family{ID: "f", ClientID: "c", Subject: "alice", Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
 		IdleExpiresAt: now.Add(5 * time.Second), ExpiresAt: now.Add(time.Hour), TokenHash: hash()}
 	must(t, behind.CreateFamily(ctx, f))
 	tk0 := token{"f", 0, f.TokenHash}
 	got, err := ahead.GetFamily(ctx, "f")
 	must(t, err)
 	if d := time.Since(got.CreatedAt); d < -time.Second || d > time.Second || got.ExpiresAt.Sub(got.CreatedAt) != time.Hour ||
-		got.IdleExpiresAt.Sub(got.CreatedAt) != 5*time.Second {
+		got.IdleExpiresAt.Sub(got.CreatedAt) != 5*time.Second || fmt.Sprint(got.Audience) != "[https://api.example]" {
 		t.Fatalf("family created by an instance %v behind: created %v ago, lifetimes %v and %v; want created on the store's clock, lifetimes kept",
 			skew, d, got.IdleExpiresAt.Sub(got.CreatedAt), got.ExpiresAt.Sub(got.CreatedAt))
 	}
@@ -58,6 +59,9 @@ func RunClock(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 	res, err := ahead.Rotate(ctx, r)
 	if err != nil || res.Outcome != store.Rotated {
 		t.Fatalf("rotation by the instance %v ahead: %v %v; want rotated (the family is active on the store's clock)", skew, res.Outcome, err)
+	}
+	if fmt.Sprint(res.Family.Audience) != "[https://api.example]" {
+		t.Fatalf("audience %q after the rotation", res.Family.Audience)
 	}
 	if d := res.Family.IdleExpiresAt.Sub(res.Family.RotatedAt); d != 5*time.Second {
 		t.Fatalf("idle expiry %v after the rotation, want 5s on the store's clock", d)
@@ -87,7 +91,7 @@ func clockCodes(t *testing.T, behind, ahead store.Store, clockBehind, clockAhead
 	ctx := t.Context()
 	code := func(s store.Store, now time.Time, ttl time.Duration) store.AuthorizationCode {
 		t.Helper()
-		c := store.AuthorizationCode{Hash: hash(), ClientID: "c", Subject: "alice", CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		c := store.AuthorizationCode{Hash: hash(), ClientID: "c", Subject: "alice", Resources: []string{"https://api.example"}, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 		must(t, s.CreateAuthorizationCode(ctx, c))
 		return c
 	}
@@ -99,7 +103,7 @@ func clockCodes(t *testing.T, behind, ahead store.Store, clockBehind, clockAhead
 	if d := time.Since(got.RedeemedAt); d < -time.Second || d > time.Second || got.ExpiresAt.Sub(got.CreatedAt) != 5*time.Second {
 		t.Fatalf("code redeemed %v ago by the test's clock, lifetime %v; want the store's clock, lifetime kept", d, got.ExpiresAt.Sub(got.CreatedAt))
 	}
-	if f, err := ahead.GetFamily(ctx, "fc"); err != nil || !f.CreatedAt.Equal(got.RedeemedAt) {
+	if f, err := ahead.GetFamily(ctx, "fc"); err != nil || !f.CreatedAt.Equal(got.RedeemedAt) || fmt.Sprint(f.Audience) != "[https://api.example]" {
 		t.Fatalf("the family of the redemption: %+v %v; want created when the code was redeemed", f, err)
 	}
 	c = code(ahead, clockAhead(), time.Microsecond)

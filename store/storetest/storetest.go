@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"FamilySession", testFamilySession},
+		{"FamilyAudience", testFamilyAudience},
 		{"AuthorizationDeletes", testAuthorizationDeletes},
 		{"AuthorizationDeleteExpired", testAuthorizationDeleteExpired},
 		{"AuthorizationIdentifiers", testAuthorizationIdentifiers},
