@@ -178,13 +178,23 @@ func TestLogout(t *testing.T) {
 }
 
 // The metadata is one document at the RFC 8414 and the OpenID Connect
-// Discovery addresses, naming every endpoint of the code flow.
+// Discovery addresses, naming every endpoint of the code flow. Any page
+// may read it and the JWKS (a browser app's discovery).
 func TestDiscovery(t *testing.T) {
 	e := newCodeEnv(t, nil)
-	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
-		resp, err := http.Get(e.url + path)
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/.well-known/jwks.json"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+path, nil)
+		req.Header.Set("Origin", "https://app.example")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q, credentials %q; want * without credentials", path, got, resp.Header.Get("Access-Control-Allow-Credentials"))
+		}
+		if strings.HasSuffix(path, "jwks.json") {
+			resp.Body.Close()
+			continue
 		}
 		var m map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&m)
