@@ -2,12 +2,17 @@
 // pages/login-app.js: open it, start login(), type on tokend's login page
 // with the keyboard alone, land on the callback. Two apps: a (client
 // login-a on the app origin) and b (login-b on app2), each registered by
-// setup.mjs with its own origin and redirect URI.
+// setup.mjs with its own origin and redirect URI; c is a in cookie mode
+// (login-cookie).
 import assert from "node:assert/strict";
 
 import { LOGIN_CALLBACK, LOGIN_USER } from "./setup.mjs";
 
-export const APPS = { a: { origin: "app", client: "login-a" }, b: { origin: "app2", client: "login-b" } };
+export const APPS = {
+  a: { origin: "app", client: "login-a" },
+  b: { origin: "app2", client: "login-b" },
+  c: { origin: "app", client: "login-cookie", cookie: true },
+};
 
 /** Token-endpoint POSTs of the auth log with grant_type grant. */
 export const tokenPosts = (log, grant) => log.filter((e) => e.method === "POST" && e.path === "/oauth/token" && e.grant_type === grant);
@@ -15,7 +20,8 @@ export const tokenPosts = (log, grant) => log.filter((e) => e.method === "POST" 
 /** The helpers of the login tests, for stack (startStack's). */
 export function loginApp(stack) {
   /** The app's page URL, with its settings in the query. */
-  const appURL = (app, storage = "session") => `${stack.origins[APPS[app].origin]}/login-app.html?` + new URLSearchParams({ auth: stack.origins.auth, client: APPS[app].client, storage });
+  const appURL = (app, storage = "session") => `${stack.origins[APPS[app].origin]}/login-app.html?` +
+    new URLSearchParams({ auth: stack.origins.auth, client: APPS[app].client, storage, ...(APPS[app].cookie && { cookie: "1" }) });
 
   /** Waits for the app's page to finish loading and returns what it saw. */
   async function loaded(page) {
@@ -61,14 +67,18 @@ export function loginApp(stack) {
       return page;
     },
 
-    /** Starts login() (which navigates away) with opts. */
+    /** Starts login() (which navigates away) with opts; marks the document, so that callback waits for another. */
     async startLogin(page, opts = {}) {
-      await page.evaluate((o) => { void window.app.login(o); }, opts);
+      await page.evaluate((o) => {
+        window.leaving = true;
+        void window.app.login(o);
+      }, opts);
     },
 
-    /** Waits for the browser to land on app's callback page and returns what handleRedirect gave the app. */
+    /** Waits for the browser to land on app's callback page (a new document) and returns what handleRedirect gave the app. */
     async callback(page, app) {
       await page.waitForURL((u) => u.href.startsWith(stack.origins[APPS[app].origin] + LOGIN_CALLBACK));
+      await page.waitForFunction(() => !window.leaving && window.app?.result.loaded === true);
       return loaded(page);
     },
 

@@ -69,7 +69,8 @@ const FEATURE_HELP = {
 /**
  * The built-in user the login tests type in on tokend's login page, and
  * the public clients of the two apps that log in through it (login-a on
- * the app origin, login-b on app2), each with its own redirect URI.
+ * the app origin, login-b on app2), each with its own redirect URI; and
+ * login-cookie, login-a's twin in cookie mode.
  */
 export const LOGIN_USER = { name: "lena", password: "correct horse battery staple" };
 export const LOGIN_CALLBACK = "/login-callback.html";
@@ -132,12 +133,13 @@ async function cliStdin(input, ...args) {
   return (await p).stdout;
 }
 
-/** Creates the login tests' user and clients (LOGIN_USER; login-a, login-b) on store. */
-async function createLoginClients(store, origins) {
+/** Creates the login tests' user and clients (LOGIN_USER; login-a, login-b, and login-cookie in cookie mode if cookie) on store. */
+async function createLoginClients(store, origins, cookie) {
   await cliStdin(LOGIN_USER.password + "\n", "user", "create", LOGIN_USER.name, "--password-stdin", "--store", store, "--argon2-params", "m=8192,t=1,p=1");
   for (const [id, origin] of [["login-a", origins.app], ["login-b", origins.app2]]) {
     await cli("client", "create", "--store", store, "--id", id, "--public", "--origin", origin, "--redirect-uri", origin + LOGIN_CALLBACK);
   }
+  if (cookie) await cli("client", "create", "--store", store, "--id", "login-cookie", "--public", "--cookie", "--origin", origins.app, "--redirect-uri", origins.app + LOGIN_CALLBACK);
 }
 
 /** Polls fn until it returns a truthy value or deadlineMs passes (real processes only). */
@@ -180,7 +182,7 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
   if (features.cookie) await cli("client", "create", "--store", store, "--id", "spa-cookie", "--public", "--cookie", ...origin);
   const mintFor = features.cookie ? "spa,spa-cookie" : "spa";
   const backend = JSON.parse(await cli("client", "create", "--store", store, "--id", "backend", "--mint", "--mint-for", mintFor, "--json"));
-  if (features.login && features.origins) await createLoginClients(store, origins);
+  if (features.login && features.origins) await createLoginClients(store, origins, features.cookie);
 
   const serve = () => startProcess(join(binDir, "tokend"), [
     "serve", "--store", store, "--addr", "127.0.0.1:0", "--issuer", origins.auth,

@@ -1,5 +1,5 @@
 // An app as web/README.md's "Log in" writes it, on the app origins of the
-// login tests (login*.test.mjs). The app page (login-app.html?auth=&client=&storage=)
+// login tests (login*.test.mjs). The app page (login-app.html?auth=&client=&storage=&cookie=1)
 // keeps its settings in sessionStorage and calls login(); the callback page
 // (login-callback.html, the client's redirect URI) calls handleRedirect(),
 // which starts the TokenManager. On every load of either page the manager
@@ -12,7 +12,7 @@ import { handleRedirect, login, logout } from "/lib/login.js";
 const SETTINGS = "e2e:login-app";
 const q = new URLSearchParams(location.search);
 if (q.has("auth")) {
-  sessionStorage.setItem(SETTINGS, JSON.stringify({ auth: q.get("auth"), client: q.get("client"), storage: q.get("storage") || "memory" }));
+  sessionStorage.setItem(SETTINGS, JSON.stringify({ auth: q.get("auth"), client: q.get("client"), storage: q.get("storage") || "memory", cookie: q.get("cookie") === "1" }));
 }
 const cfg = JSON.parse(sessionStorage.getItem(SETTINGS) ?? "null");
 const result = { loaded: false, reauth: 0, redirect: null, error: null, href: "" };
@@ -22,6 +22,7 @@ const tokens = cfg && new TokenManager({
   tokenEndpoint: cfg.auth + "/oauth/token",
   clientId: cfg.client,
   storage: cfg.storage,
+  cookie: cfg.cookie,
   onReauthRequired: () => { result.reauth++; },
 });
 
@@ -63,12 +64,12 @@ window.app = {
 
 if (cfg) {
   try {
-    const done = await handleRedirect({ manager: tokens });
+    const done = await handleRedirect({ manager: tokens, cookie: cfg.cookie });
     if (done) {
       sessionStorage.setItem("e2e:id-token", done.idToken ?? "");
       result.redirect = { sub: done.claims?.sub, sid: done.claims?.sid, returnTo: done.returnTo, idToken: !!done.idToken, refreshToken: !!done.tokens.refresh_token };
     } else {
-      tokens.start(); // a reload: the tokens the storage mode kept, if any
+      tokens.start(); // a reload: the tokens the storage mode kept, if any (cookie mode: the cookie at the first call)
     }
   } catch (e) {
     result.error = described(e);
