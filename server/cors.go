@@ -57,7 +57,7 @@ const corsExposeHeaders = "Retry-After, WWW-Authenticate"
 
 // corsPath reports whether path is served with CORS.
 func corsPath(path string) bool {
-	return path == "/oauth/token" || path == "/oauth/revoke" || strings.HasPrefix(path, "/v1/")
+	return path == "/oauth/token" || path == "/oauth/revoke" || path == userinfoPath || strings.HasPrefix(path, "/v1/")
 }
 
 // originSet is the union of the clients' origins, checked against the

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/tokend/tokend/store"
 )
 
 // idClaims verifies an ID token against the server's JWKS, as a relying
@@ -178,13 +180,23 @@ func TestLogout(t *testing.T) {
 }
 
 // The metadata is one document at the RFC 8414 and the OpenID Connect
-// Discovery addresses, naming every endpoint of the code flow.
+// Discovery addresses, naming every endpoint of the code flow. Any page
+// may read it and the JWKS (a browser app's discovery).
 func TestDiscovery(t *testing.T) {
 	e := newCodeEnv(t, nil)
-	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
-		resp, err := http.Get(e.url + path)
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/.well-known/jwks.json"} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+path, nil)
+		req.Header.Set("Origin", "https://app.example")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q, credentials %q; want * without credentials", path, got, resp.Header.Get("Access-Control-Allow-Credentials"))
+		}
+		if strings.HasSuffix(path, "jwks.json") {
+			resp.Body.Close()
+			continue
 		}
 		var m map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&m)
@@ -213,4 +225,30 @@ func toStrings(l []any) []string {
 		out[i], _ = x.(string)
 	}
 	return out
+}
+
+// A page calls /userinfo across origins (OpenID Connect Core §5.3: the
+// UserInfo endpoint should support CORS): the preflight of its
+// Authorization header, and the answer, allow a client's origin only.
+func TestUserInfoCORS(t *testing.T) {
+	e := newCodeEnv(t, nil)
+	if err := e.store.CreateClient(t.Context(), store.Client{ID: "page", Grants: []string{"authorization_code"},
+		RedirectURIs: []string{"http://localhost:5173/cb"}, Origins: []string{"http://localhost:5173"}}); err != nil {
+		t.Fatal(err)
+	}
+	pre := e.request(http.MethodOptions, "/userinfo", nil, [2]string{}, "Origin", "http://localhost:5173",
+		"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization")
+	if pre.status != http.StatusNoContent || pre.header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight from a client's origin: %d %v", pre.status, pre.header)
+	}
+	if other := e.request(http.MethodOptions, "/userinfo", nil, [2]string{}, "Origin", "https://evil.example",
+		"Access-Control-Request-Method", "GET"); other.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin allowed: %v", other.header)
+	}
+	tok := e.exchange(e.agent(t).loginFlow(authorizeParams("scope", "openid"))).str("access_token")
+	a := e.request(http.MethodGet, "/userinfo", nil, [2]string{}, "Origin", "http://localhost:5173", "Authorization", "Bearer "+tok)
+	if a.status != http.StatusOK || a.header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+		t.Fatalf("userinfo from a client's origin: %d %v", a.status, a.header)
+	}
 }

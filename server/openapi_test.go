@@ -370,7 +370,7 @@ func TestOpenAPIResponses(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := http.Header{"Origin": {"http://localhost:5173"}, "Access-Control-Request-Method": {"POST"}}
-	for _, path := range []string{"/oauth/token", "/oauth/revoke", "/v1/tokens", "/v1/subjects/u1/sessions", "/v1/sessions/x"} {
+	for _, path := range []string{"/oauth/token", "/oauth/revoke", "/userinfo", "/v1/tokens", "/v1/subjects/u1/sessions", "/v1/sessions/x"} {
 		if a := ck.do(call{method: "OPTIONS", path: path, header: page}, 204); a.header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
 			t.Errorf("preflight of %s: %v", path, a.header)
 		}

@@ -558,13 +558,25 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(maxAge))
+	publicCORS(w)
 	_, _ = w.Write(s.cfg.Signer.JWKS())
+}
+
+// publicCORS lets any page read the answer (Access-Control-Allow-Origin:
+// *, without credentials): for the public documents a browser app reads
+// before it has a client's origin to show, the metadata (a login's
+// discovery) and the JWKS.
+func publicCORS(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 }
 
 // handleMetadata serves the authorization server's metadata (RFC 8414
 // §2), which is also its OpenID Provider metadata (OpenID Connect
-// Discovery 1.0 §3): one document at both well-known addresses.
+// Discovery 1.0 §3): one document at both well-known addresses, readable
+// by any page (publicCORS), since @tokend/web/login discovers it from the
+// app's origin.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	publicCORS(w)
 	iss := s.cfg.Issuer
 	algs := []string{}
 	if is, ok := s.cfg.Signer.(IDSigner); ok {

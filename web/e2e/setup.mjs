@@ -63,7 +63,17 @@ const FEATURE_HELP = {
   lib: "web/dist/index.js (the @tokend/web build: cd web && npm ci && npm run build)",
   origins: "client --origin and CORS (the websrv branch)",
   cookie: "client --cookie, cookie mode (the websrv branch)",
+  login: "the authorization code flow: client create --redirect-uri, tokend user create, and web/dist/login.js (@tokend/web/login)",
 };
+
+/**
+ * The built-in user the login tests type in on tokend's login page, and
+ * the public clients of the two apps that log in through it (login-a on
+ * the app origin, login-b on app2), each with its own redirect URI; and
+ * login-cookie, login-a's twin in cookie mode.
+ */
+export const LOGIN_USER = { name: "lena", password: "correct horse battery staple" };
+export const LOGIN_CALLBACK = "/login-callback.html";
 
 async function buildBinaries() {
   await mkdir(binDir, { recursive: true });
@@ -116,6 +126,22 @@ async function cli(...args) {
   return stdout;
 }
 
+/** cli with input on standard input (a password). */
+async function cliStdin(input, ...args) {
+  const p = run(join(binDir, "tokend"), args, { cwd: repo });
+  p.child.stdin.end(input);
+  return (await p).stdout;
+}
+
+/** Creates the login tests' user and clients (LOGIN_USER; login-a, login-b, and login-cookie in cookie mode if cookie) on store. */
+async function createLoginClients(store, origins, cookie) {
+  await cliStdin(LOGIN_USER.password + "\n", "user", "create", LOGIN_USER.name, "--password-stdin", "--store", store, "--argon2-params", "m=8192,t=1,p=1");
+  for (const [id, origin] of [["login-a", origins.app], ["login-b", origins.app2]]) {
+    await cli("client", "create", "--store", store, "--id", id, "--public", "--origin", origin, "--redirect-uri", origin + LOGIN_CALLBACK);
+  }
+  if (cookie) await cli("client", "create", "--store", store, "--id", "login-cookie", "--public", "--cookie", "--origin", origins.app, "--redirect-uri", origins.app + LOGIN_CALLBACK);
+}
+
 /** Polls fn until it returns a truthy value or deadlineMs passes (real processes only). */
 export async function until(fn, what, deadlineMs = 10_000) {
   const end = Date.now() + deadlineMs;
@@ -146,13 +172,17 @@ export async function startStack({ accessTTL = ACCESS_TTL } = {}) {
   const origins = JSON.parse(h.match[0]);
 
   const help = await cli("client", "create", "--help");
-  const features = { lib, origins: help.includes("--origin"), cookie: help.includes("--cookie") };
+  const features = {
+    lib, origins: help.includes("--origin"), cookie: help.includes("--cookie"),
+    login: lib && help.includes("--redirect-uri") && existsSync(join(web, "dist", "login.js")),
+  };
   const store = `sqlite://${join(tmp, "tokend.db")}`;
   const origin = features.origins ? ["--origin", origins.app] : [];
   await cli("client", "create", "--store", store, "--init", "--id", "spa", "--public", ...origin);
   if (features.cookie) await cli("client", "create", "--store", store, "--id", "spa-cookie", "--public", "--cookie", ...origin);
   const mintFor = features.cookie ? "spa,spa-cookie" : "spa";
   const backend = JSON.parse(await cli("client", "create", "--store", store, "--id", "backend", "--mint", "--mint-for", mintFor, "--json"));
+  if (features.login && features.origins) await createLoginClients(store, origins, features.cookie);
 
   const serve = () => startProcess(join(binDir, "tokend"), [
     "serve", "--store", store, "--addr", "127.0.0.1:0", "--issuer", origins.auth,

@@ -2,10 +2,10 @@
 // end-to-end tests (web/e2e/*.test.mjs). It starts nothing but itself: the
 // tests build and run tokend and point the harness at it.
 //
-// It listens on five loopback ports and prints them as one JSON line on
+// It listens on six loopback ports and prints them as one JSON line on
 // standard output:
 //
-//		{"app":"http://localhost:P1","other":"http://localhost:P2","auth":"http://localhost:P3","ws":"ws://localhost:P1/ws","control":"http://127.0.0.1:P4","wsRelay":"ws://localhost:P5/ws"}
+//		{"app":"http://localhost:P1","other":"http://localhost:P2","auth":"http://localhost:P3","ws":"ws://localhost:P1/ws","control":"http://127.0.0.1:P4","wsRelay":"ws://localhost:P5/ws","app2":"http://localhost:P6"}
 //
 //	  - app: the test pages (-pages) at /, the built package (-dist) at
 //	    /lib/, GET /api/echo guarded by verify, /ws a wsconn.Handler echoing
@@ -22,6 +22,9 @@
 //	  - wsRelay: a TCP relay to the app origin for WebSockets (relay.go);
 //	    POST /ws-stall makes its open connections stop forwarding without
 //	    closing.
+//	  - app2: the same pages and package as other, a second app's origin
+//	    (the login tests register a client for it: single sign-on across
+//	    two apps).
 //
 // The issuer (-issuer, default the auth origin) is what the API's verifier
 // expects in iss and in aud (tokend's default audience) and where it
@@ -68,11 +71,11 @@ func parseFlags() flags {
 	return f
 }
 
-// run listens on the five ports, prints their origins, and serves them
+// run listens on the six ports, prints their origins, and serves them
 // until SIGINT or SIGTERM, or until one fails.
 func run() error {
 	f := parseFlags()
-	lns, err := listen(5)
+	lns, err := listen(6)
 	if err != nil {
 		return err
 	}
@@ -98,12 +101,15 @@ func run() error {
 
 	servers := []*http.Server{
 		{Handler: app}, {Handler: static(f.pages, f.dist)}, {Handler: proxy}, {Handler: controlMux(proxy, api, be, rl)},
+		{Handler: static(f.pages, f.dist)},
 	}
+	// The listener of each server; lns[4] is the relay's.
+	served := []net.Listener{lns[0], lns[1], lns[2], lns[3], lns[5]}
 	errc := make(chan error, len(servers)+1)
 	go func() { errc <- rl.serve(lns[4]) }()
 	for i, s := range servers {
 		s.ReadHeaderTimeout = 10 * time.Second
-		go func() { errc <- s.Serve(lns[i]) }()
+		go func() { errc <- s.Serve(served[i]) }()
 	}
 	line, _ := json.Marshal(origins)
 	fmt.Println(string(line))
@@ -135,7 +141,7 @@ func closeListeners(lns []net.Listener) {
 func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 
 // originsOf names the origins served on lns, in the order app, other,
-// auth, control, wsRelay; ws is the WebSocket endpoint of app.
+// auth, control, wsRelay, app2; ws is the WebSocket endpoint of app.
 func originsOf(lns []net.Listener) map[string]string {
 	return map[string]string{
 		"app":     fmt.Sprintf("http://localhost:%d", port(lns[0])),
@@ -144,6 +150,7 @@ func originsOf(lns []net.Listener) map[string]string {
 		"ws":      fmt.Sprintf("ws://localhost:%d/ws", port(lns[0])),
 		"control": fmt.Sprintf("http://127.0.0.1:%d", port(lns[3])),
 		"wsRelay": fmt.Sprintf("ws://localhost:%d/ws", port(lns[4])),
+		"app2":    fmt.Sprintf("http://localhost:%d", port(lns[5])),
 	}
 }
 
