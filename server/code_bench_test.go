@@ -30,6 +30,7 @@ type codeBench struct {
 	e       *env
 	cookies []*http.Cookie
 	rt      string
+	scope   string // of the authorization requests
 }
 
 func (c *codeBench) serve(b *testing.B, req *http.Request) *httptest.ResponseRecorder {
@@ -41,7 +42,7 @@ func (c *codeBench) serve(b *testing.B, req *http.Request) *httptest.ResponseRec
 // code is an authorization request with the browser's session: the
 // code of its redirect.
 func (c *codeBench) code(b *testing.B) string {
-	req := httptest.NewRequest(http.MethodGet, "/oauth/authorize?"+authorizeParams().Encode(), nil)
+	req := httptest.NewRequest(http.MethodGet, "/oauth/authorize?"+authorizeParams("scope", c.scope).Encode(), nil)
 	for _, k := range c.cookies {
 		req.AddCookie(k)
 	}
@@ -80,8 +81,15 @@ func (c *codeBench) token(b *testing.B, form url.Values, id, secret string) stri
 // exchange creates a family where a rotation updates one. It reports the
 // wall time and the process's CPU time of each (the CPU time does not
 // count the waits for the disk, and little of other processes' load),
-// and the exchange's over the rotation's.
+// and the exchange's over the rotation's. With scope=openid, the
+// exchange also signs an ID token (RS256).
 func BenchmarkCodeFlowSQLite(b *testing.B) {
+	for _, scope := range []string{"read", "openid"} {
+		b.Run("scope="+scope, func(b *testing.B) { benchmarkCodeFlow(b, scope) })
+	}
+}
+
+func benchmarkCodeFlow(b *testing.B, scope string) {
 	st, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "tokend.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -92,7 +100,7 @@ func BenchmarkCodeFlowSQLite(b *testing.B) {
 		RedirectURIs: []string{webRedirect}}); err != nil {
 		b.Fatal(err)
 	}
-	c := &codeBench{e: e, cookies: logInOnce(b, e)}
+	c := &codeBench{e: e, cookies: logInOnce(b, e), scope: scope}
 	c.rt = e.mintAsB(b, `{"subject":"bench"}`)
 	var wall, cpu [3]time.Duration // rotation, authorize, exchange
 	step := func(i int, f func()) {
