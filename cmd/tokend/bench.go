@@ -47,7 +47,7 @@ redirect URI ` + benchRedirectURI + `, for --grant authorization_code), and its 
 
 and for --grant authorization_code, a user (--username, --password) and
 
-  tokend client create --id bench --grant refresh_token,authorization_code --mint --redirect-uri ` + benchRedirectURI + ``,
+  tokend client create --id bench --grant refresh_token,authorization_code --mint --redirect-uri ` + benchRedirectURI,
 		Args: noArgs,
 	}
 	var o benchOptions
