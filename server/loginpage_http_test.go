@@ -63,6 +63,9 @@ func BenchmarkLoginPageHTTP(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		d, status, _, _ := getTimed(b, hc, e.url+"/healthz")
+		if status != http.StatusOK {
+			b.Fatalf("healthz: %d", status)
+		}
 		anchor += d
 		if d, status, _, _ = getTimed(b, hc, page); status != http.StatusOK {
 			b.Fatalf("login page: %d", status)
