@@ -2,7 +2,7 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test test-go test-web lint bench bench-smoke fuzz
+.PHONY: test test-go test-web lint bench bench-smoke fuzz example
 
 # The whole test suite: Go with the race detector, then the browser package.
 test: test-go test-web
@@ -37,3 +37,10 @@ fuzz:
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=20s $$pkg || exit 1; \
 	  done; \
 	done
+
+# The login example (examples/login-app): builds the browser package it
+# serves (web/dist; needs Node.js 20 and npm), then runs it on
+# http://127.0.0.1:8080 with the user alice, password wonderland.
+example:
+	cd web && npm ci --no-audit --no-fund && npm run build
+	$(GO) run ./examples/login-app

@@ -45,12 +45,12 @@ func newCodeEnv(t *testing.T, mod func(*server.Config)) *env {
 // agent is a agent at tokend: it keeps cookies and does not follow
 // redirects, so that each step can be asserted.
 type agent struct {
-	t  *testing.T
+	t  testing.TB
 	e  *env
 	hc *http.Client
 }
 
-func (e *env) agent(t *testing.T) *agent {
+func (e *env) agent(t testing.TB) *agent {
 	jar, _ := cookiejar.New(nil)
 	return &agent{t: t, e: e, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
@@ -117,7 +117,7 @@ func (b *agent) authorize(params url.Values) page {
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`)
 
 // formFields returns the hidden fields of the form of a page.
-func formFields(t *testing.T, p page) url.Values {
+func formFields(t testing.TB, p page) url.Values {
 	t.Helper()
 	v := url.Values{}
 	for _, m := range hiddenField.FindAllStringSubmatch(p.body, -1) {

@@ -26,20 +26,28 @@ import (
 // newBenchCmd is the load generator: virtual clients, each holding its
 // own refresh-token family, rotate it again and again through real HTTP on
 // loopback; or, with --grant password, log in again and again with the
-// password grant (see benchLogins).
+// password grant; or, with --grant authorization_code, log in once on
+// the login page and then get and exchange codes again and again, beside
+// rotations in the same run (loadgen.RunCodes).
 func newBenchCmd(cio *cmdIO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench [flags]",
-		Short: "load-test refresh-token rotation or password logins",
-		Long: `Load-test refresh-token rotation (or, with --grant password, logins)
+		Short: "load-test refresh-token rotation, password logins or code exchanges",
+		Long: `Load-test refresh-token rotation (or, with --grant password, logins;
+with --grant authorization_code, code exchanges beside rotations)
 through real HTTP: against an in-process server on loopback by default,
 or a running one with --target.
 
 With --target, the server needs a client that may mint and refresh (and
-use the password grant, for --grant password), and its secret:
+use the password grant, for --grant password; the code flow with the
+redirect URI ` + benchRedirectURI + `, for --grant authorization_code), and its secret:
 
   tokend client create --id bench --grant refresh_token,password --mint
-  tokend bench --target http://127.0.0.1:8080 --client-id bench --client-secret SECRET`,
+  tokend bench --target http://127.0.0.1:8080 --client-id bench --client-secret SECRET
+
+and for --grant authorization_code, a user (--username, --password) and
+
+  tokend client create --id bench --grant refresh_token,authorization_code --mint --redirect-uri ` + benchRedirectURI,
 		Args: noArgs,
 	}
 	var o benchOptions
@@ -59,7 +67,7 @@ type benchOptions struct {
 	clientID, clientSecret string
 	levels                 string
 	duration               time.Duration
-	grant                  string
+	grant, scope           string
 	username, password     string
 	argon2, throttle       string
 }
@@ -73,9 +81,10 @@ func (o *benchOptions) define(fs *pflag.FlagSet) {
 	fs.StringVar(&o.clientSecret, "client-secret", "", "with --target: its secret (required)")
 	fs.StringVar(&o.levels, "clients", "1,4,16,64", "comma-separated numbers of concurrent virtual clients")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each level runs")
-	fs.StringVar(&o.grant, "grant", "refresh_token", "what to load: refresh_token (rotations) or password (logins)")
-	fs.StringVar(&o.username, "username", benchUser, "with --target and --grant password: the user who logs in")
-	fs.StringVar(&o.password, "password", benchPassword, "with --target and --grant password: the user's password")
+	fs.StringVar(&o.grant, "grant", "refresh_token", "what to load: refresh_token (rotations), password (logins) or authorization_code (code exchanges, beside rotations)")
+	fs.StringVar(&o.scope, "scope", "", "with --grant authorization_code: the scope of the authorization requests (openid: every exchange also signs an ID token); default: none sent")
+	fs.StringVar(&o.username, "username", benchUser, "with --target and --grant password or authorization_code: the user who logs in")
+	fs.StringVar(&o.password, "password", benchPassword, "with --target and --grant password or authorization_code: the user's password")
 	fs.StringVar(&o.argon2, "argon2-params", defaultSettings().Argon2Params, "argon2id parameters of the in-process server's user; with --target, the server's (for the anchor of --grant password)")
 	fs.StringVar(&o.throttle, "throttle", "", "the in-process server's failure throttle: on, off, or a list (off,on) to measure each at every level, every other level in reverse order (default: on for rotations; off for logins, which it would mostly answer 429 from one address before they reach the hashing)")
 }
@@ -99,14 +108,17 @@ func (o benchOptions) check() (benchPlan, error) {
 	if o.duration <= 0 {
 		return p, usageErrorf("--duration must be positive, such as 5s, not %s", o.duration)
 	}
-	if o.grant != "refresh_token" && o.grant != "password" {
-		return p, usageErrorf("--grant must be refresh_token or password, not %q", o.grant)
+	if o.grant != "refresh_token" && o.grant != "password" && o.grant != grantCode {
+		return p, usageErrorf("--grant must be refresh_token, password or authorization_code, not %q", o.grant)
+	}
+	if o.scope != "" && o.grant != grantCode {
+		return p, usageErrorf("--scope is for --grant authorization_code")
 	}
 	modes, err := o.throttleModes()
 	if err != nil {
 		return p, err
 	}
-	if o.instances < 1 || o.instances > 16 || o.instances > 1 && (o.target != "" || len(modes) > 1 || o.grant == "password") {
+	if o.instances < 1 || o.instances > 16 || o.instances > 1 && (o.target != "" || len(modes) > 1 || o.grant != "refresh_token") {
 		return p, usageErrorf("--instances wants 1 to 16 in-process servers, for rotations with one --throttle mode (with --target, list the servers instead)")
 	}
 	var ns []int
@@ -141,7 +153,7 @@ func (o benchOptions) throttleModes() ([]string, error) {
 		}
 		modes = append(modes, m)
 	}
-	if len(modes) == 0 || o.target != "" && throttle != "on" || o.grant == "password" && len(modes) > 1 {
+	if len(modes) == 0 || o.target != "" && throttle != "on" || o.grant != "refresh_token" && len(modes) > 1 {
 		return nil, usageErrorf("--throttle wants on and/or off (one of them for logins), and only for the in-process server")
 	}
 	return modes, nil
@@ -170,6 +182,15 @@ func bench(ctx context.Context, stdout io.Writer, o benchOptions) error {
 		return loadgen.RunLogins(ctx, stdout, loadgen.NewClient(hc, groups[0][:1], id, secret), loadgen.Logins{
 			Levels: p.levels, Duration: o.duration, Username: o.username, Password: o.password, Params: p.params, Local: o.target == ""})
 	}
+	if o.grant == grantCode {
+		against := o.target
+		if against == "" {
+			against = groups[0][0] + " (in-process, store " + redacted(o.store) + ")"
+		}
+		err := loadgen.RunCodes(ctx, stdout, loadgen.NewClient(hc, groups[0][:1], id, secret), loadgen.Codes{Levels: p.levels, Duration: o.duration,
+			Username: o.username, Password: o.password, RedirectURI: benchRedirectURI, Scope: o.scope, Against: against})
+		return benchHint(err, o.target, id)
+	}
 	r := loadgen.Rotations{Levels: p.levels, Duration: o.duration, Against: o.target}
 	var all []string
 	for i, g := range groups {
@@ -188,6 +209,9 @@ func bench(ctx context.Context, stdout io.Writer, o benchOptions) error {
 // benchHint adds to err, if the target refused the client, what client
 // bench needs.
 func benchHint(err error, target, id string) error {
+	if target != "" && errors.Is(err, loadgen.ErrNoCode) {
+		return fmt.Errorf("%w\n--grant authorization_code needs the user of --username and --password, and a client with the code flow and the redirect URI %s:\n  tokend client create --id %s --grant refresh_token,authorization_code --mint --redirect-uri %s", err, benchRedirectURI, id, benchRedirectURI)
+	}
 	if target != "" && errors.Is(err, loadgen.ErrUnauthorized) {
 		return fmt.Errorf("%w\n--target needs a client that may mint and refresh: check --client-id %s and --client-secret, or create one with\n  tokend client create --id %s --grant refresh_token,password --mint", err, id, id)
 	}
@@ -197,11 +221,14 @@ func benchHint(err error, target, id string) error {
 	return err
 }
 
-// The in-process server's client and user.
+// The in-process server's client and user, and the redirect URI of the
+// code flow (never visited: the code is read from the redirect).
 const (
-	benchSecret   = "bench-secret-for-the-in-process-server"
-	benchUser     = "bench"
-	benchPassword = "bench-password"
+	benchSecret      = "bench-secret-for-the-in-process-server"
+	benchUser        = "bench"
+	benchPassword    = "bench-password"
+	benchRedirectURI = "http://127.0.0.1/bench-callback"
+	grantCode        = "authorization_code"
 )
 
 // benchServer starts in-process servers on loopback on one store: for
@@ -210,8 +237,8 @@ const (
 // store handle (its own connection pool or file handle; memory: shares
 // the one store) and signing-key set, as separate processes would have.
 // They have serve's default settings (argon2id parameters: params) and
-// HTTP timeouts, a client that may mint, refresh and log in, and the user
-// benchUser.
+// HTTP timeouts, a client that may mint, refresh, log in and use the
+// code flow (redirect URI benchRedirectURI), and the user benchUser.
 func benchServer(ctx context.Context, storeURL string, params password.Params, modes []string, instances int) (stop func(), groups [][]string, err error) {
 	st, err := openStore(ctx, storeURL, store.DefaultTimeout)
 	if err != nil {
@@ -236,7 +263,7 @@ func benchServer(ctx context.Context, storeURL string, params password.Params, m
 	}
 	_, _ = st.DeleteClient(ctx, "bench", time.Now())
 	if err := st.CreateClient(ctx, store.Client{ID: "bench", SecretHash: server.HashClientSecret(benchSecret),
-		Grants: []string{"refresh_token", "password"}, Mint: true, CreatedAt: time.Now()}); err != nil {
+		Grants: []string{"refresh_token", "password", grantCode}, RedirectURIs: []string{benchRedirectURI}, Mint: true, CreatedAt: time.Now()}); err != nil {
 		return fail(err)
 	}
 	defaults := defaultSettings()

@@ -2,8 +2,10 @@
 // bench`: virtual clients drive real HTTP against one or more running
 // servers and measure what they get. RunRotations has each virtual client
 // hold its own refresh-token family and rotate it again and again;
-// RunLogins has them log in again and again with the password grant.
-// Both print a table, one row per level of concurrency.
+// RunLogins has them log in again and again with the password grant;
+// RunCodes has them log in once on the login page, then get and exchange
+// authorization codes again and again, beside rotations in the same run.
+// Each prints a table, one row per level of concurrency.
 //
 // It was part of the command package (cmd/tokend: bench.go,
 // bench_password.go); the command keeps its flags, their checks and the

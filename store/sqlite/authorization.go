@@ -13,6 +13,17 @@ import (
 
 const codeCols = "hash, client_id, redirect_uri, code_challenge, subject, scope, nonce, resources, session_id, auth_time, created_at, expires_at, redeemed_at, family_id"
 
+// The writes of the code flow, one of each per login, prepared at Open
+// with hotWrites (codeWrites).
+const (
+	qInsertCode = "INSERT INTO authorization_codes (" + codeCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	qGetCode    = "SELECT " + codeCols + " FROM authorization_codes WHERE hash = ?"
+	qRedeemCode = "UPDATE authorization_codes SET redeemed_at = ?, family_id = ? WHERE hash = ?"
+)
+
+// codeWrites are the code flow's statements the writer runs.
+var codeWrites = []string{qInsertCode, qGetCode, qRedeemCode}
+
 func scanCode(row interface{ Scan(...any) error }) (store.AuthorizationCode, error) {
 	var c store.AuthorizationCode
 	var resources string
@@ -32,14 +43,14 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, c store.Authorizati
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.exec(ctx, "authorization code", false,
-		"INSERT INTO authorization_codes ("+codeCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		qInsertCode,
 		c.Hash, c.ClientID, c.RedirectURI, c.CodeChallenge, c.Subject, c.Scope, c.Nonce, strings.Join(c.Resources, " "), c.SessionID,
 		tin(c.AuthTime), tin(c.CreatedAt), tin(c.ExpiresAt), tin(c.RedeemedAt), c.FamilyID)
 }
 
 // GetAuthorizationCode implements store.Store.
 func (s *Store) GetAuthorizationCode(ctx context.Context, hash []byte) (store.AuthorizationCode, error) {
-	c, err := scanCode(s.readRow(ctx, "SELECT "+codeCols+" FROM authorization_codes WHERE hash = ?", hash))
+	c, err := scanCode(s.readRow(ctx, qGetCode, hash))
 	if err != nil {
 		return store.AuthorizationCode{}, s.notFound(err, "authorization code")
 	}
@@ -57,7 +68,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 	var out store.AuthorizationCode
 	var decided error // ErrRedeemed or ErrExpired: an answer, not a failure of the write
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		c, err := scanCode(s.txQueryRow(ctx, tx, "SELECT "+codeCols+" FROM authorization_codes WHERE hash = ?", hash))
+		c, err := scanCode(s.txQueryRow(ctx, tx, qGetCode, hash))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: authorization code: %w", store.ErrNotFound)
 		}
@@ -70,7 +81,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 			if err := s.insertFamily(ctx, tx, f); err != nil {
 				return err
 			}
-			_, err = s.txExec(ctx, tx, "UPDATE authorization_codes SET redeemed_at = ?, family_id = ? WHERE hash = ?", tin(out.RedeemedAt), out.FamilyID, hash)
+			_, err = s.txExec(ctx, tx, qRedeemCode, tin(out.RedeemedAt), out.FamilyID, hash)
 		case errors.Is(decided, store.ErrRedeemed):
 			_, err = s.txExec(ctx, tx, "UPDATE families SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL",
 				tin(f.CreatedAt), store.ReasonCodeReplay, c.FamilyID)

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,13 +128,18 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
+	// Keep every reader open: one closed when the pool had more than
+	// database/sql's default 2 idle is opened again for the next read,
+	// its pragmas applied and its statements prepared again, which cost
+	// more than the reads themselves under concurrent logins.
+	r.SetMaxIdleConns(8)
 	s := &Store{w: w, r: r, ws: &stmts{db: w}, rs: &stmts{db: r, lazy: true}, ops: make(chan *op), quit: make(chan struct{}), done: make(chan struct{}), batch: o.Batch}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
-	if err := s.ws.prepare(ctx, hotWrites...); err != nil {
+	if err := s.ws.prepare(ctx, slices.Concat(hotWrites, codeWrites)...); err != nil {
 		s.ws.close()
 		w.Close()
 		r.Close()
