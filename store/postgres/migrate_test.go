@@ -114,6 +114,21 @@ func TestMigrateFromVersion1(t *testing.T) {
 
 // migrateTo brings the empty schema of conn to version v, as the tokend
 // of that version did.
+// schemaAt returns the URL of a new schema migrated to version v, and a
+// connection to it, closed when t ends.
+func schemaAt(t *testing.T, v int) (string, *pgx.Conn) {
+	t.Helper()
+	u := newSchema(t)
+	conn, err := pgx.Connect(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	migrateTo(t, conn, v)
+	return u, conn
+}
+
+// migrateTo applies migrations 1 to v on conn, as Open would have.
 func migrateTo(t *testing.T, conn *pgx.Conn, v int) {
 	t.Helper()
 	ctx := t.Context()
@@ -138,14 +153,8 @@ func migrateTo(t *testing.T, conn *pgx.Conn, v int) {
 // read with none after the upgrade, rotate keeping none, and a family
 // with one is stored beside them.
 func TestMigrateFamilyAudience(t *testing.T) {
-	u := newSchema(t)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	migrateTo(t, conn, 7)
+	u, conn := schemaAt(t, 7)
 	h0 := newHash()
 	if _, err := conn.Exec(ctx, `INSERT INTO families (id, client_id, subject, scope, access_ttl, created_at, last_used_at, idle_expires_at, expires_at, generation, token_hash, session_id)
 		VALUES ('f', 'c', 'alice', 'read', 0, $1, $1, $2, $3, 0, $4, 's')`, t0, t0.Add(time.Hour), t0.Add(24*time.Hour), h0); err != nil {
@@ -182,14 +191,8 @@ func TestMigrateFamilyAudience(t *testing.T) {
 // Keys stored before keys had a use (schema version 6) read as access
 // keys after the upgrade, and an ID key is kept apart from them.
 func TestMigrateKeyUse(t *testing.T) {
-	u := newSchema(t)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	migrateTo(t, conn, 6)
+	u, conn := schemaAt(t, 6)
 	if _, err := conn.Exec(ctx, "INSERT INTO keys (id, algorithm, private, created_at) VALUES ('k1', 'EdDSA', '\\xaa', $1)", t0); err != nil {
 		t.Fatal(err)
 	}
