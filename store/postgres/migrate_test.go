@@ -112,8 +112,6 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 }
 
-// migrateTo brings the empty schema of conn to version v, as the tokend
-// of that version did.
 // schemaAt returns the URL of a new schema migrated to version v, and a
 // connection to it, closed when t ends.
 func schemaAt(t *testing.T, v int) (string, *pgx.Conn) {
@@ -128,7 +126,8 @@ func schemaAt(t *testing.T, v int) (string, *pgx.Conn) {
 	return u, conn
 }
 
-// migrateTo applies migrations 1 to v on conn, as Open would have.
+// migrateTo brings the empty schema of conn to version v, as the tokend
+// of that version did.
 func migrateTo(t *testing.T, conn *pgx.Conn, v int) {
 	t.Helper()
 	ctx := t.Context()
