@@ -6,26 +6,17 @@
 // at_hash), refreshes, calls userinfo and prints a summary with its
 // end-session URL, which the browser then follows.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
-import { browserMissing, startListener, startProcess, startRP, USER } from "./rp-setup.mjs";
+import { browserMissing, startProcess, rpSuite, USER } from "./rp-setup.mjs";
 
 const skip = browserMissing() || false;
 
 describe("go-oidc with x/oauth2 as a relying party", { skip }, () => {
-  let stack, rp, page;
-  before(async () => {
-    stack = await startRP();
-    rp = await startListener();
-    await stack.launch();
-    page = await (await stack.browser.newContext()).newPage();
-  });
-  after(async () => {
-    await rp?.close();
-    await stack?.stop();
-  });
+  const suite = rpSuite();
 
   test("discovery → login page → code with PKCE → verified ID token → refresh → userinfo → logout", async () => {
+    const { stack, rp, page } = suite;
     const prog = startProcess(stack.bin("rp-go"), [
       "-issuer", stack.issuer, "-client-id", "rp-go", "-post-logout-redirect-uri", `${rp.base}/logged-out`,
     ], { env: { ...process.env, RP_CLIENT_SECRET: stack.secrets["rp-go"] } });

@@ -5,28 +5,19 @@
 // validation (its claims and, with non-repudiation checks, its RS256
 // signature against the JWKS), refresh, userinfo and RP-initiated logout.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import * as oidc from "openid-client";
 
-import { browserMissing, startListener, startRP, USER } from "./rp-setup.mjs";
+import { browserMissing, rpSuite, USER } from "./rp-setup.mjs";
 
 const skip = browserMissing() || false;
 
 describe("openid-client as a relying party", { skip }, () => {
-  let stack, rp, page;
-  before(async () => {
-    stack = await startRP();
-    rp = await startListener();
-    await stack.launch();
-    page = await (await stack.browser.newContext()).newPage();
-  });
-  after(async () => {
-    await rp?.close();
-    await stack?.stop();
-  });
+  const suite = rpSuite();
 
   test("discovery → login page → code with PKCE → ID token → refresh → userinfo → logout", async () => {
+    const { stack, rp, page } = suite;
     // Discovery (OpenID Connect Discovery 1.0); http is allowed only because
     // the issuer is on loopback in this test.
     const config = await oidc.discovery(new URL(stack.issuer), "rp-node", undefined, oidc.None(), {
@@ -106,6 +97,7 @@ describe("openid-client as a relying party", { skip }, () => {
 
   /** A second authorization in the same browser: single sign-on, no form. */
   async function relogin(config, redirectURI) {
+    const { rp, page } = suite;
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();

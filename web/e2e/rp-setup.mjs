@@ -10,6 +10,7 @@
 // Nothing stubs tokend or the relying parties: the RPs are unmodified
 // libraries (openid-client, go-oidc with x/oauth2, nativelogin) talking to
 // the real server over HTTP, and the login page is filled in a real browser.
+import { after, before } from "node:test";
 import { execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -206,3 +207,25 @@ export async function startRP() {
   });
   return stack;
 }
+
+/**
+ * rpSuite registers, in the calling describe block, the hooks of a
+ * relying-party test: a tokend (startRP), a redirect listener
+ * (startListener) and a page in Chromium before its tests, all stopped
+ * after them. It returns the object those fill in: { stack, rp, page }.
+ */
+export function rpSuite() {
+  const s = { stack: undefined, rp: undefined, page: undefined };
+  before(async () => {
+    s.stack = await startRP();
+    s.rp = await startListener();
+    await s.stack.launch();
+    s.page = await (await s.stack.browser.newContext()).newPage();
+  });
+  after(async () => {
+    await s.rp?.close();
+    await s.stack?.stop();
+  });
+  return s;
+}
+
