@@ -284,30 +284,67 @@ func (b *beforeRedeem) RedeemAuthorizationCode(ctx context.Context, hash []byte,
 	return b.Store.RedeemAuthorizationCode(ctx, hash, f)
 }
 
-// A user deleted and created again while their code is being redeemed:
-// the family the redemption started is revoked (confirmOwners), and the
-// exchange refused.
-func TestDeleteDuringCodeExchange(t *testing.T) {
-	var br *beforeRedeem
-	e := newAudienceEnv(t, func(c *server.Config) {
-		br = &beforeRedeem{Store: c.Store}
-		c.Store = br
-	})
-	ctx := t.Context()
-	code := e.agent(t).loginFlow(authorizeParams())
-	br.hook = func() {
-		if _, err := e.store.DeleteUser(ctx, "alice", e.clock.Now()); err != nil {
-			t.Error(err)
-		}
-		if err := e.store.CreateUser(ctx, store.User{Name: "alice", PasswordHash: password.Hash("wonderland"), CreatedAt: e.clock.Now().Add(time.Second)}); err != nil {
+// An owner of a code ended while the code is being redeemed (after the
+// exchange's checks, before the store's redemption): the user deleted,
+// or deleted and created again; the client deleted, or deleted and
+// created again. The exchange is refused and no family of the user is
+// active: the redemption reads the code (which DeleteClient deletes) and
+// its session (which DeleteUser ends) in its atomic step.
+func TestOwnerEndsDuringCodeExchange(t *testing.T) {
+	recreateUser := func(e *env) {
+		if err := e.store.CreateUser(t.Context(), store.User{Name: "alice", PasswordHash: password.Hash("wonderland"), CreatedAt: e.clock.Now().Add(time.Second)}); err != nil {
 			t.Error(err)
 		}
 	}
-	if a := e.exchange(code); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" || a.str("refresh_token") != "" {
-		t.Fatalf("exchange across a delete: %d %v", a.status, a.body)
+	recreateClient := func(e *env) {
+		c := store.Client{ID: webApp, Grants: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read"}, RedirectURIs: []string{webRedirect}}
+		if err := e.store.CreateClient(t.Context(), c); err != nil {
+			t.Error(err)
+		}
 	}
-	fams, err := e.store.ListFamilies(ctx, store.FamilyFilter{Subject: "alice"})
-	if err != nil || len(fams) != 1 || fams[0].RevokeReason != store.ReasonUserDeleted {
-		t.Fatalf("families of the exchange: %+v %v; want one, revoked for %q", fams, err, store.ReasonUserDeleted)
+	deleteUser := func(e *env) {
+		if _, err := e.store.DeleteUser(t.Context(), "alice", e.clock.Now()); err != nil {
+			t.Error(err)
+		}
+	}
+	deleteClient := func(e *env) {
+		if _, err := e.store.DeleteClient(t.Context(), webApp, e.clock.Now()); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		hooks []func(*env)
+	}{
+		{"user deleted", []func(*env){deleteUser}},
+		{"user deleted and created again", []func(*env){deleteUser, recreateUser}},
+		{"client deleted", []func(*env){deleteClient}},
+		{"client deleted and created again", []func(*env){deleteClient, recreateClient}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var br *beforeRedeem
+			e := newAudienceEnv(t, func(c *server.Config) {
+				br = &beforeRedeem{Store: c.Store}
+				c.Store = br
+			})
+			code := e.agent(t).loginFlow(authorizeParams())
+			br.hook = func() {
+				for _, h := range tc.hooks {
+					h(e)
+				}
+			}
+			if a := e.exchange(code); a.status != http.StatusBadRequest || a.str("error") != "invalid_grant" || a.str("refresh_token") != "" {
+				t.Fatalf("exchange: %d %v; want invalid_grant", a.status, a.body)
+			}
+			fams, err := e.store.ListFamilies(t.Context(), store.FamilyFilter{Subject: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fams {
+				if f.RevokedAt.IsZero() {
+					t.Fatalf("family %+v of the exchange is active", f)
+				}
+			}
+		})
 	}
 }

@@ -18,8 +18,15 @@ import (
 // that family (RFC 6749 §4.1.2). Every refusal of the code itself is
 // invalid_grant, saying which check failed but nothing of the code. The
 // family remembers the resources the code was issued for (RFC 8707), so
-// that its refreshes are for them too; a code of a built-in user who has
-// been deleted since is refused, as a login of theirs would be.
+// that its refreshes are for them too.
+//
+// The code's owners need no second read once the family is stored (as
+// confirmOwners does for the other grants): the redemption itself reads,
+// in the same atomic step, the code, which DeleteClient deletes, and its
+// browser session, which logout and DeleteUser end. So a code of a
+// deleted client is unknown, and a code whose user logged out or was
+// deleted (and perhaps created again) is refused; a delete that comes
+// after the redemption revokes the family it finds.
 func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tokenResponse, error) {
 	c, form := req.client, req.form
 	code := form.Get("code")
@@ -38,19 +45,12 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	if err := pkce.Verify(rec.CodeChallenge, form.Get("code_verifier")); err != nil {
 		return nil, errInvalidGrant(err.Error())
 	}
-	if err := s.codeSessionActive(ctx, rec); err != nil {
-		return nil, err
-	}
 	audience, err := narrowResources(form["resource"], rec.Resources, "the resource was not requested in the authorization request")
 	if err != nil {
 		return nil, err
 	}
-	user, err := s.codeUser(ctx, rec)
-	if err != nil {
-		return nil, err
-	}
 	now := s.now()
-	ireq := issueRequest{client: c, user: user, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
+	ireq := issueRequest{client: c, subject: rec.Subject, scope: rec.Scope, grant: grantAuthorizationCode, audience: audience}
 	f, rt, err := s.newFamily(ireq, now)
 	if err != nil {
 		return nil, err
@@ -74,43 +74,6 @@ func (s *Server) authorizationCode(ctx context.Context, req *tokenRequest) (*tok
 	return resp, nil
 }
 
-// codeSessionActive refuses a code whose browser session has ended since
-// it was issued: the user logged out (or was deleted, which ends her
-// sessions), and nothing the session authorized may start a family now.
-func (s *Server) codeSessionActive(ctx context.Context, rec store.AuthorizationCode) error {
-	if rec.SessionID == "" {
-		return nil
-	}
-	sess, err := s.store.GetSession(ctx, rec.SessionID)
-	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && !sess.EndedAt.IsZero():
-		return errInvalidGrant("the login that issued the authorization code has ended")
-	case err != nil:
-		return fmt.Errorf("get session: %w", err)
-	}
-	return nil
-}
-
-// codeUser returns the built-in user a code was issued to, for
-// confirmOwners to check once the family is stored, or nil when users are
-// the Authenticate hook's (nothing to check). A user deleted since, or
-// deleted and created again since they logged in (rec.AuthTime), makes
-// the code invalid_grant: store.DeleteUser ends the user's sessions and
-// revokes their families but leaves unredeemed codes, which expire.
-func (s *Server) codeUser(ctx context.Context, rec store.AuthorizationCode) (*store.User, error) {
-	if s.cfg.Authenticate != nil {
-		return nil, nil
-	}
-	u, err := s.store.GetUser(ctx, rec.Subject)
-	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && u.CreatedAt.After(rec.AuthTime):
-		return nil, errInvalidGrant("invalid authorization code")
-	case err != nil:
-		return nil, fmt.Errorf("get user: %w", err)
-	}
-	return &u, nil
-}
-
 // redeemCode redeems the code by starting f (store.RedeemAuthorizationCode).
 func (s *Server) redeemCode(ctx context.Context, code string, rec store.AuthorizationCode, f store.Family) error {
 	redeemed, err := s.store.RedeemAuthorizationCode(ctx, hashCode(code), f)
@@ -122,6 +85,8 @@ func (s *Server) redeemCode(ctx context.Context, code string, rec store.Authoriz
 		return errInvalidGrant("invalid authorization code")
 	case errors.Is(err, store.ErrExpired):
 		return errInvalidGrant("the authorization code has expired")
+	case errors.Is(err, store.ErrSessionEnded):
+		return errInvalidGrant("the login that issued the authorization code has ended")
 	case errors.Is(err, store.ErrNotFound):
 		return errInvalidGrant("invalid authorization code")
 	case err != nil:

@@ -23,6 +23,9 @@ func (s *Server) startFamily(ctx context.Context, req issueRequest) (*tokenRespo
 	if err := s.store.CreateFamily(ctx, f); err != nil {
 		return nil, "", fmt.Errorf("create family: %w", err)
 	}
+	if err := s.confirmOwners(ctx, req, f.ID); err != nil {
+		return nil, "", err
+	}
 	resp, err := s.issueFirst(ctx, req, f, rt, now)
 	if err != nil {
 		return nil, "", err
@@ -54,11 +57,8 @@ func (s *Server) newFamily(req issueRequest, now time.Time) (store.Family, strin
 }
 
 // issueFirst issues the first token pair of family f, just stored with
-// its first refresh token rt, once its owners are confirmed.
+// its first refresh token rt and its owners confirmed.
 func (s *Server) issueFirst(ctx context.Context, req issueRequest, f store.Family, rt string, now time.Time) (*tokenResponse, error) {
-	if err := s.confirmOwners(ctx, req, f.ID); err != nil {
-		return nil, err
-	}
 	req.family = f.ID
 	resp, err := s.issue(ctx, req)
 	if err != nil {
@@ -88,9 +88,6 @@ func (s *Server) confirmOwners(ctx context.Context, req issueRequest, familyID s
 		switch {
 		case errors.Is(err, store.ErrNotFound) || err == nil && !u.CreatedAt.Equal(req.user.CreatedAt):
 			reason, refusal = store.ReasonUserDeleted, errInvalidGrant("invalid username or password")
-			if req.grant == grantAuthorizationCode {
-				refusal = errInvalidGrant("invalid authorization code")
-			}
 		case err != nil:
 			return fmt.Errorf("confirm user: %w", err)
 		}
@@ -108,9 +105,9 @@ func (s *Server) confirmOwners(ctx context.Context, req issueRequest, familyID s
 // issueRequest is what an access token is issued for.
 type issueRequest struct {
 	client store.Client
-	// user is the built-in user a password login was checked against, or
-	// an authorization code was issued to; nil with another Authenticator
-	// or without a user.
+	// user is the built-in user a password login was checked against,
+	// for confirmOwners; nil with another Authenticator, without a user,
+	// and for an authorization code (whose redemption confirms it).
 	user    *store.User
 	subject string
 	scope   string

@@ -86,6 +86,11 @@ type AuthorizationStore interface {
 	//     as long as the store keeps the code.
 	//   - an unredeemed code from its ExpiresAt on: ErrExpired, with the
 	//     code; nothing changes.
+	//   - an unredeemed code whose session (SessionID, if set) has ended
+	//     or is gone: ErrSessionEnded, with the code; nothing changes. The
+	//     session is read in the same atomic step, so a DeleteUser or
+	//     EndSession either comes first (the code is refused) or after (it
+	//     finds the family: DeleteUser revokes it).
 	//   - an unknown hash: ErrNotFound.
 	// The time it is judged at is f.CreatedAt, or, for a store with its
 	// own clock (as for Rotate), that clock's now, onto which f is then
@@ -126,19 +131,23 @@ func (s Session) Ended(before time.Time) bool {
 
 // Redeem is the rule of Store.RedeemAuthorizationCode, written once for
 // every backend: what redeeming c to start family f does at now (the
-// store's clock: f.CreatedAt, or its own). It returns the code as the
-// redemption leaves it (RedeemedAt now, FamilyID f.ID) and nil; or c and
-// ErrRedeemed, for a code redeemed before, whose family c.FamilyID the
-// backend then revokes with ReasonCodeReplay in the same atomic step; or
-// c and ErrExpired from c.ExpiresAt on. A replay is ErrRedeemed whether
-// or not the code has expired since: its first tokens are revoked all the
-// same.
-func (c AuthorizationCode) Redeem(f Family, now time.Time) (AuthorizationCode, error) {
+// store's clock: f.CreatedAt, or its own), sessionLive reporting whether
+// c's session is stored and not ended (true for a code without
+// SessionID). It returns the code as the redemption leaves it (RedeemedAt
+// now, FamilyID f.ID) and nil; or c and ErrRedeemed, for a code redeemed
+// before, whose family c.FamilyID the backend then revokes with
+// ReasonCodeReplay in the same atomic step; or c and ErrExpired from
+// c.ExpiresAt on; or c and ErrSessionEnded when the session is not live.
+// A replay is ErrRedeemed whether or not the code has expired or its
+// session ended since: its first tokens are revoked all the same.
+func (c AuthorizationCode) Redeem(f Family, now time.Time, sessionLive bool) (AuthorizationCode, error) {
 	switch {
 	case !c.RedeemedAt.IsZero():
 		return c, fmt.Errorf("store: authorization code: %w", ErrRedeemed)
 	case !now.Before(c.ExpiresAt):
 		return c, fmt.Errorf("store: authorization code: %w", ErrExpired)
+	case !sessionLive && c.SessionID != "":
+		return c, fmt.Errorf("store: authorization code: %w", ErrSessionEnded)
 	}
 	c.RedeemedAt, c.FamilyID = now, f.ID
 	return c, nil
@@ -220,9 +229,11 @@ const redeemAttempts = 4
 //     clock, or f.CreatedAt); ErrNotFound (or an error wrapping it) for
 //     none.
 //   - write stores next, c redeemed, and creates f (rebased by the
-//     backend if it has its own clock), only if c is still unredeemed;
-//     or, for a replay (redeemed false), revokes c.FamilyID with
-//     ReasonCodeReplay at now. It reports whether it wrote.
+//     backend if it has its own clock), only if c is still unredeemed,
+//     and only if c's session is live (else it returns an error wrapping
+//     ErrSessionEnded, having written nothing); or, for a replay
+//     (redeemed false), revokes c.FamilyID with ReasonCodeReplay at now.
+//     It reports whether it wrote.
 //
 // When write did not, CompareAndRedeem reads and decides again; after
 // redeemAttempts rounds it fails with an error wrapping ErrConflict and
@@ -235,11 +246,14 @@ func CompareAndRedeem(ctx context.Context, f Family,
 		if err != nil {
 			return AuthorizationCode{}, err
 		}
-		next, decided := c.Redeem(f, now)
+		next, decided := c.Redeem(f, now, true) // write judges the session
 		if decided != nil && !errors.Is(decided, ErrRedeemed) {
 			return c, decided
 		}
 		ok, err := write(ctx, c, next, decided == nil, now)
+		if errors.Is(err, ErrSessionEnded) {
+			return c, err
+		}
 		if err != nil {
 			return AuthorizationCode{}, err
 		}

@@ -58,6 +58,11 @@ var (
 	// family the first redemption started (ReasonCodeReplay) when it
 	// returns ErrRedeemed.
 	ErrRedeemed = errors.New("store: authorization code already redeemed")
+	// ErrSessionEnded reports an authorization code whose browser session
+	// (AuthorizationCode.SessionID) has ended, by logout or DeleteUser, or
+	// is gone: RedeemAuthorizationCode refuses it and changes nothing, so
+	// nothing the session authorized starts a family after it ended.
+	ErrSessionEnded = errors.New("store: the browser session of the authorization code has ended")
 )
 
 // Revocation reasons the store itself records (Family.RevokeReason).

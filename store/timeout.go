@@ -27,7 +27,7 @@ const DefaultTimeout = 5 * time.Second
 // ErrUnavailable, may have taken effect (a commit whose answer was lost).
 // An answer that is the store's own (an error wrapping ErrNotFound,
 // ErrExists, ErrRevoked, ErrExpired, ErrConflict, ErrUnavailable or
-// ErrRedeemed)
+// ErrRedeemed or ErrSessionEnded)
 // is returned as it is. A call whose caller's context was cancelled
 // returns an error wrapping context.Canceled, whatever the backend made of
 // it.
@@ -107,7 +107,7 @@ func call0(t *timeoutStore, ctx context.Context, op string, f func(context.Conte
 }
 
 // sentinels are the store's own answers, which err never reclassifies.
-var sentinels = []error{ErrNotFound, ErrExists, ErrRevoked, ErrExpired, ErrConflict, ErrUnavailable, ErrRedeemed}
+var sentinels = []error{ErrNotFound, ErrExists, ErrRevoked, ErrExpired, ErrConflict, ErrUnavailable, ErrRedeemed, ErrSessionEnded}
 
 // err classifies the error of a call made under ctx, the call's context:
 // see WithTimeout.

@@ -48,7 +48,8 @@ func (s *Store) RedeemAuthorizationCode(_ context.Context, hash []byte, f store.
 	if !ok {
 		return store.AuthorizationCode{}, fmt.Errorf("memory: authorization code: %w", store.ErrNotFound)
 	}
-	next, err := c.Redeem(f, f.CreatedAt)
+	sess, ok := s.sessions[c.SessionID]
+	next, err := c.Redeem(f, f.CreatedAt, ok && sess.EndedAt.IsZero())
 	switch {
 	case err == nil:
 		if _, ok := s.families[f.ID]; ok {

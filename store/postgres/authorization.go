@@ -24,6 +24,12 @@ const (
 	qCreateCodeNow = "INSERT INTO authorization_codes (" + codeCols + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, " +
 		"now() + $11::interval, now() + $12::interval, now() + $13::interval, $14)"
 	qReadCode = "SELECT " + codeCols + ", now() FROM authorization_codes WHERE hash = $1 FOR UPDATE"
+	// qSessionLive reads whether a code's session is live and holds it
+	// so until the redemption commits: FOR SHARE makes an EndSession or
+	// DeleteUser (whose UPDATE of the session comes before its
+	// revocation) wait for the family, or the redemption wait for the
+	// end and find no live row.
+	qSessionLive = "SELECT true FROM sessions WHERE id = $1 AND ended_at IS NULL FOR SHARE"
 )
 
 func scanCode(r row) (store.AuthorizationCode, error) {
@@ -64,7 +70,8 @@ func (s *Store) GetAuthorizationCode(ctx context.Context, hash []byte) (store.Au
 // RedeemAuthorizationCode implements store.Store in one transaction: it
 // locks the code's row (SELECT … FOR UPDATE, which a concurrent
 // redemption waits for and then reads as committed), reads the
-// database's now() with it, decides by store.AuthorizationCode.Redeem, and
+// database's now() with it and whether the code's session is live (held
+// FOR SHARE), decides by store.AuthorizationCode.Redeem, and
 // writes the redemption and the family (rebased onto now(), the
 // transaction's one time) or the replay's revocation. With
 // WithCallerClock it judges and writes at f.CreatedAt.
@@ -88,7 +95,15 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 		} else {
 			f = f.Rebase(now)
 		}
-		out, decided = c.Redeem(f, now)
+		live := c.SessionID == ""
+		if !live {
+			switch err := tx.QueryRow(ctx, qSessionLive, c.SessionID).Scan(&live); {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return err
+			}
+		}
+		out, decided = c.Redeem(f, now, live)
 		switch {
 		case decided == nil:
 			g := stored(f)

@@ -49,21 +49,26 @@ return 1
 
 // redeemScript is RedeemAuthorizationCode's compare-and-set: it marks the
 // code redeemed and creates the family, only if the code is still
-// unredeemed. It decides nothing: store.AuthorizationCode.Redeem did, in
-// Go.
+// unredeemed and its session (if it has one) is stored and not ended. It
+// decides nothing else: store.AuthorizationCode.Redeem did, in Go.
 //
-// KEYS: the code, then the family's keys as createFamilyScript takes
-// them. ARGV: family ID, the family's PEXPIREAT, redeemed at (µs), then
-// the family's field/value pairs. Returns 1 if written, 0 if the code was
-// redeemed meanwhile, -1 if the family exists, -2 if the code is gone.
+// KEYS: the code, its session, then the family's keys as
+// createFamilyScript takes them. ARGV: family ID, the family's PEXPIREAT,
+// redeemed at (µs), then the family's field/value pairs. Returns 1 if
+// written, 0 if the code was redeemed meanwhile, -1 if the family exists,
+// -2 if the code is gone, -3 if its session has ended or is gone.
 var redeemScript = goredis.NewScript(luaCreateFamily + `
-local r = redis.call('HMGET', KEYS[1], 'client', 'redeemed')
+local r = redis.call('HMGET', KEYS[1], 'client', 'redeemed', 'sid')
 if not r[1] then return -2 end
 if r[2] and r[2] ~= '' then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if r[3] and r[3] ~= '' then
+  local e = redis.call('HMGET', KEYS[2], 'id', 'ended')
+  if not e[1] or (e[2] and e[2] ~= '') then return -3 end
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 redis.call('HSET', KEYS[1], 'redeemed', ARGV[3], 'fam', ARGV[1])
 local fk = {}
-for j = 2, #KEYS do fk[#fk + 1] = KEYS[j] end
+for j = 3, #KEYS do fk[#fk + 1] = KEYS[j] end
 createFamily(fk, ARGV[1], ARGV[2], 4)
 return 1
 `)
@@ -181,7 +186,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 				g = f.Rebase(now)
 			}
 			argv := append([]any{g.ID, s.pxat(g.ExpiresAt), enc(next.RedeemedAt)}, familyFields(g)...)
-			n, err := redeemScript.Run(ctx, s.rdb, append([]string{key}, s.familyKeys(g)...), argv...).Int()
+			n, err := redeemScript.Run(ctx, s.rdb, append([]string{key, s.sessKey(c.SessionID)}, s.familyKeys(g)...), argv...).Int()
 			switch {
 			case err != nil:
 				return false, wrap("redeem authorization code", err)
@@ -189,6 +194,8 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 				return false, fmt.Errorf("redis: family %q: %w", g.ID, store.ErrExists)
 			case n == -2:
 				return false, fmt.Errorf("redis: authorization code: %w", store.ErrNotFound)
+			case n == -3:
+				return false, fmt.Errorf("redis: authorization code: %w", store.ErrSessionEnded)
 			}
 			return n == 1, nil
 		})

@@ -19,10 +19,23 @@ const (
 	qInsertCode = "INSERT INTO authorization_codes (" + codeCols + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	qGetCode    = "SELECT " + codeCols + " FROM authorization_codes WHERE hash = ?"
 	qRedeemCode = "UPDATE authorization_codes SET redeemed_at = ?, family_id = ? WHERE hash = ?"
+	// qReadRedeem reads a code and whether its session is live (stored
+	// and not ended) in one statement of the redemption's write.
+	qReadRedeem = "SELECT " + codeCols + ", EXISTS (SELECT 1 FROM sessions WHERE sessions.id = authorization_codes.session_id AND ended_at IS NULL)" +
+		" FROM authorization_codes WHERE hash = ?"
 )
 
 // codeWrites are the code flow's statements the writer runs.
-var codeWrites = []string{qInsertCode, qGetCode, qRedeemCode}
+var codeWrites = []string{qInsertCode, qReadRedeem, qRedeemCode}
+
+// scanAlso scans a row of a query that selects more columns after
+// another's: scanCode scans the first, the rest go to also.
+type scanAlso struct {
+	row  interface{ Scan(...any) error }
+	also []any
+}
+
+func (s scanAlso) Scan(dest ...any) error { return s.row.Scan(append(dest, s.also...)...) }
 
 func scanCode(row interface{ Scan(...any) error }) (store.AuthorizationCode, error) {
 	var c store.AuthorizationCode
@@ -58,8 +71,9 @@ func (s *Store) GetAuthorizationCode(ctx context.Context, hash []byte) (store.Au
 }
 
 // RedeemAuthorizationCode implements store.Store: the code is read,
-// decided by store.AuthorizationCode.Redeem on the caller's clock
-// (f.CreatedAt), and written with the family (or the replay's revocation)
+// with whether its session is live, decided by
+// store.AuthorizationCode.Redeem on the caller's clock (f.CreatedAt), and
+// written with the family (or the replay's revocation)
 // in the writer's transaction, so no other write comes between.
 func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f store.Family) (store.AuthorizationCode, error) {
 	if err := store.CheckFamily(f); err != nil {
@@ -68,14 +82,15 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, hash []byte, f stor
 	var out store.AuthorizationCode
 	var decided error // ErrRedeemed or ErrExpired: an answer, not a failure of the write
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		c, err := scanCode(s.txQueryRow(ctx, tx, qGetCode, hash))
+		var live bool
+		c, err := scanCode(scanAlso{s.txQueryRow(ctx, tx, qReadRedeem, hash), []any{&live}})
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: authorization code: %w", store.ErrNotFound)
 		}
 		if err != nil {
 			return dbErr("redeem authorization code", err)
 		}
-		out, decided = c.Redeem(f, f.CreatedAt)
+		out, decided = c.Redeem(f, f.CreatedAt, live)
 		switch {
 		case decided == nil:
 			if err := s.insertFamily(ctx, tx, f); err != nil {

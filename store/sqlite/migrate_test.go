@@ -135,6 +135,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	code := store.AuthorizationCode{Hash: []byte("code"), ClientID: "web", Subject: "alice", SessionID: "s", CreatedAt: v1, ExpiresAt: v1.Add(time.Minute)}
 	must(t, s.CreateAuthorizationCode(ctx, code))
+	must(t, s.CreateSession(ctx, store.Session{ID: "s", Subject: "alice", CreatedAt: v1, ExpiresAt: v1.Add(time.Hour)}))
 	fam := store.Family{ID: "g", ClientID: "web", Subject: "alice", SessionID: "s", CreatedAt: v1, LastUsedAt: v1,
 		IdleExpiresAt: v1.Add(time.Hour), ExpiresAt: v1.Add(time.Hour), TokenHash: []byte("t")}
 	if _, err := s.RedeemAuthorizationCode(ctx, code.Hash, fam); err != nil {
@@ -143,7 +144,6 @@ func TestMigrateV1(t *testing.T) {
 	if fams, err := s.ListFamilies(ctx, store.FamilyFilter{SessionID: "s"}); err != nil || len(fams) != 1 || fams[0].ID != "g" {
 		t.Fatalf("families of the session after the upgrade: %+v %v", fams, err)
 	}
-	must(t, s.CreateSession(ctx, store.Session{ID: "s", Subject: "alice", CreatedAt: v1, ExpiresAt: v1.Add(time.Hour)}))
 	must(t, s.PutConsent(ctx, store.Consent{Subject: "alice", ClientID: "web", Scopes: []string{"read"}, GrantedAt: v1}))
 
 	// What version 6 added: the keys stored before sign access tokens,

@@ -21,9 +21,14 @@ import (
 const codeTTL = time.Minute
 
 // newCode creates an unredeemed code of client for subject, created at t0
-// and expiring codeTTL later, and returns it.
+// and expiring codeTTL later, of the live session "sess" (created for
+// subject if there is none yet), and returns it.
 func newCode(t *testing.T, s store.Store, client, subject string) store.AuthorizationCode {
 	t.Helper()
+	err := s.CreateSession(t.Context(), store.Session{ID: "sess", Hash: hash(), Subject: subject, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		t.Fatal(err)
+	}
 	c := store.AuthorizationCode{Hash: hash(), ClientID: client, RedirectURI: "https://app.example/cb", CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		Subject: subject, Scope: "openid read", Nonce: "n-0S6_WzA2Mj", Resources: []string{"https://api.example", "https://files.example"},
 		SessionID: "sess", AuthTime: t0.Add(-time.Minute), CreatedAt: t0, ExpiresAt: t0.Add(codeTTL)}
@@ -169,6 +174,69 @@ func testAuthorizationCodeExpiry(t *testing.T, s store.Store) {
 	}
 }
 
+// A code whose session has ended (EndSession, DeleteUser) or is gone
+// (never stored, or deleted by DeleteExpired) is ErrSessionEnded and
+// nothing changes; a replay of a code redeemed before its session ended
+// is still ErrRedeemed and revokes the first family; a code without a
+// session is redeemed.
+func testRedeemEndedSession(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	at := t0.Add(time.Second)
+	refused := func(c store.AuthorizationCode, fam string) {
+		t.Helper()
+		got, err := s.RedeemAuthorizationCode(ctx, c.Hash, codeFamily(c, fam, at))
+		wantErr(t, err, store.ErrSessionEnded)
+		if !sameCode(got, c) {
+			t.Fatalf("the refused code returned %+v, want %+v", got, c)
+		}
+		if again, _ := s.GetAuthorizationCode(ctx, c.Hash); !sameCode(again, c) {
+			t.Fatalf("a refused redemption changed the code: %+v", again)
+		}
+		if _, err := s.GetFamily(ctx, fam); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a redemption of a code of an ended session created its family: %v", err)
+		}
+	}
+	withSession := func(id, subject string) store.AuthorizationCode {
+		t.Helper()
+		c := store.AuthorizationCode{Hash: hash(), ClientID: "app", Subject: subject, SessionID: id, CreatedAt: t0, ExpiresAt: t0.Add(codeTTL)}
+		must(t, s.CreateAuthorizationCode(ctx, c))
+		return c
+	}
+	for _, id := range []string{"s-live", "s-out", "s-old"} {
+		must(t, s.CreateSession(ctx, store.Session{ID: id, Hash: hash(), Subject: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	}
+	must(t, s.CreateSession(ctx, store.Session{ID: "s-bob", Hash: hash(), Subject: "bob", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	must(t, s.CreateUser(ctx, store.User{Name: "bob", PasswordHash: "$h", CreatedAt: t0}))
+	first, out, bobs, unknown := withSession("s-live", "alice"), withSession("s-out", "alice"), withSession("s-bob", "bob"), withSession("s-never", "alice")
+	_, err := s.RedeemAuthorizationCode(ctx, first.Hash, codeFamily(first, "first", at))
+	must(t, err)
+
+	must(t, s.EndSession(ctx, "s-out", t0))
+	refused(out, "out")
+	_, err = s.DeleteUser(ctx, "bob", t0)
+	must(t, err)
+	refused(bobs, "bob")
+	refused(unknown, "unknown")
+	must(t, s.EndSession(ctx, "s-old", t0))
+	old := withSession("s-old", "alice")
+	_, err = s.DeleteExpired(ctx, t0.Add(time.Millisecond)) // s-old ended before: deleted
+	must(t, err)
+	if _, err := s.GetSession(ctx, "s-old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session ended before DeleteExpired's time: %v; want deleted", err)
+	}
+	refused(old, "old")
+
+	must(t, s.EndSession(ctx, "s-live", t0.Add(2*time.Second)))
+	_, err = s.RedeemAuthorizationCode(ctx, first.Hash, codeFamily(first, "again", t0.Add(3*time.Second)))
+	wantErr(t, err, store.ErrRedeemed)
+	wantRevoked(t, s, "first", t0.Add(3*time.Second), store.ReasonCodeReplay)
+
+	none := withSession("", "carol")
+	if got, err := s.RedeemAuthorizationCode(ctx, none.Hash, codeFamily(none, "none", at)); err != nil || got.FamilyID != "none" {
+		t.Fatalf("a code without a session: %+v %v; want redeemed", got, err)
+	}
+}
+
 // concurrentRedeems is how many goroutines redeem one code at once.
 const concurrentRedeems = 20
 
@@ -229,6 +297,54 @@ func testConcurrentRedeem(t *testing.T, s store.Store) {
 // A code redeemed concurrently through both handles is redeemed once.
 func testSharedRedeem(t *testing.T, a, b store.Store) {
 	redeemConcurrently(t, newCode(t, a, "app", "alice"), a, b)
+}
+
+// sharedDeleteRaces is how many codes race a DeleteUser of their user.
+const sharedDeleteRaces = 20
+
+// Codes of a user redeemed through one handle while the other deletes
+// the user: each redemption either comes first, and the delete revokes
+// its family, or after, and is ErrSessionEnded. No family of the user is
+// left active.
+func testSharedRedeemDelete(t *testing.T, a, b store.Store) {
+	ctx := t.Context()
+	must(t, a.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "$h", CreatedAt: t0}))
+	codes := make([]store.AuthorizationCode, sharedDeleteRaces)
+	for i := range codes {
+		id := fmt.Sprint("s", i)
+		must(t, a.CreateSession(ctx, store.Session{ID: id, Hash: hash(), Subject: "alice", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+		codes[i] = store.AuthorizationCode{Hash: hash(), ClientID: "app", Subject: "alice", SessionID: id, CreatedAt: t0, ExpiresAt: t0.Add(codeTTL)}
+		must(t, a.CreateAuthorizationCode(ctx, codes[i]))
+	}
+	errs := make([]error, len(codes))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range codes {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = a.RedeemAuthorizationCode(ctx, c.Hash, codeFamily(c, fmt.Sprint("f", i), t0.Add(time.Second)))
+		})
+	}
+	wg.Go(func() {
+		<-start
+		if _, err := b.DeleteUser(ctx, "alice", t0.Add(time.Second)); err != nil {
+			t.Error(err)
+		}
+	})
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, store.ErrSessionEnded) {
+			t.Fatalf("redemption %d racing DeleteUser: %v; want success or store.ErrSessionEnded", i, err)
+		}
+	}
+	fams, err := a.ListFamilies(ctx, store.FamilyFilter{Subject: "alice"})
+	must(t, err)
+	for _, f := range fams {
+		if f.RevokedAt.IsZero() {
+			t.Fatalf("family %s of the deleted user is active: a redemption raced past DeleteUser", f.ID)
+		}
+	}
 }
 
 // Sessions round trip; an ID taken is ErrExists; EndSession keeps the

@@ -31,6 +31,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 		{"ConcurrentFirstKey", testSharedFirstKey},
 		{"ConcurrentRotateKey", testSharedRotateKey},
 		{"ConcurrentRedeem", testSharedRedeem},
+		{"RedeemRacesDeleteUser", testSharedRedeemDelete},
 		{"ConcurrentKeyUses", testSharedKeyUses},
 	}
 	for _, tc := range tests {

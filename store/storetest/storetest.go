@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuthorizationCode", testAuthorizationCode},
 		{"AuthorizationCodeExpiry", testAuthorizationCodeExpiry},
 		{"ConcurrentRedeem", testConcurrentRedeem},
+		{"RedeemEndedSession", testRedeemEndedSession},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"FamilySession", testFamilySession},
