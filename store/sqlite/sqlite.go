@@ -6,7 +6,8 @@
 // through one writer goroutine that commits up to 128 of them in one
 // transaction (group commit), each in its own savepoint, so a failing write
 // undoes only itself; every caller is answered after the commit. Reads use a
-// separate pool of connections.
+// separate pool of connections. The log is copied into the database file by
+// a background checkpoint, never inside a commit.
 //
 // The database holds the signing keys, so its files are its owner's alone:
 // Open creates them with mode 0600 and refuses files that group or others
@@ -27,6 +28,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -69,6 +71,15 @@ type Store struct {
 	// batch is the group size; 1 commits every write alone (for the
 	// benchmark that measures what grouping buys).
 	batch int
+	// committed wakes the checkpointer (capacity 1), which closes
+	// ckptDone when it ends and sends on ckptReq for the writer to finish
+	// a checkpoint; checkpointed, nil outside tests, receives each
+	// background checkpoint's result.
+	committed       chan struct{}
+	ckptReq         chan chan checkpointResult
+	ckptDone        chan struct{}
+	checkpointed    chan<- checkpointResult
+	checkpointPause time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -80,6 +91,12 @@ type Options struct {
 	Synchronous string
 	// Batch bounds group commit; 1 disables it. Default 128.
 	Batch int
+
+	// checkpointed, for tests, receives each background checkpoint's
+	// result, and checkpointPause replaces the pause between two (see
+	// checkpointer).
+	checkpointed    chan<- checkpointResult
+	checkpointPause time.Duration
 }
 
 // Open opens, creating it if needed, the SQLite database at path.
@@ -113,11 +130,14 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 		return nil, err
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)",
+		// A log that grew under a burst is cut back when it starts again.
+		"journal_size_limit(67108864)"} {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// The writer never checkpoints: the checkpointer does, beside it.
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -133,7 +153,9 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	// its pragmas applied and its statements prepared again, which cost
 	// more than the reads themselves under concurrent logins.
 	r.SetMaxIdleConns(8)
-	s := &Store{w: w, r: r, ws: &stmts{db: w}, rs: &stmts{db: r, lazy: true}, ops: make(chan *op), quit: make(chan struct{}), done: make(chan struct{}), batch: o.Batch}
+	s := &Store{w: w, r: r, ws: &stmts{db: w}, rs: &stmts{db: r, lazy: true}, ops: make(chan *op), quit: make(chan struct{}), done: make(chan struct{}), batch: o.Batch,
+		committed: make(chan struct{}, 1), ckptReq: make(chan chan checkpointResult), ckptDone: make(chan struct{}),
+		checkpointed: o.checkpointed, checkpointPause: cmp.Or(o.checkpointPause, checkpointPause)}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -146,6 +168,7 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 		return nil, dbErr("prepare", err)
 	}
 	go s.writer()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -229,6 +252,7 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.quit)
 		<-s.done
+		<-s.ckptDone
 		s.ws.close()
 		s.rs.close()
 		err = errors.Join(s.w.Close(), s.r.Close())

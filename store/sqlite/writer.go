@@ -75,7 +75,8 @@ func (s *Store) enqueue(ctx context.Context, fn writeFn) (*op, error) {
 }
 
 // writer is the one goroutine that writes: it groups waiting writes into
-// one transaction.
+// one transaction. Between two, it finishes a checkpoint when the
+// checkpointer asks.
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.batch)
@@ -83,6 +84,9 @@ func (s *Store) writer() {
 		select {
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
+		case reply := <-s.ckptReq:
+			reply <- checkpoint(s.w) // between transactions: see checkpointer
+			continue
 		case <-s.quit:
 			return
 		}
@@ -96,6 +100,7 @@ func (s *Store) writer() {
 			}
 		}
 		s.commit(batch)
+		s.signalCommit()
 	}
 }
 
