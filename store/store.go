@@ -153,6 +153,21 @@ func (c Client) Equal(o Client) bool {
 		c.PreviousSecretExpiresAt.Equal(o.PreviousSecretExpiresAt) && c.CreatedAt.Equal(o.CreatedAt)
 }
 
+// WithSecret returns c with the secret whose hash is secretHash, the one
+// it had until now kept as its previous secret until now+overlap: both
+// authenticate the client during the overlap, then only the new one. An
+// overlap of zero or less keeps no previous secret: the old one stops at
+// once. A previous secret of an earlier rotation is replaced, so it stops
+// at once too.
+func (c Client) WithSecret(secretHash []byte, now time.Time, overlap time.Duration) Client {
+	c.PreviousSecretHash, c.PreviousSecretExpiresAt = nil, time.Time{}
+	if overlap > 0 && len(c.SecretHash) > 0 {
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, now.Add(overlap)
+	}
+	c.SecretHash = slices.Clone(secretHash)
+	return c
+}
+
 // CheckUpdate checks an UpdateClient of prev to next before it reaches
 // the store: next has prev's ID (an identifier, CheckID: a client
 // created before ClientIDRule can still be updated) and CreatedAt, which
