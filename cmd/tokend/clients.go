@@ -286,7 +286,7 @@ func (o *clientCreateOptions) checkConfidential(fs *pflag.FlagSet, c *store.Clie
 func (o *clientCreateOptions) create(ctx context.Context, st store.Store, c store.Client, stdout io.Writer) error {
 	if err := st.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("client %s already exists (tokend client delete %s removes it)", c.ID, c.ID)
+			return fmt.Errorf("client %s already exists (tokend client update %s changes it in place; tokend client delete %s removes it)", c.ID, c.ID, c.ID)
 		}
 		return err
 	}

@@ -363,29 +363,37 @@ func updateEffects(ctx context.Context, st store.Store, prev, next store.Client,
 	}
 	var notes []string
 	if slices.Contains(removed(prev.Grants, next.Grants), "refresh_token") {
-		notes = append(notes, fmt.Sprintf("restricts logins: refresh_token removed: the %d active logins of %s cannot refresh (unauthorized_client) until it is added back", len(fams), prev.ID))
+		notes = append(notes, fmt.Sprintf("restricts logins: refresh_token removed: %s's %s cannot refresh (unauthorized_client) until it is added back", prev.ID, activeLogins(len(fams))))
 	}
 	for _, s := range removed(prev.Scopes, next.Scopes) {
 		if len(next.Scopes) == 0 {
 			break // any scope now
 		}
 		n := holding(func(f store.Family) bool { return slices.Contains(strings.Fields(f.Scope), s) })
-		notes = append(notes, fmt.Sprintf("restricts logins: scope %s removed: the %d active logins holding it go on without it", s, n))
+		notes = append(notes, fmt.Sprintf("restricts logins: scope %s removed: %s hold it and go on without it", s, activeLogins(n)))
 	}
 	for _, r := range removed(prev.Resources, next.Resources) {
 		n := holding(func(f store.Family) bool { return slices.Contains(f.Audience, r) })
-		notes = append(notes, fmt.Sprintf("restricts logins: resource %s removed: the %d active logins for it get tokens without it (one left with no resource must log in again)", r, n))
+		notes = append(notes, fmt.Sprintf("restricts logins: resource %s removed: %s are for it and get tokens without it (one left with no resource must log in again)", r, activeLogins(n)))
 	}
 	for _, o := range removed(prev.Origins, next.Origins) {
 		notes = append(notes, fmt.Sprintf("restricts logins: origin %s removed: a browser app on it can no longer use %s", o, prev.ID))
 	}
 	if prev.Cookie != next.Cookie {
-		notes = append(notes, fmt.Sprintf("restricts logins: cookie mode %s: browser logins kept the other way (%d active logins of %s) may have to log in again", onOff(next.Cookie), len(fams), prev.ID))
+		notes = append(notes, fmt.Sprintf("restricts logins: cookie mode %s: a browser app's logins kept the other way may have to log in again (%s has %s)", onOff(next.Cookie), prev.ID, activeLogins(len(fams))))
 	}
 	if len(notes) == 0 {
-		notes = append(notes, fmt.Sprintf("no login ends: the %d active logins of %s go on", len(fams), prev.ID))
+		notes = append(notes, fmt.Sprintf("no login ends (%s has %s)", prev.ID, activeLogins(len(fams))))
 	}
 	return notes, nil
+}
+
+// activeLogins is "1 active login" or "N active logins".
+func activeLogins(n int) string {
+	if n == 1 {
+		return "1 active login"
+	}
+	return fmt.Sprintf("%d active logins", n)
 }
 
 func onOff(b bool) string {

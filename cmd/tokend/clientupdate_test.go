@@ -64,7 +64,7 @@ func TestClientUpdate(t *testing.T) {
 		t.Fatalf("update: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{"client_id:", "app", "origins:", "https://staging.example.com", "scopes:", "read",
-		"restricts logins: scope write removed: the 0 active logins holding it go on without it"} {
+		"restricts logins: scope write removed: 0 active logins hold it and go on without it"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("update printed no %q:\n%s", want, out)
 		}
