@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -180,4 +181,35 @@ func TestLoginAcrossSecretRotation(t *testing.T) {
 	r := e.post("/oauth/token", appID, "rotated-secret", refreshGrant(a.str("refresh_token")))
 	wantStatus(t, "refresh of the login after the rotation", r, 200, "")
 	wantStatus(t, "the old secret, rotated with no overlap", e.post("/oauth/token", appID, appSecret, clientCredentials), http.StatusUnauthorized, "invalid_client")
+}
+
+// Resources removed from a client narrow the access tokens of its
+// families for them; a family left with none is refused invalid_grant,
+// and revoked.
+func TestRefreshAfterResourcesRemoved(t *testing.T) {
+	e := newAudienceEnv(t, nil)
+	b := e.agent(t)
+	p := authorizeParams("client_id", confApp, "redirect_uri", confCB, "state", "s1")
+	p["resource"] = []string{resAPI, resFiles}
+	a := e.confExchange(b.loginFlow(p))
+	wantStatus(t, "exchange", a, 200, "")
+	refresh := func(rt string) answer {
+		return e.confToken(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	}
+	updateClient(t, e.store, confApp, func(c *store.Client) { c.Resources = []string{resAPI} })
+	r := refresh(a.str("refresh_token"))
+	wantStatus(t, "refresh after a resource was removed", r, 200, "")
+	if got := aud(t, r.str("access_token")); !slices.Equal(got, []string{resAPI}) {
+		t.Fatalf("aud after %s was removed: %q; want [%s]", resFiles, got, resAPI)
+	}
+	updateClient(t, e.store, confApp, func(c *store.Client) { c.Resources = nil })
+	x := refresh(r.str("refresh_token"))
+	wantStatus(t, "refresh after every resource of the family was removed", x, http.StatusBadRequest, "invalid_grant")
+	if d := x.str("error_description"); d != "the client may no longer request the resources of this login" {
+		t.Fatalf("error_description %q", d)
+	}
+	fams, err := e.store.ListFamilies(t.Context(), store.FamilyFilter{ClientID: confApp})
+	if err != nil || len(fams) != 1 || fams[0].RevokedAt.IsZero() {
+		t.Fatalf("the family after its resources were removed: %+v, %v; want it revoked", fams, err)
+	}
 }
