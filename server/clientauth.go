@@ -100,13 +100,15 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 
 // secretMatches reports whether h is the hash of c's secret, or of its
 // previous secret (store.Client.PreviousSecretHash) while that still
-// works at now. Both comparisons always run, in constant time, and their
-// results are combined without a branch, so that the time taken tells
-// neither whether there is a previous secret nor which one matched.
+// works at now. Both comparisons always run, in constant time (without a
+// previous secret, the second is against zeros), and their results are
+// combined without a branch, so that the time taken does not tell which
+// secret matched, or whether one did.
 func secretMatches(c store.Client, h []byte, now time.Time) bool {
+	var zeros [sha256.Size]byte
 	prev := c.PreviousSecretHash
 	if len(prev) != len(h) {
-		prev = make([]byte, len(h)) // no previous secret: compare against zeros, as long
+		prev = zeros[:len(h)]
 	}
 	cur := subtle.ConstantTimeCompare(h, c.SecretHash)
 	old := subtle.ConstantTimeCompare(h, prev)

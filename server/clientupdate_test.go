@@ -110,6 +110,20 @@ func TestClientUpdateFleetPostgres(t *testing.T) {
 		refreshOn("after the overlap", e, newSecret)
 	}
 
+	// The origin added is answered by CORS on both instances (within
+	// the reload of the union of origins, which the clock has passed).
+	for _, e := range []*env{a, b} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodOptions, e.url+"/oauth/token", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", "https://staging.example.com")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		if r := e.do(req); r.header.Get("Access-Control-Allow-Origin") != "https://staging.example.com" {
+			t.Fatalf("preflight from the added origin on %s: %d %v", e.url, r.status, r.header)
+		}
+	}
+
 	// Removing a scope narrows the logins that hold it: they go on
 	// without it.
 	updateClient(t, b.store, appID, func(c *store.Client) { c.Scopes = []string{"read"} })

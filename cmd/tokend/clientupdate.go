@@ -194,7 +194,9 @@ read again, never overwritten. The client is printed (never a secret),
 then what the change does to its logins.
 
 Every instance reads clients from the store on every request, so the
-change holds on all of them from the next request on. No login ends:
+change holds on all of them from the next request on (a browser origin
+new to every client is answered by CORS within 5 seconds, when each
+instance next reads the list of all origins). No login ends:
 families started before go on refreshing. Removing the refresh_token
 grant refuses their refreshes (unauthorized_client) until it is given
 back; removing a scope or a resource narrows their next access tokens
