@@ -89,13 +89,34 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	if secret == "" {
 		return store.Client{}, false, errInvalidClient(basic)
 	}
-	if subtle.ConstantTimeCompare(HashClientSecret(secret), c.SecretHash) != 1 {
+	if !secretMatches(c, HashClientSecret(secret), s.now()) {
 		chk.End(ctx, throttle.Failed, s.now())
 		return store.Client{}, false, errInvalidClient(basic)
 	}
 	chk.End(ctx, throttle.OK, s.now())
 	noteClient(ctx, c.ID)
 	return c, true, nil
+}
+
+// secretMatches reports whether h is the hash of c's secret, or of its
+// previous secret (store.Client.PreviousSecretHash) while that still
+// works at now. Both comparisons always run, in constant time (without a
+// previous secret, the second is against zeros), and their results are
+// combined without a branch, so that the time taken does not tell which
+// secret matched, or whether one did.
+func secretMatches(c store.Client, h []byte, now time.Time) bool {
+	var zeros [sha256.Size]byte
+	prev := c.PreviousSecretHash
+	if len(prev) != len(h) {
+		prev = zeros[:len(h)]
+	}
+	cur := subtle.ConstantTimeCompare(h, c.SecretHash)
+	old := subtle.ConstantTimeCompare(h, prev)
+	live := 0
+	if len(c.PreviousSecretHash) == len(h) && now.Before(c.PreviousSecretExpiresAt) {
+		live = 1
+	}
+	return cur|(old&live) == 1
 }
 
 func allowsGrant(c store.Client, grant string) bool {

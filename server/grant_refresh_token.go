@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 
 	"github.com/tokend/tokend/store"
 )
@@ -70,6 +71,14 @@ func (s *Server) refresh(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if audience == nil {
 		audience = f.Audience
 	}
+	if audience, err = allowedAudience(c, audience); err != nil {
+		// The rotation is done; the family cannot go on: end it.
+		if rerr := s.store.RevokeFamily(ctx, f.ID, now, reasonResourcesRemoved); rerr != nil {
+			return nil, fmt.Errorf("revoke a family left without resources: %w", rerr)
+		}
+		s.metrics.revoked.WithLabelValues(reasonResourcesRemoved).Inc()
+		return nil, err
+	}
 	resp, err := s.issue(ctx, issueRequest{client: c, subject: f.Subject, scope: scope, grant: grantRefreshToken,
 		family: f.ID, claims: f.Claims, ttl: f.AccessTTL, audience: audience})
 	if err != nil {
@@ -109,6 +118,29 @@ func (s *Server) narrowRefresh(ctx context.Context, c store.Client, form url.Val
 		}
 	}
 	return narrowed, audience, nil
+}
+
+// reasonResourcesRemoved is the revocation reason of a family whose
+// client no longer may request any of its resources (allowedAudience).
+const reasonResourcesRemoved = "resources_removed"
+
+// allowedAudience returns the resources of audience that client c still
+// may request (store.Client.Resources): `tokend client update` may have
+// removed some since the family started, and its access tokens are then
+// no longer for them. A family all of whose resources were removed
+// cannot go on (its tokens would be for a resource it never asked for,
+// the server's default audience): invalid_grant, the family is revoked
+// (reasonResourcesRemoved) and its holder logs in again. A family
+// without resources is unaffected.
+func allowedAudience(c store.Client, audience []string) ([]string, error) {
+	if len(audience) == 0 {
+		return audience, nil
+	}
+	kept := slices.DeleteFunc(slices.Clone(audience), func(r string) bool { return !slices.Contains(c.Resources, r) })
+	if len(kept) == 0 {
+		return nil, errInvalidGrant("the client may no longer request the resources of this login")
+	}
+	return kept, nil
 }
 
 // refreshRefused is the answer to a refresh token that cannot work:

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -72,14 +71,16 @@ func (s *Server) issueFirst(ctx context.Context, req issueRequest, f store.Famil
 // built-in user it was created for. Deleting either revokes the families
 // that exist at that moment, in one step; a login already past its checks
 // then creates its family after the delete. So if the client or the user
-// is gone now, or was deleted and created again (another CreatedAt or
-// secret), the family is revoked with the delete's reason and the login
-// fails as if the credentials had been refused.
+// is gone now, or was deleted and created again (another CreatedAt), the
+// family is revoked with the delete's reason and the login fails as if
+// the credentials had been refused. A client changed in place (`tokend
+// client update`, `rotate-secret`: same CreatedAt, another secret or
+// policy) is the same client, and the login stands.
 func (s *Server) confirmOwners(ctx context.Context, req issueRequest, familyID string) error {
 	reason, refusal := "", error(nil)
 	c, err := s.store.GetClient(ctx, req.client.ID)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && (!c.CreatedAt.Equal(req.client.CreatedAt) || !bytes.Equal(c.SecretHash, req.client.SecretHash)):
+	case errors.Is(err, store.ErrNotFound) || err == nil && !c.CreatedAt.Equal(req.client.CreatedAt):
 		reason, refusal = store.ReasonClientDeleted, errInvalidClient(false)
 	case err != nil:
 		return fmt.Errorf("confirm client: %w", err)
@@ -142,6 +143,7 @@ func (s *Server) issue(ctx context.Context, req issueRequest) (*tokenResponse, e
 	claims["exp"] = exp.Unix()
 	claims["jti"] = newID()
 	claims["client_id"] = req.client.ID
+	req.scope = allowedScope(req.client, req.scope)
 	if req.scope != "" {
 		claims["scope"] = req.scope
 	} else {

@@ -55,6 +55,20 @@ func requestedScope(form url.Values, c store.Client) (string, error) {
 	return strings.Join(dedupe(parts), " "), nil
 }
 
+// allowedScope returns the tokens of scope (space-separated) that client
+// c still allows (store.Client.AllowsScope), in their order. A family
+// keeps the scope it was granted, but once `tokend client update` has
+// removed a scope from its client, the access tokens it is issued no
+// longer carry that scope: the login goes on, narrowed (RFC 6749 §5.1
+// then returns the narrower scope).
+func allowedScope(c store.Client, scope string) string {
+	if len(c.Scopes) == 0 || scope == "" {
+		return scope
+	}
+	parts := strings.Fields(scope)
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return !c.AllowsScope(p) }), " ")
+}
+
 // narrowScope checks that requested is within granted (RFC 6749 §6).
 func narrowScope(requested, granted string) (string, error) {
 	parts, ok := parseScope(requested)

@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -124,7 +125,70 @@ type Client struct {
 	// client may request; a token's aud is the requested resources.
 	// Empty: only the server's default audience.
 	Resources []string
+	// PreviousSecretHash is the hash of the secret a rotation replaced
+	// (`tokend client rotate-secret`): it still authenticates the client
+	// before PreviousSecretExpiresAt, so that the client's deployments can
+	// move to the new secret without an outage. Nil: no previous secret.
+	PreviousSecretHash []byte
+	// PreviousSecretExpiresAt is when PreviousSecretHash stops
+	// authenticating the client; zero with no previous secret.
+	PreviousSecretExpiresAt time.Time
+	// CreatedAt is when the client was created. No update changes it:
+	// another CreatedAt under the same ID is another client (deleted and
+	// created again), whose predecessor's logins have ended.
 	CreatedAt time.Time
+}
+
+// Equal reports whether c and o hold the same values: every field, a nil
+// list or hash equal to an empty one, times equal as instants. It is the
+// comparison of UpdateClient's compare-and-set.
+func (c Client) Equal(o Client) bool {
+	return c.ID == o.ID && bytes.Equal(c.SecretHash, o.SecretHash) &&
+		slices.Equal(c.Grants, o.Grants) && slices.Equal(c.Scopes, o.Scopes) &&
+		c.Mint == o.Mint && slices.Equal(c.MintFor, o.MintFor) &&
+		slices.Equal(c.Origins, o.Origins) && c.Cookie == o.Cookie &&
+		slices.Equal(c.RedirectURIs, o.RedirectURIs) && slices.Equal(c.PostLogoutRedirectURIs, o.PostLogoutRedirectURIs) &&
+		c.ThirdParty == o.ThirdParty && slices.Equal(c.Resources, o.Resources) &&
+		bytes.Equal(c.PreviousSecretHash, o.PreviousSecretHash) &&
+		c.PreviousSecretExpiresAt.Equal(o.PreviousSecretExpiresAt) && c.CreatedAt.Equal(o.CreatedAt)
+}
+
+// WithSecret returns c with the secret whose hash is secretHash, the one
+// it had until now kept as its previous secret until now+overlap: both
+// authenticate the client during the overlap, then only the new one. An
+// overlap of zero or less keeps no previous secret: the old one stops at
+// once. A previous secret of an earlier rotation is replaced, so it stops
+// at once too.
+func (c Client) WithSecret(secretHash []byte, now time.Time, overlap time.Duration) Client {
+	c.PreviousSecretHash, c.PreviousSecretExpiresAt = nil, time.Time{}
+	if overlap > 0 && len(c.SecretHash) > 0 {
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, now.Add(overlap)
+	}
+	c.SecretHash = slices.Clone(secretHash)
+	return c
+}
+
+// CheckUpdate checks an UpdateClient of prev to next before it reaches
+// the store: next has prev's ID (an identifier, CheckID: a client
+// created before ClientIDRule can still be updated) and CreatedAt, which
+// no update changes, and each of its MintFor is a client ID
+// (CheckClientID). It returns nil or an error wrapping ErrInvalid.
+func CheckUpdate(prev, next Client) error {
+	switch {
+	case next.ID != prev.ID:
+		return fmt.Errorf("%w: an update cannot change a client's ID", ErrInvalid)
+	case !next.CreatedAt.Equal(prev.CreatedAt):
+		return fmt.Errorf("%w: an update cannot change a client's CreatedAt", ErrInvalid)
+	}
+	if err := CheckID(next.ID); err != nil {
+		return fmt.Errorf("client ID: %w", err)
+	}
+	for i, id := range next.MintFor {
+		if err := CheckClientID(id); err != nil {
+			return fmt.Errorf("client MintFor[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // User is a built-in user for the password grant.
@@ -367,6 +431,14 @@ type Store interface {
 	// ErrNotFound for an unknown id. In the same step it deletes the
 	// client's consents and its unredeemed authorization codes.
 	DeleteClient(ctx context.Context, id string, at time.Time) (revoked int, err error)
+	// UpdateClient replaces the client prev.ID by next as one atomic
+	// compare-and-set: only if the stored client still Equals prev, so
+	// that of two concurrent updates read from the same client one
+	// succeeds and the other, having changed nothing, can read again and
+	// retry. It changes no family, consent or code. Returns an error
+	// wrapping ErrInvalid if CheckUpdate refuses next, ErrNotFound for an
+	// unknown client and ErrConflict if the client is no longer prev.
+	UpdateClient(ctx context.Context, prev, next Client) error
 
 	// CreateUser returns ErrExists if u.Name is taken.
 	CreateUser(ctx context.Context, u User) error

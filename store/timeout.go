@@ -179,6 +179,11 @@ func (t *timeoutStore) DeleteClient(ctx context.Context, id string, at time.Time
 	return call(t, ctx, "delete client", func(ctx context.Context) (int, error) { return t.st.DeleteClient(ctx, id, at) })
 }
 
+// UpdateClient implements Store.
+func (t *timeoutStore) UpdateClient(ctx context.Context, prev, next Client) error {
+	return call0(t, ctx, "update client", func(ctx context.Context) error { return t.st.UpdateClient(ctx, prev, next) })
+}
+
 // CreateUser implements Store.
 func (t *timeoutStore) CreateUser(ctx context.Context, u User) error {
 	return call0(t, ctx, "create user", func(ctx context.Context) error { return t.st.CreateUser(ctx, u) })

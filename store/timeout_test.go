@@ -33,7 +33,8 @@ func (s stalled) ListClients(ctx context.Context) ([]store.Client, error) { retu
 func (s stalled) DeleteClient(ctx context.Context, _ string, _ time.Time) (int, error) {
 	return 0, s.wait(ctx)
 }
-func (s stalled) CreateUser(ctx context.Context, _ store.User) error { return s.wait(ctx) }
+func (s stalled) UpdateClient(ctx context.Context, _, _ store.Client) error { return s.wait(ctx) }
+func (s stalled) CreateUser(ctx context.Context, _ store.User) error        { return s.wait(ctx) }
 func (s stalled) GetUser(ctx context.Context, _ string) (store.User, error) {
 	return store.User{}, s.wait(ctx)
 }
@@ -121,9 +122,12 @@ func calls(st store.Store) map[string]func(ctx context.Context) error {
 		"GetClient":    func(ctx context.Context) error { _, err := st.GetClient(ctx, "c"); return err },
 		"ListClients":  func(ctx context.Context) error { _, err := st.ListClients(ctx); return err },
 		"DeleteClient": func(ctx context.Context) error { _, err := st.DeleteClient(ctx, "c", at); return err },
-		"CreateUser":   func(ctx context.Context) error { return st.CreateUser(ctx, store.User{Name: "u"}) },
-		"GetUser":      func(ctx context.Context) error { _, err := st.GetUser(ctx, "u"); return err },
-		"ListUsers":    func(ctx context.Context) error { _, err := st.ListUsers(ctx); return err },
+		"UpdateClient": func(ctx context.Context) error {
+			return st.UpdateClient(ctx, store.Client{ID: "c"}, store.Client{ID: "c"})
+		},
+		"CreateUser": func(ctx context.Context) error { return st.CreateUser(ctx, store.User{Name: "u"}) },
+		"GetUser":    func(ctx context.Context) error { _, err := st.GetUser(ctx, "u"); return err },
+		"ListUsers":  func(ctx context.Context) error { _, err := st.ListUsers(ctx); return err },
 		"UpdatePasswordHash": func(ctx context.Context) error {
 			return st.UpdatePasswordHash(ctx, "u", "a", "b")
 		},

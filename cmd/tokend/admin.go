@@ -129,11 +129,12 @@ func (sf *storeFlags) with(ctx context.Context, stderr io.Writer, f func(store.S
 	return f(st)
 }
 
-// newUserCmd is `tokend user`: create, list and delete built-in users.
+// newUserCmd is `tokend user`: create, passwd, list and delete built-in
+// users.
 func newUserCmd(cio *cmdIO) *cobra.Command {
 	u := &cobra.Command{Use: "user", Short: "manage built-in users (password grant)", Args: cobra.ArbitraryArgs,
-		RunE: groupRun("create, list or delete")}
-	u.AddCommand(newUserCreateCmd(cio), newUserListCmd(cio), newUserDeleteCmd(cio))
+		RunE: groupRun("create, passwd, list or delete")}
+	u.AddCommand(newUserCreateCmd(cio), newUserPasswdCmd(cio), newUserListCmd(cio), newUserDeleteCmd(cio))
 	return u
 }
 
@@ -143,33 +144,14 @@ func newUserCreateCmd(cio *cmdIO) *cobra.Command {
 		Example: `  echo 'correct horse' | tokend user create alice --password-stdin`, Args: exactArgs(1, "one user name")}
 	fs := create.Flags()
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input (required)")
-	paramsDef := os.Getenv(envName("argon2-params"))
-	if paramsDef == "" {
-		paramsDef = password.DefaultParams().String()
-	}
-	params := fs.String("argon2-params", paramsDef, "argon2id parameters of the hash: m=KiB,t=passes,p=lanes (env "+envName("argon2-params")+")")
+	params := fs.String("argon2-params", argon2ParamsDefault(), "argon2id parameters of the hash: m=KiB,t=passes,p=lanes (env "+envName("argon2-params")+")")
 	csf := addStoreFlags(fs, "encryption-")
 	create.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		if err := checkIDArg("the user name", args[0], false); err != nil {
 			return err
 		}
-		if !*fromStdin {
-			return usageErrorf("--password-stdin is required: pipe the password in, so that it stays out of the shell history")
-		}
-		p, err := password.ParseParams(*params)
-		if err != nil {
-			return usageErrorf("--argon2-params: %w", err)
-		}
-		line, err := bufio.NewReader(io.LimitReader(cio.stdin, 4096)).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read password: %w", err)
-		}
-		pw := strings.TrimRight(line, "\r\n")
-		if pw == "" {
-			return usageErrorf("empty password on standard input")
-		}
-		hash, err := p.Hash(pw)
+		hash, err := hashStdinPassword(cio.stdin, *fromStdin, *params)
 		if err != nil {
 			return err
 		}
@@ -186,6 +168,38 @@ func newUserCreateCmd(cio *cmdIO) *cobra.Command {
 		})
 	}
 	return create
+}
+
+// hashStdinPassword reads a password, one line, from stdin (given
+// --password-stdin: fromStdin) and returns its argon2id hash under params
+// (--argon2-params). The password never comes from a flag, which would
+// land in the shell history.
+func hashStdinPassword(stdin io.Reader, fromStdin bool, params string) (string, error) {
+	if !fromStdin {
+		return "", usageErrorf("--password-stdin is required: pipe the password in, so that it stays out of the shell history")
+	}
+	p, err := password.ParseParams(params)
+	if err != nil {
+		return "", usageErrorf("--argon2-params: %w", err)
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", usageErrorf("empty password on standard input")
+	}
+	return p.Hash(pw)
+}
+
+// argon2ParamsDefault is the default of --argon2-params: the environment's
+// setting, or password.DefaultParams.
+func argon2ParamsDefault() string {
+	if v := os.Getenv(envName("argon2-params")); v != "" {
+		return v
+	}
+	return password.DefaultParams().String()
 }
 
 // newUserListCmd is `tokend user list`.

@@ -50,8 +50,8 @@ func TestUsageErrors(t *testing.T) {
 		line      string // the first line of stderr begins so
 		usageLine string
 	}{
-		{[]string{"client"}, "tokend client: want a command: create, list or delete", "tokend client <command>"},
-		{[]string{"client", "bogus"}, `tokend client: unknown command "bogus": want create, list or delete`, "tokend client <command>"},
+		{[]string{"client"}, "tokend client: want a command: create, update, rotate-secret, list or delete", "tokend client <command>"},
+		{[]string{"client", "bogus"}, `tokend client: unknown command "bogus": want create, update, rotate-secret, list or delete`, "tokend client <command>"},
 		{[]string{"client", "create", "--store", store}, "tokend client create: --id is required", "tokend client create --id CLIENT_ID"},
 		{[]string{"client", "create", "--id", "x", "--bogus"}, "tokend client create: unknown flag: --bogus", "tokend client create --id CLIENT_ID"},
 		{[]string{"client", "delete", "--store", store}, "tokend client delete: want one client ID", "tokend client delete CLIENT_ID"},

@@ -21,11 +21,12 @@ import (
 	"github.com/tokend/tokend/store"
 )
 
-// newClientCmd is `tokend client`: create, list and delete OAuth clients.
+// newClientCmd is `tokend client`: create, update, rotate-secret, list
+// and delete OAuth clients.
 func newClientCmd(cio *cmdIO) *cobra.Command {
 	c := &cobra.Command{Use: "client", Short: "manage OAuth clients", Args: cobra.ArbitraryArgs,
-		RunE: groupRun("create, list or delete")}
-	c.AddCommand(newClientCreateCmd(cio))
+		RunE: groupRun("create, update, rotate-secret, list or delete")}
+	c.AddCommand(newClientCreateCmd(cio), newClientUpdateCmd(cio), newClientRotateSecretCmd(cio))
 
 	list := &cobra.Command{Use: "list", Short: "list the clients", Args: noArgs}
 	lsf := addStoreFlags(list.Flags(), "encryption-")
@@ -205,7 +206,11 @@ func (o *clientCreateOptions) client(fs *pflag.FlagSet) (store.Client, error) {
 	} else {
 		err = o.checkConfidential(fs, &c)
 	}
-	return c, err
+	if err != nil {
+		return store.Client{}, err
+	}
+	// The rules on the record, which `client update` checks too.
+	return c, checkClientPolicy(c)
 }
 
 // knownGrants are the grant types a client may be given.
@@ -281,7 +286,7 @@ func (o *clientCreateOptions) checkConfidential(fs *pflag.FlagSet, c *store.Clie
 func (o *clientCreateOptions) create(ctx context.Context, st store.Store, c store.Client, stdout io.Writer) error {
 	if err := st.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("client %s already exists (tokend client delete %s removes it)", c.ID, c.ID)
+			return fmt.Errorf("client %s already exists (tokend client update %s changes it in place; tokend client delete %s removes it)", c.ID, c.ID, c.ID)
 		}
 		return err
 	}

@@ -58,6 +58,7 @@ func cloneClient(c store.Client) store.Client {
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.Resources = slices.Clone(c.Resources)
+	c.PreviousSecretHash = bytes.Clone(c.PreviousSecretHash)
 	return c
 }
 
@@ -380,3 +381,21 @@ func (s *Store) Ping(context.Context) error { return nil }
 
 // Close implements store.Store.
 func (s *Store) Close() error { return nil }
+
+// UpdateClient implements store.Store.
+func (s *Store) UpdateClient(_ context.Context, prev, next store.Client) error {
+	if err := store.CheckUpdate(prev, next); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[prev.ID]
+	if !ok {
+		return fmt.Errorf("client %q: %w", prev.ID, store.ErrNotFound)
+	}
+	if !c.Equal(prev) {
+		return fmt.Errorf("client %q: %w", prev.ID, store.ErrConflict)
+	}
+	s.clients[prev.ID] = cloneClient(next)
+	return nil
+}

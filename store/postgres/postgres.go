@@ -58,7 +58,7 @@ var migrationFS embed.FS
 
 // migrations lists the schema files in order; the schema version is its
 // length.
-var migrations = []string{"migrations/1.sql", "migrations/2.sql", "migrations/3.sql", "migrations/4.sql", "migrations/5.sql", "migrations/6.sql", "migrations/7.sql", "migrations/8.sql"}
+var migrations = []string{"migrations/1.sql", "migrations/2.sql", "migrations/3.sql", "migrations/4.sql", "migrations/5.sql", "migrations/6.sql", "migrations/7.sql", "migrations/8.sql", "migrations/9.sql"}
 
 // Store is a PostgreSQL store.Store. Open it with Open; it is safe for
 // concurrent use, and any number of Stores (in any number of processes)

@@ -60,22 +60,30 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return s.exec(ctx, "client "+c.ID, false,
-		"INSERT INTO clients ("+clientCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
-		strings.Join(c.Origins, " "), c.Cookie, strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "),
-		c.ThirdParty, strings.Join(c.Resources, " "))
+		"INSERT INTO clients ("+clientCols+") VALUES ("+clientParams+")", clientArgs(c)...)
 }
 
-const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie, redirect_uris, post_logout_redirect_uris, third_party, resources"
+const (
+	clientCols   = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie, redirect_uris, post_logout_redirect_uris, third_party, resources, previous_secret_hash, previous_secret_expires_at"
+	clientParams = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15"
+)
+
+// clientArgs are c's values in the order of clientCols.
+func clientArgs(c store.Client) []any {
+	return []any{c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
+		strings.Join(c.Origins, " "), c.Cookie, strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "),
+		c.ThirdParty, strings.Join(c.Resources, " "), c.PreviousSecretHash, tin(c.PreviousSecretExpiresAt)}
+}
 
 func scanClient(r row) (store.Client, error) {
 	var c store.Client
 	var grants, scopes, mintFor, origins, redirects, postLogout, resources string
-	var created pgtype.Timestamptz
+	var created, prevExpires pgtype.Timestamptz
 	if err := r.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie,
-		&redirects, &postLogout, &c.ThirdParty, &resources); err != nil {
+		&redirects, &postLogout, &c.ThirdParty, &resources, &c.PreviousSecretHash, &prevExpires); err != nil {
 		return store.Client{}, err
 	}
+	c.PreviousSecretExpiresAt = tout(prevExpires)
 	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
 	c.Origins = strings.Fields(origins)
 	c.RedirectURIs, c.PostLogoutRedirectURIs, c.Resources = strings.Fields(redirects), strings.Fields(postLogout), strings.Fields(resources)
@@ -106,6 +114,30 @@ func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int,
 		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted,
 		stmt{"DELETE FROM consents WHERE client_id = $1", []any{id}},
 		stmt{"DELETE FROM authorization_codes WHERE client_id = $1 AND redeemed_at IS NULL", []any{id}})
+}
+
+// UpdateClient implements store.Store: the row is read FOR UPDATE,
+// compared and written in one transaction, so that a concurrent update
+// from any handle waits for it and then finds the client changed.
+func (s *Store) UpdateClient(ctx context.Context, prev, next store.Client) error {
+	if err := store.CheckUpdate(prev, next); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := scanClient(tx.QueryRow(ctx, "SELECT "+clientCols+" FROM clients WHERE id = $1 FOR UPDATE", prev.ID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("postgres: client %s: %w", prev.ID, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !cur.Equal(prev) {
+			return fmt.Errorf("postgres: client %s: %w", prev.ID, store.ErrConflict)
+		}
+		_, err = tx.Exec(ctx, "UPDATE clients SET ("+clientCols+") = ("+clientParams+") WHERE id = $1", clientArgs(next)...)
+		return err
+	})
+	return dbErr("update client", err)
 }
 
 // CreateUser implements store.Store.

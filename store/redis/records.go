@@ -100,18 +100,53 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	if err := store.CheckClient(c); err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	mint, cookie := "", ""
-	if c.Mint {
-		mint = "1"
+	return s.createRecord(ctx, "client", c.ID, s.clientKey(c.ID), s.p+"clients", clientFields(c)...)
+}
+
+// clientFields are c's field/value pairs as stored (read by clientOf).
+func clientFields(c store.Client) []any {
+	return []any{"id", c.ID, "secret", c.SecretHash, "grants", jsonStrs(c.Grants), "scopes", jsonStrs(c.Scopes),
+		"mint", flag(c.Mint), "mintfor", jsonStrs(c.MintFor), "created", enc(c.CreatedAt),
+		"origins", jsonStrs(c.Origins), "cookie", flag(c.Cookie), "redirects", jsonStrs(c.RedirectURIs),
+		"postlogout", jsonStrs(c.PostLogoutRedirectURIs), "third", flag(c.ThirdParty), "resources", jsonStrs(c.Resources),
+		"prevsecret", c.PreviousSecretHash, "prevexpires", enc(c.PreviousSecretExpiresAt)}
+}
+
+// UpdateClient implements store.Store: it reads the client under WATCH,
+// compares it with prev and writes next in one MULTI/EXEC; a concurrent
+// change to the client (an update or a delete) fails it with
+// store.ErrConflict.
+func (s *Store) UpdateClient(ctx context.Context, prev, next store.Client) error {
+	if err := store.CheckUpdate(prev, next); err != nil {
+		return fmt.Errorf("redis: %w", err)
 	}
-	if c.Cookie {
-		cookie = "1"
+	key := s.clientKey(prev.ID)
+	err := s.rdb.Watch(ctx, func(tx *goredis.Tx) error {
+		m, err := tx.HGetAll(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		if len(m) == 0 {
+			return fmt.Errorf("redis: client %q: %w", prev.ID, store.ErrNotFound)
+		}
+		if !clientOf(m).Equal(prev) {
+			return fmt.Errorf("redis: client %q: %w", prev.ID, store.ErrConflict)
+		}
+		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.HSet(ctx, key, clientFields(next)...)
+			return nil
+		})
+		return err
+	}, key)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+		return err
+	case errors.Is(err, goredis.TxFailedErr):
+		return fmt.Errorf("redis: update client %q: %w", prev.ID, store.ErrConflict)
 	}
-	return s.createRecord(ctx, "client", c.ID, s.clientKey(c.ID), s.p+"clients",
-		"id", c.ID, "secret", c.SecretHash, "grants", jsonStrs(c.Grants), "scopes", jsonStrs(c.Scopes),
-		"mint", mint, "mintfor", jsonStrs(c.MintFor), "created", enc(c.CreatedAt),
-		"origins", jsonStrs(c.Origins), "cookie", cookie, "redirects", jsonStrs(c.RedirectURIs),
-		"postlogout", jsonStrs(c.PostLogoutRedirectURIs), "third", flag(c.ThirdParty), "resources", jsonStrs(c.Resources))
+	return wrap("update client", err)
 }
 
 // flag is a boolean as stored: "1" or "".
@@ -129,6 +164,10 @@ func clientOf(m map[string]string) store.Client {
 		PostLogoutRedirectURIs: strs(m["postlogout"]), ThirdParty: m["third"] == "1", Resources: strs(m["resources"])}
 	if v := m["secret"]; v != "" {
 		c.SecretHash = []byte(v)
+	}
+	if v := m["prevsecret"]; v != "" {
+		c.PreviousSecretHash = []byte(v)
+		c.PreviousSecretExpiresAt = dec(m["prevexpires"])
 	}
 	return c
 }

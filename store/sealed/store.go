@@ -154,6 +154,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int,
 	return s.inner.DeleteClient(ctx, id, at)
 }
 
+// UpdateClient implements store.Store.
+func (s *Store) UpdateClient(ctx context.Context, prev, next store.Client) error {
+	return s.inner.UpdateClient(ctx, prev, next)
+}
+
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	return s.inner.CreateUser(ctx, u)

@@ -35,23 +35,28 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.exec(ctx, "client "+c.ID, false,
-		"INSERT INTO clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
-		strings.Join(c.Origins, " "), c.Cookie, strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "),
-		c.ThirdParty, strings.Join(c.Resources, " "))
+		"INSERT INTO clients ("+clientCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", clientArgs(c)...)
 }
 
-const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie, redirect_uris, post_logout_redirect_uris, third_party, resources"
+const clientCols = "id, secret_hash, grants, scopes, mint, mint_for, created_at, origins, cookie, redirect_uris, post_logout_redirect_uris, third_party, resources, previous_secret_hash, previous_secret_expires_at"
+
+// clientArgs are c's values in the order of clientCols.
+func clientArgs(c store.Client) []any {
+	return []any{c.ID, c.SecretHash, strings.Join(c.Grants, " "), strings.Join(c.Scopes, " "), c.Mint, strings.Join(c.MintFor, " "), tin(c.CreatedAt),
+		strings.Join(c.Origins, " "), c.Cookie, strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "),
+		c.ThirdParty, strings.Join(c.Resources, " "), c.PreviousSecretHash, tin(c.PreviousSecretExpiresAt)}
+}
 
 func scanClient(row interface{ Scan(...any) error }) (store.Client, error) {
 	var c store.Client
 	var grants, scopes, mintFor, origins, redirects, postLogout, resources string
-	var created sql.NullInt64
+	var created, prevExpires sql.NullInt64
 	if err := row.Scan(&c.ID, &c.SecretHash, &grants, &scopes, &c.Mint, &mintFor, &created, &origins, &c.Cookie,
-		&redirects, &postLogout, &c.ThirdParty, &resources); err != nil {
+		&redirects, &postLogout, &c.ThirdParty, &resources, &c.PreviousSecretHash, &prevExpires); err != nil {
 		return c, err
 	}
 	c.Grants, c.Scopes, c.MintFor, c.CreatedAt = strings.Fields(grants), strings.Fields(scopes), strings.Fields(mintFor), tout(created)
+	c.PreviousSecretExpiresAt = tout(prevExpires)
 	c.Origins = strings.Fields(origins)
 	c.RedirectURIs, c.PostLogoutRedirectURIs, c.Resources = strings.Fields(redirects), strings.Fields(postLogout), strings.Fields(resources)
 	return c, nil
@@ -79,6 +84,32 @@ func (s *Store) DeleteClient(ctx context.Context, id string, at time.Time) (int,
 		store.FamilyFilter{ClientID: id}, at, store.ReasonClientDeleted,
 		stmt{"DELETE FROM consents WHERE client_id = ?", []any{id}},
 		stmt{"DELETE FROM authorization_codes WHERE client_id = ? AND redeemed_at IS NULL", []any{id}})
+}
+
+// UpdateClient implements store.Store: the read, the comparison and the
+// UPDATE are one write in the writer's transaction.
+func (s *Store) UpdateClient(ctx context.Context, prev, next store.Client) error {
+	if err := store.CheckUpdate(prev, next); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		cur, err := scanClient(s.txQueryRow(ctx, tx, "SELECT "+clientCols+" FROM clients WHERE id = ?", prev.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: client %s: %w", prev.ID, store.ErrNotFound)
+		}
+		if err != nil {
+			return dbErr("update client", err)
+		}
+		if !cur.Equal(prev) {
+			return fmt.Errorf("sqlite: client %s: %w", prev.ID, store.ErrConflict)
+		}
+		args := clientArgs(next)
+		if _, err := s.txExec(ctx, tx, "UPDATE clients SET ("+clientCols+") = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?",
+			append(args, prev.ID)...); err != nil {
+			return dbErr("update client", err)
+		}
+		return nil
+	})
 }
 
 // CreateUser implements store.Store.

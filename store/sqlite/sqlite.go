@@ -53,7 +53,7 @@ var schemaFS embed.FS
 
 // migrations lists the schema files in order; the schema version is its
 // length.
-var migrations = []string{"schema/1.sql", "schema/2.sql", "schema/3.sql", "schema/4.sql", "schema/5.sql", "schema/6.sql", "schema/7.sql"}
+var migrations = []string{"schema/1.sql", "schema/2.sql", "schema/3.sql", "schema/4.sql", "schema/5.sql", "schema/6.sql", "schema/7.sql", "schema/8.sql"}
 
 // maxBatch is how many writes one transaction commits at most.
 const maxBatch = 128

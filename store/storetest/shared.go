@@ -33,6 +33,8 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (a, b store.Store)) {
 		{"ConcurrentRedeem", testSharedRedeem},
 		{"RedeemRacesDeleteUser", testSharedRedeemDelete},
 		{"ConcurrentKeyUses", testSharedKeyUses},
+		{"ConcurrentUpdateClient", testConcurrentUpdateOne},
+		{"ConcurrentUpdatesKeepAll", testConcurrentUpdatesKeepAll},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,6 +27,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"Clients", testClients},
+		{"UpdateClient", testUpdateClient},
+		{"ConcurrentUpdateClient", one(testConcurrentUpdateOne)},
+		{"ConcurrentUpdatesKeepAll", one(testConcurrentUpdatesKeepAll)},
 		{"Users", testUsers},
 		{"Keys", testKeys},
 		{"CreateKeyIfNone", testCreateKeyIfNone},

@@ -1,0 +1,5 @@
+-- Version 9: a client's previous secret (store.Client.PreviousSecretHash),
+-- which a secret rotation keeps working until previous_secret_expires_at;
+-- NULL for none, as for every client stored before this version.
+ALTER TABLE clients ADD COLUMN previous_secret_hash bytea;
+ALTER TABLE clients ADD COLUMN previous_secret_expires_at timestamptz;
