@@ -220,7 +220,9 @@ func kind[T any](name string, from, to store.Store, src, dst store.Importer,
 func kinds(from, to store.Store, src, dst store.Importer, at time.Time) []kindFunc {
 	return []kindFunc{
 		kind(KindSecrets, from, to, src, dst,
-			func(ctx context.Context, _ store.Store, i store.Importer) ([]store.StoredSecret, error) { return i.ListSecrets(ctx) },
+			func(ctx context.Context, _ store.Store, i store.Importer) ([]store.StoredSecret, error) {
+				return i.ListSecrets(ctx)
+			},
 			func(s store.StoredSecret) string { return s.Name }, func(store.StoredSecret) bool { return true },
 			func(ctx context.Context, s store.StoredSecret) error {
 				got, err := to.Secret(ctx, s.Name, s.Value)
@@ -230,23 +232,33 @@ func kinds(from, to store.Store, src, dst store.Importer, at time.Time) []kindFu
 				return err
 			}),
 		kind(KindKeys, from, to, src, dst,
-			func(ctx context.Context, st store.Store, _ store.Importer) ([]store.Key, error) { return st.ListKeys(ctx) },
+			func(ctx context.Context, st store.Store, _ store.Importer) ([]store.Key, error) {
+				return st.ListKeys(ctx)
+			},
 			func(k store.Key) string { return k.ID }, func(store.Key) bool { return true },
 			to.CreateKey),
 		kind(KindClients, from, to, src, dst,
-			func(ctx context.Context, st store.Store, _ store.Importer) ([]store.Client, error) { return st.ListClients(ctx) },
+			func(ctx context.Context, st store.Store, _ store.Importer) ([]store.Client, error) {
+				return st.ListClients(ctx)
+			},
 			func(c store.Client) string { return c.ID }, func(store.Client) bool { return true },
 			to.CreateClient),
 		kind(KindUsers, from, to, src, dst,
-			func(ctx context.Context, st store.Store, _ store.Importer) ([]store.User, error) { return st.ListUsers(ctx) },
+			func(ctx context.Context, st store.Store, _ store.Importer) ([]store.User, error) {
+				return st.ListUsers(ctx)
+			},
 			func(u store.User) string { return u.Name }, func(store.User) bool { return true },
 			to.CreateUser),
 		kind(KindSessions, from, to, src, dst,
-			func(ctx context.Context, _ store.Store, i store.Importer) ([]store.Session, error) { return i.ListSessions(ctx) },
+			func(ctx context.Context, _ store.Store, i store.Importer) ([]store.Session, error) {
+				return i.ListSessions(ctx)
+			},
 			func(s store.Session) string { return s.ID }, func(s store.Session) bool { return !s.Ended(at) },
 			to.CreateSession),
 		kind(KindConsents, from, to, src, dst,
-			func(ctx context.Context, _ store.Store, i store.Importer) ([]store.Consent, error) { return i.ListConsents(ctx) },
+			func(ctx context.Context, _ store.Store, i store.Importer) ([]store.Consent, error) {
+				return i.ListConsents(ctx)
+			},
 			func(c store.Consent) string { return c.Subject + "\x00" + c.ClientID }, func(store.Consent) bool { return true },
 			to.PutConsent),
 		kind(KindFamilies, from, to, src, dst,
@@ -260,6 +272,8 @@ func kinds(from, to store.Store, src, dst store.Importer, at time.Time) []kindFu
 				return i.ListRevokedAccessTokens(ctx)
 			},
 			func(r store.RevokedAccessToken) string { return r.JTI }, func(r store.RevokedAccessToken) bool { return r.ExpiresAt.After(at) },
-			func(ctx context.Context, r store.RevokedAccessToken) error { return to.RevokeAccessToken(ctx, r.JTI, r.ExpiresAt) }),
+			func(ctx context.Context, r store.RevokedAccessToken) error {
+				return to.RevokeAccessToken(ctx, r.JTI, r.ExpiresAt)
+			}),
 	}
 }
