@@ -78,11 +78,14 @@ type Options struct {
 // Copy writes every live record of from that to lacks into to, and
 // returns a Count per kind, in the order of the Kind constants. It first
 // compares the two stores; if any record conflicts it writes nothing and
-// returns the counts with an error wrapping ErrConflict. Both stores must
-// have store.Importer (found through wrappers with store.Capability);
-// pass the backends themselves, not sealed wrappers, so that sealed
-// values are copied sealed. A failed write leaves what was written
-// before it: run Copy again, which copies the rest.
+// returns the counts with an error wrapping ErrConflict. Each store may be
+// a wrapper (store.WithTimeout, sealed.Wrap): Copy reads and writes the
+// backend under it, the first store of the chain (store.Unwrap) that is
+// itself a store.Importer, so that sealed values are copied as they are
+// stored and never opened, and ctx alone bounds the calls. Without such a
+// backend it returns an error wrapping ErrNoImporter. A failed write
+// leaves what was written before it: run Copy again, which copies the
+// rest.
 func Copy(ctx context.Context, from, to store.Store, opts *Options) ([]Count, error) {
 	return run(ctx, from, to, opts, true)
 }
@@ -99,11 +102,11 @@ func run(ctx context.Context, from, to store.Store, opts *Options, write bool) (
 	if opts != nil && opts.Now != nil {
 		now = opts.Now
 	}
-	src, ok := store.Capability[store.Importer](from)
+	from, src, ok := backend(from)
 	if !ok {
 		return nil, fmt.Errorf("source: %w", ErrNoImporter)
 	}
-	dst, ok := store.Capability[store.Importer](to)
+	to, dst, ok := backend(to)
 	if !ok {
 		return nil, fmt.Errorf("target: %w", ErrNoImporter)
 	}
@@ -142,6 +145,17 @@ func run(ctx context.Context, from, to store.Store, opts *Options, write bool) (
 		}
 	}
 	return counts, nil
+}
+
+// backend returns the first store of st's chain (st, store.Unwrap(st),
+// …) that is a store.Importer: the backend itself, under any wrapper.
+func backend(st store.Store) (store.Store, store.Importer, bool) {
+	for ; st != nil; st = store.Unwrap(st) {
+		if imp, ok := st.(store.Importer); ok {
+			return st, imp, true
+		}
+	}
+	return nil, nil, false
 }
 
 // summary names the kinds that differ and how.
