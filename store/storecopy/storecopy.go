@@ -58,7 +58,7 @@ type Count struct {
 	Present int
 	// Conflicting: in both stores, with other content.
 	Conflicting int
-	// Extra: in the target only.
+	// Extra: live in the target only.
 	Extra int
 	// Skipped: ended in the source, not copied.
 	Skipped int
@@ -195,11 +195,12 @@ func kind[T any](name string, from, to store.Store, src, dst store.Importer,
 		if err != nil {
 			return c, nil, fmt.Errorf("read the target: %w", err)
 		}
+		// Every record of the target counts against the source's: a
+		// live login of the source that the target holds ended is a
+		// conflict, not one to copy. Only live ones count as extra.
 		target := make(map[string]T, len(theirs))
 		for _, r := range theirs {
-			if live(r) {
-				target[key(r)] = r
-			}
+			target[key(r)] = r
 		}
 		var missing []T
 		for _, r := range have {
@@ -218,7 +219,12 @@ func kind[T any](name string, from, to store.Store, src, dst store.Importer,
 				c.Conflicting++
 			}
 		}
-		c.Copied, c.Extra = len(missing), len(target)
+		c.Copied = len(missing)
+		for _, r := range target {
+			if live(r) {
+				c.Extra++
+			}
+		}
 		write := func(ctx context.Context) error {
 			for _, r := range missing {
 				if err := put(ctx, r); err != nil {
