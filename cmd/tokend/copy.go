@@ -32,8 +32,9 @@ them), and authorization codes, which live a minute.
 
 copy only adds: a record the target has already, identical, is left as
 it is, so running it again copies nothing; if a record of the target has
-the key of one of the source but other content, copy writes nothing at
-all, says how many of each kind conflict, and exits 1. The target must
+the key of one of the source but other content, or the target holds live
+records of its own (a server ran on it), copy writes nothing at all, says
+how many of each kind differ, and exits 1. The target must
 exist (tokend migrate --store URL --init creates it), or give --init.
 
 Stop the servers on the old store first: a login that rotates on the old
@@ -95,7 +96,7 @@ func copyStores(ctx context.Context, src, dst store.Store, check bool, stdout io
 	case errors.Is(err, storecopy.ErrConflict) && check:
 		return fmt.Errorf("the stores differ: %w", err)
 	case errors.Is(err, storecopy.ErrConflict):
-		return fmt.Errorf("%w; tokend copy --check shows which kinds; copy into an empty store, or remove the target's conflicting records", err)
+		return fmt.Errorf("%w; copy into an empty store (tokend migrate --init creates one)", err)
 	case err != nil:
 		return err
 	}

@@ -11,9 +11,11 @@
 // generation presented again is still detected as reuse (store.Decide).
 //
 // Copy never overwrites: a record of the target with the key of a source
-// record but other content is a conflict, and Copy then writes nothing at
-// all. Records already present and identical are left as they are, so
-// running Copy again changes nothing.
+// record but other content is a conflict, and a live record the source
+// lacks makes the target another store's (a server ran on it, it holds
+// its own keys or logins); either way Copy writes nothing at all. Records
+// already present and identical are left as they are, so running Copy
+// again changes nothing.
 package storecopy
 
 import (
@@ -77,8 +79,9 @@ type Options struct {
 
 // Copy writes every live record of from that to lacks into to, and
 // returns a Count per kind, in the order of the Kind constants. It first
-// compares the two stores; if any record conflicts it writes nothing and
-// returns the counts with an error wrapping ErrConflict. Each store may be
+// compares the two stores; if any record conflicts, or the target holds a
+// live record the source lacks, it writes nothing and returns the counts
+// with an error wrapping ErrConflict. Each store may be
 // a wrapper (store.WithTimeout, sealed.Wrap): Copy reads and writes the
 // backend under it, the first store of the chain (store.Unwrap) that is
 // itself a store.Importer, so that sealed values are copied as they are
@@ -121,9 +124,9 @@ func run(ctx context.Context, from, to store.Store, opts *Options, write bool) (
 		}
 		counts[i], writes[i] = c, w
 	}
-	conflicts := 0
+	conflicts, extra := 0, 0
 	for _, c := range counts {
-		conflicts += c.Conflicting
+		conflicts, extra = conflicts+c.Conflicting, extra+c.Extra
 	}
 	if !write {
 		for _, c := range counts {
@@ -133,11 +136,13 @@ func run(ctx context.Context, from, to store.Store, opts *Options, write bool) (
 		}
 		return counts, nil
 	}
-	if conflicts > 0 {
+	if conflicts+extra > 0 {
+		differ := summary(counts)
 		for i := range counts {
 			counts[i].Copied = 0 // nothing was written
 		}
-		return counts, fmt.Errorf("%w: %d records of the target conflict with the source's; nothing was copied", ErrConflict, conflicts)
+		return counts, fmt.Errorf("%w: %d records of the target conflict with the source's and %d live ones are the target's own (%s); nothing was copied",
+			ErrConflict, conflicts, extra, differ)
 	}
 	for i, w := range writes {
 		if err := w(ctx); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,31 @@ func TestSame(t *testing.T) {
 		if storecopy.Same(a, c) {
 			t.Errorf("Same misses a change of %s", name)
 		}
+	}
+}
+
+// A target that holds live records of its own (a server ran on it and
+// made its key) is refused, though nothing conflicts: Copy writes nothing.
+func TestCopyRefusesTargetsOwnRecords(t *testing.T) {
+	ctx := t.Context()
+	from, to := memory.New(), memory.New()
+	at := time.Now()
+	if err := from.CreateClient(ctx, store.Client{ID: "app", CreatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := to.CreateKey(ctx, store.Key{ID: "its-own", Algorithm: "EdDSA", Private: []byte("k"), CreatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := storecopy.Copy(ctx, from, to, nil)
+	if !errors.Is(err, storecopy.ErrConflict) || !strings.Contains(err.Error(), "keys: 0 missing from the target, 0 differing, 1 only in the target") {
+		t.Fatalf("Copy onto a store with its own key: %v", err)
+	}
+	for _, c := range counts {
+		if c.Copied != 0 {
+			t.Errorf("%s: %+v, want nothing copied", c.Kind, c)
+		}
+	}
+	if _, err := to.GetClient(ctx, "app"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused Copy wrote: %v", err)
 	}
 }
