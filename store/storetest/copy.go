@@ -241,6 +241,18 @@ func testCopy(t *testing.T, newStore func(t *testing.T) store.Store) {
 	if !errors.Is(err, storecopy.ErrConflict) {
 		t.Fatalf("Check of differing stores: %v, want ErrConflict", err)
 	}
+	for _, c := range counts {
+		want := [2]int{} // to copy, conflicting
+		switch c.Kind {
+		case storecopy.KindUsers:
+			want = [2]int{1, 0}
+		case storecopy.KindFamilies:
+			want = [2]int{0, 1}
+		}
+		if c.Copied != want[0] || c.Conflicting != want[1] || c.Extra != 0 {
+			t.Errorf("Check, %s: %+v, want %d to copy, %d conflicting", c.Kind, c, want[0], want[1])
+		}
+	}
 	counts, err = storecopy.Copy(ctx, from, to, nil)
 	if !errors.Is(err, storecopy.ErrConflict) {
 		t.Fatalf("Copy onto a conflicting target: %v, want ErrConflict", err)
