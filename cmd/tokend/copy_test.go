@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -267,5 +268,43 @@ func TestCopyAcrossStores(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "nothing was copied") {
 		t.Fatalf("copy onto a conflicting target said %q", errOut)
+	}
+}
+
+// copy's usage errors exit 2; a target that does not exist is refused
+// without --init (and not created), and so is memory:, whose copy would
+// vanish with the process.
+func TestCopyRefusals(t *testing.T) {
+	dir := t.TempDir()
+	from := "sqlite://" + filepath.Join(dir, "from.db")
+	if code, _, errOut := runCmd(t, "", "migrate", "--init", "--store", from); code != 0 {
+		t.Fatalf("migrate: %s", errOut)
+	}
+	missing := filepath.Join(dir, "to.db")
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"copy", "--from", from}, 2, "--from and --to are required"},
+		{[]string{"copy", "--to", from}, 2, "--from and --to are required"},
+		{[]string{"copy", "--check", "--init", "--from", from, "--to", "sqlite://" + missing}, 2, "--check writes nothing"},
+		{[]string{"copy", "--from", from, "--to", "sqlite://" + missing}, 1, "no store at " + missing},
+		{[]string{"copy", "--check", "--from", from, "--to", "sqlite://" + missing}, 1, "no store at " + missing},
+		{[]string{"copy", "--from", "sqlite://" + missing, "--to", from}, 1, "--from: no store at " + missing},
+		{[]string{"copy", "--from", from, "--to", "memory:"}, 1, "lives inside one process"},
+	}
+	for _, tc := range cases {
+		code, _, errOut := runCmd(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("tokend %q: exit %d, %q; want %d and %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatal("a refused copy created the target")
+	}
+	// --init creates it; an empty store copies into an empty one.
+	if code, out, errOut := runCmd(t, "", "copy", "--init", "--from", from, "--to", "sqlite://"+missing); code != 0 || !strings.Contains(out, "copied 0 records") {
+		t.Fatalf("copy --init: exit %d, %q %q", code, out, errOut)
 	}
 }
