@@ -39,6 +39,9 @@ func TestSealedStaysSealed(t *testing.T) {
 	if _, err := from.Secret(ctx, "refresh", []byte("ring value")); err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := store.Capability[store.Importer](from); !ok {
+		t.Fatal("store.Capability finds no Importer under sealed.Wrap and WithTimeout")
+	}
 	// The target wrapped with another operator key: Copy must not seal
 	// or open on either side.
 	to := sealed.Wrap(rawTo, sealed.Keyring{Current: operatorKey(t)})
