@@ -52,3 +52,15 @@ type Importer interface {
 	// identifier of f breaks IDRule.
 	ImportFamily(ctx context.Context, f Family) error
 }
+
+// LegacyTokenCounter is implemented by the stores that may hold legacy
+// refresh tokens (LegacyTokens: SQLite and PostgreSQL databases created
+// before their schema version 3), which Importer does not move: a copy
+// says how many logins it would end.
+type LegacyTokenCounter interface {
+	// CountLegacyTokens returns how many families active at now still
+	// have a legacy token as their current one (the login has not
+	// refreshed since the upgrade): on a store that does not hold it,
+	// that token is unknown, and its login ends.
+	CountLegacyTokens(ctx context.Context, now time.Time) (int, error)
+}

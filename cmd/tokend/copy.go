@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,7 +29,9 @@ sessions, consents and the deny-list of revoked access tokens. A refresh
 token issued on the old store rotates on the new one, and nobody is
 logged out. What has ended is not copied: revoked or expired logins,
 ended sessions, expired deny-list entries (DeleteExpired would delete
-them), and authorization codes, which live a minute.
+them), authorization codes, which live a minute, and refresh tokens
+issued before schema version 3 (rt_…) whose login has not refreshed
+since: copy says how many such logins end.
 
 copy only adds: a record the target has already, identical, is left as
 it is, so running it again copies nothing; if a record of the target has
@@ -86,7 +89,18 @@ func copyStores(ctx context.Context, src, dst store.Store, check bool, stdout io
 	if check {
 		run, verb = storecopy.Check, "to copy"
 	}
+	legacy := 0
+	if lc, ok := store.Capability[store.LegacyTokenCounter](src); ok {
+		n, err := lc.CountLegacyTokens(ctx, time.Now())
+		if err != nil {
+			return fmt.Errorf("count the source's legacy refresh tokens: %w", err)
+		}
+		legacy = n
+	}
 	counts, err := run(ctx, src, dst, nil)
+	if legacy > 0 {
+		fmt.Fprintf(stdout, "%d logins of the source have not refreshed since its upgrade to schema version 3: their refresh tokens (rt_…) name no login, are not copied, and end on the target (their users log in again)\n", legacy)
+	}
 	if counts != nil {
 		if perr := printCounts(stdout, counts, verb); perr != nil && err == nil {
 			err = perr

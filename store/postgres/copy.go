@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -65,4 +66,17 @@ func (s *Store) ImportFamily(ctx context.Context, f store.Family) error {
 		tin(f.CreatedAt), tin(f.LastUsedAt), tin(f.IdleExpiresAt), tin(f.ExpiresAt), f.Generation,
 		f.TokenHash, f.PreviousHash, tin(f.RotatedAt), tin(f.RevokedAt), f.RevokeReason, f.SessionID, strings.Join(f.Audience, " "))
 	return dbErr("import family "+f.ID, err)
+}
+
+var _ store.LegacyTokenCounter = (*Store)(nil)
+
+// CountLegacyTokens implements store.LegacyTokenCounter.
+func (s *Store) CountLegacyTokens(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM legacy_tokens t JOIN families f ON f.id = t.family_id "+
+		"WHERE t.generation = f.generation AND f.revoked_at IS NULL AND f.idle_expires_at > $1 AND f.expires_at > $1", now).Scan(&n)
+	if err != nil {
+		return 0, dbErr("count legacy tokens", err)
+	}
+	return n, nil
 }

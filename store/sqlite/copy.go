@@ -63,3 +63,17 @@ func (s *Store) ImportFamily(ctx context.Context, f store.Family) error {
 	}
 	return nil
 }
+
+var _ store.LegacyTokenCounter = (*Store)(nil)
+
+// CountLegacyTokens implements store.LegacyTokenCounter.
+func (s *Store) CountLegacyTokens(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.readRow(ctx, "SELECT count(*) FROM legacy_tokens t JOIN families f ON f.id = t.family_id "+
+		"WHERE t.generation = f.generation AND f.revoked_at IS NULL AND f.idle_expires_at > ? AND f.expires_at > ?",
+		now.UnixMicro(), now.UnixMicro()).Scan(&n)
+	if err != nil {
+		return 0, s.readErr("count legacy tokens", err)
+	}
+	return n, nil
+}
