@@ -87,8 +87,8 @@ type Options struct {
 // itself a store.Importer, so that sealed values are copied as they are
 // stored and never opened, and ctx alone bounds the calls. Without such a
 // backend it returns an error wrapping ErrNoImporter. A failed write
-// leaves what was written before it: run Copy again, which copies the
-// rest.
+// leaves what was written before it, which the counts returned with the
+// error say: run Copy again, which copies the rest.
 func Copy(ctx context.Context, from, to store.Store, opts *Options) ([]Count, error) {
 	return run(ctx, from, to, opts, true)
 }
@@ -116,7 +116,7 @@ func run(ctx context.Context, from, to store.Store, opts *Options, write bool) (
 	at := now()
 	kinds := kinds(from, to, src, dst, at)
 	counts := make([]Count, len(kinds))
-	writes := make([]func(context.Context) error, len(kinds))
+	writes := make([]func(context.Context) (int, error), len(kinds))
 	for i, k := range kinds {
 		c, w, err := k(ctx)
 		if err != nil {
@@ -145,7 +145,12 @@ func run(ctx context.Context, from, to store.Store, opts *Options, write bool) (
 			ErrConflict, conflicts, extra, differ)
 	}
 	for i, w := range writes {
-		if err := w(ctx); err != nil {
+		n, err := w(ctx)
+		if err != nil {
+			counts[i].Copied = n // and nothing of the kinds after it
+			for j := i + 1; j < len(counts); j++ {
+				counts[j].Copied = 0
+			}
 			return counts, fmt.Errorf("copy %s: %w", counts[i].Kind, err)
 		}
 	}
@@ -179,8 +184,9 @@ func summary(counts []Count) string {
 }
 
 // kindFunc compares one kind of record and returns its count and the
-// write that copies what the target lacks.
-type kindFunc func(ctx context.Context) (Count, func(context.Context) error, error)
+// write that copies what the target lacks, which returns how many it
+// wrote.
+type kindFunc func(ctx context.Context) (Count, func(context.Context) (int, error), error)
 
 // kind builds the kindFunc of records of type T: list reads a store's
 // (from its store.Store and store.Importer), key names a record, live
@@ -190,7 +196,7 @@ func kind[T any](name string, from, to store.Store, src, dst store.Importer,
 	list func(context.Context, store.Store, store.Importer) ([]T, error),
 	key func(T) string, live func(T) bool,
 	put func(context.Context, T) error) kindFunc {
-	return func(ctx context.Context) (Count, func(context.Context) error, error) {
+	return func(ctx context.Context) (Count, func(context.Context) (int, error), error) {
 		c := Count{Kind: name}
 		have, err := list(ctx, from, src)
 		if err != nil {
@@ -230,13 +236,13 @@ func kind[T any](name string, from, to store.Store, src, dst store.Importer,
 				c.Extra++
 			}
 		}
-		write := func(ctx context.Context) error {
-			for _, r := range missing {
+		write := func(ctx context.Context) (int, error) {
+			for i, r := range missing {
 				if err := put(ctx, r); err != nil {
-					return err
+					return i, err
 				}
 			}
-			return nil
+			return len(missing), nil
 		}
 		return c, write, nil
 	}

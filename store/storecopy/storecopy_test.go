@@ -2,6 +2,7 @@ package storecopy_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"strings"
@@ -162,5 +163,46 @@ func TestCopyRefusesTargetsOwnRecords(t *testing.T) {
 	}
 	if _, err := to.GetClient(ctx, "app"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a refused Copy wrote: %v", err)
+	}
+}
+
+// failingUsers is a memory store whose CreateUser fails.
+type failingUsers struct{ *memory.Store }
+
+var errDown = errors.New("the database went away")
+
+func (failingUsers) CreateUser(context.Context, store.User) error { return errDown }
+
+// A write that fails halfway leaves what was written before it, which the
+// counts say; running Copy again copies the rest, and Check then passes.
+func TestCopyResumes(t *testing.T) {
+	ctx := t.Context()
+	from, to := memory.New(), memory.New()
+	at := time.Now()
+	for _, err := range []error{
+		from.CreateClient(ctx, store.Client{ID: "app", CreatedAt: at}),
+		from.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "$h", CreatedAt: at}),
+		from.CreateSession(ctx, store.Session{ID: "s", Hash: []byte{1}, Subject: "alice", AuthTime: at, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts, err := storecopy.Copy(ctx, from, failingUsers{to}, nil)
+	if !errors.Is(err, errDown) {
+		t.Fatalf("Copy onto a failing target: %v", err)
+	}
+	copied := map[string]int{}
+	for _, c := range counts {
+		copied[c.Kind] = c.Copied
+	}
+	if copied[storecopy.KindClients] != 1 || copied[storecopy.KindUsers] != 0 || copied[storecopy.KindSessions] != 0 {
+		t.Fatalf("counts after a failed write: %+v", counts)
+	}
+	if _, err := storecopy.Copy(ctx, from, to, nil); err != nil {
+		t.Fatalf("Copy again: %v", err)
+	}
+	if _, err := storecopy.Check(ctx, from, to, nil); err != nil {
+		t.Fatalf("Check after the resumed copy: %v", err)
 	}
 }
