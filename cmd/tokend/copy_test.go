@@ -137,7 +137,7 @@ func TestCopyAcrossStores(t *testing.T) {
 	stores := []string{
 		"sqlite://" + filepath.Join(dir, "first.db"),
 		pgtest.ServerURL + pgtest.Schema(t),
-		"redis://127.0.0.1:6379/0?prefix=" + url.QueryEscape(redistest.Prefix(t)),
+		redistest.ServerURL + "?prefix=" + url.QueryEscape(redistest.Prefix(t)),
 		"sqlite://" + filepath.Join(dir, "last.db"),
 	}
 	serveArgs := []string{"--encryption-key-file", keyFile, "--grace", "0"}
