@@ -37,9 +37,10 @@ func Unwrap(st Store) Store {
 //
 // What a wrapper intercepts comes with the wrapper's own handling (a
 // deadline on each call, under WithTimeout); what it does not is the
-// store's own: FamiliarSources and Scrubber under WithTimeout, whose
-// callers bound each call themselves, and every capability under
-// sealed.Wrap, none of which carries a key or secret to seal.
+// store's own: FamiliarSources, Scrubber and Importer under WithTimeout,
+// whose callers bound each call themselves, and every capability under
+// sealed.Wrap, none of which carries a key or secret to seal but
+// Importer, which carries them as stored (sealed) on purpose.
 func Capability[T any](st Store) (T, bool) {
 	for ; st != nil; st = Unwrap(st) {
 		if c, ok := st.(T); ok {

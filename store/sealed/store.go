@@ -23,11 +23,13 @@ import (
 // A Store has the methods of store.Store and Unwrap, no other: the
 // optional capabilities of the wrapped store (store.FailureCounter,
 // store.Leaser, store.LegacyTokens, store.FamiliarSources,
-// store.Scrubber) are found under it with store.Capability, as the
-// wrapped store has them, and a capability it lacks is not claimed here.
-// None of them carries a signing key or a secret value, so the Store
-// intercepts none; a capability that did would be intercepted here, with
-// a method As (store.Capability).
+// store.Scrubber, store.Importer) are found under it with
+// store.Capability, as the wrapped store has them, and a capability it
+// lacks is not claimed here. None of them carries a signing key or a
+// secret value in clear, so the Store intercepts none (store.Importer
+// moves them as stored, sealed, to another store: it must not open
+// them); a capability that did would be intercepted here, with a method
+// As (store.Capability).
 //
 // A Store is safe for concurrent use as the store it wraps is.
 type Store struct {
