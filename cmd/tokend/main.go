@@ -93,7 +93,7 @@ TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE:          groupRun("serve, client, user, keys, secrets, families, encryption, bench, migrate or version"),
+		RunE:          groupRun("serve, client, user, keys, secrets, families, encryption, backup, restore, bench, migrate or version"),
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
@@ -101,7 +101,7 @@ TOKEND_ENCRYPTION_KEY.`,
 	root.SetUsageTemplate(usageTemplate)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
 	root.AddCommand(newServeCmd(cio), newClientCmd(cio), newUserCmd(cio), newKeysCmd(cio), newSecretsCmd(cio),
-		newFamiliesCmd(cio, "families"), newFamiliesCmd(cio, "sessions"), newEncryptionCmd(cio), newBenchCmd(cio), newMigrateCmd(cio), newVersionCmd(cio))
+		newFamiliesCmd(cio, "families"), newFamiliesCmd(cio, "sessions"), newEncryptionCmd(cio), newBackupCmd(cio), newRestoreCmd(cio), newBenchCmd(cio), newMigrateCmd(cio), newVersionCmd(cio))
 	return root
 }
 
