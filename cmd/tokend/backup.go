@@ -123,6 +123,7 @@ func sqliteStorePath(sf *storeFlags, verb string, stderr io.Writer) (string, err
 	if err != nil {
 		return "", err
 	}
+	fmt.Fprintf(stderr, "tokend: store %s\n", u)
 	switch u.scheme {
 	case "memory":
 		return "", fmt.Errorf("--store memory: (from %s) lives inside one process: there is no file to %s; point --store or TOKEND_STORE at the server's SQLite file", sf.from(), verb)
@@ -131,7 +132,6 @@ func sqliteStorePath(sf *storeFlags, verb string, stderr io.Writer) (string, err
 	case "redis":
 		return "", fmt.Errorf("tokend %s works on a SQLite store only, and the store (from %s) is Redis: use its own persistence, BGSAVE and a copy of the RDB file, or the AOF (see the README's \"Back up and restore\")", verb, sf.from())
 	}
-	fmt.Fprintf(stderr, "tokend: store %s\n", u)
 	abs, err := filepath.Abs(u.path)
 	if err != nil {
 		return "", err
