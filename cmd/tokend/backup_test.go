@@ -94,8 +94,10 @@ type rotator struct {
 // rotations answered before the backup began and those sent before it
 // ended, and its token of that generation rotates on a server started on
 // the restored store, as does every family made before the backup (and
-// none started after it). While the server runs, restore refuses and
-// changes nothing.
+// none started after it). A token issued after the backup (a later
+// login, or a rotation of a family in it) is refused (400), and that
+// family still rotates from its restored generation. While the server
+// runs, restore refuses and changes nothing.
 func TestBackupWhileRotating(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -251,6 +253,11 @@ func TestBackupWhileRotating(t *testing.T) {
 		if f.Generation < int64(lo) || f.Generation > int64(hi) {
 			t.Fatalf("client %d: generation %d in the backup, want %d..%d", i, f.Generation, lo, hi)
 		}
+		// The token it holds, rotated after the backup, is ahead of the
+		// restored generation: refused, without ending the family.
+		if _, code, err := b.Rotate(ctx, r.tokens[len(r.tokens)-1]); err != nil || code != http.StatusBadRequest {
+			t.Fatalf("client %d: its token of after the backup: %d %v, want 400", i, code, err)
+		}
 		rotates("client "+strconv.Itoa(i), r.tokens[f.Generation])
 	}
 	in, before, later := 0, 0, 0
@@ -269,6 +276,8 @@ func TestBackupWhileRotating(t *testing.T) {
 		if ok {
 			in++
 			rotates(m.subject, m.rt)
+		} else if _, code, err := b.Rotate(ctx, m.rt); err != nil || code != http.StatusBadRequest {
+			t.Fatalf("%s, made after the backup: %d %v, want 400", m.subject, code, err)
 		}
 	}
 	if len(fams) != clients+in {

@@ -19,6 +19,10 @@
 // the cause is gone (room on the disk again), the same Store takes writes
 // again. A closed Store answers store.ErrUnavailable too.
 //
+// Backup copies a database, consistent, while Stores use it; Restore puts
+// such a copy in place once no process has the database open, which it
+// knows from a lock every Store holds shared (the file path+".lock").
+//
 // Every call ends when its context does: a read waiting for a lock, and a
 // write waiting for the writer (which may wait up to the busy timeout, 10
 // seconds, for a lock another process holds), whose caller then gets an
