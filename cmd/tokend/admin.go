@@ -66,6 +66,19 @@ func checkIDArg(what, id string, newClient bool) error {
 // addStoreFlags registers --store, --store-timeout, --init and the
 // key-file flags (named with keyPrefix) on fs.
 func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
+	sf := addStoreURLFlag(fs)
+	var timeoutDef time.Duration
+	timeoutDef, sf.timeoutErr = envDuration("TOKEND_STORE_TIMEOUT", store.DefaultTimeout)
+	fs.DurationVar(&sf.timeout, "store-timeout", timeoutDef, storeTimeoutUsage+" (env TOKEND_STORE_TIMEOUT)")
+	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
+	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
+	return sf
+}
+
+// addStoreURLFlag registers --store alone on fs: for the commands that
+// copy the store's file (backup, restore) and so need neither its keys
+// nor a timeout.
+func addStoreURLFlag(fs *pflag.FlagSet) *storeFlags {
 	def := os.Getenv("TOKEND_STORE")
 	if def == "" {
 		def = defaultStore
@@ -73,11 +86,6 @@ func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	sf := &storeFlags{fs: fs}
 	fs.StringVar(&sf.url, "store", def, "store URL: sqlite:///abs/path.db, sqlite://relative.db, postgres://HOST/DB or redis://HOST:6379/0[?prefix=KEYPREFIX] (env TOKEND_STORE)")
 	fs.Lookup("store").DefValue = redacted(def) // shown by -h
-	var timeoutDef time.Duration
-	timeoutDef, sf.timeoutErr = envDuration("TOKEND_STORE_TIMEOUT", store.DefaultTimeout)
-	fs.DurationVar(&sf.timeout, "store-timeout", timeoutDef, storeTimeoutUsage+" (env TOKEND_STORE_TIMEOUT)")
-	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
-	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
 	return sf
 }
 

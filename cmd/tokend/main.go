@@ -86,14 +86,14 @@ func newRoot(cio *cmdIO) *cobra.Command {
 
 The admin commands act on the store that serve uses: --store, or
 TOKEND_STORE, default sqlite://tokend.db in the working directory. They
-never create one (serve does, or --init), and say on stderr which store
-they opened. If the store is sealed, they need its key too:
+never create one (serve does, --init, or restore from a backup), and say
+on stderr which store they opened. If the store is sealed, they need its key too:
 --encryption-key-file, or TOKEND_ENCRYPTION_KEY_FILE or
 TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE:          groupRun("serve, client, user, keys, secrets, families, encryption, bench, migrate, copy or version"),
+		RunE:          groupRun("serve, client, user, keys, secrets, families, encryption, backup, restore, copy, bench, migrate or version"),
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
@@ -101,7 +101,8 @@ TOKEND_ENCRYPTION_KEY.`,
 	root.SetUsageTemplate(usageTemplate)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
 	root.AddCommand(newServeCmd(cio), newClientCmd(cio), newUserCmd(cio), newKeysCmd(cio), newSecretsCmd(cio),
-		newFamiliesCmd(cio, "families"), newFamiliesCmd(cio, "sessions"), newEncryptionCmd(cio), newBenchCmd(cio), newMigrateCmd(cio), newCopyCmd(cio), newVersionCmd(cio))
+		newFamiliesCmd(cio, "families"), newFamiliesCmd(cio, "sessions"), newEncryptionCmd(cio), newBackupCmd(cio), newRestoreCmd(cio),
+		newBenchCmd(cio), newMigrateCmd(cio), newCopyCmd(cio), newVersionCmd(cio))
 	return root
 }
 

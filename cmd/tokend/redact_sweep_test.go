@@ -117,6 +117,8 @@ var adminRuns = []adminRun{
 	{"secrets retire", nil, ""},
 	{"user delete", []string{"alice"}, ""},
 	{"client delete", []string{"app"}, ""},
+	{"backup", []string{"backup.db"}, ""},
+	{"restore", []string{"backup.db"}, ""},
 }
 
 // Every admin command that opens a store says which on stderr, redacted,

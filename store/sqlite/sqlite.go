@@ -19,6 +19,10 @@
 // the cause is gone (room on the disk again), the same Store takes writes
 // again. A closed Store answers store.ErrUnavailable too.
 //
+// Backup copies a database, consistent, while Stores use it; Restore puts
+// such a copy in place once no process has the database open, which it
+// knows from a lock every Store holds shared (the file path+".lock").
+//
 // Every call ends when its context does: a read waiting for a lock, and a
 // write waiting for the writer (which may wait up to the busy timeout, 10
 // seconds, for a lock another process holds), whose caller then gets an
@@ -80,6 +84,8 @@ type Store struct {
 	ckptDone        chan struct{}
 	checkpointed    chan<- checkpointResult
 	checkpointPause time.Duration
+	// lk is the database's lock, held shared until Close (see Restore).
+	lk *lockFile
 }
 
 var _ store.Store = (*Store)(nil)
@@ -110,6 +116,11 @@ type Options struct {
 //
 // A database of an older schema version is upgraded in place, in one
 // transaction; one of a newer version is refused.
+//
+// The Store holds the database's lock (the file path+".lock", created
+// 0600) shared until Close, which is how Restore knows that no process
+// has the database open. While a Restore replaces the database, Open
+// fails with an error wrapping ErrInUse.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return OpenWithOptions(ctx, path, Options{})
 }
@@ -129,6 +140,24 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	if err := prepareFiles(path); err != nil {
 		return nil, err
 	}
+	lk, err := lock(path, false)
+	if errors.Is(err, ErrInUse) {
+		return nil, fmt.Errorf("sqlite: open %s: a restore is replacing it; open it again once the restore is done: %w", path, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, path, sync, o)
+	if err != nil {
+		_ = lk.unlock()
+		return nil, err
+	}
+	s.lk = lk
+	return s, nil
+}
+
+// open is OpenWithOptions once the files are prepared and the lock taken.
+func open(ctx context.Context, path, sync string, o Options) (*Store, error) {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)",
 		// A log that grew under a burst is cut back when it starts again.
@@ -255,7 +284,7 @@ func (s *Store) Close() error {
 		<-s.ckptDone
 		s.ws.close()
 		s.rs.close()
-		err = errors.Join(s.w.Close(), s.r.Close())
+		err = errors.Join(s.w.Close(), s.r.Close(), s.lk.unlock())
 	})
 	return err
 }
