@@ -164,7 +164,7 @@ func newServer(cfg settings, ss serveStore, ks *keys.Set, secretRing secrets.Rin
 		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
 			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
 		TrustedProxies: proxies,
-		JWKSMaxAge: cfg.JWKSMaxAge, AccessLog: cfg.AccessLog,
+		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog,
 		NoMetricsRoute: cfg.MetricsAddr != "", NoAdminRoutes: cfg.AdminAddr != "",
 		SessionTTL: cfg.SessionTTL, Templates: cfg.Templates,
 	}
