@@ -93,8 +93,8 @@ func newRoot(cio *cmdIO) *cobra.Command {
 
 The admin commands act on the store that serve uses: --store, or
 TOKEND_STORE, default sqlite://tokend.db in the working directory. They
-never create one (serve does, or --init), and say on stderr which store
-they opened. If the store is sealed, they need its key too:
+never create one nor create or migrate its schema (serve and tokend migrate
+do, or --init), and say on stderr which store they opened. If the store is sealed, they need its key too:
 --encryption-key-file, or TOKEND_ENCRYPTION_KEY_FILE or
 TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,
