@@ -382,7 +382,8 @@ type Server struct {
 	// keysReadAt is when the last successful reload of the keys began
 	// (Unix ns, the server's clock; keysFresh).
 	keysReadAt atomic.Int64
-	origins    *originSet // the union of the clients' browser origins (cors.go)
+	origins    *originSet  // the union of the clients' browser origins (cors.go)
+	refusals   *refusalLog // refused origins, logged rate-limited (originlog.go)
 	health     storeHealth
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
@@ -443,6 +444,7 @@ func New(cfg Config) (*Server, error) {
 	s.origins = &originSet{list: cfg.Store.ListClients, get: cfg.Store.GetClient, now: s.now, log: func(ctx context.Context, err error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
 	}}
+	s.refusals = newRefusalLog(s.log, s.now)
 	s.grants = s.newGrants()
 	if s.pages, err = loginpage.New(loginpage.Options{Dir: cfg.Templates}); err != nil {
 		return nil, fmt.Errorf("server: Config.Templates: %w", err)
