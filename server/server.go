@@ -445,6 +445,7 @@ func New(cfg Config) (*Server, error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
 	}}
 	s.refusals = newRefusalLog(s.log, s.now)
+	s.metrics.reg.MustRegister(newStoreGauges(s))
 	s.grants = s.newGrants()
 	if s.pages, err = loginpage.New(loginpage.Options{Dir: cfg.Templates}); err != nil {
 		return nil, fmt.Errorf("server: Config.Templates: %w", err)
