@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,22 +59,7 @@ func TestAdminNoSchemaPostgres(t *testing.T) {
 // A schema named by search_path that does not exist is not created by the
 // admin commands, and is by tokend migrate.
 func TestAdminNoSchemaPostgresSearchPath(t *testing.T) {
-	pgtest.Schema(t) // skips or fails without a server
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "tokend_test_new_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, pgtest.ServerURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
+	schema := newSchemaName(t)
 	u := pgtest.ServerURL + "&search_path=" + schema
 	refusesNoSchema(t, u)
 	if pgSchemaExists(t, schema) {
