@@ -48,10 +48,14 @@ and secrets every --key-reload), and settings take a restart.`,
 		Args: noArgs,
 	}
 	flagged, config := registerSettings(cmd.Flags(), os.Getenv)
+	printConfig := cmd.Flags().Bool("print-config", false, "print the effective settings (defaults, config file, TOKEND_* variables and flags; secrets redacted) as YAML, and exit")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := resolveSettings(cmd.Flags(), flagged, *config, os.Getenv)
 		if err != nil {
 			return usageError{err: err, brief: true}
+		}
+		if *printConfig {
+			return printSettings(cio.stdout, cfg, cmd.Flags(), *config, os.Getenv)
 		}
 		return serve(cmd.Context(), cfg, cio.stdout, cio.stderr)
 	}
