@@ -189,21 +189,21 @@ type auxListener struct {
 	h                       http.Handler
 }
 
-// listeners are the listeners of admin-addr and metrics-addr that cfg
+// listeners are the listeners of admin-addr and metrics-addr that s
 // sets: /metrics goes to metrics-addr if set, else with /v1 to admin-addr.
-func (cfg settings) listeners(srv *server.Server) []auxListener {
+func (s settings) listeners(srv *server.Server) []auxListener {
 	var ls []auxListener
-	if cfg.AdminAddr != "" {
+	if s.AdminAddr != "" {
 		paths := "/v1, /metrics"
-		if cfg.MetricsAddr != "" {
+		if s.MetricsAddr != "" {
 			paths = "/v1"
 		}
-		ls = append(ls, auxListener{"admin-addr", cfg.AdminAddr, paths, "admin on http://%s", srv.Admin()})
+		ls = append(ls, auxListener{"admin-addr", s.AdminAddr, paths, "admin on http://%s", srv.Admin()})
 	}
-	if cfg.MetricsAddr != "" {
+	if s.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", srv.Metrics())
-		ls = append(ls, auxListener{"metrics-addr", cfg.MetricsAddr, "/metrics", "metrics on http://%s/metrics", mux})
+		ls = append(ls, auxListener{"metrics-addr", s.MetricsAddr, "/metrics", "metrics on http://%s/metrics", mux})
 	}
 	return ls
 }
