@@ -100,7 +100,7 @@ func (sf *storeFlags) openRaw(ctx context.Context, stderr io.Writer) (store.Stor
 	if sf.timeoutErr != nil && !sf.fs.Changed("store-timeout") {
 		return nil, usageError{err: sf.timeoutErr, brief: true}
 	}
-	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init, sf.migrate, sf.timeout)
+	st, err := openAdminStoreAs(ctx, sf.url, sf.from(), sf.init, sf.migrate, sf.timeout)
 	if err != nil {
 		return nil, err
 	}

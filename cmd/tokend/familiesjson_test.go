@@ -15,7 +15,7 @@ import (
 // reason, and never a token hash; --all includes the ended ones.
 func TestFamiliesListJSON(t *testing.T) {
 	u := "sqlite://" + filepath.Join(t.TempDir(), "tokend.db")
-	st, err := openAdminStore(t.Context(), u, "--store", true, false, 0)
+	st, err := openAdminStore(t.Context(), u, "--store", true, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func openStore(ctx context.Context, raw string, timeout time.Duration) (store.St
 	if err != nil {
 		return nil, err
 	}
-	return u.open(ctx, timeout, true)
+	return u.open(ctx, timeout)
 }
 
 // open opens the store u names, with a deadline of timeout (0:
@@ -96,14 +96,20 @@ func openStore(ctx context.Context, raw string, timeout time.Duration) (store.St
 // the key reload, the fleet's failure counts) waits longer for a database
 // that holds its bytes.
 //
-// Only with migrate does it create or migrate a schema (and a SQLite
-// file); without, a store without this tokend's schema is an error
-// wrapping store.ErrNoSchema or store.ErrSchemaOutdated, and nothing is
-// written.
+// It creates the store and its schema if they are missing, and migrates
+// an older schema, as serve does; the admin commands' openAdminStore
+// does not (openAs).
 //
 // Its errors, and a panic of a driver, show the URL redacted, and none of
 // its secrets.
-func (u storeURL) open(ctx context.Context, timeout time.Duration, migrate bool) (store.Store, error) {
+func (u storeURL) open(ctx context.Context, timeout time.Duration) (store.Store, error) {
+	return u.openAs(ctx, timeout, true)
+}
+
+// openAs is open if migrate is set. Otherwise it creates and migrates
+// nothing: a store without this tokend's schema is an error wrapping
+// store.ErrNoSchema or store.ErrSchemaOutdated, and nothing is written.
+func (u storeURL) openAs(ctx context.Context, timeout time.Duration, migrate bool) (store.Store, error) {
 	if timeout < 0 {
 		return nil, fmt.Errorf("store-timeout must be positive, such as %v, not %v", store.DefaultTimeout, timeout)
 	}
@@ -170,10 +176,17 @@ var errNoStore = errors.New("no store")
 // openAdminStore opens the store an admin command acts on: never memory:
 // (a store inside this process would vanish with it), and a SQLite file
 // only if it exists, unless init is set. It creates and migrates no schema
-// unless init or migrate (`tokend migrate`) is set: a store without this
-// tokend's schema is an error that says to run `tokend migrate`. from says
-// where the URL came from, for messages.
-func openAdminStore(ctx context.Context, raw, from string, init, migrate bool, timeout time.Duration) (store.Store, error) {
+// unless init is set: a store without this tokend's schema is an error
+// that says to run `tokend migrate`. from says where the URL came from,
+// for messages.
+func openAdminStore(ctx context.Context, raw, from string, init bool, timeout time.Duration) (store.Store, error) {
+	return openAdminStoreAs(ctx, raw, from, init, init, timeout)
+}
+
+// openAdminStoreAs is openAdminStore, which migrates the schema if
+// migrate is set (`tokend migrate`) and creates a missing SQLite file only
+// if init is.
+func openAdminStoreAs(ctx context.Context, raw, from string, init, migrate bool, timeout time.Duration) (store.Store, error) {
 	u, err := parseStoreURL(raw)
 	if err != nil {
 		return nil, err
@@ -187,7 +200,7 @@ func openAdminStore(ctx context.Context, raw, from string, init, migrate bool, t
 			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, redacted(raw), from)
 		}
 	}
-	st, err := u.open(ctx, timeout, init || migrate)
+	st, err := u.openAs(ctx, timeout, init || migrate)
 	switch {
 	case errors.Is(err, store.ErrNoSchema):
 		return nil, fmt.Errorf("no tokend schema in %s (from %s): run `tokend migrate --store %s` first, or add --init to this command (%w)", u, from, shellQuote(u.String()), err)

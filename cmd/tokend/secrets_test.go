@@ -248,7 +248,7 @@ func TestFleetSecretRotation(t *testing.T) {
 // admin commands open it.
 func storedRing(t *testing.T, storeURL string) secrets.Ring {
 	t.Helper()
-	st, err := openAdminStore(t.Context(), storeURL, "--store", false, false, 0)
+	st, err := openAdminStore(t.Context(), storeURL, "--store", false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
