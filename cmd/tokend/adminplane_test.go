@@ -12,7 +12,8 @@ import (
 
 // servedProc is a `tokend serve` run in this process by startServeProc.
 type servedProc struct {
-	urls map[string]string // "listening", "admin", "metrics" → base URL
+	store string            // its store's URL
+	urls  map[string]string // "listening", "admin", "metrics" → base URL
 	logs *syncWriter
 	stop func() int // cancels serve and returns its exit code
 }
@@ -48,7 +49,7 @@ func startServeProc(t *testing.T, lines int, args ...string) servedProc {
 	go func() { _, _ = io.Copy(io.Discard, r) }()
 	var code int
 	stopped := false
-	return servedProc{urls: urls, logs: logs, stop: func() int {
+	return servedProc{store: store, urls: urls, logs: logs, stop: func() int {
 		if !stopped {
 			cancel()
 			code, stopped = <-done, true
@@ -109,8 +110,30 @@ func TestServeAdminAddr(t *testing.T) {
 			t.Errorf("%s %s: %d %s; want %d", c.method, c.url, got, body, c.want)
 		}
 	}
-	if _, body := status(t, "GET", adm+"/metrics"); !strings.Contains(body, "tokend_") {
+	if _, body := status(t, "GET", adm+"/metrics"); !strings.Contains(body, "tokend_store_up 1") {
 		t.Errorf("admin /metrics serves no metrics:\n%.300s", body)
+	}
+	// A mint works on the admin address, and is 404 on the public one.
+	if code, _, errOut := runCmd(t, "", "client", "create", "--id", "backend", "--secret", sigSecret, "--mint", "--quiet", "--store", p.store); code != 0 {
+		t.Fatalf("client create: %s", errOut)
+	}
+	mint := func(base string) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/tokens", strings.NewReader(`{"subject":"alice"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("backend", sigSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := mint(adm); code != 200 || !strings.Contains(body, `"access_token"`) {
+		t.Errorf("mint on the admin address: %d %s", code, body)
+	}
+	if code, body := mint(pub); code != 404 {
+		t.Errorf("mint on the public address: %d %s", code, body)
 	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("serve exited %d", code)
