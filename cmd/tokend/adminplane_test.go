@@ -14,8 +14,8 @@ import (
 type servedProc struct {
 	store string            // its store's URL
 	urls  map[string]string // "listening", "admin", "metrics" → base URL
-	logs *syncWriter
-	stop func() int // cancels serve and returns its exit code
+	logs  *syncWriter
+	stop  func() int // cancels serve and returns its exit code
 }
 
 // startServeProc runs serve with args after --addr 127.0.0.1:0 and a
