@@ -93,10 +93,10 @@ func newRoot(cio *cmdIO) *cobra.Command {
 
 The admin commands act on the store that serve uses: --store, or
 TOKEND_STORE, default sqlite://tokend.db in the working directory. They
-never create one nor create or migrate its schema (serve and tokend migrate
-do, or --init), and say on stderr which store they opened. If the store is sealed, they need its key too:
---encryption-key-file, or TOKEND_ENCRYPTION_KEY_FILE or
-TOKEND_ENCRYPTION_KEY.`,
+never create one, nor create or migrate its schema (serve and tokend
+migrate do, or --init), and say on stderr which store they opened. If the
+store is sealed, they need its key too: --encryption-key-file, or
+TOKEND_ENCRYPTION_KEY_FILE or TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
