@@ -149,6 +149,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
 	h.Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
 	ok := origin != "" && len(r.Header.Values("Origin")) == 1 && s.origins.allowed(r.Context(), origin)
+	if !ok && origin != "" {
+		s.refusals.refused(r.Context(), origin, "", r.URL.Path, "no client lists it")
+	}
 	if ok {
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
@@ -172,10 +175,10 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) (answered bool) {
 
 // checkClientOrigin refuses a request that carries an Origin header not
 // among c's origins: 401 invalid_client, with no challenge (a browser
-// would prompt for a password). It is no failed authentication (the
-// client may have proved its secret, and an Origin is no credential), so
-// it counts nothing for the throttle.
-func checkClientOrigin(r *http.Request, c store.Client) error {
+// would prompt for a password), and logs the refusal (refusalLog). It is
+// no failed authentication (the client may have proved its secret, and an
+// Origin is no credential), so it counts nothing for the throttle.
+func (s *Server) checkClientOrigin(r *http.Request, c store.Client) error {
 	vs := r.Header.Values("Origin")
 	if len(vs) == 0 {
 		return nil
@@ -183,5 +186,6 @@ func checkClientOrigin(r *http.Request, c store.Client) error {
 	if len(vs) == 1 && slices.Contains(c.Origins, vs[0]) {
 		return nil
 	}
+	s.refusals.refused(r.Context(), strings.Join(vs, ", "), c.ID, r.URL.Path, "not among the client's origins")
 	return &Error{Status: http.StatusUnauthorized, Code: oauth.InvalidClient, Description: "origin not allowed for this client"}
 }

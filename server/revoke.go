@@ -53,7 +53,7 @@ func (s *Server) revoke(ctx context.Context, r *http.Request) (cookie bool, err 
 	if err != nil {
 		return false, err
 	}
-	if err := checkClientOrigin(r, client); err != nil {
+	if err := s.checkClientOrigin(r, client); err != nil {
 		return false, err
 	}
 	tok := form.Get("token")

@@ -298,9 +298,13 @@ type Config struct {
 	// AccessLog logs every request to Logger at info level: method, path
 	// (never the query), status, authenticated client id and latency.
 	AccessLog bool
-	// NoMetricsRoute leaves /metrics off the Handler, for serving Metrics
-	// on a listen address of its own.
+	// NoMetricsRoute leaves /metrics off the Handler and off Admin, for
+	// serving Metrics on a listen address of its own.
 	NoMetricsRoute bool
+	// NoAdminRoutes leaves the admin plane, the /v1 API and /metrics, off
+	// the Handler, which then answers 404 for them: Admin serves them, on
+	// a listen address of its own.
+	NoAdminRoutes bool
 
 	// StoreTimeout bounds every call the server makes to Store (and to
 	// the FailureCounter found on it), so that a database that stops
@@ -365,6 +369,7 @@ type Server struct {
 	log         *slog.Logger
 	now         func() time.Time
 	mux         *http.ServeMux
+	admin       *http.ServeMux // the admin plane (Admin)
 	// authenticate checks the password grant's credentials: the subject,
 	// and the user record when the built-in users checked them (users.go).
 	authenticate func(ctx context.Context, username, pw string) (subject string, user *store.User, err error)
@@ -377,7 +382,8 @@ type Server struct {
 	// keysReadAt is when the last successful reload of the keys began
 	// (Unix ns, the server's clock; keysFresh).
 	keysReadAt atomic.Int64
-	origins    *originSet // the union of the clients' browser origins (cors.go)
+	origins    *originSet  // the union of the clients' browser origins (cors.go)
+	refusals   *refusalLog // refused origins, logged rate-limited (originlog.go)
 	health     storeHealth
 	// access verifies the server's own access tokens (introspection).
 	access atomic.Pointer[selfVerifier]
@@ -407,7 +413,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(),
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(), admin: http.NewServeMux(),
 		refreshKeys:   rk,
 		hashing:       hashgate.New(cfg.HashMemory, cfg.HashQueue, cfg.HashWait),
 		checkPassword: cfg.checkPassword,
@@ -438,6 +444,8 @@ func New(cfg Config) (*Server, error) {
 	s.origins = &originSet{list: cfg.Store.ListClients, get: cfg.Store.GetClient, now: s.now, log: func(ctx context.Context, err error) {
 		s.log.WarnContext(ctx, "load the clients' origins for CORS", "err", err)
 	}}
+	s.refusals = newRefusalLog(s.log, s.now)
+	s.metrics.reg.MustRegister(newStoreGauges(s))
 	s.grants = s.newGrants()
 	if s.pages, err = loginpage.New(loginpage.Options{Dir: cfg.Templates}); err != nil {
 		return nil, fmt.Errorf("server: Config.Templates: %w", err)
@@ -503,13 +511,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/oauth/token", s.instrument("token", s.handleToken))
 	s.mux.HandleFunc("/oauth/revoke", s.instrument("revoke", s.handleRevoke))
 	s.mux.HandleFunc("/oauth/introspect", s.instrument("introspect", s.handleIntrospect))
-	s.mux.HandleFunc("POST /v1/tokens", s.instrument("mint", s.handleMint))
-	// The /v1 sessions endpoints list and end families (families.go).
-	s.mux.HandleFunc("GET /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleListFamilies))
-	s.mux.HandleFunc("DELETE /v1/subjects/{sub}/sessions", s.instrument("sessions", s.handleRevokeSubject))
-	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.instrument("sessions", s.handleRevokeFamily))
-	if !s.cfg.NoMetricsRoute {
-		s.mux.Handle("GET /metrics", s.metrics.handler())
+	s.adminRoutes(s.admin)
+	if !s.cfg.NoAdminRoutes {
+		s.adminRoutes(s.mux)
 	}
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.instrument("jwks", s.handleJWKS))
 	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.instrument("metadata", s.handleMetadata))
@@ -531,16 +535,25 @@ func (s *Server) Metrics() http.Handler { return s.metrics.handler() }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if corsPath(r.URL.Path) && s.cors(w, r) {
+	s.serve(s.mux, w, r)
+}
+
+// serve serves r by mux, with CORS on the paths that have it.
+func (s *Server) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	// Only the paths mux serves have CORS: /v1 on one of the Handler
+	// and Admin, /oauth/token and the like on the Handler.
+	p := r.URL.Path
+	served := adminPath(p) == (mux == s.admin) || mux == s.mux && !s.cfg.NoAdminRoutes
+	if served && corsPath(p) && s.cors(w, r) {
 		return // a preflight
 	}
-	if h, pattern := s.mux.Handler(r); pattern == "" {
+	if h, pattern := mux.Handler(r); pattern == "" {
 		serveUnrouted(h, w, r) // a 404 or 405 as JSON
 		return
 	}
 	// Every body a handler reads is bounded here, once (form.go).
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	s.mux.ServeHTTP(w, r)
+	mux.ServeHTTP(w, r)
 }
 
 // handleJWKS serves the Signer's keys as the store holds them, read at

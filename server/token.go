@@ -152,7 +152,7 @@ func (s *Server) readTokenRequest(r *http.Request) (*tokenRequest, grant, error)
 	if err != nil {
 		return nil, grant{}, err
 	}
-	if err := checkClientOrigin(r, client); err != nil {
+	if err := s.checkClientOrigin(r, client); err != nil {
 		return nil, grant{}, err
 	}
 	g, ok := s.grantNamed(name)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ type storeFlags struct {
 	timeout    time.Duration
 	timeoutErr error // a malformed TOKEND_STORE_TIMEOUT
 	init       bool
+	migrate    bool // `tokend migrate`: the schema is created and migrated
 	keys       *keyFiles
 }
 
@@ -70,7 +72,7 @@ func addStoreFlags(fs *pflag.FlagSet, keyPrefix string) *storeFlags {
 	var timeoutDef time.Duration
 	timeoutDef, sf.timeoutErr = envDuration("TOKEND_STORE_TIMEOUT", store.DefaultTimeout)
 	fs.DurationVar(&sf.timeout, "store-timeout", timeoutDef, storeTimeoutUsage+" (env TOKEND_STORE_TIMEOUT)")
-	fs.BoolVar(&sf.init, "init", false, "create the store if it does not exist (otherwise only serve creates one)")
+	fs.BoolVar(&sf.init, "init", false, "create the store and its schema if they do not exist, and migrate an older schema (otherwise only serve and tokend migrate do)")
 	sf.keys = keyFlags(fs, keyPrefix, os.Getenv)
 	return sf
 }
@@ -106,7 +108,7 @@ func (sf *storeFlags) openRaw(ctx context.Context, stderr io.Writer) (store.Stor
 	if sf.timeoutErr != nil && !sf.fs.Changed("store-timeout") {
 		return nil, usageError{err: sf.timeoutErr, brief: true}
 	}
-	st, err := openAdminStore(ctx, sf.url, sf.from(), sf.init, sf.timeout)
+	st, err := openAdminStoreAs(ctx, sf.url, sf.from(), sf.init, sf.migrate, sf.timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -446,12 +448,46 @@ func newFamiliesCmd(cio *cmdIO, name string) *cobra.Command {
 	return s
 }
 
+// listedFamily is a family as `tokend families list --json` prints it:
+// the fields of the /v1 API's listing (GET /v1/subjects/{sub}/sessions),
+// and how often it rotated and whether and why it ended. It never holds a
+// token or a hash.
+type listedFamily struct {
+	ID           string     `json:"id"`
+	ClientID     string     `json:"client_id"`
+	Subject      string     `json:"subject"`
+	Scope        string     `json:"scope,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	LastUsedAt   time.Time  `json:"last_used_at"`
+	Rotations    int        `json:"rotations"`
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+}
+
+// printFamiliesJSON prints fams as one JSON array (empty: []).
+func printFamiliesJSON(w io.Writer, fams []store.Family) error {
+	out := make([]listedFamily, 0, len(fams))
+	for _, f := range fams {
+		l := listedFamily{ID: f.ID, ClientID: f.ClientID, Subject: f.Subject, Scope: f.Scope,
+			CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(), Rotations: int(f.Generation)}
+		if !f.RevokedAt.IsZero() {
+			at := f.RevokedAt.UTC()
+			l.RevokedAt, l.RevokeReason = &at, f.RevokeReason
+		}
+		out = append(out, l)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
 // newFamiliesListCmd is `tokend families list`.
 func newFamiliesListCmd(cio *cmdIO, w familyWords) *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "list " + w.name, Args: noArgs}
 	lsubject := list.Flags().String("subject", "", "only this subject's "+w.name)
 	lclient := list.Flags().String("client", "", "only this client's "+w.name)
 	all := list.Flags().Bool("all", false, "include ended "+w.name)
+	asJSON := list.Flags().Bool("json", false, "print a JSON array, one object per family, with the /v1 API's field names")
 	lsf := addStoreFlags(list.Flags(), "encryption-")
 	list.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
@@ -466,6 +502,9 @@ func newFamiliesListCmd(cio *cmdIO, w familyWords) *cobra.Command {
 			fams, err := st.ListFamilies(ctx, filter)
 			if err != nil {
 				return err
+			}
+			if *asJSON {
+				return printFamiliesJSON(cio.stdout, fams)
 			}
 			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tCLIENT\tSUBJECT\tSCOPE\tCREATED\tLAST USED\tROTATIONS\tREVOKED")

@@ -41,6 +41,7 @@ type settings struct {
 	LogLevel        string
 	AccessLog       bool
 	MetricsAddr     string
+	AdminAddr       string
 	JWKSMaxAge      time.Duration
 	KeyReload       time.Duration
 	SessionTTL      time.Duration
@@ -126,7 +127,8 @@ func (s *settings) table() []setting {
 		{"gc-interval", "how often ended families are deleted (by one instance of those sharing a PostgreSQL or Redis store)", &s.GCInterval},
 		{"log-level", "debug, info, warn or error", &s.LogLevel},
 		{"access-log", "log every request: method, path, status, client, latency", &s.AccessLog},
-		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr", &s.MetricsAddr},
+		{"metrics-addr", "serve /metrics on this HOST:PORT instead of addr (or admin-addr)", &s.MetricsAddr},
+		{"admin-addr", "serve the admin plane, /v1 (mint, sessions) and /metrics, on this HOST:PORT instead of addr, which then answers 404 for them", &s.AdminAddr},
 		{"jwks-max-age", "how long verifiers may cache the JWKS (and trust a withdrawn key)", &s.JWKSMaxAge},
 		{"key-reload", "how often signing keys are re-read from the store (rotations and revocations by other processes)", &s.KeyReload},
 		{"session-ttl", "how long a login at the login page logs its user in to every client without the form (single sign-on)", &s.SessionTTL},
@@ -239,6 +241,8 @@ func exampleOf(st setting) string {
 		return "https://api.example.com"
 	case "metrics-addr":
 		return "127.0.0.1:9090"
+	case "admin-addr":
+		return "127.0.0.1:9091"
 	case "trusted-proxies":
 		return "10.0.0.0/8,192.0.2.7"
 	case "encryption-key-file", "encryption-old-key-file":
@@ -453,10 +457,8 @@ func (s *settings) checkIssuer() error {
 	if err != nil {
 		return err
 	}
-	if s.MetricsAddr != "" {
-		if _, err := checkAddr("metrics-addr", s.MetricsAddr, "127.0.0.1:9090"); err != nil {
-			return err
-		}
+	if err := s.checkListeners(); err != nil {
+		return err
 	}
 	if s.Issuer == "" {
 		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
@@ -475,6 +477,27 @@ func (s *settings) checkIssuer() error {
 		return fmt.Errorf("issuer must be an http(s) URL with a host and no query or fragment, such as https://auth.example.com, not %q", s.Issuer)
 	}
 	s.Issuer = strings.TrimRight(s.Issuer, "/")
+	return nil
+}
+
+// checkListeners checks metrics-addr and admin-addr, and refuses two
+// listeners on one address (a port of 0 is a new one each time). With both
+// set, /metrics is on metrics-addr and /v1 on admin-addr.
+func (s *settings) checkListeners() error {
+	addrs := []struct{ name, addr, example string }{{"addr", s.Addr, ""}, {"admin-addr", s.AdminAddr, "127.0.0.1:9091"}, {"metrics-addr", s.MetricsAddr, "127.0.0.1:9090"}}
+	for i, a := range addrs {
+		if a.addr == "" || i == 0 {
+			continue
+		}
+		if _, err := checkAddr(a.name, a.addr, a.example); err != nil {
+			return err
+		}
+		for _, b := range addrs[:i] {
+			if _, port, _ := net.SplitHostPort(a.addr); a.addr == b.addr && port != "0" {
+				return fmt.Errorf("%s and %s are both %s: each needs an address of its own (admin-addr takes /v1 and /metrics off addr; metrics-addr takes /metrics off both)", b.name, a.name, a.addr)
+			}
+		}
+	}
 	return nil
 }
 

@@ -18,8 +18,15 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// shutdownSignals end every command gracefully: serve stops taking
+// connections, lets the requests in flight finish, logs "shutting down"
+// and exits 0. SIGHUP is one of them and reloads nothing: what changes at
+// run time (keys, secrets, clients, users) is read from the store anyway,
+// and settings take a restart.
+func shutdownSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} }
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), shutdownSignals()...)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -86,8 +93,9 @@ func newRoot(cio *cmdIO) *cobra.Command {
 
 The admin commands act on the store that serve uses: --store, or
 TOKEND_STORE, default sqlite://tokend.db in the working directory. They
-never create one (serve does, --init, or restore from a backup), and say
-on stderr which store they opened. If the store is sealed, they need its key too:
+never create one, nor create or migrate its schema (serve and tokend
+migrate do, --init, or restore from a backup), and say on stderr which
+store they opened. If the store is sealed, they need its key too:
 --encryption-key-file, or TOKEND_ENCRYPTION_KEY_FILE or
 TOKEND_ENCRYPTION_KEY.`,
 		Args:          cobra.ArbitraryArgs,

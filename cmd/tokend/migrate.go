@@ -11,14 +11,18 @@ import (
 // newMigrateCmd is `tokend migrate`: bring the store's schema up to this
 // tokend's, as serve does when it starts, and check the store answers.
 // Stores migrate in one transaction (SQLite) or under a lock (PostgreSQL)
-// so that instances starting together migrate once; Redis has no schema.
+// so that instances starting together migrate once. It creates the
+// PostgreSQL schema the URL's search_path names first if it is missing,
+// and writes a Redis prefix's schema key; it creates a missing SQLite file
+// only with --init.
 func newMigrateCmd(cio *cmdIO) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "migrate",
-		Short: "bring the store's schema up to this tokend's (serve does it too when it starts)",
+		Short: "create or bring the store's schema up to this tokend's (serve does it too when it starts)",
 		Args:  noArgs,
 	}
 	sf := addStoreFlags(c.Flags(), "encryption-")
+	sf.migrate = true
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		st, err := sf.openRaw(cmd.Context(), cio.stderr) // opening migrates
 		if err != nil {

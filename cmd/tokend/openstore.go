@@ -96,34 +96,49 @@ func openStore(ctx context.Context, raw string, timeout time.Duration) (store.St
 // the key reload, the fleet's failure counts) waits longer for a database
 // that holds its bytes.
 //
+// It creates the store and its schema if they are missing, and migrates
+// an older schema, as serve does; the admin commands' openAdminStore
+// does not (openAs).
+//
 // Its errors, and a panic of a driver, show the URL redacted, and none of
 // its secrets.
 func (u storeURL) open(ctx context.Context, timeout time.Duration) (store.Store, error) {
+	return u.openAs(ctx, timeout, true)
+}
+
+// openAs is open if migrate is set. Otherwise it creates and migrates
+// nothing: a store without this tokend's schema is an error wrapping
+// store.ErrNoSchema or store.ErrSchemaOutdated, and nothing is written.
+func (u storeURL) openAs(ctx context.Context, timeout time.Duration, migrate bool) (store.Store, error) {
 	if timeout < 0 {
 		return nil, fmt.Errorf("store-timeout must be positive, such as %v, not %v", store.DefaultTimeout, timeout)
 	}
 	defer redactPanic(u.raw)
-	st, err := u.openBackend(ctx)
+	st, err := u.openBackend(ctx, !migrate)
 	if err != nil {
 		return nil, redactErr(err, u.raw)
 	}
 	return store.WithTimeout(st, timeout), nil
 }
 
-func (u storeURL) openBackend(ctx context.Context) (store.Store, error) {
+func (u storeURL) openBackend(ctx context.Context, requireSchema bool) (store.Store, error) {
 	switch u.scheme {
 	case "memory":
 		return memory.New(), nil
 	case "postgres":
-		return postgres.Open(ctx, u.raw)
+		var opts []postgres.Option
+		if requireSchema {
+			opts = append(opts, postgres.RequireSchema())
+		}
+		return postgres.Open(ctx, u.raw, opts...)
 	case "redis":
 		raw, prefix, err := redisPrefix(u.raw)
 		if err != nil {
 			return nil, err
 		}
-		return redis.Open(ctx, raw, &redis.Options{Prefix: prefix})
+		return redis.Open(ctx, raw, &redis.Options{Prefix: prefix, RequireSchema: requireSchema})
 	}
-	st, err := sqlite.Open(ctx, u.path)
+	st, err := sqlite.OpenWithOptions(ctx, u.path, sqlite.Options{RequireSchema: requireSchema})
 	if err != nil {
 		if abs, _ := filepath.Abs(u.path); !strings.Contains(err.Error(), u.path) && !strings.Contains(err.Error(), abs) {
 			return nil, fmt.Errorf("store %s: %w", abs, err)
@@ -160,9 +175,18 @@ var errNoStore = errors.New("no store")
 
 // openAdminStore opens the store an admin command acts on: never memory:
 // (a store inside this process would vanish with it), and a SQLite file
-// only if it exists, unless init is set. from says where the URL came from,
+// only if it exists, unless init is set. It creates and migrates no schema
+// unless init is set: a store without this tokend's schema is an error
+// that says to run `tokend migrate`. from says where the URL came from,
 // for messages.
 func openAdminStore(ctx context.Context, raw, from string, init bool, timeout time.Duration) (store.Store, error) {
+	return openAdminStoreAs(ctx, raw, from, init, init, timeout)
+}
+
+// openAdminStoreAs is openAdminStore, which migrates the schema if
+// migrate is set (`tokend migrate`) and creates a missing SQLite file only
+// if init is.
+func openAdminStoreAs(ctx context.Context, raw, from string, init, migrate bool, timeout time.Duration) (store.Store, error) {
 	u, err := parseStoreURL(raw)
 	if err != nil {
 		return nil, err
@@ -176,5 +200,22 @@ func openAdminStore(ctx context.Context, raw, from string, init bool, timeout ti
 			return nil, fmt.Errorf("%w at %s (--store %s, from %s): start tokend serve there, which creates it, run this command where the server's tokend.db is, point --store or TOKEND_STORE at it, or add --init to create an empty store", errNoStore, abs, redacted(raw), from)
 		}
 	}
-	return u.open(ctx, timeout)
+	st, err := u.openAs(ctx, timeout, init || migrate)
+	switch {
+	case errors.Is(err, store.ErrNoSchema):
+		return nil, fmt.Errorf("no tokend schema in %s (from %s): run `tokend migrate --store %s` first, or add --init to this command (%w)", u, from, shellQuote(u.String()), err)
+	case errors.Is(err, store.ErrSchemaOutdated):
+		return nil, fmt.Errorf("the tokend schema in %s (from %s) is older than this tokend's: run `tokend migrate --store %s` (%w)", u, from, shellQuote(u.String()), err)
+	}
+	return st, err
+}
+
+// shellQuote quotes s for a shell command line if it needs it.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/:.-_@%+=,", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

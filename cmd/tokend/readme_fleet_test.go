@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tokend/tokend/store/postgres/pgtest"
 )
 
 // fleetBlock returns the README's bash block of the section "Several
@@ -22,10 +28,12 @@ func fleetBlock(t *testing.T, md string) string {
 	return m[1]
 }
 
-// The README's three-instance setup runs as shown, on PostgreSQL and on
-// Redis (its STORE line pointed at a schema or key prefix of the test's
-// own): three instances become ready, and a refresh through the second
-// retried through the third returns the same successor.
+// The README's three-instance setup runs as shown, twice on one store, on
+// PostgreSQL and on Redis (its STORE line pointed at a schema that does
+// not exist yet, which tokend migrate creates, or a key prefix of the
+// test's own): three instances become ready, and a refresh through the
+// second retried through the third returns the same successor; the second
+// run finds the first one's client and user, and the ports free again.
 func TestReadmeFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tokend and runs three instances")
@@ -46,10 +54,22 @@ func TestReadmeFleet(t *testing.T) {
 	if !storeLine.MatchString(block) {
 		t.Fatalf("the fleet block sets no STORE='…':\n%s", block)
 	}
+	if !strings.Contains(block, "search_path=") || !strings.Contains(block, `tokend migrate --store "$STORE"`) {
+		t.Fatalf("the fleet block uses no schema of its own, made by tokend migrate:\n%s", block)
+	}
 	bin := tokendBin.get(t)
-	for _, fs := range fleetStores { // one after the other: they share the ports
+	stores := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"postgres", func(t *testing.T) string {
+			return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=" + newSchemaName(t)
+		}},
+		{"redis", func(t *testing.T) string { return freshRedisPrefix(t)("127.0.0.1:6379") }},
+	}
+	for _, fs := range stores { // one after the other: they share the ports
 		t.Run(fs.name, func(t *testing.T) {
-			storeURL := fs.fresh(t)(fs.addr)
+			storeURL := fs.url(t)
 			script := storeLine.ReplaceAllLiteralString(block, "STORE='"+storeURL+"'")
 			var env []string
 			for _, kv := range os.Environ() {
@@ -58,16 +78,44 @@ func TestReadmeFleet(t *testing.T) {
 				}
 			}
 			env = append(env, "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
-			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-			defer cancel()
-			out, err := runBlocks(ctx, t.TempDir(), env, []string{script})
-			if err != nil {
-				t.Fatalf("%v; output:\n%s", err, out)
-			}
-			got := regexp.MustCompile(`"refresh_token":"(rt2_[^"]+)"`).FindAllStringSubmatch(out, -1)
-			if len(got) != 2 || got[0][1] != got[1][1] {
-				t.Fatalf("the refresh through the second instance and its retry through the third: %d answers with a refresh token, want 2 alike; output:\n%s", len(got), out)
+			dir := t.TempDir()
+			for run := 1; run <= 2; run++ {
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+				out, err := runBlocks(ctx, dir, env, []string{script})
+				cancel()
+				if err != nil {
+					t.Fatalf("run %d: %v; output:\n%s", run, err, out)
+				}
+				got := regexp.MustCompile(`"refresh_token":"(rt2_[^"]+)"`).FindAllStringSubmatch(out, -1)
+				if len(got) != 2 || got[0][1] != got[1][1] {
+					t.Fatalf("run %d: the refresh through the second instance and its retry through the third: %d answers with a refresh token, want 2 alike; output:\n%s", run, len(got), out)
+				}
 			}
 		})
 	}
+}
+
+// newSchemaName returns the name of a PostgreSQL schema that does not
+// exist, dropped (if something made it) when t ends. Without a server it
+// skips t, or fails it under CI (pgtest.Schema).
+func newSchemaName(t *testing.T) string {
+	t.Helper()
+	pgtest.Schema(t)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "tokend_test_new_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, pgtest.ServerURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Error(err)
+		}
+	})
+	return schema
 }

@@ -76,9 +76,13 @@ func TestRunBlocks(t *testing.T) {
 	}
 }
 
-// The README's sh blocks run verbatim, in order, in a fresh copy of the
-// repository, as a newcomer would paste them: build, serve in the
-// background, create a client and a user, log in, refresh, stop.
+// The README's sh blocks run verbatim, in order, twice, in a fresh copy
+// of the repository, as a newcomer would paste them: build, serve in the
+// background, create a client and a user, log in, refresh, stop. The
+// second run finds the first one's store and names, and the port free
+// again. The server listens on a free port of the test's (TOKEND_ADDR, and
+// the blocks' 127.0.0.1:8080 rewritten to it), so that a server a reader
+// left on 8080 does not fail make test.
 func TestReadme(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tokend and runs the README's shell blocks")
@@ -88,14 +92,6 @@ func TestReadme(t *testing.T) {
 			t.Fatalf("the README needs %s: %v", tool, err)
 		}
 	}
-	// The README serves on 127.0.0.1:8080; another process there would
-	// answer in tokend's place.
-	ln, err := net.Listen("tcp", "127.0.0.1:8080")
-	if err != nil {
-		t.Fatalf("the README's server needs 127.0.0.1:8080: %v", err)
-	}
-	ln.Close()
-
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +104,10 @@ func TestReadme(t *testing.T) {
 	if len(blocks) < 3 {
 		t.Fatalf("the README has %d sh blocks", len(blocks))
 	}
+	addr := freeAddr(t)
+	for i, b := range blocks {
+		blocks[i] = strings.ReplaceAll(b, "127.0.0.1:8080", addr)
+	}
 	dir := filepath.Join(t.TempDir(), "tokend")
 	copyTree(t, root, dir)
 
@@ -117,20 +117,34 @@ func TestReadme(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
-	out, err := runBlocks(ctx, dir, env, blocks)
+	env = append(env, "TOKEND_ADDR="+addr)
+	for run := 1; run <= 2; run++ {
+		ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+		out, err := runBlocks(ctx, dir, env, blocks)
+		cancel()
+		if err != nil {
+			t.Fatalf("run %d: %v; output:\n%s", run, err, out)
+		}
+		// What the README shows: a login and a refresh, each with a
+		// refresh token, and the stores the admin commands opened.
+		if n := strings.Count(out, `"refresh_token":"rt2_`); n != 2 {
+			t.Errorf("run %d: %d answers with a refresh token, want 2 (login, refresh); output:\n%s", run, n, out)
+		}
+		if !strings.Contains(out, "created user alice") || !strings.Contains(out, "tokend: store sqlite://"+filepath.Join(dir, "tokend.db")) {
+			t.Errorf("run %d: output:\n%s", run, out)
+		}
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("%v; output:\n%s", err, out)
+		t.Fatal(err)
 	}
-	// What the README shows: a login and a refresh, each with a refresh
-	// token, and the stores the admin commands opened.
-	if n := strings.Count(out, `"refresh_token":"rt2_`); n != 2 {
-		t.Errorf("%d answers with a refresh token, want 2 (login, refresh); output:\n%s", n, out)
-	}
-	if !strings.Contains(out, "created user alice") || !strings.Contains(out, "tokend: store sqlite://"+filepath.Join(dir, "tokend.db")) {
-		t.Errorf("output:\n%s", out)
-	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // copyTree copies the regular files of the repository at src to dst, as

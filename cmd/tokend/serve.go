@@ -35,17 +35,27 @@ func newServeCmd(cio *cmdIO) *cobra.Command {
 Each setting comes, in rising precedence, from its default, the YAML file
 named by --config (keys are the flags' names: access-ttl: 15m), its
 TOKEND_* variable (TOKEND_ACCESS_TTL=15m) and its flag (--access-ttl 15m).
-tokend.example.yaml in the repository lists them all.`,
+tokend.example.yaml in the repository lists them all.
+
+SIGTERM, SIGINT and SIGHUP shut it down gracefully: it stops accepting
+connections, lets the requests in flight finish (up to 10 seconds), logs
+"shutting down" and exits 0. SIGHUP reloads nothing: signing keys, server
+secrets, clients and users are read from the store as they change (keys
+and secrets every --key-reload), and settings take a restart.`,
 		Example: `  tokend serve
   tokend serve --addr 0.0.0.0:8080 --issuer https://auth.example.com --store sqlite:///var/lib/tokend/tokend.db
   TOKEND_CONFIG=/etc/tokend.yaml tokend serve`,
 		Args: noArgs,
 	}
 	flagged, config := registerSettings(cmd.Flags(), os.Getenv)
+	printConfig := cmd.Flags().Bool("print-config", false, "print the effective settings (defaults, config file, TOKEND_* variables and flags; secrets redacted) as YAML, and exit")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cfg, err := resolveSettings(cmd.Flags(), flagged, *config, os.Getenv)
 		if err != nil {
 			return usageError{err: err, brief: true}
+		}
+		if *printConfig {
+			return printSettings(cio.stdout, cfg, cmd.Flags(), *config, os.Getenv)
 		}
 		return serve(cmd.Context(), cfg, cio.stdout, cio.stderr)
 	}
@@ -99,18 +109,24 @@ func serve(ctx context.Context, cfg settings, stdout, stderr io.Writer) error {
 	go background(bg, log, cfg, ks, &secretReload{st: st, srv: srv, was: secretRing})
 	go func() { defer close(gcDone); runGC(bg, log, cfg.GCInterval, st, ss.leaser, gcHolder()) }()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(ln) }()
-	if cfg.MetricsAddr != "" {
-		ms, err := serveMetrics(cfg.MetricsAddr, srv, errc, stdout)
+	servers := []*http.Server{hs}
+	for _, l := range cfg.listeners(srv) {
+		as, err := serveAux(l, errc, log, stdout)
 		if err != nil {
+			_ = hs.Close()
 			return err
 		}
-		defer ms.Close()
+		defer as.Close()
+		servers = append(servers, as)
+	}
+	if cfg.AdminAddr == "" {
+		log.Info("the admin plane, /v1 (mint, sessions), is served on the public address; --admin-addr moves it to a listener of its own", "addr", ln.Addr().String())
 	}
 	log.Info("tokend serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "store", redacted(cfg.Store), "kid", ks.ActiveKeyID())
 	fmt.Fprintf(stdout, "tokend: listening on http://%s\n", ln.Addr())
-	return waitShutdown(ctx, log, hs, errc)
+	return waitShutdown(ctx, log, servers, errc)
 }
 
 // serveStore is the store serve uses and the Leaser found through it.
@@ -152,7 +168,8 @@ func newServer(cfg settings, ss serveStore, ks *keys.Set, secretRing secrets.Rin
 		Throttle: server.Throttle{PerSource: cfg.ThrottleSource, PerPair: cfg.ThrottlePair, PerAccount: cfg.ThrottleAccount,
 			Window: cfg.ThrottleWindow, MaxDelay: cfg.ThrottleMaxDelay},
 		TrustedProxies: proxies,
-		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog, NoMetricsRoute: cfg.MetricsAddr != "",
+		JWKSMaxAge:     cfg.JWKSMaxAge, AccessLog: cfg.AccessLog,
+		NoMetricsRoute: cfg.MetricsAddr != "", NoAdminRoutes: cfg.AdminAddr != "",
 		SessionTTL: cfg.SessionTTL, Templates: cfg.Templates,
 	}
 	if err := cfg.applyHashing(&scfg); err != nil {
@@ -164,44 +181,74 @@ func newServer(cfg settings, ss serveStore, ks *keys.Set, secretRing secrets.Rin
 	return server.New(scfg)
 }
 
-// serveMetrics serves GET /metrics of srv on addr, reports a failure of
-// its listener on errc and its address on stdout, and returns its
-// server, for the caller to close.
-func serveMetrics(addr string, srv *server.Server, errc chan<- error, stdout io.Writer) (*http.Server, error) {
-	mln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics-addr: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", srv.Metrics())
-	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := ms.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("metrics listener: %w", err)
-		}
-	}()
-	fmt.Fprintf(stdout, "tokend: metrics on http://%s/metrics\n", mln.Addr())
-	return ms, nil
+// auxListener is a listener beside the public one: its setting's name,
+// address, handler, what it serves (for the log) and the line on stdout
+// that names its URL (a format of the address).
+type auxListener struct {
+	name, addr, paths, line string
+	h                       http.Handler
 }
 
-// waitShutdown waits until hs fails (an error on errc) or ctx ends, and
-// then shuts hs down, giving its requests 10 seconds to end.
-func waitShutdown(ctx context.Context, log *slog.Logger, hs *http.Server, errc <-chan error) error {
+// listeners are the listeners of admin-addr and metrics-addr that s
+// sets: /metrics goes to metrics-addr if set, else with /v1 to admin-addr.
+func (s settings) listeners(srv *server.Server) []auxListener {
+	var ls []auxListener
+	if s.AdminAddr != "" {
+		paths := "/v1, /metrics"
+		if s.MetricsAddr != "" {
+			paths = "/v1"
+		}
+		ls = append(ls, auxListener{"admin-addr", s.AdminAddr, paths, "admin on http://%s", srv.Admin()})
+	}
+	if s.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.Metrics())
+		ls = append(ls, auxListener{"metrics-addr", s.MetricsAddr, "/metrics", "metrics on http://%s/metrics", mux})
+	}
+	return ls
+}
+
+// serveAux serves l, reports a failure of its listener on errc and its
+// address on stdout, and returns its server, for the caller to shut down.
+func serveAux(l auxListener, errc chan<- error, log *slog.Logger, stdout io.Writer) (*http.Server, error) {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.name, err)
+	}
+	as := newHTTPServer(l.h, log)
+	go func() {
+		if err := as.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("%s listener: %w", l.name, err)
+		}
+	}()
+	log.Info("serving "+l.paths, l.name, ln.Addr().String())
+	fmt.Fprintf(stdout, "tokend: "+l.line+"\n", ln.Addr())
+	return as, nil
+}
+
+// waitShutdown waits until a server fails (an error on errc) or ctx ends,
+// and then shuts every server down, giving requests in flight 10 seconds
+// to end; the first of servers is the public one, whose Serve sends on
+// errc when it returns.
+func waitShutdown(ctx context.Context, log *slog.Logger, servers []*http.Server, errc <-chan error) error {
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
+	log.Info("shutting down", "cause", context.Cause(ctx))
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	var errs []error
+	for _, hs := range servers {
+		if err := hs.Shutdown(shutdown); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown: %w", err))
+		}
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+		errs = append(errs, err)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // newHTTPServer returns the http.Server that serves h, with serve's

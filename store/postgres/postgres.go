@@ -7,7 +7,9 @@
 // Open applies the schema migrations the database lacks, in one
 // transaction under an advisory lock, so that instances starting together
 // migrate once. Tables live in the connection's current schema: set it with
-// the URL's search_path parameter.
+// the URL's search_path parameter; Open creates the first schema it names
+// if it does not exist. With RequireSchema, Open creates and migrates
+// nothing and refuses a database without this build's schema.
 //
 // A family is one row however often it rotates (its current and previous
 // token hashes). Rotate reads the row with the database's clock, decides
@@ -72,6 +74,9 @@ type Store struct {
 	// its write), with the attempt's number from 0: tests make another
 	// writer win there.
 	raced func(attempt int)
+	// requireSchema: Open checks the schema and changes nothing
+	// (RequireSchema).
+	requireSchema bool
 }
 
 // Option configures Open.
@@ -84,6 +89,12 @@ type Option func(*Store)
 // Without it (the default) the database's clock, now(), is the store's:
 // the one clock that every server sharing the database agrees on.
 func WithCallerClock() Option { return func(s *Store) { s.callerClock = true } }
+
+// RequireSchema makes Open create and migrate nothing: a database (or the
+// schema its URL's search_path names first) without the tokend schema is
+// an error wrapping store.ErrNoSchema, one with an older schema an error
+// wrapping store.ErrSchemaOutdated. The admin commands open stores so.
+func RequireSchema() Option { return func(s *Store) { s.requireSchema = true } }
 
 var _ store.Store = (*Store)(nil)
 
@@ -128,11 +139,97 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	if err := s.migrate(ctx); err != nil {
+	schema := searchSchema(cfg.ConnConfig.RuntimeParams["search_path"])
+	if s.requireSchema {
+		err = s.checkSchema(ctx, schema)
+	} else {
+		err = s.createSchema(ctx, schema)
+		if err == nil {
+			err = s.migrate(ctx)
+		}
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// searchSchema returns the first schema a search_path names ("" if none),
+// unquoted, skipping "$user".
+func searchSchema(path string) string {
+	for _, f := range strings.Split(path, ",") {
+		f = strings.TrimSpace(f)
+		if len(f) >= 2 && f[0] == '"' && f[len(f)-1] == '"' {
+			f = strings.ReplaceAll(f[1:len(f)-1], `""`, `"`)
+		} else {
+			f = strings.ToLower(f) // PostgreSQL folds unquoted names
+		}
+		if f != "" && f != "$user" {
+			return f
+		}
+	}
+	return ""
+}
+
+// createSchema creates the schema name (from the URL's search_path) if it
+// does not exist, under an advisory lock so that instances starting
+// together do not race; "" does nothing.
+func (s *Store) createSchema(ctx context.Context, name string) error {
+	if name == "" {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", name).Scan(&exists); err != nil {
+		return dbErr("create schema", err)
+	}
+	if exists {
+		return nil // no CREATE privilege needed
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('tokend.schema:' || $1))", name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{name}.Sanitize())
+		return err
+	})
+	if err != nil {
+		return dbErr("create schema "+pgx.Identifier{name}.Sanitize(), err)
+	}
+	return nil
+}
+
+// checkSchema is Open's check with RequireSchema: the schema name (from
+// the URL's search_path, "" for the default) exists and holds this build's
+// tables.
+func (s *Store) checkSchema(ctx context.Context, name string) error {
+	if name != "" {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", name).Scan(&exists); err != nil {
+			return dbErr("check schema", err)
+		}
+		if !exists {
+			return fmt.Errorf("postgres: %w: schema %s does not exist", store.ErrNoSchema, pgx.Identifier{name}.Sanitize())
+		}
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return dbErr("check schema", err)
+	}
+	if !exists {
+		return fmt.Errorf("postgres: %w (no schema_migrations table)", store.ErrNoSchema)
+	}
+	var have int
+	if err := s.pool.QueryRow(ctx, "SELECT COALESCE(max(version), 0) FROM schema_migrations").Scan(&have); err != nil {
+		return dbErr("check schema", err)
+	}
+	switch {
+	case have > len(migrations):
+		return fmt.Errorf("postgres: the database has schema version %d, newer than this build's %d", have, len(migrations))
+	case have < len(migrations):
+		return fmt.Errorf("postgres: %w: version %d, this build's is %d", store.ErrSchemaOutdated, have, len(migrations))
+	}
+	return nil
 }
 
 // migrate applies the migrations the database lacks, all in one

@@ -159,3 +159,46 @@ func TestOpenSilentServer(t *testing.T) {
 		t.Fatalf("Open against a silent server: %v (context: %v); want ErrUnavailable within the connect timeout", err, ctx.Err())
 	}
 }
+
+// With RequireSchema, Open creates and migrates nothing: an empty schema
+// is store.ErrNoSchema and stays empty, an older one
+// store.ErrSchemaOutdated; a migrated one opens.
+func TestRequireSchema(t *testing.T) {
+	u := newSchema(t)
+	ctx := t.Context()
+	tables := func() int {
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := postgres.Open(ctx, u, postgres.RequireSchema()); !errors.Is(err, store.ErrNoSchema) {
+		t.Fatalf("an empty schema: %v", err)
+	}
+	if n := tables(); n != 0 {
+		t.Fatalf("RequireSchema created %d tables", n)
+	}
+	open(t, u)
+	s, err := postgres.Open(ctx, u, postgres.RequireSchema())
+	if err != nil {
+		t.Fatalf("a migrated schema: %v", err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(ctx, u, postgres.RequireSchema()); !errors.Is(err, store.ErrSchemaOutdated) {
+		t.Fatalf("an older schema: %v", err)
+	}
+}

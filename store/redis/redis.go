@@ -176,7 +176,19 @@ type Options struct {
 	// its fixed times; a server sharing Redis with other instances must
 	// leave it false.
 	CallerClock bool
+	// RequireSchema makes Open write nothing: a prefix without the schema
+	// key (SchemaKey, which Open writes otherwise) is an error wrapping
+	// store.ErrNoSchema. The admin commands open stores so.
+	RequireSchema bool
 }
+
+// SchemaVersion is the value of the schema key (prefix + SchemaKey) that
+// Open writes on a prefix: Redis has no tables, but the key tells a store
+// that serve or `tokend migrate` set up from an empty or mistyped prefix.
+const SchemaVersion = 1
+
+// SchemaKey follows the prefix in the key of the schema version.
+const SchemaKey = "schema"
 
 // Store is a store.Store on Redis. It is safe for concurrent use, and any
 // number of Stores, in any number of processes, may share one prefix.
@@ -221,12 +233,37 @@ func Open(ctx context.Context, url string, opts *Options) (*Store, error) {
 		_ = s.rdb.Close()
 		return nil, wrap("open", err)
 	}
+	if err := s.schema(ctx, opts.RequireSchema); err != nil {
+		_ = s.rdb.Close()
+		return nil, err
+	}
 	s.durability = readDurability(ctx, s.rdb)
 	if w := s.durability.Warning(); w != "" && opts.Logger != nil {
 		opts.Logger.Warn("redis: persistence settings can lose rotations on a crash",
 			"appendonly", s.durability.AppendOnly, "appendfsync", s.durability.AppendFsync, "warning", w)
 	}
 	return s, nil
+}
+
+// schema checks the schema key and, unless check, writes it if it is
+// missing; a newer version is refused.
+func (s *Store) schema(ctx context.Context, check bool) error {
+	key := s.p + SchemaKey
+	v, err := s.rdb.Get(ctx, key).Int()
+	switch {
+	case errors.Is(err, goredis.Nil) && check:
+		return fmt.Errorf("redis: %w: no key %s", store.ErrNoSchema, key)
+	case errors.Is(err, goredis.Nil):
+		if err := s.rdb.SetNX(ctx, key, SchemaVersion, 0).Err(); err != nil {
+			return wrap("open", err)
+		}
+		return nil
+	case err != nil:
+		return wrap("open", err)
+	case v > SchemaVersion:
+		return fmt.Errorf("redis: the prefix has schema version %d, newer than this build's %d", v, SchemaVersion)
+	}
+	return nil
 }
 
 // Close closes the connections.

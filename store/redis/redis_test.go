@@ -66,13 +66,16 @@ func TestClock(t *testing.T) {
 	})
 }
 
-// keysUnder lists the keys under prefix, without it, sorted.
+// keysUnder lists the keys under prefix, without it, sorted, but for the
+// schema key that Open writes once (redis.SchemaKey).
 func keysUnder(t *testing.T, c *goredis.Client, prefix string) []string {
 	t.Helper()
 	var keys []string
 	iter := c.Scan(t.Context(), 0, prefix+"*", 1000).Iterator()
 	for iter.Next(t.Context()) {
-		keys = append(keys, strings.TrimPrefix(iter.Val(), prefix))
+		if k := strings.TrimPrefix(iter.Val(), prefix); k != redis.SchemaKey {
+			keys = append(keys, k)
+		}
 	}
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
@@ -343,5 +346,34 @@ func TestKeyWithoutUse(t *testing.T) {
 	}
 	if ks, err = s.ListKeys(ctx); err != nil || len(ks) != 3 || !ks[0].RetiredAt.Equal(next.NotBefore) || !ks[1].RetiredAt.IsZero() {
 		t.Fatalf("after rotating the access key: %+v, %v; want the old key retired and the ID key not", ks, err)
+	}
+}
+
+// Open writes the schema key on a new prefix; with RequireSchema it writes
+// nothing and refuses a prefix without it (store.ErrNoSchema), and opens
+// one that has it.
+func TestRequireSchema(t *testing.T) {
+	prefix := newPrefix(t)
+	c := client(t)
+	if _, err := redis.Open(t.Context(), testURL, &redis.Options{Prefix: prefix, RequireSchema: true}); !errors.Is(err, store.ErrNoSchema) {
+		t.Fatalf("RequireSchema on an empty prefix: %v", err)
+	}
+	if n, err := c.Exists(t.Context(), prefix+redis.SchemaKey, prefix+"heartbeat").Result(); err != nil || n != 0 {
+		t.Fatalf("RequireSchema wrote %d keys (%v)", n, err)
+	}
+	open(t, prefix, nil)
+	if v, err := c.Get(t.Context(), prefix+redis.SchemaKey).Int(); err != nil || v != redis.SchemaVersion {
+		t.Fatalf("schema key %d %v", v, err)
+	}
+	s, err := redis.Open(t.Context(), testURL, &redis.Options{Prefix: prefix, RequireSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := c.Set(t.Context(), prefix+redis.SchemaKey, redis.SchemaVersion+1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redis.Open(t.Context(), testURL, &redis.Options{Prefix: prefix}); err == nil || !strings.Contains(err.Error(), "newer than this build's") {
+		t.Fatalf("a newer schema: %v", err)
 	}
 }

@@ -38,7 +38,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +99,11 @@ type Options struct {
 	Synchronous string
 	// Batch bounds group commit; 1 disables it. Default 128.
 	Batch int
+	// RequireSchema makes Open create and migrate nothing: a missing file,
+	// or one without the tokend schema, is an error wrapping
+	// store.ErrNoSchema, one with an older schema an error wrapping
+	// store.ErrSchemaOutdated. The admin commands open stores so.
+	RequireSchema bool
 
 	// checkpointed, for tests, receives each background checkpoint's
 	// result, and checkpointPause replaces the pause between two (see
@@ -136,6 +143,11 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	}
 	if o.Batch <= 0 {
 		o.Batch = maxBatch
+	}
+	if o.RequireSchema {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("sqlite: %w: %s does not exist", store.ErrNoSchema, path)
+		}
 	}
 	if err := prepareFiles(path); err != nil {
 		return nil, err
@@ -185,7 +197,7 @@ func open(ctx context.Context, path, sync string, o Options) (*Store, error) {
 	s := &Store{w: w, r: r, ws: &stmts{db: w}, rs: &stmts{db: r, lazy: true}, ops: make(chan *op), quit: make(chan struct{}), done: make(chan struct{}), batch: o.Batch,
 		committed: make(chan struct{}, 1), ckptReq: make(chan chan checkpointResult), ckptDone: make(chan struct{}),
 		checkpointed: o.checkpointed, checkpointPause: cmp.Or(o.checkpointPause, checkpointPause)}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, o.RequireSchema); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
@@ -202,8 +214,9 @@ func open(ctx context.Context, path, sync string, o Options) (*Store, error) {
 }
 
 // migrate brings the schema to the latest version in one transaction: a
-// failing step leaves the database as it was.
-func (s *Store) migrate(ctx context.Context) error {
+// failing step leaves the database as it was. With check, it only checks
+// that the schema is the latest (Options.RequireSchema).
+func (s *Store) migrate(ctx context.Context, check bool) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return dbErr("migrate", err)
@@ -218,6 +231,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		return nil
 	case v > len(migrations):
 		return fmt.Errorf("sqlite: database schema version %d is newer than this tokend (%d)", v, len(migrations))
+	case check && v == 0:
+		return fmt.Errorf("sqlite: %w (schema version 0)", store.ErrNoSchema)
+	case check:
+		return fmt.Errorf("sqlite: %w: version %d, this build's is %d", store.ErrSchemaOutdated, v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
 		text, err := schemaFS.ReadFile(migrations[i])

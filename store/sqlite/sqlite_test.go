@@ -3,6 +3,10 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -94,4 +98,56 @@ func TestRewriteSecretsPanic(t *testing.T) {
 		t.Fatalf("key %q after the panic", ks[0].Private)
 	}
 	must(t, s.CreateUser(ctx, store.User{Name: "after", PasswordHash: "h"}))
+}
+
+// With RequireSchema, Open creates nothing: a missing file stays missing
+// (store.ErrNoSchema), an empty one gets no table, an older schema is
+// store.ErrSchemaOutdated; a migrated file opens.
+func TestRequireSchema(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	missing := filepath.Join(dir, "sub", "missing.db")
+	if _, err := sqlite.OpenWithOptions(ctx, missing, sqlite.Options{RequireSchema: true}); !errors.Is(err, store.ErrNoSchema) {
+		t.Fatalf("a missing file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("RequireSchema made the directory: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.OpenWithOptions(ctx, empty, sqlite.Options{RequireSchema: true}); !errors.Is(err, store.ErrNoSchema) {
+		t.Fatalf("an empty file: %v", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+empty+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM sqlite_master").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d tables in the empty file (%v)", n, err)
+	}
+	db.Close()
+
+	path := filepath.Join(dir, "tokend.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = sqlite.OpenWithOptions(ctx, path, sqlite.Options{RequireSchema: true}); err != nil {
+		t.Fatalf("a migrated file: %v", err)
+	}
+	s.Close()
+	if db, err = sql.Open("sqlite", "file:"+path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := sqlite.OpenWithOptions(ctx, path, sqlite.Options{RequireSchema: true}); !errors.Is(err, store.ErrSchemaOutdated) {
+		t.Fatalf("an older schema: %v", err)
+	}
 }
