@@ -26,6 +26,57 @@ func shBlocks(md string) []string {
 	return out
 }
 
+// readmePath is the repository's README, from this package's directory.
+const readmePath = "../../README.md"
+
+// section returns the text of md's section with this heading line ("##
+// X" or "### X"), up to the next heading of its level or above; "" if md
+// has none.
+func section(md, heading string) string {
+	level := strings.Index(heading, " ") // the number of #s
+	start := strings.Index(md, "\n"+heading+"\n")
+	if level < 1 || start < 0 {
+		return ""
+	}
+	rest := md[start+len(heading)+2:]
+	fenced := false // inside a code block, whose "# …" lines are comments
+	for i := 0; i < len(rest); {
+		line, _, _ := strings.Cut(rest[i:], "\n")
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+		}
+		if n := len(line) - len(strings.TrimLeft(line, "#")); !fenced && n > 0 && n <= level && strings.HasPrefix(line[n:], " ") {
+			return rest[:i]
+		}
+		i += len(line) + 1
+	}
+	return rest
+}
+
+// withoutSection returns md without the section with this heading line.
+func withoutSection(md, heading string) string {
+	sec := section(md, heading)
+	if sec == "" {
+		return md
+	}
+	return strings.Replace(md, heading+"\n"+sec, "", 1)
+}
+
+// readmeSection returns the README's section with this heading line;
+// the test fails if there is none.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
+	md, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := section(string(md), heading)
+	if sec == "" {
+		t.Fatalf("the README has no section %q", heading)
+	}
+	return sec
+}
+
 // runBlocks runs blocks, verbatim and in order, in one bash process in
 // dir (so that variables and background jobs carry from one to the next),
 // stopping at the first command that fails. It returns the combined
@@ -57,6 +108,28 @@ func runBlocks(ctx context.Context, dir string, env []string, blocks []string) (
 		return out.String(), fmt.Errorf("block %s failed: %w", failed, err)
 	}
 	return out.String(), nil
+}
+
+// section finds a section up to the next heading of its level or above,
+// not stopping at a code block's "# comment" lines; withoutSection cuts
+// it out.
+func TestSection(t *testing.T) {
+	md := "# T\n## A\na\n### A1\n```sh\n# not a heading\n```\na1\n## B\nb\n"
+	if got := section(md, "## A"); got != "a\n### A1\n```sh\n# not a heading\n```\na1\n" {
+		t.Fatalf("section A: %q", got)
+	}
+	if got := section(md, "### A1"); got != "```sh\n# not a heading\n```\na1\n" {
+		t.Fatalf("section A1: %q", got)
+	}
+	if got := section(md, "## B"); got != "b\n" {
+		t.Fatalf("section B: %q", got)
+	}
+	if got := withoutSection(md, "## A"); got != "# T\n## B\nb\n" {
+		t.Fatalf("without A: %q", got)
+	}
+	if section(md, "## C") != "" || withoutSection(md, "## C") != md {
+		t.Fatal("a missing section")
+	}
 }
 
 // The runner fails when a block fails and names it, and carries variables
@@ -100,7 +173,7 @@ func TestReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := shBlocks(string(md))
+	blocks := shBlocks(withoutSection(string(md), "## Operations"))
 	if len(blocks) < 3 {
 		t.Fatalf("the README has %d sh blocks", len(blocks))
 	}

@@ -12,23 +12,15 @@ import (
 	"github.com/tokend/tokend/store/postgres/pgtest"
 )
 
-// moveBlock returns the bash block of the section "### Move to another
-// store": from the README once it holds the section, else from the page
-// it is written in.
+// moveBlock returns the bash block of the README's section "### Move to
+// another store".
 func moveBlock(t *testing.T) string {
 	t.Helper()
-	re := regexp.MustCompile("(?ms)^### Move to another store\n.*?^```bash\n(.*?)^```$")
-	for _, path := range []string{"../../README.md", "../../docs-ops-copy.md"} {
-		md, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		if m := re.FindSubmatch(md); m != nil {
-			return string(m[1])
-		}
+	blocks := bashBlocks(readmeSection(t, "### Move to another store"))
+	if len(blocks) != 1 {
+		t.Fatalf("the README's section \"Move to another store\" has %d bash blocks, want 1", len(blocks))
 	}
-	t.Fatal("no bash block under \"### Move to another store\" in README.md or docs-ops-copy.md")
-	return ""
+	return blocks[0]
 }
 
 // The documented move runs as written, its OLD line pointed at an SQLite

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// The sh blocks of docs-ops-admin.md (the operations section on the admin
-// plane, signals and settings) run as written, in order, with the tokend
+// The sh blocks of the README's section "The admin plane, signals and
+// settings" run as written, in order, with the tokend
 // binary on the PATH, their PostgreSQL schemas replaced by new ones of the
 // test's and their ports by free ones; what the comments show is in the
 // output, and the schema that client list met is still missing after it.
@@ -18,11 +18,7 @@ func TestDocsOpsAdmin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tokend and runs the document's shell blocks")
 	}
-	md, err := os.ReadFile("../../docs-ops-admin.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := shBlocks(string(md))
+	blocks := shBlocks(readmeSection(t, "### The admin plane, signals and settings"))
 	if len(blocks) != 4 {
 		t.Fatalf("%d sh blocks", len(blocks))
 	}

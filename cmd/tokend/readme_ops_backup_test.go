@@ -16,9 +16,9 @@ import (
 	"github.com/tokend/tokend/store/redis/redistest"
 )
 
-// opsBackupDoc is the section on backup and restore, whose blocks the
-// tests below run.
-const opsBackupDoc = "../../docs-ops-backup.md"
+// opsBackupSection is the README section on backup and restore, whose
+// blocks the tests below run.
+const opsBackupSection = "### Back up and restore"
 
 // bashBlocks returns the contents of the ```bash blocks of a Markdown
 // text, in order.
@@ -63,13 +63,9 @@ func TestDocsBackupRestore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tokend and runs the section's shell blocks")
 	}
-	md, err := os.ReadFile(opsBackupDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := shBlocks(string(md))
+	blocks := shBlocks(readmeSection(t, opsBackupSection))
 	if len(blocks) != 2 {
-		t.Fatalf("%s has %d sh blocks, want 2 (backup, restore)", opsBackupDoc, len(blocks))
+		t.Fatalf("%s has %d sh blocks, want 2 (backup, restore)", opsBackupSection, len(blocks))
 	}
 	bin := tokendBin.get(t)
 	dir := t.TempDir()
@@ -108,13 +104,9 @@ func TestDocsBackupPostgresRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tokend and runs the section's shell blocks")
 	}
-	md, err := os.ReadFile(opsBackupDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := bashBlocks(string(md))
+	blocks := bashBlocks(readmeSection(t, opsBackupSection))
 	if len(blocks) != 3 {
-		t.Fatalf("%s has %d bash blocks, want 3 (pg_dump, pg_restore, redis)", opsBackupDoc, len(blocks))
+		t.Fatalf("%s has %d bash blocks, want 3 (pg_dump, pg_restore, redis)", opsBackupSection, len(blocks))
 	}
 	bin := tokendBin.get(t)
 	env := docEnv(bin)

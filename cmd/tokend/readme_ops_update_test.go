@@ -14,7 +14,7 @@ import (
 )
 
 // The sh blocks of the operations section "Change clients and users in
-// place" (docs-ops-update.md) run verbatim, in order, against a built
+// place" of the README run verbatim, in order, against a built
 // tokend on a SQLite store holding the quickstart's client demo and user
 // alice with one login; they say what they print, and run a second time
 // without failing.
@@ -22,13 +22,9 @@ func TestOpsUpdateDoc(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tokend and runs the document's shell blocks")
 	}
-	md, err := os.ReadFile(filepath.Join("..", "..", "docs-ops-update.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := shBlocks(string(md))
+	blocks := shBlocks(readmeSection(t, "### Change clients and users in place"))
 	if len(blocks) != 3 {
-		t.Fatalf("docs-ops-update.md has %d sh blocks; want 3", len(blocks))
+		t.Fatalf("the README's section \"Change clients and users in place\" has %d sh blocks; want 3", len(blocks))
 	}
 	bin := buildTokend(t)
 	dir := t.TempDir()
