@@ -168,7 +168,8 @@ func testImporterLists(t *testing.T, newStore func(t *testing.T) store.Store) {
 // of each kind that ends, into s.
 func fill(ctx context.Context, t *testing.T, s store.Store, at time.Time) {
 	t.Helper()
-	must(t, s.CreateClient(ctx, store.Client{ID: "app", SecretHash: hash(), Grants: []string{"refresh_token"}, Origins: []string{"https://app.example"}, CreatedAt: at}))
+	must(t, s.CreateClient(ctx, store.Client{ID: "app", SecretHash: hash(), Grants: []string{"refresh_token"}, Origins: []string{"https://app.example"}, CreatedAt: at,
+		PreviousSecretHash: hash(), PreviousSecretExpiresAt: at.Add(time.Hour)})) // in a secret rotation's overlap
 	must(t, s.CreateUser(ctx, store.User{Name: "alice", PasswordHash: "$argon2id$fake", CreatedAt: at}))
 	must(t, s.CreateKey(ctx, store.Key{ID: "k1", Algorithm: "EdDSA", Private: []byte("sealed bytes, never read"), CreatedAt: at.Add(-time.Hour), RetiredAt: at}))
 	must(t, s.CreateKey(ctx, store.Key{ID: "k2", Algorithm: "EdDSA", Private: []byte("other sealed bytes"), CreatedAt: at, NotBefore: at}))
@@ -211,6 +212,11 @@ func testCopy(t *testing.T, newStore func(t *testing.T) store.Store) {
 	must(t, err)
 	if src, _ := from.GetFamily(ctx, "fam-live"); !storecopy.Same(fam, src) {
 		t.Fatalf("copied family %+v, want %+v", fam, src)
+	}
+	c, err := to.GetClient(ctx, "app")
+	must(t, err)
+	if src, _ := from.GetClient(ctx, "app"); !storecopy.Same(c, src) || len(c.PreviousSecretHash) == 0 {
+		t.Fatalf("copied client %+v, want %+v, its previous secret with it", c, src)
 	}
 	keys, err := to.ListKeys(ctx)
 	must(t, err)
