@@ -50,28 +50,10 @@ func (s *Store) ListSecrets(ctx context.Context) ([]store.StoredSecret, error) {
 // ListSessions implements store.Importer: the sessions listed in
 // Psessidx that Redis has not dropped yet.
 func (s *Store) ListSessions(ctx context.Context) ([]store.Session, error) {
-	ids, err := s.rdb.ZRange(ctx, s.p+"sessidx", 0, -1).Result()
-	if err != nil {
-		return nil, wrap("list sessions", err)
-	}
-	slices.Sort(ids)
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.sessKey(id)
-	}
-	ms, err := s.getAll(ctx, "list sessions", keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.Session, 0, len(ms))
-	for _, m := range ms {
-		if len(m) == 0 {
-			continue
-		}
-		out = append(out, store.Session{ID: m["id"], Hash: bytesOf(m["hash"]), Subject: m["subject"], AuthTime: dec(m["auth"]),
-			CreatedAt: dec(m["created"]), ExpiresAt: dec(m["exp"]), EndedAt: dec(m["ended"])})
-	}
-	return out, nil
+	return listIndexed(ctx, s, "list sessions", "sessidx", true, s.sessKey, func(m map[string]string) store.Session {
+		return store.Session{ID: m["id"], Hash: bytesOf(m["hash"]), Subject: m["subject"], AuthTime: dec(m["auth"]),
+			CreatedAt: dec(m["created"]), ExpiresAt: dec(m["exp"]), EndedAt: dec(m["ended"])}
+	})
 }
 
 // ListConsents implements store.Importer: for each client, the users

@@ -362,24 +362,34 @@ func (s *Store) RotateKey(ctx context.Context, k store.Key, prev string) error {
 
 // ListKeys implements store.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
-	ids, err := s.rdb.ZRange(ctx, s.p+"keys", 0, -1).Result()
+	return listIndexed(ctx, s, "list keys", "keys", false, s.keyKey, keyFrom)
+}
+
+// listIndexed reads the records whose IDs the sorted set Pindex lists
+// (in its order, or sorted by ID), at the keys keyOf gives, and decodes
+// each with decode; a record Redis has dropped since it was listed is
+// left out.
+func listIndexed[T any](ctx context.Context, s *Store, op, index string, byID bool, keyOf func(string) string, decode func(map[string]string) T) ([]T, error) {
+	ids, err := s.rdb.ZRange(ctx, s.p+index, 0, -1).Result()
 	if err != nil {
-		return nil, wrap("list keys", err)
+		return nil, wrap(op, err)
+	}
+	if byID {
+		slices.Sort(ids)
 	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = s.keyKey(id)
+		keys[i] = keyOf(id)
 	}
-	ms, err := s.getAll(ctx, "list keys", keys)
+	ms, err := s.getAll(ctx, op, keys)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]store.Key, 0, len(ms))
+	out := make([]T, 0, len(ms))
 	for _, m := range ms {
-		if len(m) == 0 {
-			continue
+		if len(m) > 0 {
+			out = append(out, decode(m))
 		}
-		out = append(out, keyFrom(m))
 	}
 	return out, nil
 }
