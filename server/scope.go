@@ -22,18 +22,10 @@ func errMalformedScope(kind string) *Error {
 // checks their characters.
 func parseScope(s string) ([]string, bool) {
 	parts := strings.Split(s, " ")
-	for _, p := range parts {
-		if p == "" {
-			return nil, false
-		}
-		for i := 0; i < len(p); i++ {
-			c := p[i]
-			if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-				return nil, false
-			}
-		}
+	if !slices.ContainsFunc(parts, func(p string) bool { return !oauth.IsScopeToken(p) }) {
+		return parts, true
 	}
-	return parts, true
+	return nil, false
 }
 
 // requestedScope checks a request's scope against what client c may ask

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strings"
 
 	"github.com/tokend/tokend/internal/bearer"
 	"github.com/tokend/tokend/internal/oauth"
@@ -76,7 +75,7 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 // request without claims in its context (not behind Middleware) gets 401.
 // RequireScope panics if scope is not a single RFC 6749 scope token.
 func RequireScope(scope string, next http.Handler) http.Handler {
-	if !isScopeToken(scope) {
+	if !oauth.IsScopeToken(scope) {
 		panic(fmt.Sprintf("verify: RequireScope: %q is not a scope token", scope))
 	}
 	desc := "the token lacks scope " + scope
@@ -133,15 +132,4 @@ func describe(err error) string {
 		}
 	}
 	return "malformed token"
-}
-
-// isScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func isScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	return !strings.ContainsFunc(s, func(r rune) bool {
-		return r < 0x21 || r > 0x7e || r == '"' || r == '\\'
-	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tokend/tokend/internal/oauth"
 	"github.com/tokend/tokend/server"
 	"github.com/tokend/tokend/store"
 )
@@ -151,6 +152,14 @@ func checkClientPolicy(c store.Client) error {
 	}
 	if _, err := parseOrigins(c.Origins); err != nil {
 		return err
+	}
+	for i, sc := range c.Scopes {
+		switch {
+		case !oauth.IsScopeToken(sc):
+			return usageErrorf("scope %q is not a scope token: printable ASCII other than space, \" and \\ (RFC 6749 §3.3)", sc)
+		case slices.Contains(c.Scopes[:i], sc):
+			return usageErrorf("scope %q is given twice", sc)
+		}
 	}
 	if c.Cookie && len(c.Origins) == 0 {
 		return usageErrorf("cookie mode without an origin: cookie mode is for a browser app, whose origins the server must know to send it the cookie and to refuse other pages")

@@ -121,6 +121,9 @@ func TestClientUpdateRefused(t *testing.T) {
 		{[]string{"spa", "--add-grant", "password"}, 2, "spa is public"},
 		{[]string{"spa", "--mint"}, 2, "spa is public"},
 		{[]string{"spa", "--remove-origin", "http://localhost:5173", "--cookie"}, 2, "cookie mode without an origin"},
+		{[]string{"app", "--add-scope", `a\b`}, 2, `is not a scope token`},
+		{[]string{"app", "--scope", `read,a"b`}, 2, "is not a scope token"},
+		{[]string{"app", "--scope", "read,read"}, 2, `scope "read" is given twice`},
 	}
 	for _, tc := range cases {
 		id := tc.args[0]

@@ -63,6 +63,11 @@ records, never a value.`,
 		if *check && *init {
 			return usageErrorf("--check writes nothing: leave out --init")
 		}
+		if fu, err := parseStoreURL(*from); err == nil {
+			if tu, err := parseStoreURL(*to); err == nil && fu.String() == tu.String() {
+				return usageErrorf("--from and --to name the same store, %s", fu)
+			}
+		}
 		src, err := openAdminStore(ctx, *from, "--from", false, *timeout)
 		if err != nil {
 			return fmt.Errorf("--from: %w", err)
@@ -108,7 +113,7 @@ func copyStores(ctx context.Context, src, dst store.Store, check bool, stdout io
 	}
 	switch {
 	case errors.Is(err, storecopy.ErrConflict) && check:
-		return fmt.Errorf("the stores differ: %w", err)
+		return err // it says that the stores differ, and how
 	case errors.Is(err, storecopy.ErrConflict):
 		return fmt.Errorf("%w; copy into an empty store (tokend migrate --init creates one)", err)
 	case err != nil:
@@ -121,7 +126,7 @@ func copyStores(ctx context.Context, src, dst store.Store, check bool, stdout io
 	if check {
 		fmt.Fprintln(stdout, "the target holds every live record of the source, and nothing else")
 	} else {
-		fmt.Fprintf(stdout, "copied %d records\n", total)
+		fmt.Fprintf(stdout, "copied %s\n", plural(total, "record"))
 	}
 	return nil
 }
@@ -134,4 +139,12 @@ func printCounts(w io.Writer, counts []storecopy.Count, verb string) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", c.Kind, c.Copied, c.Present, c.Conflicting, c.Extra, c.Skipped)
 	}
 	return tw.Flush()
+}
+
+// plural is n and noun, with an s unless n is 1: "1 record", "2 records".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

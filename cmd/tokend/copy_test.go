@@ -293,6 +293,7 @@ func TestCopyRefusals(t *testing.T) {
 		{[]string{"copy", "--check", "--from", from, "--to", "sqlite://" + missing}, 1, "no store at " + missing},
 		{[]string{"copy", "--from", "sqlite://" + missing, "--to", from}, 1, "--from: no store at " + missing},
 		{[]string{"copy", "--from", from, "--to", "memory:"}, 1, "lives inside one process"},
+		{[]string{"copy", "--from", from, "--to", "sqlite://" + filepath.Join(dir, ".", "from.db")}, 2, "--from and --to name the same store"},
 	}
 	for _, tc := range cases {
 		code, _, errOut := runCmd(t, "", tc.args...)

@@ -51,6 +51,7 @@ func redact(raw string) (string, []string) {
 			}
 		}
 	}
+	raw = maskCutPassword(raw, add)
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
 		return redactText(raw, add), secrets
@@ -90,6 +91,32 @@ func redact(raw string) (string, []string) {
 	}
 	// A secret pair inside another value (?a=b?password=…) too.
 	return redactPairs(u.String(), urlEnds, add), secrets
+}
+
+// maskCutPassword masks, in a URL's text, a password written with a
+// character that ends a userinfo for url.Parse ('#', '?' or '/', not
+// percent-encoded, as in postgres://u:Secret#1@h/d): there the parser
+// would take part of the password for a port, a path or a fragment, and
+// show the rest. The userinfo is what comes before the last '@' after
+// "://"; its password is what follows its first ':'. A text with no such
+// password is returned as it is.
+func maskCutPassword(raw string, add func(...string)) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw
+	}
+	name, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok || strings.ContainsAny(name, "/?#") || !strings.ContainsAny(pw, "/?#") {
+		return raw
+	}
+	dpw, _ := url.PathUnescape(pw)
+	add(pw, dpw)
+	return raw[:i+3] + name + ":" + mask + rest[at:]
 }
 
 // rawUserinfo is the userinfo of raw as written (escaped), or "".
@@ -182,8 +209,12 @@ func redactPairs(s, ends string, add func(...string)) string {
 			end = min(end+1, len(s))
 		} else {
 			for end < len(s) && !strings.ContainsRune(ends, rune(s[end])) {
+				if s[end] == '\\' { // an escaped character (libpq: a\ b) is part of the value
+					end++
+				}
 				end++
 			}
+			end = min(end, len(s))
 		}
 		if v := s[start:end]; v == "" || v == mask {
 			continue

@@ -30,6 +30,12 @@ var redactCases = []struct{ raw, shown string }{
 	{"postgres:host=h password=S3cret", "postgres:host=h password=xxxxx"},
 	{"postgres://u:p%zzS3cret@h/db?password=S3cret", "postgres://xxxxx@h/db?password=xxxxx"},
 	{`postgres://u:p"S3cret@h/db`, "postgres://xxxxx@h/db"},
+	// A password with a character that ends a userinfo, not escaped.
+	{"postgres://u:Secret#1@h/d", "postgres://u:xxxxx@h/d"},
+	{"redis://:Secret#1@h:6379/0", "redis://:xxxxx@h:6379/0"},
+	{"postgres://u:123#S3cret@h/d", "postgres://u:xxxxx@h/d"},
+	{"postgres://u:a/S3?c#ret@h:5432/d?sslmode=disable", "postgres://u:xxxxx@h:5432/d?sslmode=disable"},
+	{"host=h password=a\\ S3cret dbname=d", "host=h password=xxxxx dbname=d"},
 }
 
 func TestRedacted(t *testing.T) {
