@@ -68,6 +68,9 @@ func Backup(ctx context.Context, src, dst string, overwrite bool) (Summary, erro
 	if err != nil {
 		return Summary{}, err
 	}
+	if src, err = resolvePath(src); err != nil {
+		return Summary{}, err
+	}
 	if src == dst {
 		return Summary{}, fmt.Errorf("sqlite: backup: %s is the database itself", dst)
 	}
@@ -182,6 +185,9 @@ type Restored struct {
 // crashed would otherwise be replayed over the backup), and renames the
 // copy to path, an atomic step; the directory is synced after each step.
 // A missing directory of path (the last level) is made with mode 0700.
+// A path through symbolic links is resolved first (as Open resolves it):
+// Restore locks and replaces the real file, and the links keep pointing
+// at it.
 //
 // If it fails or is interrupted after the previous database was kept,
 // that copy is complete; path holds either the previous database or the
@@ -189,6 +195,12 @@ type Restored struct {
 func Restore(ctx context.Context, src, path string, now time.Time) (Restored, error) {
 	src, path, err := absPaths(src, path)
 	if err != nil {
+		return Restored{}, err
+	}
+	if path, err = resolvePath(path); err != nil {
+		return Restored{}, err
+	}
+	if src, err = resolvePath(src); err != nil {
 		return Restored{}, err
 	}
 	if src == path {

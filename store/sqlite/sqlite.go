@@ -127,7 +127,9 @@ type Options struct {
 // The Store holds the database's lock (the file path+".lock", created
 // 0600) shared until Close, which is how Restore knows that no process
 // has the database open. While a Restore replaces the database, Open
-// fails with an error wrapping ErrInUse.
+// fails with an error wrapping ErrInUse. A path through symbolic links is
+// resolved first: the lock, -wal and -shm are those of the real file,
+// whichever name reaches it.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return OpenWithOptions(ctx, path, Options{})
 }
@@ -143,6 +145,10 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	}
 	if o.Batch <= 0 {
 		o.Batch = maxBatch
+	}
+	path, err := resolvePath(path)
+	if err != nil {
+		return nil, err
 	}
 	if o.RequireSchema {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
