@@ -477,3 +477,25 @@ func TestBackupOwnFiles(t *testing.T) {
 		t.Fatalf("the store's directory: %q", got)
 	}
 }
+
+// A directory is no backup file: refused with or without --force, saying
+// so (not offering --force), and left as it was.
+func TestBackupOverDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokend.db")
+	storeURL := "sqlite://" + path
+	runOK(t, "client", "create", "--init", "--id", "a", "--grant", "client_credentials", "--quiet", "--store", storeURL)
+	d := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range [][]string{nil, {"--force"}} {
+		args := append([]string{"backup", d, "--store", storeURL}, force...)
+		msg := runFails(t, args...)
+		if !strings.Contains(msg, "is a directory") || strings.Contains(msg, "add --force") {
+			t.Errorf("tokend %s said %q", strings.Join(args, " "), msg)
+		}
+		if got := dirNames(t, d); len(got) != 0 {
+			t.Fatalf("tokend %s wrote %q in the directory", strings.Join(args, " "), got)
+		}
+	}
+}

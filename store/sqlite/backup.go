@@ -62,7 +62,7 @@ type Summary struct {
 //
 // A dst that is, once symbolic links are resolved, the database itself or
 // one of its own files (its -wal, -shm, -journal or lock file) is refused,
-// overwrite or not, and left as it is.
+// overwrite or not, and left as it is; so is a directory.
 //
 // Backup fails with an error wrapping ErrInUse while a Restore replaces
 // src, and with one wrapping fs.ErrNotExist if there is no database at src
@@ -80,6 +80,9 @@ func Backup(ctx context.Context, src, dst string, overwrite bool) (Summary, erro
 	}
 	if _, err := os.Stat(src); err != nil {
 		return Summary{}, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
+		return Summary{}, fmt.Errorf("sqlite: backup: %s is a directory: a backup cannot replace it (with overwrite or not); name a file", dst)
 	}
 	if !overwrite {
 		if _, err := os.Lstat(dst); err == nil {
