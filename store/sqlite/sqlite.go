@@ -102,7 +102,11 @@ type Options struct {
 	// RequireSchema makes Open create and migrate nothing: a missing file,
 	// or one without the tokend schema, is an error wrapping
 	// store.ErrNoSchema, one with an older schema an error wrapping
-	// store.ErrSchemaOutdated. The admin commands open stores so.
+	// store.ErrSchemaOutdated, any other file (not an SQLite database,
+	// corrupt, another program's) an error wrapping ErrNotStore. These
+	// are found reading the file only: a refused file is left exactly as
+	// it was, with no lock file made beside it. The admin commands open
+	// stores so.
 	RequireSchema bool
 
 	// checkpointed, for tests, receives each background checkpoint's
@@ -153,6 +157,9 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	if o.RequireSchema {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("sqlite: %w: %s does not exist", store.ErrNoSchema, path)
+		}
+		if err := requireSchema(ctx, path); err != nil {
+			return nil, err
 		}
 	}
 	if err := prepareFiles(path); err != nil {
