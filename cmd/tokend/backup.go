@@ -24,7 +24,8 @@ func newBackupCmd(cio *cmdIO) *cobra.Command {
 INTO), taken while tokend serve goes on serving, in one file with no -wal
 beside it. FILE holds the signing keys and the server secret (sealed if
 the store is), so it is mode 0600 from its first byte. An existing FILE
-is refused unless --force.
+is refused unless --force; a directory, the store itself and its own
+-wal, -shm, -journal and .lock files (by any name) always are.
 
 PostgreSQL and Redis stores are backed up with their own tools (pg_dump;
 BGSAVE and the RDB file): see the README's "Back up and restore".`,
@@ -42,7 +43,7 @@ BGSAVE and the RDB file): see the README's "Back up and restore".`,
 			return fmt.Errorf("%w at %s (from %s): nothing to back up; point --store or TOKEND_STORE at the server's file", errNoStore, path, sf.from())
 		}
 		sum, err := sqlite.Backup(cmd.Context(), path, args[0], *force)
-		if errors.Is(err, fs.ErrExist) {
+		if errors.Is(err, fs.ErrExist) && !*force {
 			return fmt.Errorf("%s exists: name another file, or add --force to replace it", args[0])
 		}
 		if err != nil {

@@ -422,3 +422,80 @@ func TestBackupRestoreRefusals(t *testing.T) {
 		t.Fatalf("refused restores changed the store's directory: %q, was %q", got, was)
 	}
 }
+
+// A backup's FILE that is the store or one of its own files (its -wal,
+// -shm, -journal or lock file), by name, through a symbolic link or as a
+// hard link, is refused, --force or not, and left as it was.
+func TestBackupOwnFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokend.db")
+	storeURL := "sqlite://" + path
+	runOK(t, "client", "create", "--init", "--id", "a", "--grant", "client_credentials", "--quiet", "--store", storeURL)
+	// Files a crashed process would leave beside the store.
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.WriteFile(path+suffix, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := t.TempDir()
+	link, hard := filepath.Join(other, "link"), filepath.Join(other, "hard")
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal", ".lock"} {
+		own := path + suffix
+		if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(own, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(hard); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if err := os.Link(own, hard); err != nil {
+			t.Fatal(err)
+		}
+		was, err := os.ReadFile(own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range []string{own, link, hard} {
+			for _, force := range [][]string{nil, {"--force"}} {
+				args := append([]string{"backup", file, "--store", storeURL}, force...)
+				msg := runFails(t, args...)
+				if !strings.Contains(msg, "name another file") || !strings.Contains(msg, own) {
+					t.Errorf("tokend %s said %q", strings.Join(args, " "), msg)
+				}
+				if got, err := os.ReadFile(own); err != nil || string(got) != string(was) {
+					t.Fatalf("tokend %s changed %s: %v", strings.Join(args, " "), own, err)
+				}
+			}
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("a refused backup replaced the link: %v, %v", fi, err)
+		}
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"tokend.db", "tokend.db-journal", "tokend.db-shm", "tokend.db-wal", "tokend.db.lock"}) {
+		t.Fatalf("the store's directory: %q", got)
+	}
+}
+
+// A directory is no backup file: refused with or without --force, saying
+// so (not offering --force), and left as it was.
+func TestBackupOverDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokend.db")
+	storeURL := "sqlite://" + path
+	runOK(t, "client", "create", "--init", "--id", "a", "--grant", "client_credentials", "--quiet", "--store", storeURL)
+	d := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range [][]string{nil, {"--force"}} {
+		args := append([]string{"backup", d, "--store", storeURL}, force...)
+		msg := runFails(t, args...)
+		if !strings.Contains(msg, "is a directory") || strings.Contains(msg, "add --force") {
+			t.Errorf("tokend %s said %q", strings.Join(args, " "), msg)
+		}
+		if got := dirNames(t, d); len(got) != 0 {
+			t.Fatalf("tokend %s wrote %q in the directory", strings.Join(args, " "), got)
+		}
+	}
+}

@@ -173,3 +173,61 @@ func TestAdminNoSchemaRedis(t *testing.T) {
 		t.Fatalf("client list after migrate: %d %s %s", code, out, errOut)
 	}
 }
+
+// A file that is no tokend store (another program's SQLite database, a
+// corrupt one, text) is refused by every admin command, which says so and
+// neither offers tokend migrate nor speaks of migrating; the file is left
+// byte for byte as it was, and no lock file is made beside it.
+func TestAdminNotStoreSQLite(t *testing.T) {
+	dir := t.TempDir()
+	foreign := filepath.Join(dir, "f.db")
+	db, err := sql.Open("sqlite", "file:"+foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	good := filepath.Join(dir, "good.db")
+	if code, _, errOut := runCmd(t, "", "migrate", "--init", "--store", "sqlite://"+good); code != 0 {
+		t.Fatalf("migrate --init: %s", errOut)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 100; i < len(b); i++ { // all but the file header
+		b[i] ^= 0x5a
+	}
+	corrupt := filepath.Join(dir, "corrupt.db")
+	if err := os.WriteFile(corrupt, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "notes.db")
+	if err := os.WriteFile(text, []byte("these are not the bytes of a database"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, f := range []string{foreign, corrupt, text} {
+		was, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range adminReads {
+			code, out, errOut := runCmd(t, "", append(args, "--store", "sqlite://"+f)...)
+			if code != 1 || out != "" || !strings.Contains(errOut, "not a tokend store") || strings.Contains(errOut, "migrate") {
+				t.Errorf("%v on %s: exit %d\nstdout %s\nstderr %s", args, filepath.Base(f), code, out, errOut)
+			}
+		}
+		if got, err := os.ReadFile(f); err != nil || string(got) != string(was) {
+			t.Errorf("the refused commands changed %s: %v", filepath.Base(f), err)
+		}
+		for _, suffix := range []string{".lock", "-wal", "-shm", "-journal"} {
+			if _, err := os.Stat(f + suffix); !os.IsNotExist(err) {
+				t.Errorf("the refused commands made %s%s: %v", filepath.Base(f), suffix, err)
+			}
+		}
+	}
+}

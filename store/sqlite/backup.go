@@ -60,6 +60,10 @@ type Summary struct {
 // error wrapping fs.ErrExist unless overwrite is set; then it is replaced
 // atomically (rename(2)). Nothing is left at dst on failure.
 //
+// A dst that is, once symbolic links are resolved, the database itself or
+// one of its own files (its -wal, -shm, -journal or lock file) is refused,
+// overwrite or not, and left as it is; so is a directory.
+//
 // Backup fails with an error wrapping ErrInUse while a Restore replaces
 // src, and with one wrapping fs.ErrNotExist if there is no database at src
 // (it never creates one).
@@ -68,11 +72,17 @@ func Backup(ctx context.Context, src, dst string, overwrite bool) (Summary, erro
 	if err != nil {
 		return Summary{}, err
 	}
-	if src == dst {
-		return Summary{}, fmt.Errorf("sqlite: backup: %s is the database itself", dst)
+	if src, err = resolvePath(src); err != nil {
+		return Summary{}, err
+	}
+	if err := notOwnFile(src, dst); err != nil {
+		return Summary{}, err
 	}
 	if _, err := os.Stat(src); err != nil {
 		return Summary{}, fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
+		return Summary{}, fmt.Errorf("sqlite: backup: %s is a directory: a backup cannot replace it (with overwrite or not); name a file", dst)
 	}
 	if !overwrite {
 		if _, err := os.Lstat(dst); err == nil {
@@ -97,6 +107,39 @@ func Backup(ctx context.Context, src, dst string, overwrite bool) (Summary, erro
 	return vacuumInto(ctx, db, dst, func(tmp string) error {
 		return placeNew(tmp, dst, overwrite)
 	})
+}
+
+// ownSuffixes name the files of a database beside it, and what each is.
+var ownSuffixes = []struct{ suffix, what string }{
+	{"", "database itself"},
+	{"-wal", "database's -wal (its log)"},
+	{"-shm", "database's -shm (its log's index)"},
+	{"-journal", "database's -journal (its rollback log)"},
+	{lockSuffix, "database's lock file"},
+}
+
+// notOwnFile fails if dst, resolved, is one of the files of the database
+// at db (a resolved path), by name or (a hard link) by identity: a
+// backup written there would replace it.
+func notOwnFile(db, dst string) error {
+	real, err := resolvePath(dst)
+	if err != nil {
+		return err
+	}
+	dfi, derr := os.Stat(real)
+	for _, o := range ownSuffixes {
+		own := db + o.suffix
+		if real == own {
+			return fmt.Errorf("sqlite: backup: %s is the %s (%s): name another file", dst, o.what, own)
+		}
+		if derr != nil {
+			continue
+		}
+		if fi, err := os.Stat(own); err == nil && os.SameFile(dfi, fi) {
+			return fmt.Errorf("sqlite: backup: %s is the %s (%s, a hard link to it): name another file", dst, o.what, own)
+		}
+	}
+	return nil
 }
 
 // vacuumInto writes the database db holds to a file in a new directory of
@@ -182,6 +225,9 @@ type Restored struct {
 // crashed would otherwise be replayed over the backup), and renames the
 // copy to path, an atomic step; the directory is synced after each step.
 // A missing directory of path (the last level) is made with mode 0700.
+// A path through symbolic links is resolved first (as Open resolves it):
+// Restore locks and replaces the real file, and the links keep pointing
+// at it.
 //
 // If it fails or is interrupted after the previous database was kept,
 // that copy is complete; path holds either the previous database or the
@@ -189,6 +235,12 @@ type Restored struct {
 func Restore(ctx context.Context, src, path string, now time.Time) (Restored, error) {
 	src, path, err := absPaths(src, path)
 	if err != nil {
+		return Restored{}, err
+	}
+	if path, err = resolvePath(path); err != nil {
+		return Restored{}, err
+	}
+	if src, err = resolvePath(src); err != nil {
 		return Restored{}, err
 	}
 	if src == path {

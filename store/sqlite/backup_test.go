@@ -325,3 +325,67 @@ func TestRestoreInvalid(t *testing.T) {
 		t.Fatalf("users %q", got)
 	}
 }
+
+// The lock, -wal and -shm belong to the real file, whichever name reaches
+// it: a Store opened through a symbolic link refuses a Restore given the
+// real path, and the other way round, changing nothing; a Restore through
+// a link (no Store open) replaces the real file and leaves the link a link
+// to it.
+func TestRestoreThroughSymlink(t *testing.T) {
+	ctx := t.Context()
+	src := filepath.Join(t.TempDir(), "tokend.db")
+	withUsers(t, src, "alice")
+	bak := filepath.Join(t.TempDir(), "b.db")
+	_, err := sqlite.Backup(ctx, src, bak, false)
+	must(t, err)
+
+	dir := t.TempDir()
+	realDir := filepath.Join(dir, "real")
+	must(t, os.Mkdir(realDir, 0o700))
+	real := filepath.Join(realDir, "store.db")
+	link := filepath.Join(dir, "tokend.db")
+	must(t, os.Symlink(filepath.Join("real", "store.db"), link))
+	withUsers(t, link, "bob") // created through the link: the real file
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("opening through the link replaced it: %v, %v", fi, err)
+	}
+
+	for _, tc := range []struct{ serve, restore string }{{link, real}, {real, link}} {
+		s := open(t, tc.serve)
+		must(t, s.CreateUser(ctx, store.User{Name: "carol-" + filepath.Base(tc.serve), PasswordHash: "h"}))
+		was, wasReal := files(t, dir), files(t, realDir)
+		if _, err := sqlite.Restore(ctx, bak, tc.restore, restoreTime); !errors.Is(err, sqlite.ErrInUse) {
+			t.Fatalf("restore of %s while %s is open: %v, want ErrInUse", tc.restore, tc.serve, err)
+		}
+		if got, gotReal := files(t, dir), files(t, realDir); !slices.Equal(was, got) || !slices.Equal(wasReal, gotReal) {
+			t.Fatalf("a refused restore changed files: %q %q, was %q %q", got, gotReal, was, wasReal)
+		}
+		must(t, s.Close())
+	}
+	if got := userNames(t, real); !slices.Equal(got, []string{"bob", "carol-store.db", "carol-tokend.db"}) {
+		t.Fatalf("after refused restores the store has %q", got)
+	}
+	if got := files(t, dir); !slices.Equal(got, []string{"real", "tokend.db"}) {
+		t.Fatalf("files beside the link: %q", got)
+	}
+
+	// A crashed server's -wal beside the real file is handled.
+	must(t, os.WriteFile(real+"-wal", nil, 0o600))
+	r, err := sqlite.Restore(ctx, bak, link, restoreTime)
+	must(t, err)
+	if r.Path != real || filepath.Dir(r.Previous) != realDir {
+		t.Fatalf("restore through the link: path %s, previous %s; want them beside %s", r.Path, r.Previous, real)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("restore replaced the link: %v, %v", fi, err)
+	}
+	if _, err := os.Stat(real + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the real file's -wal is still there: %v", err)
+	}
+	if got := userNames(t, link); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("through the link: users %q", got)
+	}
+	if got := userNames(t, real); !slices.Equal(got, []string{"alice"}) {
+		t.Fatalf("the real file: users %q", got)
+	}
+}

@@ -63,3 +63,43 @@ func prepareFiles(path string) error {
 	}
 	return nil
 }
+
+// resolvePath is the real path of the database at path: absolute, clean,
+// with every symbolic link resolved (filepath.EvalSymlinks), so that
+// whichever name a process opens the database by (a link to it, or the
+// file itself), its lock, -wal and -shm files are the same, beside the
+// real file. For a missing file it resolves the directory (if that
+// exists) and keeps the name.
+func resolvePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: %w", err)
+	}
+	for range 40 { // links to links, as the kernel allows (ELOOP)
+		real, err := filepath.EvalSymlinks(abs)
+		if err == nil {
+			return real, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("sqlite: resolve %s: %w", abs, err)
+		}
+		dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+		if errors.Is(err, fs.ErrNotExist) {
+			return abs, nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("sqlite: resolve %s: %w", filepath.Dir(abs), err)
+		}
+		abs = filepath.Join(dir, filepath.Base(abs))
+		// A link to a missing file: the file it would create.
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return abs, nil
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		abs = filepath.Clean(target)
+	}
+	return "", fmt.Errorf("sqlite: resolve %s: too many levels of symbolic links", path)
+}

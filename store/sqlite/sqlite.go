@@ -102,7 +102,11 @@ type Options struct {
 	// RequireSchema makes Open create and migrate nothing: a missing file,
 	// or one without the tokend schema, is an error wrapping
 	// store.ErrNoSchema, one with an older schema an error wrapping
-	// store.ErrSchemaOutdated. The admin commands open stores so.
+	// store.ErrSchemaOutdated, any other file (not an SQLite database,
+	// corrupt, another program's) an error wrapping ErrNotStore. These
+	// are found reading the file only: a refused file is left exactly as
+	// it was, with no lock file made beside it. The admin commands open
+	// stores so.
 	RequireSchema bool
 
 	// checkpointed, for tests, receives each background checkpoint's
@@ -127,7 +131,9 @@ type Options struct {
 // The Store holds the database's lock (the file path+".lock", created
 // 0600) shared until Close, which is how Restore knows that no process
 // has the database open. While a Restore replaces the database, Open
-// fails with an error wrapping ErrInUse.
+// fails with an error wrapping ErrInUse. A path through symbolic links is
+// resolved first: the lock, -wal and -shm are those of the real file,
+// whichever name reaches it.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return OpenWithOptions(ctx, path, Options{})
 }
@@ -144,9 +150,16 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	if o.Batch <= 0 {
 		o.Batch = maxBatch
 	}
+	path, err := resolvePath(path)
+	if err != nil {
+		return nil, err
+	}
 	if o.RequireSchema {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("sqlite: %w: %s does not exist", store.ErrNoSchema, path)
+		}
+		if err := requireSchema(ctx, path); err != nil {
+			return nil, err
 		}
 	}
 	if err := prepareFiles(path); err != nil {

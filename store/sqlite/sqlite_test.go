@@ -151,3 +151,44 @@ func TestRequireSchema(t *testing.T) {
 		t.Fatalf("an older schema: %v", err)
 	}
 }
+
+// RequireSchema opens a store another Store has open (its schema read
+// through the -wal), and refuses another program's database with
+// ErrNotStore, leaving it byte for byte as it was, no lock file made.
+func TestRequireSchemaReadsOnly(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokend.db")
+	s := open(t, path)
+	defer s.Close()
+	a, err := sqlite.OpenWithOptions(ctx, path, sqlite.Options{RequireSchema: true})
+	if err != nil {
+		t.Fatalf("RequireSchema on a store that is open: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	foreign := filepath.Join(dir, "f.db")
+	db, err := sql.Open("sqlite", "file:"+foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE t (x)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	was, err := os.ReadFile(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.OpenWithOptions(ctx, foreign, sqlite.Options{RequireSchema: true}); !errors.Is(err, sqlite.ErrNotStore) {
+		t.Fatalf("RequireSchema on another program's database: %v, want ErrNotStore", err)
+	}
+	if got, err := os.ReadFile(foreign); err != nil || !bytes.Equal(got, was) {
+		t.Fatalf("the refused open changed the file: %v", err)
+	}
+	if _, err := os.Stat(foreign + ".lock"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused open made a lock file: %v", err)
+	}
+}
