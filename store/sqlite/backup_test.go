@@ -279,24 +279,12 @@ func TestRestoreInvalid(t *testing.T) {
 	text := filepath.Join(bad, "text")
 	must(t, os.WriteFile(text, []byte("not a database, but long enough to have a header"), 0o600))
 	empty := filepath.Join(bad, "empty.db")
-	db, err := sql.Open("sqlite", "file:"+empty)
-	must(t, err)
-	_, err = db.Exec("CREATE TABLE t (x)")
-	must(t, err)
-	must(t, db.Close())
+	execSQL(t, empty, "CREATE TABLE t (x)")
 	newer := filepath.Join(bad, "newer.db")
 	copyFile(t, good, newer)
-	db, err = sql.Open("sqlite", "file:"+newer)
-	must(t, err)
-	_, err = db.Exec("PRAGMA user_version = 999")
-	must(t, err)
-	must(t, db.Close())
+	execSQL(t, newer, "PRAGMA user_version = 999")
 	foreign := filepath.Join(bad, "foreign.db")
-	db, err = sql.Open("sqlite", "file:"+foreign)
-	must(t, err)
-	_, err = db.Exec("CREATE TABLE t (x); PRAGMA user_version = 3")
-	must(t, err)
-	must(t, db.Close())
+	execSQL(t, foreign, "CREATE TABLE t (x); PRAGMA user_version = 3")
 	withWAL := filepath.Join(bad, "wal.db")
 	copyFile(t, good, withWAL)
 	must(t, os.WriteFile(withWAL+"-wal", []byte("frames"), 0o600))
@@ -324,6 +312,16 @@ func TestRestoreInvalid(t *testing.T) {
 	if got := userNames(t, path); !slices.Equal(got, []string{"bob"}) {
 		t.Fatalf("users %q", got)
 	}
+}
+
+// execSQL runs q on the SQLite database at path, outside any Store.
+func execSQL(t *testing.T, path, q string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	must(t, err)
+	_, err = db.Exec(q)
+	must(t, err)
+	must(t, db.Close())
 }
 
 // The lock, -wal and -shm belong to the real file, whichever name reaches
